@@ -1,0 +1,148 @@
+"""What a simulated Windows host is: the state every lab protocol reads and changes.
+
+A twin's state is plain JSON-able data so it can be persisted per twin and inspected.
+The lab never invents state a real host would not have, and phases change only what
+they set: a reimage replaces the whole state with the image's clean state; hardening
+and redeploy change single keys.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class Phase(StrEnum):
+    """Lifecycle of a twin as the lab sees it (not the journal's phases)."""
+
+    COMPROMISED = "compromised"  # the old, encrypted disk: what every twin starts as
+    OFF = "off"  # powered off (before WoL / reset)
+    IMAGING = "imaging"  # network-booted into an install entry, applying the image
+    CLEAN = "clean"  # booted the freshly applied image
+    FAILED = "failed"  # imaging failed (injected fault); boots nothing useful
+
+
+RANSOM_NOTE = r"C:\Users\Public\Desktop\Restore-My-Files.txt"
+
+
+@dataclass
+class Service:
+    name: str
+    display_name: str
+    start_mode: str = "Automatic"  # Automatic | Manual | Disabled
+    state: str = "Running"  # Running | Stopped
+    path: str = ""
+
+
+@dataclass
+class LocalUser:
+    name: str
+    enabled: bool = True
+    groups: list[str] = field(default_factory=list)
+    password: str = ""  # simulation only: lets NTLM/basic auth be checked for real
+    description: str = ""
+    sid_suffix: int = 1000  # RID; 500 = built-in Administrator, 501 = Guest
+
+
+@dataclass
+class ScheduledTask:
+    name: str  # full path, e.g. "\\Microsoft\\Windows\\UpdateOrchestrator\\Schedule Scan"
+    command: str
+    enabled: bool = True
+    author: str = ""
+
+
+@dataclass
+class TwinState:
+    """The full simulated state of one Windows host."""
+
+    hostname: str  # the register's name; after reimage, the answer file's
+    kind: str  # "server" | "workstation"
+    os_caption: str  # e.g. "Microsoft Windows Server 2022 Standard"
+    os_build: str  # e.g. "20348"
+    image_id: str  # "" for the compromised disk (no rebuild stamp)
+    image_sha256: str
+    phase: str = Phase.COMPROMISED
+    domain: str = "WORKGROUP"
+    domain_joined: bool = False
+    registry: dict[str, dict[str, Any]] = field(default_factory=dict)  # key path -> {value name: data}
+    services: dict[str, Service] = field(default_factory=dict)
+    features: dict[str, bool] = field(default_factory=dict)  # optional feature name -> enabled
+    firewall: dict[str, dict[str, Any]] = field(default_factory=dict)  # Domain/Private/Public -> settings
+    users: dict[str, LocalUser] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)  # local group -> member names
+    applications: dict[str, str] = field(default_factory=dict)  # display name -> version
+    files: dict[str, str] = field(default_factory=dict)  # absolute Windows path -> content
+    tasks: dict[str, ScheduledTask] = field(default_factory=dict)
+    defender: dict[str, Any] = field(default_factory=dict)
+    audit_policy: dict[str, str] = field(default_factory=dict)  # subcategory -> "Success and Failure" ...
+    user_rights: dict[str, list[str]] = field(default_factory=dict)  # SeRemoteInteractiveLogonRight -> [...]
+    security_policy: dict[str, Any] = field(default_factory=dict)  # secedit [System Access] etc.
+    time_zone: str = "Romance Standard Time"
+    locale: str = "fr-BE"
+    history: list[dict[str, Any]] = field(default_factory=list)  # lab events: boots, resets, packets
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TwinState:
+        raw = json.loads(text)
+        raw["services"] = {k: Service(**v) for k, v in raw["services"].items()}
+        raw["users"] = {k: LocalUser(**v) for k, v in raw["users"].items()}
+        raw["tasks"] = {k: ScheduledTask(**v) for k, v in raw["tasks"].items()}
+        return cls(**raw)
+
+    def copy(self) -> TwinState:
+        return copy.deepcopy(self)
+
+
+class StateStore:
+    """Per-twin state persisted in SQLite (WAL), so `lab status` and restarts see it."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS twin (name TEXT PRIMARY KEY, state TEXT NOT NULL)")
+
+    def put(self, name: str, state: TwinState) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO twin(name, state) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET state = excluded.state",
+                (name, state.to_json()),
+            )
+
+    def put_many(self, states: dict[str, TwinState]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO twin(name, state) VALUES(?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET state = excluded.state",
+                [(n, s.to_json()) for n, s in states.items()],
+            )
+            self._db.execute("COMMIT")
+
+    def get(self, name: str) -> TwinState | None:
+        with self._lock:
+            row = self._db.execute("SELECT state FROM twin WHERE name = ?", (name,)).fetchone()
+        return TwinState.from_json(row[0]) if row else None
+
+    def items(self) -> Iterator[tuple[str, TwinState]]:
+        with self._lock:
+            rows = self._db.execute("SELECT name, state FROM twin ORDER BY name").fetchall()
+        for name, text in rows:
+            yield name, TwinState.from_json(text)
+
+    def close(self) -> None:
+        self._db.close()
