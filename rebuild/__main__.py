@@ -1,0 +1,5 @@
+import sys
+
+from rebuild.cli import main
+
+sys.exit(main())

@@ -1,0 +1,27 @@
+"""Errors an operator can act on. Their text is printed as is: name the file, row or host."""
+
+from __future__ import annotations
+
+
+class RebuildError(Exception):
+    """Base of every error the CLI reports without a traceback."""
+
+    exit_code = 2
+
+
+class ConfigError(RebuildError):
+    """Project data (sites, tiers, catalogues) is missing or wrong."""
+
+
+class RegisterError(RebuildError):
+    """The asset register cannot be used as it is; carries every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the register:\n" + "\n".join(problems))
+
+
+class SafetyError(RebuildError):
+    """A safety interlock refused the operation; nothing was touched."""
+
+    exit_code = 3
