@@ -1,0 +1,97 @@
+"""The running lab as every lab subsystem sees it: twins, their state, faults, settings.
+
+One `Lab` object lives in the lab daemon. The WinRM listeners, the boot server, the
+Wake-on-LAN listener, the Redfish watcher and the hypervisor API all read and change
+twins only through it, so state is persisted and every event is recorded in one place.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rebuild.lab.state import StateStore, TwinState
+
+
+@dataclass(frozen=True)
+class TwinRecord:
+    """Who a twin is, from the inventory it was made from. Fixed for the lab's life."""
+
+    name: str  # inventory hostname
+    address: str  # its own loopback address, 127.x.y.z
+    mac: str  # aa:bb:cc:dd:ee:ff
+    kind: str  # server | workstation
+    platform: str  # physical | virtual
+    site: str
+    os: str  # image catalogue key
+    service: str
+    vm_ref: str = ""
+    redfish_system_id: str = ""  # the sushy-emulator system that stands for its BMC
+
+
+@dataclass
+class LabConfig:
+    """Settings of one lab. Ports 0 mean: pick a free one at start (tests run labs in parallel)."""
+
+    lab_dir: Path
+    address_prefix: str = "127.20"  # twins get <prefix>.<hi>.<lo>
+    winrm_http_port: int = 5985
+    winrm_https_port: int = 5986
+    control_port: int = 0
+    boot_http_port: int = 0
+    wol_port: int = 0
+    hypervisor_port: int = 0
+    redfish_port: int = 0
+    imaging_seconds: float = 5.0  # how long a reimage takes before WinRM answers again
+    shell_quota: int = 5  # WinRS MaxShellsPerUser, as on Windows' default-ish low setting
+
+
+@dataclass
+class Lab:
+    config: LabConfig
+    store: StateStore
+    twins: dict[str, TwinRecord]
+    faults: dict[str, dict[str, Any]] = field(default_factory=dict)  # host -> {fault name: params}
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.by_address = {t.address: t for t in self.twins.values()}
+        self.by_mac = {t.mac: t for t in self.twins.values()}
+
+    def state(self, name: str) -> TwinState:
+        found = self.store.get(name)
+        if found is None:
+            raise KeyError(f"no twin named {name!r} in this lab")
+        return found
+
+    def save(self, name: str, state: TwinState) -> None:
+        with self._lock:
+            self.store.put(name, state)
+
+    def update(self, name: str, change: Callable[[TwinState], None]) -> TwinState:
+        """Read-modify-write one twin atomically with respect to other lab threads."""
+        with self._lock:
+            state = self.state(name)
+            change(state)
+            self.store.put(name, state)
+            return state
+
+    def record(self, name: str, event: str, **details: Any) -> None:
+        """Keep a lab event (boot, reset, packet, reimage...) in the twin's history."""
+        entry = {"at": time.time(), "event": event, **details}
+
+        def add(state: TwinState) -> None:
+            state.history.append(entry)
+
+        self.update(name, add)
+        for listener in list(self._listeners):
+            listener(name, entry)
+
+    def fault(self, name: str, fault: str) -> dict[str, Any] | None:
+        """The parameters of an injected fault on this twin, or None when not injected."""
+        return self.faults.get(name, {}).get(fault)
