@@ -1,0 +1,55 @@
+"""The lab's installer repository: SIMULATED stand-ins for the catalogue's installers.
+
+A real hospital keeps vendor installers on a deployment share; the lab keeps one small
+deterministic file per catalogue entry under `<lab_dir>/installers/<relative path>`.
+The content is fixed by (id, version), so the product catalogue's SHA-256 can be checked
+against it exactly as on Windows: a file changed afterwards (tampering) no longer matches
+and the twin of win_rebuild_apps refuses to run it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path, PureWindowsPath
+
+SIMULATED_BANNER = "SIMULATED installer - lab rehearsal only, not software"
+
+
+def simulated_content(entry_id: str, version: str) -> bytes:
+    """The bytes the lab serves for one catalogue entry (installer, certificate...)."""
+    return f"{SIMULATED_BANNER}\nid={entry_id}\nversion={version}\n".encode()
+
+
+def simulated_sha256(entry_id: str, version: str) -> str:
+    return hashlib.sha256(simulated_content(entry_id, version)).hexdigest()
+
+
+def repository_dir(lab_dir: Path) -> Path:
+    return lab_dir / "installers"
+
+
+def local_path(lab_dir: Path, relative: str) -> Path:
+    """Where an installer given relative to the repository root lives in the lab.
+
+    The relative part is written Windows-style in the catalogue (`omnipro\\x.msi` or
+    `omnipro/x.msi`); anything climbing out of the repository is refused.
+    """
+    parts = PureWindowsPath(relative.replace("/", "\\")).parts
+    if not parts or any(p in ("..", "") for p in parts) or PureWindowsPath(relative).is_absolute():
+        raise ValueError(f"installer path {relative!r} is not inside the repository")
+    return repository_dir(lab_dir).joinpath(*parts)
+
+
+def ensure_repository(lab_dir: Path, entries: list[tuple[str, str, str]]) -> None:
+    """Write the simulated file of every (id, version, relative path) that is missing.
+
+    Existing files are left alone, so a test can tamper with one and it stays tampered.
+    """
+    for entry_id, version, relative in entries:
+        path = local_path(lab_dir, relative)
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(simulated_content(entry_id, version))
+        tmp.replace(path)
