@@ -13,7 +13,7 @@ import sys
 
 from rebuild.errors import RebuildError
 
-VERBS = ("plan", "inventory")
+VERBS = ("plan", "inventory", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
