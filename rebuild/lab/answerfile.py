@@ -63,7 +63,7 @@ WINDOWS_TIME_ZONES = frozenset(
 _LOCALE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}$")
 _INPUT_LOCALE = re.compile(r"^([a-z]{2,3}-[A-Z]{2}|[0-9a-fA-F]{4}:[0-9a-fA-F]{8})(;.*)?$")
 # NetBIOS computer name: 1-15 chars, no spaces or these characters, not only digits.
-_BAD_NAME_CHARS = set('\\/:*?"<>|,~!@#$%^&\'(){}_ .')
+_BAD_NAME_CHARS = set("\\/:*?\"<>|,~!@#$%^&'(){}_ .")
 
 
 class AnswerFileError(RebuildError):
@@ -123,7 +123,7 @@ class _Reader:
         self.source = source
 
     def fail(self, where: str, what: str) -> AnswerFileError:
-        return AnswerFileError(f"answer file {self.source}: {where}: {what} (Windows Setup would stop here)") from None
+        return AnswerFileError(f"answer file {self.source}: {where}: {what} (Windows Setup would stop here)")
 
     def component(self, pass_name: str, name: str) -> ET.Element | None:
         for settings in self.root.findall(_q("settings")):
@@ -133,7 +133,9 @@ class _Reader:
                 if comp.get("name") == name:
                     arch = comp.get("processorArchitecture")
                     if arch not in ("amd64", None):
-                        raise self.fail(f"{pass_name}/{name}", f"processorArchitecture {arch!r} on an amd64 machine")
+                        raise self.fail(
+                            f"{pass_name}/{name}", f"processorArchitecture {arch!r} on an amd64 machine"
+                        )
                     return comp
         return None
 
@@ -198,7 +200,9 @@ def _check_computer_name(reader: _Reader, name: str | None) -> str:
     if name == "*":
         raise reader.fail(where, "'*' asks Setup for a random name; a rebuilt host needs its own")
     if len(name) > 15 or name.isdigit() or set(name) & _BAD_NAME_CHARS:
-        raise reader.fail(where, f"{name!r} is not a valid computer name (1-15 characters, no spaces/symbols)")
+        raise reader.fail(
+            where, f"{name!r} is not a valid computer name (1-15 characters, no spaces/symbols)"
+        )
     return name
 
 
@@ -207,7 +211,9 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
-        raise AnswerFileError(f"answer file {source}: not well-formed XML ({exc}) (Windows Setup would stop here)") from None
+        raise AnswerFileError(
+            f"answer file {source}: not well-formed XML ({exc}) (Windows Setup would stop here)"
+        ) from None
     r = _Reader(root, source)
     if root.tag != _q("unattend"):
         raise r.fail("root", f"root element is {root.tag!r}, not unattend in namespace {NS}")
@@ -215,13 +221,22 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
     # windowsPE: language of Setup itself, then the disk and the image.
     winpe_intl = r.component("windowsPE", "Microsoft-Windows-International-Core-WinPE")
     if winpe_intl is None:
-        raise r.fail("windowsPE/Microsoft-Windows-International-Core-WinPE", "missing: Setup would ask for a language")
+        raise r.fail(
+            "windowsPE/Microsoft-Windows-International-Core-WinPE", "missing: Setup would ask for a language"
+        )
     setup = r.component("windowsPE", "Microsoft-Windows-Setup")
     if setup is None:
-        raise r.fail("windowsPE/Microsoft-Windows-Setup", "missing: nothing tells Setup what to install where")
-    eula = _bool(r, "windowsPE/Microsoft-Windows-Setup/UserData/AcceptEula", r.text(setup, "UserData/AcceptEula"))
+        raise r.fail(
+            "windowsPE/Microsoft-Windows-Setup", "missing: nothing tells Setup what to install where"
+        )
+    eula = _bool(
+        r, "windowsPE/Microsoft-Windows-Setup/UserData/AcceptEula", r.text(setup, "UserData/AcceptEula")
+    )
     if eula is not True:
-        raise r.fail("windowsPE/Microsoft-Windows-Setup/UserData/AcceptEula", "not true: Setup would wait on the licence page")
+        raise r.fail(
+            "windowsPE/Microsoft-Windows-Setup/UserData/AcceptEula",
+            "not true: Setup would wait on the licence page",
+        )
 
     disk = setup.find(f"{_q('DiskConfiguration')}/{_q('Disk')}")
     where = "windowsPE/Microsoft-Windows-Setup/DiskConfiguration/Disk"
@@ -240,14 +255,18 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
         size = _int(r, where + "/CreatePartition/Size", r.text(p, "Size"))
         extend = _bool(r, where + "/CreatePartition/Extend", r.text(p, "Extend")) or False
         if order is None or ptype not in ("EFI", "MSR", "Primary", "Logical", "Extended"):
-            raise r.fail(where + "/CreatePartition", f"needs Order and a Type (got Order={order}, Type={ptype!r})")
+            raise r.fail(
+                where + "/CreatePartition", f"needs Order and a Type (got Order={order}, Type={ptype!r})"
+            )
         if size is None and not extend:
             raise r.fail(where + f"/CreatePartition[{order}]", "needs Size or Extend true")
         partitions.append(Partition(order, ptype, size, extend))
     if not partitions:
         raise r.fail(where + "/CreatePartitions", "missing: a wiped disk has no partition to install to")
     if not any(p.type == "EFI" for p in partitions):
-        raise r.fail(where + "/CreatePartitions", "no EFI partition: this UEFI machine cannot boot the install")
+        raise r.fail(
+            where + "/CreatePartitions", "no EFI partition: this UEFI machine cannot boot the install"
+        )
 
     osimage = setup.find(f"{_q('ImageInstall')}/{_q('OSImage')}")
     where = "windowsPE/Microsoft-Windows-Setup/ImageInstall/OSImage"
@@ -273,8 +292,13 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
         raise r.fail(where + "/InstallTo", "DiskID and PartitionID are required")
     if target_disk != disk_id:
         raise r.fail(where + "/InstallTo/DiskID", f"disk {target_disk} is not the configured disk {disk_id}")
-    if not 1 <= target_part <= len(partitions) or partitions_sorted(partitions)[target_part - 1].type != "Primary":
-        raise r.fail(where + "/InstallTo/PartitionID", f"partition {target_part} is not a Primary partition created")
+    if (
+        not 1 <= target_part <= len(partitions)
+        or partitions_sorted(partitions)[target_part - 1].type != "Primary"
+    ):
+        raise r.fail(
+            where + "/InstallTo/PartitionID", f"partition {target_part} is not a Primary partition created"
+        )
 
     # specialize: identity of the new machine.
     shell_spec = r.component("specialize", "Microsoft-Windows-Shell-Setup")
@@ -312,18 +336,27 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
     admin_password: str | None = None
     users = shell_oobe.find(_q("UserAccounts")) if shell_oobe is not None else None
     if users is not None:
-        admin_password = _password(r, users.find(_q("AdministratorPassword")), where + "/AdministratorPassword",
-                                   "AdministratorPassword")
+        admin_password = _password(
+            r,
+            users.find(_q("AdministratorPassword")),
+            where + "/AdministratorPassword",
+            "AdministratorPassword",
+        )
         for acc in users.findall(f"{_q('LocalAccounts')}/{_q('LocalAccount')}"):
             name = r.text(acc, "Name")
             if not name:
                 raise r.fail(where + "/LocalAccount", "Name missing")
-            password = _password(r, acc.find(_q("Password")), f"{where}/LocalAccount[{name}]/Password", "Password")
+            password = _password(
+                r, acc.find(_q("Password")), f"{where}/LocalAccount[{name}]/Password", "Password"
+            )
             if password is None:
                 raise r.fail(f"{where}/LocalAccount[{name}]", "Password missing")
             groups = tuple(g.strip() for g in (r.text(acc, "Group") or "").split(";") if g.strip())
-            accounts.append(LocalAccount(name, groups, password, r.text(acc, "DisplayName") or "",
-                                         r.text(acc, "Description") or ""))
+            accounts.append(
+                LocalAccount(
+                    name, groups, password, r.text(acc, "DisplayName") or "", r.text(acc, "Description") or ""
+                )
+            )
     if not accounts:
         raise r.fail(where + "/LocalAccounts", "no local account: OOBE would ask for one")
 
@@ -333,12 +366,16 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
             order = _int(r, "oobeSystem/FirstLogonCommands/SynchronousCommand/Order", r.text(cmd, "Order"))
             line = r.text(cmd, "CommandLine")
             if order is None or not line:
-                raise r.fail("oobeSystem/FirstLogonCommands/SynchronousCommand", "needs Order and CommandLine")
+                raise r.fail(
+                    "oobeSystem/FirstLogonCommands/SynchronousCommand", "needs Order and CommandLine"
+                )
             commands.append((order, line))
     # FirstLogonCommands run at the first logon: on an unattended machine only AutoLogon
     # makes that happen. Without it Setup still finishes, but the commands never run.
     auto_logon_user = ""
-    if shell_oobe is not None and _bool(r, "oobeSystem/AutoLogon/Enabled", r.text(shell_oobe, "AutoLogon/Enabled")):
+    if shell_oobe is not None and _bool(
+        r, "oobeSystem/AutoLogon/Enabled", r.text(shell_oobe, "AutoLogon/Enabled")
+    ):
         auto_logon_user = r.text(shell_oobe, "AutoLogon/Username") or ""
         if not auto_logon_user:
             raise r.fail("oobeSystem/Microsoft-Windows-Shell-Setup/AutoLogon", "Enabled without Username")
@@ -378,5 +415,7 @@ def read_answer_file(path: Path) -> AnswerFile:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise AnswerFileError(f"answer file {path}: cannot be read ({exc.strerror}) (Windows Setup would stop here)") from None
+        raise AnswerFileError(
+            f"answer file {path}: cannot be read ({exc.strerror}) (Windows Setup would stop here)"
+        ) from None
     return parse_answer_file(data, str(path))
