@@ -1,0 +1,286 @@
+"""Validated hosts -> Ansible inventory (one code path for the static files and the plugin).
+
+The shape is fixed by docs/contracts.md: connection settings in `all.vars`, the groups
+site_/tier_/service_/kind_/os_/platform_, per-site settings as `site_<name>` group vars
+and per-host reimage data as host vars (carried by the host's site group entry).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rebuild.errors import ConfigError, RebuildError
+from rebuild.model import Host, Kind, Platform
+from rebuild.sites import Site, load_sites
+from rebuild.tiers import PROJECT_ROOT, default_data_dir, tier_table
+
+DEFAULT_WOL_PORT = 9
+DEFAULT_OUT_DIR = PROJECT_ROOT / "inventories" / "hospital"
+
+_GROUP_SAFE = re.compile(r"[^a-z0-9_]+")
+
+# libyaml makes 100,000-host inventories write in seconds, not minutes.
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def group_name(prefix: str, value: str) -> str:
+    """Inventory group names are [a-z0-9_] only: 'os', 'windows-server-2022' -> os_windows_server_2022."""
+    return f"{prefix}_{_GROUP_SAFE.sub('_', value.lower()).strip('_')}"
+
+
+def load_connection_vars(data_dir: Path | None = None) -> dict[str, Any]:
+    path = (data_dir or default_data_dir()) / "connection.yml"
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read connection settings: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of connection variables")
+    return dict(loaded)
+
+
+def host_vars(host: Host, site: Site, tier_name: str) -> dict[str, Any]:
+    """The per-host variables of docs/contracts.md."""
+    network = next((n for n in site.networks if n.name == host.network), None)
+    if network is None:
+        raise ConfigError(f"host {host.hostname}: network {host.network!r} is not one of {site.name}'s")
+    hv: dict[str, Any] = {
+        "ansible_host": host.ip,
+        "rebuild_site": host.site,
+        "rebuild_tier": host.tier,
+        "rebuild_tier_name": tier_name,
+        "rebuild_service": host.service,
+        "rebuild_service_label": host.service_label,
+        "rebuild_kind": str(host.kind),
+        "rebuild_platform": str(host.platform),
+        "rebuild_os": host.os,
+        "rebuild_location": host.location,
+        "rebuild_asset_tag": host.asset_tag,
+        "rebuild_serial": host.serial,
+        "rebuild_mac": host.mac,
+        "rebuild_network": host.network,
+        "rebuild_applications": list(host.applications),
+        "rebuild_wol_broadcast": network.wol_broadcast,
+        "rebuild_wol_port": DEFAULT_WOL_PORT,
+        "rebuild_domain": site.domain,
+    }
+    if host.bmc_address:
+        hv["rebuild_bmc_address"] = host.bmc_address
+    if host.platform is Platform.VIRTUAL:
+        hv["rebuild_vm_ref"] = host.vm_ref
+    return hv
+
+
+def build_inventory(
+    hosts: Sequence[Host],
+    *,
+    hostvar_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    extra_all_vars: Mapping[str, Any] | None = None,
+    data_dir: Path | None = None,
+) -> dict[str, Any]:
+    """A YAML-able inventory of `hosts` (any number of sites) in the contract's shape.
+
+    `hostvar_overrides` ({host: {var: value}}) win over the computed host vars (the lab uses
+    it for ansible_host, rebuild_bmc_address...); `extra_all_vars` win over connection.yml.
+    """
+    sites = {s.name: s for s in load_sites(data_dir)}
+    tiers = tier_table(data_dir)
+    overrides = dict(hostvar_overrides or {})
+    names = {h.hostname for h in hosts}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ConfigError(f"hostvar overrides name hosts not in the inventory: {', '.join(unknown[:10])}")
+    if len(names) != len(hosts):
+        raise ConfigError("build_inventory: the same hostname appears twice (validate the register first)")
+
+    all_vars = load_connection_vars(data_dir)
+    all_vars.update(extra_all_vars or {})
+    children: dict[str, dict[str, Any]] = {}
+
+    def member(group: str, hostname: str) -> None:
+        children.setdefault(group, {"hosts": {}})["hosts"][hostname] = {}
+
+    # Site groups first, in restart order, carrying the host vars and the site settings.
+    for site in sites.values():
+        site_hosts = [h for h in hosts if h.site == site.name]
+        if not site_hosts:
+            continue
+        entry: dict[str, Any] = {"hosts": {}, "vars": site.group_vars()}
+        for host in site_hosts:
+            tier = tiers.tier(host.tier)
+            hv = host_vars(host, site, tier.name)
+            hv.update(overrides.get(host.hostname, {}))
+            entry["hosts"][host.hostname] = hv
+        children[site.group_name] = entry
+    missing_site = sorted({h.site for h in hosts} - set(sites))
+    if missing_site:
+        raise ConfigError(f"hosts name sites not in sites.yml: {', '.join(missing_site)}")
+
+    grouped: dict[str, list[str]] = {}
+    for host in hosts:
+        tier = tiers.tier(host.tier)
+        for group in (
+            tier.group_name,
+            group_name("service", host.service),
+            group_name("kind", str(host.kind)),
+            group_name("os", host.os),
+            group_name("platform", str(host.platform)),
+        ):
+            grouped.setdefault(group, []).append(host.hostname)
+    for group in sorted(grouped, key=_group_order):
+        for hostname in grouped[group]:
+            member(group, hostname)
+    return {"all": {"vars": all_vars, "children": children}}
+
+
+def _group_order(group: str) -> tuple[int, str]:
+    prefixes = ("tier_", "service_", "kind_", "os_", "platform_")
+    rank = next(i for i, p in enumerate(prefixes) if group.startswith(p))
+    if group.startswith("tier_"):
+        return rank, f"{int(group.split('_')[1]):04d}"
+    return rank, group
+
+
+def dump_inventory(inv: Mapping[str, Any], header: str = "") -> str:
+    text = yaml.dump(
+        dict(inv), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=200
+    )
+    if header:
+        text = "".join(f"# {line}\n" for line in header.splitlines()) + text
+    return text
+
+
+def write_inventory(inv: Mapping[str, Any], path: Path, *, header: str = "") -> None:
+    """Write an inventory file atomically (temp file in the same directory, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(dump_inventory(inv, header))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_site_inventories(
+    hosts: Sequence[Host],
+    out_dir: Path,
+    *,
+    sites: Sequence[str] | None = None,
+    header: str = "",
+    data_dir: Path | None = None,
+) -> dict[str, Path]:
+    """One static inventory per site (`<out_dir>/<site>.yml`), all rendered before any is written.
+
+    `sites`: limit to these site keys (others' files are left as they are). Without it, a
+    site with no host left has its old file removed: a stale inventory would point the
+    rebuild at machines the register no longer lists.
+    """
+    known = [s.name for s in load_sites(data_dir)]
+    wanted = list(sites) if sites is not None else known
+    rendered: dict[str, str] = {}
+    for name in wanted:
+        site_hosts = [h for h in hosts if h.site == name]
+        if site_hosts:
+            rendered[name] = dump_inventory(build_inventory(site_hosts, data_dir=data_dir), header)
+    written: dict[str, Path] = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in rendered.items():
+        path = out_dir / f"{name}.yml"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=out_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        written[name] = path
+    if sites is None:
+        for name in known:
+            stale = out_dir / f"{name}.yml"
+            if name not in rendered and stale.exists():
+                stale.unlink()
+    return written
+
+
+# --- reading an inventory back --------------------------------------------------------------
+
+_REQUIRED = (
+    "rebuild_site",
+    "rebuild_tier",
+    "rebuild_service",
+    "rebuild_kind",
+    "rebuild_platform",
+    "rebuild_os",
+)
+
+
+def _host_from_vars(name: str, hv: Mapping[str, Any], source: Path) -> Host:
+    missing = [v for v in _REQUIRED if hv.get(v) in (None, "")]
+    if missing:
+        raise RebuildError(f"{source}: host {name} lacks {', '.join(missing)} (not a rebuild inventory?)")
+    try:
+        return Host(
+            hostname=name,
+            asset_tag=str(hv.get("rebuild_asset_tag", "")),
+            kind=Kind(str(hv["rebuild_kind"])),
+            platform=Platform(str(hv["rebuild_platform"])),
+            os=str(hv["rebuild_os"]),
+            site=str(hv["rebuild_site"]),
+            service=str(hv["rebuild_service"]),
+            service_label=str(hv.get("rebuild_service_label", hv["rebuild_service"])),
+            tier=int(hv["rebuild_tier"]),
+            location=str(hv.get("rebuild_location", "")),
+            ip=str(hv.get("ansible_host", "")),
+            mac=str(hv.get("rebuild_mac", "")),
+            bmc_address=str(hv.get("rebuild_bmc_address", "")),
+            vm_ref=str(hv.get("rebuild_vm_ref", "")),
+            applications=tuple(str(a) for a in hv.get("rebuild_applications") or ()),
+            serial=str(hv.get("rebuild_serial", "")),
+            network=str(hv.get("rebuild_network", "")),
+        )
+    except (ValueError, TypeError) as exc:
+        raise RebuildError(f"{source}: host {name} has an invalid rebuild variable: {exc}") from exc
+
+
+def load_inventory_hosts(path: Path) -> list[Host]:
+    """Rebuild Host objects from an inventory: a static file, a directory of them, or a
+    `*.rebuild_register.yml` plugin config — read through Ansible's own inventory manager so
+    it sees exactly what a playbook run would (overlays, host vars beating group vars)."""
+    path = Path(path)
+    if not path.exists():
+        raise RebuildError(f"{path}: no such inventory")
+    from ansible.inventory.helpers import get_group_vars
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.plugins.loader import init_plugin_loader, inventory_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+    from ansible.utils.vars import combine_vars
+
+    if not AnsibleCollectionConfig.collection_finder:  # as the ansible CLIs do, once per process
+        init_plugin_loader()
+    inventory_loader.add_directory(str(PROJECT_ROOT / "plugins" / "inventory"))
+    try:
+        manager = InventoryManager(loader=DataLoader(), sources=[str(path)], parse=False)
+        manager.parse_sources(cache=False)
+    except Exception as exc:  # AnsibleError and friends: report, do not trace back
+        raise RebuildError(f"{path}: cannot read inventory: {exc}") from exc
+    if not manager.hosts:
+        raise RebuildError(f"{path}: inventory has no hosts (wrong path, or not a rebuild inventory)")
+    hosts: list[Host] = []
+    for name, host in manager.hosts.items():
+        hv = combine_vars(get_group_vars(host.get_groups()), host.get_vars())
+        hosts.append(_host_from_vars(name, hv, path))
+    return hosts

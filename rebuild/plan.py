@@ -1,0 +1,164 @@
+"""The order of work for one site: waves (one per tier), each cut into batches.
+
+Inside a wave servers come before workstations (a PC of the emergency room is useless
+until its servers answer), services in tiers.yml order (the directory before DNS before
+PKI ...), and no batch is larger than the site's imaging capacity.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rebuild.errors import ConfigError
+from rebuild.model import Host, Kind
+from rebuild.sites import Site
+from rebuild.tiers import Tier, tier_table
+
+
+@dataclass(frozen=True)
+class ServiceCount:
+    service: str
+    label: str  # service key as people read it (first register name in tiers.yml)
+    servers: int
+    workstations: int
+
+    @property
+    def total(self) -> int:
+        return self.servers + self.workstations
+
+
+@dataclass
+class Wave:
+    tier: Tier
+    batches: list[list[Host]]
+    counts: list[ServiceCount] = field(default_factory=list)
+
+    @property
+    def hosts(self) -> list[Host]:
+        return [h for batch in self.batches for h in batch]
+
+    @property
+    def servers(self) -> int:
+        return sum(c.servers for c in self.counts)
+
+    @property
+    def workstations(self) -> int:
+        return sum(c.workstations for c in self.counts)
+
+
+@dataclass
+class Plan:
+    site: Site
+    waves: list[Wave]
+
+    @property
+    def hosts(self) -> list[Host]:
+        return [h for wave in self.waves for h in wave.hosts]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site": self.site.name,
+            "site_label": self.site.label,
+            "imaging_capacity": self.site.imaging_capacity,
+            "hosts": len(self.hosts),
+            "servers": sum(w.servers for w in self.waves),
+            "workstations": sum(w.workstations for w in self.waves),
+            "waves": [
+                {
+                    "wave": n,
+                    "tier": w.tier.id,
+                    "tier_name": w.tier.name,
+                    "tier_label": w.tier.label,
+                    "servers": w.servers,
+                    "workstations": w.workstations,
+                    "services": {
+                        c.service: {"servers": c.servers, "workstations": c.workstations} for c in w.counts
+                    },
+                    "batches": [[h.hostname for h in batch] for batch in w.batches],
+                }
+                for n, w in enumerate(self.waves, 1)
+            ],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The plan for machines (`rebuild plan site X --format json`)."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    def to_text(self) -> str:
+        """The plan for the crisis cell: waves, batches, counts per service. Plain text (pipes well)."""
+        total = self.hosts
+        servers = sum(w.servers for w in self.waves)
+        lines = [
+            f"Rebuild plan for {self.site.label} ({self.site.name}): {len(total)} machines "
+            f"({servers} servers, {len(total) - servers} PCs), "
+            f"{len(self.waves)} waves, up to {self.site.imaging_capacity} machines reimaged at once",
+            "",
+        ]
+        for n, wave in enumerate(self.waves, 1):
+            lines.append(
+                f"Wave {n} - tier {wave.tier.id} {wave.tier.label}: {wave.servers} servers, "
+                f"{wave.workstations} PCs, {len(wave.batches)} batches"
+            )
+            width = max(len(c.label) for c in wave.counts)
+            for c in wave.counts:
+                lines.append(f"    {c.label:<{width}}  {c.servers:>4} servers  {c.workstations:>5} PCs")
+            for b, batch in enumerate(wave.batches, 1):
+                kind = "servers" if batch[0].kind is Kind.SERVER else "PCs"
+                names = ", ".join(h.hostname for h in batch[:6])
+                more = f", ... (+{len(batch) - 6})" if len(batch) > 6 else ""
+                lines.append(f"  batch {b:>3} ({len(batch):>3} {kind}): {names}{more}")
+            lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _chunks(hosts: list[Host], size: int) -> Iterable[list[Host]]:
+    for start in range(0, len(hosts), size):
+        yield hosts[start : start + size]
+
+
+def plan_site(hosts: Iterable[Host], site: Site) -> Plan:
+    """Waves for the hosts of `site` (hosts of other sites are ignored).
+
+    Raises ConfigError when the site has no host: a plan of nothing is a wrong register or site.
+    """
+    table = tier_table()
+    own = [h for h in hosts if h.site == site.name]
+    if not own:
+        raise ConfigError(f"no host of site {site.name!r} in this register/inventory")
+    waves: list[Wave] = []
+    for tier in table.tiers:
+        members = [h for h in own if h.tier == tier.id]
+        if not members:
+            continue
+        rank = {key: i for i, key in enumerate(tier.services)}
+
+        def order(h: Host, rank: dict[str, int] = rank) -> tuple[int, str]:
+            return rank.get(h.service, len(rank)), h.hostname
+
+        batches: list[list[Host]] = []
+        counts: list[ServiceCount] = []
+        # Servers and PCs never share a batch: PCs start only once the tier's servers are done.
+        for kind in (Kind.SERVER, Kind.WORKSTATION):
+            batches.extend(
+                _chunks(sorted((h for h in members if h.kind is kind), key=order), site.imaging_capacity)
+            )
+        for key in sorted({h.service for h in members}, key=lambda k: rank.get(k, len(rank))):
+            of_service = [h for h in members if h.service == key]
+            name = tier.services[key][0] if tier.services.get(key) else key
+            label = name if name.casefold() == key.casefold() else f"{name} ({key})"
+            counts.append(
+                ServiceCount(
+                    key,
+                    label,
+                    sum(1 for h in of_service if h.kind is Kind.SERVER),
+                    sum(1 for h in of_service if h.kind is Kind.WORKSTATION),
+                )
+            )
+        waves.append(Wave(tier, batches, counts))
+    unplanned = sorted({h.tier for h in own} - {w.tier.id for w in waves})
+    if unplanned:
+        raise ConfigError(f"hosts carry tiers unknown to tiers.yml: {unplanned}")
+    return Plan(site, waves)

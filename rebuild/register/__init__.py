@@ -1,0 +1,34 @@
+"""The asset register: read (CSV, XLSX, JSON), map columns, validate, report problems.
+
+result = load_register(Path("inventories/example/register.csv"))
+result.raise_for_problems()      # strict: RegisterError listing every problem
+hosts = result.hosts             # list[rebuild.model.Host], retired/spare left out
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rebuild.register.readers import RawTable, read_table
+from rebuild.register.result import Problem, RegisterResult, Reject
+from rebuild.register.validate import validate_table
+from rebuild.tiers import PROJECT_ROOT
+
+EXAMPLE_REGISTER = PROJECT_ROOT / "inventories" / "example" / "register.csv"
+SMALL_REGISTER = PROJECT_ROOT / "inventories" / "example" / "register-small.csv"
+
+__all__ = [
+    "EXAMPLE_REGISTER",
+    "SMALL_REGISTER",
+    "Problem",
+    "RawTable",
+    "RegisterResult",
+    "Reject",
+    "load_register",
+]
+
+
+def load_register(path: Path, *, sheet: str | None = None, data_dir: Path | None = None) -> RegisterResult:
+    """Read and validate a register. Unreadable files raise RegisterError; bad rows are collected
+    in `.problems` (never raised here) so a caller can choose strict or --allow-errors."""
+    return validate_table(read_table(Path(path), sheet=sheet), data_dir=data_dir)
