@@ -1,0 +1,168 @@
+"""Twin of plugins/modules/win_rebuild_apps.ps1 (SIMULATION).
+
+Same argument spec (validated by the runner from win_rebuild_apps.py), same result shape,
+same order of work: find what is missing, stage every file and check its SHA-256, and only
+when ALL match run anything. Installers come from the lab's installer repository
+(rebuild/lab/installers.py, under `<lab_dir>/installers/`), populated from the product
+catalogue: an installer the catalogue does not list does not exist, and a file changed
+after it was written (tampering) fails its hash exactly as Get-FileHash would.
+
+What "installing" changes on the twin is what Windows would show afterwards: the
+Uninstall key's DisplayName/DisplayVersion (TwinState.applications), the certificate under
+HKLM\\SOFTWARE\\Microsoft\\SystemCertificates\\<store>\\Certificates\\<THUMBPRINT>, the printer
+under HKLM\\SYSTEM\\CurrentControlSet\\Control\\Print\\Printers\\<name>, and Defender's
+signature date after Update-MpSignature.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from rebuild.lab.exec.modules import ModuleContext, ModuleFailed, module_twin
+from rebuild.lab.installers import ensure_repository, local_path
+from rebuild.lab.state import TwinState
+
+CERT_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\{store}\\Certificates\\{thumb}"
+PRINTER_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Print\\Printers\\{name}"
+# Drivers present on a clean Windows install (the module adds queues, not drivers).
+INBOX_DRIVERS = {"Microsoft IPP Class Driver", "Microsoft Print To PDF", "Microsoft XPS Document Writer v4",
+                 "Generic / Text Only"}
+_REPOSITORY = re.compile(r"^(\\\\[^\\/]+\\[^\\/]+.*|https://[^/]+/.*)$")
+
+
+def _populate(lab_dir: Path) -> None:
+    """The lab's share holds exactly the catalogue's files (written once, then left alone)."""
+    from rebuild.applications import load_catalogue
+
+    cat = load_catalogue()
+    entries = [(a.id, a.version, a.installer) for a in cat.applications.values()]
+    entries += [(c.id, c.version, c.file) for c in cat.certificates.values()]
+    ensure_repository(lab_dir, entries)
+
+
+def _stage(lab_dir: Path, repository: str, relative: str) -> bytes:
+    try:
+        path = local_path(lab_dir, relative)
+    except ValueError as exc:
+        raise FileNotFoundError(str(exc)) from None
+    if not path.is_file():
+        raise FileNotFoundError(f"Cannot find path '{repository}\\{relative.replace('/', chr(92))}' because it does not exist.")
+    return path.read_bytes()
+
+
+@module_twin("win_rebuild_apps")
+def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
+    p = ctx.params
+    repository = str(p["repository"]).rstrip("\\/")
+    if not _REPOSITORY.match(repository):
+        raise ModuleFailed(f"Cannot find path '{repository}' because it does not exist.")
+    state = ctx.state()
+    apps_out: list[dict[str, Any]] = []
+    certs_out: list[dict[str, Any]] = []
+    printers_out: list[dict[str, Any]] = []
+    failed: list[str] = []
+    app_work: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    cert_work: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    printer_work: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+    for app in p.get("applications") or []:
+        before = state.applications.get(app["name"])
+        entry: dict[str, Any] = {"id": app["id"], "name": app["name"], "version": app["version"], "before": before,
+                                 "after": before, "changed": False, "status": "present", "sha256_ok": None,
+                                 "error": None}
+        apps_out.append(entry)
+        if before != app["version"]:
+            entry.update(changed=True, status="would_install" if ctx.check_mode else "pending")
+            app_work.append((app, entry))
+    for cert in p.get("certificates") or []:
+        thumb = str(cert["thumbprint"]).upper()
+        present = CERT_KEY.format(store=cert["store"].upper(), thumb=thumb) in state.registry
+        entry = {"id": cert["id"], "store": cert["store"], "thumbprint": thumb, "changed": not present,
+                 "status": "present" if present else ("would_import" if ctx.check_mode else "pending"), "error": None}
+        certs_out.append(entry)
+        if not present:
+            cert_work.append((cert, entry))
+    for printer in p.get("printers") or []:
+        existing = state.registry.get(PRINTER_KEY.format(name=printer["name"]))
+        same = bool(existing) and existing.get("Printer Driver") == printer["driver"] and \
+            existing.get("Port") == f"IP_{printer['port']}"
+        entry = {"name": printer["name"], "changed": not same,
+                 "status": "present" if same else ("would_add" if ctx.check_mode else "pending"), "error": None}
+        printers_out.append(entry)
+        if not same:
+            printer_work.append((printer, entry))
+
+    result: dict[str, Any] = {"applications": apps_out, "certificates": certs_out, "printers": printers_out,
+                              "failed_items": failed}
+    if ctx.check_mode:
+        result["changed"] = bool(app_work or cert_work or printer_work)
+        return result
+
+    lab_dir = ctx.lab.config.lab_dir
+    _populate(lab_dir)
+    staged: dict[int, bytes] = {}
+    for spec, entry in [*app_work, *cert_work]:
+        relative = spec.get("installer") or spec["file"]
+        try:
+            data = _stage(lab_dir, repository, relative)
+        except FileNotFoundError as exc:
+            entry.update(status="failed", error=f"cannot copy {relative} from {repository}: {exc}")
+            failed.append(spec["id"])
+            continue
+        actual = hashlib.sha256(data).hexdigest()
+        ok = actual == str(spec["sha256"]).lower()
+        if "sha256_ok" in entry:
+            entry["sha256_ok"] = ok
+        if not ok:
+            entry.update(status="failed",
+                         error=f"SHA-256 of {relative} is {actual}, catalogue says {spec['sha256']}")
+            failed.append(spec["id"])
+            continue
+        staged[id(spec)] = data
+    if failed:
+        for _spec, entry in [*app_work, *cert_work, *printer_work]:
+            if entry["status"] == "pending":
+                entry.update(status="not_run", changed=False)
+        ctx.record("installer_refused", items=list(failed))
+        raise ModuleFailed(f"installer verification failed, nothing was installed: {', '.join(failed)}", **result)
+
+    def install(s: TwinState) -> None:
+        for app, entry in app_work:
+            s.applications[app["name"]] = app["version"]
+            entry.update(after=app["version"], status="upgraded" if entry["before"] else "installed")
+        for cert, entry in cert_work:
+            thumb = hashlib.sha1(staged[id(cert)]).hexdigest().upper()  # noqa: S324 - a thumbprint is SHA-1
+            if thumb != str(cert["thumbprint"]).upper():
+                entry.update(status="failed", error=f"imported thumbprint {thumb} is not the catalogue's "
+                                                    f"{cert['thumbprint']}")
+                failed.append(cert["id"])
+                continue
+            s.registry[CERT_KEY.format(store=cert["store"].upper(), thumb=thumb)] = {
+                "FriendlyName": cert["name"]}
+            entry["status"] = "imported"
+        for printer, entry in printer_work:
+            if printer["driver"] not in INBOX_DRIVERS:
+                entry.update(status="failed",
+                             error=f"The specified driver does not exist. ({printer['driver']})")
+                failed.append(printer["name"])
+                continue
+            s.registry[PRINTER_KEY.format(name=printer["name"])] = {
+                "Name": printer["name"], "Printer Driver": printer["driver"], "Port": f"IP_{printer['port']}"}
+            entry["status"] = "added"
+        if p.get("update_defender_signatures"):
+            s.defender["AntivirusSignatureLastUpdated"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+            major, minor, build, rev = (str(s.defender.get("AntivirusSignatureVersion") or "1.421.0.0") + ".0.0.0").split(".")[:4]
+            s.defender["AntivirusSignatureVersion"] = f"{major}.{minor}.{int(build) + 80}.{rev}"
+            result["defender"] = {"updated": True, "signature_version": s.defender["AntivirusSignatureVersion"],
+                                  "signature_last_updated": s.defender["AntivirusSignatureLastUpdated"]}
+
+    ctx.update(install)
+    ctx.record("applications_installed", applications=[a["id"] for a, _ in app_work])
+    result["changed"] = bool(app_work or cert_work or printer_work or p.get("update_defender_signatures"))
+    if failed:
+        raise ModuleFailed(f"failed: {', '.join(failed)}", **result)
+    return result

@@ -1,0 +1,105 @@
+"""The lab twin of win_rebuild_apps: hash check before anything runs, idempotence, check mode.
+
+Runs the twin against a real Lab object (state store on tmp) with arguments validated from
+plugins/modules/win_rebuild_apps.py by the lab's own Ansible.Basic argument checks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rebuild.applications import load_catalogue
+from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.exec import argspec
+from rebuild.lab.exec.modules import ModuleContext, ModuleFailed
+from rebuild.lab.exec.modules.win_rebuild_apps import CERT_KEY, PRINTER_KEY, win_rebuild_apps
+from rebuild.lab.installers import local_path
+from rebuild.lab.state import StateStore, TwinState
+
+
+@pytest.fixture()
+def lab(tmp_path: Path) -> Lab:
+    store = StateStore(tmp_path / "state.sqlite")
+    rec = TwinRecord(name="ARL-RX-PC01", address="127.77.0.2", mac="aa:bb:cc:00:00:01", kind="workstation",
+                     platform="physical", site="arlon", os="windows-11-23h2", service="radiology")
+    store.put(rec.name, TwinState(hostname=rec.name, kind="workstation", os_caption="Microsoft Windows 11 Enterprise",
+                                  os_build="22631", image_id="w11", image_sha256="0" * 64, phase="clean",
+                                  defender={"AntivirusSignatureVersion": "1.421.0.0",
+                                            "AntivirusSignatureLastUpdated": "2026-11-01T00:00:00"}))
+    return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
+
+
+def call(lab: Lab, args: dict, check: bool = False) -> dict:
+    spec = argspec.load_spec("win_rebuild_apps")
+    params, _ = argspec.validate_basic(spec, args, "win_rebuild_apps", {})
+    ctx = ModuleContext(lab=lab, twin=lab.twins["ARL-RX-PC01"], module_name="win_rebuild_apps",
+                        params=params, raw_args=args, check_mode=check)
+    return win_rebuild_apps(ctx)
+
+
+@pytest.fixture()
+def args() -> dict:
+    cat = load_catalogue()
+    d = cat.for_host(hostname="ARL-RX-PC01", kind="workstation", service="radiology", site="arlon",
+                     location="Radiologie salle 1")
+    return {**d.module_args(cat.repository), "update_defender_signatures": True}
+
+
+def test_installs_everything_then_is_idempotent(lab, args):
+    first = call(lab, args)
+    assert first["changed"] is True
+    assert {a["id"]: a["status"] for a in first["applications"]} == {
+        "edr-agent": "installed", "omnipro-client": "installed", "pacs-viewer": "installed"}
+    assert all(a["sha256_ok"] for a in first["applications"])
+    state = lab.state("ARL-RX-PC01")
+    assert state.applications["Lumen PACS Viewer"] == "12.1.0"
+    assert CERT_KEY.format(store="ROOT", thumb="F3C807AEEB47CED4A328983ABC938868D360BB0A") in state.registry
+    assert state.registry[PRINTER_KEY.format(name="ARL-RX-PRT01")]["Port"] == "IP_10.11.25.50"
+    assert state.defender["AntivirusSignatureLastUpdated"] > "2026-11-01"
+    second = call(lab, {**args, "update_defender_signatures": False})
+    assert second["changed"] is False
+    assert {a["status"] for a in second["applications"]} == {"present"}
+
+
+def test_check_mode_reports_and_changes_nothing(lab, args):
+    result = call(lab, args, check=True)
+    assert result["changed"] is True
+    assert {a["status"] for a in result["applications"]} == {"would_install"}
+    assert lab.state("ARL-RX-PC01").applications == {}
+    assert not (lab.config.lab_dir / "installers").exists()  # nothing even copied
+
+
+def test_tampered_installer_fails_and_nothing_runs(lab, args):
+    call(lab, {**args, "applications": args["applications"][:1], "certificates": [], "printers": []})
+    pacs = next(a for a in args["applications"] if a["id"] == "pacs-viewer")
+    path = local_path(lab.config.lab_dir, pacs["installer"])
+    path.write_bytes(path.read_bytes() + b"\x90 implant")
+    with pytest.raises(ModuleFailed) as err:
+        call(lab, args)
+    assert "nothing was installed: pacs-viewer" in err.value.msg
+    by_id = {a["id"]: a for a in err.value.result["applications"]}
+    assert by_id["pacs-viewer"]["sha256_ok"] is False and "SHA-256 of pacs/" in by_id["pacs-viewer"]["error"]
+    assert by_id["omnipro-client"]["status"] == "not_run"
+    apps = lab.state("ARL-RX-PC01").applications
+    assert "Omnipro Client" not in apps and "Lumen PACS Viewer" not in apps
+
+
+def test_installer_not_in_repository_fails(lab, args):
+    bogus = {**args["applications"][0], "id": "x", "installer": "edr/Other-1.0.msi"}
+    with pytest.raises(ModuleFailed, match="nothing was installed: x"):
+        call(lab, {**args, "applications": [bogus]})
+
+
+def test_unknown_driver_fails_like_windows(lab, args):
+    with pytest.raises(ModuleFailed, match="failed: P1"):
+        call(lab, {**args, "printers": [{"name": "P1", "driver": "HP Universal PCL6", "port": "10.11.1.1"}]})
+
+
+def test_bad_arguments_rejected_from_documentation(lab, args):
+    bad = {**args, "applications": [{**args["applications"][0], "type": "zip"}]}
+    with pytest.raises(argspec.ArgumentFailure, match="value of type must be one of: msi, exe"):
+        call(lab, bad)
+    with pytest.raises(argspec.ArgumentFailure, match="missing required arguments: sha256"):
+        call(lab, {**args, "applications": [{k: v for k, v in args["applications"][0].items() if k != "sha256"}]})
