@@ -13,7 +13,7 @@ import sys
 
 from rebuild.errors import RebuildError
 
-VERBS = ("plan", "inventory", "report")
+VERBS = ("plan", "inventory", "report", "lab")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,104 @@
+"""`rebuild lab up|status|down|fault`: the SIMULATED lab. Parses and delegates to rebuild.lab.daemon."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rebuild.lab import daemon, faults, fleet
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("lab", help="the SIMULATED lab: twins of the fleet on loopback")
+    verbs = parser.add_subparsers(dest="lab_verb", required=True, metavar="ACTION")
+
+    up = verbs.add_parser("up", help="start the lab daemon in the background")
+    up.add_argument("--site", help="only this site's hosts")
+    up.add_argument(
+        "--register", type=Path, default=fleet.DEFAULT_REGISTER, help="asset register (default: bundled)"
+    )
+    up.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    up.add_argument("--imaging-seconds", type=float, default=5.0, help="how long a simulated reimage takes")
+    up.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
+    up.add_argument("--http-port", type=int, default=5985, help=argparse.SUPPRESS)
+    up.add_argument("--https-port", type=int, default=5986, help=argparse.SUPPRESS)
+    up.set_defaults(func=_up)
+
+    status = verbs.add_parser("status", help="phase of every twin, and counts")
+    status.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    status.add_argument("--summary", action="store_true", help="counts only")
+    status.set_defaults(func=_status)
+
+    down = verbs.add_parser("down", help="stop the lab cleanly")
+    down.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    down.set_defaults(func=_down)
+
+    fault = verbs.add_parser("fault", help="inject a fault: HOST NAME [key=value ...] or --file F")
+    fault.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    fault.add_argument("--file", type=Path, help="YAML file: host -> fault -> parameters")
+    fault.add_argument("--clear", action="store_true", help="remove HOST's fault NAME (or all its faults)")
+    fault.add_argument("host", nargs="?")
+    fault.add_argument("name", nargs="?", help=f"one of: {', '.join(sorted(faults.FAULTS))}")
+    fault.add_argument("params", nargs="*", help="key=value, e.g. delay=3, count=1, settings=a,b")
+    fault.set_defaults(func=_fault)
+
+
+def _up(args: argparse.Namespace) -> int:
+    options = daemon.DaemonOptions(
+        args.lab_dir,
+        args.register,
+        args.site,
+        args.address_prefix,
+        args.imaging_seconds,
+        args.http_port,
+        args.https_port,
+    )
+    info = daemon.up(options)
+    print(daemon.BANNER)
+    print(
+        f"lab up in {info['lab_dir']}: {info['twins']} twins on {info['address_prefix']}.x.y "
+        f"(ready in {info['seconds_to_ready']} s, pid {info['pid']})"
+    )
+    for site, path in info["inventory"].items():
+        print(f"  inventory {site}: {path}")
+    print(f"  state dir (seeded secrets): {info['state_dir']}")
+    print(f"  control API: {info['control_url']}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = daemon.LabClient(args.lab_dir).status()
+    print(daemon.BANNER)
+    if not args.summary:
+        for twin in status["twins"]:
+            extra = f"  faults: {','.join(twin['faults'])}" if twin["faults"] else ""
+            print(f"{twin['name']:<20} {twin['site']:<10} {twin['address']:<16} {twin['phase']}{extra}")
+    counts = ", ".join(f"{phase}: {n}" for phase, n in sorted(status["counts"].items()))
+    print(f"{len(status['twins'])} twins ({'ready' if status['ready'] else 'starting'}) - {counts}")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    stopped = daemon.down(args.lab_dir)
+    print("SIMULATED lab stopped" if stopped else f"no lab running in {args.lab_dir}")
+    return 0
+
+
+def _fault(args: argparse.Namespace) -> int:
+    client = daemon.LabClient(args.lab_dir)
+    if args.file:
+        known = [t["name"] for t in client.status()["twins"]]
+        result = client.set_faults(faults.load_file(args.file, known))
+    elif args.clear and args.host:
+        result = client.clear_fault(args.host, args.name)
+    elif args.host and args.name:
+        result = client.set_faults({args.host: {args.name: faults.parse_params(args.params)}})
+    else:
+        from rebuild.errors import ConfigError
+
+        raise ConfigError("lab fault: give HOST NAME [key=value ...], --clear HOST [NAME], or --file F")
+    for host, named in sorted(result.items()):
+        for name, params in sorted(named.items()):
+            print(f"{host}: {name} {params if params else ''}".rstrip())
+    return 0

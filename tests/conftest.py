@@ -1,0 +1,154 @@
+"""Shared pytest fixtures. The lab fixtures start a real SIMULATED lab daemon.
+
+Fixtures (any test may use them; they start the same daemon as `rebuild lab up`):
+
+- ``lab``: a lab of the small register (inventories/example/register-small.csv), all its
+  sites, imaging 1 s, in a tmp dir, on a unique loopback prefix (127.N) and free ports
+  (WinRM stays on 5985/5986 of each twin's own address). Function scope; stopped after.
+- ``lab_factory(register=None, site=None, imaging_seconds=1.0)``: start more, or with other
+  settings; every lab it started is stopped at the end of the test.
+- ``shared_lab``: one small-register lab for the whole session, for tests that only read.
+
+Each yields a ``RunningLab``:
+
+    lab.lab_dir                    # Path of the lab (twins.sqlite, ca/, boot/, inventory/)
+    lab.inventory("arlon")         # Path of the lab inventory overlay of a site
+    lab.state_dir                  # product state dir seeded with each twin's rb-admin secret
+    lab.env                        # {"REBUILD_STATE_DIR": ..., "REBUILD_VAULT_PASSWORD_FILE": ...}
+    lab.ca_bundle                  # the lab CA (what rebuild_ca_bundle points at)
+    lab.address("ARL-SRV-0001")    # a twin's loopback address
+    lab.client.status()            # {"twins": [{"name", "phase", ...}], "counts": {...}, "ready"}
+    lab.client.set_fault("ARL-PC-0001", "never_wakes")   # or slow_host delay=3, ...
+    lab.client.clear_fault("ARL-PC-0001")
+    lab.client.requests()          # WS-Man requests answered per twin (round trips)
+
+Example: ``subprocess.run(["ansible", "-i", lab.inventory("arlon"), "-m",
+"ansible.windows.win_ping", "site_arlon"], env={**os.environ, **lab.env})``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import random
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from rebuild.lab import daemon, fleet
+
+
+@dataclass
+class RunningLab:
+    lab_dir: Path
+    info: dict[str, Any]
+    client: daemon.LabClient
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.info["state_dir"])
+
+    @property
+    def ca_bundle(self) -> Path:
+        return Path(self.info["ca_bundle"])
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "REBUILD_STATE_DIR": str(self.state_dir),
+            "REBUILD_VAULT_PASSWORD_FILE": str(self.state_dir / "vault-password"),
+            "REBUILD_LAB_DIR": str(self.lab_dir),
+        }
+
+    def inventory(self, site: str) -> Path:
+        return Path(self.info["inventory"][site])
+
+    def address(self, host: str) -> str:
+        for twin in self.client.status()["twins"]:
+            if twin["name"] == host:
+                return str(twin["address"])
+        raise KeyError(host)
+
+
+def _claim_prefix() -> tuple[str, IO[str]]:
+    """A 127.N prefix no other lab on this machine uses (lock file + a bind probe)."""
+    candidates = list(range(30, 251))
+    random.shuffle(candidates)
+    for n in candidates:
+        if n == 20:  # the default prefix of `rebuild lab up`
+            continue
+        lock = open(f"/tmp/rebuild-lab-prefix-{n}.lock", "w")  # noqa: SIM115 - held for the lab's life
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            continue
+        probe = socket.socket()
+        try:
+            probe.bind((f"127.{n}.0.2", 5986))
+        except OSError:
+            lock.close()
+            continue
+        finally:
+            probe.close()
+        return f"127.{n}", lock
+    raise RuntimeError("no free 127.N prefix for a test lab")
+
+
+@contextlib.contextmanager
+def _running_lab(
+    directory: Path, register: Path | None = None, site: str | None = None, imaging_seconds: float = 1.0
+) -> Iterator[RunningLab]:
+    prefix, lock = _claim_prefix()
+    options = daemon.DaemonOptions(
+        lab_dir=directory,
+        register=register or fleet.SMALL_REGISTER,
+        site=site,
+        address_prefix=prefix,
+        imaging_seconds=imaging_seconds,
+    )
+    try:
+        info = daemon.up(options, timeout=180)
+        yield RunningLab(directory, info, daemon.LabClient(directory))
+    finally:
+        daemon.down(directory)
+        lock.close()
+
+
+@pytest.fixture
+def lab_factory(tmp_path: Path) -> Iterator[Callable[..., RunningLab]]:
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(
+            register: Path | None = None, site: str | None = None, imaging_seconds: float = 1.0
+        ) -> RunningLab:
+            nonlocal count
+            count += 1
+            return stack.enter_context(
+                _running_lab(tmp_path / f"lab{count}", register, site, imaging_seconds)
+            )
+
+        yield start
+
+
+@pytest.fixture
+def lab(lab_factory: Callable[..., RunningLab]) -> RunningLab:
+    return lab_factory()
+
+
+@pytest.fixture(scope="session")
+def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
+    with _running_lab(tmp_path_factory.mktemp("shared-lab")) as running:
+        yield running
+
+
+@pytest.fixture
+def lab_env(lab: RunningLab) -> dict[str, str]:
+    """os.environ plus the lab's state-dir variables, for subprocesses (ansible, rebuild)."""
+    return {**os.environ, **lab.env}
