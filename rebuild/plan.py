@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rebuild.errors import ConfigError
+from rebuild.inventory import load_inventory_hosts
 from rebuild.model import Host, Kind
-from rebuild.sites import Site
+from rebuild.register import EXAMPLE_REGISTER, load_register
+from rebuild.sites import Site, get_site
 from rebuild.tiers import Tier, tier_table
 
 
@@ -92,19 +95,19 @@ class Plan:
         total = self.hosts
         servers = sum(w.servers for w in self.waves)
         lines = [
-            f"Rebuild plan for {self.site.label} ({self.site.name}): {len(total)} machines "
-            f"({servers} servers, {len(total) - servers} PCs), "
-            f"{len(self.waves)} waves, up to {self.site.imaging_capacity} machines reimaged at once",
+            f"Rebuild plan for {self.site.label} ({self.site.name}): {_n(len(total), 'machine')} "
+            f"({_n(servers, 'server')}, {_n(len(total) - servers, 'PC')}), "
+            f"{_n(len(self.waves), 'wave')}, up to {self.site.imaging_capacity} machines reimaged at once",
             "",
         ]
         for n, wave in enumerate(self.waves, 1):
             lines.append(
-                f"Wave {n} - tier {wave.tier.id} {wave.tier.label}: {wave.servers} servers, "
-                f"{wave.workstations} PCs, {len(wave.batches)} batches"
+                f"Wave {n} - tier {wave.tier.id} {wave.tier.label}: {_n(wave.servers, 'server')}, "
+                f"{_n(wave.workstations, 'PC')}, {_n(len(wave.batches), 'batch', 'batches')}"
             )
             width = max(len(c.label) for c in wave.counts)
             for c in wave.counts:
-                lines.append(f"    {c.label:<{width}}  {c.servers:>4} servers  {c.workstations:>5} PCs")
+                lines.append(f"    {c.label:<{width}}  {c.servers:>4} servers {c.workstations:>5} PCs")
             for b, batch in enumerate(wave.batches, 1):
                 kind = "servers" if batch[0].kind is Kind.SERVER else "PCs"
                 names = ", ".join(h.hostname for h in batch[:6])
@@ -112,6 +115,10 @@ class Plan:
                 lines.append(f"  batch {b:>3} ({len(batch):>3} {kind}): {names}{more}")
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _n(count: int, word: str, plural: str = "") -> str:
+    return f"{count} {word if count == 1 else plural or word + 's'}"
 
 
 def _chunks(hosts: list[Host], size: int) -> Iterable[list[Host]]:
@@ -162,3 +169,24 @@ def plan_site(hosts: Iterable[Host], site: Site) -> Plan:
     if unplanned:
         raise ConfigError(f"hosts carry tiers unknown to tiers.yml: {unplanned}")
     return Plan(site, waves)
+
+
+def plan_for(
+    site_name: str,
+    *,
+    register: Path | None = None,
+    inventory: Path | None = None,
+    sheet: str | None = None,
+) -> Plan:
+    """Plan a site from a register (strict: any problem raises) or from a built inventory.
+
+    The site is checked first, so a typo fails fast with the list of known sites.
+    """
+    site = get_site(site_name)
+    if inventory is not None:
+        hosts = load_inventory_hosts(inventory)
+    else:
+        result = load_register(register or EXAMPLE_REGISTER, sheet=sheet)
+        result.raise_for_problems()
+        hosts = result.hosts
+    return plan_site(hosts, site)
