@@ -306,8 +306,18 @@ Function Get-SettingState {
             return @{ value = @($unknown | ForEach-Object { $_.Name } | Sort-Object); compliant = ($unknown.Count -eq 0); unknown = $unknown }
         }
         'task_allowlist' {
-            $unknown = @(Get-ScheduledTask | Where-Object {
-                    -not (Test-Allowed -Name "$($_.TaskPath)$($_.TaskName)" -Patterns $S.allowed) -and $_.State -ne 'Disabled'
+            $commands = @()
+            if ($S.ContainsKey('allowed_commands')) { $commands = @($S.allowed_commands) }
+            $unknown = @(Get-ScheduledTask | Where-Object { $_.State -ne 'Disabled' } | Where-Object {
+                    $task = $_
+                    $known = Test-Allowed -Name "$($task.TaskPath)$($task.TaskName)" -Patterns $S.allowed
+                    if ($known -and $commands) {
+                        foreach ($action in @($task.Actions)) {
+                            # COM-handler actions carry no command line.
+                            if ($action.Execute -and -not (Test-Allowed -Name "$($action.Execute) $($action.Arguments)".Trim() -Patterns $commands)) { $known = $false }
+                        }
+                    }
+                    -not $known
                 })
             return @{ value = @($unknown | ForEach-Object { "$($_.TaskPath)$($_.TaskName)" } | Sort-Object); compliant = ($unknown.Count -eq 0); unknown = $unknown }
         }
@@ -446,7 +456,7 @@ try {
             if ($control.remediation -eq 'manual') {
                 foreach ($k in $r.before.Keys) { $r.after[$k] = $r.before[$k] }
                 $r.error = 'not compliant and cannot be set on the host: ' + (($nonCompliant | ForEach-Object { $_.key }) -join ', ') + ' (manual remediation: Defender portal, Intune or Configuration Manager)'
-                $failedBefore += $control.id
+                # An audit finding, not a failed change: it does not hold back the controls below.
                 continue
             }
             if ($control.cuts_remote_management -and $failedBefore.Count -gt 0) {

@@ -119,7 +119,7 @@ SETTING_TYPES: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     "local_user": ({"rid": _one_of(500, 501)}, {"name": _str, "enabled": _bool}),  # type: ignore[arg-type]
     "group_members": ({"group_sid": _str, "allowed": _allowed}, {}),
     "service_allowlist": ({"allowed": _allowed}, {}),
-    "task_allowlist": ({"allowed": _allowed}, {}),
+    "task_allowlist": ({"allowed": _allowed}, {"allowed_commands": _allowed}),
 }
 
 
@@ -255,7 +255,7 @@ def _control(
             problems.append(f"{where}: `{name}` must be a non-empty string")
     refs = item.get("refs", {})
     if not isinstance(refs, dict):
-        problems.append(f"{where}: `refs` must be a mapping (e.g. cis_ws2022: \"18.4.3\")")
+        problems.append(f'{where}: `refs` must be a mapping (e.g. cis_ws2022: "18.4.3")')
         refs = {}
     applies = item.get("applies_to")
     os_patterns: tuple[str, ...] = ()
@@ -361,13 +361,16 @@ def _setting(
         if error:
             problems.append(f"{where}: `data` {error}")
             return None
-    allowed = out.get("allowed")
-    if isinstance(allowed, str):
-        name = allowed[1:]
-        if name not in allowlists:
-            problems.append(f"{where}: `allowed` names allowlist {name!r}, which `allowlists` does not define")
-            return None
-        out["allowed"] = list(allowlists[name])
+    for field_name in ("allowed", "allowed_commands"):
+        allowed = out.get(field_name)
+        if isinstance(allowed, str):
+            name = allowed[1:]
+            if name not in allowlists:
+                problems.append(
+                    f"{where}: `{field_name}` names allowlist {name!r}, which `allowlists` does not define"
+                )
+                return None
+            out[field_name] = list(allowlists[name])
     return out
 
 
