@@ -152,3 +152,13 @@ def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]
 def lab_env(lab: RunningLab) -> dict[str, str]:
     """os.environ plus the lab's state-dir variables, for subprocesses (ansible, rebuild)."""
     return {**os.environ, **lab.env}
+
+
+@pytest.fixture
+def lab_prefix() -> Iterator[str]:
+    """A claimed unique 127.N prefix, for tests that build lab pieces in-process."""
+    prefix, lock = _claim_prefix()
+    try:
+        yield prefix
+    finally:
+        lock.close()

@@ -111,7 +111,7 @@ class LabDaemon:
         self._reimage = reimage.start(lab)
         control = await asyncio.start_server(self._control, host="127.0.0.1", port=config.control_port)
         config.control_port = control.sockets[0].getsockname()[1]
-        fleet.write_overlay(lab, hosts, ca.bundle_path)
+        fleet.write_overlay(lab, hosts, ca.bundle_path, self._reimage.endpoints())
         info = {
             "pid": os.getpid(),
             "lab_dir": str(lab_dir),

@@ -134,30 +134,29 @@ def seed_secrets(lab_dir: Path, passwords: dict[str, str]) -> SecretStore:
     return store
 
 
-def overlay_vars(lab: Lab, record: TwinRecord, ca_bundle: Path) -> dict[str, Any]:
-    """Every lab value a host's inventory entry needs, as per-host overrides."""
-    config = lab.config
-    lab_dir = config.lab_dir.resolve()
+def overlay_vars(lab: Lab, record: TwinRecord, ca_bundle: Path, endpoints: dict[str, Any]) -> dict[str, Any]:
+    """Every lab value a host's inventory entry needs, as per-host overrides.
+
+    `endpoints` are the reimage side's values (rebuild.lab.reimage's `endpoints()`: boot
+    server, WoL listener, hypervisor API, Redfish emulator, image catalogue).
+    """
     values: dict[str, Any] = {
         "ansible_host": record.address,
-        "ansible_port": config.winrm_https_port,
+        "ansible_port": lab.config.winrm_https_port,
         "rebuild_ca_bundle": str(ca_bundle.resolve()),
-        "rebuild_wol_broadcast": "127.0.0.1",
-        "rebuild_wol_port": config.wol_port,
-        "rebuild_hypervisor_url": f"http://127.0.0.1:{config.hypervisor_port}",
-        "rebuild_boot_server": "localhost",
-        "rebuild_pxe_root": str(lab_dir / "boot"),
-        "rebuild_image_catalogue": str(images.catalogue_path(lab_dir)),
     }
+    values.update({k: v for k, v in endpoints.items() if k != "rebuild_bmc_address"})
     if record.redfish_system_id:
-        values["rebuild_bmc_address"] = f"http://127.0.0.1:{config.redfish_port}"
+        values["rebuild_bmc_address"] = endpoints["rebuild_bmc_address"]
         values["rebuild_redfish_system_id"] = record.redfish_system_id
     if record.vm_ref:
         values["rebuild_vm_ref"] = record.vm_ref
     return values
 
 
-def write_overlay(lab: Lab, hosts: Sequence[Host], ca_bundle: Path) -> dict[str, Path]:
+def write_overlay(
+    lab: Lab, hosts: Sequence[Host], ca_bundle: Path, endpoints: dict[str, Any]
+) -> dict[str, Path]:
     """`<lab_dir>/inventory/<site>.yml` per site: the product inventory with lab overrides."""
     written: dict[str, Path] = {}
     header = (
@@ -166,7 +165,9 @@ def write_overlay(lab: Lab, hosts: Sequence[Host], ca_bundle: Path) -> dict[str,
     )
     for site in sorted({h.site for h in hosts}):
         site_hosts = [h for h in hosts if h.site == site]
-        overrides = {h.hostname: overlay_vars(lab, lab.twins[h.hostname], ca_bundle) for h in site_hosts}
+        overrides = {
+            h.hostname: overlay_vars(lab, lab.twins[h.hostname], ca_bundle, endpoints) for h in site_hosts
+        }
         inventory = build_inventory(site_hosts, hostvar_overrides=overrides)
         path = inventory_dir(lab.config.lab_dir) / f"{site}.yml"
         write_inventory(inventory, path, header=header)
