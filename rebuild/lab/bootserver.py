@@ -1,0 +1,158 @@
+"""The lab's PXE boot server: HTTP for iPXE, serving `<lab_dir>/boot/` (the pxe_root).
+
+The reimage role writes `mac-<aabbccddeeff>.ipxe` and `unattend/<aabbccddeeff>.xml` here;
+iPXE (qemu's real firmware, or a twin's simulated network boot) fetches them over HTTP.
+It is a plain read-only file server: GET/HEAD only, no listing, nothing outside the root.
+Every request is logged (JSON lines in `<lab_dir>/logs/bootserver.log` and in memory) with
+its query, so a test can show which per-MAC script a machine fetched. Paths only are
+logged: answer files carry secrets and their content never reaches a log.
+
+`boot.ipxe` is the script a DHCP server would hand out as bootfile: it chains the per-MAC
+entry and falls back to the local disk (`exit`) when there is none, as in a real
+iPXE deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_SCRIPT = """#!ipxe
+# SIMULATED lab boot server (rebuild): the bootfile a DHCP server would hand out.
+# A machine boots its per-MAC entry when the reimage role wrote one; otherwise its disk.
+chain mac-${mac:hexraw}.ipxe?mac=${net0/mac} || exit
+"""
+
+
+# The WinPE boot files a real boot server holds (wimboot, BCD, boot.sdi, boot.wim): here
+# SIMULATED stand-ins at the paths the reimage role's iPXE entry loads, so a missing one fails
+# the boot as it would. They are not bootable (qemu's iPXE refuses wimboot: Exec format error).
+_STANDIN = "SIMULATED {} (rebuild lab stand-in, not bootable)\n"
+WINPE_STANDINS = {
+    "winpe/wimboot": _STANDIN.format("wimboot"),
+    "winpe/boot/bcd": _STANDIN.format("BCD"),
+    "winpe/boot/boot.sdi": _STANDIN.format("boot.sdi"),
+    "winpe/winpeshl.ini": "; SIMULATED winpeshl.ini (rebuild lab)\n[LaunchApps]\nwpeinit\n",
+    "winpe/sources/boot.wim": _STANDIN.format("WinPE boot.wim"),
+}
+
+
+def mac_hexraw(mac: str) -> str:
+    """aa:bb:cc:dd:ee:ff -> aabbccddeeff (iPXE's ${mac:hexraw})."""
+    return mac.replace(":", "").replace("-", "").lower()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: BootServer._Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # requests are logged as JSON by BootServer, not on stderr
+
+    def _serve(self, body: bool) -> None:
+        split = urlsplit(self.path)
+        rel = unquote(split.path).lstrip("/")
+        status, data = self.server.owner.resolve(rel)
+        self.server.owner.log_request_entry(
+            self.client_address[0], self.command, split.path, split.query, status
+        )
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain" if status == 200 else "text/plain; charset=utf-8")
+        payload = data if status == 200 else f"{status} not found\n".encode()
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if body:
+            self.wfile.write(payload)
+
+    def do_GET(self) -> None:
+        self._serve(True)
+
+    def do_HEAD(self) -> None:
+        self._serve(False)
+
+    def _refuse(self) -> None:
+        self.server.owner.log_request_entry(self.client_address[0], self.command, self.path, "", 405)
+        self.send_response(405)
+        self.send_header("Allow", "GET, HEAD")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
+
+
+class BootServer:
+    """HTTP boot server on 127.0.0.1:<port> (0 = a free port) serving `root`."""
+
+    class _Server(ThreadingHTTPServer):
+        daemon_threads = True
+        owner: BootServer
+
+    def __init__(self, root: Path, log_path: Path, port: int = 0, host: str = "127.0.0.1") -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "unattend").mkdir(exist_ok=True)
+        default = self.root / "boot.ipxe"
+        default.write_text(DEFAULT_SCRIPT)
+        for rel, content in WINPE_STANDINS.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._httpd = BootServer._Server((host, port), _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="lab-bootserver", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> BootServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def resolve(self, rel: str) -> tuple[int, bytes]:
+        """(status, content) for a path relative to the root; never outside it, no listing."""
+        if not rel or "\x00" in rel:
+            return 404, b""
+        target = (self.root / rel).resolve()
+        if not target.is_relative_to(self.root) or not target.is_file():
+            return 404, b""
+        try:
+            return 200, target.read_bytes()
+        except OSError:
+            return 404, b""
+
+    def log_request_entry(self, client: str, method: str, path: str, query: str, status: int) -> None:
+        entry = {
+            "at": time.time(),
+            "client": client,
+            "method": method,
+            "path": path,
+            "query": {k: v[0] if len(v) == 1 else v for k, v in parse_qs(query).items()},
+            "status": status,
+        }
+        with self._lock:
+            self.requests.append(entry)
+            with self.log_path.open("a") as fh:
+                fh.write(json.dumps(entry) + "\n")
+
+    def requests_for(self, path: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [r for r in self.requests if r["path"] == path]

@@ -1,0 +1,403 @@
+"""How a SIMULATED twin boots and reinstalls, and the lab services that trigger it.
+
+`start(lab)` brings up the lab's reimage paths and returns an object with `.stop()`:
+the HTTP boot server, the Wake-on-LAN receiver, the hypervisor API and the Redfish BMCs
+(sushy-emulator), all driving one `Imager`. Actual ports are written back into
+`lab.config` so the inventory overlay can point at them; `endpoints()` lists them.
+
+A network boot does what iPXE + WinPE + Setup do on a real machine:
+1. fetch `mac-<hexraw>.ipxe?mac=<mac>` from the boot server (the chain in `boot.ipxe`);
+   none, or not an iPXE script, or one that does not load wimboot: boot the local disk;
+2. the script's `.xml` initrd is the answer file; fetch it (a path on the lab's boot
+   server), parse it as Setup does; a bad or missing one fails the install;
+3. apply the image `InstallFrom/Path` names, from the lab's image share (`<lab_dir>`);
+4. the twin is `imaging` (WinRM silent) for `imaging_seconds` (+ `slow_host` delay), then
+   `clean` in the state `images.clean_state` gives, or `failed` with the reason.
+Everything is recorded in the twin's history with `lab.record`: boot, reset, packet,
+power_off, boot_override, reimage (started/done/failed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import re
+import shlex
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any, Protocol
+from urllib.parse import urljoin, urlsplit
+
+from rebuild.lab.answerfile import AnswerFile, AnswerFileError, parse_answer_file
+from rebuild.lab.bootserver import BootServer, mac_hexraw
+from rebuild.lab.context import Lab
+from rebuild.lab.images import (
+    AppliedImage,
+    ImageError,
+    clean_state,
+    ensure_repository,
+    read_image,
+)
+from rebuild.lab.state import Phase, TwinState
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BootEntry:
+    """What a per-MAC iPXE script asks for."""
+
+    install: bool
+    answer_url: str = ""  # absolute URL of the answer file (install entries)
+    reason: str = ""  # why it is not an install entry
+    files: tuple[str, ...] = ()  # absolute URLs iPXE downloads before booting (kernel, initrds)
+
+
+_VAR = re.compile(r"\$\{([^}]+)\}")
+
+
+def read_ipxe_script(text: str, script_url: str, mac: str) -> BootEntry:
+    """Interpret the subset of iPXE a per-MAC install entry uses (kernel/chain wimboot, initrd)."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("#!ipxe"):
+        return BootEntry(False, reason="not an iPXE script (no #!ipxe line): Exec format error")
+    variables = {
+        "mac": mac,
+        "net0/mac": mac,
+        "mac:hexraw": mac_hexraw(mac),
+        "net0/mac:hexraw": mac_hexraw(mac),
+    }
+
+    def expand(word: str) -> str:
+        return _VAR.sub(lambda m: variables.get(m.group(1), ""), word)  # unknown: empty, as iPXE
+
+    loads_wimboot = False
+    answer = ""
+    files: list[str] = []
+    for raw in lines[1:]:
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#") or line.startswith(":"):
+            continue
+        try:
+            words = [expand(w) for w in shlex.split(line, posix=True)]
+        except ValueError:
+            return BootEntry(False, reason=f"script line not understood: {line!r}")
+        cmd, args = words[0], [w for w in words[1:] if not w.startswith("--")]
+        if cmd == "set" and len(args) >= 2:
+            variables[args[0]] = " ".join(args[1:])
+        elif cmd in ("exit", "sanboot") and not loads_wimboot:
+            return BootEntry(False, reason=f"script boots the local disk ({cmd})")
+        elif cmd in ("kernel", "chain", "imgexec", "initrd", "imgfetch", "module") and args:
+            url = urljoin(script_url, args[0])
+            files.append(url)
+            if cmd in ("kernel", "chain", "imgexec") and PurePosixPath(urlsplit(url).path).name == "wimboot":
+                loads_wimboot = True
+            elif urlsplit(url).path.lower().endswith(".xml"):
+                answer = url
+    if not loads_wimboot:
+        return BootEntry(False, reason="script does not load wimboot (no install)")
+    if not answer:
+        return BootEntry(True, reason="no answer file in the script", files=tuple(files))
+    return BootEntry(True, answer_url=answer, files=tuple(files))
+
+
+@dataclass(order=True)
+class _Job:
+    due: float
+    seq: int
+    action: Callable[[], None] = field(compare=False)
+
+
+class Scheduler:
+    """One thread running delayed actions (imaging completions, BMC power changes)."""
+
+    def __init__(self) -> None:
+        self._jobs: list[_Job] = []
+        self._cond = threading.Condition()
+        self._seq = 0
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="lab-scheduler", daemon=True)
+        self._thread.start()
+
+    def at(self, due: float, action: Callable[[], None]) -> None:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._jobs, _Job(due, self._seq, action))
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopping and (not self._jobs or self._jobs[0].due > time.time()):
+                    timeout = None if not self._jobs else max(0.0, self._jobs[0].due - time.time())
+                    self._cond.wait(timeout)
+                if self._stopping:
+                    return
+                job = heapq.heappop(self._jobs)
+            try:
+                job.action()
+            except Exception:  # a failing job must not stop the lab's clock
+                import traceback
+
+                traceback.print_exc()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join(timeout=5)
+
+
+class Imager:
+    """Power and boot twins; run the SIMULATED install of a network boot."""
+
+    def __init__(self, lab: Lab, boot_url: str, scheduler: Scheduler) -> None:
+        self.lab = lab
+        self.boot_url = boot_url.rstrip("/") + "/"
+        self.scheduler = scheduler
+        self._generation: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    # -- power --------------------------------------------------------------------
+
+    def _next_generation(self, name: str) -> int:
+        with self._lock:
+            gen = self._generation.get(name, 0) + 1
+            self._generation[name] = gen
+            return gen
+
+    def _current(self, name: str, gen: int) -> bool:
+        with self._lock:
+            return self._generation.get(name) == gen
+
+    def _disk_phase(self, name: str, state: TwinState) -> str:
+        """What the local disk holds now: compromised, clean or failed (nothing bootable)."""
+        if state.phase == Phase.IMAGING:
+            return Phase.FAILED  # power lost mid-install: a half-written disk
+        if state.phase == Phase.OFF:
+            for entry in reversed(state.history):
+                if entry.get("event") == "power_off":
+                    return str(entry.get("disk", Phase.COMPROMISED))
+            return Phase.COMPROMISED
+        return state.phase
+
+    def power_off(self, name: str, via: str) -> None:
+        self._next_generation(name)
+        disk = self._disk_phase(name, self.lab.state(name))
+        self.lab.record(name, "power_off", via=via, disk=disk)
+
+        def off(state: TwinState) -> None:
+            state.phase = Phase.OFF
+
+        self.lab.update(name, off)
+
+    def is_on(self, name: str) -> bool:
+        return self.lab.state(name).phase != Phase.OFF
+
+    def boot(self, name: str, network: bool, via: str) -> str:
+        """Power the twin up (or restart it) and boot; returns what it booted."""
+        gen = self._next_generation(name)
+        if self.lab.fault(name, "never_wakes") is not None:
+            # The machine stays dark: no boot, no request on the network.
+            self.lab.record(name, "boot", via=via, source="none", outcome="never woke (injected fault)")
+            self.power_off(name, via="fault never_wakes")
+            return "none"
+        if network:
+            self.lab.record(name, "boot", via=via, source="network")
+            entry = self._fetch_entry(name)
+            if entry is not None and entry.install:
+                self._install(name, gen, entry, via)
+                return "install"
+            reason = entry.reason if entry else "no per-MAC entry on the boot server"
+            return self._boot_disk(name, via, reason)
+        self.lab.record(name, "boot", via=via, source="disk")
+        return self._boot_disk(name, via, "")
+
+    def _boot_disk(self, name: str, via: str, reason: str) -> str:
+        disk = self._disk_phase(name, self.lab.state(name))
+        if reason:
+            self.lab.record(name, "boot", via=via, source="disk", reason=reason, disk=disk)
+
+        def on(state: TwinState) -> None:
+            state.phase = disk
+
+        self.lab.update(name, on)
+        return "disk"
+
+    # -- network boot -------------------------------------------------------------
+
+    def _get(self, url: str) -> bytes | None:
+        """GET from the lab's boot server only: a URL's path is looked up there (one boot server)."""
+        parts = urlsplit(url)
+        local = urljoin(self.boot_url, parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
+        try:
+            with urllib.request.urlopen(local, timeout=10) as resp:
+                return bytes(resp.read())
+        except urllib.error.HTTPError:
+            return None
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def _fetch_entry(self, name: str) -> BootEntry | None:
+        mac = self.lab.twins[name].mac
+        script_url = f"{self.boot_url}mac-{mac_hexraw(mac)}.ipxe"
+        data = self._get(f"{script_url}?mac={mac}")
+        if data is None:
+            return None
+        return read_ipxe_script(data.decode("utf-8", "replace"), script_url, mac)
+
+    def _fail(self, name: str, reason: str) -> None:
+        self.lab.record(name, "reimage", status="failed", reason=reason)
+
+        def failed(state: TwinState) -> None:
+            state.phase = Phase.FAILED
+
+        self.lab.update(name, failed)
+
+    def _resolve_image(self, install_from: str) -> Path:
+        """Find InstallFrom/Path on the lab's image share (<lab_dir>): UNC, URL or drive path."""
+        if "://" in install_from:
+            parts = [p for p in PurePosixPath(urlsplit(install_from).path).parts if p != "/"]
+        else:
+            win = PureWindowsPath(install_from.replace("/", "\\"))
+            parts = list(win.parts[1:] if win.anchor else win.parts)
+        if any(p == ".." for p in parts):
+            raise ImageError(f"image path {install_from!r} climbs out of the share")
+        share = self.lab.config.lab_dir.resolve()
+        # The share root on a real network is server\share; try the path's tails under the lab's share.
+        for i in range(len(parts)):
+            candidate = share.joinpath(*parts[i:])
+            if candidate.is_file() and candidate.resolve().is_relative_to(share):
+                return candidate
+        raise ImageError(f"image {install_from!r} not found on the image share")
+
+    def _install(self, name: str, gen: int, entry: BootEntry, via: str) -> None:
+        for url in entry.files:
+            if url != entry.answer_url and self._get(url) is None:
+                # iPXE cannot fetch what the entry needs: the boot fails (no WinPE, no install).
+                self._fail(name, f"iPXE could not download {urlsplit(url).path}: boot failed")
+                return
+        if not entry.answer_url:
+            self._fail(name, "WinPE started Setup without an answer file: Setup waits for input")
+            return
+        data = self._get(entry.answer_url)
+        if data is None:
+            self._fail(name, f"answer file {urlsplit(entry.answer_url).path} not found on the boot server")
+            return
+        try:
+            answer = parse_answer_file(data, urlsplit(entry.answer_url).path)
+            image = read_image(self._resolve_image(answer.install_from))
+            if answer.image_index not in (None, 1):
+                raise ImageError(f"image {image.path.name} has no index {answer.image_index}")
+            if answer.image_name not in (None, image.caption, image.image_id):
+                raise ImageError(f"image {image.path.name} has no image named {answer.image_name!r}")
+        except (AnswerFileError, ImageError) as exc:
+            self._fail(name, str(exc))
+            return
+        delay = self.lab.config.imaging_seconds
+        slow = self.lab.fault(name, "slow_host")
+        if slow is not None:
+            delay += float(slow.get("delay", slow.get("seconds", 30)))
+        self.lab.record(name, "reimage", status="started", via=via, image=image.path.name, seconds=delay)
+
+        def imaging(state: TwinState) -> None:
+            state.phase = Phase.IMAGING
+
+        self.lab.update(name, imaging)
+        self.scheduler.at(time.time() + delay, lambda: self._complete(name, gen, answer, image))
+
+    def _complete(self, name: str, gen: int, answer: AnswerFile, image: AppliedImage) -> None:
+        if not self._current(name, gen):
+            return  # reset or powered off mid-install; that boot decided what happened
+        if self.lab.fault(name, "reimage_fails") is not None:
+            self._fail(name, "Windows Setup failed applying the image (injected fault reimage_fails)")
+            return
+        new = clean_state(self.lab.twins[name], answer, image)
+
+        def replace(state: TwinState) -> None:
+            history = state.history
+            state.__dict__.update(new.__dict__)
+            state.history = history
+
+        self.lab.update(name, replace)
+        self.lab.record(name, "reimage", status="done", image_id=image.image_id, image_sha256=image.sha256)
+
+
+class ReimageServices:
+    """The lab's reimage paths, running. `stop()` ends them all (sushy-emulator included)."""
+
+    def __init__(self, lab: Lab) -> None:
+        from rebuild.lab.hypervisor import HypervisorApi
+        from rebuild.lab.redfish import RedfishBmcs
+        from rebuild.lab.wol import WolListener
+
+        self.lab = lab
+        cfg = lab.config
+        logs = cfg.lab_dir / "logs"
+        self.images = ensure_repository(cfg.lab_dir)
+        self._stoppers: list[Stoppable] = []
+        try:
+            self.scheduler = Scheduler()
+            self._stoppers.append(self.scheduler)
+            self.boot = BootServer(cfg.lab_dir / "boot", logs / "bootserver.log", cfg.boot_http_port).start()
+            self._stoppers.append(self.boot)
+            self.imager = Imager(lab, self.boot.url, self.scheduler)
+            self.wol = WolListener(lab, self._wake, logs / "wol.log", cfg.wol_port).start()
+            self._stoppers.append(self.wol)
+            self.hypervisor = HypervisorApi(lab, self.imager, cfg.hypervisor_port).start()
+            self._stoppers.append(self.hypervisor)
+            self.redfish = RedfishBmcs(lab, self.imager, self.scheduler, cfg.redfish_port).start()
+            self._stoppers.append(self.redfish)
+        except BaseException:
+            self.stop()
+            raise
+        cfg.boot_http_port = self.boot.port
+        cfg.wol_port = self.wol.port
+        cfg.hypervisor_port = self.hypervisor.port
+        cfg.redfish_port = self.redfish.port
+
+    def _wake(self, name: str) -> None:
+        self.imager.boot(name, True, "wol")
+
+    def endpoints(self) -> dict[str, Any]:
+        """Values the lab's inventory overlay needs (per host: `redfish.system_id`). No secrets."""
+        cfg = self.lab.config
+        return {
+            "rebuild_pxe_root": str((cfg.lab_dir / "boot").resolve()),
+            "rebuild_boot_server": "localhost",
+            "rebuild_boot_url": self.boot.url,
+            # Windows Setup reads the image from this share; the lab resolves it under <lab_dir>.
+            "rebuild_image_share": "\\\\rebuild-lab\\images-share",
+            "rebuild_wol_broadcast": "127.0.0.1",
+            "rebuild_wol_port": self.wol.port,
+            "rebuild_hypervisor_url": self.hypervisor.url,
+            "rebuild_bmc_address": self.redfish.url,
+            "rebuild_image_catalogue": str((cfg.lab_dir / "images.yml").resolve()),
+        }
+
+    def site_secrets(self) -> dict[str, dict[str, str]]:
+        """Secret store entries a rehearsal needs: `site-<site>` -> {hypervisor_token}.
+
+        The product reads the hypervisor token from the secret store (never the inventory);
+        the lab daemon writes these with `SecretStore.put(entry, value, name=...)`.
+        """
+        sites = sorted({t.site for t in self.lab.twins.values() if t.platform == "virtual"})
+        return {f"site-{site}": {"hypervisor_token": self.hypervisor.token} for site in sites}
+
+    def stop(self) -> None:
+        for stopper in reversed(self._stoppers):
+            with contextlib.suppress(Exception):
+                stopper.stop()
+        self._stoppers.clear()
+
+
+def start(lab: Lab) -> ReimageServices:
+    """Start the lab's reimage paths for this lab; call `.stop()` on the result to end them."""
+    return ReimageServices(lab)
