@@ -25,6 +25,7 @@ class Indicators:
     services: tuple[str, ...]
     files: tuple[str, ...]
     file_extensions: tuple[str, ...]
+    applications: tuple[str, ...]  # DisplayName prefixes of remote-access tools
     sha256: tuple[str, ...]
 
     def is_note(self, file_name: str) -> bool:
@@ -42,6 +43,10 @@ class Indicators:
 
     def bad_service(self, name: str) -> bool:
         return name.casefold() in {s.casefold() for s in self.services}
+
+    def bad_application(self, display_name: str) -> bool:
+        low = display_name.casefold()
+        return any(low.startswith(a.casefold()) for a in self.applications)
 
 
 def _names(raw: Mapping[str, Any], key: str, source: str) -> tuple[str, ...]:
@@ -74,6 +79,7 @@ def parse_indicators(raw: Any, source: str = "iocs.yml") -> Indicators:
         services=_names(raw, "services", source),
         files=_names(raw, "files", source),
         file_extensions=exts,
+        applications=_names(raw, "applications", source),
         sha256=tuple(hashes),
     )
     if not found.note_names or not found.note_folders:

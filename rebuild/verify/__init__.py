@@ -1,0 +1,15 @@
+"""Verification: prove a rebuilt host is clean and ready before it rejoins the hospital.
+
+    expect   what a host must show (image, applications, IOC list, hardening) - built on the controller
+    windows  the few PowerShell reads the suites use (standard Windows cmdlets, JSON out)
+    suites/  pytest-testinfra suites, product code: common checks, per kind, per service
+    runner   run the suites against one host over WinRM in a subprocess; JUnit per host; results
+
+Credentials reach the pytest process through a private pipe, never argv, environment,
+logs, JUnit or run artifacts.
+"""
+
+from rebuild.verify.expect import Expectations, build_expectations
+from rebuild.verify.runner import VerifyResult, VerifyTarget, run_verification
+
+__all__ = ["Expectations", "VerifyResult", "VerifyTarget", "build_expectations", "run_verification"]

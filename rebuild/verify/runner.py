@@ -1,0 +1,206 @@
+"""Run the verification suites against one host and turn the outcome into journal results.
+
+pytest runs in a child process (isolation: one host's failures or imports never leak into
+the next, and a hung host can be killed on a deadline). Its configuration - target,
+credentials, expectations - goes through an inherited pipe named by file descriptor, so the
+secret is never in argv (visible to every local user via /proc), the environment, a file,
+the log or the JUnit XML. Both outputs are still scanned for the secret before they are
+kept, as a last guard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rebuild.verify.expect import Expectations
+
+SUITES = Path(__file__).resolve().parent / "suites"
+REDACTED = "********"
+
+
+@dataclass(frozen=True)
+class VerifyTarget:
+    host: str  # inventory name
+    address: str  # ansible_host
+    port: int = 5986
+    scheme: str = "https"
+    user: str = "rb-admin"
+    ca_trust_path: str = ""
+    cert_validation: str = "validate"
+
+
+@dataclass
+class VerifyResult:
+    host: str
+    passed: bool
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    failed_checks: list[dict[str, str]]  # [{check, message}]
+    skipped_checks: list[dict[str, str]]
+    junit: str  # path of the JUnit XML
+    log: str
+    duration_s: float
+    hardening_not_verified: list[str] = field(default_factory=list)
+    redacted: bool = False  # a secret had to be scrubbed from the outputs (a bug to report)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if self.passed:
+            return f"{self.host}: verification passed ({self.tests} checks)"
+        names = ", ".join(c["check"] for c in self.failed_checks[:8])
+        more = f" (+{len(self.failed_checks) - 8} more)" if len(self.failed_checks) > 8 else ""
+        return f"{self.host}: verification failed: {names}{more}"
+
+
+def suite_files(kind: str) -> list[Path]:
+    """Common checks, the kind's suite, the per-service suite, hardening."""
+    files = [SUITES / "test_common.py", SUITES / f"test_kind_{kind}.py", SUITES / "test_service.py",
+             SUITES / "test_hardening.py"]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise FileNotFoundError(f"verification suite(s) missing: {', '.join(missing)}")
+    return files
+
+
+def _scrub(text: str, secrets: list[str]) -> tuple[str, bool]:
+    hit = False
+    for s in secrets:
+        if s and s in text:
+            text = text.replace(s, REDACTED)
+            hit = True
+    return text, hit
+
+
+def _first_line(message: str) -> str:
+    line = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    return re.sub(r"^(AssertionError|ReadError|[\w.]*Error):\s*", "", line)[:500]
+
+
+def parse_junit(path: Path) -> tuple[int, int, int, int, list[dict[str, str]], list[dict[str, str]]]:
+    """(tests, failures, errors, skipped, failed checks, skipped checks) from pytest's JUnit XML."""
+    root = ET.parse(path).getroot()
+    tests = failures = errors = skipped = 0
+    failed: list[dict[str, str]] = []
+    skips: list[dict[str, str]] = []
+    for case in root.iter("testcase"):
+        tests += 1
+        name = case.get("name", "?")
+        for tag in ("failure", "error"):
+            node = case.find(tag)
+            if node is not None:
+                if tag == "failure":
+                    failures += 1
+                else:
+                    errors += 1
+                failed.append({"check": name, "message": _first_line(node.get("message") or node.text or "")})
+                break
+        node = case.find("skipped")
+        if node is not None:
+            skipped += 1
+            skips.append({"check": name, "message": _first_line(node.get("message") or "")})
+    return tests, failures, errors, skipped, failed, skips
+
+
+def run_verification(
+    target: VerifyTarget,
+    expectations: Expectations,
+    *,
+    password: str,
+    run_dir: Path,
+    previous_password: str = "",
+    timeout_s: float = 900.0,
+) -> VerifyResult:
+    """Verify one host; JUnit at <run_dir>/junit/<host>.xml, log at <run_dir>/verify/<host>.log."""
+    if not password:
+        raise ValueError(f"host {target.host}: no local admin secret to connect with")
+    junit = run_dir / "junit" / f"{target.host}.xml"
+    log = run_dir / "verify" / f"{target.host}.log"
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    config = json.dumps({
+        "target": asdict(target),
+        "password": password,
+        "previous_password": previous_password,
+        "expect": expectations.to_dict(),
+    }).encode()
+    read_fd, write_fd = os.pipe()
+    argv = [
+        sys.executable, "-m", "pytest",
+        *[str(f) for f in suite_files(expectations.kind)],
+        "-p", "rebuild.verify.plugin", f"--rebuild-config-fd={read_fd}",
+        "-c", os.devnull, "--rootdir", str(SUITES), "-p", "no:cacheprovider",
+        f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", f"junit_suite_name=verify-{target.host}",
+        "-q", "--no-header", "-rfE", "--tb=line", "-o", "console_output_style=classic",
+    ]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            pass_fds=(read_fd,), env=env, cwd=str(SUITES))
+    os.close(read_fd)
+
+    def feed() -> None:
+        with os.fdopen(write_fd, "wb") as pipe:
+            try:
+                pipe.write(config)
+            except BrokenPipeError:
+                pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        output, _ = proc.communicate(timeout=timeout_s)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        timed_out = True
+    feeder.join(timeout=5)
+    duration = time.monotonic() - started
+    secrets = [password, previous_password]
+    text, hit_log = _scrub(output.decode("utf-8", "replace"), secrets)
+    log.write_text(text, encoding="utf-8")
+    hit_junit = False
+    if junit.exists():
+        scrubbed, hit_junit = _scrub(junit.read_text(encoding="utf-8"), secrets)
+        if hit_junit:
+            junit.write_text(scrubbed, encoding="utf-8")
+        tests, failures, errors, skipped, failed, skips = parse_junit(junit)
+    else:
+        tests = failures = skipped = 0
+        errors = 1
+        failed, skips = [], []
+    if timed_out:
+        failed.append({"check": "verification", "message": f"did not finish within {timeout_s:g} s"})
+        errors += 1
+    elif not junit.exists() or (proc.returncode not in (0, 1) and not failed):
+        tail = text.strip().splitlines()[-1:] or ["no output"]
+        failed.append({"check": "verification", "message": f"pytest exited {proc.returncode}: {tail[0][:300]}"})
+    return VerifyResult(
+        host=target.host,
+        passed=not failed and tests > 0,
+        tests=tests,
+        failures=failures,
+        errors=errors,
+        skipped=skipped,
+        failed_checks=failed,
+        skipped_checks=skips,
+        junit=str(junit),
+        log=str(log),
+        duration_s=round(duration, 2),
+        hardening_not_verified=list(expectations.hardening_not_verified),
+        redacted=hit_log or hit_junit,
+    )

@@ -1,0 +1,1 @@
+"""Verification suites (pytest-testinfra). Run only through rebuild.verify.runner."""

@@ -1,0 +1,77 @@
+"""Hardening controls still compliant at verification time (drift after harden fails here).
+
+The controls are the harden baseline compiled for this host (same data, same compiler as
+the harden phase, exceptions honoured). Setting types read here: registry, service,
+optional feature, firewall profile, Defender status; controls holding other types are
+also audited by the harden phase and listed in the results as not re-verified here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rebuild.verify.windows import WindowsReads
+
+_START = {"0": "boot", "1": "system", "2": "automatic", "3": "manual", "4": "disabled"}
+_STATUS = {"1": "stopped", "4": "running"}
+
+
+def _registry(win: WindowsReads, s: dict[str, Any]) -> str | None:
+    values = win.registry_key(s["path"])
+    actual = None if values is None else values.get(s["name"])
+    want = s["data"]
+    if isinstance(want, list):
+        ok = isinstance(actual, list) and [str(a) for a in actual] == [str(w) for w in want]
+    elif s["value_type"] in ("dword", "qword"):
+        ok = actual is not None and str(actual) == str(int(want))
+    else:
+        ok = actual is not None and str(actual) == str(want)
+    return None if ok else f"{s['path']}\\{s['name']} is {actual!r}, baseline wants {want!r}"
+
+
+def _service(win: WindowsReads, s: dict[str, Any]) -> str | None:
+    svc = next((x for x in win.services() if str(x.get("Name", "")).casefold() == s["name"].casefold()), None)
+    if svc is None:
+        return None if s["start_mode"] == "disabled" else f"service {s['name']} is missing"
+    start = _START.get(str(svc.get("StartType")), str(svc.get("StartType")).lower())
+    problems = []
+    if start != s["start_mode"]:
+        problems.append(f"start type {start}, baseline wants {s['start_mode']}")
+    if s.get("state"):
+        status = _STATUS.get(str(svc.get("Status")), str(svc.get("Status")).lower())
+        if status != s["state"]:
+            problems.append(f"status {status}, baseline wants {s['state']}")
+    return f"service {s['name']}: {'; '.join(problems)}" if problems else None
+
+
+def _feature(win: WindowsReads, s: dict[str, Any]) -> str | None:
+    f = win.optional_feature(s["name"]) or {}
+    state = str(f.get("State", "absent"))
+    enabled = state in ("2", "Enabled")  # FeatureState enum: 2 = Enabled
+    return None if enabled == bool(s["enabled"]) else f"feature {s['name']} state {state}, baseline wants enabled={s['enabled']}"
+
+
+def _firewall(win: WindowsReads, s: dict[str, Any]) -> str | None:
+    prof = next((p for p in win.firewall_profiles() if p.get("Name") == s["profile"]), None)
+    if prof is None:
+        return f"firewall profile {s['profile']} not found"
+    enabled = prof.get("Enabled") in (True, 1, "1", "True")
+    if enabled != bool(s["enabled"]):
+        return f"firewall profile {s['profile']} Enabled is {prof.get('Enabled')}, baseline wants {s['enabled']}"
+    return None
+
+
+def _defender(win: WindowsReads, s: dict[str, Any]) -> str | None:
+    actual = win.defender().get(s["property"])
+    if actual is None:
+        actual = win.json(f"(Get-MpComputerStatus).{s['property']} | ConvertTo-Json -Compress")
+    return None if actual == s["expected"] else f"Defender {s['property']} is {actual!r}, baseline wants {s['expected']!r}"
+
+
+CHECKS = {"registry": _registry, "service": _service, "feature": _feature,
+          "firewall_profile": _firewall, "defender_status": _defender}
+
+
+def test_control_compliant(win: WindowsReads, control):
+    problems = [p for s in control["settings"] if (p := CHECKS[s["type"]](win, s))]
+    assert not problems, f"{control['id']} {control['title']}: " + "; ".join(problems)

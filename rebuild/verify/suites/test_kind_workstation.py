@@ -1,0 +1,15 @@
+"""Workstations: a client image, and no server roles' software."""
+
+from __future__ import annotations
+
+
+def test_workstation_os(win, expect):
+    caption = str(win.operating_system().get("Caption", ""))
+    assert caption.startswith("Microsoft Windows 1") and "Server" not in caption, (
+        f"a PC runs {caption!r}, not a Windows client image")
+
+
+def test_no_server_software_on_workstation(win, expect):
+    servers = {"Omnipro Server", "Lumen PACS Server", "Biolis LIS Server"}
+    found = [a["DisplayName"] for a in win.installed_applications() if a["DisplayName"] in servers]
+    assert not found, f"server software on a PC: {', '.join(found)}"

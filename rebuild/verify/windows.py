@@ -1,0 +1,174 @@
+"""The PowerShell reads verification makes, over testinfra's host (WinRM backend).
+
+Every read is one standard Windows PowerShell 5.1 pipeline ending in `ConvertTo-Json
+-Compress`, sent as `powershell.exe -EncodedCommand` (UTF-16LE base64) so no quoting of
+paths can go wrong through cmd.exe. Results are cached per session: the suites ask many
+questions of few reads, which keeps WinRM round trips per host low.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import re
+from typing import Any, Protocol
+
+
+class CommandResult(Protocol):
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class HostLike(Protocol):
+    def run(self, command: str, *args: str) -> CommandResult: ...
+
+
+class ReadError(AssertionError):
+    """A read failed on the host: the check that needed it fails with Windows' own message."""
+
+
+def encoded(script: str) -> str:
+    return "powershell.exe -NoProfile -NonInteractive -EncodedCommand " + base64.b64encode(
+        script.encode("utf-16-le")
+    ).decode()
+
+
+def ps_quote(text: str) -> str:
+    """A PowerShell single-quoted literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def as_list(value: Any) -> list[Any]:
+    """ConvertTo-Json gives an object for one result and an array for several."""
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+_MS_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
+
+
+def parse_date(value: Any) -> dt.datetime | None:
+    """DateTime as PowerShell 5.1's ConvertTo-Json writes it ("\\/Date(ms)\\/") or ISO text."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, dict) and "value" in value:  # -Depth output of a DateTime with DisplayHint
+        value = value["value"]
+    text = str(value)
+    if m := _MS_DATE.search(text):
+        return dt.datetime.fromtimestamp(int(m.group(1)) / 1000, dt.UTC)
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+class WindowsReads:
+    """Cached reads of one host."""
+
+    UNINSTALL = (
+        r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\*",
+        r"HKLM:\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall\*",
+    )
+
+    def __init__(self, host: HostLike) -> None:
+        self.host = host
+        self._cache: dict[str, Any] = {}
+        self.commands = 0  # WinRM commands sent (each is one shell round trip set)
+
+    def json(self, script: str, *, allow_missing: bool = False) -> Any:
+        """Run `script | ConvertTo-Json -Compress`; None when it printed nothing."""
+        if script in self._cache:
+            return self._cache[script]
+        self.commands += 1
+        result = self.host.run(encoded(script))
+        if result.rc != 0 and not allow_missing:
+            raise ReadError(f"`{script}` failed on the host (rc {result.rc}): {result.stderr.strip()[:400]}")
+        text = result.stdout.strip()
+        value = json.loads(text) if text else None
+        self._cache[script] = value
+        return value
+
+    # --- the reads -------------------------------------------------------------------------
+
+    def image_stamp(self) -> dict[str, Any]:
+        return self.json(
+            r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\GHAL\Rebuild' | Select-Object ImageId,ImageSha256 "
+            "| ConvertTo-Json -Compress"
+        ) or {}
+
+    def operating_system(self) -> dict[str, Any]:
+        return self.json(
+            "Get-CimInstance -ClassName Win32_OperatingSystem | Select-Object Caption,BuildNumber,Version "
+            "| ConvertTo-Json -Compress"
+        ) or {}
+
+    def computer_system(self) -> dict[str, Any]:
+        return self.json(
+            "Get-CimInstance -ClassName Win32_ComputerSystem | Select-Object Name,Domain,PartOfDomain "
+            "| ConvertTo-Json -Compress"
+        ) or {}
+
+    def defender(self) -> dict[str, Any]:
+        return self.json(
+            "Get-MpComputerStatus | Select-Object AMServiceEnabled,AntivirusEnabled,AntispywareEnabled,"
+            "RealTimeProtectionEnabled,BehaviorMonitorEnabled,IoavProtectionEnabled,IsTamperProtected,"
+            "AntivirusSignatureLastUpdated,AntivirusSignatureVersion | ConvertTo-Json -Compress"
+        ) or {}
+
+    def services(self) -> list[dict[str, Any]]:
+        return as_list(self.json("Get-Service | Select-Object Name,DisplayName,Status,StartType | ConvertTo-Json -Compress"))
+
+    def scheduled_tasks(self) -> list[dict[str, Any]]:
+        return as_list(self.json("Get-ScheduledTask | Select-Object TaskPath,TaskName,State | ConvertTo-Json -Compress"))
+
+    def folder(self, path: str) -> list[dict[str, Any]]:
+        """Files directly in a folder (hidden ones too); [] when the folder does not exist."""
+        if not self.json(f"Test-Path -LiteralPath {ps_quote(path)} | ConvertTo-Json -Compress"):
+            return []
+        return as_list(self.json(
+            f"Get-ChildItem -LiteralPath {ps_quote(path)} -Force -File | Select-Object Name,FullName,Length "
+            "| ConvertTo-Json -Compress"
+        ))
+
+    def exists(self, path: str) -> bool:
+        return bool(self.json(f"Test-Path -LiteralPath {ps_quote(path)} | ConvertTo-Json -Compress"))
+
+    def installed_applications(self) -> list[dict[str, Any]]:
+        items: list[Any] = []
+        for path in self.UNINSTALL:
+            if not self.json(f"Test-Path -Path {ps_quote(path[:-2])} | ConvertTo-Json -Compress"):
+                continue  # no 32-bit view on this host
+            items += as_list(self.json(
+                f"Get-ItemProperty -Path {ps_quote(path)} | Select-Object DisplayName,DisplayVersion "
+                "| ConvertTo-Json -Compress"
+            ))
+        return [i for i in items if isinstance(i, dict) and i.get("DisplayName")]
+
+    def administrators(self) -> list[dict[str, Any]]:
+        return as_list(self.json(
+            "Get-LocalGroupMember -SID 'S-1-5-32-544' | Select-Object Name,ObjectClass,PrincipalSource "
+            "| ConvertTo-Json -Compress"
+        ))
+
+    def registry_key(self, path: str) -> dict[str, Any] | None:
+        """All values of one key, or None when the key does not exist."""
+        if not self.json(f"Test-Path -Path {ps_quote(path)} | ConvertTo-Json -Compress"):
+            return None
+        return self.json(f"Get-ItemProperty -Path {ps_quote(path)} | ConvertTo-Json -Compress") or {}
+
+    def optional_feature(self, name: str) -> dict[str, Any] | None:
+        return self.json(
+            f"Get-WindowsOptionalFeature -Online -FeatureName {ps_quote(name)} | Select-Object FeatureName,State "
+            "| ConvertTo-Json -Compress",
+            allow_missing=True,
+        )
+
+    def firewall_profiles(self) -> list[dict[str, Any]]:
+        return as_list(self.json(
+            "Get-NetFirewallProfile | Select-Object Name,Enabled,DefaultInboundAction,DefaultOutboundAction,"
+            "LogAllowed,LogBlocked,LogMaxSizeKilobytes | ConvertTo-Json -Compress"
+        ))
