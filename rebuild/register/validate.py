@@ -27,6 +27,7 @@ _HOSTNAME = re.compile(r"^[A-Z0-9](?:[A-Z0-9-]{0,13}[A-Z0-9])?$")
 _MAC_SEPARATORS = re.compile(r"[\s:.\-]")
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
 _BMC = re.compile(r"^(?:(?P<scheme>[a-zA-Z]+)://)?(?P<host>[^/:]+)(?::(?P<port>\d{1,5}))?/?$")
+_TEMPLATE_MARKERS = re.compile(r"\{[{%#]")
 _APP_SPLIT = re.compile(r"\s*[;,|\n]\s*")
 
 
@@ -220,6 +221,14 @@ class _RowReader:
         status = get("status", lambda t: check.value("status", t))
         if status in ("retired", "spare"):
             return str(status)
+        for i, text in enumerate(cells):
+            # The static inventory is YAML Ansible trusts as templates: a register cell must
+            # never smuggle Jinja into it (it would run on the controller).
+            if "{" in text and _TEMPLATE_MARKERS.search(text):
+                header = self.table.headers[i] if i < len(self.table.headers) else f"#{i + 1}"
+                problems.append(
+                    Problem(file, number, header, "contains Ansible template markers ({{, {% or {#)", unit)
+                )
         hostname = get("hostname", _required(normalise_hostname, "hostname"))
         asset_tag = get("asset_tag", _required(str.strip, "asset tag"))
         kind = get("kind", lambda t: check.value("kind", t))
