@@ -206,8 +206,15 @@ class Journal:
             db.execute(
                 "INSERT INTO runs(id, site, operator, started_at, status, dry_run, rehearsal, options) "
                 "VALUES(?, ?, ?, ?, 'running', ?, ?, ?)",
-                (run_id, site, operator, time.time(), int(dry_run), int(rehearsal),
-                 json.dumps(dict(options or {}), sort_keys=True)),
+                (
+                    run_id,
+                    site,
+                    operator,
+                    time.time(),
+                    int(dry_run),
+                    int(rehearsal),
+                    json.dumps(dict(options or {}), sort_keys=True),
+                ),
             )
         return self.run(run_id)
 
@@ -319,7 +326,9 @@ class Journal:
             if not legal:
                 raise IllegalTransition(f"{name}: {current.phase} -> {target} is not a legal transition")
             if target is Phase.FAILED and failed_phase not in WORK_PHASES:
-                raise IllegalTransition(f"{name}: failing needs the work phase it failed in, got {failed_phase!r}")
+                raise IllegalTransition(
+                    f"{name}: failing needs the work phase it failed in, got {failed_phase!r}"
+                )
             results = dict(current.results)
             if result is not None:
                 key = result_key or ACTIVE.get(target) or DONE.get(target) or target.value
@@ -371,12 +380,12 @@ class Journal:
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, host, run_id, from_phase, to_phase, at, detail FROM transitions" + where + " ORDER BY id",
+                "SELECT id, host, run_id, from_phase, to_phase, at, detail FROM transitions"
+                + where
+                + " ORDER BY id",
                 args,
             ).fetchall()
-        return [
-            TransitionRecord(r[0], r[1], r[2], Phase(r[3]), Phase(r[4]), r[5], r[6]) for r in rows
-        ]
+        return [TransitionRecord(r[0], r[1], r[2], Phase(r[3]), Phase(r[4]), r[5], r[6]) for r in rows]
 
     def counts(self, site: str | None = None) -> dict[str, int]:
         """Hosts per phase (every phase present, zero when none)."""
@@ -389,15 +398,32 @@ class Journal:
 def _host(row: tuple[Any, ...]) -> HostRecord:
     name, site, tier, service, kind, phase, failed_phase, reason, attempts, updated_at, run_id, results = row
     return HostRecord(
-        name=name, site=site, tier=int(tier), service=service, kind=kind, phase=Phase(phase),
-        failed_phase=failed_phase, reason=reason, attempts=int(attempts), updated_at=float(updated_at),
-        run_id=run_id, results=json.loads(results),
+        name=name,
+        site=site,
+        tier=int(tier),
+        service=service,
+        kind=kind,
+        phase=Phase(phase),
+        failed_phase=failed_phase,
+        reason=reason,
+        attempts=int(attempts),
+        updated_at=float(updated_at),
+        run_id=run_id,
+        results=json.loads(results),
     )
 
 
 def _run(row: tuple[Any, ...]) -> RunRecord:
     rid, site, operator, started_at, ended_at, status, dry_run, rehearsal, reason, options = row
     return RunRecord(
-        id=rid, site=site, operator=operator, started_at=started_at, ended_at=ended_at, status=status,
-        dry_run=bool(dry_run), rehearsal=bool(rehearsal), reason=reason, options=json.loads(options),
+        id=rid,
+        site=site,
+        operator=operator,
+        started_at=started_at,
+        ended_at=ended_at,
+        status=status,
+        dry_run=bool(dry_run),
+        rehearsal=bool(rehearsal),
+        reason=reason,
+        options=json.loads(options),
     )

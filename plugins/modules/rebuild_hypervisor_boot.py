@@ -83,7 +83,11 @@ def _call(module: AnsibleModule, method: str, path: str, body: dict[str, Any] | 
     verify: Any = (p["ca_path"] or True) if p["validate_certs"] else False
     try:
         response = requests.request(
-            method, url, json=body, timeout=p["timeout"], verify=verify,
+            method,
+            url,
+            json=body,
+            timeout=p["timeout"],
+            verify=verify,
             headers={"Authorization": f"Bearer {p['token']}", "Accept": "application/json"},
         )
     except requests.RequestException as exc:
@@ -91,10 +95,13 @@ def _call(module: AnsibleModule, method: str, path: str, body: dict[str, Any] | 
     if response.status_code >= 400:
         detail = ""
         try:
-            detail = str(response.json().get("error", ""))
+            body = response.json()
+            detail = str(body.get("message") or body.get("error") or "")
         except ValueError:
             pass
-        module.fail_json(msg=f"hypervisor API refused {method} {path}: HTTP {response.status_code} {detail}".strip())
+        module.fail_json(
+            msg=f"hypervisor API refused {method} {path}: HTTP {response.status_code} {detail}".strip()
+        )
     return response.json() if response.content else {}
 
 

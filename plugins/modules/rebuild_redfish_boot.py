@@ -89,7 +89,9 @@ def _session(module: AnsibleModule) -> Any:
     return session
 
 
-def _call(module: AnsibleModule, session: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _call(
+    module: AnsibleModule, session: Any, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
     import requests
 
     url = module.params["bmc_address"].rstrip("/") + path
@@ -133,14 +135,26 @@ def main() -> None:
     power = str(system.get("PowerState", "Unknown"))
     reset = "On" if power == "Off" else "ForceRestart"
     result = {
-        "changed": True, "system_id": system_id, "power_state": power,
-        "reset_type": reset, "boot_target": module.params["boot_target"],
+        "changed": True,
+        "system_id": system_id,
+        "power_state": power,
+        "reset_type": reset,
+        "boot_target": module.params["boot_target"],
     }
     if module.check_mode:
         module.exit_json(**result)
-    _call(module, session, "PATCH", path, {
-        "Boot": {"BootSourceOverrideTarget": module.params["boot_target"], "BootSourceOverrideEnabled": "Once"}
-    })
+    _call(
+        module,
+        session,
+        "PATCH",
+        path,
+        {
+            "Boot": {
+                "BootSourceOverrideTarget": module.params["boot_target"],
+                "BootSourceOverrideEnabled": "Once",
+            }
+        },
+    )
     _call(module, session, "POST", f"{path}/Actions/ComputerSystem.Reset", {"ResetType": reset})
     module.exit_json(**result)
 

@@ -13,7 +13,7 @@ import sys
 
 from rebuild.errors import RebuildError
 
-VERBS = ("plan", "inventory", "report", "lab")
+VERBS = ("plan", "inventory", "site", "status", "report", "lab", "harden")
 
 
 def build_parser() -> argparse.ArgumentParser:

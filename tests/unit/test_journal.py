@@ -15,8 +15,15 @@ from rebuild.model import Host, Kind, Platform
 
 def _host(name: str, tier: int = 1, site: str = "arlon") -> Host:
     return Host(
-        hostname=name, asset_tag=f"A-{name}", kind=Kind.SERVER, platform=Platform.VIRTUAL,
-        os="windows-server-2022", site=site, service="emergency", service_label="Urgences", tier=tier,
+        hostname=name,
+        asset_tag=f"A-{name}",
+        kind=Kind.SERVER,
+        platform=Platform.VIRTUAL,
+        os="windows-server-2022",
+        site=site,
+        service="emergency",
+        service_label="Urgences",
+        tier=tier,
     )
 
 
@@ -29,7 +36,16 @@ def journal(tmp_path: Path) -> Journal:
 
 
 def _walk_to_verified(j: Journal, name: str) -> None:
-    for p in ("reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying", "verified"):
+    for p in (
+        "reimaging",
+        "reimaged",
+        "hardening",
+        "hardened",
+        "redeploying",
+        "redeployed",
+        "verifying",
+        "verified",
+    ):
         j.transition(name, p, run_id="r1")
 
 

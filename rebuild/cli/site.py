@@ -1,0 +1,90 @@
+"""`rebuild site SITE`: rebuild one site wave by wave (parse and delegate only)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+from rebuild.secrets import default_state_dir
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "site", help="reimage, harden, redeploy and verify one site, wave by wave (resumes where it stopped)"
+    )
+    p.add_argument("site", help="site key, e.g. arlon (one site per run)")
+    p.add_argument(
+        "--inventory", type=Path, help="inventory file/dir (default inventories/hospital/<site>.yml)"
+    )
+    p.add_argument(
+        "--state-dir", type=Path, help="journal, runs and secrets (default $REBUILD_STATE_DIR or state/)"
+    )
+    p.add_argument("--yes", action="store_true", help="do not ask to type the site name (automation)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="plan and render boot files only: no boot, reset or packet"
+    )
+    p.add_argument(
+        "--limit", type=_names, default=(), help="only these hosts (comma separated), all of this site"
+    )
+    p.add_argument("--tier", type=int, help="only this tier")
+    p.add_argument(
+        "--force-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="rebuild this verified/quarantined host again (repeatable)",
+    )
+    p.add_argument("--confirm-each-wave", action="store_true", help="ask again before every wave")
+    p.add_argument(
+        "--breaker-threshold",
+        type=float,
+        default=0.2,
+        help="stop the site when more than this share of a wave fails (default 0.2)",
+    )
+    p.add_argument("--json", action="store_true", help="quiet JSON-lines progress for automation")
+    p.add_argument("--operator", default=None, help="who runs this (default $USER); kept in the journal")
+    p.add_argument(
+        "--rehearsal",
+        action="store_true",
+        help="mark the run as a rehearsal against a simulated lab (reports say SIMULATED)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rebuild.orchestrator import SiteRunOptions, run_site
+
+    state_dir = args.state_dir or default_state_dir()
+    inventory = args.inventory or Path("inventories/hospital") / f"{args.site}.yml"
+    operator = args.operator or os.environ.get("USER") or getpass.getuser()
+    forced = tuple(n for item in args.force_host for n in _names(item))
+    say = (lambda text: None) if args.json else print
+    result = run_site(
+        SiteRunOptions(
+            site=args.site,
+            inventory=inventory,
+            state_dir=state_dir,
+            operator=operator,
+            yes=args.yes,
+            dry_run=args.dry_run,
+            limit=args.limit,
+            tier=args.tier,
+            force_hosts=forced,
+            confirm_each_wave=args.confirm_each_wave,
+            breaker_threshold=args.breaker_threshold,
+            json=args.json,
+            rehearsal=args.rehearsal,
+            say=say,
+        )
+    )
+    if not args.json:
+        print(f"run {result.run_id}: {result.status}" + (f" - {result.reason}" if result.reason else ""))
+        print(f"run directory: {result.run_dir}")
+    return result.exit_code

@@ -1,0 +1,154 @@
+"""From ansible-runner events to journal transitions (docs/contracts.md "Phases, journal, events").
+
+Each role marks its phase with two tasks, `rebuild phase | <phase> | start` and
+`rebuild phase | <phase> | done` (whose `msg` is a dict the journal keeps). A failed or
+unreachable task (not ignored) fails the host in the phase it is in, with the task name and
+message as reason; the verify role asks for quarantine with `rebuild_quarantine: true`.
+The mapper is pure bookkeeping over one batch, so it can be tested with plain event dicts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rebuild.journal import ACTIVE, DONE, WORK_PHASES, Journal, Phase
+
+MARKER = re.compile(r"^rebuild phase \| (?P<phase>[a-z]+) \| (?P<edge>start|done)$")
+_REASON_MAX = 500
+
+
+@dataclass(frozen=True)
+class HostEvent:
+    """What one runner event meant for one host (for progress and per-host logs)."""
+
+    host: str
+    kind: str  # start | done | failed | quarantined | task
+    phase: str  # work phase ("reimage"...) or ""
+    task: str
+    status: str  # ok | changed | skipped | failed | unreachable
+    message: str = ""
+
+
+def failure_message(res: Mapping[str, Any]) -> str:
+    """The useful part of a failed result, short; never the censored content of a no_log task."""
+    if res.get("censored"):
+        return "(details hidden: the task handles a secret)"
+    msg = res.get("msg") or res.get("reason") or res.get("stderr") or res.get("exception") or ""
+    if isinstance(msg, list | tuple):
+        msg = "; ".join(str(m) for m in msg)
+    text = " ".join(str(msg).split())
+    return text[:_REASON_MAX] or "failed without a message"
+
+
+@dataclass
+class EventMapper:
+    """Consume one batch's events live and move hosts in the journal.
+
+    `force_hosts` may be taken back from verified (or quarantined) to reimaging.
+    In `record_only` mode (dry run) the journal is not touched; events are still reported.
+    """
+
+    journal: Journal
+    run_id: str
+    force_hosts: frozenset[str] = frozenset()
+    record_only: bool = False
+    on_host_event: Callable[[HostEvent], None] | None = None
+    failed: dict[str, str] = field(default_factory=dict)  # host -> reason, this batch
+    quarantined: dict[str, str] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)  # hosts whose last phase finished
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        self.handle(event)
+        return True  # keep every event in the runner artifacts (they carry no secret)
+
+    def handle(self, event: Mapping[str, Any]) -> HostEvent | None:
+        kind = event.get("event", "")
+        if not kind.startswith("runner_on_") and kind != "runner_item_on_failed":
+            return None
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        if not host:
+            return None
+        task = str(data.get("task", ""))
+        res = data.get("res") or {}
+        marker = MARKER.match(task)
+        outcome: HostEvent | None = None
+        if kind == "runner_on_ok" and marker:
+            outcome = self._marker(host, marker["phase"], marker["edge"], task, res)
+        elif kind in ("runner_on_failed", "runner_on_unreachable"):
+            if data.get("ignore_errors"):
+                outcome = HostEvent(
+                    host, "task", _role_phase(data), task, "failed", "ignored: " + failure_message(res)
+                )
+            else:
+                outcome = self._failure(host, kind, data, task, res)
+        elif kind in ("runner_on_ok", "runner_on_skipped"):
+            status = "skipped" if kind == "runner_on_skipped" else ("changed" if res.get("changed") else "ok")
+            outcome = HostEvent(host, "task", _role_phase(data), task, status)
+        if outcome is not None and self.on_host_event is not None:
+            self.on_host_event(outcome)
+        return outcome
+
+    def _marker(self, host: str, phase: str, edge: str, task: str, res: Mapping[str, Any]) -> HostEvent:
+        if phase not in WORK_PHASES:
+            raise ValueError(f"{host}: phase marker for unknown phase {phase!r} in task {task!r}")
+        active, done = WORK_PHASES[phase]
+        if edge == "start":
+            if not self.record_only and host not in self.failed:
+                current = self.journal.host(host).phase
+                detail = "resume: re-check" if current is active else ""
+                self.journal.transition(
+                    host,
+                    active,
+                    run_id=self.run_id,
+                    reason=detail,
+                    force=host in self.force_hosts and phase == "reimage",
+                )
+            return HostEvent(host, "start", phase, task, "ok")
+        facts = res.get("msg") if isinstance(res.get("msg"), Mapping) else {}
+        if not self.record_only and host not in self.failed:
+            self.journal.transition(host, done, run_id=self.run_id, result=dict(facts), result_key=phase)
+        return HostEvent(host, "done", phase, task, "ok", ", ".join(f"{k}={v}" for k, v in facts.items()))
+
+    def _failure(
+        self, host: str, kind: str, data: Mapping[str, Any], task: str, res: Mapping[str, Any]
+    ) -> HostEvent:
+        status = "unreachable" if kind == "runner_on_unreachable" else "failed"
+        reason = f"{task}: {'unreachable: ' if status == 'unreachable' else ''}{failure_message(res)}"
+        phase = self.current_phase(host) or _role_phase(data)
+        if host in self.failed or host in self.quarantined:
+            return HostEvent(host, "task", phase, task, status, reason)  # first failure is the reason
+        quarantine = bool(res.get("rebuild_quarantine")) and phase == "verify"
+        if not self.record_only:
+            if quarantine:
+                self.journal.transition(host, Phase.QUARANTINED, run_id=self.run_id, reason=reason)
+            else:
+                self.journal.transition(
+                    host, Phase.FAILED, run_id=self.run_id, reason=reason, failed_phase=phase or "reimage"
+                )
+        if quarantine:
+            self.quarantined[host] = reason
+            return HostEvent(host, "quarantined", phase, task, status, reason)
+        self.failed[host] = reason
+        return HostEvent(host, "failed", phase, task, status, reason)
+
+    def current_phase(self, host: str) -> str:
+        if self.record_only:
+            return ""
+        record = self.journal.find_host(host)
+        if record is None:
+            return ""
+        return ACTIVE.get(record.phase, "") or ""
+
+
+def _role_phase(data: Mapping[str, Any]) -> str:
+    role = str(data.get("role", "") or "")
+    return role if role in WORK_PHASES else ""
+
+
+def done_phase_of(phase: Phase) -> str:
+    """The work phase a done state closes ("reimage" for reimaged), or ""."""
+    return DONE.get(phase, "")

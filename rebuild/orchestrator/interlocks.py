@@ -1,0 +1,100 @@
+"""Safety interlocks: the tool touches only machines it was clearly asked to touch.
+
+- one site per run, named by the operator and known to sites.yml;
+- only hosts of that site's inventory: --limit / --force-host naming anything else refuses
+  the whole run (nothing is touched), it never silently drops or adds a host;
+- before any wipe the operator sees the machines per tier and types the site name
+  (`--yes` for automation); the confirmation is kept in the journal with the operator's name;
+- a verified host is never rebuilt unless named with --force-host.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+
+from rebuild.errors import SafetyError
+from rebuild.model import Host, Kind
+from rebuild.orchestrator.resume import HostWork
+
+
+def select_hosts(
+    inventory_hosts: Iterable[Host],
+    site: str,
+    *,
+    limit: Sequence[str] = (),
+    tier: int | None = None,
+    force_hosts: Sequence[str] = (),
+    inventory_label: str = "the inventory",
+) -> list[Host]:
+    """The site's hosts this run may touch; refuses names outside the site's inventory."""
+    all_hosts = list(inventory_hosts)
+    own = {h.hostname.upper(): h for h in all_hosts if h.site == site}
+    if not own:
+        sites = sorted({h.site for h in all_hosts})
+        raise SafetyError(
+            f"{inventory_label} has no host of site {site!r} (it holds: {', '.join(sites) or 'none'})"
+        )
+    outsiders = [n for n in (*limit, *force_hosts) if n.upper() not in own]
+    if outsiders:
+        elsewhere = {h.hostname.upper(): h.site for h in all_hosts}
+        detail = ", ".join(
+            f"{n} ({'site ' + elsewhere[n.upper()] if n.upper() in elsewhere else 'unknown host'})"
+            for n in outsiders
+        )
+        raise SafetyError(
+            f"refused: not hosts of site {site} in {inventory_label}: {detail}. Nothing was touched."
+        )
+    chosen = [own[n.upper()] for n in limit] if limit else list(own.values())
+    if tier is not None:
+        chosen = [h for h in chosen if h.tier == tier]
+        if not chosen:
+            raise SafetyError(f"no host of site {site} in tier {tier}{' within --limit' if limit else ''}")
+    # A forced host must also be inside the --limit/--tier selection: a typo never widens a run.
+    chosen_names = {h.hostname.upper() for h in chosen}
+    stray = [n for n in force_hosts if n.upper() not in chosen_names]
+    if stray:
+        raise SafetyError(f"--force-host {', '.join(stray)} is outside this run's --limit/--tier selection")
+    return sorted(chosen, key=lambda h: (h.tier, h.hostname))
+
+
+def wipe_summary(site_label: str, hosts: Sequence[Host], work: dict[str, HostWork]) -> str:
+    """Machines to be wiped per tier, for the operator to read before confirming."""
+    wiping = [h for h in hosts if work[h.hostname].wipes and not work[h.hostname].recheck]
+    recheck = [h for h in hosts if work[h.hostname].recheck]
+    resuming = [h for h in hosts if work[h.hostname].phases and not work[h.hostname].wipes]
+    untouched = [h for h in hosts if not work[h.hostname].phases]
+    lines = [f"{site_label}: {len(wiping)} machines will be WIPED and reinstalled"]
+    per_tier: dict[int, Counter[str]] = {}
+    for h in wiping:
+        per_tier.setdefault(h.tier, Counter())["servers" if h.kind is Kind.SERVER else "PCs"] += 1
+    for tier in sorted(per_tier):
+        c = per_tier[tier]
+        names = [h.hostname for h in wiping if h.tier == tier]
+        shown = ", ".join(names[:8]) + (f", ... (+{len(names) - 8})" if len(names) > 8 else "")
+        lines.append(f"  tier {tier}: {c['servers']} servers, {c['PCs']} PCs: {shown}")
+    forced = [h.hostname for h in hosts if work[h.hostname].forced]
+    if forced:
+        lines.append(f"  FORCED (already verified or quarantined, rebuilt again): {', '.join(forced)}")
+    if recheck:
+        lines.append(f"  re-checked first, wiped only if not back: {', '.join(h.hostname for h in recheck)}")
+    if resuming:
+        lines.append(f"  resumed without wipe: {len(resuming)}")
+    if untouched:
+        lines.append(f"  left alone (verified / quarantined / done): {len(untouched)}")
+    return "\n".join(lines)
+
+
+def confirm_site(site: str, prompt: str, *, yes: bool, ask: Callable[[str], str]) -> str:
+    """How the operator confirmed (for the journal); SafetyError when they did not."""
+    if yes:
+        return "--yes"
+    try:
+        answer = ask(prompt)
+    except EOFError:
+        answer = ""
+    if answer.strip() != site:
+        raise SafetyError(
+            f"confirmation {answer.strip()!r} does not match the site name {site!r}: nothing was wiped"
+        )
+    return "typed site name"

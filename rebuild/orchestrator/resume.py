@@ -1,0 +1,92 @@
+"""Where each host resumes: which phases a run gives it, and whether it is re-checked.
+
+Rerunning a site continues it: a verified host is left alone (unless forced), a host caught
+mid-phase repeats that phase (mid-reimage: re-checked before any new wipe), a failed host is
+retried from the phase it failed in, a quarantined host waits for an operator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from rebuild.errors import ConfigError
+from rebuild.journal import ACTIVE, DONE, WORK_PHASES, HostRecord, Phase
+
+
+@dataclass(frozen=True)
+class HostWork:
+    host: str
+    phases: tuple[str, ...]  # work phases to run, in order
+    recheck: bool  # caught mid-reimage: check before wiping again
+    forced: bool  # verified/quarantined host taken back by --force-host
+    why: str  # for the operator: where it resumes and why
+
+    @property
+    def wipes(self) -> bool:
+        return bool(self.phases) and self.phases[0] == "reimage"
+
+
+def playbook_phases(playbook: Path) -> tuple[str, ...]:
+    """Work phases the top playbook runs, in its order (so the order reads from one file)."""
+    try:
+        plays = yaml.safe_load(playbook.read_text(encoding="utf-8")) or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{playbook}: cannot read the playbook: {exc}") from exc
+    phases: list[str] = []
+    for play in plays:
+        for role in (play or {}).get("roles") or []:
+            name = role.get("role") if isinstance(role, dict) else role
+            if name in WORK_PHASES and name not in phases:
+                phases.append(str(name))
+    if not phases or phases[0] != "reimage":
+        raise ConfigError(f"{playbook}: the first role must be reimage, found {phases}")
+    order = list(WORK_PHASES)
+    if phases != sorted(phases, key=order.index):
+        raise ConfigError(f"{playbook}: roles out of order {phases}; expected the order {order}")
+    return tuple(phases)
+
+
+def host_work(record: HostRecord, available: tuple[str, ...], *, force: bool = False) -> HostWork:
+    """The phases this run gives the host, from its journal state."""
+    name, phase = record.name, record.phase
+
+    def from_(start: str) -> tuple[str, ...]:
+        return tuple(p for p in available if list(WORK_PHASES).index(p) >= list(WORK_PHASES).index(start))
+
+    if force and phase in (Phase.VERIFIED, Phase.QUARANTINED):
+        return HostWork(
+            name, available, False, True, f"{phase}, forced by --force-host: rebuilt from scratch"
+        )
+    if phase is Phase.VERIFIED:
+        return HostWork(name, (), False, False, "verified: left alone")
+    if phase is Phase.QUARANTINED:
+        return HostWork(name, (), False, False, f"quarantined ({record.reason}): waits for an operator")
+    if phase is Phase.PENDING:
+        return HostWork(name, available, False, False, "pending")
+    if phase is Phase.FAILED:
+        start = record.failed_phase or "reimage"
+        return HostWork(name, from_(start), False, False, f"failed in {start}: retried from {start}")
+    if phase in ACTIVE:
+        start = ACTIVE[phase]
+        return HostWork(
+            name, from_(start), start == "reimage", False, f"caught mid-{start}: re-checked and resumed"
+        )
+    if phase in DONE:
+        order = list(WORK_PHASES)
+        nxt = order.index(DONE[phase]) + 1
+        if nxt >= len(order):
+            return HostWork(name, (), False, False, f"{phase}: nothing left")
+        remaining = from_(order[nxt])
+        return HostWork(
+            name,
+            remaining,
+            False,
+            False,
+            f"{phase}: resumes at {order[nxt]}"
+            if remaining
+            else f"{phase}: no later phase in the playbook yet",
+        )
+    raise AssertionError(f"unhandled phase {phase}")

@@ -1,0 +1,523 @@
+"""`rebuild site SITE`: one site, wave by wave, one ansible-runner call per batch.
+
+The run is a loop over the plan of the hosts that still have work (resume). Each batch is
+one `ansible_runner` Python API call on playbooks/site.yml limited to the batch, with
+forks = batch size (never more than the site's imaging capacity, so imaging queues and is
+never rejected). Events are consumed live into the journal (events.py). Between batches the
+circuit breaker decides whether to go on. Secrets: rotated in the store before a wipe, read by
+Ansible through the lookup plugin only; the child environment is reduced to an allowlist so
+ansible-runner's artifacts (which record env and command line) never hold one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets as pysecrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rebuild.errors import RebuildError, SafetyError
+from rebuild.inventory import load_inventory_hosts
+from rebuild.journal import ACTIVE, Journal, Phase
+from rebuild.model import Host
+from rebuild.orchestrator.breaker import Breaker
+from rebuild.orchestrator.events import EventMapper, HostEvent
+from rebuild.orchestrator.interlocks import confirm_site, select_hosts, wipe_summary
+from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress
+from rebuild.orchestrator.resume import HostWork, host_work, playbook_phases
+from rebuild.plan import Plan, plan_site
+from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV, SecretStore
+from rebuild.sites import get_site
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PLAYBOOK = PROJECT_ROOT / "playbooks" / "site.yml"
+
+# Credentials an operator may give through the environment; imported into the encrypted store
+# (entry `site-<site>`) and removed from Ansible's environment.
+ENV_CREDENTIALS = {
+    "REBUILD_BMC_USER": "bmc_user",
+    "REBUILD_BMC_PASSWORD": "bmc_password",
+    "REBUILD_HYPERVISOR_TOKEN": "hypervisor_token",
+}
+_ENV_KEEP = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TMPDIR",
+    "TZ",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONUNBUFFERED",
+    STATE_DIR_ENV,
+    KEY_FILE_ENV,
+}
+_ENV_PREFIXES = ("ANSIBLE_", "AWX_", "RUNNER_", "JOB_", "ORIGINAL_STDOUT_CALLBACK")
+_SECRETISH = re.compile(r"PASS|TOKEN|SECRET|CREDENTIAL|PRIVATE", re.IGNORECASE)
+
+EXIT_OK, EXIT_FAILED_HOSTS, EXIT_BREAKER, EXIT_INTERRUPTED = 0, 1, 4, 130
+
+
+@dataclass
+class SiteRunOptions:
+    site: str
+    inventory: Path
+    state_dir: Path
+    operator: str
+    yes: bool = False
+    dry_run: bool = False
+    limit: tuple[str, ...] = ()
+    tier: int | None = None
+    force_hosts: tuple[str, ...] = ()
+    confirm_each_wave: bool = False
+    breaker_threshold: float = 0.2
+    json: bool = False
+    rehearsal: bool = False
+    playbook: Path = DEFAULT_PLAYBOOK
+    ask: Callable[[str], str] = input
+    say: Callable[[str], None] = print
+
+
+@dataclass
+class SiteRunResult:
+    run_id: str
+    status: str  # completed | stopped | interrupted | dry-run | nothing-to-do
+    reason: str
+    run_dir: Path
+    counts: dict[str, int]
+    failed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "stopped":
+            return EXIT_BREAKER
+        if self.status == "interrupted":
+            return EXIT_INTERRUPTED
+        return EXIT_FAILED_HOSTS if self.failed else EXIT_OK
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + pysecrets.token_hex(3)
+
+
+def child_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment Ansible gets: what it needs, never a credential."""
+    kept = {}
+    for key, value in env.items():
+        if key in (STATE_DIR_ENV, KEY_FILE_ENV):
+            kept[key] = value  # paths, not secrets
+        elif (key in _ENV_KEEP or key.startswith(_ENV_PREFIXES)) and not _SECRETISH.search(key):
+            kept[key] = value
+    return kept
+
+
+@contextlib.contextmanager
+def site_lock(state_dir: Path, site: str) -> Iterator[None]:
+    """One run per state directory at a time (a second operator must not race the first)."""
+    path = state_dir / "runs" / ".lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise SafetyError(
+                f"another `rebuild site` run is active on {state_dir} ({handle.read().strip()}); nothing was touched"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} site {site}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM stop the current batch cleanly (ansible-runner's cancel callback)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class SiteRun:
+    def __init__(self, options: SiteRunOptions) -> None:
+        self.o = options
+        self.state_dir = options.state_dir.resolve()
+        self.inventory = options.inventory.resolve()
+        self.playbook = options.playbook.resolve()
+        self.run_id = new_run_id()
+        self.run_dir = self.state_dir / "runs" / self.run_id
+        self.store = SecretStore(self.state_dir)
+        self.failed: dict[str, str] = {}
+
+    # -- preparation: everything that can refuse happens before anything is touched ---------
+
+    def prepare(self) -> tuple[list[Host], dict[str, HostWork], Plan | None]:
+        o = self.o
+        site = get_site(o.site)
+        if site.name != o.site:
+            raise SafetyError(
+                f"site {o.site!r}: give the site's key {site.name!r} (one site per run, named exactly)"
+            )
+        self.site = site
+        hosts = load_inventory_hosts(self.inventory)
+        selected = select_hosts(
+            hosts,
+            site.name,
+            limit=o.limit,
+            tier=o.tier,
+            force_hosts=o.force_hosts,
+            inventory_label=f"inventory {self.inventory}",
+        )
+        self.available = playbook_phases(self.playbook)
+        self.journal = Journal.in_state_dir(self.state_dir)
+        self.journal.ensure_hosts([h for h in hosts if h.site == site.name])
+        forced = {n.upper() for n in o.force_hosts}
+        work = {
+            h.hostname: host_work(
+                self.journal.host(h.hostname), self.available, force=h.hostname.upper() in forced
+            )
+            for h in selected
+        }
+        todo = [h for h in selected if work[h.hostname].phases]
+        plan = plan_site(todo, site) if todo else None
+        return selected, work, plan
+
+    def run(self) -> SiteRunResult:
+        with site_lock(self.state_dir, self.o.site):
+            selected, work, plan = self.prepare()
+            self._close_stale_runs()
+            self.journal.start_run(
+                self.run_id,
+                self.site.name,
+                self.o.operator,
+                dry_run=self.o.dry_run,
+                rehearsal=self.o.rehearsal,
+                options={
+                    "inventory": str(self.inventory),
+                    "limit": list(self.o.limit),
+                    "tier": self.o.tier,
+                    "force_hosts": list(self.o.force_hosts),
+                    "breaker_threshold": self.o.breaker_threshold,
+                    "phases": list(self.available),
+                },
+            )
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "plan.json").write_text(plan.to_json() if plan else "{}\n", encoding="utf-8")
+            (self.run_dir / "work.json").write_text(
+                json.dumps({n: asdict(w) for n, w in work.items()}, indent=1), encoding="utf-8"
+            )
+            summary = wipe_summary(self.site.label, selected, work)
+            if plan is None:
+                self.journal.finish_run(self.run_id, "completed", "nothing to do")
+                self.o.say(summary + "\nNothing to do: every selected host is done or waits for an operator.")
+                return self._result("nothing-to-do", "nothing to do")
+            if self.o.dry_run:
+                self.o.say(
+                    plan.to_text() + "\n" + summary + "\nDRY RUN: rendering only - no boot, reset or packet."
+                )
+            else:
+                self.o.say(plan.to_text() + "\n" + summary)
+                try:
+                    how = confirm_site(
+                        self.site.name,
+                        f"Type the site name ({self.site.name}) to wipe and rebuild these machines: ",
+                        yes=self.o.yes,
+                        ask=self.o.ask,
+                    )
+                except SafetyError as exc:
+                    self.journal.finish_run(self.run_id, "refused", str(exc))
+                    raise
+                self.journal.record_confirmation(
+                    self.run_id,
+                    self.site.name,
+                    self.o.operator,
+                    how,
+                    f"{len(plan.hosts)} hosts, tiers {sorted({w.tier.id for w in plan.waves})}"
+                    + (f", forced: {','.join(self.o.force_hosts)}" if self.o.force_hosts else ""),
+                )
+                self._import_env_credentials()
+            return self._execute(plan, work)
+
+    # -- execution -------------------------------------------------------------------------
+
+    def _execute(self, plan: Plan, work: dict[str, HostWork]) -> SiteRunResult:
+        logs = HostLogs(self.run_dir / "hosts")
+        progress: Progress = (
+            JsonProgress(logs)
+            if self.o.json
+            else RichProgress(logs, f"rebuild site {self.site.name} - run {self.run_id}")
+        )
+        progress.seed({h.name: h.phase.value for h in self.journal.hosts(self.site.name)})
+        breaker = Breaker(self.o.breaker_threshold)
+        status, reason = "completed", ""
+        progress.emit(
+            "run_started",
+            run_id=self.run_id,
+            site=self.site.name,
+            hosts=len(plan.hosts),
+            waves=len(plan.waves),
+            dry_run=self.o.dry_run,
+            run_dir=str(self.run_dir),
+        )
+        try:
+            with _Interrupt() as interrupt:
+                for n, wave in enumerate(plan.waves):
+                    if interrupt.requested:
+                        status, reason = "interrupted", "interrupted by the operator"
+                        break
+                    if self.o.confirm_each_wave and n > 0 and not self.o.dry_run:
+                        how = confirm_site(
+                            self.site.name,
+                            f"Wave {n + 1} (tier {wave.tier.id} {wave.tier.label}, {len(wave.hosts)} hosts): "
+                            f"type the site name ({self.site.name}) to go on: ",
+                            yes=False,
+                            ask=self.o.ask,
+                        )
+                        self.journal.record_confirmation(
+                            self.run_id, self.site.name, self.o.operator, how, f"wave tier {wave.tier.id}"
+                        )
+                    breaker.start_wave(wave.tier.id)
+                    progress.emit(
+                        "wave_started",
+                        tier=wave.tier.id,
+                        label=wave.tier.label,
+                        hosts=len(wave.hosts),
+                        batches=len(wave.batches),
+                    )
+                    for b, batch in enumerate(wave.batches, 1):
+                        ident = f"t{wave.tier.id}-b{b:03d}"
+                        progress.emit(
+                            "batch_started",
+                            tier=wave.tier.id,
+                            batch=b,
+                            batches=len(wave.batches),
+                            ident=ident,
+                            hosts=[h.hostname for h in batch],
+                        )
+                        failures, runner_status = self._run_batch(ident, batch, work, progress, interrupt)
+                        progress.emit(
+                            "batch_finished",
+                            tier=wave.tier.id,
+                            batch=b,
+                            ident=ident,
+                            hosts=len(batch),
+                            failed=sorted(failures),
+                            runner_status=runner_status,
+                        )
+                        if runner_status in ("canceled", "timeout") or interrupt.requested:
+                            status, reason = "interrupted", f"batch {ident} {runner_status}: interrupted"
+                            break
+                        trip = breaker.record_batch(len(batch), failures)
+                        if trip is not None and not self.o.dry_run:
+                            status, reason = (
+                                "stopped",
+                                trip.explain() + f"\nPer-host logs: {self.run_dir / 'hosts'}",
+                            )
+                            progress.emit(
+                                "breaker",
+                                tier=trip.tier,
+                                failed=trip.failed,
+                                processed=trip.processed,
+                                text=reason,
+                            )
+                            break
+                    if status != "completed":
+                        break
+        except RebuildError as exc:
+            status, reason = "stopped", str(exc)
+            raise
+        finally:
+            if self.o.dry_run and status == "completed":
+                status, reason = (
+                    "dry-run",
+                    f"rendered into {self.run_dir / 'boot'}; nothing was booted or reset",
+                )
+            self.journal.finish_run(self.run_id, status, reason)
+            counts = self.journal.counts(self.site.name)
+            progress.emit(
+                "run_finished",
+                run_id=self.run_id,
+                status=status,
+                reason=reason,
+                counts=counts,
+                failed=self.failed,
+            )
+            progress.close()
+        return self._result(status, reason)
+
+    def _run_batch(
+        self,
+        ident: str,
+        batch: list[Host],
+        work: dict[str, HostWork],
+        progress: Progress,
+        interrupt: _Interrupt,
+    ) -> tuple[dict[str, str], str]:
+        from ansible_runner.interface import init_runner
+
+        names = [h.hostname for h in batch]
+        host_phases: dict[str, list[str]] = {}
+        recheck: list[str] = []
+        for name in names:
+            w = work[name]
+            phases = list(w.phases)
+            if self.o.dry_run:
+                phases = ["reimage"] if w.wipes else []  # a dry run renders; it never talks to a host
+            host_phases[name] = phases
+            if w.recheck:
+                recheck.append(name)
+            elif w.wipes and not self.o.dry_run:
+                self._rotate(name)
+        extravars: dict[str, Any] = {
+            "rebuild_host_phases": host_phases,
+            "rebuild_recheck": recheck,
+            "rebuild_dry_run": self.o.dry_run,
+            "rebuild_run_id": self.run_id,
+        }
+        if self.o.dry_run:
+            render = self.run_dir / "boot"
+            (render / "unattend").mkdir(parents=True, exist_ok=True)
+            extravars["rebuild_render_dir"] = str(self.run_dir)
+        forced = frozenset(n for n in names if work[n].forced)
+
+        def on_event(event: HostEvent) -> None:
+            progress.host_event(event)
+
+        mapper = EventMapper(
+            self.journal, self.run_id, force_hosts=forced, record_only=self.o.dry_run, on_host_event=on_event
+        )
+        before = {n: self.journal.host(n).phase for n in names}
+        env = dict(os.environ)
+        env.update(
+            {
+                STATE_DIR_ENV: str(self.state_dir),
+                "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
+                "ANSIBLE_FORKS": str(len(names)),
+                "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+            }
+        )
+        if KEY_FILE_ENV not in env:
+            env[KEY_FILE_ENV] = str(self.store.key_file.resolve())
+        private = self.run_dir / "runner" / ident
+        private.mkdir(parents=True, exist_ok=True)
+        runner = init_runner(
+            private_data_dir=str(private),
+            artifact_dir=str(self.run_dir / "artifacts"),
+            ident=ident,
+            project_dir=str(PROJECT_ROOT),
+            playbook=str(self.playbook),
+            inventory=str(self.inventory),
+            limit=",".join(names),
+            extravars=extravars,
+            forks=len(names),
+            quiet=True,
+            suppress_env_files=True,
+            event_handler=mapper,
+            cancel_callback=lambda: interrupt.requested,
+        )
+        runner.config.env = child_env({**runner.config.env, **env})
+        try:
+            runner.run()
+        except Exception as exc:  # the runner itself broke: nothing more is known about the hosts
+            raise RebuildError(f"batch {ident}: ansible-runner failed: {type(exc).__name__}: {exc}") from exc
+        runner_status = str(runner.status)
+        if runner_status not in ("canceled", "timeout") and not self.o.dry_run:
+            self._reconcile(names, before, host_phases, mapper, runner_status, runner.rc)
+        failures = {**mapper.failed, **mapper.quarantined}
+        self.failed.update(failures)
+        return failures, runner_status
+
+    def _reconcile(
+        self,
+        names: list[str],
+        before: dict[str, Phase],
+        host_phases: dict[str, list[str]],
+        mapper: EventMapper,
+        runner_status: str,
+        rc: Any,
+    ) -> None:
+        """Hosts the playbook left mid-phase or never started are failed, with why."""
+        for name in names:
+            if not host_phases.get(name) or name in mapper.failed or name in mapper.quarantined:
+                continue
+            record = self.journal.host(name)
+            if record.phase in ACTIVE:
+                reason = f"the playbook ended during {ACTIVE[record.phase]} without a result (runner {runner_status}, rc {rc})"
+                self.journal.transition(
+                    name, Phase.FAILED, run_id=self.run_id, reason=reason, failed_phase=ACTIVE[record.phase]
+                )
+                mapper.failed[name] = reason
+            elif record.run_id != self.run_id and record.phase is before[name]:
+                if record.phase in (Phase.VERIFIED, Phase.QUARANTINED):
+                    continue
+                first = host_phases[name][0]
+                reason = f"{first} never started (runner {runner_status}, rc {rc}); see {self.run_dir / 'artifacts'}"
+                self.journal.transition(
+                    name, Phase.FAILED, run_id=self.run_id, reason=reason, failed_phase=first
+                )
+                mapper.failed[name] = reason
+
+    # -- secrets ---------------------------------------------------------------------------
+
+    def _rotate(self, host: str) -> None:
+        """A new local admin secret before the wipe; the pre-incident one is kept once, apart."""
+        current = self.store.get(host)
+        if current is not None and self.store.get(host, "local_admin_previous") is None:
+            self.store.put(host, current, "local_admin_previous")
+        self.store.rotate(host)
+
+    def _import_env_credentials(self) -> None:
+        for var, name in ENV_CREDENTIALS.items():
+            value = os.environ.get(var)
+            if value:
+                self.store.put(f"site-{self.site.name}", value, name)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _close_stale_runs(self) -> None:
+        """A run still 'running' while we hold the lock died without closing (kill -9, power loss)."""
+        for run in self.journal.runs():
+            if run.status == "running":
+                self.journal.finish_run(
+                    run.id, "interrupted", f"found unfinished at start of run {self.run_id}"
+                )
+
+    def _result(self, status: str, reason: str) -> SiteRunResult:
+        return SiteRunResult(
+            self.run_id, status, reason, self.run_dir, self.journal.counts(self.site.name), dict(self.failed)
+        )
+
+
+def run_site(options: SiteRunOptions) -> SiteRunResult:
+    """Run (or resume) one site. Raises SafetyError/ConfigError before touching anything."""
+    return SiteRun(options).run()
