@@ -428,7 +428,7 @@ try {
         $r = [ordered]@{
             id = $control.id; title = $control.title; changed = $false; compliant = $false
             before = [ordered]@{}; after = [ordered]@{}; error = $null; skipped = $false
-            skip_reason = ''; not_applicable = $false; pending_reboot = $false
+            skip_reason = ''; not_applicable = $false; pending_reboot = $false; noncompliant = @()
         }
         $results.Add($r)
         try {
@@ -446,6 +446,7 @@ try {
                 if (-not $st.compliant) { $nonCompliant += $s }
             }
             $r.compliant = ($nonCompliant.Count -eq 0)
+            $r.noncompliant = @($nonCompliant | ForEach-Object { $_.key })
             if ($r.compliant -or $checkMode) {
                 foreach ($k in $r.before.Keys) { $r.after[$k] = $r.before[$k] }
                 # Check mode: changed means "would change"; a manual control never would.

@@ -12,7 +12,7 @@ short_description: Apply or audit a compiled hardening baseline in one invocatio
 description:
   - Takes the whole list of controls compiled for one host (rebuild's C(rebuild_harden) action
     plugin compiles C(inventories/data/baseline.yml) for the host's OS, kind and exceptions)
-    and checks, then applies, every setting in one module run: one WinRM round trip instead
+    and checks, then applies, every setting in one module run - one WinRM round trip instead
     of one per setting.
   - Controls with I(cuts_remote_management=true) are applied after every other control, and
     only when every other control succeeded; otherwise they are reported as skipped.
@@ -143,6 +143,10 @@ controls:
     pending_reboot:
       description: The settings are written but Windows enforces them only after a restart.
       type: bool
+    noncompliant:
+      description: Keys of the settings that were not compliant before the run.
+      type: list
+      elements: str
 pending_reboot:
   description: At least one control waits for a restart.
   returned: always

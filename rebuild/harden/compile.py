@@ -149,6 +149,12 @@ def _guard(control: Control, setting: dict[str, Any], protected: list[str], host
     if setting["type"] == "service_allowlist":
         for svc in MANAGEMENT_SERVICES:
             if not any(fnmatchcase(svc.lower(), p.lower()) for p in setting["allowed"]):
-                raise ConfigError(f"{where}: service allowlist lacks {svc}; hardening would stop remote management")
-    if setting["type"] == "service" and setting["name"] in MANAGEMENT_SERVICES and setting["start_mode"] == "disabled":
+                raise ConfigError(
+                    f"{where}: service allowlist lacks {svc}; hardening would stop remote management"
+                )
+    if (
+        setting["type"] == "service"
+        and setting["name"] in MANAGEMENT_SERVICES
+        and setting["start_mode"] == "disabled"
+    ):
         raise ConfigError(f"{where}: disables {setting['name']}, which remote management needs")

@@ -358,7 +358,7 @@ def run_baseline(
         r: dict[str, Any] = {
             "id": control["id"], "title": control.get("title", ""), "changed": False, "compliant": False,
             "before": {}, "after": {}, "error": None, "skipped": False, "skip_reason": "",
-            "not_applicable": False, "pending_reboot": False,
+            "not_applicable": False, "pending_reboot": False, "noncompliant": [],
         }  # fmt: skip
         results.append(r)
         try:
@@ -375,6 +375,7 @@ def run_baseline(
                 if not st["compliant"]:
                     non_compliant.append(s)
             r["compliant"] = not non_compliant
+            r["noncompliant"] = [s["key"] for s in non_compliant]
             if r["compliant"] or check_mode:
                 r["after"] = dict(r["before"])
                 if not r["compliant"]:

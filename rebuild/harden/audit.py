@@ -1,0 +1,146 @@
+"""Audit a whole site against the baseline without changing anything: one command, one report.
+
+One ansible-runner call runs playbooks/harden_audit.yml (the harden role in check mode) on
+every host of the site; each host costs one module call. The per-host reports are written
+as text and HTML under `<state>/runs/<run-id>/` and, for hosts the journal knows, kept as
+their `harden_audit` result (an audit never overwrites the `harden` result of a real run).
+Unreachable or failed hosts are listed in the report, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rebuild.errors import ConfigError, RebuildError
+from rebuild.harden.report import HostReport, render_html, render_text
+from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+AUDIT_PLAYBOOK = PROJECT_ROOT / "playbooks" / "harden_audit.yml"
+HARDEN_ACTION = "rebuild_harden"
+
+
+@dataclass
+class AuditResult:
+    run_id: str
+    run_dir: Path
+    reports: list[HostReport]
+    unreachable: dict[str, str] = field(default_factory=dict)  # host -> why no report
+    text_path: Path | None = None
+    html_path: Path | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if self.unreachable:
+            return 1
+        return 0
+
+
+class _Collector:
+    """ansible-runner event handler: keeps the rebuild_harden result per host."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, HostReport] = {}
+        self.problems: dict[str, str] = {}
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        kind = event.get("event", "")
+        if not host:
+            return True
+        res = data.get("res") or {}
+        if kind == "runner_on_unreachable":
+            self.problems[host] = f"unreachable: {res.get('msg', '')}".strip()
+        elif data.get("task_action", "").endswith(HARDEN_ACTION):
+            if kind == "runner_on_ok" and isinstance(res.get("report"), dict):
+                self.reports[host] = HostReport.from_dict(res["report"])
+            elif kind == "runner_on_failed":
+                self.problems[host] = f"{data.get('task', '')}: {res.get('msg', 'failed')}"
+        return True  # keep the event in the artifacts
+
+
+def audit_site(site: str, inventory: Path, state_dir: Path, run_id: str | None = None) -> AuditResult:
+    from ansible_runner.interface import init_runner
+
+    from rebuild.orchestrator.run import child_env, new_run_id
+
+    if not inventory.exists():
+        raise ConfigError(f"{inventory}: no such inventory (build it with `rebuild inventory build`)")
+    run_id = run_id or new_run_id()
+    run_dir = state_dir / "runs" / run_id
+    private = run_dir / "runner" / "harden-audit"
+    private.mkdir(parents=True, exist_ok=True)
+    collector = _Collector()
+    env = dict(os.environ)
+    env.update(
+        {
+            STATE_DIR_ENV: str(state_dir),
+            "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
+        }
+    )
+    runner = init_runner(
+        private_data_dir=str(private),
+        artifact_dir=str(run_dir / "artifacts"),
+        ident="harden-audit",
+        project_dir=str(PROJECT_ROOT),
+        playbook=str(AUDIT_PLAYBOOK),
+        inventory=str(inventory.resolve()),
+        limit=f"site_{site}",
+        extravars={"rebuild_harden_check_mode": True, "rebuild_run_id": run_id},
+        cmdline="--check",
+        quiet=True,
+        suppress_env_files=True,
+        event_handler=collector,
+    )
+    runner.config.env = child_env({**runner.config.env, **env})
+    if KEY_FILE_ENV in os.environ:
+        runner.config.env[KEY_FILE_ENV] = os.environ[KEY_FILE_ENV]
+    try:
+        runner.run()
+    except Exception as exc:
+        raise RebuildError(f"harden audit of {site}: ansible-runner failed: {type(exc).__name__}: {exc}") from exc
+    if not collector.reports and not collector.problems:
+        raise ConfigError(f"harden audit: no host of site {site!r} in {inventory} (group site_{site} is empty)")
+    reports = [collector.reports[h] for h in sorted(collector.reports)]
+    unreachable = {h: why for h, why in collector.problems.items() if h not in collector.reports}
+    result = AuditResult(run_id=run_id, run_dir=run_dir, reports=reports, unreachable=unreachable)
+    write_reports(result, site)
+    _journal(state_dir, reports)
+    return result
+
+
+def write_reports(result: AuditResult, site: str) -> None:
+    title = f"Hardening audit - site {site} - run {result.run_id}"
+    text = render_text(result.reports, title)
+    if result.unreachable:
+        text += "\nNo report (host not audited):\n" + "".join(
+            f"  {h}: {why}\n" for h, why in sorted(result.unreachable.items())
+        )
+    result.text_path = result.run_dir / "harden-audit.txt"
+    result.html_path = result.run_dir / "harden-audit.html"
+    result.text_path.write_text(text, encoding="utf-8")
+    result.html_path.write_text(render_html(result.reports, title), encoding="utf-8")
+
+
+def _journal(state_dir: Path, reports: list[HostReport]) -> None:
+    from rebuild.journal import JOURNAL_FILE, Journal
+
+    path = state_dir / JOURNAL_FILE
+    if not path.exists():
+        return
+    with Journal(path) as journal:
+        for rep in reports:
+            if journal.find_host(rep.host) is not None:
+                journal.set_result(rep.host, "harden_audit", rep.to_dict())
+
+
+def store_report(journal: Any, report: HostReport) -> None:
+    """Keep a real (apply) run's report as the host's `harden` result in the journal."""
+    journal.set_result(report.host, "harden" if report.mode == "apply" else "harden_audit", report.to_dict())
