@@ -98,6 +98,7 @@ TWIN_MODULES = [
     "win_ping", "setup", "registry", "service", "features", "users", "files", "commands",
     "reboot", "domain", "certificates",
     "win_rebuild_apps",  # redeploy engineer: plugins/modules/win_rebuild_apps twin
+    "win_rebuild_baseline",  # harden engineer: plugins/modules/win_rebuild_baseline twin
 ]
 
 
