@@ -1,0 +1,28 @@
+"""What a twin does with a WinRS command: Ansible payloads, module twins, a PowerShell read subset.
+
+SIMULATION. The WinRM transport (rebuild/lab/server.py) calls `execute` once a command's stdin
+is complete. Nothing is interpreted generally: the command is recognised as one of
+
+* Ansible's bootstrap wrapper (`PowerShell ... -EncodedCommand <bootstrap_wrapper.ps1>`) with the
+  exec wrapper payload on stdin -> a module twin (`modules/`) or an executor script
+  (temp directory, home expansion, file copy);
+* a command from the documented read subset (`powershell.py`, docs/lab-powershell.md),
+  in PowerShell or cmd form, as testinfra and verification suites send it.
+
+Anything else fails loudly with a message saying the lab does not simulate it. Module twins
+are added by dropping a module in `modules/` (see `rebuild.lab.exec.modules`).
+"""
+
+from __future__ import annotations
+
+from rebuild.lab.context import Lab, TwinRecord
+
+
+def execute(
+    lab: Lab, twin: TwinRecord, command: str, arguments: list[str], stdin: bytes
+) -> tuple[int, bytes, bytes]:
+    """Run one WinRS command on `twin`: returns (exit code, stdout, stderr) as Windows would."""
+    from rebuild.lab.exec.commandline import run_command_line
+
+    line = " ".join([command, *arguments]) if arguments else command
+    return run_command_line(lab, twin, line, stdin)

@@ -1,0 +1,82 @@
+"""microsoft.ad.membership: join the lab's (simulated) domain, or leave to a workgroup.
+
+The lab has one domain: the project's (`inventories/data/sites.yml` `domain`). Joining needs
+`domain_admin_user` / `domain_admin_password` matching the lab's simulated domain controller
+credential (`lab.config.domain_admin_user` / `domain_admin_password`); with no credential
+configured the join fails, never succeeds by default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rebuild.lab.exec.modules import ModuleContext, ModuleFailed, module_twin
+from rebuild.lab.state import TwinState
+
+SITES = Path(__file__).resolve().parents[4] / "inventories" / "data" / "sites.yml"
+
+
+def lab_domain() -> str:
+    data = yaml.safe_load(SITES.read_text(encoding="utf-8")) or {}
+    return str(data.get("domain", ""))
+
+
+@module_twin("microsoft.ad.membership")
+def membership(ctx: ModuleContext) -> dict[str, Any]:
+    p = ctx.params
+    state = ctx.state()
+    if p.get("offline_join_blob") or p.get("domain_ou_path") or p.get("domain_server"):
+        raise ModuleFailed("the rebuild lab (a simulation) does not simulate offline join, OU paths or a chosen DC")
+    result: dict[str, Any] = {"changed": False, "reboot_required": False}
+    new_name = p.get("hostname")
+    if new_name and str(new_name).lower() != state.hostname.lower():
+        result["changed"] = True
+    if p["state"] == "domain":
+        want = str(p.get("dns_domain_name") or "")
+        if not want:
+            raise ModuleFailed("state is domain but all of the following are missing: dns_domain_name")
+        if state.domain_joined and state.domain.lower() == want.lower() and not result["changed"]:
+            return result
+        domain = lab_domain()
+        if want.lower() != domain.lower():
+            raise ModuleFailed(f"Failed to join the domain {want}: The specified domain either does not exist or could not "
+                               "be contacted.")
+        user, password = p.get("domain_admin_user"), p.get("domain_admin_password")
+        if not user or not password:
+            raise ModuleFailed("state is domain but all of the following are missing: domain_admin_user, domain_admin_password")
+        lab_user = getattr(ctx.lab.config, "domain_admin_user", None)
+        lab_password = getattr(ctx.lab.config, "domain_admin_password", None)
+        if not lab_user or not lab_password:
+            raise ModuleFailed("the rebuild lab (a simulation) has no domain controller credential configured "
+                               "(LabConfig.domain_admin_user/domain_admin_password), so no join can succeed")
+        short = str(user).split("\\")[-1].split("@")[0]
+        if short.lower() != str(lab_user).split("\\")[-1].lower() or password != lab_password:
+            raise ModuleFailed(f"Failed to join the domain {want}: The user name or password is incorrect.")
+        result.update(changed=True, reboot_required=True)
+        if not ctx.check_mode:
+            def join(s: TwinState) -> None:
+                s.domain, s.domain_joined = domain, True
+                if new_name:
+                    s.hostname = str(new_name)
+
+            ctx.update(join)
+            ctx.record("domain_joined", domain=domain)
+        return result
+    workgroup = str(p.get("workgroup_name") or "")
+    if not workgroup:
+        raise ModuleFailed("state is workgroup but all of the following are missing: workgroup_name")
+    if not state.domain_joined and state.domain.lower() == workgroup.lower() and not result["changed"]:
+        return result
+    result.update(changed=True, reboot_required=True)
+    if not ctx.check_mode:
+        def leave(s: TwinState) -> None:
+            s.domain, s.domain_joined = workgroup, False
+            if new_name:
+                s.hostname = str(new_name)
+
+        ctx.update(leave)
+        ctx.record("domain_left", workgroup=workgroup)
+    return result
