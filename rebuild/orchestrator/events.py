@@ -124,7 +124,12 @@ class EventMapper:
         quarantine = bool(res.get("rebuild_quarantine")) and phase == "verify"
         if not self.record_only:
             if quarantine:
-                self.journal.transition(host, Phase.QUARANTINED, run_id=self.run_id, reason=reason)
+                # The verify role's results (failing checks, JUnit path) go with the quarantine.
+                verify = res.get("rebuild_verify")
+                self.journal.transition(
+                    host, Phase.QUARANTINED, run_id=self.run_id, reason=reason,
+                    result=dict(verify) if isinstance(verify, Mapping) else None, result_key="verify",
+                )
             else:
                 self.journal.transition(
                     host, Phase.FAILED, run_id=self.run_id, reason=reason, failed_phase=phase or "reimage"

@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+"""Action plugin rebuild_verify: run the testinfra verification suites against this host.
+
+Runs on the controller (nothing is sent to the host but the suites' WinRM reads). Connection
+details and the local admin secret are taken from the host's WinRM connection options - what
+Ansible itself connects with - so no secret is ever a task argument or part of the result;
+the task needs no no_log and its failure details (the failing checks) reach the journal.
+
+Options (all optional):
+  run_dir                      where JUnit (junit/<host>.xml) and logs (verify/<host>.log) go
+  defender_max_signature_age_hours   Defender signatures older than this fail (default 48)
+  previous_secret_name         secret-store name of the host's pre-incident admin password, if kept
+                               (default "previous_local_admin"); its refusal is then checked
+  timeout                      seconds for the whole verification of the host (default 900)
+
+Result: `rebuild_verify` (the journal's `verify` blob: passed, counts, failed_checks, junit)
+and, when a check fails, `failed: true` and `rebuild_quarantine: true` (docs/contracts.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+try:
+    from rebuild.errors import RebuildError
+    from rebuild.secrets import SecretStore
+    from rebuild.verify import VerifyTarget, build_expectations, run_verification
+except ImportError as exc:  # the controller must have rebuild installed (pip install -e .)
+    _IMPORT_ERROR: Exception | None = exc
+else:
+    _IMPORT_ERROR = None
+
+_ARGS = frozenset(("run_dir", "defender_max_signature_age_hours", "previous_secret_name", "timeout"))
+_HOSTVARS = (
+    "inventory_hostname", "group_names", "rebuild_kind", "rebuild_service", "rebuild_os", "rebuild_site",
+    "rebuild_location", "rebuild_applications", "rebuild_image_catalogue", "rebuild_domain",
+    "rebuild_local_admin_name",
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _VALID_ARGS = _ARGS
+
+    def _conn(self, name: str, default: Any = None) -> Any:
+        try:
+            value = self._connection.get_option(name)
+        except KeyError:
+            return default
+        return default if value is None else value
+
+    def _target(self, host: str, task_vars: dict[str, Any]) -> tuple[VerifyTarget, str]:
+        if self._connection.transport not in ("winrm", "ansible.builtin.winrm"):
+            raise AnsibleActionFail(f"rebuild_verify: host {host} is not reached over winrm "
+                                    f"(connection {self._connection.transport})")
+        extras = self._conn("_extras", {}) or {}
+
+        def extra(name: str, default: str = "") -> str:
+            value = extras.get(f"ansible_winrm_{name}", task_vars.get(f"ansible_winrm_{name}", default))
+            return str(self._templar.template(value)) if value not in (None, "") else default
+
+        port = int(self._conn("port", 5986))
+        scheme = self._conn("scheme") or ("http" if port == 5985 else "https")
+        password = self._conn("remote_password")
+        if not password:
+            raise AnsibleActionFail(f"rebuild_verify: no password to connect to {host} (ansible_password)")
+        return VerifyTarget(
+            host=host,
+            address=str(self._conn("remote_addr", host)),
+            port=port,
+            scheme=str(scheme),
+            user=str(self._conn("remote_user", "rb-admin")),
+            ca_trust_path=extra("ca_trust_path"),
+            cert_validation=extra("server_cert_validation", "validate"),
+        ), str(password)
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        if _IMPORT_ERROR is not None:
+            raise AnsibleActionFail(f"rebuild_verify needs the rebuild package on the controller: {_IMPORT_ERROR}")
+        args = self._task.args
+        unknown = set(args) - _ARGS
+        if unknown:
+            raise AnsibleActionFail(f"rebuild_verify: unknown option(s) {', '.join(sorted(unknown))}")
+        host = str(task_vars.get("inventory_hostname", ""))
+        if self._task.check_mode:
+            result.update(skipped=True, msg="verification reads the host; nothing to do in check mode")
+            return result
+        hostvars = {k: self._templar.template(task_vars[k]) for k in _HOSTVARS if k in task_vars}
+        run_dir = Path(str(args.get("run_dir") or os.environ.get("REBUILD_RUN_DIR") or "state/runs/adhoc"))
+        try:
+            target, password = self._target(host, task_vars)
+            expectations = build_expectations(
+                hostvars,
+                defender_max_signature_age_hours=float(args.get("defender_max_signature_age_hours", 48)),
+            )
+            state_dir = Path(os.environ.get("REBUILD_STATE_DIR", "state"))
+            previous = SecretStore(state_dir).get(host, str(args.get("previous_secret_name") or "previous_local_admin"))
+            outcome = run_verification(
+                target, expectations, password=password, previous_password=str(previous or ""),
+                run_dir=run_dir, timeout_s=float(args.get("timeout", 900)),
+            )
+        except RebuildError as exc:
+            raise AnsibleActionFail(f"rebuild_verify: {exc}") from None
+        blob = outcome.to_dict()
+        result["rebuild_verify"] = blob
+        result["changed"] = False
+        if outcome.passed:
+            result["msg"] = outcome.summary()
+            return result
+        result.update(
+            failed=True,
+            rebuild_quarantine=True,
+            msg="; ".join(f"{c['check']}: {c['message']}" for c in outcome.failed_checks)[:2000]
+            or "verification failed",
+        )
+        return result
