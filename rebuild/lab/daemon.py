@@ -344,8 +344,15 @@ def up(options: DaemonOptions, timeout: float = 300.0) -> dict[str, Any]:
 
 
 def _alive(pid: int) -> bool:
+    """Is the process running? A zombie (exited, not yet reaped by its parent) is not."""
     if pid <= 0:
         return False
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child: reap it
+            return False
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -366,8 +373,6 @@ def down(lab_dir: Path, timeout: float = 30.0) -> bool:
         LabClient(lab_dir).call("POST", "/shutdown", timeout=5)
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     if _alive(pid):
         os.kill(pid, signal.SIGTERM)

@@ -398,3 +398,20 @@ def test_listeners_are_on_the_twins_own_address_only(harness: Harness) -> None:
     unused = harness.twin.address.rsplit(".", 1)[0] + ".200"
     with pytest.raises(OSError):
         socket.create_connection((unused, 5986), timeout=2).close()
+
+
+def test_testinfra_winrm_backend_connects_over_ntlm_with_validation(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """testinfra's own winrm:// backend (NTLM only, cert validated through REQUESTS_CA_BUNDLE)."""
+    import urllib.parse
+
+    import testinfra
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(harness.ca.bundle_path))
+    secret = urllib.parse.quote(PASSWORD, safe="")
+    host = testinfra.get_host(f"winrm://rb-admin:{secret}@{harness.twin.address}:5986")
+    assert host.run("hostname").stdout == "ARL-SRV-0001\r\n"
+    wrong = testinfra.get_host(f"winrm://rb-admin:wrong@{harness.twin.address}:5986")
+    with pytest.raises(InvalidCredentialsError):
+        wrong.run("hostname")
