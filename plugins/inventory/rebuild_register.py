@@ -2,6 +2,7 @@
 # One code path with `rebuild inventory build`: both call rebuild.register.load_register and
 # rebuild.inventory.build_inventory, so the plugin and the static files cannot disagree.
 
+# ruff: noqa: E402  (Ansible plugins put DOCUMENTATION before the imports)
 from __future__ import annotations
 
 DOCUMENTATION = r"""
@@ -29,7 +30,7 @@ options:
   register:
     description: Path of the register; a relative path is relative to this configuration file.
     required: true
-    type: path
+    type: str
   site:
     description: Only the hosts of this site (name, label or alias as in C(inventories/data/sites.yml)).
     type: str
@@ -157,6 +158,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 )
             return build_inventory(hosts)
         except RebuildError as exc:
+            # Ansible shows a failed source's exception only with -vvv: say what is wrong now.
+            for line in str(exc).splitlines():
+                self.display.warning(f"rebuild_register: {line}")
             raise AnsibleParserError(f"rebuild_register: {exc}") from exc
 
     def _populate(self, built: dict[str, Any]) -> None:

@@ -70,5 +70,5 @@ def test_broken_sites_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="imaging_capacity must be at least 1"):
         load_sites(tmp_path)
     (tmp_path / "sites.yml").write_text("sites:\n  - name: x\n    imaging_capacity: 2\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="no boot_server|networks"):
+    with pytest.raises(ConfigError, match=r"no boot_server|networks"):
         load_sites(tmp_path)
