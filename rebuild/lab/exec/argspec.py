@@ -97,7 +97,8 @@ def _options(raw: dict[str, Any] | None) -> dict[str, Option]:
             else (list(o["choices"].keys()) if isinstance(o.get("choices"), dict) else None),
             aliases=list(o.get("aliases") or []),
             elements=o.get("elements"),
-            no_log=bool(o.get("no_log", False)),
+            # DOCUMENTATION rarely says no_log; the modules' own specs mark every password option no_log.
+            no_log=bool(o.get("no_log", False)) or "password" in name or name in ("offline_join_blob",),
             suboptions=_options(o.get("suboptions") or o.get("options"))
             if (o.get("suboptions") or o.get("options"))
             else None,

@@ -23,19 +23,27 @@ SIMULATED = MIN | {"all_ipv4_addresses", "all_ipv6_addresses", "interfaces", "up
 
 
 def _subsets(raw: list[str]) -> set[str]:
-    chosen: set[str] = set()
-    excluded: set[str] = set()
+    """gather_subset as setup.ps1 reads it: `min` unless `!min`; `!all` drops the rest; names win over `!all`."""
+    include: set[str] = set()
+    exclude: set[str] = set()
+    named: set[str] = set()
+    with_min = True
     for item in raw:
         name = str(item).strip()
         neg = name.startswith("!")
         name = name.lstrip("!")
         if name not in ALL | {"all", "min"}:
             raise ModuleFailed(f"Invalid subset '{name}' specified. Valid subsets: {', '.join(sorted(ALL | {'all', 'min'}))}")
-        group = ALL if name == "all" else MIN if name == "min" else {name}
-        (excluded if neg else chosen).update(group)
-    if "min" not in [str(x).lstrip("!") for x in raw if str(x).startswith("!")]:
-        chosen |= MIN - excluded if "!min" not in raw else set()
-    return chosen - excluded
+        if name == "min":
+            with_min = not neg
+        elif name == "all":
+            (exclude if neg else include).update(ALL - MIN)
+        elif neg:
+            exclude.add(name)
+        else:
+            named.add(name)
+    chosen = (include - exclude) | named
+    return chosen | MIN if with_min else chosen
 
 
 @module_twin("ansible.windows.setup")
