@@ -3,8 +3,8 @@
 WinRS runs the command line through cmd.exe: `%VAR%` is expanded and `|` pipes between
 programs. The lab recognises only the programs of the read subset (powershell, hostname,
 whoami, systeminfo, echo, auditpol, net, findstr as a pipe filter). A Unix command gets
-cmd's own "is not recognized" error with exit code 9009, exactly as testinfra's `uname -s`
-probe gets on Windows; any other program fails saying the lab does not simulate it.
+cmd's own "is not recognized" error with exit code 1, exactly what testinfra's `uname -s`
+probe gets from a real host over WinRM (pytest-testinfra issue #330 shows the record); any other program fails saying the lab does not simulate it.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ UNIX_ONLY = {
 
 def not_recognized(name: str) -> Output:
     msg = f"'{name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
-    return 9009, b"", msg.encode()
+    return 1, b"", msg.encode()  # over WinRS the shell reports 1, not cmd's interactive 9009
 
 
 def lab_refuses(what: str) -> Output:
