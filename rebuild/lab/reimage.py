@@ -304,7 +304,7 @@ class Imager:
         delay = self.lab.config.imaging_seconds
         slow = self.lab.fault(name, "slow_host")
         if slow is not None:
-            delay += float(slow.get("delay", slow.get("seconds", 30)))
+            delay += float(slow["delay"])
         self.lab.record(name, "reimage", status="started", via=via, image=image.path.name, seconds=delay)
 
         def imaging(state: TwinState) -> None:
@@ -316,8 +316,10 @@ class Imager:
     def _complete(self, name: str, gen: int, answer: AnswerFile, image: AppliedImage) -> None:
         if not self._current(name, gen):
             return  # reset or powered off mid-install; that boot decided what happened
-        if self.lab.fault(name, "reimage_fails") is not None:
-            self._fail(name, "Windows Setup failed applying the image (injected fault reimage_fails)")
+        fails = self.lab.fault(name, "reimage_fails")
+        if fails is not None:
+            why = fails.get("reason") or "Windows Setup failed applying the image"
+            self._fail(name, f"{why} (injected fault reimage_fails)")
             return
         new = clean_state(self.lab.twins[name], answer, image)
 
@@ -392,9 +394,19 @@ class ReimageServices:
         return {f"site-{site}": {"hypervisor_token": self.hypervisor.token} for site in sites}
 
     def stop(self) -> None:
-        for stopper in reversed(self._stoppers):
+        # In parallel: each listener takes up to its poll interval to notice.
+        def quietly(stopper: Stoppable) -> None:
             with contextlib.suppress(Exception):
                 stopper.stop()
+
+        clock = getattr(self, "scheduler", None)
+        threads = [threading.Thread(target=quietly, args=(s,)) for s in self._stoppers if s is not clock]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=15)
+        if clock is not None:
+            quietly(clock)
         self._stoppers.clear()
 
 

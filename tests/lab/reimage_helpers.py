@@ -1,0 +1,168 @@
+"""Helpers for the lab reimage tests: a real `Lab` object and the reimage role's own templates.
+
+The lab is built directly (StateStore on a tmp dir + TwinRecords + compromised states), which
+is the same object the daemon builds; boot entries are rendered from roles/reimage/templates
+so the lab is tested against what the product really writes.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from rebuild.lab.bootserver import mac_hexraw
+from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.images import compromised_state
+from rebuild.lab.state import StateStore
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "roles" / "reimage" / "templates"
+OLD_PASSWORD = "Old-Pre-Incident-Pass-1"
+
+
+def twins(prefix: str) -> dict[str, TwinRecord]:
+    records = [
+        TwinRecord(
+            "ARL-PC-0001",
+            f"{prefix}.0.2",
+            "02:00:0a:00:00:01",
+            "workstation",
+            "physical",
+            "arlon",
+            "windows-11-23h2",
+            "emergency",
+        ),
+        TwinRecord(
+            "ARL-PC-0002",
+            f"{prefix}.0.3",
+            "02:00:0a:00:00:02",
+            "workstation",
+            "physical",
+            "arlon",
+            "windows-10-22h2",
+            "admin",
+        ),
+        TwinRecord(
+            "ARL-SRV-0001",
+            f"{prefix}.0.4",
+            "02:00:0a:00:01:01",
+            "server",
+            "physical",
+            "arlon",
+            "windows-server-2022",
+            "patient-records",
+            redfish_system_id="8d3b1f0e-1111-4c2a-9d3e-000000000001",
+        ),
+        TwinRecord(
+            "ARL-SRV-0002",
+            f"{prefix}.0.5",
+            "02:00:0a:00:01:02",
+            "server",
+            "physical",
+            "arlon",
+            "windows-server-2019",
+            "directory",
+            redfish_system_id="8d3b1f0e-1111-4c2a-9d3e-000000000002",
+        ),
+        TwinRecord(
+            "ARL-VM-0001",
+            f"{prefix}.0.6",
+            "02:00:0a:00:02:01",
+            "server",
+            "virtual",
+            "arlon",
+            "windows-server-2016",
+            "lis",
+            vm_ref="vm-arl-0001",
+        ),
+    ]
+    return {r.name: r for r in records}
+
+
+def make_lab(tmp_path: Path, imaging_seconds: float = 0.5, physical_servers: bool = True) -> Lab:
+    """A lab of five twins; without physical servers no sushy-emulator is started (faster)."""
+    prefix = f"127.{random.randint(100, 250)}"
+    config = LabConfig(lab_dir=tmp_path / "lab", address_prefix=prefix, imaging_seconds=imaging_seconds)
+    config.lab_dir.mkdir(parents=True)
+    store = StateStore(config.lab_dir / "twins.sqlite")
+    records = {n: r for n, r in twins(prefix).items() if physical_servers or not r.redfish_system_id}
+    store.put_many({n: compromised_state(r, OLD_PASSWORD) for n, r in records.items()})
+    return Lab(config, store, records)
+
+
+def catalogue(lab: Lab) -> dict[str, Any]:
+    return dict(yaml.safe_load((lab.config.lab_dir / "images.yml").read_text())["images"])
+
+
+def render_entry(
+    lab: Lab,
+    name: str,
+    boot_url: str,
+    password: str,
+    image_share: str = "\\\\rebuild-lab\\share",
+    os_key: str | None = None,
+) -> tuple[Path, Path]:
+    """Write the reimage role's per-MAC iPXE entry and answer file for a twin, as the role does."""
+    twin = lab.twins[name]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+    )
+    variables = {
+        "inventory_hostname": name,
+        "rebuild_mac": twin.mac,
+        "rebuild_site": twin.site,
+        "rebuild_os": twin.os,
+        "rebuild_domain": "ghal.lan",
+        "reimage__image": catalogue(lab)[os_key or twin.os],
+        "reimage__boot_url": boot_url,
+        "reimage__mac_key": mac_hexraw(twin.mac),
+        "reimage__image_share": image_share,
+        "reimage__stamp_key": "HKLM:\\SOFTWARE\\GHAL\\Rebuild",
+        "reimage__locale": "fr-BE",
+        "reimage__input_locale": "080c:0000080c",
+        "reimage__time_zone": "Romance Standard Time",
+        "reimage__admin_name": "rb-admin",
+        "reimage__admin_password": password,
+        "reimage__winrm_cert_enroll_url": "",
+        "reimage__winrm_cert_template": "RebuildWinRM",
+    }
+    root = lab.config.lab_dir / "boot"
+    (root / "unattend").mkdir(parents=True, exist_ok=True)
+    answer = root / "unattend" / f"{mac_hexraw(twin.mac)}.xml"
+    answer.write_text(env.get_template("unattend.xml.j2").render(**variables))
+    script = root / f"mac-{mac_hexraw(twin.mac)}.ipxe"
+    script.write_text(env.get_template("ipxe.j2").render(**variables))
+    return script, answer
+
+
+def magic_packet(mac: str) -> bytes:
+    return b"\xff" * 6 + bytes.fromhex(mac_hexraw(mac)) * 16
+
+
+def send_wol(port: int, payload: bytes) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(payload, ("127.0.0.1", port))
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def events(lab: Lab, name: str, event: str | None = None) -> list[dict[str, Any]]:
+    return [e for e in lab.state(name).history if event is None or e["event"] == event]
