@@ -1,0 +1,129 @@
+"""Physical servers' reimage path: Redfish served by sushy-tools' `sushy-emulator --fake`.
+
+The emulator applies power changes after a random 1-11 s, so these tests wait up to ~15 s
+per power change; both servers are reset together to keep the module short.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from reimage_helpers import catalogue, events, make_lab, render_entry, wait_for
+
+from rebuild.lab import reimage
+from rebuild.lab.context import Lab
+from rebuild.lab.images import RANSOM_NOTE, STAMP_KEY
+from rebuild.lab.state import Phase
+
+pytestmark = pytest.mark.slow
+
+SRV, OTHER = "ARL-SRV-0001", "ARL-SRV-0002"
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Lab, reimage.ReimageServices]]:
+    if (
+        shutil.which("sushy-emulator") is None
+        and not (Path(sys.executable).parent / "sushy-emulator").exists()
+    ):
+        pytest.fail("sushy-emulator is not installed (pip install 'rebuild[lab]')")
+    lab = make_lab(tmp_path)
+    services = reimage.start(lab)
+    try:
+        yield lab, services
+    finally:
+        services.stop()
+        lab.store.close()
+
+
+def system_url(svc: reimage.ReimageServices, lab: Lab, name: str) -> str:
+    return f"{svc.redfish.url}/redfish/v1/Systems/{lab.twins[name].redfish_system_id}"
+
+
+def reset(svc: reimage.ReimageServices, lab: Lab, name: str, kind: str = "ForceRestart") -> None:
+    r = requests.post(
+        f"{system_url(svc, lab, name)}/Actions/ComputerSystem.Reset", json={"ResetType": kind}, timeout=10
+    )
+    assert r.status_code == 204, r.text
+
+
+def test_pxe_once_and_reset_reimages_and_reset_alone_does_not(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    members = requests.get(f"{svc.redfish.url}/redfish/v1/Systems", timeout=10).json()["Members"]
+    ids = sorted(m["@odata.id"].rsplit("/", 1)[1] for m in members)
+    assert ids == sorted(lab.twins[n].redfish_system_id for n in (SRV, OTHER))
+    before = requests.get(system_url(svc, lab, SRV), timeout=10).json()
+    assert before["PowerState"] == "On" and before["Boot"]["BootSourceOverrideEnabled"] == "Disabled"
+
+    # Both have an install entry on the boot server; only SRV gets the one-time PXE override.
+    render_entry(lab, SRV, svc.boot.url, "Srv-New-Secret-1")
+    render_entry(lab, OTHER, svc.boot.url, "Srv-New-Secret-2")
+    patch = requests.patch(
+        system_url(svc, lab, SRV),
+        timeout=10,
+        json={"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}},
+    )
+    assert patch.status_code == 204
+    armed = requests.get(system_url(svc, lab, SRV), timeout=10).json()["Boot"]
+    assert (armed["BootSourceOverrideTarget"], armed["BootSourceOverrideEnabled"]) == ("Pxe", "Once")
+    reset(svc, lab, SRV)
+    reset(svc, lab, OTHER)
+
+    state = wait_for(lambda: (s := lab.state(SRV)).phase == Phase.CLEAN and s, 25, "SRV reimaged")
+    image = catalogue(lab)["windows-server-2022"]
+    assert state.registry[STAMP_KEY] == {"ImageId": image["image_id"], "ImageSha256": image["sha256"]}
+    assert state.users["rb-admin"].password == "Srv-New-Secret-1"
+    kinds = [e["event"] for e in state.history]
+    assert kinds.index("boot_override") < kinds.index("reset") < kinds.index("boot")
+
+    wait_for(
+        lambda: any(e.get("source") == "disk" for e in events(lab, OTHER, "boot")), 20, "OTHER boots its disk"
+    )
+    other = lab.state(OTHER)
+    assert other.phase == Phase.COMPROMISED and RANSOM_NOTE in other.files
+    assert not events(lab, OTHER, "reimage")
+
+    # Once is consumed: the BMC shows no override, and the next reset boots the new disk.
+    after = requests.get(system_url(svc, lab, SRV), timeout=10).json()["Boot"]
+    assert after["BootSourceOverrideEnabled"] == "Disabled"
+    boots = len(events(lab, SRV, "boot"))
+    reset(svc, lab, SRV)
+    wait_for(
+        lambda: len(events(lab, SRV, "boot")) > boots and lab.state(SRV).phase == Phase.CLEAN, 20, "reboot"
+    )
+    assert [e["status"] for e in events(lab, SRV, "reimage")] == ["started", "done"]
+
+
+def test_bmc_unreachable_answers_nothing(running: tuple[Lab, reimage.ReimageServices]) -> None:
+    lab, svc = running
+    lab.faults[SRV] = {"bmc_unreachable": {}}
+    with pytest.raises(requests.ConnectionError):
+        requests.patch(
+            system_url(svc, lab, SRV),
+            timeout=10,
+            json={"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}},
+        )
+    with pytest.raises(requests.ConnectionError):
+        reset(svc, lab, SRV)
+    assert not events(lab, SRV)
+    # The other BMC still answers.
+    assert requests.get(system_url(svc, lab, OTHER), timeout=10).status_code == 200
+
+
+def test_override_without_enabled_keeps_the_disabled_mode(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    r = requests.patch(
+        system_url(svc, lab, SRV), json={"Boot": {"BootSourceOverrideTarget": "Pxe"}}, timeout=10
+    )
+    assert r.status_code == 204
+    boot = requests.get(system_url(svc, lab, SRV), timeout=10).json()["Boot"]
+    assert boot["BootSourceOverrideEnabled"] == "Disabled"  # PATCH changes only what it names
