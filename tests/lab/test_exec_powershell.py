@@ -1,0 +1,167 @@
+"""The PowerShell / cmd read subset: Windows' output shapes, and loud failure outside the subset."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rebuild.lab import images
+from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.exec import execute
+from rebuild.lab.exec.payloads import encoded_command
+from rebuild.lab.state import TwinState, StateStore
+
+SERVER = TwinRecord("ARL-SRV-0001", "127.251.0.2", "94:40:c9:00:01:01", "server", "physical", "arlon",
+                    "windows-server-2022", "emergency")
+PC = TwinRecord("ARL-PC-0001", "127.251.0.3", "94:40:c9:00:01:02", "workstation", "physical", "arlon",
+                "windows-11-23h2", "emergency")
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    store = StateStore(tmp_path / "twins.sqlite")
+    store.put_many({t.name: images.compromised_state(t, "pw") for t in (SERVER, PC)})
+    yield Lab(LabConfig(lab_dir=tmp_path), store, {SERVER.name: SERVER, PC.name: PC})
+    store.close()
+
+
+def ps(lab: Lab, script: str, twin: TwinRecord = SERVER) -> tuple[int, str, str]:
+    command, arguments = encoded_command(script)
+    rc, out, err = execute(lab, twin, command, arguments, b"")
+    return rc, out.decode(), err.decode()
+
+
+def cmd(lab: Lab, line: str, twin: TwinRecord = SERVER) -> tuple[int, str, str]:
+    rc, out, err = execute(lab, twin, line, [], b"")
+    return rc, out.decode(), err.decode()
+
+
+def test_convertto_json_single_object_vs_array_and_enum_as_int(lab: Lab) -> None:
+    rc, out, _ = ps(lab, "Get-Service -Name WinRM | Select-Object Name,Status,StartType | ConvertTo-Json")
+    assert rc == 0
+    assert out == '{\r\n    "Name":  "WinRM",\r\n    "Status":  4,\r\n    "StartType":  2\r\n}\r\n'
+    rc, out, _ = ps(lab, "Get-Service -Name WinRM,WinDefend | Select-Object Name,Status | ConvertTo-Json -Compress")
+    assert json.loads(out) == [{"Name": "WinRM", "Status": 4}, {"Name": "WinDefend", "Status": 1}]
+
+
+def test_expand_property_prints_enum_names(lab: Lab) -> None:
+    assert ps(lab, "Get-Service WinDefend | Select-Object -ExpandProperty StartType")[1] == "Disabled\r\n"
+    assert ps(lab, "(Get-Service WinRM).Status")[1] == "Running\r\n"
+
+
+def test_registry_reads_and_missing_paths(lab: Lab) -> None:
+    key = r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters"
+    assert ps(lab, f"Get-ItemPropertyValue -Path '{key}' -Name SMB1")[1] == "1\r\n"
+    rc, out, _ = ps(lab, f"Get-ItemProperty -Path 'Registry::HKEY_LOCAL_MACHINE{key[5:]}' -Name SMB1 | ConvertTo-Json -Compress")
+    data = json.loads(out)
+    assert data["SMB1"] == 1 and data["PSChildName"] == "Parameters"
+    assert data["PSPath"].endswith(r"Registry::HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters")
+    rc, out, err = ps(lab, r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\Nope'")
+    assert rc == 1 and out == ""
+    assert err.startswith(r"Get-ItemProperty : Cannot find path 'HKLM:\SOFTWARE\Nope' because it does not exist.")
+    rc, out, err = ps(lab, f"Get-ItemPropertyValue -Path '{key}' -Name Nope")
+    assert rc == 1 and "Property Nope does not exist at path HKEY_LOCAL_MACHINE" in err
+    assert ps(lab, r"Test-Path 'HKLM:\SOFTWARE\Nope'")[1] == "False\r\n"
+
+
+def test_error_action_silently_continue_and_stop(lab: Lab) -> None:
+    rc, out, err = ps(lab, "Get-Service -Name Nope -ErrorAction SilentlyContinue")
+    assert (out, err) == ("", "") and rc == 1  # $? is false after the failed command
+    rc, out, err = ps(lab, "Get-Service Nope -ErrorAction Stop; 'after'")
+    assert rc == 1 and "after" not in out
+    rc, out, err = ps(lab, "Get-Service Nope; 'after'")
+    assert rc == 0 and out == "after\r\n" and "Cannot find any service" in err
+
+
+def test_installed_applications_via_uninstall_keys_and_get_package(lab: Lab) -> None:
+    script = (r"Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\*' | "
+              r"Where-Object { $_.DisplayName -like 'Any*' } | Select-Object DisplayName,DisplayVersion | ConvertTo-Json -Compress")
+    assert json.loads(ps(lab, script)[1]) == {"DisplayName": "AnyDesk", "DisplayVersion": "7.0.14"}
+    assert ps(lab, "Get-Package -Name AnyDesk | Select-Object -ExpandProperty Version")[1] == "7.0.14\r\n"
+
+
+def test_files(lab: Lab) -> None:
+    note = images.RANSOM_NOTES[1]
+    assert ps(lab, f"Test-Path -LiteralPath '{note}' -PathType Leaf")[1] == "True\r\n"
+    assert ps(lab, f"(Get-Item '{note}') -is [System.IO.FileInfo]")[1] == "True\r\n"
+    assert ps(lab, r"(Get-Item 'C:\Users') -is [System.IO.DirectoryInfo]")[1] == "True\r\n"
+    assert images.RANSOM_TEXT.splitlines()[0] in ps(lab, f"Get-Content -Raw '{note}'")[1]
+    names = ps(lab, r"Get-ChildItem -Path 'C:\Users\Public\Documents' -Name")[1].split("\r\n")
+    assert "Restore-My-Files.txt" in names
+
+
+def test_users_groups_tasks_defender_firewall_features(lab: Lab) -> None:
+    users = json.loads(ps(lab, "Get-LocalUser | Select-Object Name,Enabled | ConvertTo-Json -Compress")[1])
+    assert {"Name": images.UNKNOWN_ADMIN, "Enabled": True} in users
+    members = ps(lab, "Get-LocalGroupMember -Group Administrators | Select-Object -ExpandProperty Name")[1]
+    assert f"ARL-SRV-0001\\{images.UNKNOWN_ADMIN}" in members
+    task = json.loads(ps(lab, f"Get-ScheduledTask -TaskName '{images.MALICIOUS_TASK.rsplit(chr(92), 1)[1]}' | "
+                              "Select-Object TaskName,TaskPath,State | ConvertTo-Json -Compress")[1])
+    assert task["State"] == 3 and task["TaskPath"] == "\\Microsoft\\Windows\\Maintenance\\"
+    assert ps(lab, "(Get-MpComputerStatus).RealTimeProtectionEnabled")[1] == "False\r\n"
+    assert ps(lab, "(Get-MpPreference).DisableRealtimeMonitoring")[1] == "True\r\n"
+    prof = json.loads(ps(lab, "Get-NetFirewallProfile -Name Domain | Select-Object Name,Enabled | ConvertTo-Json -Compress")[1])
+    assert prof == {"Name": "Domain", "Enabled": 0}
+    assert ps(lab, "(Get-WindowsOptionalFeature -Online -FeatureName SMB1Protocol).State")[1] == "Enabled\r\n"
+    assert ps(lab, "Get-WindowsFeature FS-SMB1 | Select-Object -ExpandProperty Installed")[1] == "True\r\n"
+    rc, _, err = ps(lab, "Get-WindowsFeature FS-SMB1", twin=PC)  # no Server Manager module on a client
+    assert rc == 1 and "is not recognized" in err
+
+
+def test_os_information(lab: Lab) -> None:
+    os_info = json.loads(ps(lab, "Get-CimInstance Win32_OperatingSystem | Select-Object Caption,BuildNumber | ConvertTo-Json")[1])
+    assert os_info == {"Caption": "Microsoft Windows Server 2022 Standard", "BuildNumber": "20348"}
+    assert ps(lab, "hostname")[1] == "ARL-SRV-0001\r\n"
+    rc, out, _ = cmd(lab, "systeminfo")
+    assert "OS Name:                   Microsoft Windows Server 2022 Standard" in out
+
+
+def test_cmd_programs(lab: Lab) -> None:
+    rc, out, _ = cmd(lab, 'auditpol /get /subcategory:"Process Creation"')
+    assert rc == 0 and "Detailed Tracking\r\n  Process Creation" in out and "No Auditing" in out
+    rc, out, _ = cmd(lab, f"net user {images.UNKNOWN_ADMIN}")
+    assert "Account active               Yes" in out and "*Administrators" in out
+    assert cmd(lab, "echo %PROCESSOR_ARCHITECTURE%")[1] == "AMD64\r\n"
+    rc, _, err = cmd(lab, "net user nobody")
+    assert rc == 2 and "could not be found" in err
+
+
+@pytest.mark.parametrize("script", [
+    "Stop-Service WinRM",
+    "Set-ItemProperty -Path 'HKLM:\\SOFTWARE\\X' -Name A -Value 1",
+    "$x = Get-Service WinRM",
+    "Get-Service | ForEach-Object { $_.Name }",
+    "Get-Service WinRM | Format-Table",
+    "Invoke-Expression 'Get-Service'",
+    "Get-Service \"$env:COMPUTERNAME\"",
+])
+def test_outside_the_subset_fails_loudly(lab: Lab, script: str) -> None:
+    before = lab.state(SERVER.name).to_json()
+    rc, out, err = ps(lab, script)
+    assert rc == 1 and "the rebuild lab (a simulation) does not simulate" in err
+    assert lab.state(SERVER.name).to_json() == before
+
+
+def test_unknown_parameter_fails_as_powershell(lab: Lab) -> None:
+    rc, _, err = ps(lab, "Get-Service -Nmae WinRM")
+    assert rc == 1 and "A parameter cannot be found that matches parameter name 'Nmae'." in err
+
+
+def test_cmd_syntax_and_programs_outside_the_subset(lab: Lab) -> None:
+    rc, _, err = cmd(lab, "sc.exe stop WinRM")
+    assert rc == 1 and "does not simulate" in err
+    rc, _, err = cmd(lab, "hostname & whoami")
+    assert rc == 1 and "does not simulate" in err
+    rc, _, err = cmd(lab, "cat /etc/os-release")
+    assert rc == 1 and "'cat' is not recognized" in err
+
+
+def test_drift_is_seen(lab: Lab) -> None:
+    def disable(state: TwinState) -> None:
+        state.services["WinRM"].start_mode = "Manual"
+
+    lab.update(SERVER.name, disable)
+    assert ps(lab, "(Get-Service WinRM).StartType")[1] == "Manual\r\n"
