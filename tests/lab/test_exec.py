@@ -17,14 +17,35 @@ import pytest
 from rebuild.lab import images
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.exec import execute
-from rebuild.lab.exec.ansible_payload import SEPARATOR, fqcn_from_script_name, module_call, parse_bootstrap_input
+from rebuild.lab.exec.ansible_payload import (
+    SEPARATOR,
+    fqcn_from_script_name,
+    module_call,
+    parse_bootstrap_input,
+)
 from rebuild.lab.exec.payloads import encoded_command, module_command, module_stdin
 from rebuild.lab.state import StateStore, TwinState
 
-SERVER = TwinRecord("ARL-SRV-0001", "127.250.0.2", "94:40:c9:00:01:01", "server", "physical", "arlon",
-                    "windows-server-2022", "emergency")
-PC = TwinRecord("ARL-PC-0001", "127.250.0.3", "94:40:c9:00:01:02", "workstation", "physical", "arlon",
-                "windows-11-23h2", "emergency")
+SERVER = TwinRecord(
+    "ARL-SRV-0001",
+    "127.250.0.2",
+    "94:40:c9:00:01:01",
+    "server",
+    "physical",
+    "arlon",
+    "windows-server-2022",
+    "emergency",
+)
+PC = TwinRecord(
+    "ARL-PC-0001",
+    "127.250.0.3",
+    "94:40:c9:00:01:02",
+    "workstation",
+    "physical",
+    "arlon",
+    "windows-11-23h2",
+    "emergency",
+)
 
 
 @pytest.fixture
@@ -35,7 +56,9 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     store.close()
 
 
-def run_module(lab: Lab, fqcn: str, args: dict[str, Any], twin: TwinRecord = SERVER, **kw: Any) -> tuple[int, dict[str, Any]]:
+def run_module(
+    lab: Lab, fqcn: str, args: dict[str, Any], twin: TwinRecord = SERVER, **kw: Any
+) -> tuple[int, dict[str, Any]]:
     command, arguments, stdin = module_command(fqcn, args, **kw)
     rc, out, err = execute(lab, twin, command, arguments, stdin)
     assert err == b"", err
@@ -54,6 +77,7 @@ def change(lab: Lab, fn: Any, twin: TwinRecord = SERVER) -> TwinState:
 
 # --- payload decoding --------------------------------------------------------------------------
 
+
 def test_payload_built_by_ansible_decodes_to_module_and_args() -> None:
     stdin = module_stdin("ansible.windows.win_ping", {"data": "hello"}, check_mode=True)
     request = parse_bootstrap_input(stdin)
@@ -67,7 +91,10 @@ def test_payload_built_by_ansible_decodes_to_module_and_args() -> None:
 
 
 def test_script_names_map_to_fqcn() -> None:
-    assert fqcn_from_script_name("ansible_collections.microsoft.ad.plugins.modules.membership.ps1") == "microsoft.ad.membership"
+    assert (
+        fqcn_from_script_name("ansible_collections.microsoft.ad.plugins.modules.membership.ps1")
+        == "microsoft.ad.membership"
+    )
     assert fqcn_from_script_name("ansible.legacy.win_rebuild_apps.ps1") == "win_rebuild_apps"
 
 
@@ -79,6 +106,7 @@ def test_truncated_payload_fails_like_a_broken_exec_wrapper(lab: Lab) -> None:
 
 
 # --- win_ping, argument validation, unknown modules -------------------------------------------
+
 
 def test_win_ping_answers_pong_with_invocation(lab: Lab) -> None:
     rc, result = run_module(lab, "ansible.windows.win_ping", {})
@@ -93,10 +121,14 @@ def test_win_ping_crash_is_an_unhandled_exception(lab: Lab) -> None:
 
 
 def test_unknown_argument_fails_as_ansible_basic_does(lab: Lab) -> None:
-    rc, result = run_module(lab, "ansible.windows.win_ping", {"dat": "x"}, module_name="ansible.windows.win_ping")
+    rc, result = run_module(
+        lab, "ansible.windows.win_ping", {"dat": "x"}, module_name="ansible.windows.win_ping"
+    )
     assert rc == 1 and result["failed"] is True
-    assert result["msg"] == ("Unsupported parameters for (ansible.windows.win_ping) module: dat. "
-                             "Supported parameters include: data")
+    assert result["msg"] == (
+        "Unsupported parameters for (ansible.windows.win_ping) module: dat. "
+        "Supported parameters include: data"
+    )
 
 
 def test_missing_required_and_bad_choice_fail(lab: Lab) -> None:
@@ -104,17 +136,26 @@ def test_missing_required_and_bad_choice_fail(lab: Lab) -> None:
     assert rc == 1 and result["msg"] == "missing required arguments: path"
     rc, result = run_module(lab, "ansible.windows.win_service", {"name": "WinRM", "start_mode": "automatic"})
     assert rc == 1
-    assert result["msg"].startswith("value of start_mode must be one of: auto, delayed, disabled, manual. Got no match for: automatic")
+    assert result["msg"].startswith(
+        "value of start_mode must be one of: auto, delayed, disabled, manual. Got no match for: automatic"
+    )
 
 
 def test_bad_type_fails(lab: Lab) -> None:
-    rc, result = run_module(lab, "ansible.windows.win_regedit", {"path": "HKLM:\\SOFTWARE\\X", "delete_key": "maybe"})
+    rc, result = run_module(
+        lab, "ansible.windows.win_regedit", {"path": "HKLM:\\SOFTWARE\\X", "delete_key": "maybe"}
+    )
     assert rc == 1
-    assert "argument for delete_key is of type System.String and we were unable to convert to bool" in result["msg"]
+    assert (
+        "argument for delete_key is of type System.String and we were unable to convert to bool"
+        in result["msg"]
+    )
 
 
 def test_legacy_module_ignores_unknown_options_but_needs_required(lab: Lab) -> None:
-    rc, result = run_module(lab, "ansible.windows.win_reg_stat", {"path": "HKLM:\\SOFTWARE\\GHAL", "bogus": 1})
+    rc, result = run_module(
+        lab, "ansible.windows.win_reg_stat", {"path": "HKLM:\\SOFTWARE\\GHAL", "bogus": 1}
+    )
     assert rc == 0 and "invocation" not in result
     rc, result = run_module(lab, "ansible.windows.win_reg_stat", {})
     assert rc == 1 and result["msg"] == "Get-AnsibleParam: Missing required argument: path"
@@ -133,8 +174,11 @@ def test_check_mode_skips_modules_that_do_not_support_it(lab: Lab) -> None:
 
 
 def test_no_log_values_never_come_back(lab: Lab) -> None:
-    rc, result = run_module(lab, "ansible.windows.win_user",
-                            {"name": "svc-backup", "password": "S3cret-Value!", "groups": ["Users"]})
+    rc, result = run_module(
+        lab,
+        "ansible.windows.win_user",
+        {"name": "svc-backup", "password": "S3cret-Value!", "groups": ["Users"]},
+    )
     assert rc == 0 and result["changed"] is True
     text = json.dumps(result)
     assert "S3cret-Value!" not in text
@@ -161,26 +205,42 @@ def test_win_regedit_check_mode_then_apply_then_idempotent(lab: Lab) -> None:
 
 
 def test_win_reg_stat_reads_value_and_type(lab: Lab) -> None:
-    rc, result = run_module(lab, "ansible.windows.win_reg_stat",
-                            {"path": "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\LanmanServer\\Parameters", "name": "SMB1"})
-    assert rc == 0 and result == {"changed": False, "exists": True, "raw_value": 1, "value": 1, "type": "REG_DWORD"}
+    rc, result = run_module(
+        lab,
+        "ansible.windows.win_reg_stat",
+        {"path": "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\LanmanServer\\Parameters", "name": "SMB1"},
+    )
+    assert rc == 0 and result == {
+        "changed": False,
+        "exists": True,
+        "raw_value": 1,
+        "value": 1,
+        "type": "REG_DWORD",
+    }
     rc, result = run_module(lab, "ansible.windows.win_reg_stat", {"path": "HKLM:\\SOFTWARE\\Nope"})
     assert result == {"changed": False, "exists": False}
 
 
 def test_win_service_stops_and_disables_the_malicious_service(lab: Lab) -> None:
-    rc, result = run_module(lab, "ansible.windows.win_service",
-                            {"name": images.MALICIOUS_SERVICE, "state": "stopped", "start_mode": "disabled"})
+    rc, result = run_module(
+        lab,
+        "ansible.windows.win_service",
+        {"name": images.MALICIOUS_SERVICE, "state": "stopped", "start_mode": "disabled"},
+    )
     assert rc == 0 and result["changed"] is True
     assert result["state"] == "stopped" and result["start_mode"] == "disabled"
     svc = lab.state(SERVER.name).services[images.MALICIOUS_SERVICE]
     assert (svc.state, svc.start_mode) == ("Stopped", "Disabled")
-    rc, result = run_module(lab, "ansible.windows.win_service", {"name": images.MALICIOUS_SERVICE, "state": "started"})
+    rc, result = run_module(
+        lab, "ansible.windows.win_service", {"name": images.MALICIOUS_SERVICE, "state": "started"}
+    )
     assert rc == 1 and "cannot be started" in result["msg"]
 
 
 def test_win_optional_feature_turns_smb1_off(lab: Lab) -> None:
-    rc, result = run_module(lab, "ansible.windows.win_optional_feature", {"name": "SMB1Protocol", "state": "absent"})
+    rc, result = run_module(
+        lab, "ansible.windows.win_optional_feature", {"name": "SMB1Protocol", "state": "absent"}
+    )
     assert rc == 0 and result["changed"] is True and result["reboot_required"] is True
     assert lab.state(SERVER.name).features["SMB1Protocol"] is False
     rc, result = run_module(lab, "ansible.windows.win_optional_feature", {"name": "NoSuchFeature"})
@@ -188,12 +248,17 @@ def test_win_optional_feature_turns_smb1_off(lab: Lab) -> None:
 
 
 def test_win_group_membership_pure_removes_the_unknown_admin(lab: Lab) -> None:
-    rc, result = run_module(lab, "ansible.windows.win_group_membership",
-                            {"name": "Administrators", "members": ["Administrator", "rb-admin"], "state": "pure"})
+    rc, result = run_module(
+        lab,
+        "ansible.windows.win_group_membership",
+        {"name": "Administrators", "members": ["Administrator", "rb-admin"], "state": "pure"},
+    )
     assert rc == 0 and result["changed"] is True
     assert f"{SERVER.name[:15].upper()}\\{images.UNKNOWN_ADMIN}" in result["removed"]
     assert images.UNKNOWN_ADMIN not in lab.state(SERVER.name).groups["Administrators"]
-    rc, result = run_module(lab, "ansible.windows.win_group_membership", {"name": "Administrators", "members": ["ghost"]})
+    rc, result = run_module(
+        lab, "ansible.windows.win_group_membership", {"name": "Administrators", "members": ["ghost"]}
+    )
     assert rc == 1 and "ghost is not a valid account" in result["msg"]
 
 
@@ -215,8 +280,13 @@ def test_setup_facts_and_minimal_subset(lab: Lab) -> None:
     assert facts["ansible_ip_addresses"] == [SERVER.address]
     assert facts["ansible_hostname"] == "ARL-SRV-0001"
     rc, result = run_module(lab, "ansible.windows.setup", {"gather_subset": ["!all", "!min", "distribution"]})
-    assert set(result["ansible_facts"]) == {"gather_subset", "module_setup", "ansible_distribution",
-                                            "ansible_distribution_version", "ansible_distribution_major_version"}
+    assert set(result["ansible_facts"]) == {
+        "gather_subset",
+        "module_setup",
+        "ansible_distribution",
+        "ansible_distribution_version",
+        "ansible_distribution_major_version",
+    }
 
 
 def test_win_shell_runs_only_the_read_subset(lab: Lab) -> None:
@@ -231,18 +301,28 @@ def test_win_certificate_store_imports_and_records_thumbprint(lab: Lab) -> None:
     der = b"0\x82\x01\x0asimulated-der-bytes"
     pem = "-----BEGIN CERTIFICATE-----\n" + base64.b64encode(der).decode() + "\n-----END CERTIFICATE-----\n"
     change(lab, lambda s: s.files.__setitem__("C:\\Windows\\Temp\\root.pem", pem))
-    rc, result = run_module(lab, "ansible.windows.win_certificate_store",
-                            {"path": "C:\\Windows\\Temp\\root.pem", "store_name": "Root", "file_type": "pem"})
+    rc, result = run_module(
+        lab,
+        "ansible.windows.win_certificate_store",
+        {"path": "C:\\Windows\\Temp\\root.pem", "store_name": "Root", "file_type": "pem"},
+    )
     import hashlib
 
     thumb = hashlib.sha1(der).hexdigest().upper()
     assert rc == 0 and result["changed"] is True and result["thumbprints"] == [thumb]
-    assert f"HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Root\\Certificates\\{thumb}" in lab.state(SERVER.name).registry
+    assert (
+        f"HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\Root\\Certificates\\{thumb}"
+        in lab.state(SERVER.name).registry
+    )
 
 
 def test_domain_join_needs_the_labs_domain_and_credential(lab: Lab) -> None:
-    args = {"dns_domain_name": "ghal.lan", "domain_admin_user": "GHAL\\joiner", "domain_admin_password": "pw",
-            "state": "domain"}
+    args = {
+        "dns_domain_name": "ghal.lan",
+        "domain_admin_user": "GHAL\\joiner",
+        "domain_admin_password": "pw",
+        "state": "domain",
+    }
 
     def clean(s: TwinState) -> None:  # a freshly imaged host is in a workgroup
         s.domain, s.domain_joined = "WORKGROUP", False
@@ -264,6 +344,7 @@ def test_domain_join_needs_the_labs_domain_and_credential(lab: Lab) -> None:
 
 # --- executor scripts and win_reboot -----------------------------------------------------------
 
+
 def test_mkdtemp_and_cleanup_as_the_shell_plugin_sends_them(lab: Lab) -> None:
     from ansible.plugins.shell.powershell import ShellModule
 
@@ -283,22 +364,32 @@ def test_mkdtemp_and_cleanup_as_the_shell_plugin_sends_them(lab: Lab) -> None:
 def test_win_reboot_commands_record_a_reboot_and_move_boot_time(lab: Lab) -> None:
     from ansible_collections.ansible.windows.plugins.plugin_utils import _reboot
 
-    boot_cmd = _reboot._DEFAULT_BOOT_TIME_COMMAND + "; If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) { exit $LASTEXITCODE } Else { exit 1 } }"
-    args = ["-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Unrestricted", "-EncodedCommand",
-            base64.b64encode(boot_cmd.encode("utf-16-le")).decode()]
+    boot_cmd = (
+        _reboot._DEFAULT_BOOT_TIME_COMMAND
+        + "; If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) { exit $LASTEXITCODE } Else { exit 1 } }"
+    )
+    args = [
+        "-NoProfile",
+        "-NonInteractive",
+        "-ExecutionPolicy",
+        "Unrestricted",
+        "-EncodedCommand",
+        base64.b64encode(boot_cmd.encode("utf-16-le")).decode(),
+    ]
     rc, before, _ = execute(lab, SERVER, "PowerShell", args, b"")
     assert rc == 0 and before.strip().isdigit()
 
     captured: list[str] = []
 
     class Conn:
-        def exec_command(self, command: str, in_data: Any = None, sudoable: bool = False) -> tuple[int, bytes, bytes]:
+        def exec_command(
+            self, command: str, in_data: Any = None, sudoable: bool = False
+        ) -> tuple[int, bytes, bytes]:
             parts = command.split(" ")
             captured.append(command)
             return execute(lab, SERVER, parts[0], parts[1:], b"")
 
-    _reboot._perform_reboot("ansible.windows.win_reboot", Conn(),
-                            _reboot_script())
+    _reboot._perform_reboot("ansible.windows.win_reboot", Conn(), _reboot_script())
     assert any(e["event"] == "reboot" for e in lab.state(SERVER.name).history)
     rc, after, _ = execute(lab, SERVER, "PowerShell", args, b"")
     assert int(after) > int(before)

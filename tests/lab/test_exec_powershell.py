@@ -12,12 +12,28 @@ from rebuild.lab import images
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.exec import execute
 from rebuild.lab.exec.payloads import encoded_command
-from rebuild.lab.state import TwinState, StateStore
+from rebuild.lab.state import StateStore, TwinState
 
-SERVER = TwinRecord("ARL-SRV-0001", "127.251.0.2", "94:40:c9:00:01:01", "server", "physical", "arlon",
-                    "windows-server-2022", "emergency")
-PC = TwinRecord("ARL-PC-0001", "127.251.0.3", "94:40:c9:00:01:02", "workstation", "physical", "arlon",
-                "windows-11-23h2", "emergency")
+SERVER = TwinRecord(
+    "ARL-SRV-0001",
+    "127.251.0.2",
+    "94:40:c9:00:01:01",
+    "server",
+    "physical",
+    "arlon",
+    "windows-server-2022",
+    "emergency",
+)
+PC = TwinRecord(
+    "ARL-PC-0001",
+    "127.251.0.3",
+    "94:40:c9:00:01:02",
+    "workstation",
+    "physical",
+    "arlon",
+    "windows-11-23h2",
+    "emergency",
+)
 
 
 @pytest.fixture
@@ -43,7 +59,9 @@ def test_convertto_json_single_object_vs_array_and_enum_as_int(lab: Lab) -> None
     rc, out, _ = ps(lab, "Get-Service -Name WinRM | Select-Object Name,Status,StartType | ConvertTo-Json")
     assert rc == 0
     assert out == '{\r\n    "Name":  "WinRM",\r\n    "Status":  4,\r\n    "StartType":  2\r\n}\r\n'
-    rc, out, _ = ps(lab, "Get-Service -Name WinRM,WinDefend | Select-Object Name,Status | ConvertTo-Json -Compress")
+    rc, out, _ = ps(
+        lab, "Get-Service -Name WinRM,WinDefend | Select-Object Name,Status | ConvertTo-Json -Compress"
+    )
     assert json.loads(out) == [{"Name": "WinRM", "Status": 4}, {"Name": "WinDefend", "Status": 1}]
 
 
@@ -55,13 +73,20 @@ def test_expand_property_prints_enum_names(lab: Lab) -> None:
 def test_registry_reads_and_missing_paths(lab: Lab) -> None:
     key = r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters"
     assert ps(lab, f"Get-ItemPropertyValue -Path '{key}' -Name SMB1")[1] == "1\r\n"
-    rc, out, _ = ps(lab, f"Get-ItemProperty -Path 'Registry::HKEY_LOCAL_MACHINE{key[5:]}' -Name SMB1 | ConvertTo-Json -Compress")
+    rc, out, _ = ps(
+        lab,
+        f"Get-ItemProperty -Path 'Registry::HKEY_LOCAL_MACHINE{key[5:]}' -Name SMB1 | ConvertTo-Json -Compress",
+    )
     data = json.loads(out)
     assert data["SMB1"] == 1 and data["PSChildName"] == "Parameters"
-    assert data["PSPath"].endswith(r"Registry::HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters")
+    assert data["PSPath"].endswith(
+        r"Registry::HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters"
+    )
     rc, out, err = ps(lab, r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\Nope'")
     assert rc == 1 and out == ""
-    assert err.startswith(r"Get-ItemProperty : Cannot find path 'HKLM:\SOFTWARE\Nope' because it does not exist.")
+    assert err.startswith(
+        r"Get-ItemProperty : Cannot find path 'HKLM:\SOFTWARE\Nope' because it does not exist."
+    )
     rc, out, err = ps(lab, f"Get-ItemPropertyValue -Path '{key}' -Name Nope")
     assert rc == 1 and "Property Nope does not exist at path HKEY_LOCAL_MACHINE" in err
     assert ps(lab, r"Test-Path 'HKLM:\SOFTWARE\Nope'")[1] == "False\r\n"
@@ -77,8 +102,10 @@ def test_error_action_silently_continue_and_stop(lab: Lab) -> None:
 
 
 def test_installed_applications_via_uninstall_keys_and_get_package(lab: Lab) -> None:
-    script = (r"Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\*' | "
-              r"Where-Object { $_.DisplayName -like 'Any*' } | Select-Object DisplayName,DisplayVersion | ConvertTo-Json -Compress")
+    script = (
+        r"Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\*' | "
+        r"Where-Object { $_.DisplayName -like 'Any*' } | Select-Object DisplayName,DisplayVersion | ConvertTo-Json -Compress"
+    )
     assert json.loads(ps(lab, script)[1]) == {"DisplayName": "AnyDesk", "DisplayVersion": "7.0.14"}
     assert ps(lab, "Get-Package -Name AnyDesk | Select-Object -ExpandProperty Version")[1] == "7.0.14\r\n"
 
@@ -98,12 +125,21 @@ def test_users_groups_tasks_defender_firewall_features(lab: Lab) -> None:
     assert {"Name": images.UNKNOWN_ADMIN, "Enabled": True} in users
     members = ps(lab, "Get-LocalGroupMember -Group Administrators | Select-Object -ExpandProperty Name")[1]
     assert f"ARL-SRV-0001\\{images.UNKNOWN_ADMIN}" in members
-    task = json.loads(ps(lab, f"Get-ScheduledTask -TaskName '{images.MALICIOUS_TASK.rsplit(chr(92), 1)[1]}' | "
-                              "Select-Object TaskName,TaskPath,State | ConvertTo-Json -Compress")[1])
+    task = json.loads(
+        ps(
+            lab,
+            f"Get-ScheduledTask -TaskName '{images.MALICIOUS_TASK.rsplit(chr(92), 1)[1]}' | "
+            "Select-Object TaskName,TaskPath,State | ConvertTo-Json -Compress",
+        )[1]
+    )
     assert task["State"] == 3 and task["TaskPath"] == "\\Microsoft\\Windows\\Maintenance\\"
     assert ps(lab, "(Get-MpComputerStatus).RealTimeProtectionEnabled")[1] == "False\r\n"
     assert ps(lab, "(Get-MpPreference).DisableRealtimeMonitoring")[1] == "True\r\n"
-    prof = json.loads(ps(lab, "Get-NetFirewallProfile -Name Domain | Select-Object Name,Enabled | ConvertTo-Json -Compress")[1])
+    prof = json.loads(
+        ps(
+            lab, "Get-NetFirewallProfile -Name Domain | Select-Object Name,Enabled | ConvertTo-Json -Compress"
+        )[1]
+    )
     assert prof == {"Name": "Domain", "Enabled": 0}
     assert ps(lab, "(Get-WindowsOptionalFeature -Online -FeatureName SMB1Protocol).State")[1] == "Enabled\r\n"
     assert ps(lab, "Get-WindowsFeature FS-SMB1 | Select-Object -ExpandProperty Installed")[1] == "True\r\n"
@@ -112,7 +148,11 @@ def test_users_groups_tasks_defender_firewall_features(lab: Lab) -> None:
 
 
 def test_os_information(lab: Lab) -> None:
-    os_info = json.loads(ps(lab, "Get-CimInstance Win32_OperatingSystem | Select-Object Caption,BuildNumber | ConvertTo-Json")[1])
+    os_info = json.loads(
+        ps(lab, "Get-CimInstance Win32_OperatingSystem | Select-Object Caption,BuildNumber | ConvertTo-Json")[
+            1
+        ]
+    )
     assert os_info == {"Caption": "Microsoft Windows Server 2022 Standard", "BuildNumber": "20348"}
     assert ps(lab, "hostname")[1] == "ARL-SRV-0001\r\n"
     rc, out, _ = cmd(lab, "systeminfo")
@@ -129,15 +169,18 @@ def test_cmd_programs(lab: Lab) -> None:
     assert rc == 2 and "could not be found" in err
 
 
-@pytest.mark.parametrize("script", [
-    "Stop-Service WinRM",
-    "Set-ItemProperty -Path 'HKLM:\\SOFTWARE\\X' -Name A -Value 1",
-    "$x = Get-Service WinRM",
-    "Get-Service | ForEach-Object { $_.Name }",
-    "Get-Service WinRM | Format-Table",
-    "Invoke-Expression 'Get-Service'",
-    "Get-Service \"$env:COMPUTERNAME\"",
-])
+@pytest.mark.parametrize(
+    "script",
+    [
+        "Stop-Service WinRM",
+        "Set-ItemProperty -Path 'HKLM:\\SOFTWARE\\X' -Name A -Value 1",
+        "$x = Get-Service WinRM",
+        "Get-Service | ForEach-Object { $_.Name }",
+        "Get-Service WinRM | Format-Table",
+        "Invoke-Expression 'Get-Service'",
+        'Get-Service "$env:COMPUTERNAME"',
+    ],
+)
 def test_outside_the_subset_fails_loudly(lab: Lab, script: str) -> None:
     before = lab.state(SERVER.name).to_json()
     rc, out, err = ps(lab, script)

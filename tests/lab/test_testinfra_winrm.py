@@ -27,9 +27,19 @@ SMB1_KEY = r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters"
 
 
 @pytest.fixture
-def twin_host(tmp_path: Path, lab_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Lab, TwinRecord, object]]:
-    twin = TwinRecord("ARL-SRV-0001", f"{lab_prefix}.0.2", "94:40:c9:00:01:01", "server", "physical", "arlon",
-                      "windows-server-2022", "emergency")
+def twin_host(
+    tmp_path: Path, lab_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Lab, TwinRecord, object]]:
+    twin = TwinRecord(
+        "ARL-SRV-0001",
+        f"{lab_prefix}.0.2",
+        "94:40:c9:00:01:01",
+        "server",
+        "physical",
+        "arlon",
+        "windows-server-2022",
+        "emergency",
+    )
     store = StateStore(tmp_path / "twins.sqlite")
     store.put(twin.name, images.compromised_state(twin, PASSWORD))
     lab = Lab(LabConfig(lab_dir=tmp_path, address_prefix=lab_prefix), store, {twin.name: twin})
@@ -61,9 +71,13 @@ def assert_hardened(host: object) -> None:
     """A miniature verification suite, written for a real Windows host."""
     smb1 = ps(host, f"(Get-ItemProperty -Path '{SMB1_KEY}' -Name SMB1).SMB1")
     assert smb1 == "0", f"SMB1 server still enabled (SMB1={smb1})"
-    svc = json.loads(ps(host, "Get-Service -Name WinDefend | Select-Object Name,Status,StartType | ConvertTo-Json"))
+    svc = json.loads(
+        ps(host, "Get-Service -Name WinDefend | Select-Object Name,Status,StartType | ConvertTo-Json")
+    )
     assert svc["Status"] == 4 and svc["StartType"] == 2, f"Defender service not running/automatic: {svc}"
-    assert ps(host, rf"Test-Path -LiteralPath '{images.RANSOM_NOTES[1]}'") == "False", "ransom note still on disk"
+    assert ps(host, rf"Test-Path -LiteralPath '{images.RANSOM_NOTES[1]}'") == "False", (
+        "ransom note still on disk"
+    )
 
 
 def harden(state: TwinState) -> None:
@@ -87,7 +101,9 @@ def test_checks_fail_on_the_compromised_twin(twin_host: tuple[Lab, TwinRecord, o
         assert_hardened(host)
 
 
-def test_checks_pass_once_state_is_right_and_fail_again_on_drift(twin_host: tuple[Lab, TwinRecord, object]) -> None:
+def test_checks_pass_once_state_is_right_and_fail_again_on_drift(
+    twin_host: tuple[Lab, TwinRecord, object],
+) -> None:
     lab, twin, host = twin_host
     lab.update(twin.name, harden)
     assert_hardened(host)

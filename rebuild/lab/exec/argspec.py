@@ -312,7 +312,9 @@ def validate_legacy(spec: Spec, args: dict[str, Any], env: dict[str, str]) -> di
     """Get-AnsibleParam's checks: required and choices only; unknown options pass, as on Windows."""
     params: dict[str, Any] = {}
     for name, o in spec.options.items():
-        keys = ["_raw_params"] if name == "free_form" else [name, *o.aliases]  # docs name the free-form text free_form
+        keys = (
+            ["_raw_params"] if name == "free_form" else [name, *o.aliases]
+        )  # docs name the free-form text free_form
         found = next((a for a in keys if a in args), None)
         if found is None:
             if o.required:

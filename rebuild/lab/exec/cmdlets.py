@@ -113,9 +113,14 @@ def _ps_meta(key: str) -> dict[str, Any]:
         "PSPath": "Microsoft.PowerShell.Core\\Registry::" + _long(key),
         "PSParentPath": "Microsoft.PowerShell.Core\\Registry::" + _long(parent),
         "PSChildName": rest.rsplit("\\", 1)[-1] if rest else HIVES[hive],
-        "PSDrive": PSObj("System.Management.Automation.PSDriveInfo", {"Name": hive, "Root": HIVES[hive]}, hive),
-        "PSProvider": PSObj("System.Management.Automation.ProviderInfo", {"Name": "Registry"},
-                            "Microsoft.PowerShell.Core\\Registry"),
+        "PSDrive": PSObj(
+            "System.Management.Automation.PSDriveInfo", {"Name": hive, "Root": HIVES[hive]}, hive
+        ),
+        "PSProvider": PSObj(
+            "System.Management.Automation.ProviderInfo",
+            {"Name": "Registry"},
+            "Microsoft.PowerShell.Core\\Registry",
+        ),
     }
 
 
@@ -699,7 +704,7 @@ def get_local_group_member(s: Session, args: list[Any]) -> list[Any]:
     for member in state.groups[hit]:
         local = "\\" not in member
         user = state.users.get(member) if local else None
-        cls = "User" if (user is not None or not local and "admins" not in member.lower()) else "Group"
+        cls = "User" if (user is not None or (not local and "admins" not in member.lower())) else "Group"
         if local and user is None and member in state.groups:
             cls = "Group"
         name = f"{host}\\{member}" if local else member
@@ -801,7 +806,7 @@ def get_scheduled_task(s: Session, args: list[Any]) -> list[Any]:
 def _as_date(text: Any) -> Any:
     if isinstance(text, str) and text:
         try:
-            return PSDate(dt.datetime.fromisoformat(text).replace(tzinfo=dt.timezone.utc))
+            return PSDate(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC))
         except ValueError:
             return text
     return None if text == "" else text
@@ -944,7 +949,7 @@ def get_win_system_locale(s: Session, args: list[Any]) -> list[Any]:
     return [PSObj("System.Globalization.CultureInfo", {"Name": loc}, loc)]
 
 
-def _native(name: str):  # noqa: ANN202 - returns a source function
+def _native(name: str):
     def run(s: Session, args: list[Any]) -> list[Any]:
         line = " ".join([name, *[str(a) if not isinstance(a, _ps().Param) else "-" + a.name for a in args]])
         rc, out, err = native.run_native(s.lab, s.twin, line)
@@ -1024,4 +1029,4 @@ def run_source(session: Session, name: str, args: list[Any]) -> list[Any]:
         raise
 
 
-__all__ = ["SOURCES", "run_source", "reg_canonical", "registry_view", "DIRECTORY"]
+__all__ = ["DIRECTORY", "SOURCES", "reg_canonical", "registry_view", "run_source"]

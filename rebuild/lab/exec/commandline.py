@@ -9,8 +9,6 @@ probe gets from a real host over WinRM (pytest-testinfra issue #330 shows the re
 
 from __future__ import annotations
 
-import re
-
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec.winenv import environment, expand
 

@@ -16,27 +16,79 @@ from rebuild.lab.state import TwinState
 Output = tuple[int, bytes, bytes]
 
 AUDIT_CATEGORIES = {
-    "System": ["Security State Change", "Security System Extension", "System Integrity", "IPsec Driver",
-               "Other System Events"],
-    "Logon/Logoff": ["Logon", "Logoff", "Account Lockout", "IPsec Main Mode", "IPsec Quick Mode",
-                     "IPsec Extended Mode", "Special Logon", "Other Logon/Logoff Events", "Network Policy Server",
-                     "User / Device Claims", "Group Membership"],
-    "Object Access": ["File System", "Registry", "Kernel Object", "SAM", "Certification Services",
-                      "Application Generated", "Handle Manipulation", "File Share", "Filtering Platform Packet Drop",
-                      "Filtering Platform Connection", "Other Object Access Events", "Detailed File Share",
-                      "Removable Storage", "Central Policy Staging"],
+    "System": [
+        "Security State Change",
+        "Security System Extension",
+        "System Integrity",
+        "IPsec Driver",
+        "Other System Events",
+    ],
+    "Logon/Logoff": [
+        "Logon",
+        "Logoff",
+        "Account Lockout",
+        "IPsec Main Mode",
+        "IPsec Quick Mode",
+        "IPsec Extended Mode",
+        "Special Logon",
+        "Other Logon/Logoff Events",
+        "Network Policy Server",
+        "User / Device Claims",
+        "Group Membership",
+    ],
+    "Object Access": [
+        "File System",
+        "Registry",
+        "Kernel Object",
+        "SAM",
+        "Certification Services",
+        "Application Generated",
+        "Handle Manipulation",
+        "File Share",
+        "Filtering Platform Packet Drop",
+        "Filtering Platform Connection",
+        "Other Object Access Events",
+        "Detailed File Share",
+        "Removable Storage",
+        "Central Policy Staging",
+    ],
     "Privilege Use": ["Non Sensitive Privilege Use", "Other Privilege Use Events", "Sensitive Privilege Use"],
-    "Detailed Tracking": ["Process Creation", "Process Termination", "DPAPI Activity", "RPC Events",
-                          "Plug and Play Events", "Token Right Adjusted Events"],
-    "Policy Change": ["Audit Policy Change", "Authentication Policy Change", "Authorization Policy Change",
-                      "MPSSVC Rule-Level Policy Change", "Filtering Platform Policy Change", "Other Policy Change Events"],
-    "Account Management": ["Computer Account Management", "Security Group Management",
-                           "Distribution Group Management", "Application Group Management",
-                           "Other Account Management Events", "User Account Management"],
-    "DS Access": ["Directory Service Access", "Directory Service Changes", "Directory Service Replication",
-                  "Detailed Directory Service Replication"],
-    "Account Logon": ["Kerberos Service Ticket Operations", "Other Account Logon Events",
-                      "Kerberos Authentication Service", "Credential Validation"],
+    "Detailed Tracking": [
+        "Process Creation",
+        "Process Termination",
+        "DPAPI Activity",
+        "RPC Events",
+        "Plug and Play Events",
+        "Token Right Adjusted Events",
+    ],
+    "Policy Change": [
+        "Audit Policy Change",
+        "Authentication Policy Change",
+        "Authorization Policy Change",
+        "MPSSVC Rule-Level Policy Change",
+        "Filtering Platform Policy Change",
+        "Other Policy Change Events",
+    ],
+    "Account Management": [
+        "Computer Account Management",
+        "Security Group Management",
+        "Distribution Group Management",
+        "Application Group Management",
+        "Other Account Management Events",
+        "User Account Management",
+    ],
+    "DS Access": [
+        "Directory Service Access",
+        "Directory Service Changes",
+        "Directory Service Replication",
+        "Detailed Directory Service Replication",
+    ],
+    "Account Logon": [
+        "Kerberos Service Ticket Operations",
+        "Other Account Logon Events",
+        "Kerberos Authentication Service",
+        "Credential Validation",
+    ],
 }
 
 
@@ -65,7 +117,7 @@ def run_native(lab: Lab, twin: TwinRecord, line: str) -> Output:
             return _refuse(f"whoami {' '.join(args)}")
         return _ok(f"{state.hostname.lower()[:15]}\\{_logon_user(state).lower()}\r\n")
     if prog == "echo":
-        rest = line.strip()[len(argv[0]):].strip()
+        rest = line.strip()[len(argv[0]) :].strip()
         return _ok((rest if rest else "ECHO is on.") + "\r\n")
     if prog == "systeminfo":
         return _ok(systeminfo(state)) if not args else _refuse(f"systeminfo {' '.join(args)}")
@@ -82,8 +134,10 @@ def run_native(lab: Lab, twin: TwinRecord, line: str) -> Output:
 
 def _logon_user(state: TwinState) -> str:
     admins = state.groups.get("Administrators", [])
-    return next((u for u in admins if u in state.users and u not in ("Administrator",) and state.users[u].enabled),
-                "Administrator")
+    return next(
+        (u for u in admins if u in state.users and u not in ("Administrator",) and state.users[u].enabled),
+        "Administrator",
+    )
 
 
 def systeminfo(state: TwinState) -> str:
@@ -95,8 +149,12 @@ def systeminfo(state: TwinState) -> str:
         ("OS Name", state.os_caption),
         ("OS Version", f"{os_version(state)} N/A Build {state.os_build}"),
         ("OS Manufacturer", "Microsoft Corporation"),
-        ("OS Configuration", ("Member Server" if state.domain_joined else "Standalone Server") if state.kind == "server"
-         else ("Member Workstation" if state.domain_joined else "Standalone Workstation")),
+        (
+            "OS Configuration",
+            ("Member Server" if state.domain_joined else "Standalone Server")
+            if state.kind == "server"
+            else ("Member Workstation" if state.domain_joined else "Standalone Workstation"),
+        ),
         ("OS Build Type", "Multiprocessor Free"),
         ("System Manufacturer", "rebuild lab (SIMULATED)"),
         ("System Model", "Simulated twin"),
@@ -138,7 +196,9 @@ def auditpol(state: TwinState, args: list[str]) -> Output:
         for sub in AUDIT_CATEGORIES[cat]:
             lines.append(f"  {sub.ljust(40)}{_audit(state, sub)}")
     for sub in wanted_sub:
-        cat = next((k for k, subs in AUDIT_CATEGORIES.items() if any(s.lower() == sub.lower() for s in subs)), None)
+        cat = next(
+            (k for k, subs in AUDIT_CATEGORIES.items() if any(s.lower() == sub.lower() for s in subs)), None
+        )
         if cat is None:
             return 87, b"", b"Error 0x00000057 occurred:\r\nThe parameter is incorrect.\r\n"
         real = next(s for s in AUDIT_CATEGORIES[cat] if s.lower() == sub.lower())
@@ -155,12 +215,21 @@ def net(state: TwinState, args: list[str]) -> Output:
     if len(args) == 2 and args[0].lower() == "user":
         user = next((u for u in state.users.values() if u.name.lower() == args[1].lower()), None)
         if user is None:
-            return 2, b"", b"The user name could not be found.\r\n\r\nMore help is available by typing NET HELPMSG 2221.\r\n\r\n"
+            return (
+                2,
+                b"",
+                b"The user name could not be found.\r\n\r\nMore help is available by typing NET HELPMSG 2221.\r\n\r\n",
+            )
         groups = [g for g, members in state.groups.items() if user.name in members]
         rows = [
-            ("User name", user.name), ("Full Name", ""), ("Comment", user.description),
-            ("User's comment", ""), ("Country/region code", "000 (System Default)"),
-            ("Account active", "Yes" if user.enabled else "No"), ("Account expires", "Never"), ("", ""),
+            ("User name", user.name),
+            ("Full Name", ""),
+            ("Comment", user.description),
+            ("User's comment", ""),
+            ("Country/region code", "000 (System Default)"),
+            ("Account active", "Yes" if user.enabled else "No"),
+            ("Account expires", "Never"),
+            ("", ""),
             ("Local Group Memberships", "  ".join("*" + g for g in groups)),
             ("Global Group memberships", "*None"),
         ]
@@ -169,9 +238,18 @@ def net(state: TwinState, args: list[str]) -> Output:
     if len(args) == 2 and args[0].lower() == "localgroup":
         group = next((g for g in state.groups if g.lower() == args[1].lower()), None)
         if group is None:
-            return 2, b"", b"The specified local group does not exist.\r\n\r\nMore help is available by typing NET HELPMSG 3780.\r\n\r\n"
-        body = (f"Alias name     {group}\r\nComment        \r\n\r\nMembers\r\n\r\n" + "-" * 79 + "\r\n"
-                + "".join(m + "\r\n" for m in state.groups[group]) + "The command completed successfully.\r\n\r\n")
+            return (
+                2,
+                b"",
+                b"The specified local group does not exist.\r\n\r\nMore help is available by typing NET HELPMSG 3780.\r\n\r\n",
+            )
+        body = (
+            f"Alias name     {group}\r\nComment        \r\n\r\nMembers\r\n\r\n"
+            + "-" * 79
+            + "\r\n"
+            + "".join(m + "\r\n" for m in state.groups[group])
+            + "The command completed successfully.\r\n\r\n"
+        )
         return _ok(body)
     return _refuse(f"net {' '.join(args)} (only 'net user <name>' and 'net localgroup <name>')")
 
@@ -209,7 +287,7 @@ def filter_stage(stage: str, text: bytes) -> Output:
         hay = line.lower() if insensitive else line
         for n in needles:
             n2 = n.lower() if insensitive else n
-            if (hay.startswith(n2) if begin else n2 in hay):
+            if hay.startswith(n2) if begin else n2 in hay:
                 hits.append(line)
                 break
     if not hits:
@@ -217,4 +295,4 @@ def filter_stage(stage: str, text: bytes) -> Output:
     return 0, "".join(h + "\r\n" for h in hits).encode("utf-8"), b""
 
 
-__all__ = ["run_native", "filter_stage", "systeminfo", "environment", "lookup"]
+__all__ = ["environment", "filter_stage", "lookup", "run_native", "systeminfo"]

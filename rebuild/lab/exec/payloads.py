@@ -10,17 +10,29 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+
 # The internal options ansible-core's action plugin adds to every module call (2.19).
-def internal_args(module_name: str, check_mode: bool = False, no_log: bool = False, diff: bool = False) -> dict[str, Any]:
+def internal_args(
+    module_name: str, check_mode: bool = False, no_log: bool = False, diff: bool = False
+) -> dict[str, Any]:
     return {
-        "_ansible_check_mode": check_mode, "_ansible_no_log": no_log, "_ansible_debug": False,
-        "_ansible_diff": diff, "_ansible_verbosity": 0, "_ansible_version": "2.19.0",
-        "_ansible_module_name": module_name, "_ansible_syslog_facility": "LOG_USER",
+        "_ansible_check_mode": check_mode,
+        "_ansible_no_log": no_log,
+        "_ansible_debug": False,
+        "_ansible_diff": diff,
+        "_ansible_verbosity": 0,
+        "_ansible_version": "2.19.0",
+        "_ansible_module_name": module_name,
+        "_ansible_syslog_facility": "LOG_USER",
         "_ansible_selinux_special_fs": ["fuse", "nfs", "vboxsf", "ramfs", "9p", "vfat"],
         "_ansible_socket": None,
-        "_ansible_shell_executable": "/bin/sh", "_ansible_keep_remote_files": False,
-        "_ansible_tmpdir": None, "_ansible_remote_tmp": "%TEMP%", "_ansible_ignore_unknown_opts": False,
-        "_ansible_target_log_info": None, "_ansible_tracebacks_for": [],
+        "_ansible_shell_executable": "/bin/sh",
+        "_ansible_keep_remote_files": False,
+        "_ansible_tmpdir": None,
+        "_ansible_remote_tmp": "%TEMP%",
+        "_ansible_ignore_unknown_opts": False,
+        "_ansible_target_log_info": None,
+        "_ansible_tracebacks_for": [],
     }
 
 
@@ -34,8 +46,15 @@ def _loader() -> Any:
     return module_loader
 
 
-def module_stdin(fqcn: str, args: dict[str, Any], *, check_mode: bool = False, no_log: bool = False,
-                 diff: bool = False, module_name: str | None = None) -> bytes:
+def module_stdin(
+    fqcn: str,
+    args: dict[str, Any],
+    *,
+    check_mode: bool = False,
+    no_log: bool = False,
+    diff: bool = False,
+    module_name: str | None = None,
+) -> bytes:
     """The exec wrapper payload (bootstrap manifest + exec manifest) for one module call."""
     from ansible.executor.module_common import modify_module
     from ansible.parsing.dataloader import DataLoader
@@ -45,8 +64,14 @@ def module_stdin(fqcn: str, args: dict[str, Any], *, check_mode: bool = False, n
     if not ctx.resolved:
         raise LookupError(f"module {fqcn} not found by ansible's module loader")
     full_args = {**args, **internal_args(module_name or fqcn, check_mode, no_log, diff)}
-    built = modify_module(module_name=fqcn, module_path=ctx.plugin_resolved_path, module_args=full_args,
-                          templar=Templar(loader=DataLoader()), task_vars={}, environment={})
+    built = modify_module(
+        module_name=fqcn,
+        module_path=ctx.plugin_resolved_path,
+        module_args=full_args,
+        templar=Templar(loader=DataLoader()),
+        task_vars={},
+        environment={},
+    )
     return built.b_module_data
 
 

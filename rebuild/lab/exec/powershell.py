@@ -699,6 +699,6 @@ def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
         event = str(entry.get("event", "")).lower()
         if any(word in event for word in ("boot", "reset", "reimage", "power")):
             return PSDate(
-                dt.datetime.fromtimestamp(float(entry["at"]), tz=dt.timezone.utc).replace(microsecond=0)
+                dt.datetime.fromtimestamp(float(entry["at"]), tz=dt.UTC).replace(microsecond=0)
             )
-    return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.timezone.utc))
+    return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))

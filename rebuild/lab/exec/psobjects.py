@@ -36,7 +36,7 @@ class PSDate:
         return f"{w.strftime('%A')}, {w.strftime('%B')} {w.day}, {w.year} {hour}:{w.minute:02d}:{w.second:02d} {'AM' if w.hour < 12 else 'PM'}"
 
     def to_file_time(self) -> int:
-        epoch = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc)
+        epoch = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
         return int((self.when - epoch).total_seconds() * 10_000_000)
 
 

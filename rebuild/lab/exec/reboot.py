@@ -34,7 +34,9 @@ def match_reboot_script(script: str) -> re.Match[str] | None:
 def run_reboot_script(lab: Lab, twin: TwinRecord, m: re.Match[str]) -> tuple[int, bytes, bytes]:
     def reboot(state: TwinState) -> None:
         if m.group("remove") == "True":
-            state.registry.pop(next((k for k in state.registry if k.lower() == m.group("key").lower()), ""), None)
+            state.registry.pop(
+                next((k for k in state.registry if k.lower() == m.group("key").lower()), ""), None
+            )
         # LogonUI writes the volatile marker again when the logon screen comes up after the restart.
         state.registry[LOGON_UI_KEY] = {}
 

@@ -95,8 +95,16 @@ def module_twin(fqcn: str) -> Callable[[Handler], Handler]:
 
 # Every module file under this package that registers twins. Others append theirs here.
 TWIN_MODULES = [
-    "win_ping", "setup", "registry", "service", "features", "users", "files", "commands",
-    "domain", "certificates",  # (win_reboot is an action plugin: its commands are in exec/reboot.py)
+    "win_ping",
+    "setup",
+    "registry",
+    "service",
+    "features",
+    "users",
+    "files",
+    "commands",
+    "domain",
+    "certificates",  # (win_reboot is an action plugin: its commands are in exec/reboot.py)
     "win_rebuild_apps",  # redeploy engineer: plugins/modules/win_rebuild_apps twin
     "win_rebuild_baseline",  # harden engineer: plugins/modules/win_rebuild_baseline twin
 ]

@@ -32,7 +32,9 @@ def _der(content: str) -> bytes:
 def win_certificate_store(ctx: ModuleContext) -> dict[str, Any]:
     p = ctx.params
     if str(p["store_location"]).lower() != "localmachine" or p["store_type"] != "system":
-        raise ModuleFailed("the rebuild lab (a simulation) only simulates the LocalMachine system certificate stores")
+        raise ModuleFailed(
+            "the rebuild lab (a simulation) only simulates the LocalMachine system certificate stores"
+        )
     store = str(p["store_name"])
     state = ctx.state()
     if p["state"] == "exported":
@@ -45,10 +47,15 @@ def win_certificate_store(ctx: ModuleContext) -> dict[str, Any]:
             raise ModuleFailed("the rebuild lab (a simulation) does not simulate PKCS#12 import")
         if not is_file(state, str(path)):
             raise ModuleFailed(f"file at path '{path}' either does not exist or is not a file")
-        thumb = hashlib.sha1(_der(state.files[find_path(state.files, str(path)) or str(path)])).hexdigest().upper()
+        thumb = (
+            hashlib.sha1(_der(state.files[find_path(state.files, str(path)) or str(path)]))
+            .hexdigest()
+            .upper()
+        )
         key = KEY.format(store=store, thumb=thumb)
         present = any(k.lower() == key.lower() for k in state.registry)
         if not present and not ctx.check_mode:
+
             def add(s: TwinState) -> None:
                 s.registry[key] = {"Blob": "SIMULATED certificate blob", "Thumbprint": thumb}
 

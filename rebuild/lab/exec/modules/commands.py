@@ -29,11 +29,20 @@ def _run(ctx: ModuleContext, kind: str, command: str, stdin: str | None) -> dict
     end = dt.datetime.now()
     if _MARK in err:
         raise ModuleFailed(err.decode("utf-8", "replace").strip(), cmd=command, rc=rc)
-    result = {"changed": True, "cmd": command, "rc": rc, "stdout": out.decode("utf-8", "replace"),
-              "stderr": err.decode("utf-8", "replace"), "start": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
-              "end": end.strftime("%Y-%m-%d %H:%M:%S.%f"), "delta": str(end - start)}
+    result = {
+        "changed": True,
+        "cmd": command,
+        "rc": rc,
+        "stdout": out.decode("utf-8", "replace"),
+        "stderr": err.decode("utf-8", "replace"),
+        "start": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "end": end.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        "delta": str(end - start),
+    }
     if rc != 0:
-        raise ModuleFailed("non-zero return code", **{k: v for k, v in result.items() if k != "changed"}, changed=True)
+        raise ModuleFailed(
+            "non-zero return code", **{k: v for k, v in result.items() if k != "changed"}, changed=True
+        )
     return result
 
 
@@ -41,9 +50,21 @@ def _guards(ctx: ModuleContext, command: str) -> dict[str, Any] | None:
     state = ctx.state()
     creates, removes = ctx.params.get("creates"), ctx.params.get("removes")
     if creates and (is_file(state, creates) or is_dir(state, creates)):
-        return {"changed": False, "skipped": True, "msg": f"skipped, since {creates} exists", "cmd": command, "rc": 0}
+        return {
+            "changed": False,
+            "skipped": True,
+            "msg": f"skipped, since {creates} exists",
+            "cmd": command,
+            "rc": 0,
+        }
     if removes and not (is_file(state, removes) or is_dir(state, removes)):
-        return {"changed": False, "skipped": True, "msg": f"skipped, since {removes} does not exist", "cmd": command, "rc": 0}
+        return {
+            "changed": False,
+            "skipped": True,
+            "msg": f"skipped, since {removes} does not exist",
+            "cmd": command,
+            "rc": 0,
+        }
     if ctx.params.get("chdir"):
         raise ModuleFailed("the rebuild lab (a simulation) does not simulate chdir for commands")
     return None
@@ -56,7 +77,9 @@ def win_shell(ctx: ModuleContext) -> dict[str, Any]:
         return skipped
     exe = str(ctx.params.get("executable") or "powershell").lower().rsplit("\\", 1)[-1].removesuffix(".exe")
     if exe not in ("powershell", "cmd"):
-        raise ModuleFailed(f"the rebuild lab (a simulation) does not simulate the shell {ctx.params.get('executable')}")
+        raise ModuleFailed(
+            f"the rebuild lab (a simulation) does not simulate the shell {ctx.params.get('executable')}"
+        )
     return _run(ctx, exe, command, ctx.params.get("stdin"))
 
 
@@ -65,8 +88,11 @@ def win_command(ctx: ModuleContext) -> dict[str, Any]:
     p = ctx.params
     given = [x for x in ("_raw_params", "cmd", "argv") if p.get(x)]
     if len(given) != 1:
-        raise ModuleFailed("only one of _raw_params, cmd, or argv can be set" if given
-                           else "one of the following is required: _raw_params, argv, cmd")
+        raise ModuleFailed(
+            "only one of _raw_params, cmd, or argv can be set"
+            if given
+            else "one of the following is required: _raw_params, argv, cmd"
+        )
     if p.get("argv"):
         from rebuild.lab.exec.commandline import quote_argv
 

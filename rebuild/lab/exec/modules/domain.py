@@ -29,7 +29,9 @@ def membership(ctx: ModuleContext) -> dict[str, Any]:
     p = ctx.params
     state = ctx.state()
     if p.get("offline_join_blob") or p.get("domain_ou_path") or p.get("domain_server"):
-        raise ModuleFailed("the rebuild lab (a simulation) does not simulate offline join, OU paths or a chosen DC")
+        raise ModuleFailed(
+            "the rebuild lab (a simulation) does not simulate offline join, OU paths or a chosen DC"
+        )
     result: dict[str, Any] = {"changed": False, "reboot_required": False}
     new_name = p.get("hostname")
     if new_name and str(new_name).lower() != state.hostname.lower():
@@ -42,21 +44,28 @@ def membership(ctx: ModuleContext) -> dict[str, Any]:
             return result
         domain = lab_domain()
         if want.lower() != domain.lower():
-            raise ModuleFailed(f"Failed to join the domain {want}: The specified domain either does not exist or could not "
-                               "be contacted.")
+            raise ModuleFailed(
+                f"Failed to join the domain {want}: The specified domain either does not exist or could not "
+                "be contacted."
+            )
         user, password = p.get("domain_admin_user"), p.get("domain_admin_password")
         if not user or not password:
-            raise ModuleFailed("state is domain but all of the following are missing: domain_admin_user, domain_admin_password")
+            raise ModuleFailed(
+                "state is domain but all of the following are missing: domain_admin_user, domain_admin_password"
+            )
         lab_user = getattr(ctx.lab.config, "domain_admin_user", None)
         lab_password = getattr(ctx.lab.config, "domain_admin_password", None)
         if not lab_user or not lab_password:
-            raise ModuleFailed("the rebuild lab (a simulation) has no domain controller credential configured "
-                               "(LabConfig.domain_admin_user/domain_admin_password), so no join can succeed")
+            raise ModuleFailed(
+                "the rebuild lab (a simulation) has no domain controller credential configured "
+                "(LabConfig.domain_admin_user/domain_admin_password), so no join can succeed"
+            )
         short = str(user).split("\\")[-1].split("@")[0]
         if short.lower() != str(lab_user).split("\\")[-1].lower() or password != lab_password:
             raise ModuleFailed(f"Failed to join the domain {want}: The user name or password is incorrect.")
         result.update(changed=True, reboot_required=True)
         if not ctx.check_mode:
+
             def join(s: TwinState) -> None:
                 s.domain, s.domain_joined = domain, True
                 if new_name:
@@ -72,6 +81,7 @@ def membership(ctx: ModuleContext) -> dict[str, Any]:
         return result
     result.update(changed=True, reboot_required=True)
     if not ctx.check_mode:
+
         def leave(s: TwinState) -> None:
             s.domain, s.domain_joined = workgroup, False
             if new_name:

@@ -24,6 +24,7 @@ def win_optional_feature(ctx: ModuleContext) -> dict[str, Any]:
             changes[hit] = want
     result: dict[str, Any] = {"changed": bool(changes), "reboot_required": bool(changes)}
     if changes and not ctx.check_mode:
+
         def put(s: TwinState) -> None:
             s.features.update(changes)
 
@@ -36,7 +37,9 @@ def win_optional_feature(ctx: ModuleContext) -> dict[str, Any]:
 def win_feature(ctx: ModuleContext) -> dict[str, Any]:
     state = ctx.state()
     if state.kind != "server":
-        raise ModuleFailed("This version of Windows does not support the Install-WindowsFeature cmdlet (client SKU)")
+        raise ModuleFailed(
+            "This version of Windows does not support the Install-WindowsFeature cmdlet (client SKU)"
+        )
     want = ctx.params["state"] == "present"
     changes: dict[str, bool] = {}
     results = []
@@ -44,13 +47,29 @@ def win_feature(ctx: ModuleContext) -> dict[str, Any]:
         real = SERVER_FEATURE_ALIASES.get(str(name).lower(), str(name))
         hit = next((f for f in state.features if f.lower() == real.lower()), None)
         if hit is None:
-            raise ModuleFailed(f"Failed to {'install' if want else 'remove'} Windows Feature: ArgumentNotValid: "
-                               f"The role, role service, or feature name is not valid: '{name}'. The name was not found.")
+            raise ModuleFailed(
+                f"Failed to {'install' if want else 'remove'} Windows Feature: ArgumentNotValid: "
+                f"The role, role service, or feature name is not valid: '{name}'. The name was not found."
+            )
         if bool(state.features[hit]) != want:
             changes[hit] = want
-            results.append({"display_name": str(name), "id": 0, "message": [], "reboot_required": True,
-                            "restart_needed": True, "skip_reason": "NotSkipped", "success": True})
+            results.append(
+                {
+                    "display_name": str(name),
+                    "id": 0,
+                    "message": [],
+                    "reboot_required": True,
+                    "restart_needed": True,
+                    "skip_reason": "NotSkipped",
+                    "success": True,
+                }
+            )
     if changes and not ctx.check_mode:
         ctx.update(lambda s: s.features.update(changes))
-    return {"changed": bool(changes), "exitcode": "Success" if changes else "NoChangeNeeded",
-            "feature_result": results, "reboot_required": bool(changes), "success": True}
+    return {
+        "changed": bool(changes),
+        "exitcode": "Success" if changes else "NoChangeNeeded",
+        "feature_result": results,
+        "reboot_required": bool(changes),
+        "success": True,
+    }

@@ -50,6 +50,7 @@ def win_file(ctx: ModuleContext) -> dict[str, Any]:
     if exists_dir:
         return {"changed": False}
     if not ctx.check_mode:
+
         def mkdir(s: TwinState) -> None:
             s.files[path] = DIRECTORY
 
@@ -66,9 +67,18 @@ def win_stat(ctx: ModuleContext) -> dict[str, Any]:
     stored = find_path(state.files, path) or path
     name = ntpath.basename(stored.rstrip("\\"))
     stat: dict[str, Any] = {
-        "exists": True, "path": stored, "filename": name, "isdir": is_dir(state, path),
-        "isreg": is_file(state, path), "islnk": False, "isshared": False, "isjunction": False, "ishidden": False,
-        "isarchive": is_file(state, path), "isreadonly": False, "owner": "BUILTIN\\Administrators",
+        "exists": True,
+        "path": stored,
+        "filename": name,
+        "isdir": is_dir(state, path),
+        "isreg": is_file(state, path),
+        "islnk": False,
+        "isshared": False,
+        "isjunction": False,
+        "ishidden": False,
+        "isarchive": is_file(state, path),
+        "isreadonly": False,
+        "owner": "BUILTIN\\Administrators",
         "attributes": "Directory" if is_dir(state, path) else "Archive",
     }
     if stat["isreg"]:
@@ -77,5 +87,7 @@ def win_stat(ctx: ModuleContext) -> dict[str, Any]:
         if ctx.params.get("get_size", True):
             stat["size"] = len(data)
         if ctx.params.get("get_checksum", True):
-            stat["checksum"] = hashlib.new(str(ctx.params.get("checksum_algorithm") or "sha1"), data).hexdigest()
+            stat["checksum"] = hashlib.new(
+                str(ctx.params.get("checksum_algorithm") or "sha1"), data
+            ).hexdigest()
     return {"changed": False, "stat": stat}

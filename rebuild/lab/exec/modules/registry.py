@@ -38,16 +38,21 @@ def win_reg_stat(ctx: ModuleContext) -> dict[str, Any]:
     raw = str(ctx.params["path"])
     key = reg_canonical(raw)
     if key is None:
-        raise ModuleFailed(f"path: {raw} is not a valid registry path, see module documentation for examples.")
+        raise ModuleFailed(
+            f"path: {raw} is not a valid registry path, see module documentation for examples."
+        )
     view = registry_view(ctx.state())
     name = ctx.params.get("name")
     if not reg_exists(view, key):
         return {"changed": False, "exists": False}
     values = view.get(reg_find(view, key) or "", {})
     if name is None:
-        return {"changed": False, "exists": True,
-                "properties": {("" if n == DEFAULT else n): _stat_value(v) for n, v in values.items()},
-                "sub_keys": [k.rsplit("\\", 1)[-1] for k in reg_subkeys(view, key)]}
+        return {
+            "changed": False,
+            "exists": True,
+            "properties": {("" if n == DEFAULT else n): _stat_value(v) for n, v in values.items()},
+            "sub_keys": [k.rsplit("\\", 1)[-1] for k in reg_subkeys(view, key)],
+        }
     wanted = DEFAULT if name == "" else str(name)
     hit = next((n for n in values if n.lower() == wanted.lower()), None)
     if hit is None:
@@ -65,12 +70,16 @@ def _convert(data: Any, kind: str) -> Any:
             try:
                 value = int(text, 16) if text.lower().startswith("0x") else int(float(text))
                 if not text.lower().startswith("0x") and float(text) != int(float(text)):
-                    raise ModuleFailed(f"data '{data}' cannot be a decimal or float value with a remainder when type is {kind}")
+                    raise ModuleFailed(
+                        f"data '{data}' cannot be a decimal or float value with a remainder when type is {kind}"
+                    )
             except ValueError:
                 raise ModuleFailed(f"data '{data}' is not a valid integer for type {kind}") from None
         elif isinstance(data, float):
             if not data.is_integer():
-                raise ModuleFailed(f"data '{data}' cannot be a decimal or float value with a remainder when type is {kind}")
+                raise ModuleFailed(
+                    f"data '{data}' cannot be a decimal or float value with a remainder when type is {kind}"
+                )
             value = int(data)
         else:
             value = int(data)
@@ -103,7 +112,9 @@ def win_regedit(ctx: ModuleContext) -> dict[str, Any]:
         raise ModuleFailed("the rebuild lab (a simulation) does not simulate loading registry hives (hive)")
     key = reg_canonical(raw)
     if key is None:
-        raise ModuleFailed(f"path: {raw} is not a valid powershell path, see module documentation for examples.")
+        raise ModuleFailed(
+            f"path: {raw} is not a valid powershell path, see module documentation for examples."
+        )
     kind = str(p.get("type") or "string").lower()
     name = p.get("name")
     value_name = DEFAULT if name in (None, "") else str(name)
@@ -116,7 +127,11 @@ def win_regedit(ctx: ModuleContext) -> dict[str, Any]:
         if name is None and p.get("delete_key", True):
             if not exists:
                 return result
-            victims = [k for k in state.registry if k.lower() == key.lower() or k.lower().startswith(key.lower() + "\\")]
+            victims = [
+                k
+                for k in state.registry
+                if k.lower() == key.lower() or k.lower().startswith(key.lower() + "\\")
+            ]
             result["changed"] = True
             if not ctx.check_mode:
                 ctx.update(lambda s: [s.registry.pop(k, None) for k in victims] and None)
@@ -139,8 +154,11 @@ def win_regedit(ctx: ModuleContext) -> dict[str, Any]:
         if name is not None or p.get("data") is not None:
             result["data_changed"] = True
         if not ctx.check_mode:
+
             def create(s: TwinState) -> None:
-                s.registry[key] = {value_name: data} if (name is not None or p.get("data") is not None) else {}
+                s.registry[key] = (
+                    {value_name: data} if (name is not None or p.get("data") is not None) else {}
+                )
 
             ctx.update(create)
         return result
@@ -157,9 +175,12 @@ def win_regedit(ctx: ModuleContext) -> dict[str, Any]:
     else:
         result.update(changed=True, data_changed=True)
     if ctx.diff_mode:
-        result["diff"] = {"before": {key: {value_name: current.get(hit) if hit else None}},
-                          "after": {key: {value_name: data}}}
+        result["diff"] = {
+            "before": {key: {value_name: current.get(hit) if hit else None}},
+            "after": {key: {value_name: data}},
+        }
     if not ctx.check_mode:
+
         def put(s: TwinState) -> None:
             s.registry[stored].pop(hit, None) if hit and hit != value_name else None
             s.registry[stored][value_name] = data

@@ -13,9 +13,15 @@ def _user_result(state: TwinState, user: LocalUser) -> dict[str, Any]:
     groups = [g for g, members in state.groups.items() if user.name in members]
     host = state.hostname.upper()[:15]
     return {
-        "name": user.name, "fullname": "", "description": user.description, "state": "present",
-        "account_disabled": not user.enabled, "account_locked": False, "password_expired": False,
-        "password_never_expires": False, "user_cannot_change_password": False,
+        "name": user.name,
+        "fullname": "",
+        "description": user.description,
+        "state": "present",
+        "account_disabled": not user.enabled,
+        "account_locked": False,
+        "password_expired": False,
+        "password_never_expires": False,
+        "user_cannot_change_password": False,
         "path": f"WinNT://WORKGROUP/{host}/{user.name}",
         "sid": f"{machine_sid(state)}-{user.sid_suffix}",
         "groups": [{"name": g, "path": f"WinNT://WORKGROUP/{host}/{g}"} for g in groups],
@@ -53,12 +59,16 @@ def win_user(ctx: ModuleContext) -> dict[str, Any]:
     if user is None:
         if not p.get("password"):
             # Windows refuses to create an account without a password when the policy requires one
-            raise ModuleFailed(f"Failed to create user {name}: the password does not meet the password policy requirements "
-                               "(no password given)")
+            raise ModuleFailed(
+                f"Failed to create user {name}: the password does not meet the password policy requirements "
+                "(no password given)"
+            )
         rid = max([u.sid_suffix for u in state.users.values()] + [1000]) + 1
         user = LocalUser(name=name, enabled=True, groups=[], password=str(p["password"]), sid_suffix=rid)
         changed = True
-    elif p.get("password") is not None and p["update_password"] == "always" and user.password != p["password"]:
+    elif (
+        p.get("password") is not None and p["update_password"] == "always" and user.password != p["password"]
+    ):
         user.password = str(p["password"])
         changed = True
     if p.get("description") is not None and user.description != p["description"]:
@@ -80,7 +90,11 @@ def win_user(ctx: ModuleContext) -> dict[str, Any]:
         current = [g for g, m in groups.items() if user.name in m]
         action = p["groups_action"]
         add = [g for g in wanted if g not in current] if action in ("add", "replace") else []
-        remove = [g for g in current if (action == "replace" and g not in wanted) or (action == "remove" and g in wanted)]
+        remove = [
+            g
+            for g in current
+            if (action == "replace" and g not in wanted) or (action == "remove" and g in wanted)
+        ]
         for g in add:
             groups[g].append(user.name)
         for g in remove:
@@ -97,7 +111,10 @@ def win_user(ctx: ModuleContext) -> dict[str, Any]:
         ctx.record("user_changed", user=user.name)
     shown_state = state if ctx.check_mode else ctx.state()
     shown = user if ctx.check_mode or not changed else shown_state.users[user.name]
-    return {"changed": changed, **_user_result(shown_state if not ctx.check_mode else _with(state, user, groups), shown)}
+    return {
+        "changed": changed,
+        **_user_result(shown_state if not ctx.check_mode else _with(state, user, groups), shown),
+    }
 
 
 def _with(state: TwinState, user: LocalUser, groups: dict[str, list[str]]) -> TwinState:
@@ -115,13 +132,17 @@ def _resolve(state: TwinState, member: str) -> str:
         netbios = state.domain.split(".")[0].upper()
         if state.domain_joined and domain.upper() in (netbios, state.domain.upper()):
             return f"{netbios}\\{account}"
-        raise ModuleFailed(f"account_name {member} is not a valid account, cannot get SID: Exception calling \"Translate\" "
-                           "with \"1\" argument(s): \"Some or all identity references could not be translated.\"")
+        raise ModuleFailed(
+            f'account_name {member} is not a valid account, cannot get SID: Exception calling "Translate" '
+            'with "1" argument(s): "Some or all identity references could not be translated."'
+        )
     name = account if sep else member
     hit = next((u for u in list(state.users) + list(state.groups) if u.lower() == name.lower()), None)
     if hit is None:
-        raise ModuleFailed(f"account_name {member} is not a valid account, cannot get SID: Exception calling \"Translate\" "
-                           "with \"1\" argument(s): \"Some or all identity references could not be translated.\"")
+        raise ModuleFailed(
+            f'account_name {member} is not a valid account, cannot get SID: Exception calling "Translate" '
+            'with "1" argument(s): "Some or all identity references could not be translated."'
+        )
     return hit
 
 
@@ -146,6 +167,7 @@ def win_group_membership(ctx: ModuleContext) -> dict[str, Any]:
     final = [c for c in current if c not in removed] + added
     changed = bool(added or removed)
     if changed and not ctx.check_mode:
+
         def put(s: TwinState) -> None:
             s.groups[group] = final
 
@@ -153,5 +175,10 @@ def win_group_membership(ctx: ModuleContext) -> dict[str, Any]:
         ctx.record("group_membership_changed", group=group, added=added, removed=removed)
     host = state.hostname.upper()[:15]
     show = [m if "\\" in m else f"{host}\\{m}" for m in final]
-    return {"changed": changed, "name": group, "added": [m if "\\" in m else f"{host}\\{m}" for m in added],
-            "removed": [m if "\\" in m else f"{host}\\{m}" for m in removed], "members": show}
+    return {
+        "changed": changed,
+        "name": group,
+        "added": [m if "\\" in m else f"{host}\\{m}" for m in added],
+        "removed": [m if "\\" in m else f"{host}\\{m}" for m in removed],
+        "members": show,
+    }
