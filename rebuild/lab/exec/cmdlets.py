@@ -8,6 +8,8 @@ are the ones listed in docs/lab-powershell.md, not every property Windows has.
 from __future__ import annotations
 
 import datetime as dt
+import types
+from collections.abc import Callable
 import hashlib
 import ntpath
 import re
@@ -46,7 +48,7 @@ SERVICE_STATUS = {
 START_TYPE = {"Boot": 0, "System": 1, "Automatic": 2, "Manual": 3, "Disabled": 4}
 
 
-def _ps():  # late import: powershell imports this module
+def _ps() -> types.ModuleType:  # late import: powershell imports this module
     from rebuild.lab.exec import powershell
 
     return powershell
@@ -156,7 +158,8 @@ def _path_arg(command: str, b: dict[str, Any]) -> str:
 
 
 def _missing(command: str, path: str) -> Exception:
-    return _ps().PSError(command, f"Cannot find path '{path}' because it does not exist.")
+    error: Exception = _ps().PSError(command, f"Cannot find path '{path}' because it does not exist.")
+    return error
 
 
 def get_item_property(s: Session, args: list[Any]) -> list[Any]:
@@ -171,7 +174,7 @@ def get_item_property(s: Session, args: list[Any]) -> list[Any]:
     if not keys or not all(reg_exists(view, k) for k in keys):
         raise _missing("Get-ItemProperty", raw)
     names = [str(n) for n in _ps().as_list(b.get("Name"))]
-    out = []
+    out: list[Any] = []
     for k in keys:
         stored = reg_find(view, k)
         values = view.get(stored, {}) if stored else {}
@@ -211,7 +214,7 @@ def get_item_property_value(s: Session, args: list[Any]) -> list[Any]:
     if not reg_exists(view, key):
         raise _missing("Get-ItemPropertyValue", raw)
     values = view.get(stored, {}) if stored else {}
-    out = []
+    out: list[Any] = []
     for n in _ps().as_list(b.get("Name")):
         hit = next((vn for vn in values if vn.lower() == str(n).lower()), None)
         if hit is None:
@@ -469,7 +472,7 @@ def get_service(s: Session, args: list[Any]) -> list[Any]:
     state = s.lab.state(s.twin.name)
     if "Name" not in b and "DisplayName" not in b:
         return [_service_obj(v) for _, v in sorted(state.services.items(), key=lambda kv: kv[0].lower())]
-    out = []
+    out: list[Any] = []
     field = "Name" if "Name" in b else "DisplayName"
     for wanted in _ps().as_list(b[field]):
         w = str(wanted)
@@ -498,7 +501,7 @@ def get_windows_optional_feature(s: Session, args: list[Any]) -> list[Any]:
         raise _ps().not_simulated("Get-WindowsOptionalFeature on offline images (use -Online)")
     state = s.lab.state(s.twin.name)
     names = [str(n) for n in _ps().as_list(b.get("FeatureName"))] or sorted(state.features, key=str.lower)
-    out = []
+    out: list[Any] = []
     for n in names:
         hit = next((f for f in state.features if f.lower() == n.lower()), None)
         if hit is None:
@@ -537,7 +540,7 @@ def get_windows_feature(s: Session, args: list[Any]) -> list[Any]:
         )
     b = _ps().bind("Get-WindowsFeature", args, ["Name"], ["Name"])
     reverse = {v.lower(): k for k, v in SERVER_FEATURE_ALIASES.items()}
-    out = []
+    out: list[Any] = []
     for n in [str(x) for x in _ps().as_list(b.get("Name"))] or [
         reverse.get(f.lower(), f) for f in state.features
     ]:
@@ -575,7 +578,7 @@ def get_net_firewall_profile(s: Session, args: list[Any]) -> list[Any]:
     )
     state = s.lab.state(s.twin.name)
     wanted = [str(n) for n in _ps().as_list(b.get("Name", b.get("Profile")))] or list(state.firewall)
-    out = []
+    out: list[Any] = []
     for n in wanted:
         hit = next((p for p in state.firewall if p.lower() == n.lower()), None)
         if hit is None:
@@ -659,7 +662,7 @@ def get_local_group(s: Session, args: list[Any]) -> list[Any]:
     b = _ps().bind("Get-LocalGroup", args, ["Name"], ["Name"])
     state = s.lab.state(s.twin.name)
     names = [str(n) for n in _ps().as_list(b.get("Name"))] or sorted(state.groups, key=str.lower)
-    out = []
+    out: list[Any] = []
     for n in names:
         hit = next((g for g in state.groups if g.lower() == n.lower()), None)
         if hit is None:
@@ -700,7 +703,7 @@ def get_local_group_member(s: Session, args: list[Any]) -> list[Any]:
     if hit is None:
         raise _ps().PSError("Get-LocalGroupMember", f"Group {group} was not found.")
     host = state.hostname.upper()[:15]
-    out = []
+    out: list[Any] = []
     for member in state.groups[hit]:
         local = "\\" not in member
         user = state.users.get(member) if local else None
@@ -737,7 +740,7 @@ def get_package(s: Session, args: list[Any]) -> list[Any]:
     state = s.lab.state(s.twin.name)
     names = [str(n) for n in _ps().as_list(b.get("Name"))]
     apps = sorted(state.applications.items(), key=lambda kv: kv[0].lower())
-    out = []
+    out: list[Any] = []
     for n in names or [a for a, _ in apps]:
         rx = re.compile("^" + re.escape(n).replace("\\*", ".*") + "$", re.I)
         hits = [(a, v) for a, v in apps if rx.match(a)]
@@ -760,7 +763,7 @@ TASK_STATE = {"Disabled": 1, "Ready": 3, "Running": 4}
 def get_scheduled_task(s: Session, args: list[Any]) -> list[Any]:
     b = _ps().bind("Get-ScheduledTask", args, ["TaskName", "TaskPath"], ["TaskName", "TaskPath"])
     state = s.lab.state(s.twin.name)
-    out = []
+    out: list[Any] = []
     for t in sorted(state.tasks.values(), key=lambda t: t.name.lower()):
         path, _, name = t.name.rpartition("\\")
         path = path + "\\"
@@ -949,7 +952,7 @@ def get_win_system_locale(s: Session, args: list[Any]) -> list[Any]:
     return [PSObj("System.Globalization.CultureInfo", {"Name": loc}, loc)]
 
 
-def _native(name: str):
+def _native(name: str) -> Callable[[Session, list[Any]], list[Any]]:
     def run(s: Session, args: list[Any]) -> list[Any]:
         line = " ".join([name, *[str(a) if not isinstance(a, _ps().Param) else "-" + a.name for a in args]])
         rc, out, err = native.run_native(s.lab, s.twin, line)

@@ -104,7 +104,9 @@ def split_args(text: str) -> list[str]:
 
 def split_cmd_pipeline(line: str) -> list[str] | None:
     """Split on cmd.exe's unquoted `|`; None when the line uses cmd syntax the lab does not simulate."""
-    stages, buf, quoted = [], [], False
+    stages: list[str] = []
+    buf: list[str] = []
+    quoted = False
     i = 0
     while i < len(line):
         c = line[i]

@@ -196,13 +196,13 @@ def auditpol(state: TwinState, args: list[str]) -> Output:
         for sub in AUDIT_CATEGORIES[cat]:
             lines.append(f"  {sub.ljust(40)}{_audit(state, sub)}")
     for sub in wanted_sub:
-        cat = next(
+        found: str | None = next(
             (k for k, subs in AUDIT_CATEGORIES.items() if any(s.lower() == sub.lower() for s in subs)), None
         )
-        if cat is None:
+        if found is None:
             return 87, b"", b"Error 0x00000057 occurred:\r\nThe parameter is incorrect.\r\n"
-        real = next(s for s in AUDIT_CATEGORIES[cat] if s.lower() == sub.lower())
-        lines.append(cat)
+        real = next(s for s in AUDIT_CATEGORIES[found] if s.lower() == sub.lower())
+        lines.append(found)
         lines.append(f"  {real.ljust(40)}{_audit(state, real)}")
     return _ok("".join(line + "\r\n" for line in lines) + "\r\n")
 

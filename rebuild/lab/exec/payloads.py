@@ -72,7 +72,8 @@ def module_stdin(
         task_vars={},
         environment={},
     )
-    return built.b_module_data
+    data: bytes = built.b_module_data
+    return data
 
 
 def module_command(fqcn: str, args: dict[str, Any], **kw: Any) -> tuple[str, list[str], bytes]:

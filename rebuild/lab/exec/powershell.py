@@ -411,7 +411,7 @@ _IS = re.compile(r"^\((?P<inner>.*)\)\s+-(?P<op>is|isnot)\s+\[(?P<type>[\w.]+)\]
 
 def eval_statement(session: Session, stmt: str) -> list[Any] | str:
     if m := _IS.match(stmt):
-        values = eval_pipeline(session, m.group("inner"))
+        values = _objects(eval_pipeline(session, m.group("inner")))
         kinds = {
             "system.io.fileinfo": "System.IO.FileInfo",
             "system.io.directoryinfo": "System.IO.DirectoryInfo",
@@ -427,7 +427,7 @@ def eval_statement(session: Session, stmt: str) -> list[Any] | str:
             result = isinstance(subject, str)
         return [result if m.group("op").lower() == "is" else not result]
     if m := _MEMBER.match(stmt):
-        values = eval_pipeline(session, m.group("inner"))
+        values = _objects(eval_pipeline(session, m.group("inner")))
         names = m.group("chain").strip(".").split(".")
         method = names.pop() if m.group("call") else None
         for name in names:
@@ -442,6 +442,12 @@ def eval_statement(session: Session, stmt: str) -> list[Any] | str:
     if stmt.startswith("$"):
         raise not_simulated(f"variables and assignments ({stmt[:60]!r})")
     return eval_pipeline(session, stmt)
+
+
+def _objects(values: list[Any] | str) -> list[Any]:
+    if isinstance(values, str):
+        raise not_simulated("member access on formatted text (e.g. on ConvertTo-Json output)")
+    return values
 
 
 def member(values: list[Any], name: str) -> list[Any]:
@@ -472,7 +478,7 @@ def call_method(value: Any, method: str) -> Any:
     raise not_simulated(f"the method .{method}() on {type(value).__name__} values")
 
 
-def eval_pipeline(session: Session, text: str) -> list[Any] | str:  # type: ignore[return]
+def eval_pipeline(session: Session, text: str) -> list[Any] | str:
     stages = split_pipeline(text)
     values: list[Any] | None = None
     rendered: str | None = None
@@ -698,7 +704,5 @@ def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
     for entry in reversed(state.history):
         event = str(entry.get("event", "")).lower()
         if any(word in event for word in ("boot", "reset", "reimage", "power")):
-            return PSDate(
-                dt.datetime.fromtimestamp(float(entry["at"]), tz=dt.UTC).replace(microsecond=0)
-            )
+            return PSDate(dt.datetime.fromtimestamp(float(entry["at"]), tz=dt.UTC).replace(microsecond=0))
     return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))

@@ -68,5 +68,9 @@ def win_certificate_store(ctx: ModuleContext) -> dict[str, Any]:
     key = KEY.format(store=store, thumb=thumb)
     stored = next((k for k in state.registry if k.lower() == key.lower()), None)
     if stored and not ctx.check_mode:
-        ctx.update(lambda s: s.registry.pop(stored, None) and None)
+
+        def remove(s: TwinState) -> None:
+            s.registry.pop(stored, None)
+
+        ctx.update(remove)
     return {"changed": stored is not None, "thumbprints": [thumb] if stored else []}

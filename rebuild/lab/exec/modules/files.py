@@ -27,7 +27,12 @@ def win_file(ctx: ModuleContext) -> dict[str, Any]:
         key = norm_path(path)
         victims = [p for p in state.files if norm_path(p) == key or norm_path(p).startswith(key + "\\")]
         if not ctx.check_mode:
-            ctx.update(lambda s: [s.files.pop(p, None) for p in victims] and None)
+
+            def remove(s: TwinState) -> None:
+                for p in victims:
+                    s.files.pop(p, None)
+
+            ctx.update(remove)
             ctx.record("file_removed", path=path)
         return {"changed": True}
     if wanted == "file":
@@ -42,7 +47,11 @@ def win_file(ctx: ModuleContext) -> dict[str, Any]:
         if not is_dir(state, ntpath.dirname(path)):
             raise ModuleFailed(f"Could not find a part of the path '{path}'.")
         if not ctx.check_mode:
-            ctx.update(lambda s: s.files.setdefault(find_path(s.files, path) or path, "") and None)
+
+            def touch(s: TwinState) -> None:
+                s.files.setdefault(find_path(s.files, path) or path, "")
+
+            ctx.update(touch)
         return {"changed": True}
     # directory
     if exists_file:

@@ -134,7 +134,12 @@ def win_regedit(ctx: ModuleContext) -> dict[str, Any]:
             ]
             result["changed"] = True
             if not ctx.check_mode:
-                ctx.update(lambda s: [s.registry.pop(k, None) for k in victims] and None)
+
+                def remove_keys(s: TwinState) -> None:
+                    for k in victims:
+                        s.registry.pop(k, None)
+
+                ctx.update(remove_keys)
             return result
         if stored is None:
             return result
@@ -143,7 +148,12 @@ def win_regedit(ctx: ModuleContext) -> dict[str, Any]:
             return result
         result["changed"] = True
         if not ctx.check_mode:
-            ctx.update(lambda s: s.registry[stored].pop(hit, None) and None)
+
+            def remove_value(s: TwinState) -> None:
+                s.registry[key_name].pop(value, None)
+
+            key_name, value = stored, hit
+            ctx.update(remove_value)
         return result
 
     data = _convert(p.get("data"), kind)

@@ -72,7 +72,11 @@ def win_service(ctx: ModuleContext) -> dict[str, Any]:
             return {**result, "exists": False}
         result.update(changed=True, exists=False)
         if not ctx.check_mode:
-            ctx.update(lambda s: s.services.pop(key, None) and None)
+
+            def remove(s: TwinState) -> None:
+                s.services.pop(key, None)
+
+            ctx.update(remove)
             ctx.record("service_removed", service=key)
         return result
     if key is None:

@@ -44,13 +44,13 @@ def win_user(ctx: ModuleContext) -> dict[str, Any]:
         if ctx.check_mode:
             return {"changed": True, "name": name, "state": "absent"}
 
-        def remove(s: TwinState) -> None:
+        def drop(s: TwinState) -> None:
             s.users.pop(key, None)
             for members in s.groups.values():
                 while key in members:
                     members.remove(key)
 
-        ctx.update(remove)
+        ctx.update(drop)
         ctx.record("user_removed", user=key)
         return {"changed": True, "name": name, "state": "absent"}
 
