@@ -3,7 +3,7 @@
 A fault is a name and its parameters, per twin, kept in `Lab.faults`; each lab subsystem asks
 `lab.fault(host, name)`. The WinRM ones act in rebuild.lab.server; the others are read by the
 reimage side (never_wakes, bmc_unreachable, reimage_fails, slow_host) and by module twins
-(drift_after_harden).
+(drift_after_harden, drift_after_redeploy).
 
 File format (YAML), host -> fault -> parameters:
 
@@ -34,6 +34,8 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     "drop_mid_command": {"count": (int, False)},  # without count: every command's Receive drops
     "slow_host": {"delay": (float, True)},
     "drift_after_harden": {"settings": (list, True)},
+    # read by the win_rebuild_apps twin: re-infection after redeploy (defender_off, ransom_note)
+    "drift_after_redeploy": {"changes": (list, True)},
 }
 
 
@@ -88,7 +90,7 @@ def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ConfigError(f"fault parameter {pair!r} is not key=value")
-        params[key] = value.split(",") if key == "settings" else value
+        params[key] = value.split(",") if key in ("settings", "changes") else value
     return params
 
 
