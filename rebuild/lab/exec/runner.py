@@ -104,13 +104,8 @@ def run_module(lab: Lab, twin: TwinRecord, call: ModuleCall) -> Output:
     if basic and "invocation" not in result:
         result["invocation"] = {"module_args": argspec.mask(params, secrets)}
     result = argspec.mask(result, secrets)
-    # No arguments in the lab's history: they may carry secrets.
-    lab.record(
-        twin.name,
-        "module",
-        module=call.fqcn,
-        check_mode=check_mode,
-        changed=bool(result.get("changed")),
-        failed=bool(result.get("failed")),
-    )
+    # Only changes go into the twin's history (reads such as win_ping would grow it without bound),
+    # and never the arguments: they may carry secrets.
+    if result.get("changed") and not check_mode:
+        lab.record(twin.name, "module", module=call.fqcn, failed=bool(result.get("failed")))
     return _out(result, rc)
