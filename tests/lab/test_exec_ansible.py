@@ -89,3 +89,32 @@ def test_gather_facts_and_check_mode_through_ansible(lab: Any, lab_env: dict[str
     )
     res = _results(proc)["ARL-DHCP01"]
     assert res["stdout"].strip() == "Enabled", res  # check mode changed nothing
+
+
+@pytest.mark.timeout(300)
+def test_win_reboot_through_ansible(lab: Any, lab_env: dict[str, str]) -> None:
+    proc = _ansible(
+        lab, lab_env, "-m", "ansible.windows.win_reboot", "-a", "pre_reboot_delay=0", "ARL-DHCP01"
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = _results(proc)["ARL-DHCP01"]
+    assert res["rebooted"] is True and res["changed"] is True
+
+
+@pytest.mark.timeout(300)
+def test_fetch_a_file_from_a_twin(lab: Any, lab_env: dict[str, str], tmp_path: Any) -> None:
+    """fetch = win_stat (module twin) + winrm_fetch_file.ps1 (executor script); checksums must agree."""
+    dest = tmp_path / "note.txt"
+    proc = _ansible(
+        lab,
+        lab_env,
+        "-m",
+        "ansible.builtin.fetch",
+        "-a",
+        f"src=C:\\Restore-My-Files.txt dest={dest} flat=yes",
+        "ARL-DHCP01",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    from rebuild.lab import images
+
+    assert dest.read_bytes() == images.RANSOM_TEXT.encode("utf-8")
