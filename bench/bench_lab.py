@@ -16,6 +16,7 @@ Targets (issue 3): ready < 60 s, RSS < 2 GB.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import socket
 import statistics
@@ -59,10 +60,8 @@ def _rss_kb(pid: int) -> int:
             continue
         total += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
         for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
+            with contextlib.suppress(OSError):
                 stack += [int(c) for c in (task / "children").read_text().split()]
-            except OSError:
-                pass
     return total
 
 
@@ -185,8 +184,9 @@ def main() -> int:
         t0 = time.monotonic()
         pings = ansible_ping(info, sample, args.forks, work / "runner")
         good = [v for v in pings.values() if isinstance(v, float)]
+        elapsed = time.monotonic() - t0
         print(
-            f"ansible.windows.win_ping on {len(sample)} hosts (forks {args.forks}) in {time.monotonic() - t0:.1f} s: "
+            f"ansible.windows.win_ping on {len(sample)} hosts (forks {args.forks}) in {elapsed:.1f} s: "
             f"{len(good)} ok, {len(sample) - len(good)} failed; {_percentiles(good)}"
         )
         if not args.quiet:

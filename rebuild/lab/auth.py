@@ -69,7 +69,8 @@ def _reg(state: TwinState, key: str, value: str) -> object | None:
         if path.lower() == wanted:
             for name, data in values.items():
                 if name.lower() == value.lower():
-                    return data
+                    found: object = data
+                    return found
     return None
 
 
@@ -223,8 +224,10 @@ class NtlmAcceptor:
         info[AvId.nb_domain_name] = self._computer
         info[AvId.dns_computer_name] = self._computer.lower()
         info[AvId.timestamp] = FileTime.now()
-        kwargs = {"version": Version.get_current()} if flags & NegotiateFlags.version else {}
-        challenge = Challenge(flags, os.urandom(8), target_name=self._computer, target_info=info, **kwargs)
+        version = Version.get_current() if flags & NegotiateFlags.version else None
+        challenge = Challenge(
+            flags, os.urandom(8), target_name=self._computer, target_info=info, version=version
+        )
         self._negotiate = token
         self._challenge = challenge
         return challenge.pack()

@@ -40,6 +40,7 @@ from rebuild.lab import fleet, images
 from rebuild.lab.ca import LabCA
 from rebuild.lab.context import Lab, LabConfig
 from rebuild.lab.server import WinRMServer, _read_request, _response
+from rebuild.secrets import generate_secret
 
 log = logging.getLogger("rebuild.lab.daemon")
 BANNER = "SIMULATED lab (rebuild): every host here is a simulation on loopback, not a real machine."
@@ -98,6 +99,8 @@ class LabDaemon:
             winrm_http_port=opts.http_port,
             winrm_https_port=opts.https_port,
             imaging_seconds=opts.imaging_seconds,
+            domain_admin_user=fleet.DOMAIN_JOIN_USER,
+            domain_admin_password=generate_secret(),
         )
         images.ensure_repository(lab_dir)
         lab, passwords = fleet.create_twins(config, records)
@@ -138,6 +141,13 @@ class LabDaemon:
         _write_info(lab_dir, info)
         # Seeding ~6 ms per vault file: after the listeners are up, still before "ready".
         await asyncio.to_thread(fleet.seed_secrets, lab_dir, passwords)
+        await asyncio.to_thread(
+            fleet.seed_domain_join,
+            lab_dir,
+            sorted({h.site for h in hosts}),
+            config.domain_admin_user,
+            config.domain_admin_password,
+        )
         info["ready"] = True
         info["seconds_to_ready"] = round(time.monotonic() - self._started, 2)
         _write_info(lab_dir, info)
@@ -288,10 +298,10 @@ def up(options: DaemonOptions, timeout: float = 300.0) -> dict[str, Any]:
     lab_dir = options.lab_dir.resolve()
     lab_dir.mkdir(parents=True, exist_ok=True)
     if info_path(lab_dir).exists():
-        info = json.loads(info_path(lab_dir).read_text())
-        if _alive(int(info.get("pid", 0))):
+        running = json.loads(info_path(lab_dir).read_text())
+        if _alive(int(running.get("pid", 0))):
             raise RebuildError(
-                f"a lab is already running in {lab_dir} (pid {info['pid']}): `rebuild lab down` first"
+                f"a lab is already running in {lab_dir} (pid {running['pid']}): `rebuild lab down` first"
             )
         info_path(lab_dir).unlink()
     if not options.register.exists():
@@ -335,9 +345,9 @@ def up(options: DaemonOptions, timeout: float = 300.0) -> dict[str, Any]:
         path = info_path(lab_dir)
         if path.exists():
             with contextlib.suppress(ValueError):
-                info: dict[str, Any] = json.loads(path.read_text())
-                if info.get("ready"):
-                    return info
+                info = json.loads(path.read_text())
+                if isinstance(info, dict) and info.get("ready"):
+                    return dict(info)
         time.sleep(0.2)
     os.kill(process.pid, signal.SIGTERM)
     raise RebuildError(f"lab daemon not ready after {timeout:.0f} s; see {log_path}")

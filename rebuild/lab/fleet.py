@@ -134,6 +134,18 @@ def seed_secrets(lab_dir: Path, passwords: dict[str, str]) -> SecretStore:
     return store
 
 
+DOMAIN_JOIN_USER = "GHAL\\svc-rebuild-join"
+
+
+def seed_domain_join(lab_dir: Path, sites: Sequence[str], user: str, password: str) -> None:
+    """The lab domain's join credential as the redeploy role reads it: site entry `site-<site>`."""
+    state = secrets_dir(lab_dir)
+    store = SecretStore(state, key_file=state / "vault-password")
+    for site in sites:
+        store.put(f"site-{site}", user, "domain_join_user")
+        store.put(f"site-{site}", password, "domain_join_password")
+
+
 def overlay_vars(lab: Lab, record: TwinRecord, ca_bundle: Path, endpoints: dict[str, Any]) -> dict[str, Any]:
     """Every lab value a host's inventory entry needs, as per-host overrides.
 

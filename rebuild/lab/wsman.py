@@ -128,7 +128,8 @@ def _envelope(header: str, body: str) -> bytes:
 
 def _fault_timeout() -> WsmanFault:
     return WsmanFault(
-        "The WS-Management service cannot complete the operation within the time specified in OperationTimeout.",
+        "The WS-Management service cannot complete the operation within the time specified in "
+        "OperationTimeout.",
         wsman_code=2150858793,
         subcode="w:TimedOut",
     )
@@ -347,9 +348,9 @@ class WinRS:
         owned = [s for s in self.shells.values() if s.owner.lower() == user.lower()]
         if len(owned) >= self.shell_quota:
             raise WsmanFault(
-                f"The WS-Management service cannot process the request. This user is allowed a maximum number "
-                f"of {self.shell_quota} concurrent shells, which has been exceeded. Close existing shells or "
-                "raise the quota for this user. ",
+                "The WS-Management service cannot process the request. This user is allowed a maximum "
+                f"number of {self.shell_quota} concurrent shells, which has been exceeded. "
+                "Close existing shells or raise the quota for this user. ",
                 wsman_code=2150859173,
                 wmi_error=True,
             )
@@ -390,9 +391,9 @@ class WinRS:
         used = sum(s.operations for s in self.shells.values() if s.owner.lower() == user.lower())
         if used >= self.operation_quota:
             raise WsmanFault(
-                f"The WS-Management service cannot process the request. This user is allowed a maximum number "
-                f"of {self.operation_quota} concurrent operations, which has been exceeded. Close existing "
-                "operations for this user, or raise the quota for this user. ",
+                "The WS-Management service cannot process the request. This user is allowed a maximum "
+                f"number of {self.operation_quota} concurrent operations, which has been exceeded. "
+                "Close existing operations for this user, or raise the quota for this user. ",
                 wsman_code=2150859174,
                 wmi_error=True,
             )
@@ -414,8 +415,8 @@ class WinRS:
     def _find_command(self, shell: Shell, command_id: str | None) -> Command:
         if not command_id or command_id not in shell.commands:
             raise WsmanFault(
-                f"The request for the Windows Remote Shell command {command_id} failed because the command was "
-                "not found on the server.",
+                f"The request for the Windows Remote Shell command {command_id} failed because the "
+                "command was not found on the server.",
                 wsman_code=2150858843,
                 subcode="w:InvalidSelectors",
                 code="s:Sender",
@@ -490,9 +491,8 @@ class WinRS:
         cid = command.id
         for name, data in (("stdout", out), ("stderr", err)):
             if data:
-                streams.append(
-                    f'<rsp:Stream Name="{name}" CommandId="{cid}">{base64.b64encode(data).decode()}</rsp:Stream>'
-                )
+                encoded = base64.b64encode(data).decode()
+                streams.append(f'<rsp:Stream Name="{name}" CommandId="{cid}">{encoded}</rsp:Stream>')
         finished = command.out_pos >= len(command.stdout) and command.err_pos >= len(command.stderr)
         if finished:
             streams.append(f'<rsp:Stream Name="stdout" CommandId="{cid}" End="true"></rsp:Stream>')

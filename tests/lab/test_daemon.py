@@ -167,6 +167,6 @@ def test_addresses_are_stable_across_lab_ups() -> None:
     assert {n: r.address for n, r in first.items()} == {n: r.address for n, r in second.items()}
     ranked = sorted(first)
     assert first[ranked[0]].address == "127.40.0.2" and first[ranked[1]].address == "127.40.0.3"
-    with pytest.raises(RebuildError, match="127.N"):
+    with pytest.raises(RebuildError, match=r"127\.N"):
         fleet.allocate(hosts, "10.0")
     assert json.dumps  # stable JSON-able records

@@ -178,12 +178,17 @@ def test_certificate_validation_is_real(harness: Harness, tmp_path: Path) -> Non
     import ssl
 
     context = ssl.create_default_context(cafile=str(harness.ca.bundle_path))
-    with socket.create_connection((harness.twin.address, 5986), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=harness.twin.address):
-            pass
-    with socket.create_connection((harness.twin.address, 5986), timeout=5) as raw:
-        with pytest.raises(ssl.SSLCertVerificationError):
-            context.wrap_socket(raw, server_hostname="arl-pc-0001")
+    address = harness.twin.address
+    with (
+        socket.create_connection((address, 5986), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=address),
+    ):
+        pass
+    with (
+        socket.create_connection((address, 5986), timeout=5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        context.wrap_socket(raw, server_hostname="arl-pc-0001")
 
 
 def test_non_builtin_admin_needs_local_account_token_filter_policy(harness: Harness) -> None:
