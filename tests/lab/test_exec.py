@@ -407,3 +407,26 @@ def _reboot_script() -> str:
     source = inspect.getsource(_reboot.reboot_host)
     template = source.split('reboot_command = r"""', 1)[1].split('"""', 1)[0]
     return template % ("True", _reboot._LOGON_UI_KEY, 2, quote_pwsh("Reboot initiated by Ansible"))
+
+
+def test_domain_join_credential_from_lab_dir_file(lab: Lab) -> None:
+    def clean(s: TwinState) -> None:
+        s.domain, s.domain_joined = "WORKGROUP", False
+
+    change(lab, clean)
+    (Path(lab.config.lab_dir) / "domain-controller.json").write_text(
+        json.dumps({"domain_admin_user": "joiner", "domain_admin_password": "right"})
+    )
+    args = {
+        "dns_domain_name": "ghal.lan",
+        "domain_admin_user": "joiner@ghal.lan",
+        "domain_admin_password": "right",
+        "domain_ou_path": "OU=Rebuilt,DC=ghal,DC=lan",
+        "hostname": "ARL-SRV-0001",
+        "state": "domain",
+    }
+    rc, result = run_module(lab, "microsoft.ad.membership", args, check_mode=True)
+    assert rc == 0 and result["changed"] is True and not lab.state(SERVER.name).domain_joined
+    rc, result = run_module(lab, "microsoft.ad.membership", args)
+    assert rc == 0 and result["changed"] is True and lab.state(SERVER.name).domain_joined
+    assert "right" not in json.dumps(result)

@@ -2,12 +2,15 @@
 
 The lab has one domain: the project's (`inventories/data/sites.yml` `domain`). Joining needs
 `domain_admin_user` / `domain_admin_password` matching the lab's simulated domain controller
-credential (`lab.config.domain_admin_user` / `domain_admin_password`); with no credential
-configured the join fails, never succeeds by default.
+credential: `lab.config.domain_admin_user` / `domain_admin_password` when the lab config has them,
+else `<lab_dir>/domain-controller.json` (`{"domain_admin_user": ..., "domain_admin_password": ...}`,
+written by whoever sets the lab up, e.g. `lab up`). With no credential configured the join
+fails; it never succeeds by default. `domain_ou_path` / `domain_server` are accepted and recorded.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +27,24 @@ def lab_domain() -> str:
     return str(data.get("domain", ""))
 
 
+def _dc_credential(ctx: ModuleContext) -> tuple[str | None, str | None]:
+    user = getattr(ctx.lab.config, "domain_admin_user", None)
+    password = getattr(ctx.lab.config, "domain_admin_password", None)
+    if user and password:
+        return str(user), str(password)
+    path = Path(ctx.lab.config.lab_dir) / "domain-controller.json"
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data.get("domain_admin_user"), data.get("domain_admin_password")
+    return None, None
+
+
 @module_twin("microsoft.ad.membership")
 def membership(ctx: ModuleContext) -> dict[str, Any]:
     p = ctx.params
     state = ctx.state()
-    if p.get("offline_join_blob") or p.get("domain_ou_path") or p.get("domain_server"):
-        raise ModuleFailed(
-            "the rebuild lab (a simulation) does not simulate offline join, OU paths or a chosen DC"
-        )
+    if p.get("offline_join_blob"):
+        raise ModuleFailed("the rebuild lab (a simulation) does not simulate offline domain join")
     result: dict[str, Any] = {"changed": False, "reboot_required": False}
     new_name = p.get("hostname")
     if new_name and str(new_name).lower() != state.hostname.lower():
@@ -53,12 +66,12 @@ def membership(ctx: ModuleContext) -> dict[str, Any]:
             raise ModuleFailed(
                 "state is domain but all of the following are missing: domain_admin_user, domain_admin_password"
             )
-        lab_user = getattr(ctx.lab.config, "domain_admin_user", None)
-        lab_password = getattr(ctx.lab.config, "domain_admin_password", None)
+        lab_user, lab_password = _dc_credential(ctx)
         if not lab_user or not lab_password:
             raise ModuleFailed(
                 "the rebuild lab (a simulation) has no domain controller credential configured "
-                "(LabConfig.domain_admin_user/domain_admin_password), so no join can succeed"
+                "(LabConfig.domain_admin_user/domain_admin_password or <lab_dir>/domain-controller.json), "
+                "so no join can succeed"
             )
         short = str(user).split("\\")[-1].split("@")[0]
         if short.lower() != str(lab_user).split("\\")[-1].lower() or password != lab_password:
@@ -72,7 +85,7 @@ def membership(ctx: ModuleContext) -> dict[str, Any]:
                     s.hostname = str(new_name)
 
             ctx.update(join)
-            ctx.record("domain_joined", domain=domain)
+            ctx.record("domain_joined", domain=domain, ou=p.get("domain_ou_path") or "")
         return result
     workgroup = str(p.get("workgroup_name") or "")
     if not workgroup:
