@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -170,3 +171,40 @@ def test_addresses_are_stable_across_lab_ups() -> None:
     with pytest.raises(RebuildError, match=r"127\.N"):
         fleet.allocate(hosts, "10.0")
     assert json.dumps  # stable JSON-able records
+
+
+def test_ansible_win_ping_on_arlon_over_https_with_certificate_validation(lab: object) -> None:
+    """Issue 3's done-when: the product's connection settings, the lab overlay, seeded secrets."""
+    env = {**os.environ, **lab.env}  # type: ignore[attr-defined]
+    inventory = str(lab.inventory("arlon"))  # type: ignore[attr-defined]
+    arlon = [t["name"] for t in lab.client.status()["twins"] if t["site"] == "arlon"]  # type: ignore[attr-defined]
+    ping = subprocess.run(
+        ["ansible", "-i", inventory, "-m", "ansible.windows.win_ping", "site_arlon"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=fleet.PROJECT_ROOT,
+    )
+    assert ping.returncode == 0, ping.stdout[-2000:] + ping.stderr[-2000:]
+    assert ping.stdout.count("| SUCCESS") == len(arlon)
+    assert '"ping": "pong"' in ping.stdout
+    # Validation is really on: trusting another CA bundle makes the same ping fail.
+    other = subprocess.run(
+        [
+            "ansible",
+            "-i",
+            inventory,
+            "-m",
+            "ansible.windows.win_ping",
+            arlon[0],
+            "-e",
+            "rebuild_ca_bundle=/etc/ssl/certs/ca-certificates.crt",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=fleet.PROJECT_ROOT,
+    )
+    assert other.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in other.stdout + other.stderr
