@@ -410,6 +410,13 @@ _IS = re.compile(r"^\((?P<inner>.*)\)\s+-(?P<op>is|isnot)\s+\[(?P<type>[\w.]+)\]
 
 
 def eval_statement(session: Session, stmt: str) -> list[Any] | str:
+    if stmt.startswith("$"):
+        raise not_simulated(f"variables and assignments ({stmt[:60]!r})")
+    return eval_pipeline(session, stmt)
+
+
+def eval_expression(session: Session, stmt: str) -> list[Any] | str | None:
+    """A pipeline's first element when it is an expression, not a command; None if it is a command."""
     if m := _IS.match(stmt):
         values = _objects(eval_pipeline(session, m.group("inner")))
         kinds = {
@@ -441,7 +448,9 @@ def eval_statement(session: Session, stmt: str) -> list[Any] | str:
         return [int(stmt)]
     if stmt.startswith("$"):
         raise not_simulated(f"variables and assignments ({stmt[:60]!r})")
-    return eval_pipeline(session, stmt)
+    if stmt.startswith("("):
+        raise not_simulated(f"this expression: {stmt[:80]!r}")
+    return None
 
 
 def _objects(values: list[Any] | str) -> list[Any]:
@@ -485,6 +494,13 @@ def eval_pipeline(session: Session, text: str) -> list[Any] | str:
     for index, stage in enumerate(stages):
         if rendered is not None:
             raise not_simulated(f"piping text output into {stage.split()[0]}")
+        if index == 0:
+            expr = eval_expression(session, stage)
+            if expr is not None:
+                values = _objects(expr) if len(stages) > 1 else None
+                if len(stages) == 1:
+                    return expr
+                continue
         tokens = tokenize(stage)
         if not tokens or not isinstance(tokens[0], str):
             raise not_simulated(f"this pipeline element: {stage!r}")

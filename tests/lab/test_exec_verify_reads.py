@@ -1,0 +1,79 @@
+"""The verification suites' reads (rebuild.verify.windows) are all inside the lab's read subset."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rebuild.lab import images
+from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.exec import execute
+from rebuild.lab.state import StateStore
+from rebuild.verify.windows import ReadError, WindowsReads
+
+TWIN = TwinRecord(
+    "ARL-SRV-0001",
+    "127.252.0.2",
+    "94:40:c9:00:01:01",
+    "server",
+    "physical",
+    "arlon",
+    "windows-server-2022",
+    "emergency",
+)
+
+
+@dataclass
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class Host:
+    """testinfra's winrm backend sends the whole command line as the WinRS command."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+
+    def run(self, command: str, *args: str) -> Result:
+        assert not args
+        rc, out, err = execute(self.lab, TWIN, command, [], b"")
+        return Result(rc, out.decode(), err.decode())
+
+
+@pytest.fixture
+def reads(tmp_path: Path) -> Iterator[WindowsReads]:
+    store = StateStore(tmp_path / "twins.sqlite")
+    store.put(TWIN.name, images.compromised_state(TWIN, "pw"))
+    yield WindowsReads(Host(Lab(LabConfig(lab_dir=tmp_path), store, {TWIN.name: TWIN})))
+    store.close()
+
+
+def test_every_read_runs_on_a_twin(reads: WindowsReads) -> None:
+    with pytest.raises(ReadError, match="Cannot find path 'HKLM:.SOFTWARE.GHAL.Rebuild'"):
+        reads.image_stamp()  # the compromised disk has no rebuild stamp: Windows' own error
+    assert reads.operating_system()["BuildNumber"] == "20348"
+    assert reads.computer_system()["PartOfDomain"] is True
+    assert reads.defender()["RealTimeProtectionEnabled"] is False
+    services = {s["Name"]: s for s in reads.services()}
+    assert services[images.MALICIOUS_SERVICE]["Status"] == 4
+    tasks = reads.scheduled_tasks()
+    assert any(t["TaskPath"] + t["TaskName"] == images.MALICIOUS_TASK for t in tasks)
+    assert any(f["Name"] == "Restore-My-Files.txt" for f in reads.folder("C:\\"))
+    assert reads.folder("C:\\NoSuchFolder") == []
+    assert reads.exists(images.RANSOM_NOTES[0]) is True
+    assert {"DisplayName": "AnyDesk", "DisplayVersion": "7.0.14"} in reads.installed_applications()
+    admins = [a["Name"] for a in reads.administrators()]
+    assert f"ARL-SRV-0001\\{images.UNKNOWN_ADMIN}" in admins
+    smb = reads.registry_key(r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters")
+    assert smb is not None and smb["SMB1"] == 1
+    assert reads.registry_key(r"HKLM:\SOFTWARE\NoSuchKey") is None
+    assert reads.optional_feature("SMB1Protocol") == {"FeatureName": "SMB1Protocol", "State": 2}
+    profiles = {p["Name"]: p for p in reads.firewall_profiles()}
+    assert profiles["Domain"]["Enabled"] == 0
+    assert reads.json("whoami | ConvertTo-Json -Compress").startswith("arl-srv-0001\\")
+    assert reads.json("(Get-MpComputerStatus).AntivirusEnabled | ConvertTo-Json -Compress") is False
