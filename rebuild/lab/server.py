@@ -35,6 +35,7 @@ log = logging.getLogger("rebuild.lab.server")
 LIVE_PHASES = (Phase.COMPROMISED, Phase.CLEAN)  # phases in which a twin runs Windows and answers
 _MAX_HEADER = 64 * 1024
 _MAX_BODY = 4 * 1024 * 1024
+_IDLE_SECONDS = 120.0  # HTTP.sys closes idle keep-alive connections after 2 minutes
 _NOT_IMPLEMENTED_ENCRYPTION = (
     b"SIMULATED lab: WinRM message encryption over plain HTTP (NTLM sealing, multipart/encrypted) is not "
     b"implemented by the rebuild lab. Connect over HTTPS (port 5986) instead."
@@ -228,7 +229,7 @@ class WinRMServer:
                     writer.transport.abort()  # nothing listens on a host that is off or imaging
                     return
                 try:
-                    request = await _read_request(reader)
+                    request = await asyncio.wait_for(_read_request(reader), timeout=_IDLE_SECONDS)
                 except _BadRequest as exc:
                     writer.write(_response(400, "Bad Request", str(exc).encode(), [("Connection", "close")]))
                     await writer.drain()

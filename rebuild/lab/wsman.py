@@ -203,6 +203,7 @@ class Request:
     timeout: float
     options: dict[str, str]
     body: ET.Element
+    drop: Callable[[], bool] | None = None  # injected fault: drop the connection on this Receive
 
 
 def parse_request(data: bytes, default_timeout: float = 60.0) -> Request:
@@ -314,8 +315,7 @@ class WinRS:
                     subcode="a:ActionNotSupported",
                     code="s:Sender",
                 )
-            if request.action == ACTION_RECEIVE and drop_on_receive is not None and drop_on_receive():
-                raise DropConnection()
+            request.drop = drop_on_receive
             action, body = await handler(request, user, endpoint)
             header = (
                 f"<a:Action>{action}</a:Action>"
@@ -478,6 +478,9 @@ class WinRS:
             # Nothing to feed the process: it runs with an empty (closed) stdin, like a console command.
             command.stdin_closed = True
             self._start(command)
+        if request.drop is not None and request.drop():
+            # The command runs on (its effects happen); only the client loses the connection.
+            raise DropConnection()
         if not command.done.is_set():
             try:
                 await asyncio.wait_for(asyncio.shield(command.done.wait()), timeout=request.timeout)

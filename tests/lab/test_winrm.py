@@ -339,8 +339,15 @@ def test_fault_winrm_auth_refused(harness: Harness) -> None:
 
 def test_fault_drop_mid_command_once(harness: Harness) -> None:
     harness.lab.faults[harness.twin.name] = {"drop_mid_command": {"count": 1}}
+    p = harness.protocol()
+    shell = p.open_shell()
+    command = p.run_command(shell, "stdin-length")
+    p.send_command_input(shell, command, b"abc", end=True)
     with pytest.raises(requests.exceptions.ConnectionError):
-        harness.session().run_cmd("hostname")
+        p.get_command_output(shell, command)
+    # The command ran on the twin; after the drop the shell is still there and answers.
+    p2 = harness.protocol()
+    assert p2.get_command_output(shell, command) == (b"3", b"", 0)
     assert harness.session().run_cmd("hostname").status_code == 0
     events = [e["event"] for e in harness.lab.state(harness.twin.name).history]
     assert "winrm_connection_dropped" in events
