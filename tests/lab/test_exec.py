@@ -430,3 +430,17 @@ def test_domain_join_credential_from_lab_dir_file(lab: Lab) -> None:
     rc, result = run_module(lab, "microsoft.ad.membership", args)
     assert rc == 0 and result["changed"] is True and lab.state(SERVER.name).domain_joined
     assert "right" not in json.dumps(result)
+
+
+def test_a_bug_in_a_twin_fails_the_command(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rebuild.lab.exec import modules
+
+    def broken(ctx: Any) -> dict[str, Any]:
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setitem(
+        modules.REGISTRY, "ansible.windows.win_ping", modules.ModuleTwin("ansible.windows.win_ping", broken)
+    )
+    command, arguments, stdin = module_command("ansible.windows.win_ping", {})
+    rc, out, err = execute(lab, SERVER, command, arguments, stdin)
+    assert rc == 1 and out == b"" and b"failed internally" in err and b"ZeroDivisionError" in err

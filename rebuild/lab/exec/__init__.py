@@ -15,7 +15,11 @@ are added by dropping a module in `modules/` (see `rebuild.lab.exec.modules`).
 
 from __future__ import annotations
 
+import logging
+
 from rebuild.lab.context import Lab, TwinRecord
+
+_log = logging.getLogger(__name__)
 
 
 def execute(
@@ -25,4 +29,9 @@ def execute(
     from rebuild.lab.exec.commandline import run_command_line
 
     line = " ".join([command, *arguments]) if arguments else command
-    return run_command_line(lab, twin, line, stdin)
+    try:
+        return run_command_line(lab, twin, line, stdin)
+    except Exception as exc:  # a bug in the simulation must fail the command, never pass it or kill the shell
+        _log.exception("lab exec: internal error on %s", twin.name)
+        msg = f"the rebuild lab (a simulation) failed internally on this command: {type(exc).__name__}\r\n"
+        return 1, b"", msg.encode()
