@@ -29,7 +29,7 @@ try:
     from rebuild.harden.baseline import load_baseline
     from rebuild.harden.compile import HostFacts, compile_host
     from rebuild.harden.exceptions import load_exceptions
-    from rebuild.harden.report import Status, build_report
+    from rebuild.harden.report import build_report
 except ImportError as exc:  # the controller must have rebuild installed (pip install -e .)
     _IMPORT_ERROR: Exception | None = exc
 else:
@@ -98,6 +98,4 @@ class ActionModule(ActionBase):
         else:
             done = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
             result["msg"] = f"{'audit' if check_mode else 'hardening'} of {len(report.controls)} controls: {done}"
-            if check_mode and counts[Status.NONCOMPLIANT.value]:
-                result["changed"] = True
         return result

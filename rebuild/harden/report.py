@@ -99,6 +99,15 @@ class HostReport:
         return cls(host=raw["host"], mode=raw["mode"], at=raw["at"], controls=controls)
 
 
+def report_from_journal(results: Mapping[str, Any], key: str = "harden") -> HostReport | None:
+    """The report a harden run left in a host's journal results (the done marker's `report`)."""
+    blob = results.get(key) or {}
+    raw = blob.get("report", blob) if isinstance(blob, Mapping) else None
+    if not isinstance(raw, Mapping) or "controls" not in raw:
+        return None
+    return HostReport.from_dict(raw)
+
+
 def build_report(
     host: str,
     module_result: Mapping[str, Any],

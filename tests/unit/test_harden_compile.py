@@ -194,3 +194,12 @@ def test_text_and_html_rendering() -> None:
     assert "<title>Audit &lt;site&gt;</title>" in html
     assert "c &lt;script&gt;" in html and "<script>" not in html  # escaped
     assert 'class="failed"' in html and "pending reboot" in html
+
+
+def test_report_is_read_back_from_journal_results() -> None:
+    from rebuild.harden.report import report_from_journal
+
+    rep = build_report("H1", _module_result())
+    assert report_from_journal({"harden": {"counts": {}, "report": rep.to_dict()}}) == rep
+    assert report_from_journal({"harden_audit": rep.to_dict()}, "harden_audit") == rep
+    assert report_from_journal({"reimage": {"image_id": "x"}}) is None
