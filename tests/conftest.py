@@ -21,6 +21,7 @@ Each yields a ``RunningLab``:
     lab.client.set_fault("ARL-PC-0001", "never_wakes")   # or slow_host delay=3, ...
     lab.client.clear_fault("ARL-PC-0001")
     lab.client.requests()          # WS-Man requests answered per twin (round trips)
+    lab.client.twin("ARL-PC-0001") # a twin's whole state as JSON, incl. "history" of lab events
 
 Example: ``subprocess.run(["ansible", "-i", lab.inventory("arlon"), "-m",
 "ansible.windows.win_ping", "site_arlon"], env={**os.environ, **lab.env})``.

@@ -10,6 +10,7 @@ Control API (HTTP on 127.0.0.1:<control_port>, JSON):
   GET  /status            phase per twin, counts per phase, ready flag
   GET  /requests          WS-Man requests answered per twin (round trips)
   GET  /faults            faults in force
+  GET  /twins/<name>      one twin's whole state (TwinState JSON, with its event history)
   POST /faults            {"faults": {host: {name: params}}} add faults (validated as a whole)
   POST /faults/clear      {"host": H, "name": N|null}
   POST /shutdown          clean stop
@@ -224,6 +225,14 @@ class LabDaemon:
             return 200, {n: self.winrm.request_count(n) for n in lab.twins}
         if method == "GET" and path == "/faults":
             return 200, lab.faults
+        if method == "GET" and path.startswith("/twins/"):
+            name = path.removeprefix("/twins/")
+            if name not in lab.twins:
+                return 404, {"error": f"no twin named {name!r} in this lab"}
+            state = json.loads(lab.state(name).to_json())
+            for user in state.get("users", {}).values():  # never hand out a password, even a simulated one
+                user["password"] = "***" if user.get("password") else ""
+            return 200, state
         data = json.loads(body or b"{}")
         if method == "POST" and path == "/faults":
             raw = data.get("faults", {})
@@ -291,6 +300,10 @@ class LabClient:
 
     def faults(self) -> dict[str, Any]:
         return dict(self.call("GET", "/faults"))
+
+    def twin(self, name: str) -> dict[str, Any]:
+        """A twin's whole state (TwinState as JSON), history of lab events included."""
+        return dict(self.call("GET", f"/twins/{name}"))
 
 
 def up(options: DaemonOptions, timeout: float = 300.0) -> dict[str, Any]:

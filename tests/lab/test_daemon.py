@@ -111,6 +111,10 @@ def test_seeded_secret_is_the_twins_rb_admin_password(lab: object) -> None:
     )  # type: ignore[attr-defined]
     with pytest.raises(winrm.exceptions.InvalidCredentialsError):
         bad.open_shell()
+    state = lab.client.twin(twin["name"])  # type: ignore[attr-defined]
+    assert state["phase"] == "compromised" and state["users"]["rb-admin"]["enabled"] is True
+    assert state["users"]["rb-admin"]["password"] == "***" and str(password) not in json.dumps(state)
+    assert any(e["event"] == "winrm_auth_refused" for e in state["history"])
 
 
 def test_fault_cli_sets_validates_and_clears(lab: object, tmp_path: Path) -> None:
