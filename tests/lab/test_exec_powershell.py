@@ -208,3 +208,9 @@ def test_drift_is_seen(lab: Lab) -> None:
 
     lab.update(SERVER.name, disable)
     assert ps(lab, "(Get-Service WinRM).StartType")[1] == "Manual\r\n"
+
+
+def test_bare_cmdlet_in_cmd_is_not_recognized_as_on_windows(lab: Lab) -> None:
+    rc, out, err = cmd(lab, "Get-Service 'WinRM' | Select -ExpandProperty Status")
+    assert rc == 1 and out == ""
+    assert err.startswith("'Get-Service' is not recognized as an internal or external command")

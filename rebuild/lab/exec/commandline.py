@@ -2,12 +2,15 @@
 
 WinRS runs the command line through cmd.exe: `%VAR%` is expanded and `|` pipes between
 programs. The lab recognises only the programs of the read subset (powershell, hostname,
-whoami, systeminfo, echo, auditpol, net, findstr as a pipe filter). A Unix command gets
-cmd's own "is not recognized" error with exit code 1, exactly what testinfra's `uname -s`
-probe gets from a real host over WinRM (pytest-testinfra issue #330 shows the record); any other program fails saying the lab does not simulate it.
+whoami, systeminfo, echo, auditpol, net, findstr as a pipe filter). A Unix command or a bare
+cmdlet name gets cmd's own "is not recognized" error with exit code 1, which is what
+testinfra's `uname -s` probe gets from a real host over WinRM (pytest-testinfra issue #330
+shows the record). Any other program fails saying the lab does not simulate it.
 """
 
 from __future__ import annotations
+
+import re
 
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec.winenv import environment, expand
@@ -49,8 +52,14 @@ UNIX_ONLY = {
 }
 
 
+_CMDLET_NAME = re.compile(r"^[a-z]+-[a-z]+$")
+
+
 def not_recognized(name: str) -> Output:
-    msg = f"'{name}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+    msg = (
+        f"'{name}' is not recognized as an internal or external command,\r\n"
+        "operable program or batch file.\r\n"
+    )
     return 1, b"", msg.encode()  # over WinRS the shell reports 1, not cmd's interactive 9009
 
 
@@ -142,8 +151,10 @@ def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes) -> Out
         return lab_refuses(f"this cmd.exe syntax (only simple commands and '|' into findstr): {line[:200]!r}")
     first = stages[0]
     prog = program_name(split_args(first)[0]) if split_args(first) else ""
-    if prog in UNIX_ONLY:
-        return not_recognized(prog)
+    if prog in UNIX_ONLY or _CMDLET_NAME.match(prog):
+        # cmd.exe knows no cmdlets: testinfra's host.service() sends `Get-Service ...` bare and
+        # gets exactly this from a real host too.
+        return not_recognized(split_args(first)[0])
     if prog == "powershell":
         if len(stages) > 1:
             return lab_refuses("piping powershell output into another program")
