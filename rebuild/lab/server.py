@@ -139,6 +139,7 @@ class WinRMServer:
         self._operation_quota = operation_quota
         self._endpoints: dict[str, _Endpoint] = {}
         self._servers: list[asyncio.Server] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[asyncio.StreamWriter] = set()
 
     @property
@@ -168,9 +169,25 @@ class WinRMServer:
             endpoint.binding = tls_server_end_point(leaf_der)
         return endpoint
 
+    # Lab events after which Windows has restarted (or is gone): its WinRS shells no longer exist.
+    _RESTART_EVENTS = ("boot", "power_off", "reset", "reimage")
+
+    def _on_lab_event(self, name: str, entry: dict[str, Any]) -> None:
+        """Called from whichever thread recorded the event; shells live in the loop's thread."""
+        if self._loop is None or name not in self._endpoints:
+            return
+        if entry.get("event") == "reboot":  # shutdown /r /t N: the shells die N seconds later
+            delay = max(float(entry.get("delay", 0) or 0), 0.5)
+            self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._endpoints[name].winrs.restart)
+        elif entry.get("event") in self._RESTART_EVENTS:
+            self._loop.call_soon_threadsafe(self._endpoints[name].winrs.restart)
+
     async def start(self, twins: list[TwinRecord] | None = None) -> None:
         """Open both listeners of every twin (or of the given ones)."""
         config = self.lab.config
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            self.lab._listeners.append(self._on_lab_event)
         for twin in twins if twins is not None else list(self.lab.twins.values()):
             endpoint = self._endpoint(twin)
             self._endpoints[twin.name] = endpoint
@@ -197,6 +214,8 @@ class WinRMServer:
                 )
 
     async def stop(self) -> None:
+        if self._on_lab_event in self.lab._listeners:
+            self.lab._listeners.remove(self._on_lab_event)
         for server in self._servers:
             server.close()
         for writer in list(self._connections):

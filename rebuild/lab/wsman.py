@@ -326,6 +326,13 @@ class WinRS:
         except WsmanFault as fault:
             return 500, fault.envelope(relates, self.machine)
 
+    def restart(self) -> None:
+        """Windows restarted (reboot, reset, reimage): every shell and command is gone."""
+        for shell in self.shells.values():
+            for command in shell.commands.values():
+                command.terminated = True
+        self.shells.clear()
+
     # -- shells -------------------------------------------------------------------------------
 
     def _reap_idle(self) -> None:

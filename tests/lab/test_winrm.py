@@ -427,3 +427,18 @@ def test_testinfra_winrm_backend_connects_over_ntlm_with_validation(
     wrong = testinfra.get_host(f"winrm://rb-admin:wrong@{harness.twin.address}:5986")
     with pytest.raises(InvalidCredentialsError):
         wrong.run("hostname")
+
+
+def test_a_restart_ends_every_shell_so_leaked_shells_do_not_eat_the_quota(harness: Harness) -> None:
+    p = harness.protocol()
+    shells = [p.open_shell() for _ in range(3)]  # leaked by a client that reset its connection
+    with pytest.raises(WSManFaultError):
+        p.open_shell()
+    harness.lab.record(harness.twin.name, "reboot", delay=0, via="test")
+    deadline = time.monotonic() + 5
+    while harness.server.endpoints[harness.twin.name].winrs.shells and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with pytest.raises(WSManFaultError) as caught:
+        p.run_command(shells[0], "hostname")
+    assert caught.value.wsman_fault_code == 2150858843  # the shell died with the old boot
+    assert p.open_shell()
