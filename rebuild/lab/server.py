@@ -20,7 +20,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -55,6 +55,13 @@ class _Endpoint:
     winrs: WinRS
     ssl_context: ssl.SSLContext | None = None
     binding: bytes | None = None  # tls-server-end-point data of the twin's certificate
+    writers: set[asyncio.StreamWriter] = field(default_factory=set)  # its open TCP connections
+
+    def restart(self) -> None:
+        """Windows restarted: shells are gone and every TCP connection is reset."""
+        self.winrs.restart()
+        for writer in list(self.writers):
+            writer.transport.abort()
 
 
 @dataclass
@@ -178,9 +185,9 @@ class WinRMServer:
             return
         if entry.get("event") == "reboot":  # shutdown /r /t N: the shells die N seconds later
             delay = max(float(entry.get("delay", 0) or 0), 0.5)
-            self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._endpoints[name].winrs.restart)
+            self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._endpoints[name].restart)
         elif entry.get("event") in self._RESTART_EVENTS:
-            self._loop.call_soon_threadsafe(self._endpoints[name].winrs.restart)
+            self._loop.call_soon_threadsafe(self._endpoints[name].restart)
 
     async def start(self, twins: list[TwinRecord] | None = None) -> None:
         """Open both listeners of every twin (or of the given ones)."""
@@ -241,6 +248,7 @@ class WinRMServer:
         self, endpoint: _Endpoint, https: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self._connections.add(writer)
+        endpoint.writers.add(writer)
         conn = _Conn(https=https)
         try:
             while True:
@@ -274,6 +282,7 @@ class WinRMServer:
             log.exception("lab WinRM transport error on %s", endpoint.twin.name)
         finally:
             self._connections.discard(writer)
+            endpoint.writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
 
