@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import pytest
 
+from rebuild.errors import RebuildError
 from rebuild.lab import daemon, fleet
 
 
@@ -105,20 +106,29 @@ def _claim_prefix() -> tuple[str, IO[str]]:
 def _running_lab(
     directory: Path, register: Path | None = None, site: str | None = None, imaging_seconds: float = 1.0
 ) -> Iterator[RunningLab]:
-    prefix, lock = _claim_prefix()
-    options = daemon.DaemonOptions(
-        lab_dir=directory,
-        register=register or fleet.SMALL_REGISTER,
-        site=site,
-        address_prefix=prefix,
-        imaging_seconds=imaging_seconds,
-    )
-    try:
-        info = daemon.up(options, timeout=180)
-        yield RunningLab(directory, info, daemon.LabClient(directory))
-    finally:
-        daemon.down(directory)
-        lock.close()
+    for attempt in range(3):
+        prefix, lock = _claim_prefix()
+        options = daemon.DaemonOptions(
+            lab_dir=directory,
+            register=register or fleet.SMALL_REGISTER,
+            site=site,
+            address_prefix=prefix,
+            imaging_seconds=imaging_seconds,
+        )
+        try:
+            info = daemon.up(options, timeout=180)
+        except RebuildError as exc:
+            lock.close()
+            # Another lab (not using these lock files) took the prefix between probe and bind.
+            if "address already in use" in str(exc) and attempt < 2:
+                continue
+            raise
+        try:
+            yield RunningLab(directory, info, daemon.LabClient(directory))
+        finally:
+            daemon.down(directory)
+            lock.close()
+        return
 
 
 @pytest.fixture
