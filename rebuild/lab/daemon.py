@@ -104,6 +104,7 @@ class LabDaemon:
             domain_admin_password=generate_secret(),
         )
         images.ensure_repository(lab_dir)
+        fleet.reset_product_state(lab_dir)
         lab, passwords = fleet.create_twins(config, records)
         self.lab = lab
         ca = LabCA.create(lab_dir / "ca")

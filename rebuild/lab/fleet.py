@@ -11,6 +11,7 @@ inventory with every lab value as a per-host override; no product file names the
 from __future__ import annotations
 
 import hashlib
+import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,6 +124,17 @@ def issue_certificates(ca: LabCA, records: dict[str, TwinRecord], domain: str = 
     for record in records.values():
         names = (f"{record.name.lower()}.{domain}",) if domain else ()
         ca.issue(record.name, record.address, names)
+
+
+def reset_product_state(lab_dir: Path) -> None:
+    """A new lab is a new rehearsal: drop the previous one's journal, runs and secrets.
+
+    (A stale journal saying "verified" would make the orchestrator skip fresh, compromised
+    twins.) Only `<lab_dir>/state` is touched, never a state dir outside the lab.
+    """
+    state = secrets_dir(lab_dir)
+    if state.exists():
+        shutil.rmtree(state)
 
 
 def seed_secrets(lab_dir: Path, passwords: dict[str, str]) -> SecretStore:
