@@ -212,3 +212,23 @@ def test_ansible_win_ping_on_arlon_over_https_with_certificate_validation(lab: o
         cwd=fleet.PROJECT_ROOT,
     )
     assert other.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in other.stdout + other.stderr
+
+
+def test_lab_up_again_in_the_same_dir_is_a_fresh_rehearsal(lab_factory: Callable[..., object]) -> None:
+    lab = lab_factory(site="bastogne")
+    lab_dir = lab.lab_dir  # type: ignore[attr-defined]
+    before = {t["name"]: t["address"] for t in lab.client.status()["twins"]}  # type: ignore[attr-defined]
+    old_secret = SecretStore(lab.state_dir).get(next(iter(before)))  # type: ignore[attr-defined]
+    prefix = lab.info["address_prefix"]  # type: ignore[attr-defined]
+    assert daemon.down(lab_dir)
+    (lab_dir / "state" / "journal.sqlite").write_text("stale rehearsal")
+    options = daemon.DaemonOptions(lab_dir, fleet.SMALL_REGISTER, "bastogne", prefix, 1.0)
+    info = daemon.up(options)
+    try:
+        client = daemon.LabClient(lab_dir)
+        after = {t["name"]: t["address"] for t in client.status()["twins"]}
+        assert after == before  # same register, same addresses
+        assert not (lab_dir / "state" / "journal.sqlite").exists()
+        assert SecretStore(Path(info["state_dir"])).get(next(iter(before))) != old_secret
+    finally:
+        daemon.down(lab_dir)
