@@ -7,6 +7,7 @@ and per-host reimage data as host vars (carried by the host's site group entry).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -27,9 +28,6 @@ DEFAULT_WOL_PORT = 9
 DEFAULT_OUT_DIR = PROJECT_ROOT / "inventories" / "hospital"
 
 _GROUP_SAFE = re.compile(r"[^a-z0-9_]+")
-
-# libyaml makes 100,000-host inventories write in seconds, not minutes.
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def group_name(prefix: str, value: str) -> str:
@@ -106,9 +104,6 @@ def build_inventory(
     all_vars.update(extra_all_vars or {})
     children: dict[str, dict[str, Any]] = {}
 
-    def member(group: str, hostname: str) -> None:
-        children.setdefault(group, {"hosts": {}})["hosts"][hostname] = {}
-
     # Site groups first, in restart order, carrying the host vars and the site settings.
     for site in sites.values():
         site_hosts = [h for h in hosts if h.site == site.name]
@@ -126,19 +121,22 @@ def build_inventory(
         raise ConfigError(f"hosts name sites not in sites.yml: {', '.join(missing_site)}")
 
     grouped: dict[str, list[str]] = {}
+    known_groups: dict[tuple[str, str], str] = {}  # group names are few: compute each once
     for host in hosts:
-        tier = tiers.tier(host.tier)
-        for group in (
-            tier.group_name,
-            group_name("service", host.service),
-            group_name("kind", str(host.kind)),
-            group_name("os", host.os),
-            group_name("platform", str(host.platform)),
+        for prefix, value in (
+            ("tier", str(host.tier)),
+            ("service", host.service),
+            ("kind", str(host.kind)),
+            ("os", host.os),
+            ("platform", str(host.platform)),
         ):
+            group = known_groups.get((prefix, value))
+            if group is None:
+                group = tiers.tier(host.tier).group_name if prefix == "tier" else group_name(prefix, value)
+                known_groups[(prefix, value)] = group
             grouped.setdefault(group, []).append(host.hostname)
     for group in sorted(grouped, key=_group_order):
-        for hostname in grouped[group]:
-            member(group, hostname)
+        children[group] = {"hosts": {hostname: {} for hostname in grouped[group]}}
     return {"all": {"vars": all_vars, "children": children}}
 
 
@@ -150,17 +148,78 @@ def _group_order(group: str) -> tuple[int, str]:
     return rank, group
 
 
+# --- writing YAML ---------------------------------------------------------------------------
+# A small emitter for the inventory's simple shape (mappings, lists, scalars): PyYAML's
+# representer needs a minute and GBs for 100,000 hosts. Every string is emitted plain only
+# when YAML cannot read it as anything else, otherwise double-quoted; tests check that
+# yaml.safe_load gives back exactly the dict.
+
+_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
+_RESERVED = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
+_QUOTE_SAFE = re.compile(r"^[\x20-\x7e\u00a0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]*$")
+
+
+_SCALARS: dict[str, str] = {}  # str -> YAML text; repeated values (site, service...) pay once
+
+
+def _scalar(value: Any) -> str:
+    if type(value) is str:
+        if _PLAIN.match(value) and (len(value) > 5 or value.lower() not in _RESERVED):
+            return value
+        if value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'  # nothing to escape: the common quoted case, cheap
+        if _QUOTE_SAFE.match(value):
+            return json.dumps(value, ensure_ascii=False)  # a JSON string is a YAML double-quoted one
+        # Rare (control characters, line separators, astral planes): PyYAML's own quoting.
+        quoted: str = yaml.safe_dump(value, allow_unicode=True, default_style='"', width=2**30)
+        return quoted.removesuffix("\n").removesuffix("\n...")
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return _scalar(str(value))  # str subclasses (e.g. StrEnum)
+    raise TypeError(f"cannot write {type(value).__name__} into an inventory")
+
+
+def _emit(mapping: Mapping[str, Any], indent: str, out: list[str], keys: dict[str, str]) -> None:
+    append = out.append
+    cache = _SCALARS
+    for key, value in mapping.items():
+        head = keys.get(key)
+        if head is None:
+            head = keys[key] = _scalar(str(key)) + ":"
+        kind = type(value)
+        if kind is str:
+            text = cache.get(value)
+            if text is None:
+                if len(cache) > 50_000:  # bounded: unique values (IPs, MACs) must not pile up
+                    cache.clear()
+                text = cache[value] = _scalar(value)
+            append(f"{indent}{head} {text}\n")
+        elif kind is dict or isinstance(value, Mapping):
+            if value:
+                append(f"{indent}{head}\n")
+                _emit(value, indent + "  ", out, keys)
+            else:
+                append(f"{indent}{head} {{}}\n")
+        elif kind is list or kind is tuple:
+            append(f"{indent}{head} [{', '.join(_scalar(v) for v in value)}]\n")
+        else:
+            append(f"{indent}{head} {_scalar(value)}\n")
+
+
 def dump_inventory(inv: Mapping[str, Any], header: str = "") -> str:
-    text = yaml.dump(
-        dict(inv), Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=200
-    )
-    if header:
-        text = "".join(f"# {line}\n" for line in header.splitlines()) + text
-    return text
+    """YAML text of an inventory dict (block style, one line per variable)."""
+    out = [f"# {line}\n" for line in header.splitlines()]
+    _emit(inv, "", out, {})
+    return "".join(out)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old file or the new one."""
+def _write_temp(path: Path, text: str) -> str:
+    """Write `text` to a temp file beside `path` (fsynced, mode 0644); returns its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -171,6 +230,16 @@ def _atomic_write_text(path: Path, text: str) -> None:
         # mkstemp makes 0600; an inventory holds no secret (the password is a lookup), so 0644.
         # (Not umask-derived: reading the umask means changing it, which races other threads.)
         os.chmod(tmp, 0o644)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Temp file in the same directory, fsync, rename: readers see the old file or the new one."""
+    tmp = _write_temp(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -198,21 +267,30 @@ def write_site_inventories(
     """
     known = [s.name for s in load_sites(data_dir)]
     wanted = list(sites) if sites is not None else known
-    rendered: dict[str, str] = {}
-    for name in wanted:
-        site_hosts = [h for h in hosts if h.site == name]
-        if site_hosts:
-            rendered[name] = dump_inventory(build_inventory(site_hosts, data_dir=data_dir), header)
-    written: dict[str, Path] = {}
+    by_site: dict[str, list[Host]] = {}
+    for host in hosts:
+        by_site.setdefault(host.site, []).append(host)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in rendered.items():
-        path = out_dir / f"{name}.yml"
-        _atomic_write_text(path, text)
-        written[name] = path
+    staged: dict[str, str] = {}  # site -> temp file, renamed into place once all are written
+    try:
+        for name in wanted:
+            if by_site.get(name):
+                # One site in memory at a time: build, emit, write, let go.
+                staged[name] = _write_temp(
+                    out_dir / f"{name}.yml",
+                    dump_inventory(build_inventory(by_site[name], data_dir=data_dir), header),
+                )
+        written: dict[str, Path] = {}
+        for name, tmp in staged.items():
+            os.replace(tmp, out_dir / f"{name}.yml")
+            written[name] = out_dir / f"{name}.yml"
+    finally:
+        for tmp in staged.values():
+            Path(tmp).unlink(missing_ok=True)  # only those not renamed
     if sites is None:
         for name in known:
             stale = out_dir / f"{name}.yml"
-            if name not in rendered and stale.exists():
+            if name not in written and stale.exists():
                 stale.unlink()
     return written
 

@@ -25,6 +25,7 @@ class RawTable:
     rows: list[tuple[int, list[str]]]  # (row number as the person sees it, cell values)
     unit: str = "row"  # "row" for CSV/XLSX, "record" for JSON
     delimiter: str = ","  # CSV only: kept so a rejects file looks like the input
+    has_braces: bool = True  # False when no cell can hold "{": lets the validator skip a scan
 
 
 def read_table(path: Path, *, sheet: str | None = None) -> RawTable:
@@ -94,7 +95,7 @@ def read_csv(path: Path) -> RawTable:
         raise RegisterError([f"{path} row {reader.line_num}: malformed CSV: {exc}"]) from exc
     if headers is None:
         raise RegisterError([f"{path}: empty register (no header row)"])
-    return RawTable(path, headers, rows, "row", delimiter)
+    return RawTable(path, headers, rows, "row", delimiter, has_braces="{" in text)
 
 
 def _cell(value: Any) -> str:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from rebuild.model import Host, Kind, Platform
-from rebuild.register.aliases import AliasTable, load_aliases
+from rebuild.register.aliases import FIELDS, AliasTable, load_aliases
 from rebuild.register.readers import RawTable
 from rebuild.register.result import Problem, RegisterResult, Reject
 from rebuild.sites import Site, find_site, load_sites
@@ -26,6 +25,10 @@ from rebuild.tiers import UnknownServiceError, tier_table
 _HOSTNAME = re.compile(r"^[A-Z0-9](?:[A-Z0-9-]{0,13}[A-Z0-9])?$")
 _MAC_SEPARATORS = re.compile(r"[\s:.\-]")
 _HEX12 = re.compile(r"^[0-9a-f]{12}$")
+_MAC_COMMON = re.compile(r"^\s*" + r"([0-9a-fA-F]{2})[:-]" * 5 + r"([0-9a-fA-F]{2})\s*$")
+_MULTICAST_FIRST = frozenset(f"{n:02x}" for n in range(256) if n & 1)
+_OCTET = r"(0|[1-9][0-9]?|1[0-9][0-9]|2[0-4][0-9]|25[0-5])"
+_IPV4 = re.compile(rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$")
 _BMC = re.compile(r"^(?:(?P<scheme>[a-zA-Z]+)://)?(?P<host>[^/:]+)(?::(?P<port>\d{1,5}))?/?$")
 _TEMPLATE_MARKERS = re.compile(r"\{[{%#]")
 _APP_SPLIT = re.compile(r"\s*[;,|\n]\s*")
@@ -56,6 +59,11 @@ def normalise_mac(text: str) -> str:
     >>> normalise_mac("AA-BB-CC-00-11-22")
     'aa:bb:cc:00:11:22'
     """
+    match = _MAC_COMMON.match(text)
+    if match:  # the usual aa:bb:cc:dd:ee:ff / AA-BB-..: one regex, no rebuilding
+        digits = "".join(match.groups()).lower()
+        if digits[:2] not in _MULTICAST_FIRST and digits != "000000000000":
+            return ":".join(match.groups()).lower()
     digits = _MAC_SEPARATORS.sub("", text.strip()).lower()
     if not _HEX12.match(digits):
         raise RowError(f"malformed MAC {text.strip()!r}: expected 6 hex bytes like aa:bb:cc:dd:ee:ff")
@@ -64,13 +72,6 @@ def normalise_mac(text: str) -> str:
     if digits == "000000000000":
         raise RowError(f"MAC {text.strip()!r} is all zeros (placeholder, not a network card's)")
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
-
-
-def parse_ip(text: str) -> ipaddress.IPv4Address:
-    try:
-        return ipaddress.IPv4Address(text.strip())
-    except ValueError:
-        raise RowError(f"malformed IP address {text.strip()!r}: expected IPv4 like 10.11.0.10") from None
 
 
 def normalise_bmc(text: str) -> str:
@@ -117,6 +118,31 @@ class _Checker:
         self.site = lru_cache(maxsize=256)(self._site)
         self.service = lru_cache(maxsize=4096)(self._service)
         self.value = lru_cache(maxsize=1024)(self._value)
+
+    # One cached lookup per fixed-vocabulary field (a register repeats a handful of values).
+    def status(self, text: str) -> str:
+        return self.value("status", text)
+
+    def kind(self, text: str) -> str:
+        return self.value("kind", text)
+
+    def platform(self, text: str) -> str:
+        return self.value("platform", text)
+
+    def os(self, text: str) -> str:
+        return self.value("os", text)
+
+    @staticmethod
+    def ip(text: str) -> tuple[str, int]:
+        """(dotted quad, integer) of an IPv4 address; strict like ipaddress (no leading zeros)."""
+        t = text.strip()
+        if not t:
+            raise RowError("missing IP address")
+        match = _IPV4.match(t)
+        if match:  # 0-255 each, no leading zeros (as ipaddress; "010" is not 10 nor 8)
+            a, b, c, d = map(int, match.groups())
+            return t, (a << 24) | (b << 16) | (c << 8) | d
+        raise RowError(f"malformed IP address {t!r}: expected IPv4 like 10.11.0.10")
 
     def _site(self, text: str) -> Site:
         if not text.strip():
@@ -187,17 +213,34 @@ def _required(parse: Callable[[str], object], what: str) -> Callable[[str], obje
     return run
 
 
-@dataclass
+_HOSTNAME_REQ = _required(normalise_hostname, "hostname")
+_ASSET_REQ = _required(str.strip, "asset tag")
+_MAC_REQ = _required(normalise_mac, "MAC address")
+_BMC_REQ = _required(normalise_bmc, "BMC address (physical server)")
+_KINDS = {str(k): k for k in Kind}
+_PLATFORMS = {str(p): p for p in Platform}
+
+
 class _RowReader:
-    """Reads one row into a Host, collecting a Problem per wrong field."""
+    """Reads one row into a Host, collecting a Problem per wrong field.
 
-    table: RawTable
-    index: dict[str, int]  # field -> column position
-    check: _Checker
+    Written for 100,000-row registers: column positions resolved once, rows padded once,
+    address checks on integers, value lookups cached.
+    """
 
-    def cell(self, cells: list[str], field: str) -> str:
-        i = self.index.get(field)
-        return cells[i] if i is not None and i < len(cells) else ""
+    def __init__(self, table: RawTable, index: dict[str, int], check: _Checker) -> None:
+        self.table = table
+        self.index = index
+        self.check = check
+        self.width = len(table.headers)
+        # Position of each field; a field without a column reads the extra "" cell at the end.
+        self.at = {field: index.get(field, self.width) for field in FIELDS}
+        self.ranges = {
+            site.name: [
+                (int(n.cidr.network_address), int(n.cidr.broadcast_address), n) for n in site.networks
+            ]
+            for site in check.sites
+        }
 
     def column(self, field: str) -> str:
         i = self.index.get(field)
@@ -205,80 +248,162 @@ class _RowReader:
 
     def read(self, number: int, cells: list[str]) -> _Staged | str:
         """The staged row, or the status ("retired"/"spare") of a row left out."""
-        problems: list[Problem] = []
-        file, unit, check = str(self.table.path), self.table.unit, self.check
+        width = self.width
+        row = cells[:width] + [""] * (width + 1 - min(len(cells), width))
+        try:
+            return self._read_valid(number, cells, row)
+        except RowError:
+            return self._read_collecting(number, cells, row)
 
-        def problem(field: str, message: str) -> None:
-            problems.append(Problem(file, number, self.column(field), message, unit))
+    def _read_valid(self, number: int, cells: list[str], row: list[str]) -> _Staged | str:
+        """Fast path for a good row: the same checks as `_read_collecting`, raising RowError at
+        the first problem so that path re-reads the row and reports every problem of it."""
+        at, check = self.at, self.check
+        status = check.status(row[at["status"]])
+        if status == "retired" or status == "spare":
+            return status
+        if self.table.has_braces and any("{" in text and _TEMPLATE_MARKERS.search(text) for text in row):
+            raise RowError("template markers")
+        hostname = normalise_hostname(row[at["hostname"]])
+        asset_tag = row[at["asset_tag"]].strip()
+        if not asset_tag:
+            raise RowError("missing asset tag")
+        kind = check.kind(row[at["kind"]])
+        platform = check.platform(row[at["platform"]])
+        os_key = check.os(row[at["os"]])
+        site = check.site(row[at["site"]])
+        service_key, tier = check.service(row[at["service"]])
+        ip, ip_value = check.ip(row[at["ip"]])
+        mac = normalise_mac(row[at["mac"]])
+        vm_ref = row[at["vm_ref"]].strip()
+        bmc_text = row[at["bmc_address"]]
+        bmc = (
+            normalise_bmc(bmc_text)
+            if (platform == "physical" and kind == "server") or bmc_text.strip()
+            else ""
+        )
+        if platform == "virtual" and not vm_ref:
+            raise RowError("virtual machine without reference")
+        network = next((n for lo, hi, n in self.ranges[site.name] if lo < ip_value < hi), None)
+        if network is None:
+            raise RowError("outside the site's networks")
+        applications = row[at["applications"]]
+        host = Host(
+            hostname=hostname,
+            asset_tag=asset_tag,
+            kind=_KINDS[kind],
+            platform=_PLATFORMS[platform],
+            os=os_key,
+            site=site.name,
+            service=service_key,
+            service_label=row[at["service"]].strip(),
+            tier=tier,
+            location=row[at["location"]].strip(),
+            ip=ip,
+            mac=mac,
+            bmc_address=bmc,
+            vm_ref=vm_ref if platform == "virtual" else "",
+            applications=split_applications(applications) if applications else (),
+            serial=row[at["serial"]].strip(),
+            network=network.name,
+        )
+        keys = {"hostname": hostname, "asset_tag": asset_tag, "mac": mac, "ip": ip}
+        if bmc:
+            keys["bmc_address"] = bmc
+        return _Staged(number, cells, host, [], keys)
+
+    def _read_collecting(self, number: int, cells: list[str], row: list[str]) -> _Staged | str:
+        """Slow path: check every field on its own and collect a Problem for each wrong one."""
+        at, check = self.at, self.check
+        problems: list[Problem] = []
 
         def get(field: str, parse: Callable[[str], object]) -> object:
             try:
-                return parse(self.cell(cells, field))
+                return parse(row[at[field]])
             except RowError as exc:
-                problem(field, str(exc))
+                problems.append(
+                    Problem(str(self.table.path), number, self.column(field), str(exc), self.table.unit)
+                )
                 return None
 
-        status = get("status", lambda t: check.value("status", t))
-        if status in ("retired", "spare"):
+        status = get("status", check.status)
+        if status == "retired" or status == "spare":
             return str(status)
-        for i, text in enumerate(cells):
+        for i, text in enumerate(row if self.table.has_braces else ()):
             # The static inventory is YAML Ansible trusts as templates: a register cell must
             # never smuggle Jinja into it (it would run on the controller).
             if "{" in text and _TEMPLATE_MARKERS.search(text):
-                header = self.table.headers[i] if i < len(self.table.headers) else f"#{i + 1}"
+                header = self.table.headers[i] if i < self.width else f"#{i + 1}"
                 problems.append(
-                    Problem(file, number, header, "contains Ansible template markers ({{, {% or {#)", unit)
-                )
-        hostname = get("hostname", _required(normalise_hostname, "hostname"))
-        asset_tag = get("asset_tag", _required(str.strip, "asset tag"))
-        kind = get("kind", lambda t: check.value("kind", t))
-        platform = get("platform", lambda t: check.value("platform", t))
-        os_key = get("os", lambda t: check.value("os", t))
+                    Problem(
+                        str(self.table.path), number, header,
+                        "contains Ansible template markers ({{, {% or {#)", self.table.unit,
+                    )
+                )  # fmt: skip
+        hostname = get("hostname", _HOSTNAME_REQ)
+        asset_tag = get("asset_tag", _ASSET_REQ)
+        kind = get("kind", check.kind)
+        platform = get("platform", check.platform)
+        os_key = get("os", check.os)
         site = get("site", check.site)
         service = get("service", check.service)
-        ip = get("ip", _required(parse_ip, "IP address"))
-        mac = get("mac", _required(normalise_mac, "MAC address"))
-        vm_ref = self.cell(cells, "vm_ref").strip()
+        ip = get("ip", check.ip)
+        mac = get("mac", _MAC_REQ)
+        vm_ref = row[at["vm_ref"]].strip()
         bmc = ""
         if platform == "physical" and kind == "server":
-            bmc = str(get("bmc_address", _required(normalise_bmc, "BMC address (physical server)")) or "")
-        elif self.cell(cells, "bmc_address").strip():
+            bmc = str(get("bmc_address", _BMC_REQ) or "")
+        elif row[at["bmc_address"]].strip():
             bmc = str(get("bmc_address", normalise_bmc) or "")
         if platform == "virtual" and not vm_ref:
-            problem("vm_ref", "virtual machine without hypervisor/VM reference")
+            problems.append(
+                Problem(
+                    str(self.table.path), number, self.column("vm_ref"),
+                    "virtual machine without hypervisor/VM reference", self.table.unit,
+                )
+            )  # fmt: skip
         network = None
-        if isinstance(site, Site) and isinstance(ip, ipaddress.IPv4Address):
-            network = site.network_for(ip)
+        if isinstance(site, Site) and isinstance(ip, tuple):
+            value = ip[1]
+            network = next((n for lo, hi, n in self.ranges[site.name] if lo < value < hi), None)
             if network is None:
                 nets = ", ".join(f"{n.name} {n.cidr}" for n in site.networks)
-                problem(
-                    "ip",
-                    f"IP {ip} is outside {site.label}'s networks ({nets}) or is a network/broadcast address",
-                )
+                problems.append(
+                    Problem(
+                        str(self.table.path), number, self.column("ip"),
+                        f"IP {ip[0]} is outside {site.label}'s networks ({nets}) "
+                        "or is a network/broadcast address",
+                        self.table.unit,
+                    )
+                )  # fmt: skip
         host: Host | None = None
         if not problems:
-            assert isinstance(site, Site) and isinstance(service, tuple) and network is not None
+            assert isinstance(site, Site) and isinstance(service, tuple) and isinstance(ip, tuple)
+            assert network is not None
             host = Host(
                 hostname=str(hostname),
                 asset_tag=str(asset_tag),
-                kind=Kind(str(kind)),
-                platform=Platform(str(platform)),
+                kind=_KINDS[str(kind)],
+                platform=_PLATFORMS[str(platform)],
                 os=str(os_key),
                 site=site.name,
                 service=service[0],
-                service_label=self.cell(cells, "service").strip(),
+                service_label=row[at["service"]].strip(),
                 tier=service[1],
-                location=self.cell(cells, "location").strip(),
-                ip=str(ip),
+                location=row[at["location"]].strip(),
+                ip=ip[0],
                 mac=str(mac),
                 bmc_address=bmc,
                 vm_ref=vm_ref if platform == "virtual" else "",
-                applications=split_applications(self.cell(cells, "applications")),
-                serial=self.cell(cells, "serial").strip(),
+                applications=split_applications(row[at["applications"]]) if row[at["applications"]] else (),
+                serial=row[at["serial"]].strip(),
                 network=network.name,
             )
-        keys = {"hostname": hostname, "asset_tag": asset_tag, "mac": mac, "ip": ip, "bmc_address": bmc}
-        return _Staged(number, cells, host, problems, {k: str(v) for k, v in keys.items() if v})
+        keys = (
+            ("hostname", hostname), ("asset_tag", asset_tag), ("mac", mac),
+            ("ip", ip[0] if isinstance(ip, tuple) else None), ("bmc_address", bmc),
+        )  # fmt: skip
+        return _Staged(number, cells, host, problems, {k: str(v) for k, v in keys if v})
 
 
 def validate_table(table: RawTable, *, data_dir: Path | None = None) -> RegisterResult:
@@ -322,25 +447,31 @@ def _flag_duplicates(staged: list[_Staged], file: str, unit: str, column: Callab
     Keys come from every field that parsed, even on rows rejected for something else: a bad
     row still shows which machine it claims to be, and its twin must not pass silently.
     """
-    seen: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)  # -> [(staged index, field)]
+    first: dict[str, dict[str, int]] = {k: {} for k in ("hostname", "asset_tag", "mac", "ip", "bmc_address")}
+    clashes: dict[tuple[str, str], list[tuple[int, str]]] = {}  # only values used twice or more
     for i, row in enumerate(staged):
         for field, value in row.keys.items():
-            if field == "bmc_address":
-                seen[("bmc_address", value)].append((i, field))
-                # A BMC must not reuse any host's address.
-                seen[("ip", value.removeprefix("https://").split(":")[0])].append((i, field))
-            else:
-                seen[(field, value.casefold())].append((i, field))
-    labels = {
-        "hostname": "hostname",
-        "asset_tag": "asset tag",
-        "mac": "MAC",
-        "ip": "IP",
-        "bmc_address": "BMC",
-    }
-    for (kind, value), where in seen.items():
-        if len(where) < 2:
-            continue
+            if field == "asset_tag":
+                value = value.casefold()
+            j = first[field].setdefault(value, i)
+            if j != i:
+                where = clashes.get((field, value))
+                if where is None:
+                    clashes[(field, value)] = [(j, field), (i, field)]
+                else:
+                    where.append((i, field))
+    # A BMC must not reuse any host's address (its own host's included).
+    host_ips = first["ip"]
+    for i, row in enumerate(staged):
+        bmc = row.keys.get("bmc_address")
+        if bmc:
+            bmc_ip = bmc.removeprefix("https://").split(":")[0]
+            owner = host_ips.get(bmc_ip)
+            if owner is not None:
+                clashes.setdefault(("ip", bmc_ip), [(owner, "ip")]).append((i, "bmc_address"))
+    labels = {"hostname": "hostname", "asset_tag": "asset tag", "mac": "MAC", "ip": "IP"}
+    labels["bmc_address"] = "BMC"
+    for (kind, value), where in clashes.items():
         numbers = sorted({staged[i].number for i, _ in where})
         for i, field in where:
             row = staged[i]
