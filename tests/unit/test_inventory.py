@@ -196,3 +196,22 @@ def test_plugin_site_option_constructed_groups_and_strictness(tmp_path: Path) ->
     )  # fmt: skip
     assert done.returncode != 0
     assert "row 2" in done.stderr and "outside Arlon's networks" in done.stderr
+
+
+TRICKY = ["yes", "No", "on", "null", "~", "", " lead", "trail ", "10.11", "1e3", "0x1f", "12:30", "x: y", "#c",
+          "-x", "it's", 'a"b\\c', "tab\there", "line\nbreak", "l\u2028s", "\x85nel", "\ufeffbom", "emoji 😀",
+          "Maternité 3", "[list]", "{map}", "&anchor", "*alias", "!tag", "%dir", "@at", "`tick", "|", ">",
+          "https://10.11.2.10", "/srv/pxe", "ARL-DC01", "True", "FALSE", "=", "<<"]  # fmt: skip
+
+
+def test_emitted_yaml_reads_back_exactly(small_hosts: list[Any]) -> None:
+    from rebuild.inventory import dump_inventory
+
+    inv = build_inventory(
+        small_hosts,
+        hostvar_overrides={"ARL-DC01": {f"v{i}": text for i, text in enumerate(TRICKY)}},
+        extra_all_vars={"tricky": TRICKY, "n": None, "f": 1.5, "t": True, "nested": {"a": {"b": []}}},
+    )
+    assert yaml.safe_load(dump_inventory(inv, header="line one\nline two")) == inv
+    bundled = build_inventory(load_register(EXAMPLE_REGISTER).hosts)
+    assert yaml.safe_load(dump_inventory(bundled)) == bundled
