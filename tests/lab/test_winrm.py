@@ -33,6 +33,8 @@ from rebuild.lab.server import WinRMServer
 from rebuild.lab.state import Phase, StateStore
 from rebuild.lab.wsman import Executor
 
+pytestmark = pytest.mark.lab
+
 PASSWORD = "Pre-incident-Pa55!"
 WSMAN_SERVICE = r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WSMAN\Service"
 
