@@ -25,7 +25,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 DEFAULT_SCRIPT = """#!ipxe
 # SIMULATED lab boot server (rebuild): the bootfile a DHCP server would hand out.
 # A machine boots its per-MAC entry when the reimage role wrote one; otherwise its disk.
-chain mac-${mac:hexraw}.ipxe?mac=${net0/mac} || exit
+# (hexhyp, not the colon form: iPXE would read a relative URI with a colon as a scheme.)
+chain mac-${mac:hexraw}.ipxe?mac=${net0/mac:hexhyp} || exit
 """
 
 
@@ -40,6 +41,11 @@ WINPE_STANDINS = {
     "winpe/winpeshl.ini": "; SIMULATED winpeshl.ini (rebuild lab)\n[LaunchApps]\nwpeinit\n",
     "winpe/sources/boot.wim": _STANDIN.format("WinPE boot.wim"),
 }
+
+
+def mac_hexhyp(mac: str) -> str:
+    """aa:bb:cc:dd:ee:ff -> aa-bb-cc-dd-ee-ff (iPXE's ${mac:hexhyp}, as boot.ipxe sends it)."""
+    return mac_hexraw(mac)[0:2] + "".join("-" + mac_hexraw(mac)[i : i + 2] for i in range(2, 12, 2))
 
 
 def mac_hexraw(mac: str) -> str:

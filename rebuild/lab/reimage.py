@@ -6,7 +6,7 @@ the HTTP boot server, the Wake-on-LAN receiver, the hypervisor API and the Redfi
 `lab.config` so the inventory overlay can point at them; `endpoints()` lists them.
 
 A network boot does what iPXE + WinPE + Setup do on a real machine:
-1. fetch `mac-<hexraw>.ipxe?mac=<mac>` from the boot server (the chain in `boot.ipxe`);
+1. fetch `mac-<hexraw>.ipxe?mac=<aa-bb-..>` from the boot server (the chain in `boot.ipxe`);
    none, or not an iPXE script, or one that does not load wimboot: boot the local disk;
 2. the script's `.xml` initrd is the answer file; fetch it (a path on the lab's boot
    server), parse it as Setup does; a bad or missing one fails the install;
@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from rebuild.lab.answerfile import AnswerFile, AnswerFileError, parse_answer_file
-from rebuild.lab.bootserver import BootServer, mac_hexraw
+from rebuild.lab.bootserver import BootServer, mac_hexhyp, mac_hexraw
 from rebuild.lab.context import Lab
 from rebuild.lab.images import (
     AppliedImage,
@@ -248,7 +248,7 @@ class Imager:
     def _fetch_entry(self, name: str) -> BootEntry | None:
         mac = self.lab.twins[name].mac
         script_url = f"{self.boot_url}mac-{mac_hexraw(mac)}.ipxe"
-        data = self._get(f"{script_url}?mac={mac}")
+        data = self._get(f"{script_url}?mac={mac_hexhyp(mac)}")  # as boot.ipxe chains it
         if data is None:
             return None
         return read_ipxe_script(data.decode("utf-8", "replace"), script_url, mac)

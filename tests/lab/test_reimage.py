@@ -25,7 +25,7 @@ from reimage_helpers import (
 )
 
 from rebuild.lab import reimage
-from rebuild.lab.bootserver import mac_hexraw
+from rebuild.lab.bootserver import mac_hexhyp, mac_hexraw
 from rebuild.lab.context import Lab
 from rebuild.lab.images import MALICIOUS_SERVICE, MALICIOUS_TASK, RANSOM_NOTE, STAMP_KEY, UNKNOWN_ADMIN
 from rebuild.lab.state import Phase
@@ -83,7 +83,11 @@ def test_wol_with_install_entry_reimages_into_clean_image(
     # iPXE's chain: the per-MAC script was fetched with the MAC in the query, then the answer file.
     hexmac = mac_hexraw(lab.twins[name].mac)
     fetched = svc.boot.requests_for(f"/mac-{hexmac}.ipxe")
-    assert fetched and fetched[0]["query"] == {"mac": lab.twins[name].mac} and fetched[0]["status"] == 200
+    assert (
+        fetched
+        and fetched[0]["query"] == {"mac": mac_hexhyp(lab.twins[name].mac)}
+        and fetched[0]["status"] == 200
+    )
     assert svc.boot.requests_for(f"/unattend/{hexmac}.xml")[0]["status"] == 200
     assert svc.boot.requests_for("/winpe/wimboot")[0]["status"] == 200
     # No secret in the boot server log or the twin's history.
