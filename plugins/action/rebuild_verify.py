@@ -10,7 +10,7 @@ Options (all optional):
   run_dir                      where JUnit (junit/<host>.xml) and logs (verify/<host>.log) go
   defender_max_signature_age_hours   Defender signatures older than this fail (default 48)
   previous_secret_name         secret-store name of the host's pre-incident admin password, if kept
-                               (default "previous_local_admin"); its refusal is then checked
+                               (default "local_admin_previous"); its refusal is then checked
   timeout                      seconds for the whole verification of the host (default 900)
 
 Result: `rebuild_verify` (the journal's `verify` blob: passed, counts, failed_checks, junit)
@@ -101,7 +101,7 @@ class ActionModule(ActionBase):
                 defender_max_signature_age_hours=float(args.get("defender_max_signature_age_hours", 48)),
             )
             state_dir = Path(os.environ.get("REBUILD_STATE_DIR", "state"))
-            previous = SecretStore(state_dir).get(host, str(args.get("previous_secret_name") or "previous_local_admin"))
+            previous = SecretStore(state_dir).get(host, str(args.get("previous_secret_name") or "local_admin_previous"))
             outcome = run_verification(
                 target, expectations, password=password, previous_password=str(previous or ""),
                 run_dir=run_dir, timeout_s=float(args.get("timeout", 900)),

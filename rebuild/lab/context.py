@@ -48,6 +48,10 @@ class LabConfig:
     redfish_port: int = 0
     imaging_seconds: float = 5.0  # how long a reimage takes before WinRM answers again
     shell_quota: int = 5  # WinRS MaxShellsPerUser, as on Windows' default-ish low setting
+    # The simulated domain controller's account allowed to join computers (microsoft.ad.membership twin);
+    # set at `lab up` and seeded into the product's secret store as each site's domain_join_* secrets.
+    domain_admin_user: str = ""
+    domain_admin_password: str = field(default="", repr=False)
 
 
 @dataclass

@@ -101,7 +101,7 @@ def winrm_conn_args(target: dict[str, Any], user: str, password: str) -> dict[st
 
 
 @pytest.fixture(scope="session")
-def host(target: dict[str, Any], credentials: Credentials) -> Any:
+def windows_host(target: dict[str, Any], credentials: Credentials) -> Any:
     """A testinfra Host over its WinRM backend, with the CA bundle the inventory names."""
     import testinfra.host
     from testinfra.backend.winrm import WinRMBackend
@@ -117,5 +117,5 @@ def host(target: dict[str, Any], credentials: Credentials) -> Any:
 
 
 @pytest.fixture(scope="session")
-def win(host: Any) -> WindowsReads:
-    return WindowsReads(host)
+def win(windows_host: Any) -> WindowsReads:
+    return WindowsReads(windows_host)

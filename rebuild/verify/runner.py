@@ -141,7 +141,7 @@ def run_verification(
     argv = [
         sys.executable, "-m", "pytest",
         *[str(f) for f in suite_files(expectations.kind)],
-        "-p", "rebuild.verify.plugin", f"--rebuild-config-fd={read_fd}",
+        "-p", "no:pytest11.testinfra", "-p", "rebuild.verify.plugin", f"--rebuild-config-fd={read_fd}",
         "-c", os.devnull, "--rootdir", str(SUITES), "-p", "no:cacheprovider",
         f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", f"junit_suite_name=verify-{target.host}",
         "-q", "--no-header", "-rfE", "--tb=line", "-o", "console_output_style=classic",

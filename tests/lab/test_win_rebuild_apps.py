@@ -103,3 +103,12 @@ def test_bad_arguments_rejected_from_documentation(lab, args):
         call(lab, bad)
     with pytest.raises(argspec.ArgumentFailure, match="missing required arguments: sha256"):
         call(lab, {**args, "applications": [{k: v for k, v in args["applications"][0].items() if k != "sha256"}]})
+
+
+def test_drift_fault_reinfects_after_install(lab, args):
+    lab.faults["ARL-RX-PC01"] = {"drift_after_redeploy": {"changes": ["defender_off", "ransom_note"]}}
+    result = call(lab, args)
+    assert result["changed"] is True  # the module itself cannot see it, as on Windows
+    state = lab.state("ARL-RX-PC01")
+    assert state.defender["RealTimeProtectionEnabled"] is False
+    assert "C:\\Users\\Public\\Desktop\\Restore-My-Files.txt" in state.files

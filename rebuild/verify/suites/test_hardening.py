@@ -16,9 +16,28 @@ _START = {"0": "boot", "1": "system", "2": "automatic", "3": "manual", "4": "dis
 _STATUS = {"1": "stopped", "4": "running"}
 
 
+def _value(values: Any, name: str) -> Any:
+    """Registry value names are case-insensitive on Windows (NoLmHash is NoLMHash)."""
+    if not isinstance(values, dict):
+        return None
+    return next((v for k, v in values.items() if k.casefold() == name.casefold()), None)
+
+
 def _registry(win: WindowsReads, s: dict[str, Any]) -> str | None:
     values = win.registry_key(s["path"])
-    actual = None if values is None else values.get(s["name"])
+    if "*" in s["path"]:
+        # A wildcard path names every matching key (e.g. each network interface): all must comply.
+        keys = values if isinstance(values, list) else ([values] if values else [])
+        if not keys:
+            return None  # nothing to configure (the harden module applies it to the same keys)
+        bad = [_registry_one(_value(k, s["name"]), s) for k in keys]
+        bad = [b for b in bad if b]
+        return f"{s['path']}\\{s['name']}: {len(bad)} of {len(keys)} key(s) wrong ({bad[0]})" if bad else None
+    problem = _registry_one(_value(values, s["name"]), s)
+    return f"{s['path']}\\{s['name']} {problem}" if problem else None
+
+
+def _registry_one(actual: Any, s: dict[str, Any]) -> str | None:
     want = s["data"]
     if isinstance(want, list):
         ok = isinstance(actual, list) and [str(a) for a in actual] == [str(w) for w in want]
@@ -26,7 +45,7 @@ def _registry(win: WindowsReads, s: dict[str, Any]) -> str | None:
         ok = actual is not None and str(actual) == str(int(want))
     else:
         ok = actual is not None and str(actual) == str(want)
-    return None if ok else f"{s['path']}\\{s['name']} is {actual!r}, baseline wants {want!r}"
+    return None if ok else f"is {actual!r}, baseline wants {want!r}"
 
 
 def _service(win: WindowsReads, s: dict[str, Any]) -> str | None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from rebuild.lab.exec.modules import ModuleContext, ModuleFailed, module_twin
 from rebuild.lab.installers import ensure_repository, local_path
-from rebuild.lab.state import TwinState
+from rebuild.lab.state import RANSOM_NOTE, TwinState
 
 CERT_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\{store}\\Certificates\\{thumb}"
 PRINTER_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Print\\Printers\\{name}"
@@ -42,6 +42,38 @@ def _populate(lab_dir: Path) -> None:
     entries = [(a.id, a.version, a.installer) for a in cat.applications.values()]
     entries += [(c.id, c.version, c.file) for c in cat.certificates.values()]
     ensure_repository(lab_dir, entries)
+
+
+DRIFTS = ("defender_off", "ransom_note")
+
+
+def _drift(ctx: ModuleContext) -> None:
+    """Injected fault `drift_after_redeploy`: the host is re-infected right after redeploy.
+
+    SIMULATION of what verification must catch: an attacker foothold (or a bad installer)
+    turning Defender back off and leaving a ransom note. The module's own result does not
+    show it - on Windows it would not either.
+    """
+    fault = ctx.lab.fault(ctx.twin.name, "drift_after_redeploy")
+    if not fault:
+        return
+    changes = [str(c) for c in fault.get("changes", [])]
+    unknown = [c for c in changes if c not in DRIFTS]
+    if unknown:
+        raise ModuleFailed(f"lab fault drift_after_redeploy: unknown change(s) {unknown} (known: {list(DRIFTS)})")
+
+    def apply(s: TwinState) -> None:
+        if "defender_off" in changes:
+            for key in ("RealTimeProtectionEnabled", "BehaviorMonitorEnabled", "IoavProtectionEnabled",
+                        "OnAccessProtectionEnabled"):
+                s.defender[key] = False
+            s.registry.setdefault("HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection", {})[
+                "DisableRealtimeMonitoring"] = 1
+        if "ransom_note" in changes:
+            s.files[RANSOM_NOTE] = "SIMULATED ransom note (rebuild lab drift fault).\r\nRestore-My-Files.txt\r\n"
+
+    ctx.lab.update(ctx.twin.name, apply)
+    ctx.record("drift_after_redeploy", changes=changes)
 
 
 def _stage(lab_dir: Path, repository: str, relative: str) -> bytes:
@@ -88,10 +120,17 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
             cert_work.append((cert, entry))
     for printer in p.get("printers") or []:
         existing = state.registry.get(PRINTER_KEY.format(name=printer["name"]))
-        same = bool(existing) and existing.get("Printer Driver") == printer["driver"] and \
-            existing.get("Port") == f"IP_{printer['port']}"
-        entry = {"name": printer["name"], "changed": not same,
-                 "status": "present" if same else ("would_add" if ctx.check_mode else "pending"), "error": None}
+        same = (
+            bool(existing)
+            and existing.get("Printer Driver") == printer["driver"]
+            and existing.get("Port") == f"IP_{printer['port']}"
+        )
+        entry = {
+            "name": printer["name"],
+            "changed": not same,
+            "status": "present" if same else ("would_add" if ctx.check_mode else "pending"),
+            "error": None,
+        }
         printers_out.append(entry)
         if not same:
             printer_work.append((printer, entry))
@@ -137,8 +176,10 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
         for cert, entry in cert_work:
             thumb = hashlib.sha1(staged[id(cert)]).hexdigest().upper()  # noqa: S324 - a thumbprint is SHA-1
             if thumb != str(cert["thumbprint"]).upper():
-                entry.update(status="failed", error=f"imported thumbprint {thumb} is not the catalogue's "
-                                                    f"{cert['thumbprint']}")
+                entry.update(
+                    status="failed",
+                    error=f"imported thumbprint {thumb} is not the catalogue's {cert['thumbprint']}",
+                )
                 failed.append(cert["id"])
                 continue
             s.registry[CERT_KEY.format(store=cert["store"].upper(), thumb=thumb)] = {
@@ -162,6 +203,7 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
 
     ctx.update(install)
     ctx.record("applications_installed", applications=[a["id"] for a, _ in app_work])
+    _drift(ctx)
     result["changed"] = bool(app_work or cert_work or printer_work or p.get("update_defender_signatures"))
     if failed:
         raise ModuleFailed(f"failed: {', '.join(failed)}", **result)
