@@ -21,7 +21,7 @@ import yaml
 from rebuild.errors import ConfigError, RebuildError, RegisterError
 from rebuild.model import Host, Kind, Platform
 from rebuild.register import RegisterResult, load_register
-from rebuild.sites import Site, get_site, load_sites
+from rebuild.sites import Network, Site, get_site, load_sites
 from rebuild.tiers import PROJECT_ROOT, default_data_dir, tier_table
 
 DEFAULT_WOL_PORT = 9
@@ -46,9 +46,9 @@ def load_connection_vars(data_dir: Path | None = None) -> dict[str, Any]:
     return dict(loaded)
 
 
-def host_vars(host: Host, site: Site, tier_name: str) -> dict[str, Any]:
-    """The per-host variables of docs/contracts.md."""
-    network = next((n for n in site.networks if n.name == host.network), None)
+def host_vars(host: Host, site: Site, tier_name: str, network: Network | None = None) -> dict[str, Any]:
+    """The per-host variables of docs/contracts.md (`network`: the host's, when known)."""
+    network = network or site.network_named(host.network)
     if network is None:
         raise ConfigError(f"host {host.hostname}: network {host.network!r} is not one of {site.name}'s")
     hv: dict[str, Any] = {
@@ -58,8 +58,8 @@ def host_vars(host: Host, site: Site, tier_name: str) -> dict[str, Any]:
         "rebuild_tier_name": tier_name,
         "rebuild_service": host.service,
         "rebuild_service_label": host.service_label,
-        "rebuild_kind": str(host.kind),
-        "rebuild_platform": str(host.platform),
+        "rebuild_kind": host.kind.value,
+        "rebuild_platform": host.platform.value,
         "rebuild_os": host.os,
         "rebuild_location": host.location,
         "rebuild_asset_tag": host.asset_tag,
@@ -110,10 +110,14 @@ def build_inventory(
         if not site_hosts:
             continue
         entry: dict[str, Any] = {"hosts": {}, "vars": site.group_vars()}
+        tier_names = {t.id: t.name for t in tiers.tiers}
+        networks = {n.name: n for n in site.networks}
         for host in site_hosts:
-            tier = tiers.tier(host.tier)
-            hv = host_vars(host, site, tier.name)
-            hv.update(overrides.get(host.hostname, {}))
+            if host.tier not in tier_names:
+                raise ConfigError(f"host {host.hostname}: no tier {host.tier} in tiers.yml")
+            hv = host_vars(host, site, tier_names[host.tier], networks.get(host.network))
+            if host.hostname in overrides:
+                hv.update(overrides[host.hostname])
             entry["hosts"][host.hostname] = hv
         children[site.group_name] = entry
     missing_site = sorted({h.site for h in hosts} - set(sites))
@@ -136,7 +140,7 @@ def build_inventory(
                 known_groups[(prefix, value)] = group
             grouped.setdefault(group, []).append(host.hostname)
     for group in sorted(grouped, key=_group_order):
-        children[group] = {"hosts": {hostname: {} for hostname in grouped[group]}}
+        children[group] = {"hosts": dict.fromkeys(grouped[group])}  # membership only: `HOST:` (null)
     return {"all": {"vars": all_vars, "children": children}}
 
 
@@ -192,21 +196,25 @@ def _emit(mapping: Mapping[str, Any], indent: str, out: list[str], keys: dict[st
         if head is None:
             head = keys[key] = _scalar(str(key)) + ":"
         kind = type(value)
-        if kind is str:
+        if kind is str:  # most values: cached, checked first
             text = cache.get(value)
             if text is None:
                 if len(cache) > 50_000:  # bounded: unique values (IPs, MACs) must not pile up
                     cache.clear()
                 text = cache[value] = _scalar(value)
             append(f"{indent}{head} {text}\n")
-        elif kind is dict or isinstance(value, Mapping):
+        elif value is None:
+            append(f"{indent}{head}\n")  # YAML null, as hand-written inventories list members
+        elif kind is int or kind is bool or kind is float:
+            append(f"{indent}{head} {_scalar(value)}\n")
+        elif kind is list or kind is tuple:
+            append(f"{indent}{head} [{', '.join(_scalar(v) for v in value)}]\n")
+        elif isinstance(value, Mapping):
             if value:
                 append(f"{indent}{head}\n")
                 _emit(value, indent + "  ", out, keys)
             else:
                 append(f"{indent}{head} {{}}\n")
-        elif kind is list or kind is tuple:
-            append(f"{indent}{head} [{', '.join(_scalar(v) for v in value)}]\n")
         else:
             append(f"{indent}{head} {_scalar(value)}\n")
 

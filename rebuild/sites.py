@@ -53,6 +53,12 @@ class Site:
                 return network
         return None
 
+    def network_named(self, name: str) -> Network | None:
+        for network in self.networks:
+            if network.name == name:
+                return network
+        return None
+
     def group_vars(self) -> dict[str, Any]:
         """Per-site variables of group site_<name> (docs/contracts.md)."""
         return {

@@ -88,7 +88,7 @@ def read_csv(path: Path) -> RawTable:
                 if any(cell.strip() for cell in record):
                     headers = [cell.strip() for cell in record]
                 continue
-            if not any(cell.strip() for cell in record):
+            if not "".join(record).strip():
                 continue
             rows.append((reader.line_num, record))
     except csv.Error as exc:

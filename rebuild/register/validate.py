@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from rebuild.model import Host, Kind, Platform
 from rebuild.register.aliases import FIELDS, AliasTable, load_aliases
@@ -235,12 +236,23 @@ class _RowReader:
         self.width = len(table.headers)
         # Position of each field; a field without a column reads the extra "" cell at the end.
         self.at = {field: index.get(field, self.width) for field in FIELDS}
+        self.seen: dict[str, dict[str, Any]] = {
+            f: {} for f in ("status", "kind", "platform", "os", "site", "service")
+        }
         self.ranges = {
             site.name: [
                 (int(n.cidr.network_address), int(n.cidr.broadcast_address), n) for n in site.networks
             ]
             for site in check.sites
         }
+
+    def _known(self, field: str, text: str, lookup: Callable[[str], Any]) -> Any:
+        """A register repeats a handful of values per field: look each text up once."""
+        table = self.seen[field]
+        found = table.get(text)
+        if found is None:
+            found = table[text] = lookup(text)  # raises RowError for a bad value: not cached
+        return found
 
     def column(self, field: str) -> str:
         i = self.index.get(field)
@@ -259,7 +271,7 @@ class _RowReader:
         """Fast path for a good row: the same checks as `_read_collecting`, raising RowError at
         the first problem so that path re-reads the row and reports every problem of it."""
         at, check = self.at, self.check
-        status = check.status(row[at["status"]])
+        status = str(self._known("status", row[at["status"]], check.status))
         if status == "retired" or status == "spare":
             return status
         if self.table.has_braces and any("{" in text and _TEMPLATE_MARKERS.search(text) for text in row):
@@ -268,11 +280,11 @@ class _RowReader:
         asset_tag = row[at["asset_tag"]].strip()
         if not asset_tag:
             raise RowError("missing asset tag")
-        kind = check.kind(row[at["kind"]])
-        platform = check.platform(row[at["platform"]])
-        os_key = check.os(row[at["os"]])
-        site = check.site(row[at["site"]])
-        service_key, tier = check.service(row[at["service"]])
+        kind = self._known("kind", row[at["kind"]], check.kind)
+        platform = self._known("platform", row[at["platform"]], check.platform)
+        os_key = self._known("os", row[at["os"]], check.os)
+        site = self._known("site", row[at["site"]], check.site)
+        service_key, tier = self._known("service", row[at["service"]], check.service)
         ip, ip_value = check.ip(row[at["ip"]])
         mac = normalise_mac(row[at["mac"]])
         vm_ref = row[at["vm_ref"]].strip()
@@ -284,8 +296,11 @@ class _RowReader:
         )
         if platform == "virtual" and not vm_ref:
             raise RowError("virtual machine without reference")
-        network = next((n for lo, hi, n in self.ranges[site.name] if lo < ip_value < hi), None)
-        if network is None:
+        for lo, hi, found in self.ranges[site.name]:
+            if lo < ip_value < hi:
+                network = found
+                break
+        else:
             raise RowError("outside the site's networks")
         applications = row[at["applications"]]
         host = Host(
