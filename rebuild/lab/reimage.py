@@ -393,6 +393,17 @@ class ReimageServices:
         sites = sorted({t.site for t in self.lab.twins.values() if t.platform == "virtual"})
         return {f"site-{site}": {"hypervisor_token": self.hypervisor.token} for site in sites}
 
+    def seed_secrets(self) -> None:
+        """Write `site_secrets()` into the rehearsal's secret store (the one the fleet seeds)."""
+        from rebuild.lab.fleet import secrets_dir
+        from rebuild.secrets import SecretStore
+
+        state = secrets_dir(self.lab.config.lab_dir)
+        store = SecretStore(state, key_file=state / "vault-password")
+        for entry, values in self.site_secrets().items():
+            for key, value in values.items():
+                store.put(entry, value, key)
+
     def stop(self) -> None:
         # In parallel: each listener takes up to its poll interval to notice.
         def quietly(stopper: Stoppable) -> None:

@@ -111,6 +111,30 @@ def render_entry(
 ) -> tuple[Path, Path]:
     """Write the reimage role's per-MAC iPXE entry and answer file for a twin, as the role does."""
     twin = lab.twins[name]
+    return render_files(
+        lab.config.lab_dir / "boot",
+        name,
+        twin.mac,
+        twin.site,
+        os_key or twin.os,
+        catalogue(lab)[os_key or twin.os],
+        boot_url,
+        password,
+        image_share,
+    )
+
+
+def render_files(
+    boot_root: Path,
+    name: str,
+    mac: str,
+    site: str,
+    os_key: str,
+    image: dict[str, Any],
+    boot_url: str,
+    password: str,
+    image_share: str = "\\\\rebuild-lab\\share",
+) -> tuple[Path, Path]:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         undefined=jinja2.StrictUndefined,
@@ -119,13 +143,13 @@ def render_entry(
     )
     variables = {
         "inventory_hostname": name,
-        "rebuild_mac": twin.mac,
-        "rebuild_site": twin.site,
-        "rebuild_os": twin.os,
+        "rebuild_mac": mac,
+        "rebuild_site": site,
+        "rebuild_os": os_key,
         "rebuild_domain": "ghal.lan",
-        "reimage__image": catalogue(lab)[os_key or twin.os],
+        "reimage__image": image,
         "reimage__boot_url": boot_url,
-        "reimage__mac_key": mac_hexraw(twin.mac),
+        "reimage__mac_key": mac_hexraw(mac),
         "reimage__image_share": image_share,
         "reimage__stamp_key": "HKLM:\\SOFTWARE\\GHAL\\Rebuild",
         "reimage__locale": "fr-BE",
@@ -136,11 +160,10 @@ def render_entry(
         "reimage__winrm_cert_enroll_url": "",
         "reimage__winrm_cert_template": "RebuildWinRM",
     }
-    root = lab.config.lab_dir / "boot"
-    (root / "unattend").mkdir(parents=True, exist_ok=True)
-    answer = root / "unattend" / f"{mac_hexraw(twin.mac)}.xml"
+    (boot_root / "unattend").mkdir(parents=True, exist_ok=True)
+    answer = boot_root / "unattend" / f"{mac_hexraw(mac)}.xml"
     answer.write_text(env.get_template("unattend.xml.j2").render(**variables))
-    script = root / f"mac-{mac_hexraw(twin.mac)}.ipxe"
+    script = boot_root / f"mac-{mac_hexraw(mac)}.ipxe"
     script.write_text(env.get_template("ipxe.j2").render(**variables))
     return script, answer
 
