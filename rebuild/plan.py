@@ -2,7 +2,9 @@
 
 Inside a wave servers come before workstations (a PC of the emergency room is useless
 until its servers answer), services in tiers.yml order (the directory before DNS before
-PKI ...), and no batch is larger than the site's imaging capacity.
+PKI ...), and no batch is larger than the site's imaging capacity. In a tier marked
+`one_service_per_batch` (shared infrastructure) each service's servers have batches of
+their own, so a service is back before the next one that depends on it starts.
 """
 
 from __future__ import annotations
@@ -148,10 +150,20 @@ def plan_site(hosts: Iterable[Host], site: Site) -> Plan:
         batches: list[list[Host]] = []
         counts: list[ServiceCount] = []
         # Servers and PCs never share a batch: PCs start only once the tier's servers are done.
-        for kind in (Kind.SERVER, Kind.WORKSTATION):
-            batches.extend(
-                _chunks(sorted((h for h in members if h.kind is kind), key=order), site.imaging_capacity)
+        # In a tier of interdependent services (tier 0) each service's servers get their own
+        # batches, in tiers.yml order: the directory is back before DNS, PKI, ...
+        servers = sorted((h for h in members if h.kind is Kind.SERVER), key=order)
+        if tier.one_service_per_batch:
+            keys = list(tier.services) + sorted({h.service for h in servers} - set(tier.services))
+            for key in keys:
+                batches.extend(_chunks([h for h in servers if h.service == key], site.imaging_capacity))
+        else:
+            batches.extend(_chunks(servers, site.imaging_capacity))
+        batches.extend(
+            _chunks(
+                sorted((h for h in members if h.kind is Kind.WORKSTATION), key=order), site.imaging_capacity
             )
+        )
         for key in sorted({h.service for h in members}, key=lambda k: rank.get(k, len(rank))):
             of_service = [h for h in members if h.service == key]
             name = tier.services[key][0] if tier.services.get(key) else key

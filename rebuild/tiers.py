@@ -63,6 +63,7 @@ class Tier:
     name: str  # e.g. "shared-infrastructure"
     label: str  # for people, e.g. "Shared infrastructure"
     services: dict[str, tuple[str, ...]]  # canonical key -> names registers use, in tiers.yml order
+    one_service_per_batch: bool = False  # servers of interdependent services come back in turn
 
     @property
     def group_name(self) -> str:
@@ -116,7 +117,13 @@ def _parse(path: Path) -> TierTable:
             services = {
                 str(key): tuple(str(name) for name in names) for key, names in entry["services"].items()
             }
-            tier = Tier(int(entry["id"]), str(entry["name"]), str(entry["label"]), services)
+            tier = Tier(
+                int(entry["id"]),
+                str(entry["name"]),
+                str(entry["label"]),
+                services,
+                bool(entry.get("one_service_per_batch", False)),
+            )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"{path}: tier #{n} needs id, name, label and services: {exc}") from exc
         if tiers and tier.id <= tiers[-1].id:

@@ -88,3 +88,16 @@ def test_text_names_waves_tiers_batches_and_counts() -> None:
     assert text.index("BAS-URG01") < text.index("BAS-URG-0001")  # server batch before the PC batch
     assert "batch   1 (  1 servers): BAS-URG01" in text
     assert "\x1b[" not in text  # plain text, readable when piped
+
+
+def test_shared_infrastructure_comes_back_one_service_at_a_time(fleet: list[Host]) -> None:
+    plan = plan_site(fleet, get_site("arlon"))
+    wave0 = plan.waves[0]
+    assert wave0.tier.one_service_per_batch
+    services = [{h.service for h in batch} for batch in wave0.batches]
+    assert all(len(s) == 1 for s in services)
+    order = [next(iter(s)) for s in services]
+    assert order == [key for key in wave0.tier.services if key in order]  # tiers.yml order
+    # other tiers may mix services in a batch (no dependency between their services)
+    assert not plan.waves[-1].tier.one_service_per_batch
+    assert any(len({h.service for h in b}) > 1 for b in plan.waves[-1].batches)
