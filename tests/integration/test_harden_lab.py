@@ -128,3 +128,25 @@ def test_audit_command_reports_a_whole_site_without_change(lab: Any, tmp_path: P
         assert after.registry == TwinState.from_json(before[h]).registry
         assert after.services == TwinState.from_json(before[h]).services
     del state_dir
+
+
+def test_pending_reboot_settings_get_a_restart_then_are_in_force(lab: Any, tmp_path: Path) -> None:
+    p = tmp_path / "reboot.yml"
+    p.write_text(
+        f"- hosts: {SERVER}\n  gather_facts: false\n  vars:\n    harden__fail_on_manual: false\n"
+        "    harden__reboot: true\n    harden__reboot_timeout: 300\n  roles: [{role: harden}]\n",
+        encoding="utf-8",
+    )
+    run = _run(lab, ["ansible-playbook", "-i", str(lab.inventory("arlon")), str(p)])
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    res = _harden_results(run.stdout)[SERVER]
+    assert {"GHAL-CRED-003", "GHAL-CRED-004"} <= set(res["report"]["pending_reboot"])
+    import json
+
+    out = json.loads(run.stdout[run.stdout.index("{"):])
+    done = next(t for t in out["plays"][0]["tasks"] if t["task"]["name"].endswith("rebuild phase | harden | done"))
+    msg = done["hosts"][SERVER]["msg"]
+    assert msg["pending_reboot"] == []  # restarted: nothing waits any more
+    assert msg["after_reboot"]["pending_reboot"] == []
+    assert all(s in ("compliant", "not_applicable") or c in MANUAL for c, s in msg["after_reboot"]["controls"].items())
+    assert any("boot" in e["event"] or "reboot" in e["event"] for e in _state(lab, SERVER).history)
