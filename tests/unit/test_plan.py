@@ -54,8 +54,9 @@ def test_capacity_splits_batches(fleet: list[Host]) -> None:
     small = replace(get_site("arlon"), imaging_capacity=3)
     plan = plan_site(fleet, small)
     assert max(len(b) for w in plan.waves for b in w.batches) == 3
-    servers = [h for h in plan.waves[0].hosts]
-    assert len(plan.waves[0].batches) == -(-len(servers) // 3)
+    emergency = plan.waves[1]
+    servers, pcs = emergency.servers, emergency.workstations
+    assert len(emergency.batches) == -(-servers // 3) + -(-pcs // 3)
 
 
 def test_hosts_of_other_sites_are_ignored_and_empty_site_fails(fleet: list[Host]) -> None:
