@@ -70,7 +70,7 @@ def test_compromised_states_do_not_share_unknown_passwords() -> None:
 
 
 def test_compromised_state_refuses_bad_input() -> None:
-    with pytest.raises(ValueError, match="ARL-PC-0001.*password"):
+    with pytest.raises(ValueError, match=r"ARL-PC-0001.*password"):
         compromised_state(RECORDS["ARL-PC-0001"], "")
     bad = RECORDS["ARL-PC-0001"].__class__(**{**RECORDS["ARL-PC-0001"].__dict__, "os": "windows-xp"})
     with pytest.raises(ValueError, match="ARL-PC-0001: unknown OS key 'windows-xp'"):
@@ -195,7 +195,8 @@ def test_ipxe_entries() -> None:
     url = "http://boot:8080/mac-02000a000001.ipxe"
     install = read_ipxe_script(
         "#!ipxe\nset base http://boot:8080\nkernel ${base}/winpe/wimboot gui\n"
-        "initrd ${base}/unattend/${mac:hexraw}.xml autounattend.xml\ninitrd ${base}/winpe/sources/boot.wim boot.wim\n"
+        "initrd ${base}/unattend/${mac:hexraw}.xml autounattend.xml\n"
+        "initrd ${base}/winpe/sources/boot.wim boot.wim\n"
         "boot || goto failed\n:failed\nshell\n",
         url,
         mac,
