@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import json
 import re
+import time
 from typing import Any, Protocol
 
 
@@ -23,6 +24,18 @@ class CommandResult(Protocol):
 
 class HostLike(Protocol):
     def run(self, command: str, *args: str) -> CommandResult: ...
+
+
+def _transient(exc: Exception) -> bool:
+    import requests
+    import winrm.exceptions
+
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return True
+    if isinstance(exc, winrm.exceptions.WSManFaultError):
+        # 0x80338029 operation timeout, 0x803381A6 quota, 0x8033805B shell not found (lost session)
+        return exc.wsman_fault_code in (0x80338029, 0x803381A6, 0x8033805B) or "shell was not found" in str(exc)
+    return isinstance(exc, winrm.exceptions.WinRMTransportError)
 
 
 class ReadError(AssertionError):
@@ -78,19 +91,33 @@ class WindowsReads:
         self.host = host
         self._cache: dict[str, Any] = {}
         self.commands = 0  # WinRM commands sent (each is one shell round trip set)
+        self.retries = 0
 
     def json(self, script: str, *, allow_missing: bool = False) -> Any:
         """Run `script | ConvertTo-Json -Compress`; None when it printed nothing."""
         if script in self._cache:
             return self._cache[script]
-        self.commands += 1
-        result = self.host.run(encoded(script))
+        result = self._run(encoded(script))
         if result.rc != 0 and not allow_missing:
             raise ReadError(f"`{script}` failed on the host (rc {result.rc}): {result.stderr.strip()[:400]}")
         text = result.stdout.strip()
         value = json.loads(text) if text else None
         self._cache[script] = value
         return value
+
+    def _run(self, command: str, attempts: int = 3) -> CommandResult:
+        """Send one read. A transport error (connection reset, shell lost) is retried: every read
+        here is side-effect free, and one dropped TCP connection must not quarantine a host."""
+        for attempt in range(1, attempts + 1):
+            self.commands += 1
+            try:
+                return self.host.run(command)
+            except Exception as exc:  # pywinrm / requests transport errors
+                if attempt == attempts or not _transient(exc):
+                    raise
+                self.retries += 1
+                time.sleep(0.5 * attempt)
+        raise AssertionError("unreachable")
 
     # --- the reads -------------------------------------------------------------------------
 
