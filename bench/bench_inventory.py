@@ -74,7 +74,7 @@ def main() -> int:
         check=True,
     )  # fmt: skip
     print(
-        f"generated {register} ({register.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s"
+        f"generated {register} ({register.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - started:.1f} s"  # noqa: E501
     )
 
     os.environ["REBUILD_DATA_DIR"] = str(wide_data_dir(work / "data"))
@@ -99,14 +99,14 @@ def main() -> int:
     print(f"rows read:            {rows} ({len(result.hosts)} hosts, left out {result.skipped})")
     print(f"load + validate:      {t1 - t0:6.2f} s wall, {c1 - c0:6.2f} s CPU")
     print(
-        f"build + write:        {t2 - t1:6.2f} s wall, {c2 - c1:6.2f} s CPU  ({len(written)} site files, {size:.0f} MB)"
+        f"build + write:        {t2 - t1:6.2f} s wall, {c2 - c1:6.2f} s CPU  ({len(written)} site files, {size:.0f} MB)"  # noqa: E501
     )
     print(f"total wall time:      {total:6.2f} s  (target < {TARGET_SECONDS:.0f} s; CPU {c2 - c0:.2f} s)")
     print(
-        f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared: wall time includes waiting)"
+        f"machine load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (shared: wall time includes waiting)"  # noqa: E501
     )
     print(
-        f"peak RSS:             {peak:6.0f} MB  (before the run {baseline_mb:.0f} MB; target < {TARGET_MB:.0f} MB)"
+        f"peak RSS:             {peak:6.0f} MB  (before the run {baseline_mb:.0f} MB; target < {TARGET_MB:.0f} MB)"  # noqa: E501
     )
     if heap is not None:
         print(f"python heap peak:     {heap:6.0f} MB  (tracemalloc; slows the run)")

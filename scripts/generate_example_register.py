@@ -100,14 +100,14 @@ PC_SERVICES = [
      "Bloc", 7, True),
     ("USI", ["Soins intensifs", "USI", "Soins Intensifs", "soins-intensifs", "Intensivstation"],
      "Soins intensifs", 6, True),
-    ("MAT", ["Maternité", "MATERNITE", "Maternite", "Salle d'accouchement", "Kraamafdeling"], "Maternité", 5, True),
+    ("MAT", ["Maternité", "MATERNITE", "Maternite", "Salle d'accouchement", "Kraamafdeling"], "Maternité", 5, True),  # noqa: E501
     ("LAB", ["Laboratoire", "Labo", "LABO", "Biologie clinique", "Labor"], "Laboratoire", 6, True),
     ("RAD", ["Radiologie", "Imagerie médicale", "Imagerie medicale", "RADIOLOGIE", "Medical imaging"],
      "Radiologie", 6, True),
     ("HOSP", ["Hospitalisation", "Médecine interne", "Chirurgie", "Pédiatrie", "Gériatrie", "Consultations"],
      "Unité", 24, True),
     ("PHA", ["Pharmacie", "PHARMACIE", "Apotheek"], "Pharmacie", 3, True),
-    ("ADM", ["Administration", "Accueil", "Facturation", "Direction", "Ressources humaines"], "Bureau", 18, False),
+    ("ADM", ["Administration", "Accueil", "Facturation", "Direction", "Ressources humaines"], "Bureau", 18, False),  # noqa: E501
     ("CUI", ["Cuisine", "Restauration"], "Cuisine", 2, False),
     ("LOG", ["Logistique", "Magasin", "Stérilisation"], "Magasin", 4, False),
     ("TEC", ["Service technique", "Technique"], "Atelier", 3, False),
@@ -206,7 +206,7 @@ def _server_rows(
             mac, bmc, vm, platform, serial = alloc.mac(OUI_VM), "", alloc.vm_ref(), "Virtuel", ""
         yield [
             alloc.asset_tag(), name, "Serveur", platform, os_label, site.label, rng.choice(labels),
-            f"Salle serveurs {'A' if n % 2 == 0 else 'B'}", layout.server(site.octet, n), mac.upper() if n % 3 == 0 else mac,
+            f"Salle serveurs {'A' if n % 2 == 0 else 'B'}", layout.server(site.octet, n), mac.upper() if n % 3 == 0 else mac,  # noqa: E501
             bmc, vm, apps, rng.choice(STATUS_IN), serial,
         ]  # fmt: skip
 
@@ -234,7 +234,7 @@ def _pc_rows(
             alloc.asset_tag(), name, rng.choice(["PC", "Poste de travail", "PC", "Portable"]),
             "Virtuel" if virtual else "Physique", os_label, site.label, rng.choice(labels),
             f"{room} {rng.randint(1, 40)}", ip,
-            alloc.mac(OUI_VM if virtual else rng.choice(OUI_PC)).replace(":", "-" if rng.random() < 0.3 else ":"),
+            alloc.mac(OUI_VM if virtual else rng.choice(OUI_PC)).replace(":", "-" if rng.random() < 0.3 else ":"),  # noqa: E501
             "", alloc.vm_ref() if virtual else "", "", rng.choice(STATUS_IN), "" if virtual else _serial(rng),
         ]  # fmt: skip
 
@@ -277,10 +277,10 @@ def small_register(seed: int = 7) -> list[list[str]]:
             ("URG01", "Server", "Virtual", "Emergency"), ("URG-0001", "PC", "Physical", "Urgences"),
             ("URG-0002", "PC", "Physical", "Spoedgevallen"), ("URG-0003", "PC", "Physical", "Notaufnahme"),
             ("BLOC-0001", "PC", "Physical", "Bloc opératoire"), ("BLOC-0002", "PC", "Physical", "OK"),
-            ("USI-0001", "PC", "Physical", "Soins intensifs"), ("USI-0002", "PC", "Physical", "Intensieve zorg"),
+            ("USI-0001", "PC", "Physical", "Soins intensifs"), ("USI-0002", "PC", "Physical", "Intensieve zorg"),  # noqa: E501
             ("MAT-0001", "PC", "Physical", "Maternité"), ("MAT-0002", "PC", "Physical", "Kraamafdeling"),
             ("LIS01", "Server", "Physical", "Laboratory"), ("LAB-0001", "PC", "Physical", "Labo"),
-            ("PACS01", "Server", "Physical", "Radiology"), ("RAD-0001", "PC", "Physical", "Imagerie médicale"),
+            ("PACS01", "Server", "Physical", "Radiology"), ("RAD-0001", "PC", "Physical", "Imagerie médicale"),  # noqa: E501
             ("HOSP-0001", "PC", "Physical", "Ward"), ("PHA-0001", "PC", "Physical", "Pharmacy"),
             ("ADM-0001", "PC", "Physical", "Administration"), ("ADM-0002", "PC", "Virtual", "Billing"),
             ("INF-0001", "PC", "Physical", "IT"),

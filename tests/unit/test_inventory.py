@@ -43,7 +43,7 @@ def test_groups_and_host_vars_follow_the_contract(small_hosts: list[Any]) -> Non
     assert top["vars"]["ansible_connection"] == "winrm"
     assert top["vars"]["ansible_winrm_server_cert_validation"] == "validate"
     groups = top["children"]
-    assert {"site_arlon", "site_bastogne", "tier_0_shared_infrastructure", "tier_7_other", "service_emergency",
+    assert {"site_arlon", "site_bastogne", "tier_0_shared_infrastructure", "tier_7_other", "service_emergency",  # noqa: E501
             "service_dns_dhcp", "kind_server", "kind_workstation", "os_windows_server_2022",
             "platform_physical", "platform_virtual"} <= set(groups)  # fmt: skip
     assert all(name.replace("_", "").isalnum() and name == name.lower() for name in groups)
@@ -198,7 +198,7 @@ def test_plugin_site_option_constructed_groups_and_strictness(tmp_path: Path) ->
     assert "row 2" in done.stderr and "outside Arlon's networks" in done.stderr
 
 
-TRICKY = ["yes", "No", "on", "null", "~", "", " lead", "trail ", "10.11", "1e3", "0x1f", "12:30", "x: y", "#c",
+TRICKY = ["yes", "No", "on", "null", "~", "", " lead", "trail ", "10.11", "1e3", "0x1f", "12:30", "x: y", "#c",  # noqa: E501
           "-x", "it's", 'a"b\\c', "tab\there", "line\nbreak", "l\u2028s", "\x85nel", "\ufeffbom", "emoji 😀",
           "Maternité 3", "[list]", "{map}", "&anchor", "*alias", "!tag", "%dir", "@at", "`tick", "|", ">",
           "https://10.11.2.10", "/srv/pxe", "ARL-DC01", "True", "FALSE", "=", "<<"]  # fmt: skip

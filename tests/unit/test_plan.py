@@ -81,7 +81,7 @@ def test_text_names_waves_tiers_batches_and_counts() -> None:
             name, name, kind, Platform.PHYSICAL, "windows-11-23h2", "bastogne", service, service, tier
         )
 
-    hosts = [host("BAS-URG-0001", Kind.WORKSTATION, "emergency", 1), host("BAS-URG01", Kind.SERVER, "emergency", 1),
+    hosts = [host("BAS-URG-0001", Kind.WORKSTATION, "emergency", 1), host("BAS-URG01", Kind.SERVER, "emergency", 1),  # noqa: E501
              host("BAS-DC01", Kind.SERVER, "directory", 0)]  # fmt: skip
     text = plan_site(hosts, get_site("bastogne")).to_text()
     assert "3 machines (2 servers, 1 PC)" in text

@@ -58,7 +58,7 @@ def test_csv_with_quoted_delimiters_in_cells(tmp_path: Path) -> None:
     path = tmp_path / "apps.csv"
     path.write_text(
         "Hostname,Asset,Kind,Platform,OS,Site,Service,IP,MAC,Applications\n"
-        'ARL-LAB-0001,Z1,PC,Physical,Win11,Arlon,Labo,10.11.16.20,d0:94:66:00:00:09,"lis-client, edr-agent"\n',
+        'ARL-LAB-0001,Z1,PC,Physical,Win11,Arlon,Labo,10.11.16.20,d0:94:66:00:00:09,"lis-client, edr-agent"\n',  # noqa: E501
         encoding="utf-8",
     )
     result = load_register(path)

@@ -29,7 +29,7 @@ def good_rows() -> list[dict[str, str]]:
         {"Hostname": "ARL-URG-0001", "Asset tag": "T3", "Kind": "PC", "Platform": "Physical",
          "OS": "Windows 11", "Site": "Arlon", "Service": "Urgences", "Room": "Urgences 1",
          "IP address": "10.11.16.10", "MAC address": "d0:94:66:00:00:03", "BMC address": "",
-         "VM reference": "", "Applications": "omnipro-client; edr-agent", "Status": "En service", "Serial": "S3"},
+         "VM reference": "", "Applications": "omnipro-client; edr-agent", "Status": "En service", "Serial": "S3"},  # noqa: E501
     ]  # fmt: skip
 
 
@@ -56,12 +56,12 @@ def test_good_register_is_valid(tmp_path: Path) -> None:
 CASES = {
     "duplicate hostname": ({2: {"Hostname": "arl-dc01"}}, 4, "Hostname", "duplicate hostname ARL-DC01"),
     "duplicate asset tag": ({2: {"Asset tag": "T1"}}, 4, "Asset tag", "duplicate asset tag T1"),
-    "duplicate MAC": ({2: {"MAC address": "14-18-77-00-00-01"}}, 4, "MAC address", "duplicate MAC 14:18:77:00:00:01"),
+    "duplicate MAC": ({2: {"MAC address": "14-18-77-00-00-01"}}, 4, "MAC address", "duplicate MAC 14:18:77:00:00:01"),  # noqa: E501
     "duplicate IP": ({2: {"IP address": "10.11.0.10"}}, 4, "IP address", "duplicate IP 10.11.0.10"),
     "malformed MAC": ({2: {"MAC address": "d0:94:66:00:03"}}, 4, "MAC address", "malformed MAC"),
     "multicast MAC": ({2: {"MAC address": "01:00:5e:00:00:03"}}, 4, "MAC address", "multicast"),
     "malformed IP": ({2: {"IP address": "10.11.16.300"}}, 4, "IP address", "malformed IP"),
-    "IP outside site networks": ({2: {"IP address": "10.12.16.10"}}, 4, "IP address", "outside Arlon's networks"),
+    "IP outside site networks": ({2: {"IP address": "10.12.16.10"}}, 4, "IP address", "outside Arlon's networks"),  # noqa: E501
     "broadcast IP": ({2: {"IP address": "10.11.31.255"}}, 4, "IP address", "network/broadcast"),
     "unknown site": ({2: {"Site": "Namur"}}, 4, "Site", "unknown site 'Namur'"),
     "unknown service": ({2: {"Service": "Urgense"}}, 4, "Service", "closest known: Urgences"),

@@ -63,7 +63,7 @@ def test_broken_sites_file_is_a_config_error(tmp_path: Path) -> None:
     for name in ("tiers.yml", "register_aliases.yml", "connection.yml"):
         shutil.copy(default_data_dir() / name, tmp_path / name)
     (tmp_path / "sites.yml").write_text(
-        "defaults: {boot_server: localhost, pxe_root: /p, hypervisor_url: https://h, image_catalogue: i.yml}\n"
+        "defaults: {boot_server: localhost, pxe_root: /p, hypervisor_url: https://h, image_catalogue: i.yml}\n"  # noqa: E501
         "sites:\n  - name: x\n    imaging_capacity: 0\n    networks: []\n",
         encoding="utf-8",
     )
