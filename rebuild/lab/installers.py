@@ -10,6 +10,8 @@ and the twin of win_rebuild_apps refuses to run it.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path, PureWindowsPath
 
 SIMULATED_BANNER = "SIMULATED installer - lab rehearsal only, not software"
@@ -50,6 +52,12 @@ def ensure_repository(lab_dir: Path, entries: list[tuple[str, str, str]]) -> Non
         if path.exists():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(simulated_content(entry_id, version))
-        tmp.replace(path)
+        # Twins install concurrently: each writer gets its own temp file, then an atomic rename
+        # (both write the same bytes, so whoever renames last changes nothing).
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(simulated_content(entry_id, version))
+        if path.exists():  # another twin won the race; never overwrite (a tampered file stays tampered)
+            os.unlink(tmp)
+            continue
+        os.replace(tmp, path)

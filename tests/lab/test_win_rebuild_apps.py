@@ -112,3 +112,26 @@ def test_drift_fault_reinfects_after_install(lab, args):
     state = lab.state("ARL-RX-PC01")
     assert state.defender["RealTimeProtectionEnabled"] is False
     assert "C:\\Users\\Public\\Desktop\\Restore-My-Files.txt" in state.files
+
+
+def test_repository_population_is_safe_concurrently(tmp_path):
+    import threading
+
+    from rebuild.lab.installers import ensure_repository
+
+    entries = [(f"app{i}", "1.0", f"dir/App{i}.msi") for i in range(30)]
+    errors: list[BaseException] = []
+
+    def populate() -> None:
+        try:
+            ensure_repository(tmp_path, entries)
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=populate) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in (tmp_path / "installers" / "dir").iterdir()) == sorted(f"App{i}.msi" for i in range(30))
