@@ -107,11 +107,12 @@ class Plan:
                 f"Wave {n} - tier {wave.tier.id} {wave.tier.label}: {_n(wave.servers, 'server')}, "
                 f"{_n(wave.workstations, 'PC')}, {_n(len(wave.batches), 'batch', 'batches')}"
             )
-            width = max(len(c.label) for c in wave.counts)
+            width = max(len("service"), *(len(c.label) for c in wave.counts))
+            lines.append(f"    {'service':<{width}}  servers    PCs")
             for c in wave.counts:
-                lines.append(f"    {c.label:<{width}}  {c.servers:>4} servers {c.workstations:>5} PCs")
+                lines.append(f"    {c.label:<{width}}  {c.servers:>7}  {c.workstations:>5}")
             for b, batch in enumerate(wave.batches, 1):
-                kind = "servers" if batch[0].kind is Kind.SERVER else "PCs"
+                kind = ("server" if batch[0].kind is Kind.SERVER else "PC") + ("s" if len(batch) > 1 else "")
                 names = ", ".join(h.hostname for h in batch[:6])
                 more = f", ... (+{len(batch) - 6})" if len(batch) > 6 else ""
                 lines.append(f"  batch {b:>3} ({len(batch):>3} {kind}): {names}{more}")

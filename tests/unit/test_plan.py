@@ -87,7 +87,7 @@ def test_text_names_waves_tiers_batches_and_counts() -> None:
     assert "3 machines (2 servers, 1 PC)" in text
     assert text.index("Wave 1 - tier 0 Shared infrastructure") < text.index("Wave 2 - tier 1 Emergencies")
     assert text.index("BAS-URG01") < text.index("BAS-URG-0001")  # server batch before the PC batch
-    assert "batch   1 (  1 servers): BAS-URG01" in text
+    assert "batch   1 (  1 server): BAS-URG01" in text
     assert "\x1b[" not in text  # plain text, readable when piped
 
 
