@@ -42,12 +42,17 @@ sys.path.insert(0, str(ROOT))
 
 from rebuild.harden.baseline import DEFAULT_BASELINE, load_baseline  # noqa: E402
 from rebuild.harden.compile import HostFacts, compile_host  # noqa: E402
-from rebuild.lab import daemon, fleet  # noqa: E402
+from rebuild.lab import daemon  # noqa: E402
 
 OS_KEY = "windows-11-23h2"
 SIMULATED_TYPES = ("registry", "service", "feature")
-REG_TYPES = {"dword": "dword", "qword": "qword", "string": "string", "expand_string": "expandstring",
-             "multi_string": "multistring"}
+REG_TYPES = {
+    "dword": "dword",
+    "qword": "qword",
+    "string": "string",
+    "expand_string": "expandstring",
+    "multi_string": "multistring",
+}
 
 
 def claim_prefix() -> tuple[str, IO[str]]:
@@ -72,8 +77,23 @@ def claim_prefix() -> tuple[str, IO[str]]:
 
 def write_register(path: Path, count: int) -> list[str]:
     """2 x count Windows 11 workstations at Arlon (clinical network), unique names/IP/MAC."""
-    header = ["Asset tag", "Hostname", "Kind", "Platform", "OS", "Site", "Department", "Room", "IP address",
-              "MAC address", "BMC address", "VM reference", "Applications", "Status", "Serial number"]
+    header = [
+        "Asset tag",
+        "Hostname",
+        "Kind",
+        "Platform",
+        "OS",
+        "Site",
+        "Department",
+        "Room",
+        "IP address",
+        "MAC address",
+        "BMC address",
+        "VM reference",
+        "Applications",
+        "Status",
+        "Serial number",
+    ]
     names = []
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -81,9 +101,25 @@ def write_register(path: Path, count: int) -> list[str]:
         for i in range(1, 2 * count + 1):
             name = f"ARL-BENCH-{i:04d}"
             names.append(name)
-            w.writerow([f"GHAL-9{i:05d}", name, "PC", "Physical", "Windows 11 23H2", "Arlon", "Urgences",
-                        f"Box {i}", f"10.11.{16 + i // 250}.{i % 250 + 2}", f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
-                        "", "", "", "In service", f"BENCH{i:05d}"])
+            w.writerow(
+                [
+                    f"GHAL-9{i:05d}",
+                    name,
+                    "PC",
+                    "Physical",
+                    "Windows 11 23H2",
+                    "Arlon",
+                    "Urgences",
+                    f"Box {i}",
+                    f"10.11.{16 + i // 250}.{i % 250 + 2}",
+                    f"02:00:00:00:{i // 256:02x}:{i % 256:02x}",
+                    "",
+                    "",
+                    "",
+                    "In service",
+                    f"BENCH{i:05d}",
+                ]
+            )
     return names
 
 
@@ -93,8 +129,12 @@ def subset_baseline(out: Path) -> tuple[int, int]:
     total = sum(len(c["settings"]) for c in raw["controls"])
     kept = []
     for c in raw["controls"]:
-        settings = [s for s in c["settings"] if s["type"] in SIMULATED_TYPES
-                    and not (s["type"] == "registry" and ("*" in s["path"] or not s["path"].startswith("HKLM:")))]
+        settings = [
+            s
+            for s in c["settings"]
+            if s["type"] in SIMULATED_TYPES
+            and not (s["type"] == "registry" and ("*" in s["path"] or not s["path"].startswith("HKLM:")))
+        ]
         if settings:
             kept.append({**c, "settings": settings})
     raw["controls"] = kept
@@ -105,29 +145,57 @@ def subset_baseline(out: Path) -> tuple[int, int]:
 def per_setting_tasks(baseline_path: Path) -> list[dict[str, Any]]:
     """One task per setting, named like the reference roles: '<ID> | PATCH | <title>'."""
     baseline = load_baseline(baseline_path)
-    compiled = compile_host(baseline, HostFacts("BENCH", OS_KEY, "workstation", "arlon"), protected_accounts=["rb-admin"])
+    compiled = compile_host(
+        baseline, HostFacts("BENCH", OS_KEY, "workstation", "arlon"), protected_accounts=["rb-admin"]
+    )
     tasks: list[dict[str, Any]] = []
     for control in compiled.controls:
         for s in control["settings"]:
             name = f"{control['id']} | PATCH | {control['title']} | {s['key']}"
             if s["type"] == "registry":
-                tasks.append({"name": name, "ansible.windows.win_regedit": {
-                    "path": s["path"], "name": s["name"], "data": s["data"], "type": REG_TYPES[s["value_type"]]}})
+                tasks.append(
+                    {
+                        "name": name,
+                        "ansible.windows.win_regedit": {
+                            "path": s["path"],
+                            "name": s["name"],
+                            "data": s["data"],
+                            "type": REG_TYPES[s["value_type"]],
+                        },
+                    }
+                )
             elif s["type"] == "service":
-                args = {"name": s["name"], "start_mode": {"automatic": "auto"}.get(s["start_mode"], s["start_mode"])}
+                args = {
+                    "name": s["name"],
+                    "start_mode": {"automatic": "auto"}.get(s["start_mode"], s["start_mode"]),
+                }
                 if s.get("state"):
                     args["state"] = {"running": "started", "stopped": "stopped"}[s["state"]]
                 tasks.append({"name": name, "ansible.windows.win_service": args})
             elif s["type"] == "feature":
-                tasks.append({"name": name, "ansible.windows.win_optional_feature": {
-                    "name": s["name"], "state": "present" if s["enabled"] else "absent"}})
+                tasks.append(
+                    {
+                        "name": name,
+                        "ansible.windows.win_optional_feature": {
+                            "name": s["name"],
+                            "state": "present" if s["enabled"] else "absent",
+                        },
+                    }
+                )
     return tasks
 
 
-def run_playbook(playbook: Path, inventory: Path, limit: str, env: dict[str, str], forks: int) -> tuple[float, int, str]:
+def run_playbook(
+    playbook: Path, inventory: Path, limit: str, env: dict[str, str], forks: int
+) -> tuple[float, int, str]:
     started = time.monotonic()
-    proc = subprocess.run(["ansible-playbook", "-i", str(inventory), "--limit", limit, "--forks", str(forks),
-                           str(playbook)], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), "--limit", limit, "--forks", str(forks), str(playbook)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     return time.monotonic() - started, proc.returncode, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 
@@ -141,64 +209,132 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="rebuild-bench-harden-"))
     register = work / "register.csv"
     names = write_register(register, args.hosts)
-    group_a, group_b = names[: args.hosts], names[args.hosts:]
+    group_a, group_b = names[: args.hosts], names[args.hosts :]
     baseline_path = work / "baseline-bench.yml"
     total_settings, bench_settings = subset_baseline(baseline_path)
 
     one_call = work / "one_call.yml"
-    one_call.write_text(yaml.safe_dump([{
-        "name": "bench | harden role (one module call per host)", "hosts": "all", "gather_facts": False,
-        "vars": {"harden__baseline": str(baseline_path), "harden__reboot": False, "harden__fail_on_manual": False},
-        "roles": [{"role": "harden"}]}], sort_keys=False), encoding="utf-8")
+    one_call.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "bench | harden role (one module call per host)",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "vars": {
+                        "harden__baseline": str(baseline_path),
+                        "harden__reboot": False,
+                        "harden__fail_on_manual": False,
+                    },
+                    "roles": [{"role": "harden"}],
+                }
+            ],
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
     per_setting = work / "per_setting.yml"
     tasks = per_setting_tasks(baseline_path)
-    per_setting.write_text(yaml.safe_dump([{
-        "name": "bench | one task per setting (reference roles' approach)", "hosts": "all", "gather_facts": False,
-        "tasks": tasks}], sort_keys=False), encoding="utf-8")
+    per_setting.write_text(
+        yaml.safe_dump(
+            [
+                {
+                    "name": "bench | one task per setting (reference roles' approach)",
+                    "hosts": "all",
+                    "gather_facts": False,
+                    "tasks": tasks,
+                }
+            ],
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
 
     prefix, lock = claim_prefix()
     lab_dir = work / "lab"
     print(f"bench: SIMULATED lab of {len(names)} twins on {prefix}.x.y in {lab_dir}", flush=True)
-    info = daemon.up(daemon.DaemonOptions(lab_dir=lab_dir, register=register, site="arlon",
-                                          address_prefix=prefix, imaging_seconds=1.0), timeout=600)
+    info = daemon.up(
+        daemon.DaemonOptions(
+            lab_dir=lab_dir, register=register, site="arlon", address_prefix=prefix, imaging_seconds=1.0
+        ),
+        timeout=600,
+    )
     client = daemon.LabClient(lab_dir)
     try:
         inventory = Path(info["inventory"]["arlon"])
         state_dir = Path(info["state_dir"])
-        env = {**os.environ, "REBUILD_STATE_DIR": str(state_dir),
-               "REBUILD_VAULT_PASSWORD_FILE": str(state_dir / "vault-password"), "REBUILD_LAB_DIR": str(lab_dir),
-               "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-               "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
+        env = {
+            **os.environ,
+            "REBUILD_STATE_DIR": str(state_dir),
+            "REBUILD_VAULT_PASSWORD_FILE": str(state_dir / "vault-password"),
+            "REBUILD_LAB_DIR": str(lab_dir),
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+        }
         results: dict[str, Any] = {}
-        for label, playbook, group in (("one_call", one_call, group_a), ("per_setting", per_setting, group_b)):
+        for label, playbook, group in (
+            ("one_call", one_call, group_a),
+            ("per_setting", per_setting, group_b),
+        ):
             before = client.requests()
             wall, rc, tail = run_playbook(playbook, inventory, ",".join(group), env, args.forks)
             after = client.requests()
             trips = [after.get(h, 0) - before.get(h, 0) for h in group]
-            results[label] = {"hosts": len(group), "wall_seconds": round(wall, 2), "rc": rc,
-                              "round_trips_per_host_mean": round(sum(trips) / len(trips), 1),
-                              "round_trips_per_host_max": max(trips), "round_trips_total": sum(trips)}
-            print(f"bench: {label}: rc={rc} wall={wall:.1f}s round trips/host={results[label]['round_trips_per_host_mean']}",
-                  flush=True)
+            results[label] = {
+                "hosts": len(group),
+                "wall_seconds": round(wall, 2),
+                "rc": rc,
+                "round_trips_per_host_mean": round(sum(trips) / len(trips), 1),
+                "round_trips_per_host_max": max(trips),
+                "round_trips_total": sum(trips),
+            }
+            print(
+                f"bench: {label}: rc={rc} wall={wall:.1f}s "
+                f"round trips/host={results[label]['round_trips_per_host_mean']}",
+                flush=True,
+            )
             if rc != 0:
                 print(tail, file=sys.stderr)
         # Same end state? Audit group B with the one-call module in check mode.
         audit = work / "audit.yml"
-        audit.write_text(yaml.safe_dump([{
-            "name": "bench | audit the per-setting group", "hosts": "all", "gather_facts": False,
-            "vars": {"harden__baseline": str(baseline_path), "rebuild_harden_check_mode": True,
-                     "harden__fail_on_manual": False},
-            "roles": [{"role": "harden"}]}], sort_keys=False), encoding="utf-8")
+        audit.write_text(
+            yaml.safe_dump(
+                [
+                    {
+                        "name": "bench | audit the per-setting group",
+                        "hosts": "all",
+                        "gather_facts": False,
+                        "vars": {
+                            "harden__baseline": str(baseline_path),
+                            "rebuild_harden_check_mode": True,
+                            "harden__fail_on_manual": False,
+                        },
+                        "roles": [{"role": "harden"}],
+                    }
+                ],
+                sort_keys=False,
+            ),
+            encoding="utf-8",
+        )
         env_json = {**env, "ANSIBLE_STDOUT_CALLBACK": "json"}
-        proc = subprocess.run(["ansible-playbook", "-i", str(inventory), "--limit", ",".join(group_b), str(audit)],
-                              cwd=ROOT, env=env_json, capture_output=True, text=True)
+        proc = subprocess.run(
+            ["ansible-playbook", "-i", str(inventory), "--limit", ",".join(group_b), str(audit)],
+            cwd=ROOT,
+            env=env_json,
+            capture_output=True,
+            text=True,
+        )
         noncompliant: dict[str, list[str]] = {}
         try:
-            out = json.loads(proc.stdout[proc.stdout.index("{"):])
+            out = json.loads(proc.stdout[proc.stdout.index("{") :])
             for task in out["plays"][0]["tasks"]:
                 if task["task"]["name"].endswith("harden | apply baseline (one module call)"):
                     for host, res in task["hosts"].items():
-                        bad = [c for c, s in res["summary"]["controls"].items() if s not in ("compliant", "not_applicable")]
+                        bad = [
+                            c
+                            for c, s in res["summary"]["controls"].items()
+                            if s not in ("compliant", "not_applicable")
+                        ]
                         if bad:
                             noncompliant[host] = bad
         except (ValueError, KeyError) as exc:
@@ -218,13 +354,17 @@ def main() -> int:
         "per_setting_tasks": len(tasks),
         "one_call": a,
         "per_setting": b,
-        "round_trip_ratio": round(b["round_trips_per_host_mean"] / max(a["round_trips_per_host_mean"], 1e-9), 1),
+        "round_trip_ratio": round(
+            b["round_trips_per_host_mean"] / max(a["round_trips_per_host_mean"], 1e-9), 1
+        ),
         "wall_time_ratio": round(b["wall_seconds"] / max(a["wall_seconds"], 1e-9), 1),
         "per_setting_group_left_noncompliant": noncompliant,
         "targets": {"round_trips": ">= 50x fewer", "wall_time": ">= 10x less"},
     }
-    summary["targets_met"] = {"round_trips": summary["round_trip_ratio"] >= 50,
-                              "wall_time": summary["wall_time_ratio"] >= 10}
+    summary["targets_met"] = {
+        "round_trips": summary["round_trip_ratio"] >= 50,
+        "wall_time": summary["wall_time_ratio"] >= 10,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(summary, indent=2))

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Action plugin rebuild_harden: compile the baseline for this host on the controller, then
 apply (or, in check mode, audit) it with ONE call of win_rebuild_baseline.
 
@@ -47,7 +46,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         if _IMPORT_ERROR is not None:
-            raise AnsibleActionFail(f"rebuild_harden needs the rebuild package on the controller: {_IMPORT_ERROR}")
+            raise AnsibleActionFail(
+                f"rebuild_harden needs the rebuild package on the controller: {_IMPORT_ERROR}"
+            )
         args = self._task.args
         unknown = set(args) - _ARGS
         if unknown:
@@ -59,8 +60,10 @@ class ActionModule(ActionBase):
             exceptions = load_exceptions(
                 Path(args["exceptions"]) if args.get("exceptions") else None, known_controls=baseline.ids
             )
-            hostvars = {k: self._templar.template(task_vars.get(k)) for k in ("rebuild_os", "rebuild_kind",
-                                                                             "rebuild_site", "rebuild_service")}
+            hostvars = {
+                k: self._templar.template(task_vars.get(k))
+                for k in ("rebuild_os", "rebuild_kind", "rebuild_site", "rebuild_service")
+            }
             hostvars["group_names"] = task_vars.get("group_names", [])
             facts = HostFacts.from_hostvars(host, hostvars)
             protected = [to_text(a) for a in (args.get("protected_accounts") or []) if a]
@@ -97,5 +100,7 @@ class ActionModule(ActionBase):
             result["msg"] = "hardening failed for " + "; ".join(f"{r.id}: {r.reason}" for r in failed)
         else:
             done = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
-            result["msg"] = f"{'audit' if check_mode else 'hardening'} of {len(report.controls)} controls: {done}"
+            result["msg"] = (
+                f"{'audit' if check_mode else 'hardening'} of {len(report.controls)} controls: {done}"
+            )
         return result

@@ -105,9 +105,13 @@ def audit_site(site: str, inventory: Path, state_dir: Path, run_id: str | None =
     try:
         runner.run()
     except Exception as exc:
-        raise RebuildError(f"harden audit of {site}: ansible-runner failed: {type(exc).__name__}: {exc}") from exc
+        raise RebuildError(
+            f"harden audit of {site}: ansible-runner failed: {type(exc).__name__}: {exc}"
+        ) from exc
     if not collector.reports and not collector.problems:
-        raise ConfigError(f"harden audit: no host of site {site!r} in {inventory} (group site_{site} is empty)")
+        raise ConfigError(
+            f"harden audit: no host of site {site!r} in {inventory} (group site_{site} is empty)"
+        )
     reports = [collector.reports[h] for h in sorted(collector.reports)]
     unreachable = {h: why for h, why in collector.problems.items() if h not in collector.reports}
     result = AuditResult(run_id=run_id, run_dir=run_dir, reports=reports, unreachable=unreachable)

@@ -142,7 +142,7 @@ def setting_key(setting: Mapping[str, Any]) -> str:
         case "group_members":
             return f"group_members:{setting['group_sid']}"
         case _:
-            return t
+            return str(t)
 
 
 @dataclass(frozen=True)

@@ -145,7 +145,9 @@ def _guard(control: Control, setting: dict[str, Any], protected: list[str], host
     where = f"host {host}: control {control.id}"
     lowered = {p.lower() for p in protected}
     if setting["type"] == "local_user" and str(setting.get("name", "")).lower() in lowered:
-        raise ConfigError(f"{where}: would rename a built-in account to the connection account {setting['name']!r}")
+        raise ConfigError(
+            f"{where}: would rename a built-in account to the connection account {setting['name']!r}"
+        )
     if setting["type"] == "service_allowlist":
         for svc in MANAGEMENT_SERVICES:
             if not any(fnmatchcase(svc.lower(), p.lower()) for p in setting["allowed"]):

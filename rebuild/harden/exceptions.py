@@ -47,7 +47,9 @@ class HardenException:
         }
 
 
-def load_exceptions(path: Path | None = None, known_controls: Iterable[str] | None = None) -> list[HardenException]:
+def load_exceptions(
+    path: Path | None = None, known_controls: Iterable[str] | None = None
+) -> list[HardenException]:
     """Read and validate the exceptions file. A missing default file means no exceptions."""
     path = path or DEFAULT_EXCEPTIONS
     try:
@@ -89,12 +91,16 @@ def parse_exceptions(
             problems.append(f"{where}: control {control!r} is not in the baseline")
             bad = True
         if item.get("scope") not in SCOPES:
-            problems.append(f"{where}: `scope` must be one of {', '.join(SCOPES)} (got {item.get('scope')!r})")
+            problems.append(
+                f"{where}: `scope` must be one of {', '.join(SCOPES)} (got {item.get('scope')!r})"
+            )
             bad = True
         for name in ("target", "reason", "approved_by"):
             value = item.get(name)
             if not isinstance(value, str) or not value.strip():
-                problems.append(f"{where}: `{name}` must be a non-empty string (an exception needs a recorded {name})")
+                problems.append(
+                    f"{where}: `{name}` must be a non-empty string (an exception needs a recorded {name})"
+                )
                 bad = True
         expires = item.get("expires")
         if isinstance(expires, str):

@@ -30,7 +30,14 @@ class Status(StrEnum):
     NOT_APPLICABLE = "not_applicable"  # host lacks what the control requires (e.g. VBS hardware)
 
 
-STATUS_ORDER = [Status.FAILED, Status.NONCOMPLIANT, Status.FIXED, Status.EXCEPTED, Status.COMPLIANT, Status.NOT_APPLICABLE]
+STATUS_ORDER = [
+    Status.FAILED,
+    Status.NONCOMPLIANT,
+    Status.FIXED,
+    Status.EXCEPTED,
+    Status.COMPLIANT,
+    Status.NOT_APPLICABLE,
+]
 
 
 @dataclass
@@ -123,14 +130,16 @@ def build_report(
         e = e if isinstance(e, Mapping) else asdict(e)
         reason = f"{e['reason']} (approved by {e['approved_by']}; {e['scope']} {e['target']}"
         reason += f"; until {e['expires']})" if e.get("expires") else ")"
-        rows.append(ControlResult(id=e["control"], title=e.get("title", ""), status=Status.EXCEPTED, reason=reason))
+        rows.append(
+            ControlResult(id=e["control"], title=e.get("title", ""), status=Status.EXCEPTED, reason=reason)
+        )
     rows.sort(key=lambda r: r.id)
     when = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0).isoformat()
     return HostReport(host=host, mode="audit" if check_mode else "apply", at=when, controls=rows)
 
 
 def _classify(c: Mapping[str, Any], check_mode: bool) -> ControlResult:
-    base = {
+    base: dict[str, Any] = {
         "id": str(c["id"]),
         "title": str(c.get("title", "")),
         "pending_reboot": bool(c.get("pending_reboot")),
@@ -187,4 +196,8 @@ def render_html(reports: Sequence[HostReport], title: str = "Hardening report") 
         {"report": r, "rows": sorted(r.controls, key=lambda c: (order[c.status], c.id)), "counts": r.counts()}
         for r in reports
     ]
-    return _env().get_template("report.html.j2").render(title=title, hosts=hosts, statuses=[s.value for s in Status])
+    return (
+        _env()
+        .get_template("report.html.j2")
+        .render(title=title, hosts=hosts, statuses=[s.value for s in Status])
+    )

@@ -36,9 +36,14 @@ def _playbook(tmp: Path, hosts: str, extra: str = "") -> Path:
 
 
 def _run(lab: Any, args: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **lab.env, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
-           "ANSIBLE_STDOUT_CALLBACK": "json", "ANSIBLE_NOCOLOR": "1"}
+    env = {
+        **os.environ,
+        **lab.env,
+        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+        "ANSIBLE_STDOUT_CALLBACK": "json",
+        "ANSIBLE_NOCOLOR": "1",
+    }
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -55,7 +60,7 @@ def _state(lab: Any, host: str) -> TwinState:
 def _harden_results(stdout: str) -> dict[str, dict[str, Any]]:
     import json
 
-    out = json.loads(stdout[stdout.index("{"):])
+    out = json.loads(stdout[stdout.index("{") :])
     for play in out["plays"]:
         for task in play["tasks"]:
             if task["task"]["name"].endswith("harden | apply baseline (one module call)"):
@@ -74,8 +79,11 @@ def test_role_hardens_compromised_twins_in_one_call_then_is_idempotent(lab: Any,
         res = results[host]
         assert res["changed"] is True
         statuses = res["summary"]["controls"]
-        bad = {c: s for c, s in statuses.items() if c not in MANUAL and s not in ("fixed", "compliant",
-                                                                                   "not_applicable")}
+        bad = {
+            c: s
+            for c, s in statuses.items()
+            if c not in MANUAL and s not in ("fixed", "compliant", "not_applicable")
+        }
         assert not bad, bad
         assert statuses["GHAL-DEF-002"] == "failed"
     # One module call per host: a module call is a handful of WS-Man requests
@@ -86,7 +94,9 @@ def test_role_hardens_compromised_twins_in_one_call_then_is_idempotent(lab: Any,
     assert all(0 < n <= 30 for n in per_host.values()), per_host
     state = _state(lab, SERVER)
     assert state.features["SMB1Protocol"] is False
-    assert "HelpDeskAdm" not in state.groups["Administrators"] and "rb-admin" in state.groups["Administrators"]
+    assert (
+        "HelpDeskAdm" not in state.groups["Administrators"] and "rb-admin" in state.groups["Administrators"]
+    )
 
     second = _run(lab, ["ansible-playbook", "-i", str(inventory), str(playbook)])
     assert second.returncode == 0, second.stdout[-3000:]
@@ -103,21 +113,53 @@ def test_check_mode_changes_nothing_and_reports_noncompliant(lab: Any, tmp_path:
     assert res["report"]["mode"] == "audit"
     statuses = res["summary"]["controls"]
     assert {"GHAL-NET-001", "GHAL-CRED-002", "GHAL-ACC-002", "GHAL-PER-001"} <= {
-        c for c, s in statuses.items() if s == "noncompliant"}
+        c for c, s in statuses.items() if s == "noncompliant"
+    }
     after = _state(lab, PC)
-    for field in ("registry", "services", "features", "firewall", "users", "groups", "tasks", "audit_policy",
-                  "user_rights", "security_policy", "defender"):
+    for field in (
+        "registry",
+        "services",
+        "features",
+        "firewall",
+        "users",
+        "groups",
+        "tasks",
+        "audit_policy",
+        "user_rights",
+        "security_policy",
+        "defender",
+    ):
         assert getattr(after, field) == getattr(before, field), field
 
 
 def test_audit_command_reports_a_whole_site_without_change(lab: Any, tmp_path: Path) -> None:
     before = {h: _state(lab, h).to_json() for h in (SERVER, PC)}
     state_dir = tmp_path / "state"
-    env = {**os.environ, **lab.env, "REBUILD_STATE_DIR": str(lab.state_dir),
-           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]}
-    run = subprocess.run([sys.executable, "-m", "rebuild", "harden", "audit", "arlon", "--inventory",
-                          str(lab.inventory("arlon")), "--state-dir", str(lab.state_dir)],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        **lab.env,
+        "REBUILD_STATE_DIR": str(lab.state_dir),
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"],
+    }
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rebuild",
+            "harden",
+            "audit",
+            "arlon",
+            "--inventory",
+            str(lab.inventory("arlon")),
+            "--state-dir",
+            str(lab.state_dir),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"{SERVER}: " in run.stdout and "noncompliant" in run.stdout
     text_path = Path(run.stdout.split("report: ")[1].split()[0])
@@ -143,10 +185,15 @@ def test_pending_reboot_settings_get_a_restart_then_are_in_force(lab: Any, tmp_p
     assert {"GHAL-CRED-003", "GHAL-CRED-004"} <= set(res["report"]["pending_reboot"])
     import json
 
-    out = json.loads(run.stdout[run.stdout.index("{"):])
-    done = next(t for t in out["plays"][0]["tasks"] if t["task"]["name"].endswith("rebuild phase | harden | done"))
+    out = json.loads(run.stdout[run.stdout.index("{") :])
+    done = next(
+        t for t in out["plays"][0]["tasks"] if t["task"]["name"].endswith("rebuild phase | harden | done")
+    )
     msg = done["hosts"][SERVER]["msg"]
     assert msg["pending_reboot"] == []  # restarted: nothing waits any more
     assert msg["after_reboot"]["pending_reboot"] == []
-    assert all(s in ("compliant", "not_applicable") or c in MANUAL for c, s in msg["after_reboot"]["controls"].items())
+    assert all(
+        s in ("compliant", "not_applicable") or c in MANUAL
+        for c, s in msg["after_reboot"]["controls"].items()
+    )
     assert any("boot" in e["event"] or "reboot" in e["event"] for e in _state(lab, SERVER).history)

@@ -38,8 +38,16 @@ def lab(tmp_path: Path) -> Lab:
     store = StateStore(tmp_path / "state.sqlite")
     twins = {}
     for i, (name, (kind, os_key, service)) in enumerate(HOSTS.items(), start=2):
-        rec = TwinRecord(name=name, address=f"127.78.0.{i}", mac=f"aa:bb:cc:00:00:0{i}", kind=kind,
-                         platform="virtual", site="arlon", os=os_key, service=service)
+        rec = TwinRecord(
+            name=name,
+            address=f"127.78.0.{i}",
+            mac=f"aa:bb:cc:00:00:0{i}",
+            kind=kind,
+            platform="virtual",
+            site="arlon",
+            os=os_key,
+            service=service,
+        )
         twins[name] = rec
         store.put(name, compromised_state(rec, "pre-incident-Pw1"))
     return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins=twins)
@@ -49,15 +57,24 @@ def compiled(host: str, exceptions: Any = None) -> CompiledHost:
     kind, os_key, service = HOSTS[host]
     baseline = load_baseline()
     exc = parse_exceptions(exceptions, "test", baseline.ids) if exceptions else []
-    facts = HostFacts(name=host, os=os_key, kind=kind, site="arlon", groups=("site_arlon", f"kind_{kind}"),
-                      service=service)
+    facts = HostFacts(
+        name=host, os=os_key, kind=kind, site="arlon", groups=("site_arlon", f"kind_{kind}"), service=service
+    )
     return compile_host(baseline, facts, exc, protected_accounts=["rb-admin"])
 
 
 def call(lab: Lab, host: str, args: dict[str, Any], check: bool = False) -> dict[str, Any]:
-    params, _ = argspec.validate_basic(argspec.load_spec("win_rebuild_baseline"), args, "win_rebuild_baseline", {})
-    ctx = ModuleContext(lab=lab, twin=lab.twins[host], module_name="win_rebuild_baseline", params=params,
-                        raw_args=args, check_mode=check)
+    params, _ = argspec.validate_basic(
+        argspec.load_spec("win_rebuild_baseline"), args, "win_rebuild_baseline", {}
+    )
+    ctx = ModuleContext(
+        lab=lab,
+        twin=lab.twins[host],
+        module_name="win_rebuild_baseline",
+        params=params,
+        raw_args=args,
+        check_mode=check,
+    )
     return win_rebuild_baseline(ctx)
 
 
@@ -126,9 +143,17 @@ def test_check_mode_on_a_fresh_compromised_twin_reports_every_noncompliant_contr
 
 def test_exception_leaves_the_control_untouched_and_is_reported_with_reason(lab: Lab) -> None:
     host = "ARL-SRV-0001"
-    exc = {"exceptions": [{"control": "GHAL-NET-001", "scope": "host", "target": host.lower(),
-                           "reason": "Legacy lab analyser speaks SMB1 only (ticket LAB-12)",
-                           "approved_by": "CISO"}]}
+    exc = {
+        "exceptions": [
+            {
+                "control": "GHAL-NET-001",
+                "scope": "host",
+                "target": host.lower(),
+                "reason": "Legacy lab analyser speaks SMB1 only (ticket LAB-12)",
+                "approved_by": "CISO",
+            }
+        ]
+    }
     c = compiled(host, exc)
     assert "GHAL-NET-001" not in [ctl["id"] for ctl in c.controls]
     result = call(lab, host, c.module_args())
@@ -146,9 +171,22 @@ def test_exception_leaves_the_control_untouched_and_is_reported_with_reason(lab:
 
 def test_expired_exception_no_longer_applies(lab: Lab) -> None:
     baseline = load_baseline()
-    exc = parse_exceptions({"exceptions": [{"control": "GHAL-NET-001", "scope": "site", "target": "arlon",
-                                            "reason": "r", "approved_by": "a", "expires": "2020-01-01"}]},
-                           "t", baseline.ids)
+    exc = parse_exceptions(
+        {
+            "exceptions": [
+                {
+                    "control": "GHAL-NET-001",
+                    "scope": "site",
+                    "target": "arlon",
+                    "reason": "r",
+                    "approved_by": "a",
+                    "expires": "2020-01-01",
+                }
+            ]
+        },
+        "t",
+        baseline.ids,
+    )
     facts = HostFacts(name="ARL-SRV-0001", os="windows-server-2022", kind="server", site="arlon")
     c = compile_host(baseline, facts, exc, today=dt.date(2026, 11, 25))
     assert "GHAL-NET-001" in [ctl["id"] for ctl in c.controls] and not c.excepted
@@ -173,7 +211,9 @@ def test_drift_fault_reverts_listed_settings_after_hardening(lab: Lab) -> None:
     lab.faults[host] = {"drift_after_harden": {"settings": ["smb1", "defender_realtime"]}}
     c = compiled(host)
     first = call(lab, host, c.module_args())
-    assert {r["id"]: r["compliant"] for r in first["controls"]}["GHAL-NET-001"] is True  # the run saw it fixed
+    assert {r["id"]: r["compliant"] for r in first["controls"]}[
+        "GHAL-NET-001"
+    ] is True  # the run saw it fixed
     state = lab.state(host)
     assert state.features["SMB1Protocol"] is True  # ...then it drifted back
     rtp = state.registry["HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection"]
@@ -188,16 +228,35 @@ def test_bad_arguments_fail_like_ansible_basic(lab: Lab) -> None:
     with pytest.raises(argspec.ArgumentFailure, match="missing required arguments: protected_accounts"):
         call(lab, "ARL-SRV-0001", {"controls": []})
     with pytest.raises(argspec.ArgumentFailure, match="remediation"):
-        call(lab, "ARL-SRV-0001", {"protected_accounts": ["rb-admin"],
-                                   "controls": [{"id": "X", "settings": [], "remediation": "sometimes"}]})
+        call(
+            lab,
+            "ARL-SRV-0001",
+            {
+                "protected_accounts": ["rb-admin"],
+                "controls": [{"id": "X", "settings": [], "remediation": "sometimes"}],
+            },
+        )
 
 
 def test_protected_account_is_never_touched(lab: Lab) -> None:
     host = "ARL-SRV-0001"
-    args = {"protected_accounts": ["rb-admin"], "controls": [{
-        "id": "GHAL-ACC-002", "cuts_remote_management": True,
-        "settings": [{"type": "group_members", "key": "group_members:S-1-5-32-544",
-                      "group_sid": "S-1-5-32-544", "allowed": ["Administrator"]}]}]}
+    args = {
+        "protected_accounts": ["rb-admin"],
+        "controls": [
+            {
+                "id": "GHAL-ACC-002",
+                "cuts_remote_management": True,
+                "settings": [
+                    {
+                        "type": "group_members",
+                        "key": "group_members:S-1-5-32-544",
+                        "group_sid": "S-1-5-32-544",
+                        "allowed": ["Administrator"],
+                    }
+                ],
+            }
+        ],
+    }
     call(lab, host, args)
     members = lab.state(host).groups["Administrators"]
     assert "rb-admin" in members and UNKNOWN_ADMIN not in members and "GHAL\\Domain Admins" not in members

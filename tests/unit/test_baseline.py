@@ -34,7 +34,9 @@ def test_project_baseline_loads_with_unique_ids() -> None:
 def test_covers_every_item_the_issue_lists() -> None:
     b = load_baseline()
     reg = lambda name: _has(b, lambda s: s["type"] == "registry" and s["name"] == name)  # noqa: E731
-    assert reg("SMB1") and _has(b, lambda s: s == {**s, "type": "feature", "name": "SMB1Protocol", "enabled": False})
+    assert reg("SMB1") and _has(
+        b, lambda s: s == {**s, "type": "feature", "name": "SMB1Protocol", "enabled": False}
+    )
     assert reg("RequireSecuritySignature")  # SMB signing
     assert reg("EnableMulticast")  # LLMNR
     assert reg("NodeType") and reg("NetbiosOptions")  # NetBIOS
@@ -43,9 +45,16 @@ def test_covers_every_item_the_issue_lists() -> None:
     assert reg("RunAsPPL")  # LSA protection
     assert reg("LsaCfgFlags")  # Credential Guard
     assert {s["profile"] for c in b.controls for s in c.settings if s["type"] == "firewall_profile"} == {
-        "Domain", "Private", "Public"}
-    assert all(s["log_blocked"] and s["log_allowed"] for c in b.controls for s in c.settings
-               if s["type"] == "firewall_profile")
+        "Domain",
+        "Private",
+        "Public",
+    }
+    assert all(
+        s["log_blocked"] and s["log_allowed"]
+        for c in b.controls
+        for s in c.settings
+        if s["type"] == "firewall_profile"
+    )
     assert reg("UserAuthentication")  # RDP NLA
     assert _has(b, lambda s: s["type"] == "user_right" and s["name"] == "SeRemoteInteractiveLogonRight")
     assert reg("DisableRealtimeMonitoring") and reg("SpynetReporting")  # real-time, cloud
@@ -72,7 +81,14 @@ def test_workstations_and_servers_differ() -> None:
 def test_lockout_risks_are_flagged() -> None:
     b = load_baseline()
     cutting = {c.id for c in b.controls if c.cuts_remote_management}
-    assert {"GHAL-FW-001", "GHAL-RDP-001", "GHAL-RDP-002", "GHAL-ACC-001", "GHAL-ACC-002", "GHAL-PER-001"} <= cutting
+    assert {
+        "GHAL-FW-001",
+        "GHAL-RDP-001",
+        "GHAL-RDP-002",
+        "GHAL-ACC-001",
+        "GHAL-ACC-002",
+        "GHAL-PER-001",
+    } <= cutting
     assert b.control("GHAL-CRED-003").reboot_required and b.control("GHAL-CRED-004").reboot_required
 
 
@@ -124,7 +140,10 @@ def test_every_problem_is_reported_at_once(raw: dict[str, Any]) -> None:
     [
         (lambda d: d["controls"][0].pop("title"), "`title` must be a non-empty string"),
         (lambda d: d["controls"][0].update(id="smb1"), "must look like GHAL-<AREA>-<NNN>"),
-        (lambda d: d["controls"][0].update(cuts_remote_management="yes"), "`cuts_remote_management` must be true"),
+        (
+            lambda d: d["controls"][0].update(cuts_remote_management="yes"),
+            "`cuts_remote_management` must be true",
+        ),
         (lambda d: d["controls"][0].update(requires="tpm3"), "`requires` must be one of"),
         (lambda d: d["controls"][0]["settings"][0].update(colour="red"), "unknown field 'colour'"),
         (lambda d: d["controls"][0]["settings"][0].pop("name"), "missing `name`"),

@@ -14,10 +14,12 @@ from rebuild.harden.compile import HostFacts, compile_host
 from rebuild.harden.exceptions import DEFAULT_EXCEPTIONS, load_exceptions, parse_exceptions
 from rebuild.harden.report import HostReport, Status, build_report, render_html, render_text
 
-SERVER = HostFacts("ARL-SRV-0001", "windows-server-2022", "server", "arlon", ("site_arlon", "service_emergency"),
-                   "emergency")
-PC = HostFacts("ARL-PC-0001", "windows-11-23h2", "workstation", "arlon", ("site_arlon", "service_radiology"),
-               "radiology")
+SERVER = HostFacts(
+    "ARL-SRV-0001", "windows-server-2022", "server", "arlon", ("site_arlon", "service_emergency"), "emergency"
+)
+PC = HostFacts(
+    "ARL-PC-0001", "windows-11-23h2", "workstation", "arlon", ("site_arlon", "service_radiology"), "radiology"
+)
 DC = HostFacts("ARL-DC-01", "windows-server-2022", "server", "arlon", ("site_arlon",), "directory")
 
 
@@ -75,7 +77,9 @@ def test_guard_refuses_renaming_to_the_connection_account() -> None:
                 if s["type"] == "local_user" and s["rid"] == 500:
                     s["name"] = "rb-admin"
 
-    with pytest.raises(ConfigError, match="GHAL-ACC-001: would rename a built-in account to the connection account"):
+    with pytest.raises(
+        ConfigError, match="GHAL-ACC-001: would rename a built-in account to the connection account"
+    ):
         compile_host(_raw_with(rename), SERVER)
 
 
@@ -98,8 +102,21 @@ def test_guard_refuses_a_service_allowlist_without_winrm() -> None:
 )
 def test_exception_scopes(scope: str, target: str, hit_server: bool, hit_pc: bool) -> None:
     b = load_baseline()
-    exc = parse_exceptions({"exceptions": [{"control": "GHAL-NET-003", "scope": scope, "target": target,
-                                            "reason": "why", "approved_by": "who"}]}, "t", b.ids)
+    exc = parse_exceptions(
+        {
+            "exceptions": [
+                {
+                    "control": "GHAL-NET-003",
+                    "scope": scope,
+                    "target": target,
+                    "reason": "why",
+                    "approved_by": "who",
+                }
+            ]
+        },
+        "t",
+        b.ids,
+    )
     for facts, hit in ((SERVER, hit_server), (PC, hit_pc)):
         c = compile_host(b, facts, exc)
         assert ("GHAL-NET-003" in [x["id"] for x in c.controls]) is not hit
@@ -109,14 +126,41 @@ def test_exception_scopes(scope: str, target: str, hit_server: bool, hit_pc: boo
 def test_exception_validation_names_the_entry() -> None:
     b = load_baseline()
     with pytest.raises(ConfigError) as err:
-        parse_exceptions({"exceptions": [
-            {"control": "GHAL-NOPE-001", "scope": "host", "target": "x", "reason": "r", "approved_by": "a"},
-            {"control": "GHAL-NET-001", "scope": "planet", "target": "x", "reason": "", "approved_by": "a"},
-            {"control": "GHAL-NET-001", "scope": "site", "target": "arlon", "reason": "r", "approved_by": "a",
-             "expires": "next year"},
-        ]}, "harden_exceptions.yml", b.ids)
+        parse_exceptions(
+            {
+                "exceptions": [
+                    {
+                        "control": "GHAL-NOPE-001",
+                        "scope": "host",
+                        "target": "x",
+                        "reason": "r",
+                        "approved_by": "a",
+                    },
+                    {
+                        "control": "GHAL-NET-001",
+                        "scope": "planet",
+                        "target": "x",
+                        "reason": "",
+                        "approved_by": "a",
+                    },
+                    {
+                        "control": "GHAL-NET-001",
+                        "scope": "site",
+                        "target": "arlon",
+                        "reason": "r",
+                        "approved_by": "a",
+                        "expires": "next year",
+                    },
+                ]
+            },
+            "harden_exceptions.yml",
+            b.ids,
+        )
     msg = str(err.value)
-    assert "harden_exceptions.yml: exception #1 (GHAL-NOPE-001): control 'GHAL-NOPE-001' is not in the baseline" in msg
+    assert (
+        "harden_exceptions.yml: exception #1 (GHAL-NOPE-001): control 'GHAL-NOPE-001' is not in the baseline"
+        in msg
+    )
     assert "exception #2 (GHAL-NET-001): `scope` must be one of host, group, site" in msg
     assert "exception #2 (GHAL-NET-001): `reason` must be a non-empty string" in msg
     assert "exception #3 (GHAL-NET-001): `expires` must be a date" in msg
@@ -128,8 +172,11 @@ def test_project_exceptions_file_is_valid() -> None:
 
 def test_exception_expiry(tmp_path: Path) -> None:
     f = tmp_path / "e.yml"
-    f.write_text("exceptions:\n  - {control: GHAL-NET-001, scope: site, target: arlon, reason: r, "
-                 "approved_by: a, expires: 2026-12-31}\n", encoding="utf-8")
+    f.write_text(
+        "exceptions:\n  - {control: GHAL-NET-001, scope: site, target: arlon, reason: r, "
+        "approved_by: a, expires: 2026-12-31}\n",
+        encoding="utf-8",
+    )
     exc = load_exceptions(f, load_baseline().ids)
     b = load_baseline()
     assert compile_host(b, SERVER, exc, today=dt.date(2026, 12, 31)).excepted
@@ -140,30 +187,89 @@ def test_exception_expiry(tmp_path: Path) -> None:
 
 
 def _module_result() -> dict[str, Any]:
-    base = {"before": {}, "after": {}, "error": None, "skipped": False, "skip_reason": "", "not_applicable": False,
-            "pending_reboot": False, "noncompliant": []}
-    return {"controls": [
-        {**base, "id": "GHAL-A-001", "title": "a", "changed": False, "compliant": True},
-        {**base, "id": "GHAL-B-001", "title": "b", "changed": True, "compliant": True, "pending_reboot": True},
-        {**base, "id": "GHAL-C-001", "title": "c <script>", "changed": True, "compliant": False,
-         "error": "registry:HKLM:\\X\\Y: access denied"},
-        {**base, "id": "GHAL-D-001", "title": "d", "changed": False, "compliant": False, "skipped": True,
-         "skip_reason": "not applied: earlier controls failed (GHAL-C-001)"},
-        {**base, "id": "GHAL-E-001", "title": "e", "changed": False, "compliant": True, "skipped": True,
-         "not_applicable": True, "skip_reason": "no VBS"},
-        {**base, "id": "GHAL-F-001", "title": "f", "changed": True, "compliant": False,
-         "noncompliant": ["registry:HKLM:\\Z\\W"]},
-    ]}
+    base = {
+        "before": {},
+        "after": {},
+        "error": None,
+        "skipped": False,
+        "skip_reason": "",
+        "not_applicable": False,
+        "pending_reboot": False,
+        "noncompliant": [],
+    }
+    return {
+        "controls": [
+            {**base, "id": "GHAL-A-001", "title": "a", "changed": False, "compliant": True},
+            {
+                **base,
+                "id": "GHAL-B-001",
+                "title": "b",
+                "changed": True,
+                "compliant": True,
+                "pending_reboot": True,
+            },
+            {
+                **base,
+                "id": "GHAL-C-001",
+                "title": "c <script>",
+                "changed": True,
+                "compliant": False,
+                "error": "registry:HKLM:\\X\\Y: access denied",
+            },
+            {
+                **base,
+                "id": "GHAL-D-001",
+                "title": "d",
+                "changed": False,
+                "compliant": False,
+                "skipped": True,
+                "skip_reason": "not applied: earlier controls failed (GHAL-C-001)",
+            },
+            {
+                **base,
+                "id": "GHAL-E-001",
+                "title": "e",
+                "changed": False,
+                "compliant": True,
+                "skipped": True,
+                "not_applicable": True,
+                "skip_reason": "no VBS",
+            },
+            {
+                **base,
+                "id": "GHAL-F-001",
+                "title": "f",
+                "changed": True,
+                "compliant": False,
+                "noncompliant": ["registry:HKLM:\\Z\\W"],
+            },
+        ]
+    }
 
 
 def test_report_classifies_apply_run() -> None:
-    excepted = [{"control": "GHAL-X-001", "title": "x", "reason": "vendor needs it", "scope": "host",
-                 "target": "H1", "approved_by": "CISO", "expires": None}]
+    excepted = [
+        {
+            "control": "GHAL-X-001",
+            "title": "x",
+            "reason": "vendor needs it",
+            "scope": "host",
+            "target": "H1",
+            "approved_by": "CISO",
+            "expires": None,
+        }
+    ]
     rep = build_report("H1", _module_result(), excepted)
     s = {r.id: r.status for r in rep.controls}
-    assert s == {"GHAL-A-001": Status.COMPLIANT, "GHAL-B-001": Status.FIXED, "GHAL-C-001": Status.FAILED,
-                 "GHAL-D-001": Status.FAILED, "GHAL-E-001": Status.NOT_APPLICABLE, "GHAL-F-001": Status.FAILED,
-                 "GHAL-X-001": Status.EXCEPTED}
+    assert s == {
+        "GHAL-A-001": Status.COMPLIANT,
+        "GHAL-B-001": Status.FIXED,
+        "GHAL-C-001": Status.FAILED,
+        "GHAL-D-001": Status.FAILED,
+        "GHAL-E-001": Status.NOT_APPLICABLE,
+        "GHAL-F-001": Status.FAILED,
+        "GHAL-X-001": Status.EXCEPTED,
+    }
     assert rep.status_of("GHAL-X-001").reason == "vendor needs it (approved by CISO; host H1)"
     assert rep.status_of("GHAL-D-001").reason.startswith("not applied")
     assert rep.pending_reboot == ["GHAL-B-001"]

@@ -34,9 +34,7 @@ def syntax_errors(source: bytes) -> list[str]:
 
 
 def project_scripts() -> list[Path]:
-    return sorted(
-        p for p in ROOT.rglob("*.ps1") if not SKIP_DIRS.intersection(p.relative_to(ROOT).parts)
-    )
+    return sorted(p for p in ROOT.rglob("*.ps1") if not SKIP_DIRS.intersection(p.relative_to(ROOT).parts))
 
 
 def test_there_are_scripts_to_check() -> None:
@@ -63,4 +61,4 @@ def test_checker_catches_broken_snippets(broken: bytes) -> None:
 
 
 def test_checker_accepts_valid_snippet() -> None:
-    assert syntax_errors(b"$h = @{ a = 1 }\nforeach ($k in $h.Keys) { Write-Output \"$k\" }\n") == []
+    assert syntax_errors(b'$h = @{ a = 1 }\nforeach ($k in $h.Keys) { Write-Output "$k" }\n') == []

@@ -46,9 +46,12 @@ DRIFT_ALIASES = {
         "feature:SMB1Protocol",
     ],
     "defender_realtime": [
-        "registry:HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection\\DisableRealtimeMonitoring"
+        "registry:HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection"
+        "\\DisableRealtimeMonitoring"
     ],
-    "wdigest": ["registry:HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\WDigest\\UseLogonCredential"],
+    "wdigest": [
+        "registry:HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\WDigest\\UseLogonCredential"
+    ],
     "llmnr": ["registry:HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\DNSClient\\EnableMulticast"],
     "firewall_domain": ["firewall_profile:Domain"],
 }
@@ -80,7 +83,7 @@ def _expand(state: TwinState, path: str) -> list[str]:
             children: dict[str, str] = {}
             for k in state.registry:
                 if k.lower().startswith(prefix):
-                    child = k[len(prefix):].split("\\")[0]
+                    child = k[len(prefix) :].split("\\")[0]
                     children.setdefault(child.lower(), f"{p}\\{child}")
             nxt.extend(children.values())
         paths = nxt
@@ -138,6 +141,7 @@ def _group_name(sid: str) -> str:
 
 def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dict[str, Any]:
     t = s["type"]
+    v: Any
     if t == "registry":
         paths = _expand(state, s["path"])
         values = {p: _reg_get(state, p, s["name"]) for p in paths}
@@ -200,7 +204,9 @@ def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dic
         u = _user_by_rid(state, int(s["rid"]))
         if u is None:
             return {"value": None, "compliant": True, "missing": True}
-        ok = ("name" not in s or u.name == s["name"]) and ("enabled" not in s or u.enabled == bool(s["enabled"]))
+        ok = ("name" not in s or u.name == s["name"]) and (
+            "enabled" not in s or u.enabled == bool(s["enabled"])
+        )
         return {"value": {"name": u.name, "enabled": u.enabled}, "compliant": ok}
     if t == "group_members":
         group = _group_name(s["group_sid"])
@@ -208,7 +214,9 @@ def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dic
         unknown = []
         for m in members:
             local = "\\" not in m
-            allowed = any(a == m or (local and "\\" not in a and a.lower() == m.lower()) for a in s["allowed"])
+            allowed = any(
+                a == m or (local and "\\" not in a and a.lower() == m.lower()) for a in s["allowed"]
+            )
             if not allowed and m.lower() not in protected:
                 unknown.append(m)
         return {"value": [_local(state, m) for m in members], "compliant": not unknown, "unknown": unknown}
@@ -238,6 +246,7 @@ def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dic
 def set_setting(state: TwinState, s: dict[str, Any], current: dict[str, Any], protected: set[str]) -> bool:
     """Make one setting compliant on the twin. Returns True when a restart is needed to enforce it."""
     t = s["type"]
+    p: Any
     if t == "registry":
         for p in _expand(state, s["path"]):
             _reg_set(state, p, s["name"], s["data"])
@@ -321,7 +330,9 @@ def set_setting(state: TwinState, s: dict[str, Any], current: dict[str, Any], pr
 def _sync_defender(state: TwinState) -> None:
     """Defender's running status follows its policy keys and service (not tamper protection)."""
     policy = state.registry.get("HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender", {})
-    rtp = state.registry.get("HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection", {})
+    rtp = state.registry.get(
+        "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection", {}
+    )
     svc = state.services.get("WinDefend")
     running = svc is not None and svc.state == "Running" and not policy.get("DisableAntiSpyware")
     state.defender.update(
@@ -349,7 +360,9 @@ def run_baseline(
     """Evaluate/apply on `state` in place. Returns (per-control results, [(setting key, before)])."""
     boot = _boot_marker(state)
     marker = state.registry.get(MARKER_KEY, {})
-    pending: list[str] = list(marker.get("PendingReboot", [])) if marker.get("PendingBootTime") == boot else []
+    pending: list[str] = (
+        list(marker.get("PendingReboot", [])) if marker.get("PendingBootTime") == boot else []
+    )
     results: list[dict[str, Any]] = []
     failed_before: list[str] = []
     befores: list[tuple[str, Any]] = []
@@ -363,8 +376,12 @@ def run_baseline(
         results.append(r)
         try:
             if control.get("requires") == "virtualization_based_security" and not _vbs_capable(state):
-                r.update(skipped=True, not_applicable=True, compliant=True,
-                         skip_reason="hardware lacks virtualization-based security support")
+                r.update(
+                    skipped=True,
+                    not_applicable=True,
+                    compliant=True,
+                    skip_reason="hardware lacks virtualization-based security support",
+                )
                 continue
             states: dict[str, dict[str, Any]] = {}
             non_compliant = []
@@ -386,7 +403,8 @@ def run_baseline(
             if control.get("remediation") == "manual":
                 r["after"] = dict(r["before"])
                 r["error"] = (
-                    "not compliant and cannot be set on the host: " + ", ".join(s["key"] for s in non_compliant)
+                    "not compliant and cannot be set on the host: "
+                    + ", ".join(s["key"] for s in non_compliant)
                     + " (manual remediation: Defender portal, Intune or Configuration Manager)"
                 )
                 continue
@@ -395,7 +413,8 @@ def run_baseline(
                 r["skipped"] = True
                 r["skip_reason"] = (
                     "not applied: it can cut remote management and earlier controls failed ("
-                    + ", ".join(failed_before) + ")"
+                    + ", ".join(failed_before)
+                    + ")"
                 )
                 continue
             needs_reboot = bool(control.get("reboot_required"))
@@ -472,11 +491,16 @@ def win_rebuild_baseline(ctx: ModuleContext) -> dict[str, Any]:
         "summary": _summary(results),
     }
     if ctx.diff_mode:
-        out["diff"] = {"before": {r["id"]: r["before"] for r in results}, "after": {r["id"]: r["after"] for r in results}}
+        out["diff"] = {
+            "before": {r["id"]: r["before"] for r in results},
+            "after": {r["id"]: r["after"] for r in results},
+        }
     return out
 
 
-def _drift(ctx: ModuleContext, names: list[str], controls: list[dict[str, Any]], befores: list[tuple[str, Any]]) -> None:
+def _drift(
+    ctx: ModuleContext, names: list[str], controls: list[dict[str, Any]], befores: list[tuple[str, Any]]
+) -> None:
     """Revert the listed settings to their value before the run (the fault's meaning)."""
     keys: set[str] = set()
     for name in names:
@@ -504,9 +528,13 @@ def _drift(ctx: ModuleContext, names: list[str], controls: list[dict[str, Any]],
                 state.features[s["name"]] = bool(value)
             elif s["type"] == "firewall_profile" and isinstance(value, dict):
                 p = state.firewall.setdefault(s["profile"], {})
-                p.update(Enabled=value["enabled"], DefaultInboundAction=value["default_inbound_action"],
-                         LogAllowed=value["log_allowed"], LogBlocked=value["log_blocked"],
-                         LogMaxSizeKilobytes=value["log_max_size_kb"])
+                p.update(
+                    Enabled=value["enabled"],
+                    DefaultInboundAction=value["default_inbound_action"],
+                    LogAllowed=value["log_allowed"],
+                    LogBlocked=value["log_blocked"],
+                    LogMaxSizeKilobytes=value["log_max_size_kb"],
+                )
             elif s["type"] == "service" and isinstance(value, dict):
                 svc = state.services[s["name"]]
                 svc.start_mode = _AUTOMATIC[value["start_mode"]]

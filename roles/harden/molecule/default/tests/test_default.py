@@ -11,7 +11,9 @@ import os
 
 import testinfra.utils.ansible_runner
 
-testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("all")
+testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
+    os.environ["MOLECULE_INVENTORY_FILE"]
+).get_hosts("all")
 
 MANUAL = {"GHAL-DEF-002"}  # Defender tamper protection: switched on from the Defender portal only
 
@@ -25,16 +27,20 @@ def test_baseline_audit_is_compliant(host):
 
 
 def test_smb1_is_off(host):
-    reg = host.ansible("ansible.windows.win_reg_stat",
-                       r"path=HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters name=SMB1",
-                       check=False)
+    reg = host.ansible(
+        "ansible.windows.win_reg_stat",
+        r"path=HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters name=SMB1",
+        check=False,
+    )
     assert reg["exists"] and reg["value"] == 0
 
 
 def test_wdigest_off(host):
-    reg = host.ansible("ansible.windows.win_reg_stat",
-                       r"path=HKLM:\SYSTEM\CurrentControlSet\Control\SecurityProviders\WDigest name=UseLogonCredential",
-                       check=False)
+    reg = host.ansible(
+        "ansible.windows.win_reg_stat",
+        r"path=HKLM:\SYSTEM\CurrentControlSet\Control\SecurityProviders\WDigest name=UseLogonCredential",
+        check=False,
+    )
     assert reg["value"] == 0
 
 
