@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,8 +134,18 @@ def _init_loader(init: Any) -> None:
         init()
 
 
-@functools.lru_cache(maxsize=256)
+_SPEC_LOCK = threading.Lock()
+
+
 def load_spec(fqcn: str) -> Spec:
+    """The module's options (thread-safe: twins run modules concurrently, and ansible's plugin
+    loader is not safe to use from several threads at once)."""
+    with _SPEC_LOCK:
+        return _load_spec(fqcn)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_spec(fqcn: str) -> Spec:
     """The module's options, with doc fragments resolved by ansible's own doc reader."""
     from ansible.plugins.loader import fragment_loader, init_plugin_loader
     from ansible.utils.plugin_docs import get_docstring
