@@ -150,7 +150,7 @@ class LabDaemon:
             config.domain_admin_user,
             config.domain_admin_password,
         )
-        await asyncio.to_thread(self._reimage.seed_secrets)  # hypervisor token, per site entry
+        await asyncio.to_thread(self._reimage.seed_secrets)  # hypervisor token, BMC credential
         info["ready"] = True
         info["seconds_to_ready"] = round(time.monotonic() - self._started, 2)
         _write_info(lab_dir, info)

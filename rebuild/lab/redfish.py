@@ -12,6 +12,11 @@ wiped at start) and puts a thin front on `127.0.0.1:<redfish_port>` that:
   system shows the lab's view of both properties;
 - makes a BMC unreachable for the `bmc_unreachable` fault (connection dropped, no answer).
 
+Like a real BMC, the emulator requires HTTP basic auth (sushy's bcrypt user file) on
+everything but the service root; the lab generates the user and password at start and
+the daemon writes them into the rehearsal's secret store (`site-<site>`: bmc_user,
+bmc_password), where the reimage role reads them.
+
 A watcher receives the fake driver's external notifications (it PUTs the system on every
 change) and drives the emulator's clock: power changes land only when a system is read
 after its random 1-11 s delay, so the watcher reads it then. A transition to On boots the
@@ -21,9 +26,12 @@ from its disk. A reset without an override therefore never reimages.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
+import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -31,6 +39,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +58,22 @@ MAX_BODY = 1024 * 1024
 def system_id(record: TwinRecord) -> str:
     """The Redfish system id of a physical server twin (stable; the overlay's rebuild_redfish_system_id)."""
     return record.redfish_system_id or str(uuid.uuid5(_NAMESPACE, record.name))
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec hook giving the child SIGTERM when the lab dies (no emulator outlives it).
+
+    Resolved in the parent: the hook itself only makes one libc call in the child.
+    """
+    try:
+        import ctypes
+        import signal
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    term = int(signal.SIGTERM)
+    return lambda: prctl(1, term)  # PR_SET_PDEATHSIG
 
 
 def _free_port() -> int:
@@ -169,6 +194,8 @@ class RedfishBmcs:
             t.name: {"target": "None", "enabled": "Disabled"} for t in self.servers
         }
         self.power: dict[str, str] = {}
+        self.username = "rebuild-lab"
+        self.password = secrets.token_urlsafe(24)
         self.sushy_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._front = RedfishBmcs._Front(("127.0.0.1", port), _Front)
@@ -205,6 +232,14 @@ class RedfishBmcs:
                     "nics": [{"mac": t.mac, "ip": t.address}],
                 }
             )
+        import bcrypt
+
+        users = self.dir / "htpasswd"
+        fd = os.open(users, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Cost 4: sushy checks the hash on every request; this is a loopback lab, not a vault.
+        digest = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"{self.username}:{digest}\n")
         notify = f"http://127.0.0.1:{self._notifier.server_address[1]}/notify"
         config = self.dir / "emulator.conf"
         config.write_text(
@@ -212,6 +247,7 @@ class RedfishBmcs:
             f"SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'\n"
             f"SUSHY_EMULATOR_LISTEN_PORT = {self.sushy_port}\n"
             "SUSHY_EMULATOR_FAKE_DRIVER = True\n"
+            f"SUSHY_EMULATOR_AUTH_FILE = {str(users)!r}\n"
             f"SUSHY_EMULATOR_STATE_DIR = {str(self.dir / 'state')!r}\n"
             f"EXTERNAL_NOTIFICATION_URL = {notify!r}\n"
             f"SUSHY_EMULATOR_FAKE_SYSTEMS = {systems!r}\n"
@@ -273,7 +309,10 @@ class RedfishBmcs:
         conn = http.client.HTTPConnection("127.0.0.1", self.sushy_port, timeout=30)
         try:
             data = json.dumps(body).encode() if body is not None else None
-            headers = {"Content-Type": "application/json"} if data else {}
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            headers = {"Authorization": f"Basic {token}"}
+            if data:
+                headers["Content-Type"] = "application/json"
             conn.request(method, path, body=data, headers=headers)
             resp = conn.getresponse()
             return resp.status, resp.read()

@@ -385,13 +385,20 @@ class ReimageServices:
         }
 
     def site_secrets(self) -> dict[str, dict[str, str]]:
-        """Secret store entries a rehearsal needs: `site-<site>` -> {hypervisor_token}.
+        """Secret store entries a rehearsal needs: `site-<site>` -> {hypervisor_token, bmc_user, ...}.
 
-        The product reads the hypervisor token from the secret store (never the inventory);
+        The product reads these from the secret store (never the inventory);
         the lab daemon writes these with `SecretStore.put(entry, value, name=...)`.
         """
-        sites = sorted({t.site for t in self.lab.twins.values() if t.platform == "virtual"})
-        return {f"site-{site}": {"hypervisor_token": self.hypervisor.token} for site in sites}
+        found: dict[str, dict[str, str]] = {}
+        for twin in self.lab.twins.values():
+            entry = found.setdefault(f"site-{twin.site}", {})
+            if twin.platform == "virtual":
+                entry["hypervisor_token"] = self.hypervisor.token
+            elif twin.kind == "server":
+                entry["bmc_user"] = self.redfish.username
+                entry["bmc_password"] = self.redfish.password
+        return {site: values for site, values in sorted(found.items()) if values}
 
     def seed_secrets(self) -> None:
         """Write `site_secrets()` into the rehearsal's secret store (the one the fleet seeds)."""

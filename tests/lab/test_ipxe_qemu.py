@@ -41,9 +41,7 @@ while True:
         if key.fileobj == 0:
             data = os.read(0, 65536)
             if not data:
-                sel.unregister(0)
-                sock.shutdown(socket.SHUT_WR)
-                continue
+                sys.exit(0)  # iPXE closed (or qemu died): nothing more to carry
             sock.sendall(data)
         else:
             data = sock.recv(65536)

@@ -113,7 +113,9 @@ def test_product_modules_trigger_the_lab_reimage_paths(lab: Any) -> None:
         lab,
         srv,
         "rebuild_redfish_boot",
-        "bmc_address={{ rebuild_bmc_address }} system_id={{ rebuild_redfish_system_id }}",
+        "bmc_address={{ rebuild_bmc_address }} system_id={{ rebuild_redfish_system_id }} "
+        "username={{ lookup('rebuild_secret', 'site-arlon', name='bmc_user') }} "
+        "password={{ lookup('rebuild_secret', 'site-arlon', name='bmc_password') }}",
     )
     assert bmc.get("changed") is True and bmc.get("power_state") == "On", bmc
 

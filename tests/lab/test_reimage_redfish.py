@@ -41,13 +41,20 @@ def running(tmp_path: Path) -> Iterator[tuple[Lab, reimage.ReimageServices]]:
         lab.store.close()
 
 
+def auth(svc: reimage.ReimageServices) -> tuple[str, str]:
+    return (svc.redfish.username, svc.redfish.password)
+
+
 def system_url(svc: reimage.ReimageServices, lab: Lab, name: str) -> str:
     return f"{svc.redfish.url}/redfish/v1/Systems/{lab.twins[name].redfish_system_id}"
 
 
 def reset(svc: reimage.ReimageServices, lab: Lab, name: str, kind: str = "ForceRestart") -> None:
     r = requests.post(
-        f"{system_url(svc, lab, name)}/Actions/ComputerSystem.Reset", json={"ResetType": kind}, timeout=10
+        f"{system_url(svc, lab, name)}/Actions/ComputerSystem.Reset",
+        json={"ResetType": kind},
+        timeout=10,
+        auth=auth(svc),
     )
     assert r.status_code == 204, r.text
 
@@ -56,10 +63,12 @@ def test_pxe_once_and_reset_reimages_and_reset_alone_does_not(
     running: tuple[Lab, reimage.ReimageServices],
 ) -> None:
     lab, svc = running
-    members = requests.get(f"{svc.redfish.url}/redfish/v1/Systems", timeout=10).json()["Members"]
+    members = requests.get(f"{svc.redfish.url}/redfish/v1/Systems", timeout=10, auth=auth(svc)).json()[
+        "Members"
+    ]
     ids = sorted(m["@odata.id"].rsplit("/", 1)[1] for m in members)
     assert ids == sorted(lab.twins[n].redfish_system_id for n in (SRV, OTHER))
-    before = requests.get(system_url(svc, lab, SRV), timeout=10).json()
+    before = requests.get(system_url(svc, lab, SRV), timeout=10, auth=auth(svc)).json()
     assert before["PowerState"] == "On" and before["Boot"]["BootSourceOverrideEnabled"] == "Disabled"
 
     # Both have an install entry on the boot server; only SRV gets the one-time PXE override.
@@ -68,10 +77,11 @@ def test_pxe_once_and_reset_reimages_and_reset_alone_does_not(
     patch = requests.patch(
         system_url(svc, lab, SRV),
         timeout=10,
+        auth=auth(svc),
         json={"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}},
     )
     assert patch.status_code == 204
-    armed = requests.get(system_url(svc, lab, SRV), timeout=10).json()["Boot"]
+    armed = requests.get(system_url(svc, lab, SRV), timeout=10, auth=auth(svc)).json()["Boot"]
     assert (armed["BootSourceOverrideTarget"], armed["BootSourceOverrideEnabled"]) == ("Pxe", "Once")
     reset(svc, lab, SRV)
     reset(svc, lab, OTHER)
@@ -91,7 +101,7 @@ def test_pxe_once_and_reset_reimages_and_reset_alone_does_not(
     assert not events(lab, OTHER, "reimage")
 
     # Once is consumed: the BMC shows no override, and the next reset boots the new disk.
-    after = requests.get(system_url(svc, lab, SRV), timeout=10).json()["Boot"]
+    after = requests.get(system_url(svc, lab, SRV), timeout=10, auth=auth(svc)).json()["Boot"]
     assert after["BootSourceOverrideEnabled"] == "Disabled"
     boots = len(events(lab, SRV, "boot"))
     reset(svc, lab, SRV)
@@ -108,13 +118,14 @@ def test_bmc_unreachable_answers_nothing(running: tuple[Lab, reimage.ReimageServ
         requests.patch(
             system_url(svc, lab, SRV),
             timeout=10,
+            auth=auth(svc),
             json={"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}},
         )
     with pytest.raises(requests.ConnectionError):
         reset(svc, lab, SRV)
     assert not events(lab, SRV)
     # The other BMC still answers.
-    assert requests.get(system_url(svc, lab, OTHER), timeout=10).status_code == 200
+    assert requests.get(system_url(svc, lab, OTHER), timeout=10, auth=auth(svc)).status_code == 200
 
 
 def test_override_without_enabled_keeps_the_disabled_mode(
@@ -122,8 +133,29 @@ def test_override_without_enabled_keeps_the_disabled_mode(
 ) -> None:
     lab, svc = running
     r = requests.patch(
-        system_url(svc, lab, SRV), json={"Boot": {"BootSourceOverrideTarget": "Pxe"}}, timeout=10
+        system_url(svc, lab, SRV),
+        json={"Boot": {"BootSourceOverrideTarget": "Pxe"}},
+        timeout=10,
+        auth=auth(svc),
     )
     assert r.status_code == 204
-    boot = requests.get(system_url(svc, lab, SRV), timeout=10).json()["Boot"]
+    boot = requests.get(system_url(svc, lab, SRV), timeout=10, auth=auth(svc)).json()["Boot"]
     assert boot["BootSourceOverrideEnabled"] == "Disabled"  # PATCH changes only what it names
+
+
+def test_bmc_requires_its_credential(running: tuple[Lab, reimage.ReimageServices]) -> None:
+    lab, svc = running
+    assert (
+        requests.get(f"{svc.redfish.url}/redfish/v1", timeout=10).status_code == 200
+    )  # service root is open
+    assert requests.get(system_url(svc, lab, SRV), timeout=10).status_code == 401
+    wrong = requests.post(
+        f"{system_url(svc, lab, SRV)}/Actions/ComputerSystem.Reset",
+        json={"ResetType": "ForceRestart"},
+        timeout=10,
+        auth=(svc.redfish.username, "guess"),
+    )
+    assert wrong.status_code == 401
+    assert not events(lab, SRV)
+    entries = svc.site_secrets()["site-arlon"]
+    assert (entries["bmc_user"], entries["bmc_password"]) == auth(svc)
