@@ -101,6 +101,12 @@ def test_harden_makes_every_applicable_control_compliant_then_changes_nothing(la
     assert state.tasks[MALICIOUS_TASK].enabled is False
     assert state.defender["RealTimeProtectionEnabled"] is True
     assert state.defender["IsTamperProtected"] is False  # honestly still off
+    assert set(state.firewall) == {"Domain", "Private", "Public"}  # profiles only, as Get-NetFirewallProfile
+    assert all(p["Enabled"] and p["DefaultInboundAction"] == "Block" for p in state.firewall.values())
+    rules = state.registry[
+        "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules"
+    ]
+    assert "Dir=In|Protocol=6|LPort=5986" in rules["GHAL Rebuild WinRM HTTPS-In"]  # WinRM stays reachable
     builtin = next(u for u in state.users.values() if u.sid_suffix == 500)
     assert builtin.name == "ghal-localadm" and builtin.enabled is False
     # Settings Windows enforces after a restart are not shown as plainly done.

@@ -25,6 +25,9 @@ from rebuild.lab.exec.modules import ModuleContext, module_twin
 from rebuild.lab.state import TwinState
 
 MARKER_KEY = "HKLM:\\SOFTWARE\\GHAL\\Rebuild\\Harden"
+FIREWALL_RULES_KEY = (
+    "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules"
+)
 
 WELL_KNOWN_SIDS = {
     "S-1-1-0": "Everyone",
@@ -114,6 +117,25 @@ def _equal(actual: Any, expected: Any) -> bool:
     return str(actual) == str(expected)
 
 
+def _firewall_rule(state: TwinState, name: str) -> dict[str, Any] | None:
+    """A rule as Get-NetFirewallRule shows it, from its registry rule string (None if absent)."""
+    key = _find_key(state, FIREWALL_RULES_KEY)
+    values = state.registry.get(key, {}) if key else {}
+    for data in values.values():
+        fields = dict(f.split("=", 1) for f in str(data).split("|") if "=" in f)
+        if fields.get("Name") == name:
+            return {
+                "direction": fields.get("Dir", "").lower(),
+                "protocol": {"6": "tcp", "17": "udp"}.get(
+                    fields.get("Protocol", ""), fields.get("Protocol", "")
+                ),
+                "local_port": fields.get("LPort", ""),
+                "action": fields.get("Action", "").lower(),
+                "enabled": fields.get("Active", "").upper() == "TRUE",
+            }
+    return None
+
+
 # ------------------------------------------------------------------ per setting type
 
 
@@ -178,14 +200,12 @@ def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dic
             ok = False
         return {"value": v, "compliant": ok}
     if t == "firewall_rule":
-        rule = state.firewall.get("Rules", {}).get(s["name"])
+        rule = _firewall_rule(state, s["name"])
         if rule is None:
             return {"value": None, "compliant": False}
-        v = {k: rule.get(k) for k in ("direction", "protocol", "local_port", "action", "enabled")}
-        v["local_port"] = str(v["local_port"])
-        ok = all(str(v[k]) == str(s[k]) for k in ("direction", "protocol", "local_port", "action")) and bool(
-            v["enabled"]
-        ) == bool(s["enabled"])
+        v = rule
+        ok = all(str(v[k]) == str(s[k]) for k in ("direction", "protocol", "local_port", "action"))
+        ok = ok and bool(v["enabled"]) == bool(s["enabled"])
         return {"value": v, "compliant": ok}
     if t == "audit_policy":
         v = state.audit_policy.get(s["subcategory"], "No Auditing")
@@ -277,8 +297,13 @@ def set_setting(state: TwinState, s: dict[str, Any], current: dict[str, Any], pr
             if key in s:
                 p[name] = s[key]
     elif t == "firewall_rule":
-        rules = state.firewall.setdefault("Rules", {})
-        rules[s["name"]] = {k: s[k] for k in ("direction", "protocol", "local_port", "action", "enabled")}
+        # Where Windows keeps rules: one REG_SZ per rule under FirewallPolicy\FirewallRules.
+        proto = {"tcp": 6, "udp": 17}[s["protocol"]]
+        data = (
+            f"v2.30|Action={s['action'].capitalize()}|Active={'TRUE' if s['enabled'] else 'FALSE'}|"
+            f"Dir={s['direction'].capitalize()}|Protocol={proto}|LPort={s['local_port']}|Name={s['name']}|"
+        )
+        _reg_set(state, FIREWALL_RULES_KEY, s["name"], data)
     elif t == "audit_policy":
         state.audit_policy[s["subcategory"]] = s["value"]
     elif t == "user_right":
