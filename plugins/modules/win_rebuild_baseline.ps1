@@ -162,13 +162,17 @@ Function ConvertTo-SidMember {
 }
 
 Function Invoke-SeceditConfigure {
-    param([string[]]$PrivilegeLines, [string[]]$SystemAccessLines)
+    # One secedit /configure for every user right and security policy line of a control:
+    # related values (lockout threshold, duration, reset) must land together.
+    param([System.Collections.IDictionary]$Sections)
     $inf = [IO.Path]::GetTempFileName()
     $db = [IO.Path]::ChangeExtension([IO.Path]::GetTempFileName(), 'sdb')
     try {
         $text = @('[Unicode]', 'Unicode=yes', '[Version]', 'signature="$CHICAGO$"', 'Revision=1')
-        if ($SystemAccessLines) { $text += '[System Access]'; $text += $SystemAccessLines }
-        if ($PrivilegeLines) { $text += '[Privilege Rights]'; $text += $PrivilegeLines }
+        foreach ($section in $Sections.Keys) {
+            $text += "[$section]"
+            $text += @($Sections[$section])
+        }
         Set-Content -LiteralPath $inf -Value $text -Encoding Unicode
         $null = & secedit.exe /configure /db $db /cfg $inf /areas USER_RIGHTS SECURITYPOLICY /quiet 2>&1
         if ($LASTEXITCODE -ne 0) { throw "secedit /configure failed (exit $LASTEXITCODE)" }
@@ -375,10 +379,10 @@ Function Set-Setting {
             $script:auditCache = $null
         }
         'user_right' {
-            Invoke-SeceditConfigure -PrivilegeLines @("$($S.name) = $(@($S.members) -join ',')")
+            Invoke-SeceditConfigure -Sections @{ 'Privilege Rights' = @("$($S.name) = $(@($S.members) -join ',')") }
         }
         'security_policy' {
-            Invoke-SeceditConfigure -SystemAccessLines @("$($S.key) = $($S.value)")
+            Invoke-SeceditConfigure -Sections @{ $S.section = @("$($S.key) = $($S.value)") }
         }
         'defender_status' {
             throw "$($S.property) cannot be set on the host (Windows offers no supported local way); turn it on from the Defender portal, Intune or Configuration Manager"
@@ -468,6 +472,19 @@ try {
             }
             $needsReboot = $control.reboot_required
             $errors = @()
+            $secedit = @($nonCompliant | Where-Object { $_.type -in 'user_right', 'security_policy' })
+            if ($secedit.Count -gt 1) {
+                $sections = [ordered]@{}
+                foreach ($s in $secedit) {
+                    if ($s.type -eq 'user_right') { $section = 'Privilege Rights'; $line = "$($s.name) = $(@($s.members) -join ',')" }
+                    else { $section = $s.section; $line = "$($s.key) = $($s.value)" }
+                    if (-not $sections.Contains($section)) { $sections[$section] = @() }
+                    $sections[$section] += $line
+                }
+                try { Invoke-SeceditConfigure -Sections $sections; $r.changed = $true }
+                catch { $errors += "secedit: $($_.Exception.Message)" }
+                $nonCompliant = @($nonCompliant | Where-Object { $_.type -notin 'user_right', 'security_policy' })
+            }
             foreach ($s in $nonCompliant) {
                 try {
                     if (Set-Setting -S $s -State $states[$s.key]) { $needsReboot = $true }
