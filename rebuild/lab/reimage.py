@@ -351,7 +351,7 @@ class ReimageServices:
             self.boot = BootServer(cfg.lab_dir / "boot", logs / "bootserver.log", cfg.boot_http_port).start()
             self._stoppers.append(self.boot)
             self.imager = Imager(lab, self.boot.url, self.scheduler)
-            self.wol = WolListener(lab, self._wake, logs / "wol.log", cfg.wol_port).start()
+            self.wol = WolListener(lab, self._wake, logs / "wol.log", cfg.wol_port, self._wol_ignores).start()
             self._stoppers.append(self.wol)
             self.hypervisor = HypervisorApi(lab, self.imager, cfg.hypervisor_port).start()
             self._stoppers.append(self.hypervisor)
@@ -364,6 +364,11 @@ class ReimageServices:
         cfg.wol_port = self.wol.port
         cfg.hypervisor_port = self.hypervisor.port
         cfg.redfish_port = self.redfish.port
+
+    def _wol_ignores(self, name: str) -> str:
+        if self.lab.state(name).phase == Phase.IMAGING:
+            return "machine is on (installing)"
+        return ""
 
     def _wake(self, name: str) -> None:
         self.imager.boot(name, True, "wol")

@@ -7,9 +7,11 @@ network-boots (PCs boot network first; the boot server's per-MAC entry decides w
 installs or falls back to its disk). Virtual machines' NICs do not wake on LAN.
 Every packet for a known twin is recorded in that twin's history; others go to the log.
 
-Simplification (stated in docs/lab.md): a twin wakes even if it is "running" its
-compromised disk; a real NIC only wakes a powered-off machine, so a real fleet must be
-powered off for containment first.
+A twin in the middle of an install is on: its NIC ignores further packets (senders
+usually repeat them), so the install is not restarted.
+Simplification (stated in docs/lab-reimage.md): any other twin wakes, even one "running"
+its disk; a real NIC only wakes a powered-off machine, so a real fleet must be powered off
+for containment first.
 """
 
 from __future__ import annotations
@@ -42,9 +44,17 @@ def find_magic_mac(payload: bytes) -> str | None:
 class WolListener:
     """Receive magic packets and hand the woken twin's name to `wake`."""
 
-    def __init__(self, lab: Lab, wake: Callable[[str], None], log_path: Path, port: int = 0) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        wake: Callable[[str], None],
+        log_path: Path,
+        port: int = 0,
+        ignores: Callable[[str], str] = lambda name: "",
+    ) -> None:
         self._lab = lab
         self._wake = wake
+        self._ignores = ignores  # why a twin's NIC would not wake now ("" = it wakes)
         self._log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -95,6 +105,9 @@ class WolListener:
         if twin.platform != "physical":
             self._lab.record(twin.name, "packet", kind="wol", sender=sender, outcome="ignored: virtual NIC")
             return
-        self._lab.record(twin.name, "packet", kind="wol", sender=sender, outcome="wake")
-        self._log(event="packet", sender=sender, mac=mac, twin=twin.name, outcome="wake")
-        self._wake(twin.name)
+        ignored = self._ignores(twin.name)
+        outcome = f"ignored: {ignored}" if ignored else "wake"
+        self._lab.record(twin.name, "packet", kind="wol", sender=sender, outcome=outcome)
+        self._log(event="packet", sender=sender, mac=mac, twin=twin.name, outcome=outcome)
+        if not ignored:
+            self._wake(twin.name)

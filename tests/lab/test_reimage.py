@@ -323,3 +323,20 @@ def test_boot_server_serves_only_its_root(running: tuple[Lab, reimage.ReimageSer
     assert requests.get(f"{svc.boot.url}/unattend/", timeout=5).status_code == 404  # no listing
     assert requests.put(f"{svc.boot.url}/x.ipxe", data=b"#!ipxe", timeout=5).status_code == 405
     assert requests.get(f"{svc.boot.url}/boot.ipxe", timeout=5).text.startswith("#!ipxe")
+
+
+def test_repeated_magic_packets_do_not_restart_the_install(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    name = "ARL-PC-0001"
+    render_entry(lab, name, svc.boot.url, NEW_PASSWORD)
+    send_wol(lab.config.wol_port, magic_packet(lab.twins[name].mac))
+    wait_for(lambda: phase(lab, name) == Phase.IMAGING, 5, "imaging")
+    for _ in range(2):  # senders repeat the packet; the NIC of a running machine ignores it
+        send_wol(lab.config.wol_port, magic_packet(lab.twins[name].mac))
+    wait_for(lambda: len(events(lab, name, "packet")) == 3, 5, "three packets seen")
+    wait_for(lambda: phase(lab, name) == Phase.CLEAN, 10, "clean")
+    outcomes = [e["outcome"] for e in events(lab, name, "packet")]
+    assert outcomes == ["wake", "ignored: machine is on (installing)", "ignored: machine is on (installing)"]
+    assert [e["status"] for e in events(lab, name, "reimage")] == ["started", "done"]
