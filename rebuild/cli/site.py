@@ -48,6 +48,8 @@ def register(subparsers: Any) -> None:
         default=0.2,
         help="stop the site when more than this share of a wave fails (default 0.2)",
     )
+    p.add_argument("--capacity", type=int, help="reimage fewer machines at once than the site's capacity")
+    p.add_argument("--playbook", type=Path, help="top playbook (default playbooks/site.yml)")
     p.add_argument("--json", action="store_true", help="quiet JSON-lines progress for automation")
     p.add_argument("--operator", default=None, help="who runs this (default $USER); kept in the journal")
     p.add_argument(
@@ -82,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
             json=args.json,
             rehearsal=args.rehearsal,
             say=say,
+            imaging_capacity=args.capacity,
+            **({"playbook": args.playbook} if args.playbook else {}),
         )
     )
     if not args.json:

@@ -12,6 +12,7 @@ ansible-runner's artifacts (which record env and command line) never hold one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -87,6 +88,7 @@ class SiteRunOptions:
     json: bool = False
     rehearsal: bool = False
     playbook: Path = DEFAULT_PLAYBOOK
+    imaging_capacity: int | None = None  # may only lower the site's capacity (degraded imaging)
     ask: Callable[[str], str] = input
     say: Callable[[str], None] = print
 
@@ -188,6 +190,13 @@ class SiteRun:
             raise SafetyError(
                 f"site {o.site!r}: give the site's key {site.name!r} (one site per run, named exactly)"
             )
+        if o.imaging_capacity is not None:
+            if not 1 <= o.imaging_capacity <= site.imaging_capacity:
+                raise SafetyError(
+                    f"--capacity {o.imaging_capacity}: must be between 1 and the site's imaging capacity "
+                    f"{site.imaging_capacity} (sites.yml); it can only lower it"
+                )
+            site = dataclasses.replace(site, imaging_capacity=o.imaging_capacity)
         self.site = site
         hosts = load_inventory_hosts(self.inventory)
         selected = select_hosts(

@@ -1,0 +1,184 @@
+"""Action plugin: write (or remove) one host's PXE boot entry and answer file on the boot server."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: rebuild_boot_entry
+short_description: Write or remove a host's per-MAC iPXE entry and its answer file on the boot server
+description:
+  - Renders the role's C(ipxe.j2) and C(unattend.xml.j2) templates with the host's variables and writes
+    C(<pxe_root>/mac-<mac>.ipxe) (0644) and C(<pxe_root>/unattend/<mac>.xml) (0600, directory 0700) on the
+    host the task runs on (C(delegate_to) the boot server); C(state=absent) removes both.
+  - When the boot server is the controller itself (local connection), files are written directly and
+    atomically in one step, without a module run per file - this keeps a whole fleet's reimaging cheap
+    on the controller. Otherwise the standard C(copy) / C(file) actions do the transfer.
+  - The answer file holds the host's new local admin secret; always use C(no_log: true) on this task.
+    Nothing rendered is returned in the result.
+options:
+  pxe_root:
+    description: Directory the boot server serves.
+    type: path
+    required: true
+  mac_key:
+    description: MAC address as twelve lower-case hex digits (the boot server's file naming).
+    type: str
+    required: true
+  state:
+    description: C(present) writes both files, C(absent) removes both.
+    type: str
+    default: present
+    choices: [present, absent]
+  ipxe_template:
+    description: Template of the iPXE script (searched in the role's templates/).
+    type: str
+    default: ipxe.j2
+  answer_template:
+    description: Template of the answer file.
+    type: str
+    default: unattend.xml.j2
+"""
+
+EXAMPLES = r"""
+- name: Write the boot entry and answer file
+  rebuild_boot_entry:
+    pxe_root: "{{ rebuild_pxe_root }}"
+    mac_key: "{{ rebuild_mac | replace(':', '') | lower }}"
+  delegate_to: "{{ rebuild_boot_server }}"
+  no_log: true
+"""
+
+RETURN = r"""
+files:
+  description: Paths written or removed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import os
+import re
+import tempfile
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+from ansible.template import trust_as_template
+
+_MAC_KEY = re.compile(r"^[0-9a-f]{12}$")
+
+
+def _write_atomic(path: str, data: str, mode: int) -> bool:
+    """Write only when different; atomic replace so the boot server never serves half a file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            if handle.read() == data:
+                os.chmod(path, mode)
+                return False
+    except FileNotFoundError:
+        pass
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rebuild-")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = True
+    _VALID_ARGS = frozenset(("pxe_root", "mac_key", "state", "ipxe_template", "answer_template"))
+
+    def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
+        result = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        args = self._task.args
+        root = str(args.get("pxe_root") or "")
+        mac = str(args.get("mac_key") or "")
+        state = args.get("state", "present")
+        if not root or not _MAC_KEY.match(mac):
+            raise AnsibleActionFail(f"rebuild_boot_entry needs pxe_root and a 12-hex-digit mac_key, got {mac!r}")
+        if state not in ("present", "absent"):
+            raise AnsibleActionFail(f"state must be present or absent, got {state!r}")
+        ipxe = os.path.join(root, f"mac-{mac}.ipxe")
+        answer = os.path.join(root, "unattend", f"{mac}.xml")
+        local = getattr(self._connection, "transport", "") in ("local", "ansible.builtin.local")
+        result["files"] = [ipxe, answer]
+        if state == "absent":
+            result["changed"] = self._remove(local, [ipxe, answer], task_vars)
+            return result
+        rendered = {
+            answer: self._render(args.get("answer_template", "unattend.xml.j2"), task_vars),
+            ipxe: self._render(args.get("ipxe_template", "ipxe.j2"), task_vars),
+        }
+        if local:
+            os.makedirs(os.path.dirname(answer), mode=0o700, exist_ok=True)
+            changed = _write_atomic(answer, rendered[answer], 0o600)
+            changed = _write_atomic(ipxe, rendered[ipxe], 0o644) or changed
+        else:
+            changed = self._remote_write(rendered, {answer: "0600", ipxe: "0644"}, task_vars)
+        result["changed"] = changed
+        return result
+
+    def _render(self, name: str, task_vars: dict) -> str:  # type: ignore[type-arg]
+        try:
+            source = self._find_needle("templates", name)
+        except Exception as exc:
+            raise AnsibleActionFail(f"template {name}: {exc}") from None
+        data = trust_as_template(self._loader.get_text_file_contents(source))
+        searchpath = [os.path.dirname(source), *task_vars.get("ansible_search_path", [])]
+        templar = self._templar.copy_with_new_env(searchpath=searchpath, available_variables=task_vars)
+        text = templar.template(data, escape_backslashes=False)
+        return "" if text is None else str(text)
+
+    def _remove(self, local: bool, paths: list[str], task_vars: dict) -> bool:  # type: ignore[type-arg]
+        changed = False
+        for path in paths:
+            if local:
+                try:
+                    os.unlink(path)
+                    changed = True
+                except FileNotFoundError:
+                    pass
+            else:
+                res = self._execute_module(
+                    module_name="ansible.builtin.file", module_args={"path": path, "state": "absent"},
+                    task_vars=task_vars,
+                )
+                if res.get("failed"):
+                    raise AnsibleActionFail(f"cannot remove {path} from the boot server: {res.get('msg')}")
+                changed = changed or bool(res.get("changed"))
+        return changed
+
+    def _remote_write(self, rendered: dict[str, str], modes: dict[str, str], task_vars: dict) -> bool:  # type: ignore[type-arg]
+        first = next(iter(rendered))
+        res = self._execute_module(
+            module_name="ansible.builtin.file",
+            module_args={"path": os.path.dirname(first), "state": "directory", "mode": "0700"},
+            task_vars=task_vars,
+        )
+        if res.get("failed"):
+            raise AnsibleActionFail(f"cannot create {os.path.dirname(first)} on the boot server: {res.get('msg')}")
+        changed = False
+        for path, text in rendered.items():
+            fd, local_tmp = tempfile.mkstemp(prefix=".rebuild-render-")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                task = self._task.copy()
+                task.args = {"src": local_tmp, "dest": path, "mode": modes[path]}
+                copy = self._shared_loader_obj.action_loader.get(
+                    "ansible.builtin.copy", task=task, connection=self._connection, play_context=self._play_context,
+                    loader=self._loader, templar=self._templar, shared_loader_obj=self._shared_loader_obj,
+                )
+                res = copy.run(task_vars=task_vars)
+            finally:
+                os.unlink(local_tmp)
+            if res.get("failed"):
+                raise AnsibleActionFail(f"cannot write {path} on the boot server: {res.get('msg')}")
+            changed = changed or bool(res.get("changed"))
+        return changed
