@@ -181,11 +181,12 @@ class Imager:
         """What the local disk holds now: compromised, clean or failed (nothing bootable)."""
         if state.phase == Phase.IMAGING:
             return Phase.FAILED  # power lost mid-install: a half-written disk
-        if state.phase == Phase.OFF:
+        if state.phase in (Phase.OFF, Phase.FAILED):
+            # What the disk held when it went off / the boot failed is kept in that event.
             for entry in reversed(state.history):
-                if entry.get("event") == "power_off":
-                    return str(entry.get("disk", Phase.COMPROMISED))
-            return Phase.COMPROMISED
+                if entry.get("event") in ("power_off", "reimage") and "disk" in entry:
+                    return str(entry["disk"])
+            return Phase.COMPROMISED if state.phase == Phase.OFF else Phase.FAILED
         return state.phase
 
     def power_off(self, name: str, via: str) -> None:
@@ -253,8 +254,10 @@ class Imager:
             return None
         return read_ipxe_script(data.decode("utf-8", "replace"), script_url, mac)
 
-    def _fail(self, name: str, reason: str) -> None:
-        self.lab.record(name, "reimage", status="failed", reason=reason)
+    def _fail(self, name: str, reason: str, wiped: bool = False) -> None:
+        """The install stopped: stuck in iPXE/WinPE. Before the wipe, the old disk is intact."""
+        disk = Phase.FAILED if wiped else self._disk_phase(name, self.lab.state(name))
+        self.lab.record(name, "reimage", status="failed", reason=reason, disk=disk)
 
         def failed(state: TwinState) -> None:
             state.phase = Phase.FAILED
@@ -319,7 +322,7 @@ class Imager:
         fails = self.lab.fault(name, "reimage_fails")
         if fails is not None:
             why = fails.get("reason") or "Windows Setup failed applying the image"
-            self._fail(name, f"{why} (injected fault reimage_fails)")
+            self._fail(name, f"{why} (injected fault reimage_fails)", wiped=True)
             return
         new = clean_state(self.lab.twins[name], answer, image)
 

@@ -340,3 +340,31 @@ def test_repeated_magic_packets_do_not_restart_the_install(
     outcomes = [e["outcome"] for e in events(lab, name, "packet")]
     assert outcomes == ["wake", "ignored: machine is on (installing)", "ignored: machine is on (installing)"]
     assert [e["status"] for e in events(lab, name, "reimage")] == ["started", "done"]
+
+
+def test_setup_stopping_before_the_wipe_leaves_the_old_disk(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    name, other = "ARL-PC-0001", "ARL-PC-0002"
+    _, answer = render_entry(lab, name, svc.boot.url, NEW_PASSWORD)
+    answer.write_text(answer.read_text().replace("<AcceptEula>true</AcceptEula>", ""))
+    lab.faults[other] = {"reimage_fails": {}}
+    render_entry(lab, other, svc.boot.url, NEW_PASSWORD)
+    for host in (name, other):
+        send_wol(lab.config.wol_port, magic_packet(lab.twins[host].mac))
+    wait_for(
+        lambda: phase(lab, name) == Phase.FAILED and phase(lab, other) == Phase.FAILED, 10, "both failed"
+    )
+    # Without their entries, the next boot is from disk: intact (compromised) vs wiped mid-install.
+    for host in (name, other):
+        for path in (lab.config.lab_dir / "boot").glob(f"**/*{mac_hexraw(lab.twins[host].mac)}*"):
+            path.unlink()
+        svc.imager.power_off(host, via="test")
+        send_wol(lab.config.wol_port, magic_packet(lab.twins[host].mac))
+    wait_for(
+        lambda: len(events(lab, other, "packet")) == 2 and len(events(lab, name, "packet")) == 2, 5, "packets"
+    )
+    wait_for(lambda: phase(lab, name) == Phase.COMPROMISED, 5, "the old disk boots")
+    wait_for(lambda: phase(lab, other) == Phase.FAILED, 5, "nothing bootable")
+    assert RANSOM_NOTE in lab.state(name).files
