@@ -1,0 +1,381 @@
+"""`rebuild site` against the SIMULATED lab: the Done-when items of issue 4.
+
+The runs use tests/integration/data/reimage-only.yml (the top playbook cut to its reimage role):
+these tests prove the pipeline and the reimage phase; the later phases have their own suites.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rebuild.errors import ConfigError, SafetyError
+from rebuild.journal import Journal, Phase
+from rebuild.lab.state import StateStore
+from rebuild.orchestrator import SiteRunOptions, run_site
+from rebuild.secrets import SecretStore
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+REIMAGE_ONLY = ROOT / "tests" / "integration" / "data" / "reimage-only.yml"
+TRIGGER_EVENTS = {"boot", "reset", "packet", "reimage", "power"}
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _env(lab: Any) -> dict[str, str]:
+    token = (lab.lab_dir / "hypervisor.token").read_text().strip()
+    return {**lab.env, "REBUILD_HYPERVISOR_TOKEN": token}
+
+
+@pytest.fixture
+def lab_environ(monkeypatch: pytest.MonkeyPatch) -> Callable[[Any], None]:
+    def apply(lab: Any) -> None:
+        for key, value in _env(lab).items():
+            monkeypatch.setenv(key, value)
+
+    return apply
+
+
+def _inventory_with(lab: Any, tmp_path: Path, site: str = "arlon", **group_vars: Any) -> Path:
+    """The lab's inventory plus group vars (as an operator's inventory directory would carry)."""
+    directory = tmp_path / f"inventory-{site}"
+    (directory / "group_vars").mkdir(parents=True, exist_ok=True)
+    link = directory / f"{site}.yml"
+    if not link.exists():
+        link.symlink_to(lab.inventory(site))
+    (directory / "group_vars" / "all.yml").write_text(json.dumps(group_vars))
+    return directory
+
+
+def _options(lab: Any, inventory: Path | None = None, **kw: Any) -> SiteRunOptions:
+    base: dict[str, Any] = {
+        "site": "arlon",
+        "inventory": inventory or lab.inventory("arlon"),
+        "state_dir": lab.state_dir,
+        "operator": "test-operator",
+        "yes": True,
+        "json": True,
+        "playbook": REIMAGE_ONLY,
+        "rehearsal": True,
+        "say": lambda text: None,
+    }
+    base.update(kw)
+    return SiteRunOptions(**base)
+
+
+def _histories(lab: Any) -> dict[str, list[dict[str, Any]]]:
+    store = StateStore(lab.lab_dir / "twins.sqlite")
+    try:
+        return {name: state.history for name, state in store.items()}
+    finally:
+        store.close()
+
+
+def _twins(lab: Any) -> dict[str, Any]:
+    store = StateStore(lab.lab_dir / "twins.sqlite")
+    try:
+        return dict(store.items())
+    finally:
+        store.close()
+
+
+def _secret_files(state_dir: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted((state_dir / "secrets").glob("*.vault"))}
+
+
+def _intervals(journal: Journal, run_ids: set[str] | None = None) -> dict[str, tuple[float, float]]:
+    """Per host: when it entered reimaging and when it left it (last attempt)."""
+    spans: dict[str, tuple[float, float]] = {}
+    start: dict[str, float] = {}
+    for t in journal.transitions():
+        if run_ids and t.run_id not in run_ids:
+            continue
+        if t.to_phase is Phase.REIMAGING:
+            start[t.host] = t.at
+        elif t.from_phase is Phase.REIMAGING and t.host in start:
+            spans[t.host] = (start.pop(t.host), t.at)
+    return spans
+
+
+def _max_overlap(spans: list[tuple[float, float]]) -> int:
+    points = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    best = now = 0
+    for _, delta in points:
+        now += delta
+        best = max(best, now)
+    return best
+
+
+# -- a whole site -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def arlon_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, list[str]]]:
+    """One full reimage of the small register's Arlon, capacity lowered to 2 to make the cap visible."""
+    import conftest  # the lab fixtures' helpers (tests/conftest.py)
+
+    with conftest._running_lab(tmp_path_factory.mktemp("site-lab"), imaging_seconds=1.0) as lab:
+        saved = dict(os.environ)
+        os.environ.update(_env(lab))
+        try:
+            result = run_site(_options(lab, imaging_capacity=2))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        yield lab, result, []
+
+
+def test_full_site_reimages_every_twin_in_tier_order_within_capacity(arlon_run: tuple[Any, Any, list[str]]) -> None:
+    lab, result, _ = arlon_run
+    assert result.status == "completed", result.reason
+    assert result.exit_code == 0
+    journal = Journal.in_state_dir(lab.state_dir)
+    hosts = journal.hosts("arlon")
+    assert hosts and all(h.phase is Phase.REIMAGED for h in hosts), [(h.name, h.phase, h.reason) for h in hosts]
+
+    # Every twin reports the catalogue's clean image (as the lab's state, not our journal, says).
+    catalogue = json.loads(json.dumps(__import__("yaml").safe_load((lab.lab_dir / "images.yml").read_text())))
+    twins = _twins(lab)
+    for h in hosts:
+        twin = twins[h.name]
+        assert twin.phase == "clean", h.name
+        entry = next(e for e in catalogue["images"].values() if e["image_id"] == twin.image_id)
+        assert twin.image_sha256 == entry["sha256"]
+        assert h.results["reimage"]["image_id"] == twin.image_id
+
+    # Tier order: no host of tier k+1 starts reimaging before every host of tier k is done.
+    spans = _intervals(journal, {result.run_id})
+    tiers = {h.name: h.tier for h in hosts}
+    for tier in sorted(set(tiers.values()))[1:]:
+        earlier_end = max(end for n, (_, end) in spans.items() if tiers[n] < tier)
+        this_start = min(start for n, (start, _) in spans.items() if tiers[n] == tier)
+        assert this_start >= earlier_end, f"tier {tier} started before lower tiers were done"
+
+    # Capacity: never more than 2 hosts reimaging at once; and it was actually used (2 at once).
+    assert _max_overlap(list(spans.values())) == 2
+
+    # The wipe is traceable to an operator confirmation for this site.
+    confirmations = journal.confirmations(result.run_id)
+    assert [(c["site"], c["operator"], c["how"]) for c in confirmations] == [("arlon", "test-operator", "--yes")]
+    assert journal.run(result.run_id).rehearsal
+
+    # No boot entry or answer file (with its secret) is left on the boot server.
+    boot = Path(lab.info.get("boot_root", lab.lab_dir / "boot"))
+    assert not list(boot.glob("mac-*.ipxe"))
+    assert not list((boot / "unattend").glob("*.xml"))
+
+
+def test_run_artifacts_and_logs_hold_no_secret(arlon_run: tuple[Any, Any, list[str]]) -> None:
+    lab, result, _ = arlon_run
+    store = SecretStore(lab.state_dir)
+    secrets = set()
+    for path in (lab.state_dir / "secrets").glob("*.vault"):
+        host, name = path.name.split(".")[:2]
+        value = store.get(host, name)
+        if value:
+            secrets.add(str(value))
+    secrets.add((lab.lab_dir / "hypervisor.token").read_text().strip())
+    assert len(secrets) > 27  # new secrets + the pre-incident ones kept apart + the API token
+    files = [p for p in result.run_dir.rglob("*") if p.is_file()]
+    files += [lab.state_dir / "journal.sqlite"]
+    assert any("job_events" in str(p) for p in files) and any(p.parent.name == "hosts" for p in files)
+    leaks = [
+        (str(p), s[:3] + "...") for p in files for s in secrets if s.encode() in p.read_bytes()
+    ]
+    assert leaks == []
+
+
+# -- dry run and interlocks: nothing is touched -------------------------------------------------
+
+
+def test_dry_run_renders_everything_and_touches_nothing(lab: Any, lab_environ: Callable[[Any], None]) -> None:
+    lab_environ(lab)
+    secrets_before = _secret_files(lab.state_dir)
+    result = run_site(_options(lab, dry_run=True, yes=False, ask=lambda p: pytest.fail("dry run asked to confirm")))
+    assert result.status == "dry-run"
+    events = [e for hist in _histories(lab).values() for e in hist if e["event"] in TRIGGER_EVENTS]
+    assert events == []
+    assert all(t["phase"] == "compromised" for t in lab.client.status()["twins"])
+    journal = Journal.in_state_dir(lab.state_dir)
+    assert {h.phase for h in journal.hosts("arlon")} == {Phase.PENDING}
+    assert _secret_files(lab.state_dir) == secrets_before  # no secret rotated
+    rendered = result.run_dir / "boot"
+    n_hosts = len(journal.hosts("arlon"))
+    assert len(list(rendered.glob("mac-*.ipxe"))) == n_hosts
+    answers = list((rendered / "unattend").glob("*.xml"))
+    assert len(answers) == n_hosts
+    text = answers[0].read_text()
+    assert "<WillWipeDisk>true</WillWipeDisk>" in text and "Romance Standard Time" in text
+    assert "DRY-RUN-NO-SECRET" in text
+    # The real boot server got nothing.
+    assert not list((lab.lab_dir / "boot").glob("mac-*.ipxe"))
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"site": "arlom"}, ConfigError, "arlon"),  # wrong site name: the error lists known sites
+        ({"limit": ("ARL-DC01", "BAS-DC01")}, SafetyError, "BAS-DC01"),  # a host outside the site
+        ({"limit": ("ARL-NOPE99",)}, SafetyError, "unknown host"),
+        ({"yes": False, "ask": lambda prompt: "marche"}, SafetyError, "does not match"),
+        ({"yes": False, "ask": lambda prompt: (_ for _ in ()).throw(EOFError())}, SafetyError, "nothing was wiped"),
+        ({"force_hosts": ("ARL-DC01",), "limit": ("ARL-DC02",)}, SafetyError, "outside"),
+        ({"imaging_capacity": 50}, SafetyError, "only lower"),
+    ],
+)
+def test_refusals_wipe_nothing(
+    shared_lab: Any, change: dict[str, Any], error: type[Exception], message: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in _env(shared_lab).items():
+        monkeypatch.setenv(key, value)
+    before = _secret_files(shared_lab.state_dir)
+    with pytest.raises(error, match=message):
+        run_site(_options(shared_lab, **change))
+    events = [e for hist in _histories(shared_lab).values() for e in hist if e["event"] in TRIGGER_EVENTS]
+    assert events == []
+    assert _secret_files(shared_lab.state_dir) == before
+    journal_path = shared_lab.state_dir / "journal.sqlite"
+    if journal_path.exists():
+        journal = Journal(journal_path)
+        assert all(h.phase is Phase.PENDING for h in journal.hosts())
+        assert all(t.to_phase is not Phase.REIMAGING for t in journal.transitions())
+
+
+# -- resume after SIGKILL -------------------------------------------------------------------------
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(lab_factory: Callable[..., Any]) -> None:
+    lab = lab_factory(imaging_seconds=3.0)
+    env = {**os.environ, **_env(lab)}
+    cmd = [sys.executable, "-m", "rebuild", "site", "arlon", "--inventory", str(lab.inventory("arlon")),
+           "--yes", "--json", "--playbook", str(REIMAGE_ONLY), "--operator", "test-operator"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal_path = lab.state_dir / "journal.sqlite"
+    deadline = time.monotonic() + 300
+    done_before: set[str] = set()
+    caught: set[str] = set()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        if not journal_path.exists():
+            continue
+        hosts = Journal(journal_path).hosts("arlon")
+        done_before = {h.name for h in hosts if h.phase is Phase.REIMAGED}
+        caught = {h.name for h in hosts if h.phase is Phase.REIMAGING}
+        if done_before and caught:
+            break
+    else:
+        pytest.fail("never saw a wave with hosts both done and in flight")
+    for pid in [*_descendants(proc.pid), proc.pid]:  # power loss: the controller and all it started
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(30)
+    killed_at = time.time()
+
+    rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    journal = Journal(journal_path)
+    hosts = journal.hosts("arlon")
+    assert all(h.phase is Phase.REIMAGED for h in hosts), [(h.name, h.phase, h.reason) for h in hosts]
+    runs = journal.runs("arlon")
+    assert [r.status for r in runs] == ["interrupted", "completed"]
+    history = _histories(lab)
+    for name in done_before:
+        # Done before the kill: the rerun never started it again, and the lab imaged it once.
+        assert [t.to_phase for t in journal.transitions(name)] == [Phase.REIMAGING, Phase.REIMAGED]
+        assert sum(1 for e in history[name] if e["event"] == "reimage" and e.get("status") == "started") == 1
+    for name in caught:
+        # Caught mid-reimage: re-checked in the rerun, not blindly wiped again if it was back.
+        rerun_entries = [t for t in journal.transitions(name) if t.at > killed_at]
+        assert rerun_entries[0].to_phase is Phase.REIMAGING and "re-check" in rerun_entries[0].detail
+
+
+# -- circuit breaker ------------------------------------------------------------------------------
+
+_HEADER = ["Asset tag", "Hostname", "Kind", "Platform", "OS", "Site", "Department", "Room", "IP address",
+           "MAC address", "BMC address", "VM reference", "Applications", "Status", "Serial number"]
+
+
+def _breaker_register(path: Path) -> Path:
+    """Arlon with one server, a wave of 20 emergency PCs and 2 operating-room PCs after it."""
+    rows = [["GHAL-900001", "ARL-DC01", "Server", "Virtual", "Windows Server 2022", "Arlon", "Active Directory",
+             "Office 1", "10.11.0.10", "00:50:56:09:00:01", "", "vm-9001", "", "In service", ""]]
+    for i in range(1, 21):
+        rows.append([f"GHAL-9001{i:02d}", f"ARL-URG-{i:04d}", "PC", "Physical", "Windows 11 23H2", "Arlon",
+                     "Urgences", f"Urgences {i}", f"10.11.16.{10 + i}", f"98:fa:9b:09:01:{i:02x}", "", "", "",
+                     "In service", f"SN{i:05d}"])
+    for i in range(1, 3):
+        rows.append([f"GHAL-9002{i:02d}", f"ARL-BLOC-{i:04d}", "PC", "Physical", "Windows 10 22H2", "Arlon",
+                     "Bloc opératoire", f"Bloc {i}", f"10.11.17.{10 + i}", f"3c:52:82:09:02:{i:02x}", "", "", "",
+                     "In service", f"SB{i:05d}"])
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(_HEADER)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.mark.parametrize(("failing", "expect_stop"), [(6, True), (1, False)], ids=["30-percent", "5-percent"])
+def test_breaker_stops_the_site_at_30_percent_not_at_5(
+    lab_factory: Callable[..., Any], tmp_path: Path, lab_environ: Callable[[Any], None],
+    failing: int, expect_stop: bool,
+) -> None:
+    lab = lab_factory(register=_breaker_register(tmp_path / "register.csv"), site="arlon", imaging_seconds=1.0)
+    lab_environ(lab)
+    doomed = [f"ARL-URG-{i:04d}" for i in range(1, failing + 1)]
+    for name in doomed:
+        lab.client.set_fault(name, "reimage_fails")
+    inventory = _inventory_with(lab, tmp_path, reimage__wait_timeout=15)
+    result = run_site(_options(lab, inventory=inventory))
+    journal = Journal.in_state_dir(lab.state_dir)
+    hosts = {h.name: h for h in journal.hosts("arlon")}
+    for name in doomed:
+        assert hosts[name].phase is Phase.FAILED and hosts[name].failed_phase == "reimage"
+        assert "wait for WinRM" in hosts[name].reason
+    emergency_ok = [h for h in hosts.values() if h.tier == 1 and h.name not in doomed]
+    assert all(h.phase is Phase.REIMAGED for h in emergency_ok)
+    later = [h for h in hosts.values() if h.tier == 2]
+    run = journal.run(result.run_id)
+    if expect_stop:
+        assert result.status == "stopped" and result.exit_code == 4
+        assert run.status == "stopped"
+        assert "6 of 20" in run.reason and "wait for WinRM" in run.reason
+        assert all(h.phase is Phase.PENDING for h in later)  # the site stopped: nothing more wiped
+        events = [e for h in later for e in _histories(lab)[h.name] if e["event"] in TRIGGER_EVENTS]
+        assert events == []
+    else:
+        assert result.status == "completed" and result.exit_code == 1  # done, with a failed host
+        assert all(h.phase is Phase.REIMAGED for h in later)
+        assert set(result.failed) == set(doomed)
