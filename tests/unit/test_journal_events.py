@@ -1,0 +1,190 @@
+"""Runner events -> journal transitions, resume decisions, circuit breaker, interlocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rebuild.errors import ConfigError, SafetyError
+from rebuild.journal import Journal, Phase
+from rebuild.model import Host, Kind, Platform
+from rebuild.orchestrator.breaker import Breaker
+from rebuild.orchestrator.events import EventMapper, failure_message
+from rebuild.orchestrator.interlocks import confirm_site, select_hosts
+from rebuild.orchestrator.resume import host_work, playbook_phases
+from rebuild.orchestrator.run import child_env
+
+ALL = ("reimage", "harden", "redeploy", "verify")
+
+
+def _host(name: str, site: str = "arlon", tier: int = 1) -> Host:
+    return Host(hostname=name, asset_tag="A", kind=Kind.WORKSTATION, platform=Platform.PHYSICAL,
+                os="windows-11-23h2", site=site, service="emergency", service_label="Urgences", tier=tier)
+
+
+def _ev(kind: str, host: str, task: str, res: dict[str, Any] | None = None, **data: Any) -> dict[str, Any]:
+    return {"event": kind, "event_data": {"host": host, "task": task, "res": res or {}, **data}}
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    j = Journal.in_state_dir(tmp_path)
+    j.start_run("r1", "arlon", "op")
+    j.ensure_hosts([_host("PC1"), _host("PC2")])
+    return j
+
+
+def test_markers_move_hosts_and_keep_done_facts(journal: Journal) -> None:
+    m = EventMapper(journal, "r1")
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    assert journal.host("PC1").phase is Phase.REIMAGING
+    m(_ev("runner_on_ok", "PC1", "reimage | trigger | Wake-on-LAN (PC)", {"changed": True}))
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", {"msg": {"image_id": "img-9"}}))
+    rec = journal.host("PC1")
+    assert rec.phase is Phase.REIMAGED and rec.results["reimage"]["image_id"] == "img-9"
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | harden | start"))
+    assert journal.host("PC1").phase is Phase.HARDENING
+
+
+def test_failure_names_task_and_message_and_first_failure_wins(journal: Journal) -> None:
+    m = EventMapper(journal, "r1")
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    m(_ev("runner_on_failed", "PC1", "reimage | wait for WinRM with the new credential",
+          {"msg": "timed out waiting for ping module test"}, role="reimage"))
+    # cleanup in `always` failing afterwards does not overwrite the reason
+    m(_ev("runner_on_failed", "PC1", "reimage | remove the boot entry", {"msg": "later"}, role="reimage"))
+    rec = journal.host("PC1")
+    assert rec.phase is Phase.FAILED and rec.failed_phase == "reimage"
+    assert rec.reason == "reimage | wait for WinRM with the new credential: timed out waiting for ping module test"
+    assert m.failed == {"PC1": rec.reason}
+
+
+def test_ignored_errors_and_unrelated_events_change_nothing(journal: Journal) -> None:
+    m = EventMapper(journal, "r1")
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    m(_ev("runner_on_failed", "PC1", "reimage | re-check", {"msg": "no"}, ignore_errors=True))
+    m({"event": "playbook_on_stats", "event_data": {}})
+    m({"event": "verbose", "stdout": "x"})
+    assert journal.host("PC1").phase is Phase.REIMAGING
+
+
+def test_unreachable_fails_and_censored_results_stay_hidden(journal: Journal) -> None:
+    m = EventMapper(journal, "r1")
+    m(_ev("runner_on_ok", "PC2", "rebuild phase | reimage | start"))
+    m(_ev("runner_on_unreachable", "PC2", "reimage | boot entry",
+          {"censored": "the output has been hidden due to the fact that 'no_log: true' was specified"}))
+    rec = journal.host("PC2")
+    assert rec.phase is Phase.FAILED and "unreachable" in rec.reason and "hidden" in rec.reason
+    assert failure_message({"msg": ["a", "b"]}) == "a; b"
+
+
+def test_verify_failure_with_quarantine_flag_quarantines(journal: Journal) -> None:
+    for p in ("reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed"):
+        journal.transition("PC1", p, run_id="r1")
+    m = EventMapper(journal, "r1")
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | verify | start"))
+    m(_ev("runner_on_failed", "PC1", "verify | run checks", {"msg": "2 checks failed", "rebuild_quarantine": True}))
+    rec = journal.host("PC1")
+    assert rec.phase is Phase.QUARANTINED and "2 checks failed" in rec.reason
+
+
+def test_record_only_mode_never_writes(journal: Journal) -> None:
+    m = EventMapper(journal, "r1", record_only=True)
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    m(_ev("runner_on_failed", "PC1", "reimage | x", {"msg": "boom"}))
+    assert journal.host("PC1").phase is Phase.PENDING and journal.transitions() == []
+
+
+def test_start_on_verified_host_without_force_is_refused(journal: Journal) -> None:
+    for p in ("reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying", "verified"):
+        journal.transition("PC1", p, run_id="r1")
+    with pytest.raises(Exception, match="not a legal transition"):
+        EventMapper(journal, "r1")(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    EventMapper(journal, "r1", force_hosts=frozenset({"PC1"}))(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    assert journal.host("PC1").phase is Phase.REIMAGING
+
+
+@pytest.mark.parametrize(
+    ("path", "force", "phases", "recheck"),
+    [
+        ([], False, ALL, False),
+        (["reimaging"], False, ALL, True),
+        (["reimaging", "reimaged"], False, ("harden", "redeploy", "verify"), False),
+        (["reimaging", "reimaged", "hardening"], False, ("harden", "redeploy", "verify"), False),
+        (["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying", "verified"],
+         False, (), False),
+        (["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying", "verified"],
+         True, ALL, False),
+    ],
+)
+def test_resume_phases(journal: Journal, path: list[str], force: bool, phases: tuple[str, ...], recheck: bool) -> None:
+    for p in path:
+        journal.transition("PC1", p, run_id="r1")
+    work = host_work(journal.host("PC1"), ALL, force=force)
+    assert (work.phases, work.recheck, work.forced) == (phases, recheck, force)
+
+
+def test_failed_host_resumes_in_the_phase_it_failed(journal: Journal) -> None:
+    journal.transition("PC1", "reimaging", run_id="r1")
+    journal.transition("PC1", "reimaged", run_id="r1")
+    journal.transition("PC1", "hardening", run_id="r1")
+    journal.transition("PC1", "failed", run_id="r1", failed_phase="harden", reason="x")
+    assert host_work(journal.host("PC1"), ALL).phases == ("harden", "redeploy", "verify")
+    assert host_work(journal.host("PC1"), ("reimage",)).phases == ()
+
+
+def test_playbook_phases_read_in_order(tmp_path: Path) -> None:
+    good = tmp_path / "site.yml"
+    good.write_text("- hosts: all\n  roles:\n    - role: reimage\n    - {role: harden}\n    - verify\n")
+    assert playbook_phases(good) == ("reimage", "harden", "verify")
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- hosts: all\n  roles:\n    - role: harden\n    - role: reimage\n")
+    with pytest.raises(ConfigError, match="first role must be reimage"):
+        playbook_phases(bad)
+    assert playbook_phases(Path(__file__).resolve().parents[2] / "playbooks" / "site.yml")[0] == "reimage"
+
+
+def test_breaker_trips_over_threshold_only() -> None:
+    b = Breaker(0.2)
+    b.start_wave(1)
+    assert b.record_batch(20, {"PC1": "reimage | wait for WinRM: timeout"}) is None  # 5 %
+    b.start_wave(2)
+    assert b.record_batch(10, {"A": "t1: x", "B": "t1: y"}) is None  # exactly 20 % is not past it
+    assert b.record_batch(10, {"C": "t2: z", "D": "t1: w"}) is None  # 4 of 20: still 20 %
+    trip = b.record_batch(5, {"E": "t1: v"})
+    assert trip is not None and (trip.failed, trip.processed) == (5, 25)
+    assert trip.top_reasons[0] == ("t1", 4) and "tier 2" in trip.explain()
+    with pytest.raises(ValueError):
+        Breaker(1.5)
+
+
+def test_select_hosts_refuses_outsiders_and_honours_limit_and_tier() -> None:
+    hosts = [_host("ARL-1", tier=0), _host("ARL-2", tier=1), _host("BAS-1", site="bastogne")]
+    assert [h.hostname for h in select_hosts(hosts, "arlon")] == ["ARL-1", "ARL-2"]
+    assert [h.hostname for h in select_hosts(hosts, "arlon", tier=1)] == ["ARL-2"]
+    assert [h.hostname for h in select_hosts(hosts, "arlon", limit=["arl-2"])] == ["ARL-2"]
+    with pytest.raises(SafetyError, match=r"BAS-1 \(site bastogne\)"):
+        select_hosts(hosts, "arlon", limit=["ARL-1", "BAS-1"])
+    with pytest.raises(SafetyError, match="no host of site 'marche'"):
+        select_hosts(hosts, "marche")
+    with pytest.raises(SafetyError, match="outside"):
+        select_hosts(hosts, "arlon", tier=0, force_hosts=["ARL-2"])
+
+
+def test_confirmation_must_be_the_exact_site_name() -> None:
+    assert confirm_site("arlon", "?", yes=True, ask=lambda p: "") == "--yes"
+    assert confirm_site("arlon", "?", yes=False, ask=lambda p: " arlon\n") == "typed site name"
+    for answer in ("Arlon", "y", "marche", ""):
+        with pytest.raises(SafetyError, match="nothing was wiped"):
+            confirm_site("arlon", "?", yes=False, ask=lambda p, a=answer: a)
+
+
+def test_child_env_keeps_paths_and_drops_credentials() -> None:
+    env = child_env({
+        "PATH": "/bin", "REBUILD_STATE_DIR": "/s", "REBUILD_VAULT_PASSWORD_FILE": "/k",
+        "REBUILD_HYPERVISOR_TOKEN": "t0ken", "REBUILD_BMC_PASSWORD": "pw", "ANSIBLE_FORKS": "5",
+        "ANSIBLE_BECOME_PASS": "x", "AWS_SECRET_ACCESS_KEY": "y", "RANDOM_VAR": "z",
+    })
+    assert env == {"PATH": "/bin", "REBUILD_STATE_DIR": "/s", "REBUILD_VAULT_PASSWORD_FILE": "/k", "ANSIBLE_FORKS": "5"}
