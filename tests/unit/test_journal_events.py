@@ -153,8 +153,8 @@ def test_breaker_trips_over_threshold_only() -> None:
     b.start_wave(2)
     assert b.record_batch(10, {"A": "t1: x", "B": "t1: y"}) is None  # exactly 20 % is not past it
     assert b.record_batch(10, {"C": "t2: z", "D": "t1: w"}) is None  # 4 of 20: still 20 %
-    trip = b.record_batch(5, {"E": "t1: v"})
-    assert trip is not None and (trip.failed, trip.processed) == (5, 25)
+    trip = b.record_batch(5, {"E": "t1: v", "F": "t3: u"})
+    assert trip is not None and (trip.failed, trip.processed) == (6, 25)
     assert trip.top_reasons[0] == ("t1", 4) and "tier 2" in trip.explain()
     with pytest.raises(ValueError):
         Breaker(1.5)
