@@ -17,6 +17,35 @@ def register(subparsers: Any) -> None:
     audit.add_argument("--inventory", type=Path, help="inventory (default inventories/hospital/<site>.yml)")
     audit.add_argument("--state-dir", type=Path, help="default $REBUILD_STATE_DIR or state/")
     audit.set_defaults(func=run_audit)
+    show = sub.add_parser("report", help="per-control hardening report of a site, from the journal")
+    show.add_argument("site", help="site key")
+    show.add_argument(
+        "--audit", action="store_true", help="the last audit's reports instead of the last run's"
+    )
+    show.add_argument("--html", type=Path, help="also write the report as HTML to this file")
+    show.add_argument("--state-dir", type=Path, help="default $REBUILD_STATE_DIR or state/")
+    show.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from rebuild.errors import ConfigError
+    from rebuild.harden.report import journal_reports, render_html, render_text
+    from rebuild.journal import JOURNAL_FILE, Journal
+
+    path = (args.state_dir or default_state_dir()) / JOURNAL_FILE
+    if not path.exists():
+        raise ConfigError(f"{path}: no journal here - run `rebuild site` first or pass --state-dir")
+    key = "harden_audit" if args.audit else "harden"
+    with Journal(path) as journal:
+        reports = journal_reports(journal, args.site, key)
+    if not reports:
+        raise ConfigError(f"site {args.site!r}: no {key} report in the journal {path}")
+    title = f"Hardening {'audit' if args.audit else 'report'} - site {args.site}"
+    print(render_text(reports, title), end="")
+    if args.html:
+        args.html.write_text(render_html(reports, title), encoding="utf-8")
+        print(f"HTML: {args.html}")
+    return 0
 
 
 def run_audit(args: argparse.Namespace) -> int:

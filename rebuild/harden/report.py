@@ -115,6 +115,16 @@ def report_from_journal(results: Mapping[str, Any], key: str = "harden") -> Host
     return HostReport.from_dict(raw)
 
 
+def journal_reports(journal: Any, site: str | None = None, key: str = "harden") -> list[HostReport]:
+    """Every host's report of `key` (harden / harden_audit) kept in the journal, by host name."""
+    found = []
+    for record in journal.hosts(site):
+        rep = report_from_journal(record.results, key)
+        if rep is not None:
+            found.append(rep)
+    return sorted(found, key=lambda r: r.host)
+
+
 def build_report(
     host: str,
     module_result: Mapping[str, Any],
