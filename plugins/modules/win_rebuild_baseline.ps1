@@ -183,6 +183,33 @@ Function Invoke-SeceditConfigure {
     }
 }
 
+Function Get-AdsiGroup {
+    param([string]$Sid)
+    # The group's name is localised (Administrateurs, Administratoren): resolve it from the SID.
+    $name = (New-Object Security.Principal.SecurityIdentifier $Sid).Translate([Security.Principal.NTAccount]).Value.Split('\')[-1]
+    return [ADSI]"WinNT://$env:COMPUTERNAME/$name,group"
+}
+
+Function Get-GroupMembers {
+    # Get-LocalGroupMember fails on a group holding an orphaned SID (a known cmdlet bug);
+    # fall back to ADSI, which lists every member with its SID.
+    param([string]$Sid)
+    try { return @(Get-LocalGroupMember -SID $Sid -ErrorAction Stop) }
+    catch {
+        $group = Get-AdsiGroup -Sid $Sid
+        $members = foreach ($item in @($group.Invoke('Members'))) {
+            $entry = [ADSI]$item
+            $memberSid = New-Object Security.Principal.SecurityIdentifier($entry.objectSid.Value, 0)
+            $path = [string]$entry.Path
+            $source = $(if ($path -like "WinNT://*/$env:COMPUTERNAME/*") { 'Local' } else { 'ActiveDirectory' })
+            try { $display = $memberSid.Translate([Security.Principal.NTAccount]).Value }
+            catch { $display = $memberSid.Value }
+            [pscustomobject]@{ Name = $display; SID = $memberSid; PrincipalSource = $source }
+        }
+        return @($members)
+    }
+}
+
 Function Test-Allowed {
     param([string]$Name, [string[]]$Patterns)
     foreach ($p in $Patterns) { if ($Name -like $p) { return $true } }
@@ -292,7 +319,7 @@ Function Get-SettingState {
             return @{ value = $v; compliant = $ok; user = $u }
         }
         'group_members' {
-            $members = @(Get-LocalGroupMember -SID $S.group_sid -ErrorAction Stop)
+            $members = @(Get-GroupMembers -Sid $S.group_sid)
             $names = @($members | ForEach-Object { $_.Name })
             $unknown = @()
             foreach ($m in $members) {
@@ -400,7 +427,14 @@ Function Set-Setting {
             }
         }
         'group_members' {
-            foreach ($m in $State.unknown) { Remove-LocalGroupMember -SID $S.group_sid -Member $m.SID }
+            foreach ($m in $State.unknown) {
+                try { Remove-LocalGroupMember -SID $S.group_sid -Member $m.SID -ErrorAction Stop }
+                catch {
+                    # Orphaned SIDs (deleted domain accounts) defeat the LocalAccounts cmdlets; ADSI removes them.
+                    $group = Get-AdsiGroup -Sid $S.group_sid
+                    $group.Remove("WinNT://$($m.SID.Value)")
+                }
+            }
         }
         'service_allowlist' {
             foreach ($svc in $State.unknown) {
