@@ -35,6 +35,10 @@ def test_selection_by_kind_os_and_service() -> None:
     assert "GHAL-CRED-004" in server and "GHAL-CRED-004" not in dc  # no Credential Guard on a DC
     c = compile_host(load_baseline(), DC)
     assert "GHAL-CRED-004" in c.not_applicable
+    # a DC has no local accounts: its Administrators group is the domain's
+    assert {"GHAL-ACC-001", "GHAL-ACC-002", "GHAL-ACC-003"} <= set(c.not_applicable)
+    per = next(x for x in c.controls if x["id"] == "GHAL-PER-001")["settings"][0]["allowed"]
+    assert {"NTDS", "DNS", "Kdc", "Netlogon"} <= set(per)  # the DC's own services are never stopped
 
 
 def test_remote_management_cutting_controls_are_last() -> None:
