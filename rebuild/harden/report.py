@@ -166,12 +166,30 @@ def _classify(c: Mapping[str, Any], check_mode: bool) -> ControlResult:
     if check_mode:
         if c.get("compliant"):
             return ControlResult(**base, status=Status.COMPLIANT)
-        return ControlResult(
-            **base, status=Status.NONCOMPLIANT, reason="not compliant: " + ", ".join(base["noncompliant"])
-        )
+        return ControlResult(**base, status=Status.NONCOMPLIANT, reason="not compliant: " + _what(base))
     if not c.get("compliant"):
         return ControlResult(**base, status=Status.FAILED, reason="not compliant after the run")
-    return ControlResult(**base, status=Status.FIXED if c.get("changed") else Status.COMPLIANT)
+    if not c.get("changed"):
+        return ControlResult(**base, status=Status.COMPLIANT)
+    disabled = [str(x) for k in _LISTED for x in (base["before"].get(k) or []) if k in base["noncompliant"]]
+    return ControlResult(
+        **base, status=Status.FIXED, reason=f"disabled: {', '.join(disabled)}" if disabled else ""
+    )
+
+
+_LISTED = ("service_allowlist", "task_allowlist")  # their value is the list of unknown items
+
+
+def _what(base: Mapping[str, Any]) -> str:
+    """The non-compliant settings, naming the unknown services/tasks an allowlist found."""
+    parts = []
+    for key in base["noncompliant"]:
+        found = base["before"].get(key)
+        if key in _LISTED and isinstance(found, list) and found:
+            parts.append(f"{key} ({', '.join(map(str, found))})")
+        else:
+            parts.append(key)
+    return ", ".join(parts)
 
 
 def _env() -> Environment:

@@ -93,6 +93,8 @@ def test_harden_makes_every_applicable_control_compliant_then_changes_nothing(la
             assert status in (Status.FIXED, Status.COMPLIANT, Status.NOT_APPLICABLE), (cid, status)
     assert statuses["GHAL-NET-001"] is Status.FIXED  # SMB1 was on
     assert statuses["GHAL-ACC-002"] is Status.FIXED  # the attackers' admin
+    assert MALICIOUS_SERVICE in report.status_of("GHAL-PER-001").reason  # the report names what it stopped
+    assert MALICIOUS_TASK in report.status_of("GHAL-PER-002").reason
     state = lab.state(host)
     assert state.features["SMB1Protocol"] is False
     assert UNKNOWN_ADMIN not in state.groups["Administrators"]
