@@ -134,7 +134,6 @@ def test_check_mode_changes_nothing_and_reports_noncompliant(lab: Any, tmp_path:
 
 def test_audit_command_reports_a_whole_site_without_change(lab: Any, tmp_path: Path) -> None:
     before = {h: _state(lab, h).to_json() for h in (SERVER, PC)}
-    state_dir = tmp_path / "state"
     env = {
         **os.environ,
         **lab.env,
@@ -169,7 +168,6 @@ def test_audit_command_reports_a_whole_site_without_change(lab: Any, tmp_path: P
         after = _state(lab, h)
         assert after.registry == TwinState.from_json(before[h]).registry
         assert after.services == TwinState.from_json(before[h]).services
-    del state_dir
 
 
 def test_pending_reboot_settings_get_a_restart_then_are_in_force(lab: Any, tmp_path: Path) -> None:
