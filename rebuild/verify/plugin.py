@@ -64,7 +64,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("control", exp.hardening, ids=[c["id"] for c in exp.hardening])
     if "note_folder" in metafunc.fixturenames:
         folders = exp.iocs["note_folders"]
-        metafunc.parametrize("note_folder", folders, ids=folders)
+        metafunc.parametrize("note_folder", folders, ids=[f.replace("\\", "/") for f in folders])
 
 
 @pytest.fixture(scope="session")

@@ -720,5 +720,8 @@ def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
     for entry in reversed(state.history):
         event = str(entry.get("event", "")).lower()
         if any(word in event for word in ("boot", "reset", "reimage", "power")):
-            return PSDate(dt.datetime.fromtimestamp(float(entry["at"]), tz=dt.UTC).replace(microsecond=0))
+            # A restart requested with a delay (shutdown /r /t N) boots N seconds later; without
+            # it two restarts within one second would report the same boot time forever.
+            booted = float(entry["at"]) + float(entry.get("delay") or 0)
+            return PSDate(dt.datetime.fromtimestamp(booted, tz=dt.UTC).replace(microsecond=0))
     return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))
