@@ -42,6 +42,7 @@ $spec = @{
         }
         update_defender_signatures = @{ type = 'bool'; default = $false }
         defender_signature_source = @{ type = 'str'; default = '' }
+        defender_signature_max_age_hours = @{ type = 'int'; default = 12 }
     }
     supports_check_mode = $true
 }
@@ -238,21 +239,27 @@ try {
     }
 
     if ($module.Params.update_defender_signatures) {
-        $source = $module.Params.defender_signature_source
-        if ($source) {
-            Set-MpPreference -SignatureDefinitionUpdateFileSharesSources $source
-            Update-MpSignature -UpdateSource FileShares -ErrorAction Stop
-        }
-        else {
-            Update-MpSignature -ErrorAction Stop
-        }
         $status = Get-MpComputerStatus
+        $age = ((Get-Date) - $status.AntivirusSignatureLastUpdated).TotalHours
+        $updated = $false
+        if ($age -gt $module.Params.defender_signature_max_age_hours) {
+            $source = $module.Params.defender_signature_source
+            if ($source) {
+                Set-MpPreference -SignatureDefinitionUpdateFileSharesSources $source
+                Update-MpSignature -UpdateSource FileShares -ErrorAction Stop
+            }
+            else {
+                Update-MpSignature -ErrorAction Stop
+            }
+            $status = Get-MpComputerStatus
+            $updated = $true
+            $module.Result.changed = $true
+        }
         $module.Result.defender = @{
-            updated = $true
+            updated = $updated
             signature_version = $status.AntivirusSignatureVersion
             signature_last_updated = $status.AntivirusSignatureLastUpdated.ToString('s')
         }
-        $module.Result.changed = $true
     }
 }
 finally {

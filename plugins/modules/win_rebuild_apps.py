@@ -108,6 +108,10 @@ options:
     description: Update Microsoft Defender security intelligence after installing (C(Update-MpSignature)).
     type: bool
     default: false
+  defender_signature_max_age_hours:
+    description: Only update Defender signatures older than this (keeps the module idempotent).
+    type: int
+    default: 12
   defender_signature_source:
     description:
       - UNC share holding definition updates for C(Update-MpSignature -UpdateSource FileShares). When empty,

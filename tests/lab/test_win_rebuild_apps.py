@@ -135,3 +135,10 @@ def test_repository_population_is_safe_concurrently(tmp_path):
         t.join()
     assert errors == []
     assert sorted(p.name for p in (tmp_path / "installers" / "dir").iterdir()) == sorted(f"App{i}.msi" for i in range(30))
+
+
+def test_defender_update_only_when_signatures_are_old(lab, args):
+    first = call(lab, args)
+    assert first["defender"]["updated"] is True
+    again = call(lab, args)
+    assert again["defender"]["updated"] is False and again["changed"] is False

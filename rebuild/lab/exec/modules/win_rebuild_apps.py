@@ -16,6 +16,7 @@ signature date after Update-MpSignature.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import time
@@ -45,6 +46,15 @@ def _populate(lab_dir: Path) -> None:
 
 
 DRIFTS = ("defender_off", "ransom_note")
+
+
+def _signature_age_hours(state: TwinState) -> float:
+    text = str(state.defender.get("AntivirusSignatureLastUpdated") or "")
+    try:
+        when = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return float("inf")  # never updated
+    return (dt.datetime.now(dt.UTC) - when).total_seconds() / 3600
 
 
 def _drift(ctx: ModuleContext) -> None:
@@ -195,16 +205,18 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
                 "Name": printer["name"], "Printer Driver": printer["driver"], "Port": f"IP_{printer['port']}"}
             entry["status"] = "added"
         if p.get("update_defender_signatures"):
-            s.defender["AntivirusSignatureLastUpdated"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-            major, minor, build, rev = (str(s.defender.get("AntivirusSignatureVersion") or "1.421.0.0") + ".0.0.0").split(".")[:4]
-            s.defender["AntivirusSignatureVersion"] = f"{major}.{minor}.{int(build) + 80}.{rev}"
-            result["defender"] = {"updated": True, "signature_version": s.defender["AntivirusSignatureVersion"],
-                                  "signature_last_updated": s.defender["AntivirusSignatureLastUpdated"]}
+            updated = _signature_age_hours(s) > float(p.get("defender_signature_max_age_hours") or 12)
+            if updated:
+                s.defender["AntivirusSignatureLastUpdated"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+                version = (str(s.defender.get("AntivirusSignatureVersion") or "1.421.0.0") + ".0.0.0").split(".")[:4]
+                s.defender["AntivirusSignatureVersion"] = f"{version[0]}.{version[1]}.{int(version[2]) + 80}.{version[3]}"
+            result["defender"] = {"updated": updated, "signature_version": s.defender.get("AntivirusSignatureVersion"),
+                                  "signature_last_updated": s.defender.get("AntivirusSignatureLastUpdated")}
 
     ctx.update(install)
     ctx.record("applications_installed", applications=[a["id"] for a, _ in app_work])
     _drift(ctx)
-    result["changed"] = bool(app_work or cert_work or printer_work or p.get("update_defender_signatures"))
+    result["changed"] = bool(app_work or cert_work or printer_work or (result.get("defender") or {}).get("updated"))
     if failed:
         raise ModuleFailed(f"failed: {', '.join(failed)}", **result)
     return result
