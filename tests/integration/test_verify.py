@@ -52,7 +52,7 @@ def test_clean_twin_verified_with_results_in_journal(rehearsal):
     verify = clean.results["verify"]
     assert verify["passed"] is True and verify["failures"] == 0 and verify["tests"] >= 40
     # The pre-incident password check really ran (not skipped): the old credential is refused.
-    assert verify["skipped_checks"] == []
+    assert not [c for c in verify["skipped_checks"] if c["check"].startswith("test_pre_incident_admin_password")]
     junit = Path(verify["junit"])
     assert junit.exists() and 'failures="0"' in junit.read_text()
 
