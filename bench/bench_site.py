@@ -27,11 +27,27 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def _run_site(site: str, lab: object, playbook: Path | None, threshold: float, logs: Path) -> dict[str, object]:
+def _run_site(
+    site: str, lab: object, playbook: Path | None, threshold: float, logs: Path
+) -> dict[str, object]:
     token = (lab.lab_dir / "hypervisor.token").read_text().strip()  # type: ignore[attr-defined]
     env = {**os.environ, **lab.env, "REBUILD_HYPERVISOR_TOKEN": token}  # type: ignore[attr-defined]
-    cmd = [sys.executable, "-m", "rebuild", "site", site, "--inventory", str(lab.inventory(site)),  # type: ignore[attr-defined]
-           "--yes", "--json", "--rehearsal", "--breaker-threshold", str(threshold), "--operator", "bench"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rebuild",
+        "site",
+        site,
+        "--inventory",
+        str(lab.inventory(site)),  # type: ignore[attr-defined]
+        "--yes",
+        "--json",
+        "--rehearsal",
+        "--breaker-threshold",
+        str(threshold),
+        "--operator",
+        "bench",
+    ]
     if playbook:
         cmd += ["--playbook", str(playbook)]
     out = logs / f"{site}.jsonl"
@@ -47,17 +63,30 @@ def _run_site(site: str, lab: object, playbook: Path | None, threshold: float, l
             final = json.loads(line)
     counts = final.get("counts", {}) if isinstance(final.get("counts"), dict) else {}
     hosts = sum(int(v) for v in counts.values()) or 1  # type: ignore[union-attr]
-    return {"site": site, "hosts": hosts, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-            "cpu_per_host_s": round(cpu / hosts, 3), "wall_per_host_s": round(wall / hosts, 3),
-            "status": final.get("status", f"exit {os.waitstatus_to_exitcode(status)}"), "counts": counts}
+    return {
+        "site": site,
+        "hosts": hosts,
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "cpu_per_host_s": round(cpu / hosts, 3),
+        "wall_per_host_s": round(wall / hosts, 3),
+        "status": final.get("status", f"exit {os.waitstatus_to_exitcode(status)}"),
+        "counts": counts,
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("scope", choices=["arlon", "fleet"])
     parser.add_argument("--playbook", type=Path, help="default: playbooks/site.yml (every phase)")
-    parser.add_argument("--breaker-threshold", type=float, default=0.99,
-                        help="the bench measures; it does not stop on failures (default 0.99)")
+    parser.add_argument(
+        "--breaker-threshold",
+        type=float,
+        default=0.99,
+        help="the bench measures; it does not stop on failures (default 0.99)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the lab dir and logs")
     args = parser.parse_args()
 
@@ -72,7 +101,10 @@ def main() -> int:
     lab_started = time.monotonic()
     site_filter = "arlon" if args.scope == "arlon" else None
     with conftest._running_lab(work / "lab", fleet.DEFAULT_REGISTER, site_filter, 0.0) as lab:
-        print(f"SIMULATED lab up in {time.monotonic() - lab_started:.1f} s ({lab.info.get('twins')} twins)", flush=True)
+        print(
+            f"SIMULATED lab up in {time.monotonic() - lab_started:.1f} s ({lab.info.get('twins')} twins)",
+            flush=True,
+        )
         for site in sites:
             if site not in lab.info["inventory"]:
                 continue
@@ -82,9 +114,11 @@ def main() -> int:
     hosts = sum(int(r["hosts"]) for r in results)  # type: ignore[call-overload]
     wall = sum(float(r["wall_s"]) for r in results)  # type: ignore[arg-type]
     cpu = sum(float(r["cpu_s"]) for r in results)  # type: ignore[arg-type]
-    print(f"\n{args.scope}: {hosts} hosts, wall {wall:.0f} s ({wall / 60:.1f} min), controller CPU {cpu:.0f} s, "
-          f"{cpu / max(hosts, 1):.2f} CPU s/host, {wall / max(hosts, 1):.2f} wall s/host"
-          + ("  [target: whole fleet < 15 min]" if args.scope == "fleet" else ""))
+    print(
+        f"\n{args.scope}: {hosts} hosts, wall {wall:.0f} s ({wall / 60:.1f} min), controller CPU {cpu:.0f} s, "
+        f"{cpu / max(hosts, 1):.2f} CPU s/host, {wall / max(hosts, 1):.2f} wall s/host"
+        + ("  [target: whole fleet < 15 min]" if args.scope == "fleet" else "")
+    )
     if args.keep:
         print(f"kept: {work}")
     return 0

@@ -233,7 +233,7 @@ class Journal:
         return _run(row)
 
     def runs(self, site: str | None = None) -> list[RunRecord]:
-        sql, args = "SELECT * FROM runs", ()
+        sql, args = "SELECT * FROM runs", tuple[str, ...]()
         if site:
             sql, args = sql + " WHERE site = ?", (site,)
         with self._lock:
@@ -252,7 +252,8 @@ class Journal:
     def confirmations(self, run_id: str) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, run_id, site, operator, at, how, scope FROM confirmations WHERE run_id = ? ORDER BY id",
+                "SELECT id, run_id, site, operator, at, how, scope FROM confirmations "
+                "WHERE run_id = ? ORDER BY id",
                 (run_id,),
             ).fetchall()
         keys = ("id", "run_id", "site", "operator", "at", "how", "scope")
@@ -267,7 +268,8 @@ class Journal:
             db.executemany(
                 "INSERT INTO hosts(name, site, tier, service, kind, phase, updated_at) "
                 "VALUES(?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT(name) DO UPDATE SET "
-                "site = excluded.site, tier = excluded.tier, service = excluded.service, kind = excluded.kind",
+                "site = excluded.site, tier = excluded.tier, service = excluded.service, "
+                "kind = excluded.kind",
                 [(h.hostname, h.site, h.tier, h.service, str(h.kind), now) for h in hosts],
             )
 
@@ -351,7 +353,8 @@ class Journal:
                 ),
             )
             db.execute(
-                "INSERT INTO transitions(host, run_id, from_phase, to_phase, at, detail) VALUES(?, ?, ?, ?, ?, ?)",
+                "INSERT INTO transitions(host, run_id, from_phase, to_phase, at, detail) "
+                "VALUES(?, ?, ?, ?, ?, ?)",
                 (name, run_id, current.phase.value, target.value, now, reason),
             )
         return self.host(name)

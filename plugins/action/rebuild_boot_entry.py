@@ -101,7 +101,9 @@ class ActionModule(ActionBase):
         mac = str(args.get("mac_key") or "")
         state = args.get("state", "present")
         if not root or not _MAC_KEY.match(mac):
-            raise AnsibleActionFail(f"rebuild_boot_entry needs pxe_root and a 12-hex-digit mac_key, got {mac!r}")
+            raise AnsibleActionFail(
+                f"rebuild_boot_entry needs pxe_root and a 12-hex-digit mac_key, got {mac!r}"
+            )
         if state not in ("present", "absent"):
             raise AnsibleActionFail(f"state must be present or absent, got {state!r}")
         ipxe = os.path.join(root, f"mac-{mac}.ipxe")
@@ -146,7 +148,8 @@ class ActionModule(ActionBase):
                     pass
             else:
                 res = self._execute_module(
-                    module_name="ansible.builtin.file", module_args={"path": path, "state": "absent"},
+                    module_name="ansible.builtin.file",
+                    module_args={"path": path, "state": "absent"},
                     task_vars=task_vars,
                 )
                 if res.get("failed"):
@@ -162,7 +165,9 @@ class ActionModule(ActionBase):
             task_vars=task_vars,
         )
         if res.get("failed"):
-            raise AnsibleActionFail(f"cannot create {os.path.dirname(first)} on the boot server: {res.get('msg')}")
+            raise AnsibleActionFail(
+                f"cannot create {os.path.dirname(first)} on the boot server: {res.get('msg')}"
+            )
         changed = False
         for path, text in rendered.items():
             fd, local_tmp = tempfile.mkstemp(prefix=".rebuild-render-")
@@ -172,8 +177,13 @@ class ActionModule(ActionBase):
                 task = self._task.copy()
                 task.args = {"src": local_tmp, "dest": path, "mode": modes[path]}
                 copy = self._shared_loader_obj.action_loader.get(
-                    "ansible.builtin.copy", task=task, connection=self._connection, play_context=self._play_context,
-                    loader=self._loader, templar=self._templar, shared_loader_obj=self._shared_loader_obj,
+                    "ansible.builtin.copy",
+                    task=task,
+                    connection=self._connection,
+                    play_context=self._play_context,
+                    loader=self._loader,
+                    templar=self._templar,
+                    shared_loader_obj=self._shared_loader_obj,
                 )
                 res = copy.run(task_vars=task_vars)
             finally:

@@ -108,10 +108,12 @@ class EventMapper:
                     force=host in self.force_hosts and phase == "reimage",
                 )
             return HostEvent(host, "start", phase, task, "ok")
-        facts = res.get("msg") if isinstance(res.get("msg"), Mapping) else {}
+        msg = res.get("msg")
+        facts: dict[str, Any] = dict(msg) if isinstance(msg, Mapping) else {}
         if not self.record_only and host not in self.failed:
-            self.journal.transition(host, done, run_id=self.run_id, result=dict(facts), result_key=phase)
-        return HostEvent(host, "done", phase, task, "ok", ", ".join(f"{k}={v}" for k, v in facts.items()))
+            self.journal.transition(host, done, run_id=self.run_id, result=facts, result_key=phase)
+        summary = ", ".join(f"{k}={v}" for k, v in facts.items() if not isinstance(v, Mapping | list))
+        return HostEvent(host, "done", phase, task, "ok", summary[:300])
 
     def _failure(
         self, host: str, kind: str, data: Mapping[str, Any], task: str, res: Mapping[str, Any]
@@ -127,8 +129,12 @@ class EventMapper:
                 # The verify role's results (failing checks, JUnit path) go with the quarantine.
                 verify = res.get("rebuild_verify")
                 self.journal.transition(
-                    host, Phase.QUARANTINED, run_id=self.run_id, reason=reason,
-                    result=dict(verify) if isinstance(verify, Mapping) else None, result_key="verify",
+                    host,
+                    Phase.QUARANTINED,
+                    run_id=self.run_id,
+                    reason=reason,
+                    result=dict(verify) if isinstance(verify, Mapping) else None,
+                    result_key="verify",
                 )
             else:
                 self.journal.transition(

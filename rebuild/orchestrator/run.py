@@ -137,7 +137,8 @@ def site_lock(state_dir: Path, site: str) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             raise SafetyError(
-                f"another `rebuild site` run is active on {state_dir} ({handle.read().strip()}); nothing was touched"
+                f"another `rebuild site` run is active on {state_dir} ({handle.read().strip()}); "
+                "nothing was touched"
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -481,7 +482,10 @@ class SiteRun:
                 continue
             record = self.journal.host(name)
             if record.phase in ACTIVE:
-                reason = f"the playbook ended during {ACTIVE[record.phase]} without a result (runner {runner_status}, rc {rc})"
+                reason = (
+                    f"the playbook ended during {ACTIVE[record.phase]} without a result "
+                    f"(runner {runner_status}, rc {rc})"
+                )
                 self.journal.transition(
                     name, Phase.FAILED, run_id=self.run_id, reason=reason, failed_phase=ACTIVE[record.phase]
                 )
@@ -490,7 +494,8 @@ class SiteRun:
                 if record.phase in (Phase.VERIFIED, Phase.QUARANTINED):
                     continue
                 first = host_phases[name][0]
-                reason = f"{first} never started (runner {runner_status}, rc {rc}); see {self.run_dir / 'artifacts'}"
+                artifacts = self.run_dir / "artifacts"
+                reason = f"{first} never started (runner {runner_status}, rc {rc}); see {artifacts}"
                 self.journal.transition(
                     name, Phase.FAILED, run_id=self.run_id, reason=reason, failed_phase=first
                 )

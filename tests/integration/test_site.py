@@ -138,13 +138,17 @@ def arlon_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, A
         yield lab, result, []
 
 
-def test_full_site_reimages_every_twin_in_tier_order_within_capacity(arlon_run: tuple[Any, Any, list[str]]) -> None:
+def test_full_site_reimages_every_twin_in_tier_order_within_capacity(
+    arlon_run: tuple[Any, Any, list[str]],
+) -> None:
     lab, result, _ = arlon_run
     assert result.status == "completed", result.reason
     assert result.exit_code == 0
     journal = Journal.in_state_dir(lab.state_dir)
     hosts = journal.hosts("arlon")
-    assert hosts and all(h.phase is Phase.REIMAGED for h in hosts), [(h.name, h.phase, h.reason) for h in hosts]
+    assert hosts and all(h.phase is Phase.REIMAGED for h in hosts), [
+        (h.name, h.phase, h.reason) for h in hosts
+    ]
 
     # Every twin reports the catalogue's clean image (as the lab's state, not our journal, says).
     catalogue = json.loads(json.dumps(__import__("yaml").safe_load((lab.lab_dir / "images.yml").read_text())))
@@ -169,7 +173,9 @@ def test_full_site_reimages_every_twin_in_tier_order_within_capacity(arlon_run: 
 
     # The wipe is traceable to an operator confirmation for this site.
     confirmations = journal.confirmations(result.run_id)
-    assert [(c["site"], c["operator"], c["how"]) for c in confirmations] == [("arlon", "test-operator", "--yes")]
+    assert [(c["site"], c["operator"], c["how"]) for c in confirmations] == [
+        ("arlon", "test-operator", "--yes")
+    ]
     assert journal.run(result.run_id).rehearsal
 
     # No boot entry or answer file (with its secret) is left on the boot server.
@@ -192,9 +198,7 @@ def test_run_artifacts_and_logs_hold_no_secret(arlon_run: tuple[Any, Any, list[s
     files = [p for p in result.run_dir.rglob("*") if p.is_file()]
     files += [lab.state_dir / "journal.sqlite"]
     assert any("job_events" in str(p) for p in files) and any(p.parent.name == "hosts" for p in files)
-    leaks = [
-        (str(p), s[:3] + "...") for p in files for s in secrets if s.encode() in p.read_bytes()
-    ]
+    leaks = [(str(p), s[:3] + "...") for p in files for s in secrets if s.encode() in p.read_bytes()]
     assert leaks == []
 
 
@@ -204,7 +208,9 @@ def test_run_artifacts_and_logs_hold_no_secret(arlon_run: tuple[Any, Any, list[s
 def test_dry_run_renders_everything_and_touches_nothing(lab: Any, lab_environ: Callable[[Any], None]) -> None:
     lab_environ(lab)
     secrets_before = _secret_files(lab.state_dir)
-    result = run_site(_options(lab, dry_run=True, yes=False, ask=lambda p: pytest.fail("dry run asked to confirm")))
+    result = run_site(
+        _options(lab, dry_run=True, yes=False, ask=lambda p: pytest.fail("dry run asked to confirm"))
+    )
     assert result.status == "dry-run"
     events = [e for hist in _histories(lab).values() for e in hist if e["event"] in TRIGGER_EVENTS]
     assert events == []
@@ -231,13 +237,20 @@ def test_dry_run_renders_everything_and_touches_nothing(lab: Any, lab_environ: C
         ({"limit": ("ARL-DC01", "BAS-DC01")}, SafetyError, "BAS-DC01"),  # a host outside the site
         ({"limit": ("ARL-NOPE99",)}, SafetyError, "unknown host"),
         ({"yes": False, "ask": lambda prompt: "marche"}, SafetyError, "does not match"),
-        ({"yes": False, "ask": lambda prompt: (_ for _ in ()).throw(EOFError())}, SafetyError, "nothing was wiped"),
+        (
+            {"yes": False, "ask": lambda prompt: (_ for _ in ()).throw(EOFError())},
+            SafetyError,
+            "nothing was wiped",
+        ),
         ({"force_hosts": ("ARL-DC01",), "limit": ("ARL-DC02",)}, SafetyError, "outside"),
         ({"imaging_capacity": 50}, SafetyError, "only lower"),
     ],
 )
 def test_refusals_wipe_nothing(
-    shared_lab: Any, change: dict[str, Any], error: type[Exception], message: str,
+    shared_lab: Any,
+    change: dict[str, Any],
+    error: type[Exception],
+    message: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for key, value in _env(shared_lab).items():
@@ -274,11 +287,26 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(lab_factory: Callable[..., Any]) -> None:
+def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(
+    lab_factory: Callable[..., Any],
+) -> None:
     lab = lab_factory(imaging_seconds=3.0)
     env = {**os.environ, **_env(lab)}
-    cmd = [sys.executable, "-m", "rebuild", "site", "arlon", "--inventory", str(lab.inventory("arlon")),
-           "--yes", "--json", "--playbook", str(REIMAGE_ONLY), "--operator", "test-operator"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rebuild",
+        "site",
+        "arlon",
+        "--inventory",
+        str(lab.inventory("arlon")),
+        "--yes",
+        "--json",
+        "--playbook",
+        str(REIMAGE_ONLY),
+        "--operator",
+        "test-operator",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     journal_path = lab.state_dir / "journal.sqlite"
     deadline = time.monotonic() + 300
@@ -324,22 +352,86 @@ def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(lab_factor
 
 # -- circuit breaker ------------------------------------------------------------------------------
 
-_HEADER = ["Asset tag", "Hostname", "Kind", "Platform", "OS", "Site", "Department", "Room", "IP address",
-           "MAC address", "BMC address", "VM reference", "Applications", "Status", "Serial number"]
+_HEADER = [
+    "Asset tag",
+    "Hostname",
+    "Kind",
+    "Platform",
+    "OS",
+    "Site",
+    "Department",
+    "Room",
+    "IP address",
+    "MAC address",
+    "BMC address",
+    "VM reference",
+    "Applications",
+    "Status",
+    "Serial number",
+]
 
 
 def _breaker_register(path: Path) -> Path:
     """Arlon with one server, a wave of 20 emergency PCs and 2 operating-room PCs after it."""
-    rows = [["GHAL-900001", "ARL-DC01", "Server", "Virtual", "Windows Server 2022", "Arlon", "Active Directory",
-             "Office 1", "10.11.0.10", "00:50:56:09:00:01", "", "vm-9001", "", "In service", ""]]
+    rows = [
+        [
+            "GHAL-900001",
+            "ARL-DC01",
+            "Server",
+            "Virtual",
+            "Windows Server 2022",
+            "Arlon",
+            "Active Directory",
+            "Office 1",
+            "10.11.0.10",
+            "00:50:56:09:00:01",
+            "",
+            "vm-9001",
+            "",
+            "In service",
+            "",
+        ]
+    ]
     for i in range(1, 21):
-        rows.append([f"GHAL-9001{i:02d}", f"ARL-URG-{i:04d}", "PC", "Physical", "Windows 11 23H2", "Arlon",
-                     "Urgences", f"Urgences {i}", f"10.11.16.{10 + i}", f"98:fa:9b:09:01:{i:02x}", "", "", "",
-                     "In service", f"SN{i:05d}"])
+        rows.append(
+            [
+                f"GHAL-9001{i:02d}",
+                f"ARL-URG-{i:04d}",
+                "PC",
+                "Physical",
+                "Windows 11 23H2",
+                "Arlon",
+                "Urgences",
+                f"Urgences {i}",
+                f"10.11.16.{10 + i}",
+                f"98:fa:9b:09:01:{i:02x}",
+                "",
+                "",
+                "",
+                "In service",
+                f"SN{i:05d}",
+            ]
+        )
     for i in range(1, 3):
-        rows.append([f"GHAL-9002{i:02d}", f"ARL-BLOC-{i:04d}", "PC", "Physical", "Windows 10 22H2", "Arlon",
-                     "Bloc opératoire", f"Bloc {i}", f"10.11.17.{10 + i}", f"3c:52:82:09:02:{i:02x}", "", "", "",
-                     "In service", f"SB{i:05d}"])
+        rows.append(
+            [
+                f"GHAL-9002{i:02d}",
+                f"ARL-BLOC-{i:04d}",
+                "PC",
+                "Physical",
+                "Windows 10 22H2",
+                "Arlon",
+                "Bloc opératoire",
+                f"Bloc {i}",
+                f"10.11.17.{10 + i}",
+                f"3c:52:82:09:02:{i:02x}",
+                "",
+                "",
+                "",
+                "In service",
+                f"SB{i:05d}",
+            ]
+        )
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(_HEADER)
@@ -349,10 +441,15 @@ def _breaker_register(path: Path) -> Path:
 
 @pytest.mark.parametrize(("failing", "expect_stop"), [(6, True), (1, False)], ids=["30-percent", "5-percent"])
 def test_breaker_stops_the_site_at_30_percent_not_at_5(
-    lab_factory: Callable[..., Any], tmp_path: Path, lab_environ: Callable[[Any], None],
-    failing: int, expect_stop: bool,
+    lab_factory: Callable[..., Any],
+    tmp_path: Path,
+    lab_environ: Callable[[Any], None],
+    failing: int,
+    expect_stop: bool,
 ) -> None:
-    lab = lab_factory(register=_breaker_register(tmp_path / "register.csv"), site="arlon", imaging_seconds=1.0)
+    lab = lab_factory(
+        register=_breaker_register(tmp_path / "register.csv"), site="arlon", imaging_seconds=1.0
+    )
     lab_environ(lab)
     doomed = [f"ARL-URG-{i:04d}" for i in range(1, failing + 1)]
     for name in doomed:

@@ -20,8 +20,17 @@ ALL = ("reimage", "harden", "redeploy", "verify")
 
 
 def _host(name: str, site: str = "arlon", tier: int = 1) -> Host:
-    return Host(hostname=name, asset_tag="A", kind=Kind.WORKSTATION, platform=Platform.PHYSICAL,
-                os="windows-11-23h2", site=site, service="emergency", service_label="Urgences", tier=tier)
+    return Host(
+        hostname=name,
+        asset_tag="A",
+        kind=Kind.WORKSTATION,
+        platform=Platform.PHYSICAL,
+        os="windows-11-23h2",
+        site=site,
+        service="emergency",
+        service_label="Urgences",
+        tier=tier,
+    )
 
 
 def _ev(kind: str, host: str, task: str, res: dict[str, Any] | None = None, **data: Any) -> dict[str, Any]:
@@ -51,13 +60,23 @@ def test_markers_move_hosts_and_keep_done_facts(journal: Journal) -> None:
 def test_failure_names_task_and_message_and_first_failure_wins(journal: Journal) -> None:
     m = EventMapper(journal, "r1")
     m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
-    m(_ev("runner_on_failed", "PC1", "reimage | wait for WinRM with the new credential",
-          {"msg": "timed out waiting for ping module test"}, role="reimage"))
+    m(
+        _ev(
+            "runner_on_failed",
+            "PC1",
+            "reimage | wait for WinRM with the new credential",
+            {"msg": "timed out waiting for ping module test"},
+            role="reimage",
+        )
+    )
     # cleanup in `always` failing afterwards does not overwrite the reason
     m(_ev("runner_on_failed", "PC1", "reimage | remove the boot entry", {"msg": "later"}, role="reimage"))
     rec = journal.host("PC1")
     assert rec.phase is Phase.FAILED and rec.failed_phase == "reimage"
-    assert rec.reason == "reimage | wait for WinRM with the new credential: timed out waiting for ping module test"
+    assert (
+        rec.reason
+        == "reimage | wait for WinRM with the new credential: timed out waiting for ping module test"
+    )
     assert m.failed == {"PC1": rec.reason}
 
 
@@ -73,8 +92,14 @@ def test_ignored_errors_and_unrelated_events_change_nothing(journal: Journal) ->
 def test_unreachable_fails_and_censored_results_stay_hidden(journal: Journal) -> None:
     m = EventMapper(journal, "r1")
     m(_ev("runner_on_ok", "PC2", "rebuild phase | reimage | start"))
-    m(_ev("runner_on_unreachable", "PC2", "reimage | boot entry",
-          {"censored": "the output has been hidden due to the fact that 'no_log: true' was specified"}))
+    m(
+        _ev(
+            "runner_on_unreachable",
+            "PC2",
+            "reimage | boot entry",
+            {"censored": "the output has been hidden due to the fact that 'no_log: true' was specified"},
+        )
+    )
     rec = journal.host("PC2")
     assert rec.phase is Phase.FAILED and "unreachable" in rec.reason and "hidden" in rec.reason
     assert failure_message({"msg": ["a", "b"]}) == "a; b"
@@ -85,7 +110,14 @@ def test_verify_failure_with_quarantine_flag_quarantines(journal: Journal) -> No
         journal.transition("PC1", p, run_id="r1")
     m = EventMapper(journal, "r1")
     m(_ev("runner_on_ok", "PC1", "rebuild phase | verify | start"))
-    m(_ev("runner_on_failed", "PC1", "verify | run checks", {"msg": "2 checks failed", "rebuild_quarantine": True}))
+    m(
+        _ev(
+            "runner_on_failed",
+            "PC1",
+            "verify | run checks",
+            {"msg": "2 checks failed", "rebuild_quarantine": True},
+        )
+    )
     rec = journal.host("PC1")
     assert rec.phase is Phase.QUARANTINED and "2 checks failed" in rec.reason
 
@@ -98,11 +130,22 @@ def test_record_only_mode_never_writes(journal: Journal) -> None:
 
 
 def test_start_on_verified_host_without_force_is_refused(journal: Journal) -> None:
-    for p in ("reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying", "verified"):
+    for p in (
+        "reimaging",
+        "reimaged",
+        "hardening",
+        "hardened",
+        "redeploying",
+        "redeployed",
+        "verifying",
+        "verified",
+    ):
         journal.transition("PC1", p, run_id="r1")
     with pytest.raises(Exception, match="not a legal transition"):
         EventMapper(journal, "r1")(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
-    EventMapper(journal, "r1", force_hosts=frozenset({"PC1"}))(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    EventMapper(journal, "r1", force_hosts=frozenset({"PC1"}))(
+        _ev("runner_on_ok", "PC1", "rebuild phase | reimage | start")
+    )
     assert journal.host("PC1").phase is Phase.REIMAGING
 
 
@@ -113,13 +156,41 @@ def test_start_on_verified_host_without_force_is_refused(journal: Journal) -> No
         (["reimaging"], False, ALL, True),
         (["reimaging", "reimaged"], False, ("harden", "redeploy", "verify"), False),
         (["reimaging", "reimaged", "hardening"], False, ("harden", "redeploy", "verify"), False),
-        (["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying", "verified"],
-         False, (), False),
-        (["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying", "verified"],
-         True, ALL, False),
+        (
+            [
+                "reimaging",
+                "reimaged",
+                "hardening",
+                "hardened",
+                "redeploying",
+                "redeployed",
+                "verifying",
+                "verified",
+            ],
+            False,
+            (),
+            False,
+        ),
+        (
+            [
+                "reimaging",
+                "reimaged",
+                "hardening",
+                "hardened",
+                "redeploying",
+                "redeployed",
+                "verifying",
+                "verified",
+            ],
+            True,
+            ALL,
+            False,
+        ),
     ],
 )
-def test_resume_phases(journal: Journal, path: list[str], force: bool, phases: tuple[str, ...], recheck: bool) -> None:
+def test_resume_phases(
+    journal: Journal, path: list[str], force: bool, phases: tuple[str, ...], recheck: bool
+) -> None:
     for p in path:
         journal.transition("PC1", p, run_id="r1")
     work = host_work(journal.host("PC1"), ALL, force=force)
@@ -182,9 +253,22 @@ def test_confirmation_must_be_the_exact_site_name() -> None:
 
 
 def test_child_env_keeps_paths_and_drops_credentials() -> None:
-    env = child_env({
-        "PATH": "/bin", "REBUILD_STATE_DIR": "/s", "REBUILD_VAULT_PASSWORD_FILE": "/k",
-        "REBUILD_HYPERVISOR_TOKEN": "t0ken", "REBUILD_BMC_PASSWORD": "pw", "ANSIBLE_FORKS": "5",
-        "ANSIBLE_BECOME_PASS": "x", "AWS_SECRET_ACCESS_KEY": "y", "RANDOM_VAR": "z",
-    })
-    assert env == {"PATH": "/bin", "REBUILD_STATE_DIR": "/s", "REBUILD_VAULT_PASSWORD_FILE": "/k", "ANSIBLE_FORKS": "5"}
+    env = child_env(
+        {
+            "PATH": "/bin",
+            "REBUILD_STATE_DIR": "/s",
+            "REBUILD_VAULT_PASSWORD_FILE": "/k",
+            "REBUILD_HYPERVISOR_TOKEN": "t0ken",
+            "REBUILD_BMC_PASSWORD": "pw",
+            "ANSIBLE_FORKS": "5",
+            "ANSIBLE_BECOME_PASS": "x",
+            "AWS_SECRET_ACCESS_KEY": "y",
+            "RANDOM_VAR": "z",
+        }
+    )
+    assert env == {
+        "PATH": "/bin",
+        "REBUILD_STATE_DIR": "/s",
+        "REBUILD_VAULT_PASSWORD_FILE": "/k",
+        "ANSIBLE_FORKS": "5",
+    }
