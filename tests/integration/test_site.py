@@ -476,3 +476,24 @@ def test_breaker_stops_the_site_at_30_percent_not_at_5(
         assert result.status == "completed" and result.exit_code == 1  # done, with a failed host
         assert all(h.phase is Phase.REIMAGED for h in later)
         assert set(result.failed) == set(doomed)
+
+
+def test_confirm_each_wave_stops_before_an_unconfirmed_wave(lab: Any, lab_environ: Callable[[Any], None]) -> None:
+    lab_environ(lab)
+    answers = iter(["arlon", "no"])  # the run, then wave 2
+    prompts: list[str] = []
+
+    def ask(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    with pytest.raises(SafetyError, match="does not match"):
+        run_site(_options(lab, yes=False, ask=ask, confirm_each_wave=True, limit=("ARL-DC01", "ARL-URG-0001")))
+    journal = Journal.in_state_dir(lab.state_dir)
+    assert journal.host("ARL-DC01").phase is Phase.REIMAGED
+    assert journal.host("ARL-URG-0001").phase is Phase.PENDING
+    assert "Wave 2" in prompts[1] and "tier 1" in prompts[1]
+    (run,) = journal.runs("arlon")
+    assert run.status == "stopped" and "does not match" in run.reason
+    assert [c["how"] for c in journal.confirmations(run.id)] == ["typed site name"]
+    assert not [e for e in _histories(lab)["ARL-URG-0001"] if e["event"] in TRIGGER_EVENTS]
