@@ -478,7 +478,9 @@ def test_breaker_stops_the_site_at_30_percent_not_at_5(
         assert set(result.failed) == set(doomed)
 
 
-def test_confirm_each_wave_stops_before_an_unconfirmed_wave(lab: Any, lab_environ: Callable[[Any], None]) -> None:
+def test_confirm_each_wave_stops_before_an_unconfirmed_wave(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
     lab_environ(lab)
     answers = iter(["arlon", "no"])  # the run, then wave 2
     prompts: list[str] = []
@@ -488,7 +490,9 @@ def test_confirm_each_wave_stops_before_an_unconfirmed_wave(lab: Any, lab_enviro
         return next(answers)
 
     with pytest.raises(SafetyError, match="does not match"):
-        run_site(_options(lab, yes=False, ask=ask, confirm_each_wave=True, limit=("ARL-DC01", "ARL-URG-0001")))
+        run_site(
+            _options(lab, yes=False, ask=ask, confirm_each_wave=True, limit=("ARL-DC01", "ARL-URG-0001"))
+        )
     journal = Journal.in_state_dir(lab.state_dir)
     assert journal.host("ARL-DC01").phase is Phase.REIMAGED
     assert journal.host("ARL-URG-0001").phase is Phase.PENDING
