@@ -155,6 +155,7 @@ class _Interrupt:
 
     def __init__(self) -> None:
         self.requested = False
+        self.in_batch = False  # during a batch, ansible-runner's cancel callback stops it cleanly
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _Interrupt:
@@ -165,6 +166,8 @@ class _Interrupt:
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
+        if not self.in_batch:  # e.g. at a --confirm-each-wave prompt: stop now
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
@@ -334,7 +337,11 @@ class SiteRun:
                             ident=ident,
                             hosts=[h.hostname for h in batch],
                         )
-                        failures, runner_status = self._run_batch(ident, batch, work, progress, interrupt)
+                        interrupt.in_batch = True
+                        try:
+                            failures, runner_status = self._run_batch(ident, batch, work, progress, interrupt)
+                        finally:
+                            interrupt.in_batch = False
                         progress.emit(
                             "batch_finished",
                             tier=wave.tier.id,
@@ -363,8 +370,14 @@ class SiteRun:
                             break
                     if status != "completed":
                         break
-        except RebuildError as exc:
-            status, reason = "stopped", str(exc)
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "interrupted by the operator between batches"
+            raise
+        except BaseException as exc:  # the journal must say the run stopped, and why
+            status, reason = (
+                "stopped",
+                str(exc) if isinstance(exc, RebuildError) else f"{type(exc).__name__}: {exc}",
+            )
             raise
         finally:
             if self.o.dry_run and status == "completed":
