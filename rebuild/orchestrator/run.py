@@ -37,6 +37,8 @@ from rebuild.orchestrator.interlocks import confirm_site, select_hosts, wipe_sum
 from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress
 from rebuild.orchestrator.resume import HostWork, host_work, playbook_phases
 from rebuild.plan import Plan, plan_site
+from rebuild.promote import load_config as load_promotion_config
+from rebuild.promote import promote_verified
 from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV, SecretStore
 from rebuild.sites import get_site
 
@@ -292,6 +294,7 @@ class SiteRun:
         )
         progress.seed({h.name: h.phase.value for h in self.journal.hosts(self.site.name)})
         breaker = Breaker(self.o.breaker_threshold)
+        self._promotion = load_promotion_config()
         status, reason = "completed", ""
         progress.emit(
             "run_started",
@@ -351,6 +354,15 @@ class SiteRun:
                             failed=sorted(failures),
                             runner_status=runner_status,
                         )
+                        if not self.o.dry_run:
+                            # Quarantine then promote: hosts that passed verification leave the
+                            # recovery network now (rebuild.promote); quarantined ones stay.
+                            promoted = promote_verified(
+                                self.journal, self.site.name, run_id=self.run_id,
+                                operator=self.o.operator, config=self._promotion,
+                            )
+                            if promoted.promoted or promoted.errors:
+                                progress.emit("promoted", hosts=promoted.promoted, errors=promoted.errors)
                         if runner_status in ("canceled", "timeout") or interrupt.requested:
                             status, reason = "interrupted", f"batch {ident} {runner_status}: interrupted"
                             break

@@ -91,10 +91,13 @@ class Counts:
     pending: int = 0
     failed: int = 0
     quarantined: int = 0
+    promoted: int = 0  # back and moved out of the recovery network (or decision recorded)
 
-    def add(self, status: Status) -> None:
+    def add(self, status: Status, promoted: bool = False) -> None:
         self.total += 1
         setattr(self, status.value, getattr(self, status.value) + 1)
+        if promoted and status is Status.BACK:
+            self.promoted += 1
 
 
 @dataclass
@@ -192,8 +195,9 @@ def build_report(
     problems: list[Problem] = []
     for h in scoped:
         st = status_of(_phase(h.phase))
-        sites[h.site].add(st)
-        by_service[(h.site, h.tier, h.service)].add(st)
+        promoted = (h.results.get("promote") or {}).get("status") == "promoted"
+        sites[h.site].add(st, promoted)
+        by_service[(h.site, h.tier, h.service)].add(st, promoted)
         if st in (Status.FAILED, Status.QUARANTINED):
             problems.append(
                 Problem(

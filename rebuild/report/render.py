@@ -55,6 +55,7 @@ def render_html(
 
 SERVICE_COLUMNS = (
     "simulated", "site", "tier", "service", "machines", "back", "in_progress", "pending", "failed", "quarantined",
+    "promoted",
 )
 
 
@@ -67,7 +68,7 @@ def render_csv(report: Report) -> str:
         c = line.counts
         writer.writerow(
             ["yes" if report.simulated else "no", line.site, line.tier, line.service,
-             c.total, c.back, c.in_progress, c.pending, c.failed, c.quarantined]
+             c.total, c.back, c.in_progress, c.pending, c.failed, c.quarantined, c.promoted]
         )
     return out.getvalue()
 

@@ -53,6 +53,9 @@ def test_clean_twin_verified_with_results_in_journal(rehearsal):
     assert verify["passed"] is True and verify["failures"] == 0 and verify["tests"] >= 40
     # The pre-incident password check really ran (not skipped): the old credential is refused.
     assert not [c for c in verify["skipped_checks"] if c["check"].startswith("test_pre_incident_admin_password")]
+    # Quarantine then promote: with no network API configured, the decision is recorded.
+    assert clean.results["promote"]["status"] == "promoted"
+    assert clean.results["promote"]["action"] == "recorded-decision"
     junit = Path(verify["junit"])
     assert junit.exists() and 'failures="0"' in junit.read_text()
 
@@ -67,6 +70,7 @@ def test_drifted_twin_quarantined_with_failing_checks(rehearsal):
     note = [m for k, m in checks.items() if k.startswith("test_no_ransom_note_or_encrypted_file")]
     assert note and "Restore-My-Files.txt" in note[0]
     assert "Defender" in drifted.reason or "ransom" in drifted.reason
+    assert "promote" not in drifted.results  # a quarantined host is never promoted
     # Everything else about the host was fine: only the drift is reported.
     assert not any(k.startswith(("test_image_id", "test_domain_joined", "test_application")) for k in checks)
 
@@ -78,6 +82,7 @@ def test_report_counts_and_shows_the_quarantined_check(rehearsal, tmp_path):
     assert data["simulated"] is True
     emergency = next(s for s in data["services"] if s["service"] == "emergency")
     assert emergency["counts"]["back"] == 1 and emergency["counts"]["quarantined"] == 1
+    assert emergency["counts"]["promoted"] == 1
     html = files.html.read_text()
     assert "SIMULATED — lab rehearsal" in html
     assert f'data-host="{DRIFTED}"' in html and "test_defender_realtime_protection_on" in html
