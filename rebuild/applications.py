@@ -187,7 +187,9 @@ def parse_catalogue(raw: Any, source: str = CATALOGUE_FILE, known_services: Iter
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping at top level")
     repository = raw.get("repository")
-    if not isinstance(repository, str) or not (repository.startswith("\\\\") or repository.startswith("https://")):
+    if not isinstance(repository, str) or not (
+        repository.startswith("\\\\") or repository.startswith("https://")
+    ):
         raise ConfigError(f"{source}: 'repository' must be a UNC path (\\\\server\\share) or an https:// URL")
 
     apps: dict[str, Application] = {}

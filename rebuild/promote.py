@@ -54,7 +54,9 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{path}: expected a mapping")
         if "token" in loaded:
-            raise ConfigError(f"{path}: do not put the API token in a data file; name an env variable in token_env")
+            raise ConfigError(
+                f"{path}: do not put the API token in a data file; name an env variable in token_env"
+            )
         raw = dict(loaded)
     url = env.get("REBUILD_PROMOTE_URL") or str(raw.get("url") or "")
     token_env = str(raw.get("token_env") or "REBUILD_PROMOTE_TOKEN")
@@ -100,9 +102,16 @@ def promote_verified(
         if (h.results.get("promote") or {}).get("status") == "promoted":
             summary.already.append(h.name)
             continue
-        record: dict[str, Any] = {"action": config.action, "at": time.time(), "by": operator, "run_id": run_id}
+        record: dict[str, Any] = {
+            "action": config.action,
+            "at": time.time(),
+            "by": operator,
+            "run_id": run_id,
+        }
         if not config.url:
-            record.update(status="promoted", note="no network API configured: decision recorded for the network team")
+            record.update(
+                status="promoted", note="no network API configured: decision recorded for the network team"
+            )
         else:
             try:
                 resp = http.post(

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Action plugin rebuild_apps: what this host's service needs, from the catalogue, in ONE call.
 
 Computes on the controller the host's applications, certificates and printers from
@@ -42,25 +41,40 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         if _IMPORT_ERROR is not None:
-            raise AnsibleActionFail(f"rebuild_apps needs the rebuild package on the controller: {_IMPORT_ERROR}")
+            raise AnsibleActionFail(
+                f"rebuild_apps needs the rebuild package on the controller: {_IMPORT_ERROR}"
+            )
         args = self._task.args
         unknown = set(args) - _ARGS
         if unknown:
             raise AnsibleActionFail(f"rebuild_apps: unknown option(s) {', '.join(sorted(unknown))}")
         host = str(task_vars.get("inventory_hostname", ""))
-        v = {k: self._templar.template(task_vars.get(k)) for k in
-             ("rebuild_kind", "rebuild_service", "rebuild_site", "rebuild_location", "rebuild_applications")}
+        v = {
+            k: self._templar.template(task_vars.get(k))
+            for k in (
+                "rebuild_kind",
+                "rebuild_service",
+                "rebuild_site",
+                "rebuild_location",
+                "rebuild_applications",
+            )
+        }
         try:
             catalogue = load_catalogue(Path(args["catalogue"]) if args.get("catalogue") else None)
             deployment = catalogue.for_host(
-                hostname=host, kind=str(v["rebuild_kind"] or ""), service=str(v["rebuild_service"] or ""),
-                site=str(v["rebuild_site"] or ""), location=str(v["rebuild_location"] or ""),
+                hostname=host,
+                kind=str(v["rebuild_kind"] or ""),
+                service=str(v["rebuild_service"] or ""),
+                site=str(v["rebuild_site"] or ""),
+                location=str(v["rebuild_location"] or ""),
                 extra=[str(a) for a in (v["rebuild_applications"] or [])],
             )
         except RebuildError as exc:
             raise AnsibleActionFail(str(exc)) from None
         module_args = deployment.module_args(str(args.get("repository") or catalogue.repository))
-        module_args["update_defender_signatures"] = boolean(args.get("update_defender_signatures", True), strict=False)
+        module_args["update_defender_signatures"] = boolean(
+            args.get("update_defender_signatures", True), strict=False
+        )
         if args.get("defender_signature_source"):
             module_args["defender_signature_source"] = str(args["defender_signature_source"])
         module_result = self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Action plugin rebuild_verify: run the testinfra verification suites against this host.
 
 Runs on the controller (nothing is sent to the host but the suites' WinRM reads). Connection
@@ -37,8 +36,16 @@ else:
 
 _ARGS = frozenset(("run_dir", "defender_max_signature_age_hours", "previous_secret_name", "timeout"))
 _HOSTVARS = (
-    "inventory_hostname", "group_names", "rebuild_kind", "rebuild_service", "rebuild_os", "rebuild_site",
-    "rebuild_location", "rebuild_applications", "rebuild_image_catalogue", "rebuild_domain",
+    "inventory_hostname",
+    "group_names",
+    "rebuild_kind",
+    "rebuild_service",
+    "rebuild_os",
+    "rebuild_site",
+    "rebuild_location",
+    "rebuild_applications",
+    "rebuild_image_catalogue",
+    "rebuild_domain",
     "rebuild_local_admin_name",
 )
 
@@ -56,8 +63,10 @@ class ActionModule(ActionBase):
 
     def _target(self, host: str, task_vars: dict[str, Any]) -> tuple[VerifyTarget, str]:
         if self._connection.transport not in ("winrm", "ansible.builtin.winrm"):
-            raise AnsibleActionFail(f"rebuild_verify: host {host} is not reached over winrm "
-                                    f"(connection {self._connection.transport})")
+            raise AnsibleActionFail(
+                f"rebuild_verify: host {host} is not reached over winrm "
+                f"(connection {self._connection.transport})"
+            )
         extras = self._conn("_extras", {}) or {}
 
         def extra(name: str, default: str = "") -> str:
@@ -83,7 +92,9 @@ class ActionModule(ActionBase):
         task_vars = task_vars or {}
         result = super().run(tmp, task_vars)
         if _IMPORT_ERROR is not None:
-            raise AnsibleActionFail(f"rebuild_verify needs the rebuild package on the controller: {_IMPORT_ERROR}")
+            raise AnsibleActionFail(
+                f"rebuild_verify needs the rebuild package on the controller: {_IMPORT_ERROR}"
+            )
         args = self._task.args
         unknown = set(args) - _ARGS
         if unknown:
@@ -101,10 +112,16 @@ class ActionModule(ActionBase):
                 defender_max_signature_age_hours=float(args.get("defender_max_signature_age_hours", 48)),
             )
             state_dir = Path(os.environ.get("REBUILD_STATE_DIR", "state"))
-            previous = SecretStore(state_dir).get(host, str(args.get("previous_secret_name") or "local_admin_previous"))
+            previous = SecretStore(state_dir).get(
+                host, str(args.get("previous_secret_name") or "local_admin_previous")
+            )
             outcome = run_verification(
-                target, expectations, password=password, previous_password=str(previous or ""),
-                run_dir=run_dir, timeout_s=float(args.get("timeout", 900)),
+                target,
+                expectations,
+                password=password,
+                previous_password=str(previous or ""),
+                run_dir=run_dir,
+                timeout_s=float(args.get("timeout", 900)),
             )
         except RebuildError as exc:
             raise AnsibleActionFail(f"rebuild_verify: {exc}") from None

@@ -12,7 +12,12 @@ from rebuild.report import write_report
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser("report", help="crisis-cell report per site and service, from the journal")
     p.add_argument("site", nargs="?", help="one site (default: every site in the journal)")
-    p.add_argument("--state-dir", type=Path, default=None, help="journal location (default $REBUILD_STATE_DIR or ./state)")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="journal location (default $REBUILD_STATE_DIR or ./state)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output directory (default <state-dir>/reports)")
     p.set_defaults(func=run)
 
@@ -24,7 +29,10 @@ def run(args: argparse.Namespace) -> int:
     if r.simulated:
         print("SIMULATED — lab rehearsal")
     for site, c in r.sites.items():
-        print(f"{site}: {c.back}/{c.total} back, {c.in_progress} in progress, {c.failed} failed, {c.quarantined} quarantined")
+        print(
+            f"{site}: {c.back}/{c.total} back, {c.in_progress} in progress, {c.failed} failed, "
+            f"{c.quarantined} quarantined"
+        )
     for path in (files.html, files.csv, files.problems_csv, files.json):
         print(path)
     return 0

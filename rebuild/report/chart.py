@@ -20,7 +20,9 @@ def _clock(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
 
 
-def progress_svg(points: Sequence[Point], total: int, *, title: str, width: int = 720, height: int = 260) -> str:
+def progress_svg(
+    points: Sequence[Point], total: int, *, title: str, width: int = 720, height: int = 260
+) -> str:
     """A step chart of machines per status over time, with axes people can read."""
     left, right, top, bottom = 48, 130, 24, 36
     w, h = width - left - right, height - top - bottom
@@ -51,7 +53,8 @@ def progress_svg(points: Sequence[Point], total: int, *, title: str, width: int 
     for frac in (0, 0.5, 1):
         t = t0 + span * frac
         parts.append(
-            f'<text x="{x(t):.1f}" y="{top + h + 16}" text-anchor="middle" font-size="11">{_clock(t)} UTC</text>'
+            f'<text x="{x(t):.1f}" y="{top + h + 16}" text-anchor="middle" font-size="11">'
+            f"{_clock(t)} UTC</text>"
         )
     for i, (key, label, colour) in enumerate(SERIES):
         coords: list[str] = []

@@ -50,37 +50,54 @@ def status_of(phase: str) -> Status:
 
 
 class HostRow(Protocol):
-    name: str
-    site: str
-    tier: int
-    service: str
-    kind: str
-    failed_phase: str
-    reason: str
-    updated_at: float
-    results: dict[str, Any]
+    """What the report reads of a journal host (rebuild.journal.HostRecord fits)."""
 
     @property
+    def name(self) -> str: ...
+    @property
+    def site(self) -> str: ...
+    @property
+    def tier(self) -> int: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
     def phase(self) -> Any: ...
+    @property
+    def failed_phase(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def updated_at(self) -> float: ...
+    @property
+    def results(self) -> dict[str, Any]: ...
 
 
 class TransitionRow(Protocol):
-    host: str
-    at: float
-    detail: str
-
+    @property
+    def host(self) -> str: ...
+    @property
+    def at(self) -> float: ...
     @property
     def to_phase(self) -> Any: ...
 
 
 class RunRow(Protocol):
-    id: str
-    site: str
-    started_at: float
-    ended_at: float | None
-    status: str
-    rehearsal: bool
-    dry_run: bool
+    @property
+    def id(self) -> str: ...
+    @property
+    def site(self) -> str: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def ended_at(self) -> float | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def rehearsal(self) -> bool: ...
+    @property
+    def dry_run(self) -> bool: ...
 
 
 @dataclass

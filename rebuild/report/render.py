@@ -54,7 +54,16 @@ def render_html(
 
 
 SERVICE_COLUMNS = (
-    "simulated", "site", "tier", "service", "machines", "back", "in_progress", "pending", "failed", "quarantined",
+    "simulated",
+    "site",
+    "tier",
+    "service",
+    "machines",
+    "back",
+    "in_progress",
+    "pending",
+    "failed",
+    "quarantined",
     "promoted",
 )
 
@@ -67,13 +76,34 @@ def render_csv(report: Report) -> str:
     for line in report.services:
         c = line.counts
         writer.writerow(
-            ["yes" if report.simulated else "no", line.site, line.tier, line.service,
-             c.total, c.back, c.in_progress, c.pending, c.failed, c.quarantined, c.promoted]
+            [
+                "yes" if report.simulated else "no",
+                line.site,
+                line.tier,
+                line.service,
+                c.total,
+                c.back,
+                c.in_progress,
+                c.pending,
+                c.failed,
+                c.quarantined,
+                c.promoted,
+            ]
         )
     return out.getvalue()
 
 
-PROBLEM_COLUMNS = ("simulated", "host", "site", "tier", "service", "status", "phase", "reason", "failing_checks")
+PROBLEM_COLUMNS = (
+    "simulated",
+    "host",
+    "site",
+    "tier",
+    "service",
+    "status",
+    "phase",
+    "reason",
+    "failing_checks",
+)
 
 
 def render_problems_csv(report: Report) -> str:
@@ -82,8 +112,17 @@ def render_problems_csv(report: Report) -> str:
     writer.writerow(PROBLEM_COLUMNS)
     for p in report.problems:
         writer.writerow(
-            ["yes" if report.simulated else "no", p.host, p.site, p.tier, p.service, p.status.value,
-             p.phase, p.reason, " | ".join(p.failing_checks)]
+            [
+                "yes" if report.simulated else "no",
+                p.host,
+                p.site,
+                p.tier,
+                p.service,
+                p.status.value,
+                p.phase,
+                p.reason,
+                " | ".join(p.failing_checks),
+            ]
         )
     return out.getvalue()
 

@@ -39,7 +39,9 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(state_dir: Path, out_dir: Path, site: str | None = None, *, now: float | None = None) -> ReportFiles:
+def write_report(
+    state_dir: Path, out_dir: Path, site: str | None = None, *, now: float | None = None
+) -> ReportFiles:
     """Build the report for `site` (or every site) from the journal in `state_dir`."""
     journal_path = state_dir / JOURNAL_FILE
     if not journal_path.exists():
@@ -49,7 +51,8 @@ def write_report(state_dir: Path, out_dir: Path, site: str | None = None, *, now
         if site and not hosts:
             known = sorted({h.site for h in journal.hosts()})
             raise ConfigError(
-                f"site {site!r} has no host in the journal {journal_path} (sites there: {', '.join(known) or 'none'})"
+                f"site {site!r} has no host in the journal {journal_path} "
+                f"(sites there: {', '.join(known) or 'none'})"
             )
         report = build_report(hosts, journal.transitions(), journal.runs(), site=site, now=now or time.time())
     site_labels, tier_labels = _labels()

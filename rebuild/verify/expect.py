@@ -66,8 +66,9 @@ def _image(catalogue_file: Path, os_key: str, host: str) -> dict[str, str]:
     return {k: str(entry.get(k, "")) for k in ("image_id", "sha256", "build", "caption")}
 
 
-def _hardening(host: str, os_key: str, kind: str, site: str, service: str, groups: Sequence[str],
-               admin_name: str) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+def _hardening(
+    host: str, os_key: str, kind: str, site: str, service: str, groups: Sequence[str], admin_name: str
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
     """The harden baseline compiled for this host (same compiler as the harden phase)."""
     from rebuild.harden.baseline import load_baseline
     from rebuild.harden.compile import HostFacts, compile_host
@@ -83,16 +84,25 @@ def _hardening(host: str, os_key: str, kind: str, site: str, service: str, group
     left: list[str] = []
     admins: list[str] = []
     for control in compiled.controls:
-        settings = [s for s in control["settings"] if s["type"] in VERIFIED_SETTING_TYPES
-                    and not str(s.get("path", "")).upper().startswith("HKDU:")]
+        settings = [
+            s
+            for s in control["settings"]
+            if s["type"] in VERIFIED_SETTING_TYPES and not str(s.get("path", "")).upper().startswith("HKDU:")
+        ]
         for s in control["settings"]:
             if s["type"] == "group_members" and s.get("group_sid") == "S-1-5-32-544":
                 admins = [str(a) for a in s.get("allowed", [])]
         if len(settings) < len(control["settings"]):
             left.append(control["id"])
         if settings:
-            verified.append({"id": control["id"], "title": control["title"],
-                             "reboot_required": control.get("reboot_required", False), "settings": settings})
+            verified.append(
+                {
+                    "id": control["id"],
+                    "title": control["title"],
+                    "reboot_required": control.get("reboot_required", False),
+                    "settings": settings,
+                }
+            )
     return verified, left, admins
 
 
@@ -109,19 +119,26 @@ def build_expectations(
     host = str(hostvars.get("inventory_hostname") or hostvars.get("rebuild_hostname") or "")
     if not host:
         raise ConfigError("verification needs the host's inventory_hostname")
-    missing = [k for k in ("rebuild_kind", "rebuild_service", "rebuild_os", "rebuild_site") if not hostvars.get(k)]
+    missing = [
+        k for k in ("rebuild_kind", "rebuild_service", "rebuild_os", "rebuild_site") if not hostvars.get(k)
+    ]
     if missing:
         raise ConfigError(f"host {host}: inventory lacks {', '.join(missing)}")
     project_dir = project_dir or DATA_DIR.parents[1]
     catalogue = catalogue or load_catalogue()
     indicators = indicators or load_indicators()
-    kind, service, os_key, site = (str(hostvars[k]) for k in ("rebuild_kind", "rebuild_service", "rebuild_os", "rebuild_site"))
+    kind, service, os_key, site = (
+        str(hostvars[k]) for k in ("rebuild_kind", "rebuild_service", "rebuild_os", "rebuild_site")
+    )
     image_file = Path(str(hostvars.get("rebuild_image_catalogue") or "inventories/data/images.yml"))
     if not image_file.is_absolute():
         image_file = project_dir / image_file
     image = _image(image_file, os_key, host)
     deployment = catalogue.for_host(
-        hostname=host, kind=kind, service=service, site=site,
+        hostname=host,
+        kind=kind,
+        service=service,
+        site=site,
         location=str(hostvars.get("rebuild_location") or ""),
         extra=[str(a) for a in hostvars.get("rebuild_applications") or []],
     )
@@ -130,8 +147,9 @@ def build_expectations(
     left: list[str] = []
     admins: list[str] = []
     if with_hardening:
-        hardening, left, admins = _hardening(host, os_key, kind, site, service,
-                                             [str(g) for g in hostvars.get("group_names") or []], admin_name)
+        hardening, left, admins = _hardening(
+            host, os_key, kind, site, service, [str(g) for g in hostvars.get("group_names") or []], admin_name
+        )
     return Expectations(
         host=host,
         kind=kind,
@@ -146,8 +164,10 @@ def build_expectations(
         admin_name=admin_name,
         admin_allowed=sorted({admin_name, *admins}),
         applications=[{"id": a.id, "name": a.name, "version": a.version} for a in deployment.applications],
-        certificates=[{"id": c.id, "name": c.name, "store": c.store, "thumbprint": c.thumbprint.upper()}
-                      for c in deployment.certificates],
+        certificates=[
+            {"id": c.id, "name": c.name, "store": c.store, "thumbprint": c.thumbprint.upper()}
+            for c in deployment.certificates
+        ],
         printers=[{"name": p.name, "driver": p.driver, "port": p.port} for p in deployment.printers],
         defender_max_signature_age_hours=defender_max_signature_age_hours,
         iocs={

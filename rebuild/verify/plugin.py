@@ -30,7 +30,9 @@ class Credentials:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--rebuild-config-fd", type=int, default=None, help="pipe carrying the run configuration")
+    parser.addoption(
+        "--rebuild-config-fd", type=int, default=None, help="pipe carrying the run configuration"
+    )
 
 
 def _read_fd(fd: int) -> dict[str, Any]:
@@ -38,13 +40,16 @@ def _read_fd(fd: int) -> dict[str, Any]:
     with os.fdopen(fd, "rb") as pipe:
         while chunk := pipe.read(65536):
             chunks.append(chunk)
-    return json.loads(b"".join(chunks))
+    loaded: dict[str, Any] = json.loads(b"".join(chunks))
+    return loaded
 
 
 def pytest_configure(config: pytest.Config) -> None:
     fd = config.getoption("--rebuild-config-fd")
     if fd is None:
-        raise pytest.UsageError("rebuild.verify.plugin needs --rebuild-config-fd (run it through rebuild.verify.runner)")
+        raise pytest.UsageError(
+            "rebuild.verify.plugin needs --rebuild-config-fd (run it through rebuild.verify.runner)"
+        )
     config.stash[_CONFIG] = _read_fd(fd)
 
 
@@ -80,8 +85,11 @@ def target(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def credentials(request: pytest.FixtureRequest) -> Credentials:
     cfg = _cfg(request.config)
-    return Credentials(user=cfg["target"]["user"], password=cfg["password"],
-                       previous_password=cfg.get("previous_password") or "")
+    return Credentials(
+        user=cfg["target"]["user"],
+        password=cfg["password"],
+        previous_password=cfg.get("previous_password") or "",
+    )
 
 
 def winrm_conn_args(target: dict[str, Any], user: str, password: str) -> dict[str, Any]:

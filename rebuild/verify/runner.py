@@ -68,8 +68,12 @@ class VerifyResult:
 
 def suite_files(kind: str) -> list[Path]:
     """Common checks, the kind's suite, the per-service suite, hardening."""
-    files = [SUITES / "test_common.py", SUITES / f"test_kind_{kind}.py", SUITES / "test_service.py",
-             SUITES / "test_hardening.py"]
+    files = [
+        SUITES / "test_common.py",
+        SUITES / f"test_kind_{kind}.py",
+        SUITES / "test_service.py",
+        SUITES / "test_hardening.py",
+    ]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise FileNotFoundError(f"verification suite(s) missing: {', '.join(missing)}")
@@ -131,25 +135,54 @@ def run_verification(
     log = run_dir / "verify" / f"{target.host}.log"
     junit.parent.mkdir(parents=True, exist_ok=True)
     log.parent.mkdir(parents=True, exist_ok=True)
-    config = json.dumps({
-        "target": asdict(target),
-        "password": password,
-        "previous_password": previous_password,
-        "expect": expectations.to_dict(),
-    }).encode()
+    config = json.dumps(
+        {
+            "target": asdict(target),
+            "password": password,
+            "previous_password": previous_password,
+            "expect": expectations.to_dict(),
+        }
+    ).encode()
     read_fd, write_fd = os.pipe()
     argv = [
-        sys.executable, "-m", "pytest",
+        sys.executable,
+        "-m",
+        "pytest",
         *[str(f) for f in suite_files(expectations.kind)],
-        "-p", "no:pytest11.testinfra", "-p", "rebuild.verify.plugin", f"--rebuild-config-fd={read_fd}",
-        "-c", os.devnull, "--rootdir", str(SUITES), "-p", "no:cacheprovider",
-        f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", f"junit_suite_name=verify-{target.host}",
-        "-q", "--no-header", "-rfE", "--tb=line", "-o", "console_output_style=classic",
+        "-p",
+        "no:pytest11.testinfra",
+        "-p",
+        "rebuild.verify.plugin",
+        f"--rebuild-config-fd={read_fd}",
+        "-c",
+        os.devnull,
+        "--rootdir",
+        str(SUITES),
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit2",
+        "-o",
+        f"junit_suite_name=verify-{target.host}",
+        "-q",
+        "--no-header",
+        "-rfE",
+        "--tb=line",
+        "-o",
+        "console_output_style=classic",
     ]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            pass_fds=(read_fd,), env=env, cwd=str(SUITES))
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        pass_fds=(read_fd,),
+        env=env,
+        cwd=str(SUITES),
+    )
     os.close(read_fd)
 
     def feed() -> None:
@@ -188,7 +221,9 @@ def run_verification(
         errors += 1
     elif not junit.exists() or (proc.returncode not in (0, 1) and not failed):
         tail = text.strip().splitlines()[-1:] or ["no output"]
-        failed.append({"check": "verification", "message": f"pytest exited {proc.returncode}: {tail[0][:300]}"})
+        failed.append(
+            {"check": "verification", "message": f"pytest exited {proc.returncode}: {tail[0][:300]}"}
+        )
     return VerifyResult(
         host=target.host,
         passed=not failed and tests > 0,

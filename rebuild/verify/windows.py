@@ -34,7 +34,9 @@ def _transient(exc: Exception) -> bool:
         return True
     if isinstance(exc, winrm.exceptions.WSManFaultError):
         # 0x80338029 operation timeout, 0x803381A6 quota, 0x8033805B shell not found (lost session)
-        return exc.wsman_fault_code in (0x80338029, 0x803381A6, 0x8033805B) or "shell was not found" in str(exc)
+        return exc.wsman_fault_code in (0x80338029, 0x803381A6, 0x8033805B) or "shell was not found" in str(
+            exc
+        )
     return isinstance(exc, winrm.exceptions.WinRMTransportError)
 
 
@@ -43,9 +45,10 @@ class ReadError(AssertionError):
 
 
 def encoded(script: str) -> str:
-    return "powershell.exe -NoProfile -NonInteractive -EncodedCommand " + base64.b64encode(
-        script.encode("utf-16-le")
-    ).decode()
+    return (
+        "powershell.exe -NoProfile -NonInteractive -EncodedCommand "
+        + base64.b64encode(script.encode("utf-16-le")).decode()
+    )
 
 
 def ps_quote(text: str) -> str:
@@ -122,44 +125,64 @@ class WindowsReads:
     # --- the reads -------------------------------------------------------------------------
 
     def image_stamp(self) -> dict[str, Any]:
-        return self.json(
-            r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\GHAL\Rebuild' | Select-Object ImageId,ImageSha256 "
-            "| ConvertTo-Json -Compress"
-        ) or {}
+        return (
+            self.json(
+                r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\GHAL\Rebuild' | Select-Object ImageId,ImageSha256 "
+                "| ConvertTo-Json -Compress"
+            )
+            or {}
+        )
 
     def operating_system(self) -> dict[str, Any]:
-        return self.json(
-            "Get-CimInstance -ClassName Win32_OperatingSystem | Select-Object Caption,BuildNumber,Version "
-            "| ConvertTo-Json -Compress"
-        ) or {}
+        return (
+            self.json(
+                "Get-CimInstance -ClassName Win32_OperatingSystem | Select-Object Caption,BuildNumber,Version "
+                "| ConvertTo-Json -Compress"
+            )
+            or {}
+        )
 
     def computer_system(self) -> dict[str, Any]:
-        return self.json(
-            "Get-CimInstance -ClassName Win32_ComputerSystem | Select-Object Name,Domain,PartOfDomain "
-            "| ConvertTo-Json -Compress"
-        ) or {}
+        return (
+            self.json(
+                "Get-CimInstance -ClassName Win32_ComputerSystem | Select-Object Name,Domain,PartOfDomain "
+                "| ConvertTo-Json -Compress"
+            )
+            or {}
+        )
 
     def defender(self) -> dict[str, Any]:
-        return self.json(
-            "Get-MpComputerStatus | Select-Object AMServiceEnabled,AntivirusEnabled,AntispywareEnabled,"
-            "RealTimeProtectionEnabled,BehaviorMonitorEnabled,IoavProtectionEnabled,IsTamperProtected,"
-            "AntivirusSignatureLastUpdated,AntivirusSignatureVersion | ConvertTo-Json -Compress"
-        ) or {}
+        return (
+            self.json(
+                "Get-MpComputerStatus | Select-Object AMServiceEnabled,AntivirusEnabled,AntispywareEnabled,"
+                "RealTimeProtectionEnabled,BehaviorMonitorEnabled,IoavProtectionEnabled,IsTamperProtected,"
+                "AntivirusSignatureLastUpdated,AntivirusSignatureVersion | ConvertTo-Json -Compress"
+            )
+            or {}
+        )
 
     def services(self) -> list[dict[str, Any]]:
-        return as_list(self.json("Get-Service | Select-Object Name,DisplayName,Status,StartType | ConvertTo-Json -Compress"))
+        return as_list(
+            self.json(
+                "Get-Service | Select-Object Name,DisplayName,Status,StartType | ConvertTo-Json -Compress"
+            )
+        )
 
     def scheduled_tasks(self) -> list[dict[str, Any]]:
-        return as_list(self.json("Get-ScheduledTask | Select-Object TaskPath,TaskName,State | ConvertTo-Json -Compress"))
+        return as_list(
+            self.json("Get-ScheduledTask | Select-Object TaskPath,TaskName,State | ConvertTo-Json -Compress")
+        )
 
     def folder(self, path: str) -> list[dict[str, Any]]:
         """Files directly in a folder (hidden ones too); [] when the folder does not exist."""
         if not self.json(f"Test-Path -LiteralPath {ps_quote(path)} | ConvertTo-Json -Compress"):
             return []
-        return as_list(self.json(
-            f"Get-ChildItem -LiteralPath {ps_quote(path)} -Force -File | Select-Object Name,FullName,Length "
-            "| ConvertTo-Json -Compress"
-        ))
+        return as_list(
+            self.json(
+                f"Get-ChildItem -LiteralPath {ps_quote(path)} -Force -File | Select-Object Name,FullName,Length "
+                "| ConvertTo-Json -Compress"
+            )
+        )
 
     def exists(self, path: str) -> bool:
         return bool(self.json(f"Test-Path -LiteralPath {ps_quote(path)} | ConvertTo-Json -Compress"))
@@ -169,33 +192,43 @@ class WindowsReads:
         for path in self.UNINSTALL:
             if not self.json(f"Test-Path -Path {ps_quote(path[:-2])} | ConvertTo-Json -Compress"):
                 continue  # no 32-bit view on this host
-            items += as_list(self.json(
-                f"Get-ItemProperty -Path {ps_quote(path)} | Select-Object DisplayName,DisplayVersion "
-                "| ConvertTo-Json -Compress"
-            ))
+            items += as_list(
+                self.json(
+                    f"Get-ItemProperty -Path {ps_quote(path)} | Select-Object DisplayName,DisplayVersion "
+                    "| ConvertTo-Json -Compress"
+                )
+            )
         return [i for i in items if isinstance(i, dict) and i.get("DisplayName")]
 
     def administrators(self) -> list[dict[str, Any]]:
-        return as_list(self.json(
-            "Get-LocalGroupMember -SID 'S-1-5-32-544' | Select-Object Name,ObjectClass,PrincipalSource "
-            "| ConvertTo-Json -Compress"
-        ))
+        return as_list(
+            self.json(
+                "Get-LocalGroupMember -SID 'S-1-5-32-544' | Select-Object Name,ObjectClass,PrincipalSource "
+                "| ConvertTo-Json -Compress"
+            )
+        )
 
     def registry_key(self, path: str) -> dict[str, Any] | None:
         """All values of one key, or None when the key does not exist."""
         if not self.json(f"Test-Path -Path {ps_quote(path)} | ConvertTo-Json -Compress"):
             return None
-        return self.json(f"Get-ItemProperty -Path {ps_quote(path)} | ConvertTo-Json -Compress") or {}
+        found: dict[str, Any] | None = self.json(
+            f"Get-ItemProperty -Path {ps_quote(path)} | ConvertTo-Json -Compress"
+        )
+        return found or {}
 
     def optional_feature(self, name: str) -> dict[str, Any] | None:
-        return self.json(
+        found: dict[str, Any] | None = self.json(
             f"Get-WindowsOptionalFeature -Online -FeatureName {ps_quote(name)} | Select-Object FeatureName,State "
             "| ConvertTo-Json -Compress",
             allow_missing=True,
         )
+        return found
 
     def firewall_profiles(self) -> list[dict[str, Any]]:
-        return as_list(self.json(
-            "Get-NetFirewallProfile | Select-Object Name,Enabled,DefaultInboundAction,DefaultOutboundAction,"
-            "LogAllowed,LogBlocked,LogMaxSizeKilobytes | ConvertTo-Json -Compress"
-        ))
+        return as_list(
+            self.json(
+                "Get-NetFirewallProfile | Select-Object Name,Enabled,DefaultInboundAction,DefaultOutboundAction,"
+                "LogAllowed,LogBlocked,LogMaxSizeKilobytes | ConvertTo-Json -Compress"
+            )
+        )

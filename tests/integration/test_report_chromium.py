@@ -23,8 +23,15 @@ from rebuild.model import Host, Kind, Platform
 from rebuild.report import write_report
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 STEPS = ["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying"]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
@@ -44,16 +51,27 @@ class DevTools:
             os.dup2(from_chrome_w, 4)
 
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}", "--window-size=1280,2000",
-             "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=wire_fds, pass_fds=(3, 4),  # kept open after preexec dup2s them
+            [
+                CHROMIUM,
+                *FLAGS,
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                "--window-size=1280,2000",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire_fds,
+            pass_fds=(3, 4),  # kept open after preexec dup2s them
         )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buf = b""
         self._id = 0
 
-    def call(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> dict[str, Any]:
+    def call(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None
+    ) -> dict[str, Any]:
         self._id += 1
         msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
         if session:
@@ -87,8 +105,17 @@ class DevTools:
 
 
 def host(name: str, service: str, tier: int, kind: Kind = Kind.WORKSTATION) -> Host:
-    return Host(hostname=name, asset_tag=name, kind=kind, platform=Platform.PHYSICAL, os="windows-11-23h2",
-                site="arlon", service=service, service_label=service, tier=tier)
+    return Host(
+        hostname=name,
+        asset_tag=name,
+        kind=kind,
+        platform=Platform.PHYSICAL,
+        os="windows-11-23h2",
+        site="arlon",
+        service=service,
+        service_label=service,
+        tier=tier,
+    )
 
 
 @pytest.fixture()
@@ -96,21 +123,44 @@ def report_html(tmp_path: Path) -> Path:
     state = tmp_path / "state"
     with Journal.in_state_dir(state) as j:
         j.start_run("rehearsal-1", "arlon", "alice", rehearsal=True)
-        j.ensure_hosts([host("ARL-DC01", "directory", 0, Kind.SERVER), host("ARL-URG-0001", "emergency", 1),
-                        host("ARL-URG-0002", "emergency", 1), host("ARL-URG-0003", "emergency", 1),
-                        host("ARL-RAD-0001", "radiology", 6), host("ARL-RAD-0002", "radiology", 6)])
+        j.ensure_hosts(
+            [
+                host("ARL-DC01", "directory", 0, Kind.SERVER),
+                host("ARL-URG-0001", "emergency", 1),
+                host("ARL-URG-0002", "emergency", 1),
+                host("ARL-URG-0003", "emergency", 1),
+                host("ARL-RAD-0001", "radiology", 6),
+                host("ARL-RAD-0002", "radiology", 6),
+            ]
+        )
         for name in ("ARL-DC01", "ARL-URG-0001", "ARL-URG-0002", "ARL-URG-0003", "ARL-RAD-0001"):
             for step in STEPS:
                 j.transition(name, step, run_id="rehearsal-1")
         for name in ("ARL-DC01", "ARL-URG-0001", "ARL-RAD-0001"):
             j.transition(name, "verified", run_id="rehearsal-1")
-        j.transition("ARL-URG-0003", "quarantined", run_id="rehearsal-1", reason="verification failed",
-                     result={"passed": False, "failed_checks": [
-                         {"check": "test_defender_realtime_protection_on",
-                          "message": "Defender protection off: RealTimeProtectionEnabled is False"}]},
-                     result_key="verify")
-        j.transition("ARL-URG-0002", "failed", run_id="rehearsal-1", failed_phase="verify",
-                     reason="verify: unreachable: WinRM timed out")
+        j.transition(
+            "ARL-URG-0003",
+            "quarantined",
+            run_id="rehearsal-1",
+            reason="verification failed",
+            result={
+                "passed": False,
+                "failed_checks": [
+                    {
+                        "check": "test_defender_realtime_protection_on",
+                        "message": "Defender protection off: RealTimeProtectionEnabled is False",
+                    }
+                ],
+            },
+            result_key="verify",
+        )
+        j.transition(
+            "ARL-URG-0002",
+            "failed",
+            run_id="rehearsal-1",
+            failed_phase="verify",
+            reason="verify: unreachable: WinRM timed out",
+        )
     files = write_report(state, tmp_path / "out", "arlon")
     return files.html
 
@@ -140,7 +190,14 @@ def test_report_as_rendered_by_chromium(report_html: Path, tmp_path: Path):
         rows = js("""Array.from(document.querySelectorAll('#services tr[data-service]')).map(
                      r => Array.from(r.cells).map(c => c.innerText.trim()))""")
         by_service = {r[2]: r for r in rows}
-        assert by_service["emergency"][3:9] == ["3", "1", "0", "0", "1", "1"]  # machines, back, prog, todo, failed, quar
+        assert by_service["emergency"][3:9] == [
+            "3",
+            "1",
+            "0",
+            "0",
+            "1",
+            "1",
+        ]  # machines, back, prog, todo, failed, quar
         assert by_service["radiology"][3:9] == ["2", "1", "0", "1", "0", "0"]
         assert by_service["directory"][3:5] == ["1", "1"]
 
@@ -156,7 +213,9 @@ def test_report_as_rendered_by_chromium(report_html: Path, tmp_path: Path):
         assert "Quarantined: 1" in js("document.querySelector('svg.chart').textContent")
         assert js("performance.getEntriesByType('resource').length") == 0  # nothing fetched
 
-        shot = tools.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session)
+        shot = tools.call(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=session
+        )
         png = base64.b64decode(shot["data"])
         assert png.startswith(b"\x89PNG") and len(png) > 20_000  # a real page, not a blank one
         (tmp_path / "report.png").write_bytes(png)
@@ -166,7 +225,12 @@ def test_report_as_rendered_by_chromium(report_html: Path, tmp_path: Path):
 
 def test_dump_dom_cli_form(report_html: Path, tmp_path: Path):
     """The plain `chromium --headless --dump-dom` form works on the report too (no script needed)."""
-    out = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'p2'}", "--dump-dom", report_html.as_uri()],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'p2'}", "--dump-dom", report_html.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert 'data-host="ARL-URG-0003"' in out and "SIMULATED — lab rehearsal" in out
     assert shutil.which("chromium") or Path(CHROMIUM).exists()

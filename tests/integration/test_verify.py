@@ -37,9 +37,26 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory):
         lab.client.set_fault(DRIFTED, "drift_after_redeploy", changes=["defender_off", "ransom_note"])
         env = {**os.environ, **lab.env}
         proc = subprocess.run(
-            [sys.executable, "-m", "rebuild", "site", "arlon", "--inventory", str(lab.inventory("arlon")),
-             "--state-dir", str(lab.state_dir), "--yes", "--rehearsal", "--limit", f"{CLEAN},{DRIFTED}", "--json"],
-            env=env, capture_output=True, text=True, timeout=800,
+            [
+                sys.executable,
+                "-m",
+                "rebuild",
+                "site",
+                "arlon",
+                "--inventory",
+                str(lab.inventory("arlon")),
+                "--state-dir",
+                str(lab.state_dir),
+                "--yes",
+                "--rehearsal",
+                "--limit",
+                f"{CLEAN},{DRIFTED}",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=800,
         )
         yield lab, proc
 
@@ -52,7 +69,9 @@ def test_clean_twin_verified_with_results_in_journal(rehearsal):
     verify = clean.results["verify"]
     assert verify["passed"] is True and verify["failures"] == 0 and verify["tests"] >= 40
     # The pre-incident password check really ran (not skipped): the old credential is refused.
-    assert not [c for c in verify["skipped_checks"] if c["check"].startswith("test_pre_incident_admin_password")]
+    assert not [
+        c for c in verify["skipped_checks"] if c["check"].startswith("test_pre_incident_admin_password")
+    ]
     # Quarantine then promote: with no network API configured, the decision is recorded.
     assert clean.results["promote"]["status"] == "promoted"
     assert clean.results["promote"]["action"] == "recorded-decision"
@@ -91,8 +110,12 @@ def test_report_counts_and_shows_the_quarantined_check(rehearsal, tmp_path):
 def test_no_secret_in_junit_logs_or_report(rehearsal, tmp_path):
     lab, _ = rehearsal
     store = SecretStore(lab.state_dir, key_file=lab.state_dir / "vault-password")
-    secrets = [str(store.get(h, n)) for h in (CLEAN, DRIFTED) for n in ("local_admin", "local_admin_previous")
-               if store.get(h, n)]
+    secrets = [
+        str(store.get(h, n))
+        for h in (CLEAN, DRIFTED)
+        for n in ("local_admin", "local_admin_previous")
+        if store.get(h, n)
+    ]
     assert len(secrets) == 4
     report = write_report(lab.state_dir, tmp_path / "r", "arlon")
     files = [p for p in (lab.state_dir / "runs").rglob("*") if p.is_file()]

@@ -22,28 +22,59 @@ from rebuild.lab.state import StateStore, TwinState
 @pytest.fixture()
 def lab(tmp_path: Path) -> Lab:
     store = StateStore(tmp_path / "state.sqlite")
-    rec = TwinRecord(name="ARL-RX-PC01", address="127.77.0.2", mac="aa:bb:cc:00:00:01", kind="workstation",
-                     platform="physical", site="arlon", os="windows-11-23h2", service="radiology")
-    store.put(rec.name, TwinState(hostname=rec.name, kind="workstation", os_caption="Microsoft Windows 11 Enterprise",
-                                  os_build="22631", image_id="w11", image_sha256="0" * 64, phase="clean",
-                                  defender={"AntivirusSignatureVersion": "1.421.0.0",
-                                            "AntivirusSignatureLastUpdated": "2026-11-01T00:00:00"}))
+    rec = TwinRecord(
+        name="ARL-RX-PC01",
+        address="127.77.0.2",
+        mac="aa:bb:cc:00:00:01",
+        kind="workstation",
+        platform="physical",
+        site="arlon",
+        os="windows-11-23h2",
+        service="radiology",
+    )
+    store.put(
+        rec.name,
+        TwinState(
+            hostname=rec.name,
+            kind="workstation",
+            os_caption="Microsoft Windows 11 Enterprise",
+            os_build="22631",
+            image_id="w11",
+            image_sha256="0" * 64,
+            phase="clean",
+            defender={
+                "AntivirusSignatureVersion": "1.421.0.0",
+                "AntivirusSignatureLastUpdated": "2026-11-01T00:00:00",
+            },
+        ),
+    )
     return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
 
 
 def call(lab: Lab, args: dict, check: bool = False) -> dict:
     spec = argspec.load_spec("win_rebuild_apps")
     params, _ = argspec.validate_basic(spec, args, "win_rebuild_apps", {})
-    ctx = ModuleContext(lab=lab, twin=lab.twins["ARL-RX-PC01"], module_name="win_rebuild_apps",
-                        params=params, raw_args=args, check_mode=check)
+    ctx = ModuleContext(
+        lab=lab,
+        twin=lab.twins["ARL-RX-PC01"],
+        module_name="win_rebuild_apps",
+        params=params,
+        raw_args=args,
+        check_mode=check,
+    )
     return win_rebuild_apps(ctx)
 
 
 @pytest.fixture()
 def args() -> dict:
     cat = load_catalogue()
-    d = cat.for_host(hostname="ARL-RX-PC01", kind="workstation", service="radiology", site="arlon",
-                     location="Radiologie salle 1")
+    d = cat.for_host(
+        hostname="ARL-RX-PC01",
+        kind="workstation",
+        service="radiology",
+        site="arlon",
+        location="Radiologie salle 1",
+    )
     return {**d.module_args(cat.repository), "update_defender_signatures": True}
 
 
@@ -51,7 +82,10 @@ def test_installs_everything_then_is_idempotent(lab, args):
     first = call(lab, args)
     assert first["changed"] is True
     assert {a["id"]: a["status"] for a in first["applications"]} == {
-        "edr-agent": "installed", "omnipro-client": "installed", "pacs-viewer": "installed"}
+        "edr-agent": "installed",
+        "omnipro-client": "installed",
+        "pacs-viewer": "installed",
+    }
     assert all(a["sha256_ok"] for a in first["applications"])
     state = lab.state("ARL-RX-PC01")
     assert state.applications["Lumen PACS Viewer"] == "12.1.0"
@@ -102,7 +136,10 @@ def test_bad_arguments_rejected_from_documentation(lab, args):
     with pytest.raises(argspec.ArgumentFailure, match="value of type must be one of: msi, exe"):
         call(lab, bad)
     with pytest.raises(argspec.ArgumentFailure, match="missing required arguments: sha256"):
-        call(lab, {**args, "applications": [{k: v for k, v in args["applications"][0].items() if k != "sha256"}]})
+        call(
+            lab,
+            {**args, "applications": [{k: v for k, v in args["applications"][0].items() if k != "sha256"}]},
+        )
 
 
 def test_drift_fault_reinfects_after_install(lab, args):
@@ -125,7 +162,7 @@ def test_repository_population_is_safe_concurrently(tmp_path):
     def populate() -> None:
         try:
             ensure_repository(tmp_path, entries)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=populate) for _ in range(8)]
@@ -134,7 +171,9 @@ def test_repository_population_is_safe_concurrently(tmp_path):
     for t in threads:
         t.join()
     assert errors == []
-    assert sorted(p.name for p in (tmp_path / "installers" / "dir").iterdir()) == sorted(f"App{i}.msi" for i in range(30))
+    assert sorted(p.name for p in (tmp_path / "installers" / "dir").iterdir()) == sorted(
+        f"App{i}.msi" for i in range(30)
+    )
 
 
 def test_defender_update_only_when_signatures_are_old(lab, args):

@@ -12,7 +12,15 @@ from rebuild.applications import DATA_DIR, load_catalogue, parse_catalogue
 from rebuild.errors import ConfigError
 from rebuild.iocs import load_indicators, parse_indicators
 
-CLINICAL = ["emergency", "operating-rooms", "intensive-care", "maternity", "laboratories", "radiology", "wards"]
+CLINICAL = [
+    "emergency",
+    "operating-rooms",
+    "intensive-care",
+    "maternity",
+    "laboratories",
+    "radiology",
+    "wards",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +47,11 @@ def test_every_clinical_pc_gets_omnipro_and_edr(service):
 
 @pytest.mark.parametrize(
     ("service", "app"),
-    [("radiology", "pacs-viewer"), ("laboratories", "lis-client"), ("operating-rooms", "anaesthesia-workstation")],
+    [
+        ("radiology", "pacs-viewer"),
+        ("laboratories", "lis-client"),
+        ("operating-rooms", "anaesthesia-workstation"),
+    ],
 )
 def test_service_specific_clinical_software(service, app):
     cat = load_catalogue()
@@ -63,16 +75,22 @@ def test_non_clinical_pc_gets_only_baseline():
 
 def test_printers_per_room_by_location_prefix():
     cat = load_catalogue()
-    d = cat.for_host(hostname="PC1", kind="workstation", service="emergency", site="arlon", location="urgences box 4")
+    d = cat.for_host(
+        hostname="PC1", kind="workstation", service="emergency", site="arlon", location="urgences box 4"
+    )
     assert [p.name for p in d.printers] == ["ARL-URG-PRT01"]
-    other_site = cat.for_host(hostname="PC1", kind="workstation", service="emergency", site="marche", location="Urgences")
+    other_site = cat.for_host(
+        hostname="PC1", kind="workstation", service="emergency", site="marche", location="Urgences"
+    )
     assert [p.name for p in other_site.printers] == ["MAR-URG-PRT01"]
     assert cat.for_host(hostname="PC1", kind="workstation", service="emergency", site="arlon").printers == ()
 
 
 def test_register_named_application_by_id_or_display_name():
     cat = load_catalogue()
-    d = cat.for_host(hostname="PC1", kind="workstation", service="kitchen", extra=["Lumen PACS Viewer", "lis-client"])
+    d = cat.for_host(
+        hostname="PC1", kind="workstation", service="kitchen", extra=["Lumen PACS Viewer", "lis-client"]
+    )
     assert ids(d) == ["edr-agent", "pacs-viewer", "lis-client"]
 
 
@@ -92,21 +110,47 @@ def test_module_args_carry_hash_for_every_installer():
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda r: r["applications"]["edr-agent"].update(sha256="abc"), r"applications.edr-agent: sha256 'abc'"),
-        (lambda r: r["applications"]["edr-agent"].pop("version"), r"applications.edr-agent: missing 'version'"),
+        (
+            lambda r: r["applications"]["edr-agent"].update(sha256="abc"),
+            r"applications.edr-agent: sha256 'abc'",
+        ),
+        (
+            lambda r: r["applications"]["edr-agent"].pop("version"),
+            r"applications.edr-agent: missing 'version'",
+        ),
         (lambda r: r["applications"]["edr-agent"].update(type="zip"), r"applications.edr-agent: type 'zip'"),
         (lambda r: r["applications"]["edr-agent"].update(installer="../x.msi"), r"must be relative"),
         (lambda r: r["rules"][0]["applications"].append("nope"), r"rule 'EDR agent.*application 'nope'"),
-        (lambda r: r["rules"][2]["services"].append("cardiology"), r"service 'cardiology' is not a service key"),
+        (
+            lambda r: r["rules"][2]["services"].append("cardiology"),
+            r"service 'cardiology' is not a service key",
+        ),
         (lambda r: r.update(repository="C:/apps"), r"'repository' must be a UNC path"),
-        (lambda r: r["certificates"]["ghal-root-ca"].update(thumbprint="12"), r"certificates.ghal-root-ca: thumbprint"),
+        (
+            lambda r: r["certificates"]["ghal-root-ca"].update(thumbprint="12"),
+            r"certificates.ghal-root-ca: thumbprint",
+        ),
     ],
 )
 def test_bad_catalogue_is_refused_naming_entry(raw, mutate, message):
     broken = copy.deepcopy(raw)
     mutate(broken)
-    services = ["emergency", "operating-rooms", "intensive-care", "maternity", "laboratories", "radiology",
-                "wards", "pharmacy", "directory", "dns-dhcp", "pki", "updates", "imaging", "patient-record"]
+    services = [
+        "emergency",
+        "operating-rooms",
+        "intensive-care",
+        "maternity",
+        "laboratories",
+        "radiology",
+        "wards",
+        "pharmacy",
+        "directory",
+        "dns-dhcp",
+        "pki",
+        "updates",
+        "imaging",
+        "patient-record",
+    ]
     with pytest.raises(ConfigError, match=message):
         parse_catalogue(broken, source="applications.yml", known_services=services)
 
@@ -131,4 +175,6 @@ def test_bad_indicators_refused():
     with pytest.raises(ConfigError, match=r"sha256\[1\]"):
         parse_indicators({"ransom_notes": {"names": ["a"], "folders": ["C:\\"]}, "sha256": ["xyz"]})
     with pytest.raises(ConfigError, match=r"extension 'lockbit' must start"):
-        parse_indicators({"ransom_notes": {"names": ["a"], "folders": ["C:\\"]}, "file_extensions": ["lockbit"]})
+        parse_indicators(
+            {"ransom_notes": {"names": ["a"], "folders": ["C:\\"]}, "file_extensions": ["lockbit"]}
+        )

@@ -18,8 +18,17 @@ STEPS = ["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redep
 
 
 def mk(name: str) -> Host:
-    return Host(hostname=name, asset_tag=name, kind=Kind.WORKSTATION, platform=Platform.PHYSICAL,
-                os="windows-11-23h2", site="arlon", service="emergency", service_label="Urgences", tier=1)
+    return Host(
+        hostname=name,
+        asset_tag=name,
+        kind=Kind.WORKSTATION,
+        platform=Platform.PHYSICAL,
+        os="windows-11-23h2",
+        site="arlon",
+        service="emergency",
+        service_label="Urgences",
+        tier=1,
+    )
 
 
 @pytest.fixture()
@@ -41,7 +50,7 @@ class Api(BaseHTTPRequestHandler):
     calls: list[tuple[dict, str]] = []
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Api.calls.append((body, self.headers.get("Authorization", "")))
         self.send_response(Api.status)
@@ -87,7 +96,9 @@ def test_network_api_called_for_verified_hosts_only(journal, api):
 
 def test_api_refusal_is_recorded_not_promoted(journal, api):
     Api.status = 403
-    s = promote_verified(journal, "arlon", run_id="r1", operator="alice", config=PromotionConfig(url=api, token="t"))
+    s = promote_verified(
+        journal, "arlon", run_id="r1", operator="alice", config=PromotionConfig(url=api, token="t")
+    )
     assert s.promoted == [] and "403" in s.errors["GOOD"]
     assert journal.host("GOOD").results["promote"]["status"] == "error"
 

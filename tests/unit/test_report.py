@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -10,8 +11,6 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-
-import argparse
 
 from rebuild.cli import report as report_cli
 from rebuild.errors import ConfigError
@@ -25,8 +24,17 @@ PATH = ["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redepl
 
 
 def host(name: str, service: str, tier: int, site: str = "arlon", kind: Kind = Kind.WORKSTATION) -> Host:
-    return Host(hostname=name, asset_tag=name, kind=kind, platform=Platform.PHYSICAL, os="windows-11-23h2",
-                site=site, service=service, service_label=service, tier=tier)
+    return Host(
+        hostname=name,
+        asset_tag=name,
+        kind=kind,
+        platform=Platform.PHYSICAL,
+        os="windows-11-23h2",
+        site=site,
+        service=service,
+        service_label=service,
+        tier=tier,
+    )
 
 
 def walk(j: Journal, name: str, run: str, until: str) -> None:
@@ -42,14 +50,16 @@ def journal(tmp_path: Path):
     with mock.patch("rebuild.journal.time.time", side_effect=lambda: float(next(clock))):
         j = Journal.in_state_dir(tmp_path)
         j.start_run("run-1", "arlon", "alice", rehearsal=True)
-        j.ensure_hosts([
-            host("DC01", "directory", 0, kind=Kind.SERVER),
-            host("URG-PC1", "emergency", 1),
-            host("URG-PC2", "emergency", 1),
-            host("URG-PC3", "emergency", 1),
-            host("RX-PC1", "radiology", 6),
-            host("RX-PC2", "radiology", 6),
-        ])
+        j.ensure_hosts(
+            [
+                host("DC01", "directory", 0, kind=Kind.SERVER),
+                host("URG-PC1", "emergency", 1),
+                host("URG-PC2", "emergency", 1),
+                host("URG-PC3", "emergency", 1),
+                host("RX-PC1", "radiology", 6),
+                host("RX-PC2", "radiology", 6),
+            ]
+        )
         j.ensure_hosts([host("MAR-PC1", "emergency", 1, site="marche")])
         walk(j, "DC01", "run-1", "verifying")
         j.transition("DC01", "verified", run_id="run-1", result={"passed": True})
@@ -58,12 +68,23 @@ def journal(tmp_path: Path):
             j.transition(pc, "verified", run_id="run-1")
         walk(j, "URG-PC3", "run-1", "verifying")
         j.transition(
-            "URG-PC3", "quarantined", run_id="run-1",
+            "URG-PC3",
+            "quarantined",
+            run_id="run-1",
             reason="verification failed: 2 checks",
-            result={"passed": False, "failed_checks": [
-                {"check": "test_defender_realtime_protection_on", "message": "RealTimeProtectionEnabled is False"},
-                {"check": "test_no_ransom_note", "message": r"C:\Users\Public\Desktop\Restore-My-Files.txt"},
-            ]},
+            result={
+                "passed": False,
+                "failed_checks": [
+                    {
+                        "check": "test_defender_realtime_protection_on",
+                        "message": "RealTimeProtectionEnabled is False",
+                    },
+                    {
+                        "check": "test_no_ransom_note",
+                        "message": r"C:\Users\Public\Desktop\Restore-My-Files.txt",
+                    },
+                ],
+            },
             result_key="verify",
         )
         walk(j, "RX-PC1", "run-1", "hardening")
@@ -97,7 +118,9 @@ def test_quarantined_host_not_back_and_listed_with_failing_checks(journal):
     q = [p for p in r.problems if p.status is Status.QUARANTINED]
     assert [p.host for p in q] == ["URG-PC3"]
     assert q[0].phase == "verify"
-    assert q[0].failing_checks[0].startswith("test_defender_realtime_protection_on: RealTimeProtectionEnabled")
+    assert (
+        q[0].failing_checks[0].startswith("test_defender_realtime_protection_on: RealTimeProtectionEnabled")
+    )
     f = [p for p in r.problems if p.status is Status.FAILED]
     assert (f[0].host, f[0].phase, f[0].reason) == ("RX-PC1", "harden", "winrm timeout")
 
@@ -149,7 +172,12 @@ def test_csv_and_json_exports_agree(journal):
     r = make(journal)
     rows = list(csv.DictReader(io.StringIO(render_csv(r))))
     emergency = next(row for row in rows if row["service"] == "emergency")
-    assert (emergency["machines"], emergency["back"], emergency["quarantined"], emergency["simulated"]) == ("3", "2", "1", "yes")
+    assert (emergency["machines"], emergency["back"], emergency["quarantined"], emergency["simulated"]) == (
+        "3",
+        "2",
+        "1",
+        "yes",
+    )
     data = json.loads(render_json(r))
     assert data["sites"]["arlon"]["back"] == 3
     assert data["problems"][0]["failing_checks"] or data["problems"][1]["failing_checks"]
@@ -160,7 +188,9 @@ def test_write_report_and_cli(journal, tmp_path, capsys):
     assert files.html.read_text().count("URG-PC3") >= 1
     parser = argparse.ArgumentParser()
     report_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["report", "arlon", "--state-dir", str(journal.path.parent), "--out", str(tmp_path / "cli")])
+    args = parser.parse_args(
+        ["report", "arlon", "--state-dir", str(journal.path.parent), "--out", str(tmp_path / "cli")]
+    )
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "SIMULATED" in out and "arlon: 3/6 back" in out

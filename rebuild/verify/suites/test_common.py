@@ -1,25 +1,31 @@
 """Checks every rebuilt host must pass, whatever its kind or service."""
 
+# mypy: disable-error-code="no-untyped-def"
+# (pytest test functions: fixtures are typed by name in rebuild/verify/plugin.py)
+
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
 
-import winrm
+import winrm.protocol
 import winrm.exceptions
 
 from rebuild.verify.plugin import Credentials, winrm_conn_args
 from rebuild.verify.windows import WindowsReads, parse_date
 
-
 # --- clean image -----------------------------------------------------------------------------
+
 
 def test_image_id_is_the_catalogue_clean_image(win: WindowsReads, expect):
     stamp = win.image_stamp()
     assert stamp.get("ImageId") == expect.image_id, (
-        f"image stamp ImageId is {stamp.get('ImageId')!r}, catalogue expects {expect.image_id!r} for {expect.os}")
+        f"image stamp ImageId is {stamp.get('ImageId')!r}, "
+        f"catalogue expects {expect.image_id!r} for {expect.os}"
+    )
     assert str(stamp.get("ImageSha256", "")).lower() == expect.image_sha256, (
-        f"image stamp ImageSha256 is {stamp.get('ImageSha256')!r}, catalogue expects {expect.image_sha256}")
+        f"image stamp ImageSha256 is {stamp.get('ImageSha256')!r}, catalogue expects {expect.image_sha256}"
+    )
 
 
 def test_os_build_matches_the_image(win: WindowsReads, expect):
@@ -29,6 +35,7 @@ def test_os_build_matches_the_image(win: WindowsReads, expect):
 
 # --- ransomware indicators --------------------------------------------------------------------
 
+
 def test_no_ransom_note_or_encrypted_file(win: WindowsReads, expect, note_folder):
     names = [n.casefold() for n in expect.iocs["note_names"]]
     exts = [e.casefold() for e in expect.iocs["file_extensions"]]
@@ -36,7 +43,7 @@ def test_no_ransom_note_or_encrypted_file(win: WindowsReads, expect, note_folder
     for f in win.folder(note_folder):
         low = str(f.get("Name", "")).casefold()
         if any(fnmatch.fnmatchcase(low, n) for n in names) or any(low.endswith(e) for e in exts):
-            found.append(f.get("FullName") or f.get("Name"))
+            found.append(str(f.get("FullName") or f.get("Name")))
     assert not found, f"ransomware indicator file(s) present: {', '.join(found)}"
 
 
@@ -47,8 +54,11 @@ def test_no_known_malicious_file(win: WindowsReads, expect):
 
 def test_no_malicious_scheduled_task(win: WindowsReads, expect):
     bad = {t.casefold() for t in expect.iocs["scheduled_tasks"]}
-    found = [f"{t.get('TaskPath', '')}{t.get('TaskName', '')}" for t in win.scheduled_tasks()
-             if str(t.get("TaskName", "")).casefold() in bad]
+    found = [
+        f"{t.get('TaskPath', '')}{t.get('TaskName', '')}"
+        for t in win.scheduled_tasks()
+        if str(t.get("TaskName", "")).casefold() in bad
+    ]
     assert not found, f"malicious scheduled task(s): {', '.join(found)}"
 
 
@@ -60,23 +70,32 @@ def test_no_malicious_service(win: WindowsReads, expect):
 
 def test_no_remote_access_tool_installed(win: WindowsReads, expect):
     bad = [a.casefold() for a in expect.iocs["applications"]]
-    found = [f"{a['DisplayName']} {a.get('DisplayVersion') or ''}".strip() for a in win.installed_applications()
-             if any(str(a["DisplayName"]).casefold().startswith(b) for b in bad)]
+    found = [
+        f"{a['DisplayName']} {a.get('DisplayVersion') or ''}".strip()
+        for a in win.installed_applications()
+        if any(str(a["DisplayName"]).casefold().startswith(b) for b in bad)
+    ]
     assert not found, f"remote-access tool(s) installed: {', '.join(found)}"
 
 
 # --- Defender ----------------------------------------------------------------------------------
 
+
 def test_defender_antivirus_running(win: WindowsReads):
     status = win.defender()
-    off = [k for k in ("AMServiceEnabled", "AntivirusEnabled", "AntispywareEnabled") if status.get(k) is not True]
+    off = [
+        k for k in ("AMServiceEnabled", "AntivirusEnabled", "AntispywareEnabled") if status.get(k) is not True
+    ]
     assert not off, f"Defender not running: {', '.join(f'{k} is {status.get(k)}' for k in off)}"
 
 
 def test_defender_realtime_protection_on(win: WindowsReads):
     status = win.defender()
-    off = [k for k in ("RealTimeProtectionEnabled", "BehaviorMonitorEnabled", "IoavProtectionEnabled")
-           if status.get(k) is not True]
+    off = [
+        k
+        for k in ("RealTimeProtectionEnabled", "BehaviorMonitorEnabled", "IoavProtectionEnabled")
+        if status.get(k) is not True
+    ]
     assert not off, f"Defender protection off: {', '.join(f'{k} is {status.get(k)}' for k in off)}"
 
 
@@ -88,10 +107,12 @@ def test_defender_signatures_current(win: WindowsReads, expect):
     limit = dt.timedelta(hours=expect.defender_max_signature_age_hours)
     assert age <= limit, (
         f"Defender signatures {status.get('AntivirusSignatureVersion')} are {age.days} day(s) old "
-        f"(updated {updated:%Y-%m-%d %H:%M} UTC; limit {expect.defender_max_signature_age_hours:g} h)")
+        f"(updated {updated:%Y-%m-%d %H:%M} UTC; limit {expect.defender_max_signature_age_hours:g} h)"
+    )
 
 
 # --- accounts ----------------------------------------------------------------------------------
+
 
 def test_connected_with_the_new_local_admin_secret(win: WindowsReads, expect, credentials: Credentials):
     # Every read above ran as this account with the secret set by the answer file: prove it here.
@@ -104,7 +125,9 @@ def test_pre_incident_admin_password_refused(target, credentials: Credentials, e
         import pytest
 
         pytest.skip("no pre-incident password on record for this host (not counted as evidence)")
-    proto = winrm.Protocol(**winrm_conn_args(target, credentials.user, credentials.previous_password))
+    proto = winrm.protocol.Protocol(
+        **winrm_conn_args(target, credentials.user, credentials.previous_password)
+    )
     try:
         shell = proto.open_shell()
     except winrm.exceptions.InvalidCredentialsError:
@@ -131,6 +154,7 @@ def test_no_unknown_local_administrator(win: WindowsReads, expect):
 
 # --- domain ------------------------------------------------------------------------------------
 
+
 def test_domain_joined(win: WindowsReads, expect):
     cs = win.computer_system()
     if not expect.domain:
@@ -138,4 +162,5 @@ def test_domain_joined(win: WindowsReads, expect):
         return
     assert cs.get("PartOfDomain") is True, f"not joined to a domain (Domain is {cs.get('Domain')!r})"
     assert str(cs.get("Domain", "")).casefold() == expect.domain.casefold(), (
-        f"joined to {cs.get('Domain')!r}, expected {expect.domain!r}")
+        f"joined to {cs.get('Domain')!r}, expected {expect.domain!r}"
+    )

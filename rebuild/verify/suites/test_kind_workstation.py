@@ -1,12 +1,16 @@
 """Workstations: a client image, and no server roles' software."""
 
+# mypy: disable-error-code="no-untyped-def"
+# (pytest test functions: fixtures are typed by name in rebuild/verify/plugin.py)
+
 from __future__ import annotations
 
 
 def test_workstation_os(win, expect):
     caption = str(win.operating_system().get("Caption", ""))
     assert caption.startswith("Microsoft Windows 1") and "Server" not in caption, (
-        f"a PC runs {caption!r}, not a Windows client image")
+        f"a PC runs {caption!r}, not a Windows client image"
+    )
 
 
 def test_no_server_software_on_workstation(win, expect):

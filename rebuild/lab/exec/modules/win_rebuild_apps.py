@@ -30,8 +30,12 @@ from rebuild.lab.state import RANSOM_NOTE, TwinState
 CERT_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\{store}\\Certificates\\{thumb}"
 PRINTER_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Print\\Printers\\{name}"
 # Drivers present on a clean Windows install (the module adds queues, not drivers).
-INBOX_DRIVERS = {"Microsoft IPP Class Driver", "Microsoft Print To PDF", "Microsoft XPS Document Writer v4",
-                 "Generic / Text Only"}
+INBOX_DRIVERS = {
+    "Microsoft IPP Class Driver",
+    "Microsoft Print To PDF",
+    "Microsoft XPS Document Writer v4",
+    "Generic / Text Only",
+}
 _REPOSITORY = re.compile(r"^(\\\\[^\\/]+\\[^\\/]+.*|https://[^/]+/.*)$")
 
 
@@ -70,17 +74,26 @@ def _drift(ctx: ModuleContext) -> None:
     changes = [str(c) for c in fault.get("changes", [])]
     unknown = [c for c in changes if c not in DRIFTS]
     if unknown:
-        raise ModuleFailed(f"lab fault drift_after_redeploy: unknown change(s) {unknown} (known: {list(DRIFTS)})")
+        raise ModuleFailed(
+            f"lab fault drift_after_redeploy: unknown change(s) {unknown} (known: {list(DRIFTS)})"
+        )
 
     def apply(s: TwinState) -> None:
         if "defender_off" in changes:
-            for key in ("RealTimeProtectionEnabled", "BehaviorMonitorEnabled", "IoavProtectionEnabled",
-                        "OnAccessProtectionEnabled"):
+            for key in (
+                "RealTimeProtectionEnabled",
+                "BehaviorMonitorEnabled",
+                "IoavProtectionEnabled",
+                "OnAccessProtectionEnabled",
+            ):
                 s.defender[key] = False
-            s.registry.setdefault("HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection", {})[
-                "DisableRealtimeMonitoring"] = 1
+            s.registry.setdefault(
+                "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection", {}
+            )["DisableRealtimeMonitoring"] = 1
         if "ransom_note" in changes:
-            s.files[RANSOM_NOTE] = "SIMULATED ransom note (rebuild lab drift fault).\r\nRestore-My-Files.txt\r\n"
+            s.files[RANSOM_NOTE] = (
+                "SIMULATED ransom note (rebuild lab drift fault).\r\nRestore-My-Files.txt\r\n"
+            )
 
     ctx.lab.update(ctx.twin.name, apply)
     ctx.record("drift_after_redeploy", changes=changes)
@@ -92,7 +105,9 @@ def _stage(lab_dir: Path, repository: str, relative: str) -> bytes:
     except ValueError as exc:
         raise FileNotFoundError(str(exc)) from None
     if not path.is_file():
-        raise FileNotFoundError(f"Cannot find path '{repository}\\{relative.replace('/', chr(92))}' because it does not exist.")
+        raise FileNotFoundError(
+            f"Cannot find path '{repository}\\{relative.replace('/', chr(92))}' because it does not exist."
+        )
     return path.read_bytes()
 
 
@@ -113,9 +128,17 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
 
     for app in p.get("applications") or []:
         before = state.applications.get(app["name"])
-        entry: dict[str, Any] = {"id": app["id"], "name": app["name"], "version": app["version"], "before": before,
-                                 "after": before, "changed": False, "status": "present", "sha256_ok": None,
-                                 "error": None}
+        entry: dict[str, Any] = {
+            "id": app["id"],
+            "name": app["name"],
+            "version": app["version"],
+            "before": before,
+            "after": before,
+            "changed": False,
+            "status": "present",
+            "sha256_ok": None,
+            "error": None,
+        }
         apps_out.append(entry)
         if before != app["version"]:
             entry.update(changed=True, status="would_install" if ctx.check_mode else "pending")
@@ -123,8 +146,14 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
     for cert in p.get("certificates") or []:
         thumb = str(cert["thumbprint"]).upper()
         present = CERT_KEY.format(store=cert["store"].upper(), thumb=thumb) in state.registry
-        entry = {"id": cert["id"], "store": cert["store"], "thumbprint": thumb, "changed": not present,
-                 "status": "present" if present else ("would_import" if ctx.check_mode else "pending"), "error": None}
+        entry = {
+            "id": cert["id"],
+            "store": cert["store"],
+            "thumbprint": thumb,
+            "changed": not present,
+            "status": "present" if present else ("would_import" if ctx.check_mode else "pending"),
+            "error": None,
+        }
         certs_out.append(entry)
         if not present:
             cert_work.append((cert, entry))
@@ -145,8 +174,12 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
         if not same:
             printer_work.append((printer, entry))
 
-    result: dict[str, Any] = {"applications": apps_out, "certificates": certs_out, "printers": printers_out,
-                              "failed_items": failed}
+    result: dict[str, Any] = {
+        "applications": apps_out,
+        "certificates": certs_out,
+        "printers": printers_out,
+        "failed_items": failed,
+    }
     if ctx.check_mode:
         result["changed"] = bool(app_work or cert_work or printer_work)
         return result
@@ -167,8 +200,9 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
         if "sha256_ok" in entry:
             entry["sha256_ok"] = ok
         if not ok:
-            entry.update(status="failed",
-                         error=f"SHA-256 of {relative} is {actual}, catalogue says {spec['sha256']}")
+            entry.update(
+                status="failed", error=f"SHA-256 of {relative} is {actual}, catalogue says {spec['sha256']}"
+            )
             failed.append(spec["id"])
             continue
         staged[id(spec)] = data
@@ -177,14 +211,16 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
             if entry["status"] == "pending":
                 entry.update(status="not_run", changed=False)
         ctx.record("installer_refused", items=list(failed))
-        raise ModuleFailed(f"installer verification failed, nothing was installed: {', '.join(failed)}", **result)
+        raise ModuleFailed(
+            f"installer verification failed, nothing was installed: {', '.join(failed)}", **result
+        )
 
     def install(s: TwinState) -> None:
         for app, entry in app_work:
             s.applications[app["name"]] = app["version"]
             entry.update(after=app["version"], status="upgraded" if entry["before"] else "installed")
         for cert, entry in cert_work:
-            thumb = hashlib.sha1(staged[id(cert)]).hexdigest().upper()  # noqa: S324 - a thumbprint is SHA-1
+            thumb = hashlib.sha1(staged[id(cert)]).hexdigest().upper()
             if thumb != str(cert["thumbprint"]).upper():
                 entry.update(
                     status="failed",
@@ -193,30 +229,46 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
                 failed.append(cert["id"])
                 continue
             s.registry[CERT_KEY.format(store=cert["store"].upper(), thumb=thumb)] = {
-                "FriendlyName": cert["name"]}
+                "FriendlyName": cert["name"]
+            }
             entry["status"] = "imported"
         for printer, entry in printer_work:
             if printer["driver"] not in INBOX_DRIVERS:
-                entry.update(status="failed",
-                             error=f"The specified driver does not exist. ({printer['driver']})")
+                entry.update(
+                    status="failed", error=f"The specified driver does not exist. ({printer['driver']})"
+                )
                 failed.append(printer["name"])
                 continue
             s.registry[PRINTER_KEY.format(name=printer["name"])] = {
-                "Name": printer["name"], "Printer Driver": printer["driver"], "Port": f"IP_{printer['port']}"}
+                "Name": printer["name"],
+                "Printer Driver": printer["driver"],
+                "Port": f"IP_{printer['port']}",
+            }
             entry["status"] = "added"
         if p.get("update_defender_signatures"):
             updated = _signature_age_hours(s) > float(p.get("defender_signature_max_age_hours") or 12)
             if updated:
-                s.defender["AntivirusSignatureLastUpdated"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-                version = (str(s.defender.get("AntivirusSignatureVersion") or "1.421.0.0") + ".0.0.0").split(".")[:4]
-                s.defender["AntivirusSignatureVersion"] = f"{version[0]}.{version[1]}.{int(version[2]) + 80}.{version[3]}"
-            result["defender"] = {"updated": updated, "signature_version": s.defender.get("AntivirusSignatureVersion"),
-                                  "signature_last_updated": s.defender.get("AntivirusSignatureLastUpdated")}
+                s.defender["AntivirusSignatureLastUpdated"] = time.strftime(
+                    "%Y-%m-%dT%H:%M:%S", time.gmtime()
+                )
+                version = (str(s.defender.get("AntivirusSignatureVersion") or "1.421.0.0") + ".0.0.0").split(
+                    "."
+                )[:4]
+                s.defender["AntivirusSignatureVersion"] = (
+                    f"{version[0]}.{version[1]}.{int(version[2]) + 80}.{version[3]}"
+                )
+            result["defender"] = {
+                "updated": updated,
+                "signature_version": s.defender.get("AntivirusSignatureVersion"),
+                "signature_last_updated": s.defender.get("AntivirusSignatureLastUpdated"),
+            }
 
     ctx.update(install)
     ctx.record("applications_installed", applications=[a["id"] for a, _ in app_work])
     _drift(ctx)
-    result["changed"] = bool(app_work or cert_work or printer_work or (result.get("defender") or {}).get("updated"))
+    result["changed"] = bool(
+        app_work or cert_work or printer_work or (result.get("defender") or {}).get("updated")
+    )
     if failed:
         raise ModuleFailed(f"failed: {', '.join(failed)}", **result)
     return result
