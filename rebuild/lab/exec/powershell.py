@@ -717,11 +717,15 @@ def _where(args: list[Any], values: list[Any]) -> list[Any]:
 def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
     """Last boot: the latest boot-like event in the twin's history (a fixed date before any)."""
     state = lab.state(twin.name)
-    for entry in reversed(state.history):
+    booted: float | None = None
+    for entry in state.history:
         event = str(entry.get("event", "")).lower()
         if any(word in event for word in ("boot", "reset", "reimage", "power")):
-            # A restart requested with a delay (shutdown /r /t N) boots N seconds later; without
-            # it two restarts within one second would report the same boot time forever.
-            booted = float(entry["at"]) + float(entry.get("delay") or 0)
-            return PSDate(dt.datetime.fromtimestamp(booted, tz=dt.UTC).replace(microsecond=0))
-    return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))
+            # A restart requested with a delay (shutdown /r /t N) boots N seconds later, and a
+            # machine boots after its previous boot: each restart moves the boot time forward
+            # by at least a second (the WMI value's resolution), as on a real host.
+            at = float(entry["at"]) + float(entry.get("delay") or 0)
+            booted = at if booted is None else max(at, int(booted) + 1.0)
+    if booted is None:
+        return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))
+    return PSDate(dt.datetime.fromtimestamp(booted, tz=dt.UTC).replace(microsecond=0))
