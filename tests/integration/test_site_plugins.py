@@ -1,0 +1,93 @@
+"""The reimage role's controller-side plugins, run through Ansible itself (no lab needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rebuild.secrets import SecretStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ansible(args: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
+    """Run an ad-hoc module on the controller; return its JSON result."""
+    cmd = [
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "-o",
+        *args,
+    ]
+    out = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.oneline",
+            **(env or {}),
+        },
+    )
+    line = (out.stdout.strip().splitlines() or [""])[-1]
+    assert "=>" in line, out.stdout + out.stderr
+    head, body = line.split("=>", 1)
+    result: dict[str, object] = json.loads(body)
+    result["_failed"] = "FAILED" in head
+    return result
+
+
+def test_wake_on_lan_sends_one_magic_packet_and_not_in_check_mode() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(5)
+        port = listener.getsockname()[1]
+        args = ["-m", "rebuild_wake_on_lan", "-a", f"mac=AA-BB-CC-dd-ee-ff broadcast=127.0.0.1 port={port}"]
+        checked = _ansible([*args, "--check"])
+        assert checked["sent"] == 0 and checked["mac"] == "aa:bb:cc:dd:ee:ff"
+        with pytest.raises(TimeoutError):
+            listener.settimeout(0.5)
+            listener.recvfrom(200)
+        listener.settimeout(5)
+        result = _ansible(args)
+        packet, _ = listener.recvfrom(200)
+    assert result["sent"] == 1 and not result["_failed"]
+    assert packet == b"\xff" * 6 + bytes.fromhex("aabbccddeeff") * 16
+
+
+def test_wake_on_lan_rejects_a_bad_mac() -> None:
+    result = _ansible(["-m", "rebuild_wake_on_lan", "-a", "mac=zz:bb:cc:dd:ee:ff broadcast=127.0.0.1"])
+    assert result["_failed"] and "not a MAC address" in str(result["msg"])
+
+
+def test_secret_lookup_reads_the_store_and_names_a_missing_host(tmp_path: Path) -> None:
+    store = SecretStore(tmp_path)
+    value = store.rotate("ARL-PC-0001")
+    env = {"REBUILD_STATE_DIR": str(tmp_path), "REBUILD_VAULT_PASSWORD_FILE": str(store.key_file)}
+    got = _ansible(["-m", "debug", "-a", "msg={{ lookup('rebuild_secret', 'ARL-PC-0001') | length }}"], env)
+    assert got["msg"] == len(value)
+    missing = _ansible(["-m", "debug", "-a", "msg={{ lookup('rebuild_secret', 'ARL-PC-0002') }}"], env)
+    assert missing["_failed"] and "no local_admin secret for host ARL-PC-0002" in str(missing["msg"])
+    defaulted = _ansible(
+        [
+            "-m",
+            "debug",
+            "-a",
+            "msg={{ lookup('rebuild_secret', 'site-arlon', name='hypervisor_token', default='') }}",
+        ],
+        env,
+    )
+    assert defaulted["msg"] == ""
