@@ -7,6 +7,7 @@ line `PowerShell ... -EncodedCommand <bootstrap_wrapper>` plus the exec wrapper 
 from __future__ import annotations
 
 import base64
+import time
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -391,7 +392,13 @@ def test_win_reboot_commands_record_a_reboot_and_move_boot_time(lab: Lab) -> Non
 
     _reboot._perform_reboot("ansible.windows.win_reboot", Conn(), _reboot_script())
     assert any(e["event"] == "reboot" for e in lab.state(SERVER.name).history)
-    rc, after, _ = execute(lab, SERVER, "PowerShell", args, b"")
+    # The restart happens after shutdown's delay (/t N): only then does the boot time move.
+    deadline = time.time() + 10
+    while True:
+        rc, after, _ = execute(lab, SERVER, "PowerShell", args, b"")
+        if int(after) > int(before) or time.time() > deadline:
+            break
+        time.sleep(0.2)
     assert int(after) > int(before)
     rc, out, err = ps(lab, f"Get-Item -LiteralPath '{_reboot._LOGON_UI_KEY}' -ErrorAction Stop; 'success-x'")
     assert rc == 0 and out.strip().endswith("success-x"), err

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -717,6 +718,7 @@ def _where(args: list[Any], values: list[Any]) -> list[Any]:
 def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
     """Last boot: the latest boot-like event in the twin's history (a fixed date before any)."""
     state = lab.state(twin.name)
+    now = time.time()
     booted: float | None = None
     for entry in state.history:
         event = str(entry.get("event", "")).lower()
@@ -725,6 +727,8 @@ def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
             # machine boots after its previous boot: each restart moves the boot time forward
             # by at least a second (the WMI value's resolution), as on a real host.
             at = float(entry["at"]) + float(entry.get("delay") or 0)
+            if at > now:
+                continue  # restart scheduled, not happened yet: still the previous boot
             booted = at if booted is None else max(at, int(booted) + 1.0)
     if booted is None:
         return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))
