@@ -43,6 +43,24 @@ def register(subparsers: Any) -> None:
     fault.add_argument("params", nargs="*", help="key=value, e.g. delay=3, count=1, settings=a,b")
     fault.set_defaults(func=_fault)
 
+    rehearse = verbs.add_parser(
+        "rehearse", help="lab up for SITE, rebuild the site against it, write the report (all SIMULATED)"
+    )
+    rehearse.add_argument("site", help="site key, e.g. arlon")
+    rehearse.add_argument(
+        "--register", type=Path, default=fleet.DEFAULT_REGISTER, help="asset register (default: bundled)"
+    )
+    rehearse.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    rehearse.add_argument(
+        "--imaging-seconds", type=float, default=2.0, help="how long a simulated reimage takes"
+    )
+    rehearse.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
+    rehearse.add_argument(
+        "--stop-lab", action="store_true", help="stop the lab afterwards (default: keep it up)"
+    )
+    rehearse.add_argument("--json", action="store_true", help="quiet JSON-lines progress")
+    rehearse.set_defaults(func=_rehearse)
+
 
 def _up(args: argparse.Namespace) -> int:
     options = daemon.DaemonOptions(
@@ -102,3 +120,27 @@ def _fault(args: argparse.Namespace) -> int:
         for name, params in sorted(named.items()):
             print(f"{host}: {name} {params if params else ''}".rstrip())
     return 0
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from rebuild.lab.rehearsal import RehearsalOptions, rehearse
+
+    result = rehearse(
+        RehearsalOptions(
+            site=args.site,
+            register=args.register,
+            lab_dir=args.lab_dir,
+            imaging_seconds=args.imaging_seconds,
+            address_prefix=args.address_prefix,
+            keep_lab=not args.stop_lab,
+            json=args.json,
+        )
+    )
+    run = result.run
+    print(f"rehearsal run {run.run_id}: {run.status}" + (f" - {run.reason}" if run.reason else ""))
+    print(f"report (SIMULATED): {result.report.html}")
+    if not args.stop_lab:
+        print(
+            f"the lab is still up: `rebuild lab status --lab-dir {args.lab_dir}`; `rebuild lab down` stops it"
+        )
+    return run.exit_code
