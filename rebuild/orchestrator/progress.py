@@ -20,6 +20,8 @@ from rebuild.orchestrator.events import HostEvent
 
 class Progress(Protocol):
     def seed(self, host_states: dict[str, str]) -> None: ...
+    def suspend(self) -> None: ...  # before asking the operator something
+    def resume(self) -> None: ...
     def emit(self, kind: str, **data: Any) -> None: ...
     def host_event(self, event: HostEvent) -> None: ...
     def close(self) -> None: ...
@@ -111,6 +113,12 @@ class JsonProgress:
     def seed(self, host_states: dict[str, str]) -> None:
         self.tally.seed(host_states)
 
+    def suspend(self) -> None:
+        self.stream.flush()
+
+    def resume(self) -> None:
+        pass
+
     def emit(self, kind: str, **data: Any) -> None:
         self.tally.update(kind, data)
         self.stream.write(json.dumps({"at": time.time(), "event": kind, **data}, default=str) + "\n")
@@ -183,6 +191,12 @@ class RichProgress:
     def seed(self, host_states: dict[str, str]) -> None:
         self.tally.seed(host_states)
         self._live.update(self._render())
+
+    def suspend(self) -> None:
+        self._live.stop()  # a prompt must not be redrawn over
+
+    def resume(self) -> None:
+        self._live.start()
 
     def emit(self, kind: str, **data: Any) -> None:
         self.tally.update(kind, data)

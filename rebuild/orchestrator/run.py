@@ -312,6 +312,7 @@ class SiteRun:
                         status, reason = "interrupted", "interrupted by the operator"
                         break
                     if self.o.confirm_each_wave and n > 0 and not self.o.dry_run:
+                        progress.suspend()
                         how = confirm_site(
                             self.site.name,
                             f"Wave {n + 1} (tier {wave.tier.id} {wave.tier.label}, {len(wave.hosts)} hosts): "
@@ -322,6 +323,7 @@ class SiteRun:
                         self.journal.record_confirmation(
                             self.run_id, self.site.name, self.o.operator, how, f"wave tier {wave.tier.id}"
                         )
+                        progress.resume()
                     breaker.start_wave(wave.tier.id)
                     progress.emit(
                         "wave_started",

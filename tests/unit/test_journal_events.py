@@ -272,3 +272,36 @@ def test_child_env_keeps_paths_and_drops_credentials() -> None:
         "REBUILD_VAULT_PASSWORD_FILE": "/k",
         "ANSIBLE_FORKS": "5",
     }
+
+
+def test_progress_views_count_states_and_write_host_logs(tmp_path: Path) -> None:
+    import io
+    import json as _json
+
+    from rebuild.orchestrator.events import HostEvent
+    from rebuild.orchestrator.progress import HostLogs, JsonProgress, RichProgress
+
+    stream = io.StringIO()
+    view = JsonProgress(HostLogs(tmp_path / "hosts"), stream)
+    view.seed({"PC1": "pending", "PC2": "pending"})
+    view.emit("run_started", hosts=2)
+    view.host_event(HostEvent("PC1", "start", "reimage", "rebuild phase | reimage | start", "ok"))
+    view.host_event(HostEvent("PC1", "task", "reimage", "reimage | trigger | Wake-on-LAN (PC)", "changed"))
+    view.host_event(
+        HostEvent("PC2", "failed", "reimage", "reimage | wait", "failed", "reimage | wait: timeout")
+    )
+    view.emit("batch_finished", hosts=2)
+    lines = [_json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in lines] == ["run_started", "host", "host", "batch_finished"]
+    assert view.tally.states["reimaging"] == 1 and view.tally.states["failed"] == 1
+    assert view.tally.states["pending"] == 0
+    log = (tmp_path / "hosts" / "PC2.log").read_text()
+    assert "reimage | wait: timeout" in log
+    rich = RichProgress(HostLogs(tmp_path / "hosts2"), "t")
+    rich.seed({"PC1": "pending"})
+    rich.emit("wave_started", tier=1, label="Emergencies", hosts=1, batches=1)
+    rich.suspend()
+    rich.resume()
+    rich.host_event(HostEvent("PC1", "done", "reimage", "rebuild phase | reimage | done", "ok"))
+    assert rich.tally.states["reimaged"] == 1
+    rich.close()
