@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rebuild.journal import ACTIVE, DONE, WORK_PHASES, Journal, Phase
+from rebuild.journal import ACTIVE, WORK_PHASES, Journal, Phase
 
 MARKER = re.compile(r"^rebuild phase \| (?P<phase>[a-z]+) \| (?P<edge>start|done)$")
 _REASON_MAX = 500
@@ -159,7 +159,3 @@ def _role_phase(data: Mapping[str, Any]) -> str:
     role = str(data.get("role", "") or "")
     return role if role in WORK_PHASES else ""
 
-
-def done_phase_of(phase: Phase) -> str:
-    """The work phase a done state closes ("reimage" for reimaged), or ""."""
-    return DONE.get(phase, "")
