@@ -91,3 +91,26 @@ def test_secret_lookup_reads_the_store_and_names_a_missing_host(tmp_path: Path) 
         env,
     )
     assert defaulted["msg"] == ""
+
+
+def test_wake_on_lan_module_sends_the_same_packet_from_a_relay(tmp_path: Path) -> None:
+    """The module itself (what a relay host on the PCs' network runs), outside the controller shortcut."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(5)
+        port = listener.getsockname()[1]
+        args = tmp_path / "args.json"
+        args.write_text(
+            json.dumps(
+                {"ANSIBLE_MODULE_ARGS": {"mac": "aa:bb:cc:dd:ee:01", "broadcast": "127.0.0.1", "port": port}}
+            )
+        )
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "plugins/modules/rebuild_wake_on_lan.py"), str(args)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        packet, _ = listener.recvfrom(200)
+    assert json.loads(out.stdout)["sent"] == 1
+    assert packet == b"\xff" * 6 + bytes.fromhex("aabbccddee01") * 16
