@@ -114,7 +114,7 @@ def create_twins(config: LabConfig, records: dict[str, TwinRecord]) -> tuple[Lab
     store = StateStore(db)
     passwords = {name: generate_secret() for name in records}
     states: dict[str, TwinState] = {
-        name: images.compromised_state(record, passwords[name]) for name, record in records.items()
+        name: images.initial_state(record, passwords[name]) for name, record in records.items()
     }
     store.put_many(states)
     return Lab(config, store, records), passwords

@@ -24,6 +24,7 @@ import copy
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path, PureWindowsPath
@@ -771,4 +772,20 @@ def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> 
             state.image_id = image.image_id
             state.image_sha256 = image.sha256
     state.phase = Phase.CLEAN
+    return state
+
+
+def initial_state(record: TwinRecord, rb_admin_password: str) -> TwinState:
+    """A twin as the lab starts it: the morning after the attack.
+
+    Containment shut the PCs down (servers still run their compromised disk). A PC is then
+    reachable only by Wake-on-LAN, as a real network card wakes only a machine that is off;
+    the disk it would boot is still the compromised one.
+    """
+    state = compromised_state(record, rb_admin_password)
+    if record.kind == "workstation":
+        state.phase = Phase.OFF
+        state.history.append(
+            {"at": time.time(), "event": "power_off", "via": "containment", "disk": str(Phase.COMPROMISED)}
+        )
     return state

@@ -369,8 +369,12 @@ class ReimageServices:
         cfg.redfish_port = self.redfish.port
 
     def _wol_ignores(self, name: str) -> str:
-        if self.lab.state(name).phase == Phase.IMAGING:
+        """A real network card wakes only a machine that is off; a running one ignores the packet."""
+        phase = self.lab.state(name).phase
+        if phase == Phase.IMAGING:
             return "machine is on (installing)"
+        if phase != Phase.OFF:
+            return f"machine is on ({phase})"
         return ""
 
     def _wake(self, name: str) -> None:

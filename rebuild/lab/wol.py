@@ -7,11 +7,9 @@ network-boots (PCs boot network first; the boot server's per-MAC entry decides w
 installs or falls back to its disk). Virtual machines' NICs do not wake on LAN.
 Every packet for a known twin is recorded in that twin's history; others go to the log.
 
-A twin in the middle of an install is on: its NIC ignores further packets (senders
-usually repeat them), so the install is not restarted.
-Simplification (stated in docs/lab-reimage.md): any other twin wakes, even one "running"
-its disk; a real NIC only wakes a powered-off machine, so a real fleet must be powered off
-for containment first.
+As with a real NIC, only a powered-off twin wakes: one that is running (its compromised
+disk, a clean install, or an install in progress) ignores the packet, and the packet is
+recorded as ignored. PC twins start powered off (containment shut them down, see fleet.py).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import yaml
 
 from rebuild.lab.bootserver import mac_hexraw
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
-from rebuild.lab.images import compromised_state
+from rebuild.lab.images import initial_state
 from rebuild.lab.state import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ def make_lab(tmp_path: Path, imaging_seconds: float = 0.5, physical_servers: boo
     config.lab_dir.mkdir(parents=True)
     store = StateStore(config.lab_dir / "twins.sqlite")
     records = {n: r for n, r in twins(prefix).items() if physical_servers or not r.redfish_system_id}
-    store.put_many({n: compromised_state(r, OLD_PASSWORD) for n, r in records.items()})
+    store.put_many({n: initial_state(r, OLD_PASSWORD) for n, r in records.items()})
     return Lab(config, store, records)
 
 

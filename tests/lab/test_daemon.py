@@ -42,7 +42,9 @@ def test_up_status_down_for_one_site(lab_factory: Callable[..., object]) -> None
     status = lab.client.status()  # type: ignore[attr-defined]
     sites = {t["site"] for t in status["twins"]}
     assert sites == {"arlon"} and status["ready"] is True and status["simulated"] is True
-    assert status["counts"] == {"compromised": len(status["twins"])}
+    # The morning after: servers run their compromised disk, containment shut the PCs down.
+    servers = sum(1 for t in status["twins"] if lab.client.twin(t["name"])["kind"] == "server")  # type: ignore[attr-defined]
+    assert status["counts"] == {"compromised": servers, "off": len(status["twins"]) - servers}
     addresses = [t["address"] for t in status["twins"]]
     assert len(set(addresses)) == len(addresses)
     prefix = lab.info["address_prefix"]  # type: ignore[attr-defined]
@@ -50,7 +52,8 @@ def test_up_status_down_for_one_site(lab_factory: Callable[..., object]) -> None
 
     out = _cli("status", "--lab-dir", str(lab.lab_dir))  # type: ignore[attr-defined]
     assert out.returncode == 0 and "SIMULATED" in out.stdout
-    assert f"{len(addresses)} twins (ready) - compromised: {len(addresses)}" in out.stdout
+    off = len(addresses) - servers
+    assert f"{len(addresses)} twins (ready) - compromised: {servers}, off: {off}" in out.stdout
 
     pid = lab.info["pid"]  # type: ignore[attr-defined]
     with socket.create_connection((addresses[0], 5986), timeout=5):
@@ -92,7 +95,7 @@ def test_overlay_points_at_the_twins_and_trusts_the_lab_ca(lab: object) -> None:
 
 
 def test_seeded_secret_is_the_twins_rb_admin_password(lab: object) -> None:
-    twin = lab.client.status()["twins"][0]  # type: ignore[attr-defined]
+    twin = next(t for t in lab.client.status()["twins"] if t["phase"] == "compromised")  # type: ignore[attr-defined]
     store = SecretStore(lab.state_dir, key_file=lab.state_dir / "vault-password")  # type: ignore[attr-defined]
     password = store.get(twin["name"])
     assert password
@@ -181,9 +184,12 @@ def test_ansible_win_ping_on_arlon_over_https_with_certificate_validation(lab: o
     """Issue 3's done-when: the product's connection settings, the lab overlay, seeded secrets."""
     env = {**os.environ, **lab.env}  # type: ignore[attr-defined]
     inventory = str(lab.inventory("arlon"))  # type: ignore[attr-defined]
-    arlon = [t["name"] for t in lab.client.status()["twins"] if t["site"] == "arlon"]  # type: ignore[attr-defined]
+    twins = [t for t in lab.client.status()["twins"] if t["site"] == "arlon"]  # type: ignore[attr-defined]
+    # Containment powered the PCs off; the running Arlon machines are its servers.
+    arlon = [t["name"] for t in twins if t["phase"] == "compromised"]
+    assert arlon and len(arlon) < len(twins)
     ping = subprocess.run(
-        ["ansible", "-i", inventory, "-m", "ansible.windows.win_ping", "site_arlon"],
+        ["ansible", "-i", inventory, "-m", "ansible.windows.win_ping", "site_arlon:&kind_server"],
         capture_output=True,
         text=True,
         timeout=300,
