@@ -43,6 +43,12 @@ def register(subparsers: Any) -> None:
     fault.add_argument("params", nargs="*", help="key=value, e.g. delay=3, count=1, settings=a,b")
     fault.set_defaults(func=_fault)
 
+    power = verbs.add_parser("power", help="press a twin's power button: HOST on|off")
+    power.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    power.add_argument("host")
+    power.add_argument("action", choices=("on", "off"))
+    power.set_defaults(func=_power)
+
     rehearse = verbs.add_parser(
         "rehearse", help="lab up for SITE, rebuild the site against it, write the report (all SIMULATED)"
     )
@@ -119,6 +125,12 @@ def _fault(args: argparse.Namespace) -> int:
     for host, named in sorted(result.items()):
         for name, params in sorted(named.items()):
             print(f"{host}: {name} {params if params else ''}".rstrip())
+    return 0
+
+
+def _power(args: argparse.Namespace) -> int:
+    result = daemon.LabClient(args.lab_dir).power(args.host, args.action)
+    print(f"{result['host']}: {result['booted']} (SIMULATED power button)")
     return 0
 
 

@@ -182,7 +182,12 @@ class LabDaemon:
             if request is None:
                 return
             try:
-                status, payload = self._route(request.method, request.path, request.body)
+                if request.path == "/power":  # boots fetch from the boot server: off the event loop
+                    status, payload = await asyncio.to_thread(
+                        self._route, request.method, request.path, request.body
+                    )
+                else:
+                    status, payload = self._route(request.method, request.path, request.body)
             except ConfigError as exc:
                 status, payload = 400, {"error": str(exc)}
             body = json.dumps(payload).encode()
@@ -249,6 +254,17 @@ class LabDaemon:
         if method == "POST" and path == "/faults/clear":
             faults_mod.clear(lab.faults, data["host"], data.get("name"))
             return 200, lab.faults
+        if method == "POST" and path == "/power":
+            # The lab's power button: someone at the machine presses it (or holds it to force off).
+            host, action = data.get("host", ""), data.get("action", "")
+            if host not in lab.twins or action not in ("on", "off"):
+                return 400, {"error": f"power needs a twin of this lab and on|off, got {host!r} {action!r}"}
+            if action == "off":
+                self._reimage.imager.power_off(host, via="power-button")
+                return 200, {"host": host, "booted": "off"}
+            if self._reimage.imager.is_on(host):
+                return 409, {"error": f"{host} is already on"}
+            return 200, {"host": host, "booted": self._reimage.imager.boot(host, True, "power-button")}
         if method == "POST" and path == "/shutdown":
             asyncio.get_running_loop().call_soon(self._stop.set)
             return 200, {"stopping": True}
@@ -302,6 +318,10 @@ class LabClient:
 
     def faults(self) -> dict[str, Any]:
         return dict(self.call("GET", "/faults"))
+
+    def power(self, host: str, action: str) -> dict[str, Any]:
+        """Press a twin's power button (on: it boots as its firmware says, network first)."""
+        return dict(self.call("POST", "/power", {"host": host, "action": action}))
 
     def twin(self, name: str) -> dict[str, Any]:
         """A twin's whole state (TwinState as JSON), history of lab events included."""

@@ -238,3 +238,19 @@ def test_lab_up_again_in_the_same_dir_is_a_fresh_rehearsal(lab_factory: Callable
         assert SecretStore(Path(info["state_dir"])).get(next(iter(before))) != old_secret
     finally:
         daemon.down(lab_dir)
+
+
+def test_power_button_boots_a_contained_pc_on_its_old_disk(lab_factory: Callable[..., object]) -> None:
+    lab = lab_factory(site="arlon")
+    client = lab.client  # type: ignore[attr-defined]
+    pc = next(t["name"] for t in client.status()["twins"] if t["kind"] == "workstation")
+    assert client.twin(pc)["phase"] == "off"  # containment shut it down
+    # No install entry on the boot server: network boot falls back to the compromised disk.
+    assert client.power(pc, "on") == {"host": pc, "booted": "disk"}
+    assert client.twin(pc)["phase"] == "compromised"
+    with pytest.raises(RebuildError, match="already on"):
+        client.power(pc, "on")
+    client.power(pc, "off")
+    assert client.twin(pc)["phase"] == "off"
+    with pytest.raises(RebuildError, match="on\\|off"):
+        client.power("NOT-A-TWIN", "on")
