@@ -70,6 +70,12 @@ class RunningLab:
     def inventory(self, site: str) -> Path:
         return Path(self.info["inventory"][site])
 
+    def power_on_pcs(self) -> None:
+        """Switch on the PCs containment left off: they boot their old, compromised disk."""
+        for twin in self.client.status()["twins"]:
+            if twin["phase"] == "off":
+                assert self.client.power(twin["name"], "on")["booted"] == "disk"
+
     def address(self, host: str) -> str:
         for twin in self.client.status()["twins"]:
             if twin["name"] == host:

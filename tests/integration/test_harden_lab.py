@@ -69,6 +69,7 @@ def _harden_results(stdout: str) -> dict[str, dict[str, Any]]:
 
 
 def test_role_hardens_compromised_twins_in_one_call_then_is_idempotent(lab: Any, tmp_path: Path) -> None:
+    lab.power_on_pcs()  # compromised PCs running, as found before any wipe
     inventory = lab.inventory("arlon")
     playbook = _playbook(tmp_path, f"{SERVER}:{PC}")
     before_requests = lab.client.requests()
@@ -105,6 +106,7 @@ def test_role_hardens_compromised_twins_in_one_call_then_is_idempotent(lab: Any,
 
 
 def test_check_mode_changes_nothing_and_reports_noncompliant(lab: Any, tmp_path: Path) -> None:
+    lab.power_on_pcs()  # compromised PCs running, as found before any wipe
     before = _state(lab, PC)
     playbook = _playbook(tmp_path, PC, "    rebuild_harden_check_mode: true\n")
     run = _run(lab, ["ansible-playbook", "-i", str(lab.inventory("arlon")), str(playbook)])
@@ -133,6 +135,7 @@ def test_check_mode_changes_nothing_and_reports_noncompliant(lab: Any, tmp_path:
 
 
 def test_audit_command_reports_a_whole_site_without_change(lab: Any, tmp_path: Path) -> None:
+    lab.power_on_pcs()  # compromised PCs running, as found before any wipe
     before = {h: _state(lab, h).to_json() for h in (SERVER, PC)}
     env = {
         **os.environ,
@@ -171,6 +174,7 @@ def test_audit_command_reports_a_whole_site_without_change(lab: Any, tmp_path: P
 
 
 def test_pending_reboot_settings_get_a_restart_then_are_in_force(lab: Any, tmp_path: Path) -> None:
+    lab.power_on_pcs()  # compromised PCs running, as found before any wipe
     p = tmp_path / "reboot.yml"
     p.write_text(
         f"- hosts: {SERVER}\n  gather_facts: false\n  vars:\n    harden__fail_on_manual: false\n"

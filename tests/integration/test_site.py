@@ -208,13 +208,20 @@ def test_run_artifacts_and_logs_hold_no_secret(arlon_run: tuple[Any, Any, list[s
 def test_dry_run_renders_everything_and_touches_nothing(lab: Any, lab_environ: Callable[[Any], None]) -> None:
     lab_environ(lab)
     secrets_before = _secret_files(lab.state_dir)
+    phases_before = {t["name"]: t["phase"] for t in lab.client.status()["twins"]}
+    assert set(phases_before.values()) == {"compromised", "off"}  # servers running, PCs contained
     result = run_site(
         _options(lab, dry_run=True, yes=False, ask=lambda p: pytest.fail("dry run asked to confirm"))
     )
     assert result.status == "dry-run"
-    events = [e for hist in _histories(lab).values() for e in hist if e["event"] in TRIGGER_EVENTS]
+    events = [
+        e
+        for hist in _histories(lab).values()
+        for e in hist
+        if e["event"] in TRIGGER_EVENTS or (e["event"] == "power_off" and e.get("via") != "containment")
+    ]
     assert events == []
-    assert all(t["phase"] == "compromised" for t in lab.client.status()["twins"])
+    assert {t["name"]: t["phase"] for t in lab.client.status()["twins"]} == phases_before
     journal = Journal.in_state_dir(lab.state_dir)
     assert {h.phase for h in journal.hosts("arlon")} == {Phase.PENDING}
     assert _secret_files(lab.state_dir) == secrets_before  # no secret rotated
