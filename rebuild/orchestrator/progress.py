@@ -134,6 +134,21 @@ class JsonProgress:
         self.stream.flush()
 
 
+_STATES = (
+    "pending",
+    "reimaging",
+    "reimaged",
+    "hardening",
+    "hardened",
+    "redeploying",
+    "redeployed",
+    "verifying",
+    "verified",
+    "failed",
+    "quarantined",
+)
+
+
 class RichProgress:
     """Live panel for a person at the console."""
 
@@ -150,42 +165,19 @@ class RichProgress:
     def _render(self) -> Any:
         from rich.table import Table
 
-        table = Table(title=self.title, show_header=True, expand=False)
-        table.add_column("now")
-        table.add_column("done")
-        table.add_column("ETA")
-        for state in (
-            "pending",
-            "reimaging",
-            "reimaged",
-            "hardening",
-            "hardened",
-            "redeploying",
-            "redeployed",
-            "verifying",
-            "verified",
-            "failed",
-            "quarantined",
-        ):
-            table.add_column(state)
+        # One row per state: stays readable in an 80-column terminal or a captured log.
         t = self.tally
-        states = [
-            str(max(0, t.states.get(s, 0)))
-            for s in (
-                "pending",
-                "reimaging",
-                "reimaged",
-                "hardening",
-                "hardened",
-                "redeploying",
-                "redeployed",
-                "verifying",
-                "verified",
-                "failed",
-                "quarantined",
-            )
-        ]
-        table.add_row(f"{t.wave} {t.batch}".strip() or "-", f"{t.finished}/{t.total}", t.eta(), *states)
+        now = f"{t.wave} {t.batch}".strip() or "-"
+        table = Table(
+            title=self.title,
+            caption=f"{now} | done {t.finished}/{t.total} | ETA {t.eta()}",
+            show_header=True,
+            expand=False,
+        )
+        table.add_column("state")
+        table.add_column("hosts", justify="right")
+        for state in _STATES:
+            table.add_row(state, str(max(0, t.states.get(state, 0))))
         return table
 
     def seed(self, host_states: dict[str, str]) -> None:

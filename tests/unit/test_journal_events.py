@@ -305,3 +305,12 @@ def test_progress_views_count_states_and_write_host_logs(tmp_path: Path) -> None
     rich.host_event(HostEvent("PC1", "done", "reimage", "rebuild phase | reimage | done", "ok"))
     assert rich.tally.states["reimaged"] == 1
     rich.close()
+    # The panel stays readable in an 80-column terminal or a captured log: one row per state.
+    from rich.console import Console
+
+    narrow = Console(width=80, record=True, file=io.StringIO())
+    narrow.print(rich._render())
+    text = narrow.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert any(line.split() == ["│", "reimaged", "│", "1", "│"] for line in text.splitlines()), text
+    assert "done 0/" in text and "ETA" in text
