@@ -17,10 +17,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from rebuild.lab.httpservice import LoopbackHttpService, OwnedServer
 
 DEFAULT_SCRIPT = """#!ipxe
 # SIMULATED lab boot server (rebuild): the bootfile a DHCP server would hand out.
@@ -91,11 +93,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
 
 
-class BootServer:
+class BootServer(LoopbackHttpService):
     """HTTP boot server on 127.0.0.1:<port> (0 = a free port) serving `root`."""
 
-    class _Server(ThreadingHTTPServer):
-        daemon_threads = True
+    class _Server(OwnedServer):
         owner: BootServer
 
     def __init__(self, root: Path, log_path: Path, port: int = 0, host: str = "127.0.0.1") -> None:
@@ -112,26 +113,7 @@ class BootServer:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._httpd = BootServer._Server((host, port), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="lab-bootserver", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> BootServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._serve(BootServer._Server((host, port), _Handler), "lab-bootserver")
 
     def resolve(self, rel: str) -> tuple[int, bytes]:
         """(status, content) for a path relative to the root; never outside it, no listing."""

@@ -13,12 +13,13 @@ import json
 import os
 import secrets
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from rebuild.lab.context import Lab, TwinRecord
+from rebuild.lab.httpservice import LoopbackHttpService, OwnedServer
 from rebuild.lab.state import Phase
 
 if TYPE_CHECKING:
@@ -130,11 +131,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_DELETE = do_PATCH = do_PUT
 
 
-class HypervisorApi:
+class HypervisorApi(LoopbackHttpService):
     """REST API on 127.0.0.1:<port> for the lab's virtual twins."""
 
-    class _Server(ThreadingHTTPServer):
-        daemon_threads = True
+    class _Server(OwnedServer):
         owner: HypervisorApi
 
     def __init__(self, lab: Lab, imager: Imager, port: int = 0) -> None:
@@ -147,26 +147,7 @@ class HypervisorApi:
         with os.fdopen(fd, "w") as fh:
             fh.write(self.token + "\n")
         self._lock = threading.Lock()
-        self._httpd = HypervisorApi._Server(("127.0.0.1", port), _Handler)
-        self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="lab-hypervisor", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._httpd.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> HypervisorApi:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._serve(HypervisorApi._Server(("127.0.0.1", port), _Handler), "lab-hypervisor")
 
     def describe(self, vm: TwinRecord) -> dict[str, Any]:
         phase = self.lab.state(vm.name).phase
