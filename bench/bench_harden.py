@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fcntl
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 
@@ -43,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from rebuild.harden.baseline import DEFAULT_BASELINE, load_baseline  # noqa: E402
 from rebuild.harden.compile import HostFacts, compile_host  # noqa: E402
 from rebuild.lab import daemon  # noqa: E402
+from rebuild.lab.prefix import claim_prefix  # noqa: E402
 
 OS_KEY = "windows-11-23h2"
 SIMULATED_TYPES = ("registry", "service", "feature")
@@ -53,26 +51,6 @@ REG_TYPES = {
     "expand_string": "expandstring",
     "multi_string": "multistring",
 }
-
-
-def claim_prefix() -> tuple[str, IO[str]]:
-    for n in random.sample(range(30, 251), 221):
-        lock = open(f"/tmp/rebuild-lab-prefix-{n}.lock", "w")  # noqa: SIM115 - held for the run
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            continue
-        probe = socket.socket()
-        try:
-            probe.bind((f"127.{n}.0.2", 5986))
-        except OSError:
-            lock.close()
-            continue
-        finally:
-            probe.close()
-        return f"127.{n}", lock
-    raise SystemExit("no free 127.N prefix for the bench lab")
 
 
 def write_register(path: Path, count: int) -> list[str]:

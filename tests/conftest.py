@@ -30,19 +30,17 @@ Example: ``subprocess.run(["ansible", "-i", lab.inventory("arlon"), "-m",
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import random
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from rebuild.errors import RebuildError
 from rebuild.lab import daemon, fleet
+from rebuild.lab.prefix import claim_prefix
 
 
 @dataclass
@@ -83,37 +81,12 @@ class RunningLab:
         raise KeyError(host)
 
 
-def _claim_prefix() -> tuple[str, IO[str]]:
-    """A 127.N prefix no other lab on this machine uses (lock file + a bind probe)."""
-    candidates = list(range(30, 251))
-    random.shuffle(candidates)
-    for n in candidates:
-        if n == 20:  # the default prefix of `rebuild lab up`
-            continue
-        lock = open(f"/tmp/rebuild-lab-prefix-{n}.lock", "w")  # noqa: SIM115 - held for the lab's life
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            continue
-        probe = socket.socket()
-        try:
-            probe.bind((f"127.{n}.0.2", 5986))
-        except OSError:
-            lock.close()
-            continue
-        finally:
-            probe.close()
-        return f"127.{n}", lock
-    raise RuntimeError("no free 127.N prefix for a test lab")
-
-
 @contextlib.contextmanager
 def _running_lab(
     directory: Path, register: Path | None = None, site: str | None = None, imaging_seconds: float = 1.0
 ) -> Iterator[RunningLab]:
     for attempt in range(3):
-        prefix, lock = _claim_prefix()
+        prefix, lock = claim_prefix()
         options = daemon.DaemonOptions(
             lab_dir=directory,
             register=register or fleet.SMALL_REGISTER,
@@ -174,7 +147,7 @@ def lab_env(lab: RunningLab) -> dict[str, str]:
 @pytest.fixture
 def lab_prefix() -> Iterator[str]:
     """A claimed unique 127.N prefix, for tests that build lab pieces in-process."""
-    prefix, lock = _claim_prefix()
+    prefix, lock = claim_prefix()
     try:
         yield prefix
     finally:
