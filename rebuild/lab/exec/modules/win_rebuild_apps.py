@@ -160,7 +160,8 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
     for printer in p.get("printers") or []:
         existing = state.registry.get(PRINTER_KEY.format(name=printer["name"]))
         same = (
-            bool(existing)
+            existing is not None
+            and bool(existing)
             and existing.get("Printer Driver") == printer["driver"]
             and existing.get("Port") == f"IP_{printer['port']}"
         )
