@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, all against the SIMULATED lab on loopback:
-#   0. mypy --strict on the rebuild package (its core is typed: keep it so);
-#   1. pytest: unit, lab and integration tests (incl. the README's rehearsal command);
-#   2. the molecule scenario of every role that has one (converge, idempotence, testinfra verify).
+#   1. mypy --strict on the rebuild package (its core is typed: keep it so);
+#   2. the molecule scenario of every role that has one (converge, idempotence, testinfra verify);
+#   3. pytest: unit, lab and integration tests (incl. the README's rehearsal command), last so
+#      its summary line closes the output.
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,6 @@ export ANSIBLE_CONFIG="$root/ansible.cfg"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
 mypy
-python -m pytest "$@"
 
 for scenario in roles/*/molecule/default; do
     role_dir=${scenario%/molecule/default}
@@ -20,3 +20,5 @@ for scenario in roles/*/molecule/default; do
     (cd "$role_dir" && molecule test -s default)
 done
 echo "molecule: all scenarios passed"
+
+python -m pytest "$@"
