@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from rebuild.errors import ConfigError
+from rebuild.yamlfile import load_yaml
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "inventories" / "data"
 CATALOGUE_FILE = "applications.yml"
@@ -302,7 +303,7 @@ def _service_keys(data_dir: Path) -> list[str]:
     tiers_file = data_dir / "tiers.yml"
     if not tiers_file.exists():
         return []
-    raw = yaml.safe_load(tiers_file.read_text(encoding="utf-8")) or {}
+    raw = load_yaml(tiers_file) or {}
     return [key for tier in raw.get("tiers", []) for key in (tier.get("services") or {})]
 
 
@@ -311,7 +312,7 @@ def load_catalogue(path: Path | None = None, data_dir: Path | None = None) -> Ca
     data_dir = data_dir or DATA_DIR
     path = path or data_dir / CATALOGUE_FILE
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: application catalogue not found") from exc
     except yaml.YAMLError as exc:

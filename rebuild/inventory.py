@@ -23,6 +23,7 @@ from rebuild.model import Host, Kind, Platform
 from rebuild.register import RegisterResult, load_register
 from rebuild.sites import Network, Site, get_site, load_sites
 from rebuild.tiers import PROJECT_ROOT, default_data_dir, tier_table
+from rebuild.yamlfile import load_yaml
 
 DEFAULT_WOL_PORT = 9
 DEFAULT_OUT_DIR = PROJECT_ROOT / "inventories" / "hospital"
@@ -38,7 +39,7 @@ def group_name(prefix: str, value: str) -> str:
 def load_connection_vars(data_dir: Path | None = None) -> dict[str, Any]:
     path = (data_dir or default_data_dir()) / "connection.yml"
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        loaded = load_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read connection settings: {exc}") from exc
     if not isinstance(loaded, dict):

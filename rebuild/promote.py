@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import requests
-import yaml
 
 from rebuild.errors import ConfigError
 from rebuild.journal import Journal, Phase
+from rebuild.yamlfile import load_yaml
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "inventories" / "data" / "promotion.yml"
 
@@ -50,7 +50,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     raw: dict[str, Any] = {}
     path = path or DATA_FILE
     if path.exists():
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        loaded = load_yaml(path) or {}
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"{path}: expected a mapping")
         if "token" in loaded:

@@ -12,6 +12,7 @@ import yaml
 
 from rebuild.errors import ConfigError
 from rebuild.tiers import default_data_dir, fold
+from rebuild.yamlfile import load_yaml
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +75,7 @@ _SETTINGS = ("boot_server", "pxe_root", "hypervisor_url", "image_catalogue")
 
 def _parse(path: Path) -> tuple[Site, ...]:
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw: Any = load_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read sites: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("sites"), list) or not raw["sites"]:

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from rebuild.errors import ConfigError
+from rebuild.yamlfile import load_yaml
 
 DATA_DIR_ENV = "REBUILD_DATA_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,7 @@ class TierTable:
 
 def _parse(path: Path) -> TierTable:
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw: Any = load_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read tiers: {exc}") from exc
     entries = raw.get("tiers") if isinstance(raw, dict) else None

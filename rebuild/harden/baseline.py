@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from rebuild.errors import ConfigError
+from rebuild.yamlfile import load_yaml
 
 DEFAULT_BASELINE = Path(__file__).resolve().parents[2] / "inventories" / "data" / "baseline.yml"
 
@@ -185,7 +186,7 @@ def load_baseline(path: Path | None = None) -> Baseline:
     """Read and validate a baseline file; ConfigError lists every problem found."""
     path = path or DEFAULT_BASELINE
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: baseline file not found") from None
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ import yaml
 
 from rebuild.errors import ConfigError
 from rebuild.journal import ACTIVE, DONE, WORK_PHASES, HostRecord, Phase
+from rebuild.yamlfile import load_yaml
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class HostWork:
 def playbook_phases(playbook: Path) -> tuple[str, ...]:
     """Work phases the top playbook runs, in its order (so the order reads from one file)."""
     try:
-        plays = yaml.safe_load(playbook.read_text(encoding="utf-8")) or []
+        plays = load_yaml(playbook) or []
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{playbook}: cannot read the playbook: {exc}") from exc
     phases: list[str] = []

@@ -17,6 +17,7 @@ import yaml
 
 from rebuild.errors import ConfigError
 from rebuild.tiers import default_data_dir, fold
+from rebuild.yamlfile import load_yaml
 
 # Canonical register fields, in the order rejects files and docs list them.
 FIELDS = (
@@ -69,7 +70,7 @@ class AliasTable:
 
 def _parse(path: Path) -> AliasTable:
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw: Any = load_yaml(path)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read register aliases: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("columns"), dict):

@@ -11,11 +11,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rebuild.applications import Catalogue, load_catalogue
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
+from rebuild.yamlfile import load_yaml
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "inventories" / "data"
 
@@ -56,7 +55,7 @@ class Expectations:
 
 def _image(catalogue_file: Path, os_key: str, host: str) -> dict[str, str]:
     try:
-        raw = yaml.safe_load(catalogue_file.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(catalogue_file) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"host {host}: image catalogue {catalogue_file} not found") from exc
     images = raw.get("images") or {}

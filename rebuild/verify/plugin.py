@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,19 +110,19 @@ def winrm_conn_args(target: dict[str, Any], user: str, password: str) -> dict[st
 
 
 @pytest.fixture(scope="session")
-def windows_host(target: dict[str, Any], credentials: Credentials) -> Any:
-    """A testinfra Host over its WinRM backend, with the CA bundle the inventory names."""
+def windows_host(target: dict[str, Any], credentials: Credentials) -> Iterator[Any]:
+    """A testinfra Host over WinRM (one shell for the session), CA bundle as the inventory names."""
     import testinfra.host
-    from testinfra.backend.winrm import WinRMBackend
 
-    backend = WinRMBackend(f"{target['address']}:{target['port']}", no_ssl=target["scheme"] == "http")
-    # testinfra's backend takes user/password only from a URL (which would end up in test ids);
-    # set them on its pywinrm arguments directly, with certificate validation like Ansible's.
-    backend.conn_args = winrm_conn_args(target, credentials.user, credentials.password)
-    # pywinrm opens shells with code page 65001: output is UTF-8. Saying so stops testinfra
-    # from probing the host's encoding with a `python -c` Windows does not have.
-    backend._encoding = "utf-8"
-    return testinfra.host.Host(backend)
+    from rebuild.verify.session import SessionShellBackend
+
+    backend = SessionShellBackend(
+        f"{target['address']}:{target['port']}",
+        winrm_conn_args(target, credentials.user, credentials.password),
+        no_ssl=target["scheme"] == "http",
+    )
+    yield testinfra.host.Host(backend)
+    backend.close()
 
 
 @pytest.fixture(scope="session")

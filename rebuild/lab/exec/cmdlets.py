@@ -8,11 +8,11 @@ are the ones listed in docs/lab-powershell.md, not every property Windows has.
 from __future__ import annotations
 
 import datetime as dt
-import types
-from collections.abc import Callable
 import hashlib
 import ntpath
 import re
+import types
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rebuild.lab.exec import native

@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 
-import winrm.protocol
 import winrm.exceptions
+import winrm.protocol
 
 from rebuild.verify.plugin import Credentials, winrm_conn_args
 from rebuild.verify.windows import WindowsReads, parse_date
