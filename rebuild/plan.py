@@ -45,6 +45,25 @@ class Wave:
     def hosts(self) -> list[Host]:
         return [h for batch in self.batches for h in batch]
 
+    def stages(self) -> list[list[list[Host]]]:
+        """The wave's batches grouped into stages that run one after the other.
+
+        Batches of one stage may overlap (the orchestrator pipelines them): nothing in a stage
+        needs another batch of the same stage. A new stage starts where PCs follow servers
+        (PCs need their servers back) and, in a tier of interdependent services
+        (`one_service_per_batch`), at each new service (DNS needs the directory back).
+        """
+        stages: list[list[list[Host]]] = []
+        previous: tuple[Kind, str] | None = None
+        for batch in self.batches:
+            first = batch[0]
+            key = (first.kind, first.service if self.tier.one_service_per_batch else "")
+            if key != previous:
+                stages.append([])
+                previous = key
+            stages[-1].append(batch)
+        return stages
+
     @property
     def servers(self) -> int:
         return sum(c.servers for c in self.counts)

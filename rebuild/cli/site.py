@@ -49,6 +49,14 @@ def register(subparsers: Any) -> None:
         help="stop the site when more than this share of a wave fails (default 0.2)",
     )
     p.add_argument("--capacity", type=int, help="reimage fewer machines at once than the site's capacity")
+    p.add_argument(
+        "--pipeline-depth",
+        type=int,
+        default=3,
+        metavar="N",
+        help="batches in flight at once: the next starts when the previous has finished reimaging "
+        "(default 3; 1 = one batch after another)",
+    )
     p.add_argument("--playbook", type=Path, help="top playbook (default playbooks/site.yml)")
     p.add_argument("--json", action="store_true", help="quiet JSON-lines progress for automation")
     p.add_argument("--operator", default=None, help="who runs this (default $USER); kept in the journal")
@@ -85,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             rehearsal=args.rehearsal,
             say=say,
             imaging_capacity=args.capacity,
+            pipeline_depth=args.pipeline_depth,
             **({"playbook": args.playbook} if args.playbook else {}),
         )
     )

@@ -1,8 +1,9 @@
 """Circuit breaker: stop the site when too many hosts of a wave fail.
 
-Checked after every batch over the hosts of the current wave processed so far, so a bad
-image or a broken boot server stops the site after one batch rather than after the whole
-wave. A small first batch can trip it early: that is deliberate — stopping costs minutes,
+Checked after every batch over the hosts of the current wave processed so far, and before
+each new batch starts over what is already known of the batches still running (pipelining),
+so a bad image or a broken boot server stops the site after a batch or two rather than after
+the whole wave. A small first batch can trip it early: that is deliberate — stopping costs minutes,
 wiping a tier's machines into a broken state costs the hospital much more.
 """
 
@@ -52,13 +53,21 @@ class Breaker:
         """Count one finished batch; a Trip when the wave's failure rate passes the threshold."""
         self.processed += hosts
         self.failures.update(failures)
-        if self.processed and len(self.failures) / self.processed > self.threshold:
+        return self._assess(self.processed, self.failures)
+
+    def check_in_flight(self, hosts: int, failures: dict[str, str]) -> Trip | None:
+        """Before starting another batch: the finished batches plus what is already known of
+        the batches still running (`hosts` past reimaging, their failures so far). Records nothing."""
+        return self._assess(self.processed + hosts, {**self.failures, **failures})
+
+    def _assess(self, processed: int, failures: dict[str, str]) -> Trip | None:
+        if processed and len(failures) / processed > self.threshold:
             # Group by the task that failed (the part before the first ':'), which is what to look at.
-            reasons = Counter(r.split(":", 1)[0].strip() for r in self.failures.values())
+            reasons = Counter(r.split(":", 1)[0].strip() for r in failures.values())
             return Trip(
                 self.tier if self.tier is not None else -1,
-                len(self.failures),
-                self.processed,
+                len(failures),
+                processed,
                 self.threshold,
                 reasons.most_common(5),
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -211,3 +212,35 @@ class RichProgress:
 
     def close(self) -> None:
         self._live.stop()
+
+
+class Synchronized:
+    """A Progress shared by the batches running side by side (pipelining): one call at a time."""
+
+    def __init__(self, inner: Progress) -> None:
+        self.inner = inner
+        self._lock = threading.RLock()
+
+    def seed(self, host_states: dict[str, str]) -> None:
+        with self._lock:
+            self.inner.seed(host_states)
+
+    def suspend(self) -> None:
+        with self._lock:
+            self.inner.suspend()
+
+    def resume(self) -> None:
+        with self._lock:
+            self.inner.resume()
+
+    def emit(self, kind: str, **data: Any) -> None:
+        with self._lock:
+            self.inner.emit(kind, **data)
+
+    def host_event(self, event: HostEvent) -> None:
+        with self._lock:
+            self.inner.host_event(event)
+
+    def close(self) -> None:
+        with self._lock:
+            self.inner.close()

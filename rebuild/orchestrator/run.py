@@ -16,6 +16,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import queue
 import re
 import secrets as pysecrets
 import signal
@@ -27,16 +28,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuild.errors import RebuildError, SafetyError
+from rebuild.errors import ConfigError, RebuildError, SafetyError
 from rebuild.inventory import load_inventory_hosts
 from rebuild.journal import ACTIVE, Journal, Phase
 from rebuild.model import Host
-from rebuild.orchestrator.breaker import Breaker
+from rebuild.orchestrator.breaker import Breaker, Trip
 from rebuild.orchestrator.events import EventMapper, HostEvent
 from rebuild.orchestrator.interlocks import confirm_site, select_hosts, wipe_summary
-from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress
+from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress, Synchronized
 from rebuild.orchestrator.resume import HostWork, host_work, playbook_phases
-from rebuild.plan import Plan, plan_site
+from rebuild.plan import Plan, Wave, plan_site
 from rebuild.promote import load_config as load_promotion_config
 from rebuild.promote import promote_verified
 from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV, SecretStore
@@ -91,6 +92,7 @@ class SiteRunOptions:
     rehearsal: bool = False
     playbook: Path = DEFAULT_PLAYBOOK
     imaging_capacity: int | None = None  # may only lower the site's capacity (degraded imaging)
+    pipeline_depth: int = 3  # batches in flight at once in a stage (1: strictly one after another)
     ask: Callable[[str], str] = input
     say: Callable[[str], None] = print
 
@@ -176,6 +178,58 @@ class _Interrupt:
             signal.signal(sig, handler)
 
 
+
+class _BatchRun:
+    """One batch running in its own thread (its ansible-runner call), watched by the stage loop."""
+
+    def __init__(self, ident: str, number: int, batch: list[Host], news: queue.Queue[_BatchRun]) -> None:
+        self.ident, self.number, self.batch = ident, number, batch
+        self.news = news
+        self.imaging: set[str] = set()  # hosts still to finish their reimage phase
+        self.reimaged = threading.Event()  # none of them is reimaging any more: the next may start
+        self.finished = threading.Event()
+        self.outcome: tuple[dict[str, str], str] = ({}, "not run")
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        self._failures: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def host_event(self, event: HostEvent) -> None:
+        """Called from the batch's thread for every host event."""
+        with self._lock:
+            if event.kind in ("failed", "quarantined"):
+                self._failures.setdefault(event.host, event.message)
+            ends_imaging = (event.kind == "done" and event.phase == "reimage") or event.kind in (
+                "failed",
+                "quarantined",
+            )
+            if ends_imaging and event.host in self.imaging:
+                self.imaging.discard(event.host)
+                if not self.imaging:
+                    self._signal_reimaged()
+
+    def failures(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._failures)
+
+    def past_reimage(self) -> int:
+        """Hosts whose fate is partly known (reimaged or failed): they count for the breaker."""
+        with self._lock:
+            return len(self.batch) - len(self.imaging)
+
+    def finish(self) -> None:
+        with self._lock:
+            self.imaging.clear()
+            self._signal_reimaged()
+        self.finished.set()
+        self.news.put(self)
+
+    def _signal_reimaged(self) -> None:
+        if not self.reimaged.is_set():
+            self.reimaged.set()
+            self.news.put(self)
+
+
 class SiteRun:
     def __init__(self, options: SiteRunOptions) -> None:
         self.o = options
@@ -186,6 +240,7 @@ class SiteRun:
         self.run_dir = self.state_dir / "runs" / self.run_id
         self.store = SecretStore(self.state_dir)
         self.failed: dict[str, str] = {}
+        self._abort = threading.Event()  # the run is failing: cancel the batches still running
 
     # -- preparation: everything that can refuse happens before anything is touched ---------
 
@@ -196,6 +251,8 @@ class SiteRun:
             raise SafetyError(
                 f"site {o.site!r}: give the site's key {site.name!r} (one site per run, named exactly)"
             )
+        if o.pipeline_depth < 1:
+            raise ConfigError(f"--pipeline-depth {o.pipeline_depth}: must be 1 or more")
         if o.imaging_capacity is not None:
             if not 1 <= o.imaging_capacity <= site.imaging_capacity:
                 raise SafetyError(
@@ -243,6 +300,7 @@ class SiteRun:
                     "tier": self.o.tier,
                     "force_hosts": list(self.o.force_hosts),
                     "breaker_threshold": self.o.breaker_threshold,
+                    "pipeline_depth": self.o.pipeline_depth,
                     "phases": list(self.available),
                 },
             )
@@ -287,7 +345,7 @@ class SiteRun:
 
     def _execute(self, plan: Plan, work: dict[str, HostWork]) -> SiteRunResult:
         logs = HostLogs(self.run_dir / "hosts")
-        progress: Progress = (
+        progress: Progress = Synchronized(
             JsonProgress(logs)
             if self.o.json
             else RichProgress(logs, f"rebuild site {self.site.name} - run {self.run_id}")
@@ -332,56 +390,7 @@ class SiteRun:
                         hosts=len(wave.hosts),
                         batches=len(wave.batches),
                     )
-                    for b, batch in enumerate(wave.batches, 1):
-                        ident = f"t{wave.tier.id}-b{b:03d}"
-                        progress.emit(
-                            "batch_started",
-                            tier=wave.tier.id,
-                            batch=b,
-                            batches=len(wave.batches),
-                            ident=ident,
-                            hosts=[h.hostname for h in batch],
-                        )
-                        interrupt.in_batch = True
-                        try:
-                            failures, runner_status = self._run_batch(ident, batch, work, progress, interrupt)
-                        finally:
-                            interrupt.in_batch = False
-                        progress.emit(
-                            "batch_finished",
-                            tier=wave.tier.id,
-                            batch=b,
-                            ident=ident,
-                            hosts=len(batch),
-                            failed=sorted(failures),
-                            runner_status=runner_status,
-                        )
-                        if not self.o.dry_run:
-                            # Quarantine then promote: hosts that passed verification leave the
-                            # recovery network now (rebuild.promote); quarantined ones stay.
-                            promoted = promote_verified(
-                                self.journal, self.site.name, run_id=self.run_id,
-                                operator=self.o.operator, config=self._promotion,
-                            )
-                            if promoted.promoted or promoted.errors:
-                                progress.emit("promoted", hosts=promoted.promoted, errors=promoted.errors)
-                        if runner_status in ("canceled", "timeout") or interrupt.requested:
-                            status, reason = "interrupted", f"batch {ident} {runner_status}: interrupted"
-                            break
-                        trip = breaker.record_batch(len(batch), failures)
-                        if trip is not None and not self.o.dry_run:
-                            status, reason = (
-                                "stopped",
-                                trip.explain() + f"\nPer-host logs: {self.run_dir / 'hosts'}",
-                            )
-                            progress.emit(
-                                "breaker",
-                                tier=trip.tier,
-                                failed=trip.failed,
-                                processed=trip.processed,
-                                text=reason,
-                            )
-                            break
+                    status, reason = self._run_wave(wave, work, progress, interrupt, breaker)
                     if status != "completed":
                         break
         except KeyboardInterrupt:
@@ -412,20 +421,163 @@ class SiteRun:
             progress.close()
         return self._result(status, reason)
 
-    def _run_batch(
+    def _run_wave(
         self,
-        ident: str,
+        wave: Wave,
+        work: dict[str, HostWork],
+        progress: Progress,
+        interrupt: _Interrupt,
+        breaker: Breaker,
+    ) -> tuple[str, str]:
+        """The wave's stages one after the other; inside a stage, batches are pipelined: the next
+        batch starts once the previous one has finished reimaging (so no more than the imaging
+        capacity reimages at once) and at most `pipeline_depth` batches are in flight."""
+        numbers = {id(batch): b for b, batch in enumerate(wave.batches, 1)}
+        for stage in wave.stages():
+            outcome = self._run_stage(wave, stage, numbers, work, progress, interrupt, breaker)
+            if outcome is not None:
+                return outcome
+        return "completed", ""
+
+    def _run_stage(
+        self,
+        wave: Wave,
+        stage: list[list[Host]],
+        numbers: dict[int, int],
+        work: dict[str, HostWork],
+        progress: Progress,
+        interrupt: _Interrupt,
+        breaker: Breaker,
+    ) -> tuple[str, str] | None:
+        news: queue.Queue[_BatchRun] = queue.Queue()
+        waiting = list(stage)
+        running: list[_BatchRun] = []
+        outcome: tuple[str, str] | None = None
+        try:
+            while waiting or running:
+                imaging = any(not r.reimaged.is_set() for r in running)
+                if waiting and outcome is None and not interrupt.requested and not imaging:
+                    if len(running) < self.o.pipeline_depth:
+                        trip = breaker.check_in_flight(
+                            sum(r.past_reimage() for r in running),
+                            {k: v for r in running for k, v in r.failures().items()},
+                        )
+                        if trip is not None and not self.o.dry_run:
+                            outcome = self._tripped(trip, progress)
+                            continue
+                        batch = waiting.pop(0)
+                        interrupt.in_batch = True
+                        running.append(
+                            self._start_batch(wave, numbers[id(batch)], batch, work, progress, interrupt, news)
+                        )
+                        continue
+                try:
+                    done = news.get(timeout=0.5)  # wakes for a reimaged batch or a finished one
+                except queue.Empty:
+                    continue
+                if not done.finished.is_set():
+                    continue
+                running.remove(done)
+                interrupt.in_batch = bool(running)
+                if done.error is not None:
+                    raise done.error
+                stopped = self._batch_finished(wave, done, progress, interrupt, breaker)
+                if stopped is not None and outcome is None:
+                    outcome = stopped
+        except BaseException:
+            # Something broke in the orchestrator: the other batches must not run on unwatched.
+            self._abort.set()
+            for r in running:
+                if r.thread is not None:
+                    r.thread.join(timeout=60)
+            raise
+        finally:
+            interrupt.in_batch = False
+        return outcome
+
+    def _start_batch(
+        self,
+        wave: Wave,
+        number: int,
         batch: list[Host],
         work: dict[str, HostWork],
         progress: Progress,
         interrupt: _Interrupt,
-    ) -> tuple[dict[str, str], str]:
-        from ansible_runner.interface import init_runner
+        news: queue.Queue[_BatchRun],
+    ) -> _BatchRun:
+        ident = f"t{wave.tier.id}-b{number:03d}"
+        progress.emit(
+            "batch_started",
+            tier=wave.tier.id,
+            batch=number,
+            batches=len(wave.batches),
+            ident=ident,
+            hosts=[h.hostname for h in batch],
+        )
+        run = _BatchRun(ident, number, batch, news)
+        run.imaging = {
+            h.hostname for h in batch if "reimage" in work[h.hostname].phases and not self.o.dry_run
+        }
+        if not run.imaging:
+            run.reimaged.set()
+        # Secrets rotate here, in this thread, before the batch's own thread starts.
+        prepared = self._prepare_batch(batch, work)
 
-        names = [h.hostname for h in batch]
+        def body() -> None:
+            try:
+                run.outcome = self._run_batch(ident, batch, work, prepared, progress, interrupt, run.host_event)
+            except BaseException as exc:  # re-raised in the orchestrator's thread
+                run.error = exc
+            finally:
+                run.finish()
+
+        run.thread = threading.Thread(target=body, name=f"batch-{ident}", daemon=True)
+        run.thread.start()
+        return run
+
+    def _batch_finished(
+        self, wave: Wave, run: _BatchRun, progress: Progress, interrupt: _Interrupt, breaker: Breaker
+    ) -> tuple[str, str] | None:
+        failures, runner_status = run.outcome
+        self.failed.update(failures)
+        progress.emit(
+            "batch_finished",
+            tier=wave.tier.id,
+            batch=run.number,
+            ident=run.ident,
+            hosts=len(run.batch),
+            failed=sorted(failures),
+            runner_status=runner_status,
+        )
+        if not self.o.dry_run:
+            # Quarantine then promote: hosts that passed verification leave the
+            # recovery network now (rebuild.promote); quarantined ones stay.
+            promoted = promote_verified(
+                self.journal, self.site.name, run_id=self.run_id,
+                operator=self.o.operator, config=self._promotion,
+            )
+            if promoted.promoted or promoted.errors:
+                progress.emit("promoted", hosts=promoted.promoted, errors=promoted.errors)
+        if runner_status in ("canceled", "timeout") or interrupt.requested:
+            return "interrupted", f"batch {run.ident} {runner_status}: interrupted"
+        trip = breaker.record_batch(len(run.batch), failures)
+        if trip is not None and not self.o.dry_run:
+            return self._tripped(trip, progress)
+        return None
+
+    def _tripped(self, trip: Trip, progress: Progress) -> tuple[str, str]:
+        reason = trip.explain() + f"\nPer-host logs: {self.run_dir / 'hosts'}"
+        progress.emit("breaker", tier=trip.tier, failed=trip.failed, processed=trip.processed, text=reason)
+        return "stopped", reason
+
+    def _prepare_batch(
+        self, batch: list[Host], work: dict[str, HostWork]
+    ) -> tuple[dict[str, list[str]], list[str]]:
+        """Each host's phases for this batch and the hosts to re-check; new secrets for the wipes."""
         host_phases: dict[str, list[str]] = {}
         recheck: list[str] = []
-        for name in names:
+        for h in batch:
+            name = h.hostname
             w = work[name]
             phases = list(w.phases)
             if self.o.dry_run:
@@ -435,6 +587,22 @@ class SiteRun:
                 recheck.append(name)
             elif w.wipes and not self.o.dry_run:
                 self._rotate(name)
+        return host_phases, recheck
+
+    def _run_batch(
+        self,
+        ident: str,
+        batch: list[Host],
+        work: dict[str, HostWork],
+        prepared: tuple[dict[str, list[str]], list[str]],
+        progress: Progress,
+        interrupt: _Interrupt,
+        on_host: Callable[[HostEvent], None],
+    ) -> tuple[dict[str, str], str]:
+        from ansible_runner.interface import init_runner
+
+        names = [h.hostname for h in batch]
+        host_phases, recheck = prepared
         extravars: dict[str, Any] = {
             "rebuild_host_phases": host_phases,
             "rebuild_recheck": recheck,
@@ -449,6 +617,7 @@ class SiteRun:
 
         def on_event(event: HostEvent) -> None:
             progress.host_event(event)
+            on_host(event)
 
         mapper = EventMapper(
             self.journal, self.run_id, force_hosts=forced, record_only=self.o.dry_run, on_host_event=on_event
@@ -480,7 +649,7 @@ class SiteRun:
             quiet=True,
             suppress_env_files=True,
             event_handler=mapper,
-            cancel_callback=lambda: interrupt.requested,
+            cancel_callback=lambda: interrupt.requested or self._abort.is_set(),
         )
         runner.config.env = child_env({**runner.config.env, **env})
         try:
@@ -490,9 +659,7 @@ class SiteRun:
         runner_status = str(runner.status)
         if runner_status not in ("canceled", "timeout") and not self.o.dry_run:
             self._reconcile(names, before, host_phases, mapper, runner_status, runner.rc)
-        failures = {**mapper.failed, **mapper.quarantined}
-        self.failed.update(failures)
-        return failures, runner_status
+        return {**mapper.failed, **mapper.quarantined}, runner_status
 
     def _reconcile(
         self,

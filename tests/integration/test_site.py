@@ -508,3 +508,35 @@ def test_confirm_each_wave_stops_before_an_unconfirmed_wave(
     assert run.status == "stopped" and "does not match" in run.reason
     assert [c["how"] for c in journal.confirmations(run.id)] == ["typed site name"]
     assert not [e for e in _histories(lab)["ARL-URG-0001"] if e["event"] in TRIGGER_EVENTS]
+
+
+@pytest.mark.timeout(900)
+def test_batches_pipeline_within_capacity_through_every_phase(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    """The next batch starts reimaging once the previous one is reimaged, not once it is verified;
+    the imaging capacity still holds, and every host goes through all four phases."""
+    from rebuild.orchestrator.run import DEFAULT_PLAYBOOK
+
+    lab_environ(lab)
+    result = run_site(_options(lab, playbook=DEFAULT_PLAYBOOK, tier=7, imaging_capacity=2, pipeline_depth=3))
+    assert result.status == "completed", result.reason
+    journal = Journal.in_state_dir(lab.state_dir)
+    plan = json.loads((result.run_dir / "plan.json").read_text())
+    batches = [b for wave in plan["waves"] for b in wave["batches"]]
+    assert [len(b) for b in batches] == [2, 2, 1]  # tier 7 of the small register: 5 PCs, capacity 2
+    hosts = {h.name: h for h in journal.hosts("arlon")}
+    assert all(hosts[n].phase is Phase.VERIFIED for b in batches for n in b), [
+        (n, hosts[n].phase, hosts[n].reason) for b in batches for n in b
+    ]
+
+    spans = _intervals(journal, {result.run_id})
+    assert _max_overlap([spans[n] for b in batches for n in b]) <= 2  # capacity held
+    verified_at = {
+        t.host: t.at for t in journal.transitions(run_id=result.run_id) if t.to_phase is Phase.VERIFIED
+    }
+    for earlier, later in zip(batches, batches[1:], strict=False):
+        # it waited for the earlier batch's reimaging ...
+        assert min(spans[n][0] for n in later) >= max(spans[n][1] for n in earlier)
+        # ... but not for its harden, redeploy and verify: the batches overlapped.
+        assert min(spans[n][0] for n in later) < max(verified_at[n] for n in earlier)

@@ -231,6 +231,21 @@ def test_breaker_trips_over_threshold_only() -> None:
         Breaker(1.5)
 
 
+def test_breaker_counts_what_is_known_of_running_batches_before_starting_another() -> None:
+    b = Breaker(0.2)
+    b.start_wave(7)
+    assert b.record_batch(20, {}) is None
+    # A second batch still running: 10 of its hosts are past reimaging, 3 of them failed.
+    running = {"P1": "reimage | wait for WinRM: timeout", "P2": "reimage | wait: x", "P3": "reimage | y"}
+    assert b.check_in_flight(10, running) is None  # 3 of 30
+    trip = b.check_in_flight(10, {**running, "P4": "reimage | z", "P5": "reimage | z", "P6": "reimage | z",
+                                  "P7": "reimage | z"})
+    assert trip is not None and (trip.failed, trip.processed) == (7, 30)
+    # Looking ahead records nothing: the finished batches alone are still fine.
+    assert (b.processed, b.failures) == (20, {})
+    assert b.record_batch(20, {}) is None
+
+
 def test_select_hosts_refuses_outsiders_and_honours_limit_and_tier() -> None:
     hosts = [_host("ARL-1", tier=0), _host("ARL-2", tier=1), _host("BAS-1", site="bastogne")]
     assert [h.hostname for h in select_hosts(hosts, "arlon")] == ["ARL-1", "ARL-2"]

@@ -102,3 +102,22 @@ def test_shared_infrastructure_comes_back_one_service_at_a_time(fleet: list[Host
     # other tiers may mix services in a batch (no dependency between their services)
     assert not plan.waves[-1].tier.one_service_per_batch
     assert any(len({h.service for h in b}) > 1 for b in plan.waves[-1].batches)
+
+
+def test_stages_keep_dependencies_apart(fleet: list[Host]) -> None:
+    """Batches of one stage may overlap; a stage never mixes servers and PCs, nor (tier 0) services."""
+    plan = plan_site(fleet, get_site("arlon"))
+    for wave in plan.waves:
+        stages = wave.stages()
+        assert [b for stage in stages for b in stage] == wave.batches  # every batch, in plan order
+        for stage in stages:
+            kinds = {h.kind for batch in stage for h in batch}
+            assert len(kinds) == 1
+            if wave.tier.one_service_per_batch:
+                assert len({h.service for batch in stage for h in batch}) == 1
+        kinds_in_order = [stage[0][0].kind for stage in stages]
+        assert kinds_in_order == sorted(kinds_in_order, key=lambda k: k is not Kind.SERVER)  # servers first
+    # Tier 0: one stage per service (directory, then DNS/DHCP, ...); the big last tier: servers, then PCs.
+    assert len(plan.waves[0].stages()) == len({h.service for h in plan.waves[0].hosts})
+    last = plan.waves[-1].stages()
+    assert len(last) == 2 and len(last[1]) > 1  # PCs' batches can be pipelined
