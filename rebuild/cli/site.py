@@ -52,10 +52,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--pipeline-depth",
         type=int,
-        default=3,
+        default=4,
         metavar="N",
-        help="batches in flight at once: the next starts when the previous has finished reimaging "
-        "(default 3; 1 = one batch after another)",
+        help="batches in flight at once; a batch touches hosts only once the one before it has "
+        "finished reimaging (default 4; 1 = one batch after another)",
     )
     p.add_argument("--playbook", type=Path, help="top playbook (default playbooks/site.yml)")
     p.add_argument("--json", action="store_true", help="quiet JSON-lines progress for automation")

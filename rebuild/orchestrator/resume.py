@@ -50,6 +50,16 @@ def playbook_phases(playbook: Path) -> tuple[str, ...]:
     return tuple(phases)
 
 
+def playbook_gated(playbook: Path) -> bool:
+    """Whether every play waits at `rebuild_gate` before touching a host (pre_tasks): only then
+    may the orchestrator start a batch before the imaging capacity is free."""
+    plays = load_yaml(playbook) or []
+    return bool(plays) and all(
+        any(isinstance(t, dict) and "rebuild_gate" in t for t in (play or {}).get("pre_tasks") or [])
+        for play in plays
+    )
+
+
 def host_work(record: HostRecord, available: tuple[str, ...], *, force: bool = False) -> HostWork:
     """The phases this run gives the host, from its journal state."""
     name, phase = record.name, record.phase

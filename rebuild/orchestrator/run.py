@@ -36,7 +36,7 @@ from rebuild.orchestrator.breaker import Breaker, Trip
 from rebuild.orchestrator.events import EventMapper, HostEvent
 from rebuild.orchestrator.interlocks import confirm_site, select_hosts, wipe_summary
 from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress, Synchronized
-from rebuild.orchestrator.resume import HostWork, host_work, playbook_phases
+from rebuild.orchestrator.resume import HostWork, host_work, playbook_gated, playbook_phases
 from rebuild.plan import Plan, Wave, plan_site
 from rebuild.promote import load_config as load_promotion_config
 from rebuild.promote import promote_verified
@@ -92,7 +92,7 @@ class SiteRunOptions:
     rehearsal: bool = False
     playbook: Path = DEFAULT_PLAYBOOK
     imaging_capacity: int | None = None  # may only lower the site's capacity (degraded imaging)
-    pipeline_depth: int = 3  # batches in flight at once in a stage (1: strictly one after another)
+    pipeline_depth: int = 4  # batches in flight at once in a stage (1: strictly one after another)
     ask: Callable[[str], str] = input
     say: Callable[[str], None] = print
 
@@ -182,9 +182,14 @@ class _Interrupt:
 class _BatchRun:
     """One batch running in its own thread (its ansible-runner call), watched by the stage loop."""
 
-    def __init__(self, ident: str, number: int, batch: list[Host], news: queue.Queue[_BatchRun]) -> None:
+    def __init__(
+        self, ident: str, number: int, batch: list[Host], news: queue.Queue[_BatchRun], gate: Path | None
+    ) -> None:
         self.ident, self.number, self.batch = ident, number, batch
         self.news = news
+        self.gate = gate  # None: the batch may touch hosts as soon as it starts
+        self.gate_open = gate is None
+        self.cancelled = threading.Event()  # stopped at its gate: it touched nothing
         self.imaging: set[str] = set()  # hosts still to finish their reimage phase
         self.reimaged = threading.Event()  # none of them is reimaging any more: the next may start
         self.finished = threading.Event()
@@ -207,6 +212,15 @@ class _BatchRun:
                 self.imaging.discard(event.host)
                 if not self.imaging:
                     self._signal_reimaged()
+
+    def open_gate(self) -> None:
+        if self.gate is not None:
+            self.gate.parent.mkdir(parents=True, exist_ok=True)
+            self.gate.touch()
+        self.gate_open = True
+
+    def cancel(self) -> None:
+        self.cancelled.set()
 
     def failures(self) -> dict[str, str]:
         with self._lock:
@@ -271,6 +285,7 @@ class SiteRun:
             inventory_label=f"inventory {self.inventory}",
         )
         self.available = playbook_phases(self.playbook)
+        self._gated = playbook_gated(self.playbook)
         self.journal = Journal.in_state_dir(self.state_dir)
         self.journal.ensure_hosts([h for h in hosts if h.site == site.name])
         forced = {n.upper() for n in o.force_hosts}
@@ -449,28 +464,46 @@ class SiteRun:
         interrupt: _Interrupt,
         breaker: Breaker,
     ) -> tuple[str, str] | None:
+        """Batches of one stage. A batch's gate opens (it may touch hosts) only when no other
+        batch is reimaging and the breaker agrees; with a gated playbook the next batch is
+        started early so Ansible's start-up overlaps the reimaging before it."""
         news: queue.Queue[_BatchRun] = queue.Queue()
         waiting = list(stage)
         running: list[_BatchRun] = []
         outcome: tuple[str, str] | None = None
+
+        def start(gated: bool) -> None:
+            batch = waiting.pop(0)
+            interrupt.in_batch = True
+            running.append(
+                self._start_batch(wave, numbers[id(batch)], batch, work, progress, interrupt, news, gated)
+            )
+
         try:
             while waiting or running:
-                imaging = any(not r.reimaged.is_set() for r in running)
-                if waiting and outcome is None and not interrupt.requested and not imaging:
-                    if len(running) < self.o.pipeline_depth:
-                        trip = breaker.check_in_flight(
-                            sum(r.past_reimage() for r in running),
-                            {k: v for r in running for k, v in r.failures().items()},
-                        )
-                        if trip is not None and not self.o.dry_run:
-                            outcome = self._tripped(trip, progress)
-                            continue
-                        batch = waiting.pop(0)
-                        interrupt.in_batch = True
-                        running.append(
-                            self._start_batch(wave, numbers[id(batch)], batch, work, progress, interrupt, news)
-                        )
+                imaging = any(r.gate_open and not r.reimaged.is_set() for r in running)
+                closed = [r for r in running if not r.gate_open]
+                room = bool(waiting) and len(running) < self.o.pipeline_depth
+                if outcome is not None or interrupt.requested:
+                    for r in closed:
+                        r.cancel()  # started early, never let through: nothing was touched
+                elif not imaging and (closed or room):
+                    opened = [r for r in running if r.gate_open]
+                    trip = breaker.check_in_flight(
+                        sum(r.past_reimage() for r in opened),
+                        {k: v for r in opened for k, v in r.failures().items()},
+                    )
+                    if trip is not None and not self.o.dry_run:
+                        outcome = self._tripped(trip, progress)
                         continue
+                    if closed:
+                        closed[0].open_gate()
+                    else:
+                        start(gated=False)
+                    continue
+                elif self._gated and room and not closed:
+                    start(gated=True)
+                    continue
                 try:
                     done = news.get(timeout=0.5)  # wakes for a reimaged batch or a finished one
                 except queue.Empty:
@@ -504,6 +537,7 @@ class SiteRun:
         progress: Progress,
         interrupt: _Interrupt,
         news: queue.Queue[_BatchRun],
+        gated: bool,
     ) -> _BatchRun:
         ident = f"t{wave.tier.id}-b{number:03d}"
         progress.emit(
@@ -514,7 +548,8 @@ class SiteRun:
             ident=ident,
             hosts=[h.hostname for h in batch],
         )
-        run = _BatchRun(ident, number, batch, news)
+        gate = self.run_dir / "gates" / ident if gated else None
+        run = _BatchRun(ident, number, batch, news, gate)
         run.imaging = {
             h.hostname for h in batch if "reimage" in work[h.hostname].phases and not self.o.dry_run
         }
@@ -525,7 +560,7 @@ class SiteRun:
 
         def body() -> None:
             try:
-                run.outcome = self._run_batch(ident, batch, work, prepared, progress, interrupt, run.host_event)
+                run.outcome = self._run_batch(ident, batch, work, prepared, progress, interrupt, run)
             except BaseException as exc:  # re-raised in the orchestrator's thread
                 run.error = exc
             finally:
@@ -539,6 +574,10 @@ class SiteRun:
         self, wave: Wave, run: _BatchRun, progress: Progress, interrupt: _Interrupt, breaker: Breaker
     ) -> tuple[str, str] | None:
         failures, runner_status = run.outcome
+        if run.cancelled.is_set() and not run.gate_open:
+            progress.emit("batch_finished", tier=wave.tier.id, batch=run.number, ident=run.ident,
+                          hosts=len(run.batch), failed=[], runner_status="not started (site stopping)")
+            return None
         self.failed.update(failures)
         progress.emit(
             "batch_finished",
@@ -597,7 +636,7 @@ class SiteRun:
         prepared: tuple[dict[str, list[str]], list[str]],
         progress: Progress,
         interrupt: _Interrupt,
-        on_host: Callable[[HostEvent], None],
+        run: _BatchRun,
     ) -> tuple[dict[str, str], str]:
         from ansible_runner.interface import init_runner
 
@@ -609,6 +648,8 @@ class SiteRun:
             "rebuild_dry_run": self.o.dry_run,
             "rebuild_run_id": self.run_id,
         }
+        if run.gate is not None:
+            extravars["rebuild_gate_file"] = str(run.gate)
         if self.o.dry_run:
             render = self.run_dir / "boot"
             (render / "unattend").mkdir(parents=True, exist_ok=True)
@@ -617,7 +658,7 @@ class SiteRun:
 
         def on_event(event: HostEvent) -> None:
             progress.host_event(event)
-            on_host(event)
+            run.host_event(event)
 
         mapper = EventMapper(
             self.journal, self.run_id, force_hosts=forced, record_only=self.o.dry_run, on_host_event=on_event
@@ -649,7 +690,7 @@ class SiteRun:
             quiet=True,
             suppress_env_files=True,
             event_handler=mapper,
-            cancel_callback=lambda: interrupt.requested or self._abort.is_set(),
+            cancel_callback=lambda: interrupt.requested or self._abort.is_set() or run.cancelled.is_set(),
         )
         runner.config.env = child_env({**runner.config.env, **env})
         try:

@@ -217,6 +217,17 @@ def test_playbook_phases_read_in_order(tmp_path: Path) -> None:
     assert playbook_phases(Path(__file__).resolve().parents[2] / "playbooks" / "site.yml")[0] == "reimage"
 
 
+def test_only_a_gated_playbook_lets_batches_start_early(tmp_path: Path) -> None:
+    from rebuild.orchestrator.resume import playbook_gated
+
+    root = Path(__file__).resolve().parents[2]
+    assert playbook_gated(root / "playbooks" / "site.yml")
+    assert playbook_gated(root / "tests" / "integration" / "data" / "reimage-only.yml")
+    ungated = tmp_path / "ungated.yml"
+    ungated.write_text("- hosts: all\n  roles: [reimage]\n")
+    assert not playbook_gated(ungated)  # would wipe at once: the orchestrator must not start it early
+
+
 def test_breaker_trips_over_threshold_only() -> None:
     b = Breaker(0.2)
     b.start_wave(1)
