@@ -41,6 +41,7 @@ from rebuild.harden.baseline import DEFAULT_BASELINE, load_baseline  # noqa: E40
 from rebuild.harden.compile import HostFacts, compile_host  # noqa: E402
 from rebuild.lab import daemon  # noqa: E402
 from rebuild.lab.prefix import claim_prefix  # noqa: E402
+from rebuild.register import EXPORT_HEADERS_EN  # noqa: E402
 
 OS_KEY = "windows-11-23h2"
 SIMULATED_TYPES = ("registry", "service", "feature")
@@ -55,23 +56,7 @@ REG_TYPES = {
 
 def write_register(path: Path, count: int) -> list[str]:
     """2 x count Windows 11 workstations at Arlon (clinical network), unique names/IP/MAC."""
-    header = [
-        "Asset tag",
-        "Hostname",
-        "Kind",
-        "Platform",
-        "OS",
-        "Site",
-        "Department",
-        "Room",
-        "IP address",
-        "MAC address",
-        "BMC address",
-        "VM reference",
-        "Applications",
-        "Status",
-        "Serial number",
-    ]
+    header = list(EXPORT_HEADERS_EN)
     names = []
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)

@@ -27,6 +27,28 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU of a running process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _lab_pids(daemon_pid: int) -> list[int]:
+    """The lab daemon and its children (the Redfish emulator): the SIMULATED hosts' CPU."""
+    pids = [daemon_pid] if daemon_pid else []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(Path(entry, "stat").read_text().rsplit(")", 1)[1].split()[1]) == daemon_pid:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
 def _run_site(
     site: str, lab: object, playbook: Path | None, threshold: float, logs: Path
 ) -> dict[str, object]:
@@ -51,12 +73,15 @@ def _run_site(
     if playbook:
         cmd += ["--playbook", str(playbook)]
     out = logs / f"{site}.jsonl"
+    lab_pids = _lab_pids(int(lab.info.get("pid", 0)))  # type: ignore[attr-defined]
+    lab_before = sum(_cpu_seconds(p) for p in lab_pids)
     started = time.monotonic()
     with out.open("w") as handle:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
     cpu = usage.ru_utime + usage.ru_stime
+    lab_cpu = sum(_cpu_seconds(p) for p in lab_pids) - lab_before
     final: dict[str, object] = {}
     for line in out.read_text().splitlines():
         if line.startswith("{") and '"run_finished"' in line:
@@ -69,6 +94,7 @@ def _run_site(
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
         "cpu_per_host_s": round(cpu / hosts, 3),
+        "lab_cpu_s": round(lab_cpu, 1),
         "wall_per_host_s": round(wall / hosts, 3),
         "status": final.get("status", f"exit {os.waitstatus_to_exitcode(status)}"),
         "counts": counts,
@@ -88,6 +114,7 @@ def main() -> int:
         help="the bench measures; it does not stop on failures (default 0.99)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the lab dir and logs")
+    parser.add_argument("--site", help="with scope fleet: only this site (e.g. the smallest, bastogne)")
     args = parser.parse_args()
 
     import conftest  # the lab fixture helpers: unique prefix, daemon up/down
@@ -97,9 +124,11 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench-site-"))
     sites = ["arlon"] if args.scope == "arlon" else [s.name for s in load_sites()]
+    if args.site:
+        sites = [args.site]
     results = []
     lab_started = time.monotonic()
-    site_filter = "arlon" if args.scope == "arlon" else None
+    site_filter = "arlon" if args.scope == "arlon" else args.site
     with conftest._running_lab(work / "lab", fleet.DEFAULT_REGISTER, site_filter, 0.0) as lab:
         print(
             f"SIMULATED lab up in {time.monotonic() - lab_started:.1f} s ({lab.info.get('twins')} twins)",
@@ -114,9 +143,11 @@ def main() -> int:
     hosts = sum(int(r["hosts"]) for r in results)  # type: ignore[call-overload]
     wall = sum(float(r["wall_s"]) for r in results)  # type: ignore[arg-type]
     cpu = sum(float(r["cpu_s"]) for r in results)  # type: ignore[arg-type]
+    lab_cpu = sum(float(r["lab_cpu_s"]) for r in results)  # type: ignore[arg-type]
     print(
         f"\n{args.scope}: {hosts} hosts, wall {wall:.0f} s ({wall / 60:.1f} min), controller CPU {cpu:.0f} s, "
-        f"{cpu / max(hosts, 1):.2f} CPU s/host, {wall / max(hosts, 1):.2f} wall s/host"
+        f"{cpu / max(hosts, 1):.2f} CPU s/host, {wall / max(hosts, 1):.2f} wall s/host, "
+        f"SIMULATED lab CPU {lab_cpu:.0f} s (same cores)"
         + ("  [target: whole fleet < 15 min]" if args.scope == "fleet" else "")
     )
     if args.keep:

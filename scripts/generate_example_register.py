@@ -25,17 +25,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rebuild.register import EXPORT_HEADERS_EN, EXPORT_HEADERS_FR
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "inventories" / "example"
 
-FR_HEADERS = [
-    "N° inventaire", "Nom", "Type", "Plateforme", "Système d'exploitation", "Site", "Service", "Local",
-    "Adresse IP", "Adresse MAC", "Adresse BMC", "Référence VM", "Applications", "Statut", "N° de série",
-]  # fmt: skip
-EN_HEADERS = [
-    "Asset tag", "Hostname", "Kind", "Platform", "OS", "Site", "Department", "Room",
-    "IP address", "MAC address", "BMC address", "VM reference", "Applications", "Status", "Serial number",
-]  # fmt: skip
+FR_HEADERS = list(EXPORT_HEADERS_FR)
+EN_HEADERS = list(EXPORT_HEADERS_EN)
 
 
 @dataclass(frozen=True)

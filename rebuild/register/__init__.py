@@ -17,8 +17,22 @@ from rebuild.tiers import PROJECT_ROOT
 EXAMPLE_REGISTER = PROJECT_ROOT / "inventories" / "example" / "register.csv"
 SMALL_REGISTER = PROJECT_ROOT / "inventories" / "example" / "register-small.csv"
 
+# Column headers of the bundled exports, in the order the CMDB writes them (French: register.csv,
+# English: register-small.csv). Any name register_aliases.yml knows is read; these are what the
+# example generator, the benches and the tests write.
+EXPORT_HEADERS_FR = (
+    "N° inventaire", "Nom", "Type", "Plateforme", "Système d'exploitation", "Site", "Service", "Local",
+    "Adresse IP", "Adresse MAC", "Adresse BMC", "Référence VM", "Applications", "Statut", "N° de série",
+)  # fmt: skip
+EXPORT_HEADERS_EN = (
+    "Asset tag", "Hostname", "Kind", "Platform", "OS", "Site", "Department", "Room",
+    "IP address", "MAC address", "BMC address", "VM reference", "Applications", "Status", "Serial number",
+)  # fmt: skip
+
 __all__ = [
     "EXAMPLE_REGISTER",
+    "EXPORT_HEADERS_EN",
+    "EXPORT_HEADERS_FR",
     "SMALL_REGISTER",
     "Problem",
     "RawTable",

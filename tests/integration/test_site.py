@@ -23,6 +23,7 @@ from rebuild.errors import ConfigError, SafetyError
 from rebuild.journal import Journal, Phase
 from rebuild.lab.state import StateStore
 from rebuild.orchestrator import SiteRunOptions, run_site
+from rebuild.register import EXPORT_HEADERS_EN
 from rebuild.secrets import SecretStore
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -359,23 +360,7 @@ def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(
 
 # -- circuit breaker ------------------------------------------------------------------------------
 
-_HEADER = [
-    "Asset tag",
-    "Hostname",
-    "Kind",
-    "Platform",
-    "OS",
-    "Site",
-    "Department",
-    "Room",
-    "IP address",
-    "MAC address",
-    "BMC address",
-    "VM reference",
-    "Applications",
-    "Status",
-    "Serial number",
-]
+_HEADER = list(EXPORT_HEADERS_EN)
 
 
 def _breaker_register(path: Path) -> Path:

@@ -7,16 +7,17 @@ line `PowerShell ... -EncodedCommand <bootstrap_wrapper>` plus the exec wrapper 
 from __future__ import annotations
 
 import base64
-import time
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from inprocess import SERVER, ps, two_twin_lab
 
 from rebuild.lab import images
-from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec import execute
 from rebuild.lab.exec.ansible_payload import (
     SEPARATOR,
@@ -24,37 +25,14 @@ from rebuild.lab.exec.ansible_payload import (
     module_call,
     parse_bootstrap_input,
 )
-from rebuild.lab.exec.payloads import encoded_command, module_command, module_stdin
-from rebuild.lab.state import StateStore, TwinState
-
-SERVER = TwinRecord(
-    "ARL-SRV-0001",
-    "127.250.0.2",
-    "94:40:c9:00:01:01",
-    "server",
-    "physical",
-    "arlon",
-    "windows-server-2022",
-    "emergency",
-)
-PC = TwinRecord(
-    "ARL-PC-0001",
-    "127.250.0.3",
-    "94:40:c9:00:01:02",
-    "workstation",
-    "physical",
-    "arlon",
-    "windows-11-23h2",
-    "emergency",
-)
+from rebuild.lab.exec.payloads import module_command, module_stdin
+from rebuild.lab.state import TwinState
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    store = StateStore(tmp_path / "twins.sqlite")
-    store.put_many({t.name: images.compromised_state(t, "Pre-incident-Pa55!") for t in (SERVER, PC)})
-    yield Lab(LabConfig(lab_dir=tmp_path), store, {SERVER.name: SERVER, PC.name: PC})
-    store.close()
+    with two_twin_lab(tmp_path, "Pre-incident-Pa55!") as lab:
+        yield lab
 
 
 def run_module(
@@ -64,12 +42,6 @@ def run_module(
     rc, out, err = execute(lab, twin, command, arguments, stdin)
     assert err == b"", err
     return rc, json.loads(out)
-
-
-def ps(lab: Lab, script: str, twin: TwinRecord = SERVER) -> tuple[int, str, str]:
-    command, arguments = encoded_command(script)
-    rc, out, err = execute(lab, twin, command, arguments, b"")
-    return rc, out.decode(), err.decode()
 
 
 def change(lab: Lab, fn: Any, twin: TwinRecord = SERVER) -> TwinState:

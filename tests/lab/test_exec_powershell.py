@@ -7,47 +7,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from inprocess import PC, SERVER, ps, two_twin_lab
 
 from rebuild.lab import images
-from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec import execute
-from rebuild.lab.exec.payloads import encoded_command
-from rebuild.lab.state import StateStore, TwinState
-
-SERVER = TwinRecord(
-    "ARL-SRV-0001",
-    "127.251.0.2",
-    "94:40:c9:00:01:01",
-    "server",
-    "physical",
-    "arlon",
-    "windows-server-2022",
-    "emergency",
-)
-PC = TwinRecord(
-    "ARL-PC-0001",
-    "127.251.0.3",
-    "94:40:c9:00:01:02",
-    "workstation",
-    "physical",
-    "arlon",
-    "windows-11-23h2",
-    "emergency",
-)
+from rebuild.lab.state import TwinState
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    store = StateStore(tmp_path / "twins.sqlite")
-    store.put_many({t.name: images.compromised_state(t, "pw") for t in (SERVER, PC)})
-    yield Lab(LabConfig(lab_dir=tmp_path), store, {SERVER.name: SERVER, PC.name: PC})
-    store.close()
-
-
-def ps(lab: Lab, script: str, twin: TwinRecord = SERVER) -> tuple[int, str, str]:
-    command, arguments = encoded_command(script)
-    rc, out, err = execute(lab, twin, command, arguments, b"")
-    return rc, out.decode(), err.decode()
+    with two_twin_lab(tmp_path, "pw") as lab:
+        yield lab
 
 
 def cmd(lab: Lab, line: str, twin: TwinRecord = SERVER) -> tuple[int, str, str]:

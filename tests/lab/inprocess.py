@@ -1,0 +1,53 @@
+"""An in-process lab of two twins (one server, one PC) for tests that call
+`rebuild.lab.exec.execute` directly, as the WinRM transport would, with no socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rebuild.lab import images
+from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.exec import execute
+from rebuild.lab.exec.payloads import encoded_command
+from rebuild.lab.state import StateStore
+
+SERVER = TwinRecord(
+    "ARL-SRV-0001",
+    "127.250.0.2",
+    "94:40:c9:00:01:01",
+    "server",
+    "physical",
+    "arlon",
+    "windows-server-2022",
+    "emergency",
+)
+PC = TwinRecord(
+    "ARL-PC-0001",
+    "127.250.0.3",
+    "94:40:c9:00:01:02",
+    "workstation",
+    "physical",
+    "arlon",
+    "windows-11-23h2",
+    "emergency",
+)
+
+
+@contextmanager
+def two_twin_lab(directory: Path, admin_password: str) -> Iterator[Lab]:
+    """Both twins as found the morning after (compromised, pre-incident local admin password)."""
+    store = StateStore(directory / "twins.sqlite")
+    store.put_many({t.name: images.compromised_state(t, admin_password) for t in (SERVER, PC)})
+    try:
+        yield Lab(LabConfig(lab_dir=directory), store, {SERVER.name: SERVER, PC.name: PC})
+    finally:
+        store.close()
+
+
+def ps(lab: Lab, script: str, twin: TwinRecord = SERVER) -> tuple[int, str, str]:
+    """Run a PowerShell script as `powershell -EncodedCommand` on a twin: (rc, stdout, stderr)."""
+    command, arguments = encoded_command(script)
+    rc, out, err = execute(lab, twin, command, arguments, b"")
+    return rc, out.decode(), err.decode()
