@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from rebuild.errors import ConfigError
-from rebuild.yamlfile import load_yaml
+from rebuild.yamlfile import load_shared_yaml, load_yaml
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "inventories" / "data"
 CATALOGUE_FILE = "applications.yml"
@@ -312,7 +312,7 @@ def load_catalogue(path: Path | None = None, data_dir: Path | None = None) -> Ca
     data_dir = data_dir or DATA_DIR
     path = path or data_dir / CATALOGUE_FILE
     try:
-        raw = load_yaml(path)
+        raw = load_shared_yaml(path)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: application catalogue not found") from exc
     except yaml.YAMLError as exc:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from rebuild.errors import ConfigError
-from rebuild.yamlfile import load_yaml
+from rebuild.yamlfile import load_shared_yaml
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "inventories" / "data"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -91,7 +91,7 @@ def parse_indicators(raw: Any, source: str = "iocs.yml") -> Indicators:
 def load_indicators(path: Path | None = None) -> Indicators:
     path = path or DATA_DIR / "iocs.yml"
     try:
-        raw = load_yaml(path)
+        raw = load_shared_yaml(path)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: indicator list not found") from exc
     except yaml.YAMLError as exc:

@@ -7,6 +7,7 @@ site run's CPU. Same safe subset, same errors (yaml.YAMLError with the line), ~1
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -23,3 +24,20 @@ def load_yaml_text(text: str) -> Any:
 def load_yaml(path: Path) -> Any:
     """Parse one YAML file (UTF-8) with the safe loader."""
     return load_yaml_text(path.read_text(encoding="utf-8"))
+
+
+_SHARED: dict[tuple[str, bytes], Any] = {}
+
+
+def load_shared_yaml(path: Path) -> Any:
+    """Like `load_yaml`, parsed once per process and content: for read-only reference data
+    (baseline, catalogues, indicators). Callers must not modify what they get.
+
+    Ansible imports the project's action plugins in ansible-playbook's own process before it forks
+    a worker per host and task; a plugin that loads its data at import leaves it parsed in every
+    worker. The key holds a digest of the bytes, so an edited file is parsed again."""
+    data = path.read_bytes()
+    key = (str(path.resolve()), hashlib.blake2b(data, digest_size=16).digest())
+    if key not in _SHARED:
+        _SHARED[key] = load_yaml_text(data.decode("utf-8"))
+    return _SHARED[key]

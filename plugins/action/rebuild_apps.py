@@ -14,6 +14,7 @@ Options (all optional):
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,10 @@ except ImportError as exc:  # the controller must have rebuild installed (pip in
     _IMPORT_ERROR: Exception | None = exc
 else:
     _IMPORT_ERROR = None
+    # Parsed now, in ansible-playbook's own process: Ansible imports action plugins there before it
+    # forks a worker per host and task, so every worker inherits the data already parsed.
+    with contextlib.suppress(RebuildError, OSError, ValueError):
+        load_catalogue()
 
 MODULE = "win_rebuild_apps"
 _ARGS = frozenset(("catalogue", "repository", "update_defender_signatures", "defender_signature_source"))

@@ -15,6 +15,7 @@ mode) fails only when the module itself could not run.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,10 @@ except ImportError as exc:  # the controller must have rebuild installed (pip in
     _IMPORT_ERROR: Exception | None = exc
 else:
     _IMPORT_ERROR = None
+    # Parsed now, in ansible-playbook's own process: Ansible imports action plugins there before it
+    # forks a worker per host and task, so every worker inherits the data already parsed.
+    with contextlib.suppress(RebuildError, OSError, ValueError):
+        load_exceptions(None, known_controls=load_baseline().ids)
 
 MODULE = "win_rebuild_baseline"
 _ARGS = frozenset(("baseline", "exceptions", "protected_accounts", "fail_on_manual"))

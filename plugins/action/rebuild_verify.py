@@ -18,6 +18,7 @@ and, when a check fails, `failed: true` and `rebuild_quarantine: true` (docs/con
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,17 @@ except ImportError as exc:  # the controller must have rebuild installed (pip in
     _IMPORT_ERROR: Exception | None = exc
 else:
     _IMPORT_ERROR = None
+    # Parsed now, in ansible-playbook's own process: Ansible imports action plugins there before it
+    # forks a worker per host and task, so every worker inherits the data already parsed.
+    with contextlib.suppress(RebuildError, OSError, ValueError):
+        from rebuild.applications import load_catalogue
+        from rebuild.harden.baseline import load_baseline
+        from rebuild.harden.exceptions import load_exceptions
+        from rebuild.iocs import load_indicators
+
+        load_exceptions(None, known_controls=load_baseline().ids)
+        load_catalogue()
+        load_indicators()
 
 _ARGS = frozenset(("run_dir", "defender_max_signature_age_hours", "previous_secret_name", "timeout"))
 _HOSTVARS = (

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from rebuild.errors import ConfigError
-from rebuild.yamlfile import load_yaml
+from rebuild.yamlfile import load_shared_yaml
 
 DEFAULT_BASELINE = Path(__file__).resolve().parents[2] / "inventories" / "data" / "baseline.yml"
 
@@ -186,7 +186,7 @@ def load_baseline(path: Path | None = None) -> Baseline:
     """Read and validate a baseline file; ConfigError lists every problem found."""
     path = path or DEFAULT_BASELINE
     try:
-        raw = load_yaml(path)
+        raw = load_shared_yaml(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: baseline file not found") from None
     except yaml.YAMLError as exc:

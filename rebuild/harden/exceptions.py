@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from rebuild.errors import ConfigError
-from rebuild.yamlfile import load_yaml
+from rebuild.yamlfile import load_shared_yaml
 
 DEFAULT_EXCEPTIONS = Path(__file__).resolve().parents[2] / "inventories" / "data" / "harden_exceptions.yml"
 SCOPES = ("host", "group", "site")
@@ -54,7 +54,7 @@ def load_exceptions(
     """Read and validate the exceptions file. A missing default file means no exceptions."""
     path = path or DEFAULT_EXCEPTIONS
     try:
-        raw = load_yaml(path)
+        raw = load_shared_yaml(path)
     except FileNotFoundError:
         if path == DEFAULT_EXCEPTIONS:
             return []

@@ -178,7 +178,6 @@ class _Interrupt:
             signal.signal(sig, handler)
 
 
-
 class _BatchRun:
     """One batch running in its own thread (its ansible-runner call), watched by the stage loop."""
 

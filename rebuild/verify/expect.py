@@ -14,7 +14,7 @@ from typing import Any
 from rebuild.applications import Catalogue, load_catalogue
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
-from rebuild.yamlfile import load_yaml
+from rebuild.yamlfile import load_shared_yaml
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "inventories" / "data"
 
@@ -55,7 +55,7 @@ class Expectations:
 
 def _image(catalogue_file: Path, os_key: str, host: str) -> dict[str, str]:
     try:
-        raw = load_yaml(catalogue_file) or {}
+        raw = load_shared_yaml(catalogue_file) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"host {host}: image catalogue {catalogue_file} not found") from exc
     images = raw.get("images") or {}
