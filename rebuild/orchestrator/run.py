@@ -3,8 +3,11 @@
 The run is a loop over the plan of the hosts that still have work (resume). Each batch is
 one `ansible_runner` Python API call on playbooks/site.yml limited to the batch, with
 forks = batch size (never more than the site's imaging capacity, so imaging queues and is
-never rejected). Events are consumed live into the journal (events.py). Between batches the
-circuit breaker decides whether to go on. Secrets: rotated in the store before a wipe, read by
+never rejected), in a thread of its own: inside a stage of a wave (Wave.stages) batches are
+pipelined - a batch waits at its gate until no other batch is reimaging, so its start-up and
+the previous batches' later phases overlap that reimaging. Events are consumed live into the
+journal (events.py). Before each gate opens and after each batch the circuit breaker decides
+whether to go on. Secrets: rotated in the store before a wipe, read by
 Ansible through the lookup plugin only; the child environment is reduced to an allowlist so
 ansible-runner's artifacts (which record env and command line) never hold one.
 """
@@ -443,9 +446,9 @@ class SiteRun:
         interrupt: _Interrupt,
         breaker: Breaker,
     ) -> tuple[str, str]:
-        """The wave's stages one after the other; inside a stage, batches are pipelined: the next
-        batch starts once the previous one has finished reimaging (so no more than the imaging
-        capacity reimages at once) and at most `pipeline_depth` batches are in flight."""
+        """The wave's stages one after the other; inside a stage, batches are pipelined: a batch
+        touches hosts only once the one before it has finished reimaging (so no more than the
+        imaging capacity reimages at once) and at most `pipeline_depth` batches are in flight."""
         numbers = {id(batch): b for b, batch in enumerate(wave.batches, 1)}
         for stage in wave.stages():
             outcome = self._run_stage(wave, stage, numbers, work, progress, interrupt, breaker)
@@ -554,7 +557,7 @@ class SiteRun:
         }
         if not run.imaging:
             run.reimaged.set()
-        # Secrets rotate here, in this thread, before the batch's own thread starts.
+        # Secrets rotate here, in the orchestrator's thread, before the batch's own thread starts.
         prepared = self._prepare_batch(batch, work)
 
         def body() -> None:
@@ -574,8 +577,15 @@ class SiteRun:
     ) -> tuple[str, str] | None:
         failures, runner_status = run.outcome
         if run.cancelled.is_set() and not run.gate_open:
-            progress.emit("batch_finished", tier=wave.tier.id, batch=run.number, ident=run.ident,
-                          hosts=len(run.batch), failed=[], runner_status="not started (site stopping)")
+            progress.emit(
+                "batch_finished",
+                tier=wave.tier.id,
+                batch=run.number,
+                ident=run.ident,
+                hosts=0,  # stopped at its gate: nothing of it was processed
+                failed=[],
+                runner_status="not started (site stopping)",
+            )
             return None
         self.failed.update(failures)
         progress.emit(

@@ -49,7 +49,7 @@ def test_markers_move_hosts_and_keep_done_facts(journal: Journal) -> None:
     m = EventMapper(journal, "r1")
     m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
     assert journal.host("PC1").phase is Phase.REIMAGING
-    m(_ev("runner_on_ok", "PC1", "reimage | trigger | Wake-on-LAN (PC)", {"changed": True}))
+    m(_ev("runner_on_ok", "PC1", "reimage | trigger | one-time network boot (Redfish, hypervisor or Wake-on-LAN)", {"changed": True}))
     m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", {"msg": {"image_id": "img-9"}}))
     rec = journal.host("PC1")
     assert rec.phase is Phase.REIMAGED and rec.results["reimage"]["image_id"] == "img-9"
@@ -312,7 +312,7 @@ def test_progress_views_count_states_and_write_host_logs(tmp_path: Path) -> None
     view.seed({"PC1": "pending", "PC2": "pending"})
     view.emit("run_started", hosts=2)
     view.host_event(HostEvent("PC1", "start", "reimage", "rebuild phase | reimage | start", "ok"))
-    view.host_event(HostEvent("PC1", "task", "reimage", "reimage | trigger | Wake-on-LAN (PC)", "changed"))
+    view.host_event(HostEvent("PC1", "task", "reimage", "reimage | trigger | one-time network boot (Redfish, hypervisor or Wake-on-LAN)", "changed"))
     view.host_event(
         HostEvent("PC2", "failed", "reimage", "reimage | wait", "failed", "reimage | wait: timeout")
     )
