@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inprocess import SERVER, ps, two_twin_lab
+from twins import SERVER, ps, two_twin_lab
 
 from rebuild.lab import images
 from rebuild.lab.context import Lab, TwinRecord

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from inprocess import PC, SERVER, ps, two_twin_lab
+from twins import PC, SERVER, ps, two_twin_lab
 
 from rebuild.lab import images
 from rebuild.lab.context import Lab, TwinRecord

@@ -7,23 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from twins import SERVER, two_twin_lab
 
 from rebuild.lab import images
-from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.context import Lab
 from rebuild.lab.exec import execute
-from rebuild.lab.state import StateStore
 from rebuild.verify.windows import ReadError, WindowsReads
 
-TWIN = TwinRecord(
-    "ARL-SRV-0001",
-    "127.252.0.2",
-    "94:40:c9:00:01:01",
-    "server",
-    "physical",
-    "arlon",
-    "windows-server-2022",
-    "emergency",
-)
+TWIN = SERVER
 
 
 @dataclass
@@ -47,10 +38,8 @@ class Host:
 
 @pytest.fixture
 def reads(tmp_path: Path) -> Iterator[WindowsReads]:
-    store = StateStore(tmp_path / "twins.sqlite")
-    store.put(TWIN.name, images.compromised_state(TWIN, "pw"))
-    yield WindowsReads(Host(Lab(LabConfig(lab_dir=tmp_path), store, {TWIN.name: TWIN})))
-    store.close()
+    with two_twin_lab(tmp_path, "pw") as lab:
+        yield WindowsReads(Host(lab))
 
 
 def test_every_read_runs_on_a_twin(reads: WindowsReads) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from twins import server_twin
 
 from rebuild.lab import images
 from rebuild.lab.ca import LabCA
@@ -30,16 +31,7 @@ SMB1_KEY = r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters"
 def twin_host(
     tmp_path: Path, lab_prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Lab, TwinRecord, object]]:
-    twin = TwinRecord(
-        "ARL-SRV-0001",
-        f"{lab_prefix}.0.2",
-        "94:40:c9:00:01:01",
-        "server",
-        "physical",
-        "arlon",
-        "windows-server-2022",
-        "emergency",
-    )
+    twin = server_twin(f"{lab_prefix}.0.2")
     store = StateStore(tmp_path / "twins.sqlite")
     store.put(twin.name, images.compromised_state(twin, PASSWORD))
     lab = Lab(LabConfig(lab_dir=tmp_path, address_prefix=lab_prefix), store, {twin.name: twin})

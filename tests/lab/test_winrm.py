@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 import winrm
+from twins import pc_twin, server_twin
 from winrm.exceptions import (
     InvalidCredentialsError,
     WinRMOperationTimeoutError,
@@ -95,26 +96,8 @@ class Harness:
 
 @pytest.fixture
 def harness(tmp_path: Path, lab_prefix: str) -> Iterator[Harness]:
-    twin = TwinRecord(
-        "ARL-SRV-0001",
-        f"{lab_prefix}.0.2",
-        "94:40:c9:00:01:01",
-        "server",
-        "physical",
-        "arlon",
-        "windows-server-2022",
-        "emergency",
-    )
-    other = TwinRecord(
-        "ARL-PC-0001",
-        f"{lab_prefix}.0.3",
-        "94:40:c9:00:01:02",
-        "workstation",
-        "physical",
-        "arlon",
-        "windows-11-23h2",
-        "emergency",
-    )
+    twin = server_twin(f"{lab_prefix}.0.2")
+    other = pc_twin(f"{lab_prefix}.0.3")
     config = LabConfig(lab_dir=tmp_path, address_prefix=lab_prefix, shell_quota=3)
     store = StateStore(tmp_path / "twins.sqlite")
     store.put_many({t.name: images.compromised_state(t, PASSWORD) for t in (twin, other)})

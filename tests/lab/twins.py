@@ -1,5 +1,5 @@
-"""An in-process lab of two twins (one server, one PC) for tests that call
-`rebuild.lab.exec.execute` directly, as the WinRM transport would, with no socket."""
+"""Twins for the lab tests: one server and one PC record, and an in-process two-twin lab for
+tests that call `rebuild.lab.exec.execute` directly, as the WinRM transport would, no socket."""
 
 from __future__ import annotations
 
@@ -13,26 +13,26 @@ from rebuild.lab.exec import execute
 from rebuild.lab.exec.payloads import encoded_command
 from rebuild.lab.state import StateStore
 
-SERVER = TwinRecord(
-    "ARL-SRV-0001",
-    "127.250.0.2",
-    "94:40:c9:00:01:01",
-    "server",
-    "physical",
-    "arlon",
-    "windows-server-2022",
-    "emergency",
-)
-PC = TwinRecord(
-    "ARL-PC-0001",
-    "127.250.0.3",
-    "94:40:c9:00:01:02",
-    "workstation",
-    "physical",
-    "arlon",
-    "windows-11-23h2",
-    "emergency",
-)
+
+def server_twin(address: str) -> TwinRecord:
+    """A physical Windows Server 2022 of the emergency service at Arlon, on `address`."""
+    return TwinRecord(
+        "ARL-SRV-0001", address, "94:40:c9:00:01:01", "server", "physical", "arlon",
+        "windows-server-2022", "emergency",
+    )  # fmt: skip
+
+
+def pc_twin(address: str) -> TwinRecord:
+    """A physical Windows 11 PC of the emergency service at Arlon, on `address`."""
+    return TwinRecord(
+        "ARL-PC-0001", address, "94:40:c9:00:01:02", "workstation", "physical", "arlon",
+        "windows-11-23h2", "emergency",
+    )  # fmt: skip
+
+
+# In-process tests open no socket: the addresses are never bound.
+SERVER = server_twin("127.250.0.2")
+PC = pc_twin("127.250.0.3")
 
 
 @contextmanager
