@@ -344,19 +344,16 @@ def _host_from_vars(name: str, hv: Mapping[str, Any], source: Path) -> Host:
         raise RebuildError(f"{source}: host {name} has an invalid rebuild variable: {exc}") from exc
 
 
-def load_inventory_hosts(path: Path) -> list[Host]:
-    """Rebuild Host objects from an inventory: a static file, a directory of them, or a
-    `*.rebuild_register.yml` plugin config — read through Ansible's own inventory manager so
-    it sees exactly what a playbook run would (overlays, host vars beating group vars)."""
+def read_ansible_inventory(path: Path) -> Any:
+    """Ansible's own InventoryManager over `path` (a static file, a directory of them, or a
+    `*.rebuild_register.yml` plugin config), so rebuild sees exactly what a playbook run would."""
     path = Path(path)
     if not path.exists():
         raise RebuildError(f"{path}: no such inventory")
-    from ansible.inventory.helpers import get_group_vars
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
     from ansible.plugins.loader import init_plugin_loader, inventory_loader
     from ansible.utils.collection_loader import AnsibleCollectionConfig
-    from ansible.utils.vars import combine_vars
 
     if not AnsibleCollectionConfig.collection_finder:  # as the ansible CLIs do, once per process
         init_plugin_loader()
@@ -368,11 +365,23 @@ def load_inventory_hosts(path: Path) -> list[Host]:
         raise RebuildError(f"{path}: cannot read inventory: {exc}") from exc
     if not manager.hosts:
         raise RebuildError(f"{path}: inventory has no hosts (wrong path, or not a rebuild inventory)")
+    return manager
+
+
+def hosts_of_inventory(manager: Any, path: Path) -> list[Host]:
+    """Rebuild Host objects from a read inventory (host vars beating group vars)."""
+    from ansible.inventory.helpers import get_group_vars
+    from ansible.utils.vars import combine_vars
+
     hosts: list[Host] = []
     for name, host in manager.hosts.items():
         hv = combine_vars(get_group_vars(host.get_groups()), host.get_vars())
-        hosts.append(_host_from_vars(name, hv, path))
+        hosts.append(_host_from_vars(name, hv, Path(path)))
     return hosts
+
+
+def load_inventory_hosts(path: Path) -> list[Host]:
+    return hosts_of_inventory(read_ansible_inventory(path), path)
 
 
 @dataclass

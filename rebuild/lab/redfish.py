@@ -194,7 +194,9 @@ class RedfishBmcs:
             t.name: {"target": "None", "enabled": "Disabled"} for t in self.servers
         }
         self.power: dict[str, str] = {}
-        self.username = "rebuild-lab"
+        # The store keeps the BMC account name as a credential: one per lab start, so tests that
+        # grep a run for every stored value do not match ordinary lab text ("rebuild-lab").
+        self.username = f"lab-bmc-{secrets.token_hex(4)}"
         self.password = secrets.token_urlsafe(24)
         self.sushy_port = 0
         self._proc: subprocess.Popen[bytes] | None = None

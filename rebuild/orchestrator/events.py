@@ -1,22 +1,24 @@
 """From ansible-runner events to journal transitions (docs/contracts.md "Phases, journal, events").
 
-Each role marks its phase with two tasks, `rebuild phase | <phase> | start` and
-`rebuild phase | <phase> | done` (whose `msg` is a dict the journal keeps). A failed or
-unreachable task (not ignored) fails the host in the phase it is in, with the task name and
-message as reason; the verify role asks for quarantine with `rebuild_quarantine: true`.
+Each role ends its phase with a task `rebuild phase | <phase> | done` (whose `msg` is a dict
+the journal keeps). Phases start without a task of their own (each would be one more worker
+per host): a host's first phase when the batch may touch it (`begin`, at its gate), each next
+phase when the one before is done. A failed or unreachable task (not ignored) fails the host
+in the phase it is in, with the task name and message as reason; the verify role asks for
+quarantine with `rebuild_quarantine: true`.
 The mapper is pure bookkeeping over one batch, so it can be tested with plain event dicts.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rebuild.journal import ACTIVE, WORK_PHASES, Journal, Phase
 
-MARKER = re.compile(r"^rebuild phase \| (?P<phase>[a-z]+) \| (?P<edge>start|done)$")
+MARKER = re.compile(r"^rebuild phase \| (?P<phase>[a-z]+) \| done$")
 _REASON_MAX = 500
 
 
@@ -47,22 +49,30 @@ def failure_message(res: Mapping[str, Any]) -> str:
 class EventMapper:
     """Consume one batch's events live and move hosts in the journal.
 
+    `phases` is what each host runs in this batch, in order (`rebuild_host_phases`).
     `force_hosts` may be taken back from verified (or quarantined) to reimaging.
     In `record_only` mode (dry run) the journal is not touched; events are still reported.
     """
 
     journal: Journal
     run_id: str
+    phases: Mapping[str, Sequence[str]] = field(default_factory=dict)
     force_hosts: frozenset[str] = frozenset()
     record_only: bool = False
     on_host_event: Callable[[HostEvent], None] | None = None
     failed: dict[str, str] = field(default_factory=dict)  # host -> reason, this batch
     quarantined: dict[str, str] = field(default_factory=dict)
-    finished: set[str] = field(default_factory=set)  # hosts whose last phase finished
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         self.handle(event)
         return True  # keep every event in the runner artifacts (they carry no secret)
+
+    def begin(self) -> None:
+        """The batch may now touch its hosts: each enters its first phase (before Ansible can
+        reach it, so a crash from here on leaves it mid-phase, to be re-checked on resume)."""
+        for host, phases in self.phases.items():
+            if phases:
+                self._start(host, phases[0])
 
     def handle(self, event: Mapping[str, Any]) -> HostEvent | None:
         kind = event.get("event", "")
@@ -77,7 +87,7 @@ class EventMapper:
         marker = MARKER.match(task)
         outcome: HostEvent | None = None
         if kind == "runner_on_ok" and marker:
-            outcome = self._marker(host, marker["phase"], marker["edge"], task, res)
+            outcome = self._done(host, marker["phase"], task, res)
         elif kind in ("runner_on_failed", "runner_on_unreachable"):
             if data.get("ignore_errors"):
                 outcome = HostEvent(
@@ -90,30 +100,39 @@ class EventMapper:
             outcome = HostEvent(host, "task", _role_phase(data), task, status)
         if outcome is not None and self.on_host_event is not None:
             self.on_host_event(outcome)
+        if outcome is not None and outcome.kind == "done":
+            self._start_next(host, outcome.phase)
         return outcome
 
-    def _marker(self, host: str, phase: str, edge: str, task: str, res: Mapping[str, Any]) -> HostEvent:
+    def _start(self, host: str, phase: str) -> None:
+        active, _ = WORK_PHASES[phase]
+        if not self.record_only and host not in self.failed:
+            current = self.journal.host(host).phase
+            self.journal.transition(
+                host,
+                active,
+                run_id=self.run_id,
+                reason="resume: re-check" if current is active else "",
+                force=host in self.force_hosts and phase == "reimage",
+            )
+        if self.on_host_event is not None:
+            self.on_host_event(HostEvent(host, "start", phase, f"rebuild phase | {phase} | start", "ok"))
+
+    def _done(self, host: str, phase: str, task: str, res: Mapping[str, Any]) -> HostEvent:
         if phase not in WORK_PHASES:
             raise ValueError(f"{host}: phase marker for unknown phase {phase!r} in task {task!r}")
-        active, done = WORK_PHASES[phase]
-        if edge == "start":
-            if not self.record_only and host not in self.failed:
-                current = self.journal.host(host).phase
-                detail = "resume: re-check" if current is active else ""
-                self.journal.transition(
-                    host,
-                    active,
-                    run_id=self.run_id,
-                    reason=detail,
-                    force=host in self.force_hosts and phase == "reimage",
-                )
-            return HostEvent(host, "start", phase, task, "ok")
+        _, done = WORK_PHASES[phase]
         msg = res.get("msg")
         facts: dict[str, Any] = dict(msg) if isinstance(msg, Mapping) else {}
         if not self.record_only and host not in self.failed:
             self.journal.transition(host, done, run_id=self.run_id, result=facts, result_key=phase)
         summary = ", ".join(f"{k}={v}" for k, v in facts.items() if not isinstance(v, Mapping | list))
         return HostEvent(host, "done", phase, task, "ok", summary[:300])
+
+    def _start_next(self, host: str, phase: str) -> None:
+        planned = list(self.phases.get(host, ()))
+        if phase in planned and planned.index(phase) + 1 < len(planned):
+            self._start(host, planned[planned.index(phase) + 1])
 
     def _failure(
         self, host: str, kind: str, data: Mapping[str, Any], task: str, res: Mapping[str, Any]

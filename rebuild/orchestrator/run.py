@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.errors import ConfigError, RebuildError, SafetyError
-from rebuild.inventory import load_inventory_hosts
+from rebuild.inventory import hosts_of_inventory, read_ansible_inventory
 from rebuild.journal import ACTIVE, Journal, Phase
 from rebuild.model import Host
+from rebuild.orchestrator.batch_inventory import BatchInventories
 from rebuild.orchestrator.breaker import Breaker, Trip
 from rebuild.orchestrator.events import EventMapper, HostEvent
 from rebuild.orchestrator.interlocks import confirm_site, select_hosts, wipe_summary
@@ -198,6 +199,8 @@ class _BatchRun:
         self.outcome: tuple[dict[str, str], str] = ({}, "not run")
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
+        self.inventory: Path | None = None  # this batch's hosts only (batch_inventory.py)
+        self.mapper: EventMapper | None = None  # its events -> the journal
         self._failures: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -216,6 +219,9 @@ class _BatchRun:
                     self._signal_reimaged()
 
     def open_gate(self) -> None:
+        """Let the batch touch its hosts: they enter their first phase in the journal first."""
+        if self.mapper is not None:
+            self.mapper.begin()
         if self.gate is not None:
             self.gate.parent.mkdir(parents=True, exist_ok=True)
             self.gate.touch()
@@ -277,7 +283,9 @@ class SiteRun:
                 )
             site = dataclasses.replace(site, imaging_capacity=o.imaging_capacity)
         self.site = site
-        hosts = load_inventory_hosts(self.inventory)
+        inventory = read_ansible_inventory(self.inventory)
+        hosts = hosts_of_inventory(inventory, self.inventory)
+        self.batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,
             site.name,
@@ -552,6 +560,7 @@ class SiteRun:
         )
         gate = self.run_dir / "gates" / ident if gated else None
         run = _BatchRun(ident, number, batch, news, gate)
+        run.inventory = self.batch_inventories.write(ident, [h.hostname for h in batch])
         run.imaging = {
             h.hostname for h in batch if "reimage" in work[h.hostname].phases and not self.o.dry_run
         }
@@ -560,9 +569,22 @@ class SiteRun:
         # Secrets rotate here, in the orchestrator's thread, before the batch's own thread starts.
         prepared = self._prepare_batch(batch, work)
 
+        def on_event(event: HostEvent) -> None:
+            progress.host_event(event)
+            run.host_event(event)
+
+        run.mapper = EventMapper(
+            self.journal,
+            self.run_id,
+            phases=prepared[0],
+            force_hosts=frozenset(h.hostname for h in batch if work[h.hostname].forced),
+            record_only=self.o.dry_run,
+            on_host_event=on_event,
+        )
+
         def body() -> None:
             try:
-                run.outcome = self._run_batch(ident, batch, work, prepared, progress, interrupt, run)
+                run.outcome = self._run_batch(ident, batch, prepared, interrupt, run)
             except BaseException as exc:  # re-raised in the orchestrator's thread
                 run.error = exc
             finally:
@@ -641,9 +663,7 @@ class SiteRun:
         self,
         ident: str,
         batch: list[Host],
-        work: dict[str, HostWork],
         prepared: tuple[dict[str, list[str]], list[str]],
-        progress: Progress,
         interrupt: _Interrupt,
         run: _BatchRun,
     ) -> tuple[dict[str, str], str]:
@@ -663,16 +683,11 @@ class SiteRun:
             render = self.run_dir / "boot"
             (render / "unattend").mkdir(parents=True, exist_ok=True)
             extravars["rebuild_render_dir"] = str(self.run_dir)
-        forced = frozenset(n for n in names if work[n].forced)
-
-        def on_event(event: HostEvent) -> None:
-            progress.host_event(event)
-            run.host_event(event)
-
-        mapper = EventMapper(
-            self.journal, self.run_id, force_hosts=forced, record_only=self.o.dry_run, on_host_event=on_event
-        )
+        mapper = run.mapper
+        assert mapper is not None  # set by _start_batch
         before = {n: self.journal.host(n).phase for n in names}
+        if run.gate is None:
+            run.open_gate()  # no gate task in the playbook: it touches hosts as soon as it runs
         env = dict(os.environ)
         env.update(
             {
@@ -692,8 +707,8 @@ class SiteRun:
             ident=ident,
             project_dir=str(PROJECT_ROOT),
             playbook=str(self.playbook),
-            inventory=str(self.inventory),
-            limit=",".join(names),
+            inventory=str(run.inventory or self.inventory),
+            limit=",".join(names),  # the batch inventory holds only these; the limit says so twice
             extravars=extravars,
             forks=len(names),
             quiet=True,

@@ -45,21 +45,43 @@ def journal(tmp_path: Path) -> Journal:
     return j
 
 
-def test_markers_move_hosts_and_keep_done_facts(journal: Journal) -> None:
-    m = EventMapper(journal, "r1")
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+def test_phases_start_at_the_gate_and_after_the_one_before_and_keep_done_facts(journal: Journal) -> None:
+    seen: list[tuple[str, str, str]] = []
+    m = EventMapper(
+        journal,
+        "r1",
+        phases={"PC1": ["reimage", "harden"], "PC2": []},
+        on_host_event=lambda e: seen.append((e.host, e.kind, e.phase)),
+    )
+    m(_ev("runner_on_ok", "PC1", "reimage | trigger | one-time network boot", {"changed": True}))
+    assert journal.host("PC1").phase is Phase.PENDING  # nothing starts before the gate opens
+    m.begin()
     assert journal.host("PC1").phase is Phase.REIMAGING
-    m(_ev("runner_on_ok", "PC1", "reimage | trigger | one-time network boot (Redfish, hypervisor or Wake-on-LAN)", {"changed": True}))
+    assert journal.host("PC2").phase is Phase.PENDING  # nothing to do in this batch
     m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", {"msg": {"image_id": "img-9"}}))
     rec = journal.host("PC1")
-    assert rec.phase is Phase.REIMAGED and rec.results["reimage"]["image_id"] == "img-9"
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | harden | start"))
-    assert journal.host("PC1").phase is Phase.HARDENING
+    assert rec.phase is Phase.HARDENING and rec.results["reimage"]["image_id"] == "img-9"
+    assert [t.to_phase for t in journal.transitions("PC1")][-2:] == [Phase.REIMAGED, Phase.HARDENING]
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | harden | done", {"msg": {"counts": {"ok": 3}}}))
+    assert journal.host("PC1").phase is Phase.HARDENED  # its last phase in this batch
+    assert [(h, k, p) for h, k, p in seen if k != "task"] == [
+        ("PC1", "start", "reimage"),
+        ("PC1", "done", "reimage"),
+        ("PC1", "start", "harden"),
+        ("PC1", "done", "harden"),
+    ]
+
+
+def test_a_host_caught_mid_phase_is_restarted_as_a_re_check(journal: Journal) -> None:
+    journal.transition("PC1", "reimaging", run_id="r1")
+    EventMapper(journal, "r1", phases={"PC1": ["reimage"]}).begin()
+    last = journal.transitions("PC1")[-1]
+    assert last.to_phase is Phase.REIMAGING and last.detail == "resume: re-check"
 
 
 def test_failure_names_task_and_message_and_first_failure_wins(journal: Journal) -> None:
-    m = EventMapper(journal, "r1")
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    m = EventMapper(journal, "r1", phases={"PC1": ["reimage"], "PC2": ["reimage"]})
+    m.begin()
     m(
         _ev(
             "runner_on_failed",
@@ -81,8 +103,8 @@ def test_failure_names_task_and_message_and_first_failure_wins(journal: Journal)
 
 
 def test_ignored_errors_and_unrelated_events_change_nothing(journal: Journal) -> None:
-    m = EventMapper(journal, "r1")
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    m = EventMapper(journal, "r1", phases={"PC1": ["reimage"], "PC2": ["reimage"]})
+    m.begin()
     m(_ev("runner_on_failed", "PC1", "reimage | re-check", {"msg": "no"}, ignore_errors=True))
     m({"event": "playbook_on_stats", "event_data": {}})
     m({"event": "verbose", "stdout": "x"})
@@ -90,8 +112,8 @@ def test_ignored_errors_and_unrelated_events_change_nothing(journal: Journal) ->
 
 
 def test_unreachable_fails_and_censored_results_stay_hidden(journal: Journal) -> None:
-    m = EventMapper(journal, "r1")
-    m(_ev("runner_on_ok", "PC2", "rebuild phase | reimage | start"))
+    m = EventMapper(journal, "r1", phases={"PC2": ["reimage"]})
+    m.begin()
     m(
         _ev(
             "runner_on_unreachable",
@@ -108,8 +130,8 @@ def test_unreachable_fails_and_censored_results_stay_hidden(journal: Journal) ->
 def test_verify_failure_with_quarantine_flag_quarantines(journal: Journal) -> None:
     for p in ("reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed"):
         journal.transition("PC1", p, run_id="r1")
-    m = EventMapper(journal, "r1")
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | verify | start"))
+    m = EventMapper(journal, "r1", phases={"PC1": ["verify"]})
+    m.begin()
     m(
         _ev(
             "runner_on_failed",
@@ -123,8 +145,8 @@ def test_verify_failure_with_quarantine_flag_quarantines(journal: Journal) -> No
 
 
 def test_record_only_mode_never_writes(journal: Journal) -> None:
-    m = EventMapper(journal, "r1", record_only=True)
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
+    m = EventMapper(journal, "r1", phases={"PC1": ["reimage"]}, record_only=True)
+    m.begin()
     m(_ev("runner_on_failed", "PC1", "reimage | x", {"msg": "boom"}))
     assert journal.host("PC1").phase is Phase.PENDING and journal.transitions() == []
 
@@ -142,10 +164,8 @@ def test_start_on_verified_host_without_force_is_refused(journal: Journal) -> No
     ):
         journal.transition("PC1", p, run_id="r1")
     with pytest.raises(Exception, match="not a legal transition"):
-        EventMapper(journal, "r1")(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | start"))
-    EventMapper(journal, "r1", force_hosts=frozenset({"PC1"}))(
-        _ev("runner_on_ok", "PC1", "rebuild phase | reimage | start")
-    )
+        EventMapper(journal, "r1", phases={"PC1": ["reimage"]}).begin()
+    EventMapper(journal, "r1", phases={"PC1": ["reimage"]}, force_hosts=frozenset({"PC1"})).begin()
     assert journal.host("PC1").phase is Phase.REIMAGING
 
 

@@ -1,0 +1,87 @@
+"""One inventory file per batch: only the batch's hosts, as Ansible read them from the site's.
+
+Each batch is one ansible-playbook run. Given the whole site's inventory (680 hosts for Arlon)
+it spent about a quarter of its CPU parsing it, and every worker it forked for a host and task
+copied the bigger process, to work on 20 hosts. The batch file keeps what the playbook can see
+of those hosts: the same groups (with their variables and nesting), the same host variables,
+and the site inventory's group_vars/ and host_vars/ directories (linked, not copied). It is
+also an interlock: the playbook run cannot reach a host outside its batch, `--limit` or not.
+Vault-encrypted values stay encrypted (`!vault`); nothing is templated or decrypted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rebuild.errors import RebuildError
+
+# Set again by Ansible for the file it reads; copying them would point at the site inventory.
+_PER_SOURCE_VARS = frozenset({"inventory_file", "inventory_dir"})
+_VARS_DIRS = ("group_vars", "host_vars")
+
+
+class BatchInventories:
+    """Writes `<directory>/<ident>.yml` per batch from the site inventory Ansible read once."""
+
+    def __init__(self, manager: Any, source: Path, directory: Path) -> None:
+        self._manager = manager
+        self._source = Path(source)
+        self.directory = Path(directory)
+
+    def write(self, ident: str, names: Sequence[str]) -> Path:
+        wanted = set(names)
+        missing = sorted(wanted - set(self._manager.hosts))
+        if missing:
+            raise RebuildError(f"batch {ident}: not in inventory {self._source}: {', '.join(missing)}")
+        self._link_vars_dirs()
+        doc = {"all": self._group(self._manager.groups["all"], wanted, placed=set())}
+        header = (
+            f"# Batch {ident} of inventory {self._source}, written by `rebuild site`"
+            " for this batch's playbook run only: edit the site inventory, not this file.\n"
+        )
+        from ansible.parsing.yaml.dumper import AnsibleDumper
+
+        text = yaml.dump(doc, Dumper=AnsibleDumper, default_flow_style=False, sort_keys=False, allow_unicode=True)
+        path = self.directory / f"{ident}.yml"
+        tmp = path.with_suffix(".yml.tmp")
+        tmp.write_text(header + text, encoding="utf-8")
+        tmp.replace(path)  # a batch never reads a half-written inventory
+        return path
+
+    def _group(self, group: Any, wanted: set[str], placed: set[str]) -> dict[str, Any]:
+        entry: dict[str, Any] = {}
+        group_vars = dict(group.vars)
+        if group.priority != 1:  # Ansible keeps it out of the group's vars
+            group_vars["ansible_group_priority"] = group.priority
+        if group_vars:
+            entry["vars"] = group_vars
+        hosts: dict[str, Any] = {}
+        for host in group.hosts:
+            if host.name not in wanted:
+                continue
+            # A host's own variables once, where it first appears; elsewhere only membership.
+            own = {k: v for k, v in host.vars.items() if k not in _PER_SOURCE_VARS}
+            hosts[host.name] = own if host.name not in placed and own else None
+            placed.add(host.name)
+        if hosts:
+            entry["hosts"] = hosts
+        children = {
+            child.name: self._group(child, wanted, placed)
+            for child in group.child_groups
+            if child.name != "ungrouped" or child.hosts
+        }
+        if children:
+            entry["children"] = children
+        return entry
+
+    def _link_vars_dirs(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        base = self._source if self._source.is_dir() else self._source.parent
+        for name in _VARS_DIRS:
+            target, link = base / name, self.directory / name
+            if target.is_dir() and not link.is_symlink():
+                link.symlink_to(target.resolve(), target_is_directory=True)
