@@ -15,12 +15,15 @@ Options:
 Run it where those run today: on the controller (delegate_to: localhost), or on a Wake-on-LAN
 relay. Use `no_log` when the params hold a credential (BMC password, hypervisor token).
 Returns the chosen module's result plus `method`.
+Interlock: in a dry run (`rebuild_dry_run` true) it refuses and sends nothing, whatever play
+it is in (the orchestrator's dry run puts hosts in the render play only).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 METHODS = {
@@ -36,6 +39,8 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
+        if boolean((task_vars or {}).get("rebuild_dry_run", False), strict=False):
+            return {**result, "failed": True, "msg": "rebuild_boot_trigger: refused in a dry run; nothing was sent"}
         method = str(self._task.args.get("method") or "")
         params = self._task.args.get("params") or {}
         if method not in METHODS:

@@ -11,7 +11,7 @@ Run it once per batch (`run_once: true`); it talks to no host.
 Options:
   path     the gate file to wait for (required)
   timeout  seconds before giving up (default 86400: a wave can take hours)
-  poll     seconds between looks (default 0.2)
+  poll     seconds between looks (default 0.05: the next batch waits on it)
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class ActionModule(ActionBase):
         if not path:
             return {**result, "failed": True, "msg": "rebuild_gate: path is required"}
         timeout = float(args.get("timeout", 86400))
-        poll = max(float(args.get("poll", 0.2)), 0.05)
+        poll = max(float(args.get("poll", 0.05)), 0.01)
         started = time.monotonic()
         while not os.path.exists(path):
             if time.monotonic() - started > timeout:

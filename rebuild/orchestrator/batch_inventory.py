@@ -7,17 +7,49 @@ of those hosts: the same groups (with their variables and nesting), the same hos
 and the site inventory's group_vars/ and host_vars/ directories (linked, not copied). It is
 also an interlock: the playbook run cannot reach a host outside its batch, `--limit` or not.
 Vault-encrypted values stay encrypted (`!vault`); nothing is templated or decrypted here.
+
+The file also says what each host does this run, as groups the plays of playbooks/site.yml
+target (`work_groups`): one group per phase it runs, `rebuild_recheck` for a host caught
+mid-reimage, `rebuild_render` for a dry run. A host outside a play's group is not in that play,
+so it costs no skipped task per host.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from rebuild.errors import RebuildError
+from rebuild.journal import WORK_PHASES
+
+RECHECK_GROUP = "rebuild_recheck"
+RENDER_GROUP = "rebuild_render"
+
+
+def phase_group(phase: str) -> str:
+    """The group of the hosts that run `phase` in a batch (a play of playbooks/site.yml)."""
+    return f"rebuild_phase_{phase}"
+
+
+def work_groups(
+    host_phases: Mapping[str, Sequence[str]], recheck: Sequence[str], *, dry_run: bool
+) -> dict[str, list[str]]:
+    """Every work group, empty ones too (a play whose group is missing would warn, not skip).
+    A dry run puts hosts in the render group only: they are in no play that can boot them."""
+    groups: dict[str, list[str]] = {phase_group(p): [] for p in WORK_PHASES}
+    groups[RECHECK_GROUP] = [] if dry_run else list(recheck)
+    groups[RENDER_GROUP] = []
+    for host, phases in host_phases.items():
+        if dry_run:
+            if phases:
+                groups[RENDER_GROUP].append(host)
+            continue
+        for phase in phases:
+            groups[phase_group(phase)].append(host)
+    return groups
 
 # Set again by Ansible for the file it reads; copying them would point at the site inventory.
 _PER_SOURCE_VARS = frozenset({"inventory_file", "inventory_dir"})
@@ -32,13 +64,29 @@ class BatchInventories:
         self._source = Path(source)
         self.directory = Path(directory)
 
-    def write(self, ident: str, names: Sequence[str]) -> Path:
+    def write(
+        self, ident: str, names: Sequence[str], groups: Mapping[str, Sequence[str]] | None = None
+    ) -> Path:
+        """The batch's hosts as the site inventory has them, plus `groups` (work_groups) of them."""
         wanted = set(names)
         missing = sorted(wanted - set(self._manager.hosts))
         if missing:
             raise RebuildError(f"batch {ident}: not in inventory {self._source}: {', '.join(missing)}")
+        groups = groups or {}
+        taken = sorted(set(groups) & set(self._manager.groups))
+        if taken:
+            raise RebuildError(
+                f"inventory {self._source}: group(s) {', '.join(taken)} are reserved for `rebuild site` "
+                "(what each host does in a batch); rename them"
+            )
+        strays = sorted({h for members in groups.values() for h in members} - wanted)
+        if strays:
+            raise RebuildError(f"batch {ident}: work groups name hosts outside the batch: {', '.join(strays)}")
         self._link_vars_dirs()
         doc = {"all": self._group(self._manager.groups["all"], wanted, placed=set())}
+        children = doc["all"].setdefault("children", {})
+        for group, members in groups.items():
+            children[group] = {"hosts": dict.fromkeys(members)} if members else {}
         header = (
             f"# Batch {ident} of inventory {self._source}, written by `rebuild site`"
             " for this batch's playbook run only: edit the site inventory, not this file.\n"

@@ -51,13 +51,17 @@ def playbook_phases(playbook: Path) -> tuple[str, ...]:
 
 
 def playbook_gated(playbook: Path) -> bool:
-    """Whether every play waits at `rebuild_gate` before touching a host (pre_tasks): only then
-    may the orchestrator start a batch before the imaging capacity is free."""
+    """Whether the playbook waits at `rebuild_gate` before touching a host: its first play, on
+    all hosts, does nothing else (plays run one after the other). Only then may the orchestrator
+    start a batch before the imaging capacity is free."""
     plays = load_yaml(playbook) or []
-    return bool(plays) and all(
-        any(isinstance(t, dict) and "rebuild_gate" in t for t in (play or {}).get("pre_tasks") or [])
-        for play in plays
-    )
+    if not plays or not isinstance(plays[0], dict) or plays[0].get("hosts") != "all":
+        return False
+    first = plays[0]
+    if first.get("roles") or first.get("post_tasks") or first.get("handlers"):
+        return False
+    tasks = [t for key in ("pre_tasks", "tasks") for t in first.get(key) or []]
+    return bool(tasks) and all(isinstance(t, dict) and "rebuild_gate" in t for t in tasks)
 
 
 def host_work(record: HostRecord, available: tuple[str, ...], *, force: bool = False) -> HostWork:

@@ -35,7 +35,7 @@ from rebuild.errors import ConfigError, RebuildError, SafetyError
 from rebuild.inventory import hosts_of_inventory, read_ansible_inventory
 from rebuild.journal import ACTIVE, Journal, Phase
 from rebuild.model import Host
-from rebuild.orchestrator.batch_inventory import BatchInventories
+from rebuild.orchestrator.batch_inventory import BatchInventories, work_groups
 from rebuild.orchestrator.breaker import Breaker, Trip
 from rebuild.orchestrator.events import EventMapper, HostEvent
 from rebuild.orchestrator.interlocks import confirm_site, select_hosts, wipe_summary
@@ -560,7 +560,6 @@ class SiteRun:
         )
         gate = self.run_dir / "gates" / ident if gated else None
         run = _BatchRun(ident, number, batch, news, gate)
-        run.inventory = self.batch_inventories.write(ident, [h.hostname for h in batch])
         run.imaging = {
             h.hostname for h in batch if "reimage" in work[h.hostname].phases and not self.o.dry_run
         }
@@ -568,6 +567,9 @@ class SiteRun:
             run.reimaged.set()
         # Secrets rotate here, in the orchestrator's thread, before the batch's own thread starts.
         prepared = self._prepare_batch(batch, work)
+        run.inventory = self.batch_inventories.write(
+            ident, [h.hostname for h in batch], work_groups(*prepared, dry_run=self.o.dry_run)
+        )
 
         def on_event(event: HostEvent) -> None:
             progress.host_event(event)
@@ -670,10 +672,8 @@ class SiteRun:
         from ansible_runner.interface import init_runner
 
         names = [h.hostname for h in batch]
-        host_phases, recheck = prepared
+        host_phases, _ = prepared  # what each host does is in the batch inventory's work groups
         extravars: dict[str, Any] = {
-            "rebuild_host_phases": host_phases,
-            "rebuild_recheck": recheck,
             "rebuild_dry_run": self.o.dry_run,
             "rebuild_run_id": self.run_id,
         }
@@ -694,6 +694,8 @@ class SiteRun:
                 STATE_DIR_ENV: str(self.state_dir),
                 "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
                 "ANSIBLE_FORKS": str(len(names)),
+                # The batch inventory is always YAML written by us: no other plugin to load and try.
+                "ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.yaml",
                 "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
             }
         )

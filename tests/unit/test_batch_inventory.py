@@ -11,7 +11,7 @@ import yaml
 
 from rebuild.errors import RebuildError
 from rebuild.inventory import build_inventory, read_ansible_inventory, write_inventory
-from rebuild.orchestrator.batch_inventory import BatchInventories
+from rebuild.orchestrator.batch_inventory import BatchInventories, work_groups
 from rebuild.register import SMALL_REGISTER, load_register
 
 VAULT_PASSWORD = "batch-inventory-test-vault-password"
@@ -96,4 +96,47 @@ def test_a_host_outside_the_inventory_is_refused(site_inventory: Path, tmp_path:
     site = read_ansible_inventory(site_inventory)
     with pytest.raises(RebuildError, match=r"batch t0-b001: not in inventory .*BAS-DC01"):
         BatchInventories(site, site_inventory, tmp_path / "inv").write("t0-b001", ["ARL-DC01", "BAS-DC01"])
+    assert not (tmp_path / "inv" / "t0-b001.yml").exists()
+
+
+def test_work_groups_put_each_host_in_the_plays_of_its_phases_only() -> None:
+    phases = {"PC1": ["reimage", "harden", "redeploy", "verify"], "PC2": ["verify"], "PC3": []}
+    groups = work_groups(phases, ["PC1"], dry_run=False)
+    assert groups == {
+        "rebuild_phase_reimage": ["PC1"],
+        "rebuild_phase_harden": ["PC1"],
+        "rebuild_phase_redeploy": ["PC1"],
+        "rebuild_phase_verify": ["PC1", "PC2"],
+        "rebuild_recheck": ["PC1"],
+        "rebuild_render": [],
+    }
+    # A dry run: render only - no host in a play that can boot, re-check or touch it.
+    dry = work_groups({"PC1": ["reimage"], "PC3": []}, ["PC1"], dry_run=True)
+    assert dry["rebuild_render"] == ["PC1"]
+    assert all(not members for group, members in dry.items() if group != "rebuild_render")
+
+
+def test_work_groups_are_written_as_groups_of_the_batch(site_inventory: Path, tmp_path: Path) -> None:
+    site = read_ansible_inventory(site_inventory)
+    batch = ["ARL-URG-0001", "ARL-DC01"]
+    groups = work_groups({"ARL-URG-0001": ["reimage", "harden"], "ARL-DC01": ["verify"]}, [], dry_run=False)
+    path = BatchInventories(site, site_inventory, tmp_path / "inv").write("t1-b001", batch, groups)
+    subset = read_ansible_inventory(path)
+    assert [h.name for h in subset.get_hosts("rebuild_phase_reimage")] == ["ARL-URG-0001"]
+    assert [h.name for h in subset.get_hosts("rebuild_phase_verify")] == ["ARL-DC01"]
+    assert subset.get_hosts("rebuild_recheck") == []  # present and empty: the play skips quietly
+    assert "rebuild_render" in subset.groups
+    # The hosts keep their variables (membership in a work group adds none, but the group's name).
+    view, site_view = _playbook_view(subset, "ARL-DC01"), _playbook_view(site, "ARL-DC01")
+    assert sorted(view.pop("group_names")) == sorted([*site_view.pop("group_names"), "rebuild_phase_verify"])
+    assert view == site_view
+
+
+def test_work_groups_refuse_a_stray_host_or_a_taken_group_name(site_inventory: Path, tmp_path: Path) -> None:
+    site = read_ansible_inventory(site_inventory)
+    inventories = BatchInventories(site, site_inventory, tmp_path / "inv")
+    with pytest.raises(RebuildError, match=r"work groups name hosts outside the batch: ARL-DC02"):
+        inventories.write("t0-b001", ["ARL-DC01"], {"rebuild_phase_reimage": ["ARL-DC01", "ARL-DC02"]})
+    with pytest.raises(RebuildError, match=r"site_arlon are reserved for `rebuild site`"):
+        inventories.write("t0-b001", ["ARL-DC01"], {"site_arlon": ["ARL-DC01"]})
     assert not (tmp_path / "inv" / "t0-b001.yml").exists()

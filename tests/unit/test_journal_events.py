@@ -246,6 +246,16 @@ def test_only_a_gated_playbook_lets_batches_start_early(tmp_path: Path) -> None:
     ungated = tmp_path / "ungated.yml"
     ungated.write_text("- hosts: all\n  roles: [reimage]\n")
     assert not playbook_gated(ungated)  # would wipe at once: the orchestrator must not start it early
+    gate = "  - rebuild_gate: {path: g}\n    run_once: true\n"
+    busy = tmp_path / "busy-gate-play.yml"
+    busy.write_text(f"- hosts: all\n  tasks:\n{gate}  - rebuild_boot_trigger: {{}}\n- hosts: all\n  roles: [reimage]\n")
+    assert not playbook_gated(busy)  # the gate's play touches hosts too
+    some = tmp_path / "gate-on-some.yml"
+    some.write_text(f"- hosts: rebuild_phase_reimage\n  tasks:\n{gate}- hosts: all\n  roles: [reimage]\n")
+    assert not playbook_gated(some)  # hosts outside the gate's play would not wait
+    late = tmp_path / "gate-second.yml"
+    late.write_text(f"- hosts: all\n  roles: [reimage]\n- hosts: all\n  tasks:\n{gate}")
+    assert not playbook_gated(late)
 
 
 def test_breaker_trips_over_threshold_only() -> None:
