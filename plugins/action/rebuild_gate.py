@@ -1,17 +1,21 @@
-"""Action plugin rebuild_gate: wait on the controller until the orchestrator opens this batch's gate.
+"""Action plugin rebuild_gate: wait on the controller until the orchestrator lets this batch or host go.
 
-`rebuild site` starts a batch's ansible-playbook while the previous batch is still reimaging, so
-Ansible's start-up (inventory, playbook, roles) overlaps that work; the batch then waits here,
-before it touches any host, until the orchestrator creates the gate file - which it does only
-once the imaging capacity is free and the circuit breaker has looked at what is known so far.
-If the orchestrator cancels the batch instead, nothing was touched.
+`rebuild site` starts a batch's ansible-playbook while earlier batches are still reimaging, so
+Ansible's start-up (inventory, playbook, roles) overlaps that work. It then holds it twice, each
+time with one of these waits: once per batch before any host is touched (`run_once: true`), and
+once per host before its reimage, until an imaging slot is free (the site's imaging capacity).
+The orchestrator opens a wait by creating its file, only once the capacity is free and the
+circuit breaker has looked at what is known so far. It can instead cancel it by creating
+`<path>.cancel` (the site is stopping): the wait then fails with `rebuild_not_started: true`, so
+the host leaves the playbook untouched and the orchestrator leaves it where it was. A wait it
+never opens or cancels, because the run was stopped, ends with the run.
 
-Run it once per batch (`run_once: true`); it talks to no host.
+The file is only looked for on the controller; the wait talks to no host.
 
 Options:
-  path     the gate file to wait for (required)
+  path     the file to wait for (required)
   timeout  seconds before giving up (default 86400: a wave can take hours)
-  poll     seconds between looks (default 0.05: the next batch waits on it)
+  poll     seconds between looks (default 0.05: the next host or batch waits on it)
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 from ansible.plugins.action import ActionBase
 
 _ARGS = frozenset(("path", "timeout", "poll"))
+CANCEL_SUFFIX = ".cancel"
 
 
 class ActionModule(ActionBase):
@@ -38,6 +43,10 @@ class ActionModule(ActionBase):
         poll = max(float(args.get("poll", 0.05)), 0.01)
         started = time.monotonic()
         while not os.path.exists(path):
+            if os.path.exists(path + CANCEL_SUFFIX):
+                with open(path + CANCEL_SUFFIX, encoding="utf-8") as handle:
+                    why = handle.read().strip() or "the site is stopping"
+                return {**result, "failed": True, "rebuild_not_started": True, "msg": f"not started: {why}"}
             if time.monotonic() - started > timeout:
                 return {**result, "failed": True, "msg": f"rebuild_gate: {path} did not open within {timeout:g} s"}
             time.sleep(poll)

@@ -1,7 +1,7 @@
 """Circuit breaker: stop the site when too many hosts of a wave fail.
 
 Checked after every batch over the hosts of the current wave processed so far, and before
-each new batch starts over what is already known of the batches still running (pipelining),
+each new batch or host is let go over what is already known of the batches still running,
 so a bad image or a broken boot server stops the site after a batch or two rather than after
 the whole wave. A small first batch can trip it early: that is deliberate — stopping costs minutes,
 wiping a tier's machines into a broken state costs the hospital much more.
@@ -55,9 +55,13 @@ class Breaker:
         self.failures.update(failures)
         return self._assess(self.processed, self.failures)
 
-    def check_in_flight(self, hosts: int, failures: dict[str, str]) -> Trip | None:
-        """Before starting another batch: the finished batches plus what is already known of
-        the batches still running (`hosts` past reimaging, their failures so far). Records nothing."""
+    def check_in_flight(self, hosts: int, failures: dict[str, str], *, sample: int = 0) -> Trip | None:
+        """Before letting another host or batch go: the finished batches plus what is already
+        known of the batches still running (`hosts` past reimaging, their failures so far), once
+        at least `sample` hosts are known (one early failure out of one is no failure rate).
+        Records nothing."""
+        if self.processed + hosts < sample:
+            return None
         return self._assess(self.processed + hosts, {**self.failures, **failures})
 
     def _assess(self, processed: int, failures: dict[str, str]) -> Trip | None:

@@ -5,14 +5,16 @@ the journal keeps). Phases start without a task of their own (each would be one 
 per host): a host's first phase when the batch may touch it (`begin`, at its gate), each next
 phase when the one before is done. A failed or unreachable task (not ignored) fails the host
 in the phase it is in, with the task name and message as reason; the verify role asks for
-quarantine with `rebuild_quarantine: true`.
+quarantine with `rebuild_quarantine: true`. A host the orchestrator held at its imaging slot and
+then let go (`rebuild_gate` fails it with `rebuild_not_started: true`) was never touched: it is
+not failed, and stays where the journal had it.
 The mapper is pure bookkeeping over one batch, so it can be tested with plain event dicts.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +29,7 @@ class HostEvent:
     """What one runner event meant for one host (for progress and per-host logs)."""
 
     host: str
-    kind: str  # start | done | failed | quarantined | task
+    kind: str  # start | done | failed | quarantined | not_started | task
     phase: str  # work phase ("reimage"...) or ""
     task: str
     status: str  # ok | changed | skipped | failed | unreachable
@@ -62,15 +64,18 @@ class EventMapper:
     on_host_event: Callable[[HostEvent], None] | None = None
     failed: dict[str, str] = field(default_factory=dict)  # host -> reason, this batch
     quarantined: dict[str, str] = field(default_factory=dict)
+    # Held at its imaging slot and let go untouched (the site stopped): left where it was.
+    not_started: dict[str, str] = field(default_factory=dict)
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         self.handle(event)
         return True  # keep every event in the runner artifacts (they carry no secret)
 
-    def begin(self) -> None:
-        """The batch may now touch its hosts: each enters its first phase (before Ansible can
+    def begin(self, hosts: Iterable[str]) -> None:
+        """Ansible may now touch these hosts: each enters its first phase (before Ansible can
         reach it, so a crash from here on leaves it mid-phase, to be re-checked on resume)."""
-        for host, phases in self.phases.items():
+        for host in hosts:
+            phases = self.phases.get(host)
             if phases:
                 self._start(host, phases[0])
 
@@ -138,6 +143,9 @@ class EventMapper:
         self, host: str, kind: str, data: Mapping[str, Any], task: str, res: Mapping[str, Any]
     ) -> HostEvent:
         status = "unreachable" if kind == "runner_on_unreachable" else "failed"
+        if res.get("rebuild_not_started") and host not in self.failed:
+            self.not_started[host] = failure_message(res)
+            return HostEvent(host, "not_started", "", task, "skipped", failure_message(res))
         reason = f"{task}: {'unreachable: ' if status == 'unreachable' else ''}{failure_message(res)}"
         phase = self.current_phase(host) or _role_phase(data)
         if host in self.failed or host in self.quarantined:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,10 +39,9 @@ def playbook_phases(playbook: Path) -> tuple[str, ...]:
         raise ConfigError(f"{playbook}: cannot read the playbook: {exc}") from exc
     phases: list[str] = []
     for play in plays:
-        for role in (play or {}).get("roles") or []:
-            name = role.get("role") if isinstance(role, dict) else role
+        for name in _role_names(play or {}):
             if name in WORK_PHASES and name not in phases:
-                phases.append(str(name))
+                phases.append(name)
     if not phases or phases[0] != "reimage":
         raise ConfigError(f"{playbook}: the first role must be reimage, found {phases}")
     order = list(WORK_PHASES)
@@ -51,17 +51,31 @@ def playbook_phases(playbook: Path) -> tuple[str, ...]:
 
 
 def playbook_gated(playbook: Path) -> bool:
-    """Whether the playbook waits at `rebuild_gate` before touching a host: its first play, on
-    all hosts, does nothing else (plays run one after the other). Only then may the orchestrator
-    start a batch before the imaging capacity is free."""
-    plays = load_yaml(playbook) or []
-    if not plays or not isinstance(plays[0], dict) or plays[0].get("hosts") != "all":
+    """Whether the orchestrator holds the playbook's hosts until it lets them go (rebuild_gate):
+    its first play, on all hosts, does nothing but wait for the batch's gate (plays run one after
+    the other), and every play that runs the reimage role first waits for the host's imaging
+    slot (pre_tasks). Only then may a batch start before the imaging capacity is free."""
+    plays = [p for p in load_yaml(playbook) or [] if isinstance(p, dict)]
+    if not plays or plays[0].get("hosts") != "all":
         return False
     first = plays[0]
     if first.get("roles") or first.get("post_tasks") or first.get("handlers"):
         return False
     tasks = [t for key in ("pre_tasks", "tasks") for t in first.get(key) or []]
-    return bool(tasks) and all(isinstance(t, dict) and "rebuild_gate" in t for t in tasks)
+    if not tasks or not all(_is_gate(t) for t in tasks):
+        return False
+    reimaging = [p for p in plays if "reimage" in _role_names(p)]
+    return bool(reimaging) and all(
+        any(_is_gate(t) for t in p.get("pre_tasks") or []) and not p.get("tasks") for p in reimaging
+    )
+
+
+def _is_gate(task: object) -> bool:
+    return isinstance(task, dict) and "rebuild_gate" in task
+
+
+def _role_names(play: dict[str, Any]) -> list[str]:
+    return [str(r.get("role") if isinstance(r, dict) else r) for r in play.get("roles") or []]
 
 
 def host_work(record: HostRecord, available: tuple[str, ...], *, force: bool = False) -> HostWork:

@@ -78,6 +78,9 @@ _SECRETISH = re.compile(r"PASS|TOKEN|SECRET|CREDENTIAL|PRIVATE", re.IGNORECASE)
 
 EXIT_OK, EXIT_FAILED_HOSTS, EXIT_BREAKER, EXIT_INTERRUPTED = 0, 1, 4, 130
 
+# rebuild_gate (plugins/action) reads `<file><suffix>` as "cancelled: do not start".
+GATE_CANCEL_SUFFIX = ".cancel"
+
 
 @dataclass
 class SiteRunOptions:
@@ -183,25 +186,40 @@ class _Interrupt:
 
 
 class _BatchRun:
-    """One batch running in its own thread (its ansible-runner call), watched by the stage loop."""
+    """One batch running in its own thread (its ansible-runner call), watched by the stage loop.
+
+    The orchestrator lets its hosts go twice: the batch's gate (Ansible may touch them), then,
+    for each host to reimage, an imaging slot. With a gated playbook both are files the playbook
+    waits for (rebuild_gate); without one, the gate is open from the start and every host to
+    reimage takes its slot then (so such a batch starts only when nothing else is reimaging)."""
 
     def __init__(
-        self, ident: str, number: int, batch: list[Host], news: queue.Queue[_BatchRun], gate: Path | None
+        self,
+        ident: str,
+        number: int,
+        batch: list[Host],
+        news: queue.Queue[_BatchRun],
+        gate: Path | None,
+        slot_dir: Path | None,
+        to_reimage: list[str],
     ) -> None:
         self.ident, self.number, self.batch = ident, number, batch
         self.news = news
         self.gate = gate  # None: the batch may touch hosts as soon as it starts
-        self.gate_open = gate is None
+        self.slot_dir = slot_dir  # None: no slot to wait for in the playbook
+        self.gate_open = False
         self.cancelled = threading.Event()  # stopped at its gate: it touched nothing
-        self.imaging: set[str] = set()  # hosts still to finish their reimage phase
-        self.reimaged = threading.Event()  # none of them is reimaging any more: the next may start
+        self.waiting: list[str] = list(to_reimage)  # still without an imaging slot, in plan order
+        self.imaging: set[str] = set()  # slot taken, not yet reimaged (or failed)
         self.finished = threading.Event()
         self.outcome: tuple[dict[str, str], str] = ({}, "not run")
         self.error: BaseException | None = None
         self.thread: threading.Thread | None = None
         self.inventory: Path | None = None  # this batch's hosts only (batch_inventory.py)
         self.mapper: EventMapper | None = None  # its events -> the journal
+        self.before: dict[str, Phase] = {}  # each host's journal phase before the batch
         self._failures: dict[str, str] = {}
+        self._not_started: set[str] = set()
         self._lock = threading.Lock()
 
     def host_event(self, event: HostEvent) -> None:
@@ -209,26 +227,55 @@ class _BatchRun:
         with self._lock:
             if event.kind in ("failed", "quarantined"):
                 self._failures.setdefault(event.host, event.message)
-            ends_imaging = (event.kind == "done" and event.phase == "reimage") or event.kind in (
-                "failed",
-                "quarantined",
-            )
-            if ends_imaging and event.host in self.imaging:
+            if event.kind == "not_started":
+                self._not_started.add(event.host)
+            ended = event.kind in ("failed", "quarantined", "not_started")
+            if ended and event.host in self.waiting:
+                self.waiting.remove(event.host)  # it will never take its slot
+            if (ended or (event.kind == "done" and event.phase == "reimage")) and event.host in self.imaging:
                 self.imaging.discard(event.host)
-                if not self.imaging:
-                    self._signal_reimaged()
+                self.news.put(self)  # a slot is free
 
     def open_gate(self) -> None:
-        """Let the batch touch its hosts: they enter their first phase in the journal first."""
-        if self.mapper is not None:
-            self.mapper.begin()
+        """Let the batch touch its hosts: those with no reimage enter their first phase in the
+        journal now; those to reimage when they get their slot."""
+        assert self.mapper is not None  # set by _start_batch
+        if self.slot_dir is None:
+            self.imaging.update(self.waiting)
+            self.waiting.clear()
+            self.mapper.begin(h.hostname for h in self.batch)
+        else:
+            self.mapper.begin(h.hostname for h in self.batch if h.hostname not in self.waiting)
         if self.gate is not None:
             self.gate.parent.mkdir(parents=True, exist_ok=True)
             self.gate.touch()
         self.gate_open = True
 
-    def cancel(self) -> None:
-        self.cancelled.set()
+    def open_slot(self) -> None:
+        """The next host to reimage takes an imaging slot: journal first, then the file."""
+        assert self.mapper is not None and self.slot_dir is not None
+        with self._lock:
+            host = self.waiting.pop(0)
+            self.imaging.add(host)
+        self.mapper.begin([host])
+        self.slot_dir.mkdir(parents=True, exist_ok=True)
+        (self.slot_dir / host).touch()
+
+    def cancel(self, reason: str) -> None:
+        """Stop what has not started. A batch still at its gate is cancelled whole (its runner is
+        stopped; it touched nothing); in a running batch the hosts still waiting for a slot are
+        let go untouched (rebuild_gate's cancel file), and the others finish their phases."""
+        if not self.gate_open:
+            self.cancelled.set()
+            return
+        with self._lock:
+            waiting, self.waiting = self.waiting, []
+        for host in waiting:
+            assert self.slot_dir is not None  # without slots nobody waits
+            self.slot_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.slot_dir / f".{host}.cancel.tmp"
+            tmp.write_text(reason + "\n", encoding="utf-8")
+            tmp.replace(self.slot_dir / f"{host}{GATE_CANCEL_SUFFIX}")
 
     def failures(self) -> dict[str, str]:
         with self._lock:
@@ -237,19 +284,19 @@ class _BatchRun:
     def past_reimage(self) -> int:
         """Hosts whose fate is partly known (reimaged or failed): they count for the breaker."""
         with self._lock:
-            return len(self.batch) - len(self.imaging)
+            return len(self.batch) - len(self.imaging) - len(self.waiting) - len(self._not_started)
+
+    def processed(self) -> int:
+        """Hosts the batch worked on (not those let go untouched at their slot)."""
+        with self._lock:
+            return len(self.batch) - len(self._not_started)
 
     def finish(self) -> None:
         with self._lock:
             self.imaging.clear()
-            self._signal_reimaged()
+            self.waiting.clear()
         self.finished.set()
         self.news.put(self)
-
-    def _signal_reimaged(self) -> None:
-        if not self.reimaged.is_set():
-            self.reimaged.set()
-            self.news.put(self)
 
 
 class SiteRun:
@@ -474,9 +521,10 @@ class SiteRun:
         interrupt: _Interrupt,
         breaker: Breaker,
     ) -> tuple[str, str] | None:
-        """Batches of one stage. A batch's gate opens (it may touch hosts) only when no other
-        batch is reimaging and the breaker agrees; with a gated playbook the next batch is
-        started early so Ansible's start-up overlaps the reimaging before it."""
+        """Batches of one stage. With a gated playbook the next batch is started early, so
+        Ansible's start-up overlaps the reimaging before it, and its hosts are let go in plan
+        order as imaging slots free up (`_admit`); without one, a batch starts only when nothing
+        else is reimaging."""
         news: queue.Queue[_BatchRun] = queue.Queue()
         waiting = list(stage)
         running: list[_BatchRun] = []
@@ -491,34 +539,27 @@ class SiteRun:
 
         try:
             while waiting or running:
-                imaging = any(r.gate_open and not r.reimaged.is_set() for r in running)
-                closed = [r for r in running if not r.gate_open]
-                room = bool(waiting) and len(running) < self.o.pipeline_depth
                 if outcome is not None or interrupt.requested:
-                    for r in closed:
-                        r.cancel()  # started early, never let through: nothing was touched
-                elif not imaging and (closed or room):
-                    opened = [r for r in running if r.gate_open]
-                    trip = breaker.check_in_flight(
-                        sum(r.past_reimage() for r in opened),
-                        {k: v for r in opened for k, v in r.failures().items()},
-                    )
-                    if trip is not None and not self.o.dry_run:
+                    why = outcome[1].splitlines()[0] if outcome else "interrupted by the operator"
+                    for r in running:
+                        r.cancel(f"the site is stopping - {why}")
+                else:
+                    trip = self._admit(wave, running, breaker)
+                    if trip is not None:
                         outcome = self._tripped(trip, progress)
                         continue
-                    if closed:
-                        closed[0].open_gate()
-                    else:
+                    room = bool(waiting) and len(running) < self.o.pipeline_depth
+                    if room and self._gated and all(r.gate_open for r in running):
+                        start(gated=True)
+                        continue
+                    if room and not self._gated and not any(r.imaging or r.waiting for r in running):
                         start(gated=False)
-                    continue
-                elif self._gated and room and not closed:
-                    start(gated=True)
-                    continue
+                        continue
                 try:
-                    done = news.get(timeout=0.5)  # wakes for a reimaged batch or a finished one
+                    done = news.get(timeout=0.5)  # wakes for a freed slot or a finished batch
                 except queue.Empty:
                     continue
-                if not done.finished.is_set():
+                if not done.finished.is_set() or done not in running:
                     continue
                 running.remove(done)
                 interrupt.in_batch = bool(running)
@@ -537,6 +578,40 @@ class SiteRun:
         finally:
             interrupt.in_batch = False
         return outcome
+
+    def _admit(self, wave: Wave, running: list[_BatchRun], breaker: Breaker) -> Trip | None:
+        """Let hosts go in plan order while the site's imaging capacity allows: a batch's gate
+        once every host of the batches before it has its slot, then each of its hosts to reimage
+        its slot while fewer than the capacity are reimaging. The breaker looks before each."""
+        imaging = sum(len(r.imaging) for r in running)
+        sample = min(self.site.imaging_capacity, len(wave.hosts))
+        for r in running:
+            if not r.gate_open:
+                trip = self._look_ahead(running, breaker, sample)
+                if trip is not None:
+                    return trip
+                r.open_gate()
+                imaging += len(r.imaging)
+            while r.waiting and imaging < self.site.imaging_capacity:
+                trip = self._look_ahead(running, breaker, sample)
+                if trip is not None:
+                    return trip
+                r.open_slot()
+                imaging += 1
+            if r.waiting:
+                break  # the batches after it queue behind its hosts
+        return None
+
+    def _look_ahead(self, running: list[_BatchRun], breaker: Breaker, sample: int) -> Trip | None:
+        """The breaker over the finished batches and what is known of the running ones."""
+        if self.o.dry_run:
+            return None
+        opened = [r for r in running if r.gate_open]
+        return breaker.check_in_flight(
+            sum(r.past_reimage() for r in opened),
+            {k: v for r in opened for k, v in r.failures().items()},
+            sample=sample,
+        )
 
     def _start_batch(
         self,
@@ -558,13 +633,18 @@ class SiteRun:
             ident=ident,
             hosts=[h.hostname for h in batch],
         )
-        gate = self.run_dir / "gates" / ident if gated else None
-        run = _BatchRun(ident, number, batch, news, gate)
-        run.imaging = {
-            h.hostname for h in batch if "reimage" in work[h.hostname].phases and not self.o.dry_run
-        }
-        if not run.imaging:
-            run.reimaged.set()
+        gates = self.run_dir / "gates"
+        to_reimage = [] if self.o.dry_run else [h.hostname for h in batch if work[h.hostname].wipes]
+        run = _BatchRun(
+            ident,
+            number,
+            batch,
+            news,
+            gate=gates / ident if gated else None,
+            slot_dir=gates / f"{ident}-slots" if gated else None,
+            to_reimage=to_reimage,
+        )
+        run.before = {h.hostname: self.journal.host(h.hostname).phase for h in batch}
         # Secrets rotate here, in the orchestrator's thread, before the batch's own thread starts.
         prepared = self._prepare_batch(batch, work)
         run.inventory = self.batch_inventories.write(
@@ -583,6 +663,8 @@ class SiteRun:
             record_only=self.o.dry_run,
             on_host_event=on_event,
         )
+        if not gated:
+            run.open_gate()  # no gate in the playbook: it touches hosts as soon as it runs
 
         def body() -> None:
             try:
@@ -617,7 +699,7 @@ class SiteRun:
             tier=wave.tier.id,
             batch=run.number,
             ident=run.ident,
-            hosts=len(run.batch),
+            hosts=run.processed(),
             failed=sorted(failures),
             runner_status=runner_status,
         )
@@ -632,7 +714,7 @@ class SiteRun:
                 progress.emit("promoted", hosts=promoted.promoted, errors=promoted.errors)
         if runner_status in ("canceled", "timeout") or interrupt.requested:
             return "interrupted", f"batch {run.ident} {runner_status}: interrupted"
-        trip = breaker.record_batch(len(run.batch), failures)
+        trip = breaker.record_batch(run.processed(), failures)
         if trip is not None and not self.o.dry_run:
             return self._tripped(trip, progress)
         return None
@@ -679,15 +761,14 @@ class SiteRun:
         }
         if run.gate is not None:
             extravars["rebuild_gate_file"] = str(run.gate)
+        if run.slot_dir is not None:
+            extravars["rebuild_slot_dir"] = str(run.slot_dir)
         if self.o.dry_run:
             render = self.run_dir / "boot"
             (render / "unattend").mkdir(parents=True, exist_ok=True)
             extravars["rebuild_render_dir"] = str(self.run_dir)
         mapper = run.mapper
         assert mapper is not None  # set by _start_batch
-        before = {n: self.journal.host(n).phase for n in names}
-        if run.gate is None:
-            run.open_gate()  # no gate task in the playbook: it touches hosts as soon as it runs
         env = dict(os.environ)
         env.update(
             {
@@ -725,7 +806,7 @@ class SiteRun:
             raise RebuildError(f"batch {ident}: ansible-runner failed: {type(exc).__name__}: {exc}") from exc
         runner_status = str(runner.status)
         if runner_status not in ("canceled", "timeout") and not self.o.dry_run:
-            self._reconcile(names, before, host_phases, mapper, runner_status, runner.rc)
+            self._reconcile(names, run.before, host_phases, mapper, runner_status, runner.rc)
         return {**mapper.failed, **mapper.quarantined}, runner_status
 
     def _reconcile(
@@ -740,6 +821,8 @@ class SiteRun:
         """Hosts the playbook left mid-phase or never started are failed, with why."""
         for name in names:
             if not host_phases.get(name) or name in mapper.failed or name in mapper.quarantined:
+                continue
+            if name in mapper.not_started:  # let go untouched at its imaging slot
                 continue
             record = self.journal.host(name)
             if record.phase in ACTIVE:

@@ -114,3 +114,35 @@ def test_wake_on_lan_module_sends_the_same_packet_from_a_relay(tmp_path: Path) -
         packet, _ = listener.recvfrom(200)
     assert json.loads(out.stdout)["sent"] == 1
     assert packet == b"\xff" * 6 + bytes.fromhex("aabbccddee01") * 16
+
+
+def test_gate_opens_on_its_file_and_a_cancelled_wait_does_not_start(tmp_path: Path) -> None:
+    from rebuild.orchestrator.run import GATE_CANCEL_SUFFIX
+
+    opened = tmp_path / "t1-b001-slots" / "PC1"
+    opened.parent.mkdir()
+    opened.touch()
+    result = _ansible(["-m", "rebuild_gate", "-a", f"path={opened}"])
+    assert not result["_failed"] and result["changed"] is False
+
+    # What the orchestrator writes when the site stops while PC2 waits for its slot.
+    waiting = opened.parent / "PC2"
+    Path(f"{waiting}{GATE_CANCEL_SUFFIX}").write_text("the site is stopping - circuit breaker\n")
+    result = _ansible(["-m", "rebuild_gate", "-a", f"path={waiting} timeout=30"])
+    assert result["_failed"] and result["rebuild_not_started"] is True
+    assert result["msg"] == "not started: the site is stopping - circuit breaker"
+
+
+def test_boot_trigger_refuses_to_send_anything_in_a_dry_run() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        params = json.dumps({"mac": "aa:bb:cc:dd:ee:ff", "broadcast": "127.0.0.1", "port": port})
+        result = _ansible(
+            ["-m", "rebuild_boot_trigger", "-a", f'{{"method": "wake_on_lan", "params": {params}}}',
+             "-e", "rebuild_dry_run=true"]
+        )
+        listener.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            listener.recvfrom(200)
+    assert result["_failed"] and "refused in a dry run" in str(result["msg"])

@@ -55,7 +55,7 @@ def test_phases_start_at_the_gate_and_after_the_one_before_and_keep_done_facts(j
     )
     m(_ev("runner_on_ok", "PC1", "reimage | trigger | one-time network boot", {"changed": True}))
     assert journal.host("PC1").phase is Phase.PENDING  # nothing starts before the gate opens
-    m.begin()
+    m.begin(m.phases)
     assert journal.host("PC1").phase is Phase.REIMAGING
     assert journal.host("PC2").phase is Phase.PENDING  # nothing to do in this batch
     m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", {"msg": {"image_id": "img-9"}}))
@@ -74,14 +74,37 @@ def test_phases_start_at_the_gate_and_after_the_one_before_and_keep_done_facts(j
 
 def test_a_host_caught_mid_phase_is_restarted_as_a_re_check(journal: Journal) -> None:
     journal.transition("PC1", "reimaging", run_id="r1")
-    EventMapper(journal, "r1", phases={"PC1": ["reimage"]}).begin()
+    EventMapper(journal, "r1", phases={"PC1": ["reimage"]}).begin(["PC1"])
     last = journal.transitions("PC1")[-1]
     assert last.to_phase is Phase.REIMAGING and last.detail == "resume: re-check"
 
 
+def test_a_host_let_go_at_its_imaging_slot_is_left_untouched(journal: Journal) -> None:
+    seen: list[tuple[str, str]] = []
+    m = EventMapper(
+        journal, "r1", phases={"PC1": ["reimage"], "PC2": ["reimage"]},
+        on_host_event=lambda e: seen.append((e.host, e.kind)),
+    )
+    m.begin(["PC1"])  # PC1 got a slot; PC2 is still waiting for one when the site stops
+    m(
+        _ev(
+            "runner_on_failed",
+            "PC2",
+            "rebuild | wait for an imaging slot",
+            {"msg": "not started: circuit breaker", "rebuild_not_started": True},
+        )
+    )
+    assert journal.host("PC2").phase is Phase.PENDING  # never touched: not failed
+    assert m.not_started == {"PC2": "not started: circuit breaker"} and m.failed == {}
+    assert ("PC2", "not_started") in seen
+    # A real failure of a host that had a slot is still a failure.
+    m(_ev("runner_on_failed", "PC1", "reimage | trigger", {"msg": "BMC refused"}, role="reimage"))
+    assert journal.host("PC1").phase is Phase.FAILED and "PC1" in m.failed
+
+
 def test_failure_names_task_and_message_and_first_failure_wins(journal: Journal) -> None:
     m = EventMapper(journal, "r1", phases={"PC1": ["reimage"], "PC2": ["reimage"]})
-    m.begin()
+    m.begin(m.phases)
     m(
         _ev(
             "runner_on_failed",
@@ -104,7 +127,7 @@ def test_failure_names_task_and_message_and_first_failure_wins(journal: Journal)
 
 def test_ignored_errors_and_unrelated_events_change_nothing(journal: Journal) -> None:
     m = EventMapper(journal, "r1", phases={"PC1": ["reimage"], "PC2": ["reimage"]})
-    m.begin()
+    m.begin(m.phases)
     m(_ev("runner_on_failed", "PC1", "reimage | re-check", {"msg": "no"}, ignore_errors=True))
     m({"event": "playbook_on_stats", "event_data": {}})
     m({"event": "verbose", "stdout": "x"})
@@ -113,7 +136,7 @@ def test_ignored_errors_and_unrelated_events_change_nothing(journal: Journal) ->
 
 def test_unreachable_fails_and_censored_results_stay_hidden(journal: Journal) -> None:
     m = EventMapper(journal, "r1", phases={"PC2": ["reimage"]})
-    m.begin()
+    m.begin(m.phases)
     m(
         _ev(
             "runner_on_unreachable",
@@ -131,7 +154,7 @@ def test_verify_failure_with_quarantine_flag_quarantines(journal: Journal) -> No
     for p in ("reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed"):
         journal.transition("PC1", p, run_id="r1")
     m = EventMapper(journal, "r1", phases={"PC1": ["verify"]})
-    m.begin()
+    m.begin(m.phases)
     m(
         _ev(
             "runner_on_failed",
@@ -146,7 +169,7 @@ def test_verify_failure_with_quarantine_flag_quarantines(journal: Journal) -> No
 
 def test_record_only_mode_never_writes(journal: Journal) -> None:
     m = EventMapper(journal, "r1", phases={"PC1": ["reimage"]}, record_only=True)
-    m.begin()
+    m.begin(m.phases)
     m(_ev("runner_on_failed", "PC1", "reimage | x", {"msg": "boom"}))
     assert journal.host("PC1").phase is Phase.PENDING and journal.transitions() == []
 
@@ -164,8 +187,8 @@ def test_start_on_verified_host_without_force_is_refused(journal: Journal) -> No
     ):
         journal.transition("PC1", p, run_id="r1")
     with pytest.raises(Exception, match="not a legal transition"):
-        EventMapper(journal, "r1", phases={"PC1": ["reimage"]}).begin()
-    EventMapper(journal, "r1", phases={"PC1": ["reimage"]}, force_hosts=frozenset({"PC1"})).begin()
+        EventMapper(journal, "r1", phases={"PC1": ["reimage"]}).begin(["PC1"])
+    EventMapper(journal, "r1", phases={"PC1": ["reimage"]}, force_hosts=frozenset({"PC1"})).begin(["PC1"])
     assert journal.host("PC1").phase is Phase.REIMAGING
 
 
@@ -253,6 +276,9 @@ def test_only_a_gated_playbook_lets_batches_start_early(tmp_path: Path) -> None:
     some = tmp_path / "gate-on-some.yml"
     some.write_text(f"- hosts: rebuild_phase_reimage\n  tasks:\n{gate}- hosts: all\n  roles: [reimage]\n")
     assert not playbook_gated(some)  # hosts outside the gate's play would not wait
+    unslotted = tmp_path / "no-slot.yml"
+    unslotted.write_text(f"- hosts: all\n  tasks:\n{gate}- hosts: all\n  roles: [reimage]\n")
+    assert not playbook_gated(unslotted)  # past the batch gate every host would reimage at once
     late = tmp_path / "gate-second.yml"
     late.write_text(f"- hosts: all\n  roles: [reimage]\n- hosts: all\n  tasks:\n{gate}")
     assert not playbook_gated(late)
@@ -285,6 +311,12 @@ def test_breaker_counts_what_is_known_of_running_batches_before_starting_another
     # Looking ahead records nothing: the finished batches alone are still fine.
     assert (b.processed, b.failures) == (20, {})
     assert b.record_batch(20, {}) is None
+    # Host by host, one early failure is no rate yet: nothing trips below the sample size.
+    b.start_wave(2)
+    assert b.check_in_flight(1, {"P1": "reimage | trigger: x"}, sample=8) is None
+    assert b.check_in_flight(7, {"P1": "reimage | trigger: x"}, sample=8) is None  # 7 known: still below
+    trip = b.check_in_flight(8, {"P1": "reimage | trigger: x", "P2": "reimage | trigger: y"}, sample=8)
+    assert trip is not None and (trip.failed, trip.processed) == (2, 8)
 
 
 def test_select_hosts_refuses_outsiders_and_honours_limit_and_tier() -> None:
