@@ -6,11 +6,13 @@ DOCUMENTATION = r"""
 name: rebuild_image_check
 short_description: Wait for a reimaged Windows host over its connection and check its image stamp
 description:
-  - Repeats, until C(timeout), one read of the rebuild stamp (C(ansible.windows.win_reg_stat) on
-    C(stamp_key)) through the task's connection - which uses the host's new credential. A host that is
-    still installing, still on its old disk (old credential) or unreachable is retried after C(sleep).
-  - One module run per attempt does both jobs of C(wait_for_connection) + a stamp read, halving the
-    WinRM round trips per host; it is what keeps a fleet's reimaging cheap on the controller.
+  - Repeats, until C(timeout), one read of the rebuild stamp through the task's connection - which uses
+    the host's new credential: a single PowerShell pipeline (C(Get-ItemProperty) on C(stamp_key) |
+    C(ConvertTo-Json)), the read verification makes too. A host that is still installing, still on its
+    old disk (old credential) or unreachable is retried after C(sleep).
+  - One command per attempt does both jobs of C(wait_for_connection) + a stamp read, and no module is
+    built and sent (the exec wrapper and its module_utils, per host): it is what keeps a fleet's
+    reimaging cheap on the controller.
   - The host is accepted only when C(ImageId) and C(ImageSha256) equal the catalogue's; a host that answers
     with another image fails at once (it is not retried: it will not change by itself).
   - With C(must_match=false) (the re-check of a host caught mid-reimage) nothing fails; the result says
@@ -73,18 +75,28 @@ attempts:
   type: int
 """
 
+import json
 import time
 from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
+try:
+    from rebuild.verify.windows import STAMP_KEY, image_stamp_script
+except ImportError as exc:  # pragma: no cover - a controller without the rebuild package
+    raise ImportError("rebuild_image_check needs the rebuild package on the controller (pip install -e .)") from exc
 
-def _value(properties: dict[str, Any], name: str) -> str:
-    for key, entry in properties.items():  # registry value names are case-insensitive
-        if key.lower() == name.lower():
-            return str((entry or {}).get("value", "") if isinstance(entry, dict) else entry)
-    return ""
+
+def _stamp(stdout: str) -> tuple[str, str]:
+    """ImageId and ImageSha256 from the read's JSON ("" when the key or a value is missing)."""
+    try:
+        values = json.loads(stdout) if stdout.strip() else {}
+    except ValueError:
+        values = {}
+    if not isinstance(values, dict):
+        values = {}
+    return str(values.get("ImageId") or ""), str(values.get("ImageSha256") or "").lower()
 
 
 class ActionModule(ActionBase):
@@ -96,7 +108,7 @@ class ActionModule(ActionBase):
         args = self._task.args
         expected_id = str(args["image_id"])
         expected_sha = str(args["sha256"]).lower()
-        key = str(args.get("stamp_key") or r"HKLM:\SOFTWARE\GHAL\Rebuild")
+        key = str(args.get("stamp_key") or STAMP_KEY)
         timeout = int(args.get("timeout", 3600))
         sleep = max(1, int(args.get("sleep", 5)))
         must_match = bool(args.get("must_match", True))
@@ -108,19 +120,18 @@ class ActionModule(ActionBase):
             try:
                 if attempts > 1:
                     self._connection.reset()
-                stat = self._execute_module(
-                    module_name="ansible.windows.win_reg_stat", module_args={"path": key}, task_vars=task_vars
-                )
+                # No stamp is an answer too ("none": fails at once), not a failed read to retry.
+                read = self._low_level_execute_command(image_stamp_script(key) + "; exit 0")
             except Exception as exc:  # not back yet: installing, old credential, unreachable
-                stat, last_error = None, to_text(exc)
-            if stat is not None and not stat.get("failed") and not stat.get("unreachable"):
-                props = stat.get("properties") or {}
-                result.update(back=True, image_id=_value(props, "ImageId"),
-                              image_sha256=_value(props, "ImageSha256").lower())
-                result["matches"] = result["image_id"] == expected_id and result["image_sha256"] == expected_sha
+                read, last_error = None, to_text(exc)
+            if read is not None and not read.get("rc"):
+                # It answered with its new credential; no stamp (no such key) reads as "none".
+                image_id, image_sha256 = _stamp(to_text(read.get("stdout", "")))
+                result.update(back=True, image_id=image_id, image_sha256=image_sha256)
+                result["matches"] = image_id == expected_id and image_sha256 == expected_sha
                 break
-            if stat is not None:
-                last_error = to_text(stat.get("msg", "read failed"))
+            if read is not None:
+                last_error = to_text(read.get("stderr", "")).strip()[:300] or f"rc {read.get('rc')}"
             if time.monotonic() + sleep > deadline:
                 break
             time.sleep(sleep)

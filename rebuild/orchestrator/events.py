@@ -2,8 +2,8 @@
 
 Each role ends its phase with a task `rebuild phase | <phase> | done` (whose `msg` is a dict
 the journal keeps). Phases start without a task of their own (each would be one more worker
-per host): a host's first phase when the batch may touch it (`begin`, at its gate), each next
-phase when the one before is done. A failed or unreachable task (not ignored) fails the host
+per host): a host's first phase when Ansible may touch it (`begin`: at its imaging slot, or at
+its batch's gate when it does not reimage), each next phase when the one before is done. A failed or unreachable task (not ignored) fails the host
 in the phase it is in, with the task name and message as reason; the verify role asks for
 quarantine with `rebuild_quarantine: true`. A host the orchestrator held at its imaging slot and
 then let go (`rebuild_gate` fails it with `rebuild_not_started: true`) was never touched: it is
@@ -51,7 +51,7 @@ def failure_message(res: Mapping[str, Any]) -> str:
 class EventMapper:
     """Consume one batch's events live and move hosts in the journal.
 
-    `phases` is what each host runs in this batch, in order (`rebuild_host_phases`).
+    `phases` is what each host runs in this batch, in order (its batch inventory's work groups).
     `force_hosts` may be taken back from verified (or quarantined) to reimaging.
     In `record_only` mode (dry run) the journal is not touched; events are still reported.
     """

@@ -56,6 +56,15 @@ def ps_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+STAMP_KEY = r"HKLM:\SOFTWARE\GHAL\Rebuild"
+
+
+def image_stamp_script(key: str = STAMP_KEY) -> str:
+    """The read of the image stamp the install writes at first logon (ImageId, ImageSha256): the
+    reimage's image check and verification ask the same question the same way."""
+    return f"Get-ItemProperty -Path {ps_quote(key)} | Select-Object ImageId,ImageSha256 | ConvertTo-Json -Compress"
+
+
 def as_list(value: Any) -> list[Any]:
     """ConvertTo-Json gives an object for one result and an array for several."""
     if value is None:
@@ -125,13 +134,7 @@ class WindowsReads:
     # --- the reads -------------------------------------------------------------------------
 
     def image_stamp(self) -> dict[str, Any]:
-        return (
-            self.json(
-                r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\GHAL\Rebuild' | Select-Object ImageId,ImageSha256 "
-                "| ConvertTo-Json -Compress"
-            )
-            or {}
-        )
+        return self.json(image_stamp_script(STAMP_KEY)) or {}
 
     def operating_system(self) -> dict[str, Any]:
         return (

@@ -431,6 +431,29 @@ def _breaker_register(path: Path) -> Path:
     return path
 
 
+def test_a_host_back_with_another_image_than_the_catalogue_is_not_accepted(
+    lab: Any, tmp_path: Path, lab_environ: Callable[[Any], None]
+) -> None:
+    import yaml
+
+    lab_environ(lab)
+    host = "ARL-URG-0001"
+    # Our catalogue disagrees with the image the boot server really holds (and the twin applies).
+    catalogue = yaml.safe_load((lab.lab_dir / "images.yml").read_text())
+    for entry in catalogue["images"].values():
+        entry["sha256"] = "0" * 64
+    altered = tmp_path / "images.yml"
+    altered.write_text(yaml.safe_dump(catalogue))
+    inventory = _inventory_with(lab, tmp_path, reimage__catalogue_file=str(altered))
+    run_site(_options(lab, inventory=inventory, limit=(host,)))
+
+    record = Journal.in_state_dir(lab.state_dir).host(host)
+    assert record.phase is Phase.FAILED and record.failed_phase == "reimage", (record.phase, record.reason)
+    assert "catalogue expects" in record.reason and "0" * 64 in record.reason
+    twin = _twins(lab)[host]
+    assert twin.phase == "clean" and twin.image_sha256 != "0" * 64  # it did come back, with its image
+
+
 @pytest.mark.parametrize(("failing", "expect_stop"), [(6, True), (1, False)], ids=["30-percent", "5-percent"])
 def test_breaker_stops_the_site_at_30_percent_not_at_5(
     lab_factory: Callable[..., Any],

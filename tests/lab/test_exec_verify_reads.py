@@ -42,6 +42,16 @@ def reads(tmp_path: Path) -> Iterator[WindowsReads]:
         yield WindowsReads(Host(lab))
 
 
+def test_the_image_check_reads_no_stamp_as_an_answer(reads: WindowsReads) -> None:
+    """rebuild_image_check sends the stamp read then `exit 0`: a host with no stamp answered
+    (it fails at once as "image none") - only a transport error is retried."""
+    from rebuild.verify.windows import STAMP_KEY, encoded, image_stamp_script
+
+    result = reads.host.run(encoded(image_stamp_script(STAMP_KEY) + "; exit 0"))
+    assert (result.rc, result.stdout.strip()) == (0, "")
+    assert "Cannot find path" in result.stderr
+
+
 def test_every_read_runs_on_a_twin(reads: WindowsReads) -> None:
     with pytest.raises(ReadError, match="Cannot find path 'HKLM:.SOFTWARE.GHAL.Rebuild'"):
         reads.image_stamp()  # the compromised disk has no rebuild stamp: Windows' own error
