@@ -77,7 +77,6 @@ attempts:
 
 import json
 import time
-from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
@@ -85,7 +84,9 @@ from ansible.plugins.action import ActionBase
 try:
     from rebuild.verify.windows import STAMP_KEY, image_stamp_script
 except ImportError as exc:  # pragma: no cover - a controller without the rebuild package
-    raise ImportError("rebuild_image_check needs the rebuild package on the controller (pip install -e .)") from exc
+    raise ImportError(
+        "rebuild_image_check needs the rebuild package on the controller (pip install -e .)"
+    ) from exc
 
 
 def _stamp(stdout: str) -> tuple[str, str]:
