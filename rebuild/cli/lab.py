@@ -1,4 +1,8 @@
-"""`rebuild lab up|status|down|fault`: the SIMULATED lab. Parses and delegates to rebuild.lab.daemon."""
+"""`rebuild lab up|status|down|fault`: the SIMULATED lab. Parses and delegates to rebuild.lab.daemon.
+
+The lab is imported only when a lab command runs: product commands (`rebuild site` on a real
+hospital) must never load the simulation (tests/unit/test_cli_imports.py).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rebuild.lab import daemon, faults, fleet
+_LAB_DIR_HELP = "the lab's folder (default $REBUILD_LAB_DIR or .lab)"
+_REGISTER_HELP = "asset register (default: the bundled inventories/example/register.csv)"
 
 
 def register(subparsers: Any) -> None:
@@ -16,9 +21,9 @@ def register(subparsers: Any) -> None:
     up = verbs.add_parser("up", help="start the lab daemon in the background")
     up.add_argument("--site", help="only this site's hosts")
     up.add_argument(
-        "--register", type=Path, default=fleet.DEFAULT_REGISTER, help="asset register (default: bundled)"
+        "--register", type=Path, help=_REGISTER_HELP
     )
-    up.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    up.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     up.add_argument("--imaging-seconds", type=float, default=5.0, help="how long a simulated reimage takes")
     up.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
     up.add_argument("--http-port", type=int, default=5985, help=argparse.SUPPRESS)
@@ -26,25 +31,25 @@ def register(subparsers: Any) -> None:
     up.set_defaults(func=_up)
 
     status = verbs.add_parser("status", help="phase of every twin, and counts")
-    status.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    status.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     status.add_argument("--summary", action="store_true", help="counts only")
     status.set_defaults(func=_status)
 
     down = verbs.add_parser("down", help="stop the lab cleanly")
-    down.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    down.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     down.set_defaults(func=_down)
 
     fault = verbs.add_parser("fault", help="inject a fault: HOST NAME [key=value ...] or --file F")
-    fault.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    fault.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     fault.add_argument("--file", type=Path, help="YAML file: host -> fault -> parameters")
     fault.add_argument("--clear", action="store_true", help="remove HOST's fault NAME (or all its faults)")
     fault.add_argument("host", nargs="?")
-    fault.add_argument("name", nargs="?", help=f"one of: {', '.join(sorted(faults.FAULTS))}")
+    fault.add_argument("name", nargs="?", help="a fault name (docs/lab.md lists them)")
     fault.add_argument("params", nargs="*", help="key=value, e.g. delay=3, count=1, settings=a,b")
     fault.set_defaults(func=_fault)
 
     power = verbs.add_parser("power", help="press a twin's power button: HOST on|off")
-    power.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    power.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     power.add_argument("host")
     power.add_argument("action", choices=("on", "off"))
     power.set_defaults(func=_power)
@@ -54,9 +59,9 @@ def register(subparsers: Any) -> None:
     )
     rehearse.add_argument("site", help="site key, e.g. arlon")
     rehearse.add_argument(
-        "--register", type=Path, default=fleet.DEFAULT_REGISTER, help="asset register (default: bundled)"
+        "--register", type=Path, help=_REGISTER_HELP
     )
-    rehearse.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
+    rehearse.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     rehearse.add_argument(
         "--imaging-seconds", type=float, default=2.0, help="how long a simulated reimage takes"
     )
@@ -68,10 +73,24 @@ def register(subparsers: Any) -> None:
     rehearse.set_defaults(func=_rehearse)
 
 
+def _lab_dir(args: argparse.Namespace) -> Path:
+    from rebuild.lab import daemon
+
+    return args.lab_dir if args.lab_dir is not None else daemon.DEFAULT_LAB_DIR
+
+
+def _register(args: argparse.Namespace) -> Path:
+    from rebuild.lab import fleet
+
+    return args.register if args.register is not None else fleet.DEFAULT_REGISTER
+
+
 def _up(args: argparse.Namespace) -> int:
+    from rebuild.lab import daemon
+
     options = daemon.DaemonOptions(
-        args.lab_dir,
-        args.register,
+        _lab_dir(args),
+        _register(args),
         args.site,
         args.address_prefix,
         args.imaging_seconds,
@@ -92,7 +111,9 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    status = daemon.LabClient(args.lab_dir).status()
+    from rebuild.lab import daemon
+
+    status = daemon.LabClient(_lab_dir(args)).status()
     print(daemon.BANNER)
     if not args.summary:
         for twin in status["twins"]:
@@ -104,13 +125,18 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = daemon.down(args.lab_dir)
-    print("SIMULATED lab stopped" if stopped else f"no lab running in {args.lab_dir}")
+    from rebuild.lab import daemon
+
+    lab_dir = _lab_dir(args)
+    stopped = daemon.down(lab_dir)
+    print("SIMULATED lab stopped" if stopped else f"no lab running in {lab_dir}")
     return 0
 
 
 def _fault(args: argparse.Namespace) -> int:
-    client = daemon.LabClient(args.lab_dir)
+    from rebuild.lab import daemon, faults
+
+    client = daemon.LabClient(_lab_dir(args))
     if args.file:
         known = [t["name"] for t in client.status()["twins"]]
         result = client.set_faults(faults.load_file(args.file, known))
@@ -129,7 +155,9 @@ def _fault(args: argparse.Namespace) -> int:
 
 
 def _power(args: argparse.Namespace) -> int:
-    result = daemon.LabClient(args.lab_dir).power(args.host, args.action)
+    from rebuild.lab import daemon
+
+    result = daemon.LabClient(_lab_dir(args)).power(args.host, args.action)
     print(f"{result['host']}: {result['booted']} (SIMULATED power button)")
     return 0
 
@@ -140,8 +168,8 @@ def _rehearse(args: argparse.Namespace) -> int:
     result = rehearse(
         RehearsalOptions(
             site=args.site,
-            register=args.register,
-            lab_dir=args.lab_dir,
+            register=_register(args),
+            lab_dir=_lab_dir(args),
             imaging_seconds=args.imaging_seconds,
             address_prefix=args.address_prefix,
             keep_lab=not args.stop_lab,
@@ -152,7 +180,6 @@ def _rehearse(args: argparse.Namespace) -> int:
     print(f"rehearsal run {run.run_id}: {run.status}" + (f" - {run.reason}" if run.reason else ""))
     print(f"report (SIMULATED): {result.report.html}")
     if not args.stop_lab:
-        print(
-            f"the lab is still up: `rebuild lab status --lab-dir {args.lab_dir}`; `rebuild lab down` stops it"
-        )
+        lab_dir = _lab_dir(args)
+        print(f"the lab is still up: `rebuild lab status --lab-dir {lab_dir}`; `rebuild lab down` stops it")
     return run.exit_code
