@@ -12,13 +12,21 @@ export PATH="$root/.venv/bin:$PATH"
 export ANSIBLE_CONFIG="$root/ansible.cfg"
 export ANSIBLE_NOCOLOR=1 PY_COLORS=0
 
+# Wall time per group, so CI's output shows where the suite's time goes (pytest prints its own
+# groups - unit, lab, integration - before its summary line).
+started=$SECONDS
 mypy
+echo "timing: mypy $((SECONDS - started)) s"
 
+started=$SECONDS
 for scenario in roles/*/molecule/default; do
     role_dir=${scenario%/molecule/default}
     echo "molecule: ${role_dir#roles/} (default scenario)"
+    role_started=$SECONDS
     (cd "$role_dir" && molecule test -s default)
+    echo "timing: molecule ${role_dir#roles/} $((SECONDS - role_started)) s"
 done
 echo "molecule: all scenarios passed"
+echo "timing: molecule (all scenarios) $((SECONDS - started)) s"
 
 python -m pytest "$@"

@@ -152,3 +152,7 @@ def lab_prefix() -> Iterator[str]:
         yield prefix
     finally:
         lock.close()
+
+
+# Wall time per test group (unit, lab, integration), printed before pytest's summary (issue 15).
+from group_timing import pytest_runtest_logreport, pytest_terminal_summary  # noqa: E402, F401
