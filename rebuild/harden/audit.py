@@ -143,8 +143,3 @@ def _journal(state_dir: Path, reports: list[HostReport]) -> None:
         for rep in reports:
             if journal.find_host(rep.host) is not None:
                 journal.set_result(rep.host, "harden_audit", rep.to_dict())
-
-
-def store_report(journal: Any, report: HostReport) -> None:
-    """Keep a real (apply) run's report as the host's `harden` result in the journal."""
-    journal.set_result(report.host, "harden" if report.mode == "apply" else "harden_audit", report.to_dict())
