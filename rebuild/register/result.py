@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rebuild.errors import RegisterError
 from rebuild.model import Host
+from rebuild.register.limits import shown
 from rebuild.register.readers import write_csv_atomic
 
 
@@ -23,7 +24,7 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.row is None else f"{self.file} {self.unit} {self.row}"
         if self.column:
-            where += f", column {self.column!r}"
+            where += f", column {shown(self.column)}"
         return f"{where}: {self.message}"
 
 
