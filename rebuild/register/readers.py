@@ -261,6 +261,15 @@ def _xlsx_cell(value: Any) -> str | None:
     return str(value).strip()
 
 
+def _root_cause(exc: BaseException) -> str:
+    """The first error of a chain, named: openpyxl wraps defusedxml's refusal in a ValueError."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    if type(exc).__module__.startswith("defusedxml"):
+        return f"its XML declares entities or a DTD (refused by defusedxml: {type(exc).__name__})"
+    return f"{type(exc).__name__}: {shown(str(exc), 200)}"
+
+
 def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
     check_archive(path)
     import openpyxl  # imported here: only XLSX registers pay for it
@@ -277,7 +286,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for broken files
-        raise RegisterError([f"{path}: cannot open as an Excel workbook: {shown(str(exc), 200)}"]) from None
+        raise RegisterError([f"{path}: cannot open as an Excel workbook: {_root_cause(exc)}"]) from None
     try:
         if sheet is None:
             ws = book.worksheets[0]
@@ -312,9 +321,7 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
     except RegisterError:
         raise
     except Exception as exc:  # XML refused by defusedxml, truncated sheets, broken styles...
-        raise RegisterError(
-            [f"{path}: cannot read the workbook: {type(exc).__name__}: {shown(str(exc), 200)}"]
-        ) from None
+        raise RegisterError([f"{path}: cannot read the workbook: {_root_cause(exc)}"]) from None
     finally:
         book.close()
     if headers is None:
