@@ -412,3 +412,19 @@ def test_reserved_hostname_in_a_register_is_refused(
         code == 2
         and "con.csv row 3, column 'Hostname': invalid hostname 'con': CON is a Windows device name" in err
     )
+
+
+def test_junit_xml_with_entities_is_refused(tmp_path: Path) -> None:
+    # Sibling of item 11: the verify runner parses XML holding host text; it goes through defusedxml.
+    from defusedxml import EntitiesForbidden
+
+    from rebuild.verify.runner import parse_junit
+
+    path = tmp_path / "junit.xml"
+    path.write_text(
+        '<?xml version="1.0"?><!DOCTYPE t [<!ENTITY a "aaaaaaaaaa">]>'
+        '<testsuite><testcase name="x"><failure message="&a;"/></testcase></testsuite>',
+        encoding="utf-8",
+    )
+    with pytest.raises(EntitiesForbidden):
+        parse_junit(path)
