@@ -24,12 +24,12 @@ class RegisterError(RebuildError):
 MAX_LISTED = 50  # lines of problems printed before a summary line (the rest: --allow-errors' rejects file)
 
 
-def listed(lines: list[str], limit: int = MAX_LISTED) -> list[str]:
+def listed(lines: list[str], limit: int = MAX_LISTED, what: str = "problems") -> list[str]:
     """The first `limit` lines, then "… and N more problems" when there are more: what a person
     reads must stay bounded when a broken register has 100,000 problems."""
     if len(lines) <= limit:
         return lines
-    return [*lines[:limit], f"… and {len(lines) - limit:,} more problems"]
+    return [*lines[:limit], f"… and {len(lines) - limit:,} more {what}"]
 
 
 class SafetyError(RebuildError):

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         sheet=args.sheet,
         rejects_path=args.rejects,
     )
-    for warning in listed(report.result.warnings):
+    for warning in listed(report.result.warnings, what="warnings"):
         print(f"rebuild: warning: {warning}", file=sys.stderr)
     for problem in listed([str(p) for p in report.result.problems]):
         print(f"rebuild: rejected: {problem}", file=sys.stderr)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 
 MAX_REGISTER_BYTES = 64 * 2**20  # the file on disk (a 100,000-row CSV is about 15 MB)
+MAX_ROWS = 250_000  # rows or records (the bench fleet: 100,000)
+MAX_COLUMNS = 256  # columns or distinct JSON keys (a CMDB export: 15 to 40)
 MAX_CELL_CHARS = 1024  # one cell or JSON value (the longest real field, applications, is < 200)
 MAX_XLSX_UNCOMPRESSED = 256 * 2**20  # all members of an .xlsx together, as declared in the zip
 MAX_XLSX_RATIO = 100  # uncompressed / compressed size of one member (real sheets: under 20)

@@ -22,7 +22,9 @@ from rebuild.errors import RegisterError
 from rebuild.register.limits import (
     CONTROL,
     MAX_CELL_CHARS,
+    MAX_COLUMNS,
     MAX_REGISTER_BYTES,
+    MAX_ROWS,
     MAX_XLSX_MEMBERS,
     MAX_XLSX_RATIO,
     MAX_XLSX_UNCOMPRESSED,
@@ -45,6 +47,11 @@ class RawTable:
     # Cells whose value had the wrong type (JSON true, an object...): row number -> column
     # index -> what is wrong. The cell itself reads "" and the validator reports this instead.
     bad_cells: dict[int, dict[int, str]] = field(default_factory=dict)
+
+
+def _too_many(path: Path, what: str, count: int, limit: int) -> RegisterError:
+    # Rows are padded to the header's width: columns times rows must stay small.
+    return RegisterError([f"{path}: {count:,} {what} (limit {limit:,}, {LIMITS_DOC}); nothing was read"])
 
 
 def read_table(path: Path, *, sheet: str | None = None) -> RawTable:
@@ -194,9 +201,13 @@ def read_csv(path: Path) -> RawTable:
             if headers is None:
                 if any(cell.strip() for cell in record):
                     headers = [cell.strip() for cell in record]
+                    if len(headers) > MAX_COLUMNS:
+                        raise _too_many(path, "columns in the header", len(headers), MAX_COLUMNS)
                 continue
             if not "".join(record).strip():
                 continue
+            if len(rows) == MAX_ROWS:
+                raise _too_many(path, "rows or more", MAX_ROWS + 1, MAX_ROWS)
             rows.append((reader.line_num, record))
     except csv.Error as exc:
         if "field larger than field limit" in str(exc):  # csv's own bound (131,072 characters)
@@ -299,10 +310,22 @@ def read_xlsx(path: Path, *, sheet: str | None = None) -> RawTable:
                     f"sheets: {', '.join(s[:40] for s in book.sheetnames[:20])}"
                 ]
             )
+        # The sheet's declared size first; then, as the declaration may lie, the rows read.
+        if (ws.max_row or 0) > MAX_ROWS + 1 or (ws.max_column or 0) > MAX_COLUMNS:
+            raise RegisterError(
+                [f"{path}: sheet {shown(ws.title)} declares {ws.max_row or 0:,} rows and "
+                 f"{ws.max_column or 0:,} columns (limits {MAX_ROWS:,} and {MAX_COLUMNS}, {LIMITS_DOC})"]
+            )  # fmt: skip
         headers: list[str] | None = None
         rows: list[tuple[int, list[str]]] = []
         bad_cells: dict[int, dict[int, str]] = {}
-        for number, values in enumerate(ws.iter_rows(values_only=True), 1):
+        for number, values in enumerate(ws.iter_rows(max_row=MAX_ROWS + 2, values_only=True), 1):
+            if number > MAX_ROWS + 1:  # the header and MAX_ROWS rows
+                raise _too_many(path, "rows or more", number - 1, MAX_ROWS)
+            if len(values) > MAX_COLUMNS:
+                raise _too_many(path, f"columns on row {number}", len(values), MAX_COLUMNS)
+            if not any(values):
+                continue  # blank (or all zero/FALSE: nothing a register row holds)
             cells: list[str] = []
             for i, value in enumerate(values):
                 text = _xlsx_cell(value)
@@ -410,10 +433,14 @@ def read_json(path: Path) -> RawTable:
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         raise RegisterError([f"{path}: not a usable JSON export: {shown(str(exc), 120)}"]) from None
     records = _records(path, data)
+    if len(records) > MAX_ROWS:
+        raise _too_many(path, "records", len(records), MAX_ROWS)
     headers: dict[str, None] = {}
     for record in records:
         if isinstance(record, dict):
             headers.update(dict.fromkeys(record))
+            if len(headers) > MAX_COLUMNS:
+                raise _too_many(path, "distinct field names or more", len(headers), MAX_COLUMNS)
     names = list(headers)
     rows: list[tuple[int, list[str]]] = []
     bad: list[str] = []

@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -428,3 +430,59 @@ def test_junit_xml_with_entities_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(EntitiesForbidden):
         parse_junit(path)
+
+
+# --- rows and columns: every row is padded to the header's width, so both are bounded ----------
+
+
+def test_too_many_columns_is_refused_in_every_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"C{n}" for n in range(300)) + "\n" + "x," * 299 + "x\n", encoding="utf-8")
+    code, err = build(wide, tmp_path, capsys)
+    assert code == 2 and "wide.csv: 300 columns in the header (limit 256" in err
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps([{f"k{n}": "x"} for n in range(300)]), encoding="utf-8")
+    code, err = build(keys, tmp_path, capsys)
+    assert code == 2 and "keys.json: 257 distinct field names or more (limit 256" in err
+
+
+def test_xlsx_declaring_a_huge_sheet_is_refused_without_reading_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = workbook(tmp_path / "plain.xlsx")
+    path = tmp_path / "far.xlsx"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[A-Z0-9:]+" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
+                assert b"XFD1048576" in data
+            new.writestr(item, data)
+    code, err = build(path, tmp_path, capsys)
+    assert code == 2 and "declares 1,048,576 rows and 16,384 columns (limits 250,000 and 256" in err
+
+
+def test_too_many_rows_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readers, "MAX_ROWS", 2)  # 250,000 rows would cost seconds to write
+    code, err = build(register(tmp_path / "long.csv", DC01, DC02, DHCP01), tmp_path, capsys)
+    assert code == 2 and "long.csv: 3 rows or more (limit 2" in err
+    code, err = build(workbook(tmp_path / "long.xlsx"), tmp_path, capsys)  # header + 2 rows: fits
+    assert code == 0
+    shutil.rmtree(tmp_path / "out")
+    book = openpyxl.load_workbook(tmp_path / "long.xlsx")
+    book.active.append(next(csv.reader([DHCP01])))
+    book.save(tmp_path / "longer.xlsx")
+    undeclared = tmp_path / "undeclared.xlsx"  # no <dimension>: only the rows read can tell
+    with zipfile.ZipFile(tmp_path / "longer.xlsx") as old, zipfile.ZipFile(undeclared, "w") as new:
+        for item in old.infolist():
+            new.writestr(item, re.sub(rb'<dimension ref="[A-Z0-9:]+" ?/>', b"", old.read(item)))
+    code, err = build(undeclared, tmp_path, capsys)
+    assert code == 2 and "undeclared.xlsx: 3 rows or more (limit 2" in err
+    keys = HEADER.split(",")
+    many = [dict(zip(keys, next(csv.reader([line])), strict=True)) for line in (DC01, DC02, DHCP01)]
+    code, err = build(json_register(tmp_path / "long.json", many), tmp_path, capsys)
+    assert code == 2 and "long.json: 3 records (limit 2" in err
