@@ -486,3 +486,15 @@ def test_too_many_rows_is_refused(
     many = [dict(zip(keys, next(csv.reader([line])), strict=True)) for line in (DC01, DC02, DHCP01)]
     code, err = build(json_register(tmp_path / "long.json", many), tmp_path, capsys)
     assert code == 2 and "long.json: 3 records (limit 2" in err
+
+
+def test_unwritable_rejects_file_is_a_message_and_no_inventory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = register(tmp_path / "r.csv", DC01, with_cell(DC02, "Hostname", "BAD_NAME"))
+    rejects = tmp_path / "rejects-dir"
+    rejects.mkdir()
+    code, err = build(path, tmp_path, capsys, "--allow-errors", "--rejects", str(rejects))
+    assert code == 2 and "rejects-dir: cannot write the rejects file: Is a directory" in err
+    assert not (tmp_path / "out").exists()  # the rejects file is written first: no inventory either
+    assert list(rejects.iterdir()) == [] and not list(tmp_path.glob(".rejects-dir.*"))  # no temp file left
