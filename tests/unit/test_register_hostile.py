@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import openpyxl
@@ -22,6 +23,7 @@ from rebuild.register import SMALL_REGISTER, load_register, readers
 from rebuild.register.limits import MAX_CELL_CHARS, MAX_REGISTER_BYTES
 from rebuild.register.validate import RowError, normalise_hostname
 
+DIMENSION = re.compile(rb'<dimension ref="[A-Z0-9:]+" ?/>')
 HEADER, DC01, DC02, DHCP01 = SMALL_REGISTER.read_text(encoding="utf-8").splitlines()[:4]
 
 
@@ -59,6 +61,15 @@ def workbook(path: Path) -> Path:
     for line in [HEADER, DC01, DC02]:
         book.active.append(next(csv.reader([line])))
     book.save(path)
+    return path
+
+
+def rewrite_sheet(source: Path, path: Path, change: Callable[[bytes], bytes]) -> Path:
+    """A copy of the workbook `source` whose first sheet's XML went through `change`."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            new.writestr(item, change(data) if item.filename == "xl/worksheets/sheet1.xml" else data)
     return path
 
 
@@ -109,10 +120,7 @@ def test_xlsx_with_xml_entities_is_refused_by_defusedxml(
         b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>'
         b'<row r="1"><c r="A1" t="inlineStr"><is><t>&lol2;</t></is></c></row></sheetData></worksheet>'
     )
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
-        for item in old.infolist():
-            data = laughs if item.filename == "xl/worksheets/sheet1.xml" else old.read(item)
-            new.writestr(item, data)
+    rewrite_sheet(source, path, lambda _: laughs)
     code, err = build(path, tmp_path, capsys)
     assert code == 2
     assert "laughs.xlsx: cannot open as an Excel workbook: its XML declares entities or a DTD" in err
@@ -451,15 +459,12 @@ def test_too_many_columns_is_refused_in_every_format(
 def test_xlsx_declaring_a_huge_sheet_is_refused_without_reading_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = workbook(tmp_path / "plain.xlsx")
-    path = tmp_path / "far.xlsx"
-    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
-        for item in old.infolist():
-            data = old.read(item)
-            if item.filename == "xl/worksheets/sheet1.xml":
-                data = re.sub(rb'<dimension ref="[A-Z0-9:]+" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
-                assert b"XFD1048576" in data
-            new.writestr(item, data)
+    path = rewrite_sheet(
+        workbook(tmp_path / "plain.xlsx"),
+        tmp_path / "far.xlsx",
+        lambda xml: DIMENSION.sub(b'<dimension ref="A1:XFD1048576"/>', xml),
+    )
+    assert b"XFD1048576" in zipfile.ZipFile(path).read("xl/worksheets/sheet1.xml")
     code, err = build(path, tmp_path, capsys)
     assert code == 2 and "declares 1,048,576 rows and 16,384 columns (limits 250,000 and 256" in err
 
@@ -476,10 +481,10 @@ def test_too_many_rows_is_refused(
     book = openpyxl.load_workbook(tmp_path / "long.xlsx")
     book.active.append(next(csv.reader([DHCP01])))
     book.save(tmp_path / "longer.xlsx")
-    undeclared = tmp_path / "undeclared.xlsx"  # no <dimension>: only the rows read can tell
-    with zipfile.ZipFile(tmp_path / "longer.xlsx") as old, zipfile.ZipFile(undeclared, "w") as new:
-        for item in old.infolist():
-            new.writestr(item, re.sub(rb'<dimension ref="[A-Z0-9:]+" ?/>', b"", old.read(item)))
+    # No <dimension>: only the rows read can tell.
+    undeclared = rewrite_sheet(
+        tmp_path / "longer.xlsx", tmp_path / "undeclared.xlsx", lambda xml: DIMENSION.sub(b"", xml)
+    )
     code, err = build(undeclared, tmp_path, capsys)
     assert code == 2 and "undeclared.xlsx: 3 rows or more (limit 2" in err
     keys = HEADER.split(",")
