@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,19 @@ class Catalogue:
     printers: dict[str, tuple[Printer, ...]] = field(default_factory=dict)
     source: str = CATALOGUE_FILE
 
+    @cached_property
+    def _ids_by_name(self) -> dict[str, str]:
+        return {a.name.casefold(): a.id for a in self.applications.values()}
+
+    def application_id(self, wanted: str) -> str | None:
+        """The id of the application a register names by id or DisplayName (any case), or None.
+
+        The register is checked with this when it is validated, and redeploy resolves with it:
+        one rule, so what validation accepted is what gets installed.
+        """
+        key = wanted.strip()
+        return key if key in self.applications else self._ids_by_name.get(key.casefold())
+
     def for_host(
         self,
         *,
@@ -143,12 +157,10 @@ class Catalogue:
             if rule.matches(kind, service):
                 app_ids += [a for a in rule.applications if a not in app_ids]
                 cert_ids += [c for c in rule.certificates if c not in cert_ids]
-        by_name = {a.name.casefold(): a.id for a in self.applications.values()}
         for wanted in extra:
-            key = wanted.strip()
-            if not key:
+            if not wanted.strip():
                 continue
-            app_id = key if key in self.applications else by_name.get(key.casefold())
+            app_id = self.application_id(wanted)
             if app_id is None:
                 raise ConfigError(
                     f"host {hostname}: application {wanted!r} from the register is not in "

@@ -17,7 +17,6 @@ The small register uses English headers and ',' to exercise the other common exp
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import random
 import sys
@@ -25,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rebuild.csvsafe import SafeWriter
 from rebuild.register import EXPORT_HEADERS_EN, EXPORT_HEADERS_FR
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -319,7 +319,7 @@ def small_register(seed: int = 7) -> list[list[str]]:
 
 def render(headers: list[str], rows: list[list[str]], delimiter: str) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\r\n")  # as Excel writes it
+    writer = SafeWriter(buffer, delimiter=delimiter, lineterminator="\r\n")  # as Excel writes it
     writer.writerow(headers)
     writer.writerows(rows)
     return buffer.getvalue()

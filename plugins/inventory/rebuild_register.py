@@ -137,7 +137,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _build(self, register: Path) -> dict[str, Any]:
         # Imported here: the rebuild package is the one code path for register -> inventory.
-        from rebuild.errors import RebuildError
+        from rebuild.errors import RebuildError, listed
         from rebuild.inventory import build_inventory
         from rebuild.register import load_register
         from rebuild.sites import get_site
@@ -149,7 +149,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             if result.problems:
                 if not self.get_option("allow_errors") or any(p.row is None for p in result.problems):
                     result.raise_for_problems()
-                for problem in result.problems:
+                for problem in listed([str(p) for p in result.problems]):  # bounded output
                     self.display.warning(f"rebuild_register: rejected {problem}")
             hosts = [h for h in result.hosts if site_name is None or h.site == site_name]
             if not hosts:

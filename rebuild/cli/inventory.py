@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rebuild.errors import listed
 from rebuild.inventory import DEFAULT_OUT_DIR, build_from_register
 
 
@@ -40,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
         sheet=args.sheet,
         rejects_path=args.rejects,
     )
-    for warning in report.result.warnings:
+    for warning in listed(report.result.warnings, what="warnings"):
         print(f"rebuild: warning: {warning}", file=sys.stderr)
-    for problem in report.result.problems:
+    for problem in listed([str(p) for p in report.result.problems]):
         print(f"rebuild: rejected: {problem}", file=sys.stderr)
     for line in report.lines():
         print(line)

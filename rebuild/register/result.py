@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rebuild.errors import RegisterError
+from rebuild.errors import RebuildError, RegisterError
 from rebuild.model import Host
+from rebuild.register.limits import shown
 from rebuild.register.readers import write_csv_atomic
 
 
@@ -23,7 +24,7 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.row is None else f"{self.file} {self.unit} {self.row}"
         if self.column:
-            where += f", column {self.column!r}"
+            where += f", column {shown(self.column)}"
         return f"{where}: {self.message}"
 
 
@@ -69,7 +70,10 @@ class RegisterResult:
             ]
             for r in self.rejects
         ]
-        write_csv_atomic(path, ["register row", "problems", *self.headers], rows, self.delimiter)
+        try:
+            write_csv_atomic(path, ["register row", "problems", *self.headers], rows, self.delimiter)
+        except OSError as exc:  # a directory, a read-only or full disk: say so, write nothing
+            raise RebuildError(f"{path}: cannot write the rejects file: {exc.strerror or exc}") from None
         return len(rows)
 
     def summary(self) -> str:

@@ -16,12 +16,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from rebuild.applications import Catalogue, load_catalogue
 from rebuild.model import Host, Kind, Platform
 from rebuild.register.aliases import FIELDS, AliasTable, load_aliases
+from rebuild.register.limits import MAX_CELL_CHARS, MAX_ROWS_NAMED, cell_problem, shown
 from rebuild.register.readers import RawTable
 from rebuild.register.result import Problem, RegisterResult, Reject
 from rebuild.sites import Site, find_site, load_sites
-from rebuild.tiers import UnknownServiceError, tier_table
+from rebuild.tiers import UnknownServiceError, default_data_dir, tier_table
 
 _HOSTNAME = re.compile(r"^[A-Z0-9](?:[A-Z0-9-]{0,13}[A-Z0-9])?$")
 _MAC_SEPARATORS = re.compile(r"[\s:.\-]")
@@ -33,6 +35,23 @@ _IPV4 = re.compile(rf"^{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}$")
 _BMC = re.compile(r"^(?:(?P<scheme>[a-zA-Z]+)://)?(?P<host>[^/:]+)(?::(?P<port>\d{1,5}))?/?$")
 _TEMPLATE_MARKERS = re.compile(r"\{[{%#]")
 _APP_SPLIT = re.compile(r"\s*[;,|\n]\s*")
+
+# Names Windows will not take for a computer, beyond the character rule:
+# - device names: a file named after the host (logs, boot files, reports) would open the
+#   device instead (learn.microsoft.com/en-us/windows/win32/fileio/naming-a-file, "Naming
+#   conventions": CON, PRN, AUX, NUL, COM1-COM9, LPT1-LPT9, with or without an extension);
+# - the words Active Directory reserves for computer names ("Naming conventions in Active
+#   Directory for computers, domains, sites, and OUs", learn.microsoft.com/en-us/troubleshoot/
+#   windows-server/identity/naming-conventions-for-computer-domain-site-ou, "Table of reserved
+#   words"). Its entries with a space (AUTHENTICATED USER, NT AUTHORITY...) already fail the
+#   character rule; the single words are listed here.
+DEVICE_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(1, 10)), *(f"LPT{n}" for n in range(1, 10))}
+)
+AD_RESERVED_WORDS = frozenset(
+    {"ANONYMOUS", "BATCH", "BUILTIN", "DIALUP", "INTERACTIVE", "INTERNET", "LOCAL", "NETWORK",
+     "NULL", "PROXY", "RESTRICTED", "SELF", "SERVER", "SERVICE", "SYSTEM", "USERS", "WORLD"}
+)  # fmt: skip
 
 
 class RowError(ValueError):
@@ -48,8 +67,19 @@ def normalise_hostname(text: str) -> str:
     name = text.strip().split(".", 1)[0].upper()
     if not _HOSTNAME.match(name) or name.isdigit():
         raise RowError(
-            f"invalid hostname {text.strip()!r}: Windows names are 1-15 letters, digits or '-', "
+            f"invalid hostname {shown(text)}: Windows names are 1-15 letters, digits or '-', "
             "not all digits, not starting or ending with '-'"
+        )
+    if name in DEVICE_NAMES:
+        raise RowError(
+            f"invalid hostname {shown(text)}: {name} is a Windows device name (reserved names rule: "
+            "CON, PRN, AUX, NUL, COM1-9, LPT1-9 cannot name a file, and files are named after hosts)"
+        )
+    if name in AD_RESERVED_WORDS:
+        raise RowError(
+            f"invalid hostname {shown(text)}: {name} is a word Active Directory reserves for computer "
+            "names (reserved names rule: Microsoft's 'Naming conventions in Active Directory', table of "
+            "reserved words)"
         )
     return name
 
@@ -67,11 +97,11 @@ def normalise_mac(text: str) -> str:
             return ":".join(match.groups()).lower()
     digits = _MAC_SEPARATORS.sub("", text.strip()).lower()
     if not _HEX12.match(digits):
-        raise RowError(f"malformed MAC {text.strip()!r}: expected 6 hex bytes like aa:bb:cc:dd:ee:ff")
+        raise RowError(f"malformed MAC {shown(text)}: expected 6 hex bytes like aa:bb:cc:dd:ee:ff")
     if int(digits[:2], 16) & 1:
-        raise RowError(f"MAC {text.strip()!r} is a multicast/broadcast address, not a network card's")
+        raise RowError(f"MAC {shown(text)} is a multicast/broadcast address, not a network card's")
     if digits == "000000000000":
-        raise RowError(f"MAC {text.strip()!r} is all zeros (placeholder, not a network card's)")
+        raise RowError(f"MAC {shown(text)} is all zeros (placeholder, not a network card's)")
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
 
 
@@ -79,19 +109,19 @@ def normalise_bmc(text: str) -> str:
     """https://<ip>[:port]. An IP, not a name: DNS is itself being rebuilt in tier 0."""
     match = _BMC.match(text.strip())
     if not match:
-        raise RowError(f"malformed BMC address {text.strip()!r}: expected an IP or https://<ip>")
+        raise RowError(f"malformed BMC address {shown(text)}: expected an IP or https://<ip>")
     scheme = (match["scheme"] or "https").lower()
     if scheme != "https":
-        raise RowError(f"BMC address {text.strip()!r}: Redfish is reached over https only")
+        raise RowError(f"BMC address {shown(text)}: Redfish is reached over https only")
     try:
         host = ipaddress.IPv4Address(match["host"])
     except ValueError:
         raise RowError(
-            f"BMC address {text.strip()!r} must be an IP address (name resolution may be down)"
+            f"BMC address {shown(text)} must be an IP address (name resolution may be down)"
         ) from None
     port = match["port"]
     if port is not None and not 0 < int(port) < 65536:
-        raise RowError(f"BMC address {text.strip()!r}: port out of range")
+        raise RowError(f"BMC address {shown(text)}: port out of range")
     return f"https://{host}" + (f":{port}" if port else "")
 
 
@@ -119,6 +149,7 @@ class _Checker:
         self.site = lru_cache(maxsize=256)(self._site)
         self.service = lru_cache(maxsize=4096)(self._service)
         self.value = lru_cache(maxsize=1024)(self._value)
+        self._catalogue: Catalogue | None = None
 
     # One cached lookup per fixed-vocabulary field (a register repeats a handful of values).
     def status(self, text: str) -> str:
@@ -143,7 +174,7 @@ class _Checker:
         if match:  # 0-255 each, no leading zeros (as ipaddress; "010" is not 10 nor 8)
             a, b, c, d = map(int, match.groups())
             return t, (a << 24) | (b << 16) | (c << 8) | d
-        raise RowError(f"malformed IP address {t!r}: expected IPv4 like 10.11.0.10")
+        raise RowError(f"malformed IP address {shown(t)}: expected IPv4 like 10.11.0.10")
 
     def _site(self, text: str) -> Site:
         if not text.strip():
@@ -151,7 +182,7 @@ class _Checker:
         site = find_site(text, self.data_dir)
         if site is None:
             raise RowError(
-                f"unknown site {text.strip()!r}; known sites: {', '.join(s.label for s in self.sites)}"
+                f"unknown site {shown(text)}; known sites: {', '.join(s.label for s in self.sites)}"
             )
         return site
 
@@ -161,8 +192,31 @@ class _Checker:
         try:
             key, tier = self.tiers.match(text)
         except UnknownServiceError as exc:
-            raise RowError(str(exc) + " (add it to inventories/data/tiers.yml if it is right)") from None
+            hint = f"; closest known: {', '.join(exc.suggestions)}" if exc.suggestions else ""
+            raise RowError(
+                f"unknown service {shown(text)}{hint} (add it to inventories/data/tiers.yml if it is right)"
+            ) from None
         return key, tier.id
+
+    def applications(self, text: str) -> tuple[str, ...]:
+        """The register's applications, each known to the catalogue (by id or DisplayName): an
+        unknown one is found now, before any wipe, not in the redeploy phase after it."""
+        names = split_applications(text)
+        if not names:
+            return ()
+        if self._catalogue is None:
+            self._catalogue = load_catalogue(data_dir=self.data_dir or default_data_dir())
+        catalogue = self._catalogue
+        unknown = [name for name in names if catalogue.application_id(name) is None]
+        if unknown:
+            known = sorted(catalogue.applications)
+            listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+            names_shown = ", ".join(shown(u) for u in unknown[:5])
+            raise RowError(
+                f"unknown application{'s' if len(unknown) > 1 else ''} {names_shown}: "
+                f"not in the catalogue {catalogue.source} (known ids: {listed})"
+            )
+        return names
 
     def _value(self, field: str, text: str) -> str:
         if not text.strip() and field != "status":
@@ -172,7 +226,7 @@ class _Checker:
             close = self.aliases.closest_value(field, text)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             accepted = ", ".join(self.aliases.accepted(field))
-            raise RowError(f"unknown {field} {text.strip()!r} (accepted: {accepted}){hint}")
+            raise RowError(f"unknown {field} {shown(text)} (accepted: {accepted}){hint}")
         return found
 
 
@@ -184,13 +238,20 @@ def _map_columns(table: RawTable, aliases: AliasTable) -> tuple[dict[str, int], 
     for i, header in enumerate(table.headers):
         if not header:
             continue
+        trouble = cell_problem(header)
+        if trouble is not None:
+            problems.append(Problem(file, None, header, f"column name {trouble}"))
+            continue
         field = aliases.field_for(header)
         if field is None:
             ignored.append(header)
         elif field in index:
             problems.append(
                 Problem(
-                    file, None, header, f"column {table.headers[index[field]]!r} already gives the {field}"
+                    file,
+                    None,
+                    header,
+                    f"column {shown(table.headers[index[field]])} already gives the {field}",
                 )
             )
         else:
@@ -201,7 +262,7 @@ def _map_columns(table: RawTable, aliases: AliasTable) -> tuple[dict[str, int], 
             problems.append(
                 Problem(file, None, "", f"no column for {field} (accepted names include: {names})")
             )
-    warnings = [f"{file}: column {h!r} is not a register field and was ignored" for h in ignored]
+    warnings = [f"{file}: column {shown(h)} is not a register field and was ignored" for h in ignored]
     return index, problems, warnings
 
 
@@ -237,7 +298,7 @@ class _RowReader:
         # Position of each field; a field without a column reads the extra "" cell at the end.
         self.at = {field: index.get(field, self.width) for field in FIELDS}
         self.seen: dict[str, dict[str, Any]] = {
-            f: {} for f in ("status", "kind", "platform", "os", "site", "service")
+            f: {} for f in ("status", "kind", "platform", "os", "site", "service", "applications")
         }
         self.ranges = {
             site.name: [
@@ -262,10 +323,31 @@ class _RowReader:
         """The staged row, or the status ("retired"/"spare") of a row left out."""
         width = self.width
         row = cells[:width] + [""] * (width + 1 - min(len(cells), width))
-        try:
-            return self._read_valid(number, cells, row)
-        except RowError:
-            return self._read_collecting(number, cells, row)
+        if not self.table.bad_cells.get(number) and self._cells_fit(cells):
+            try:
+                return self._read_valid(number, cells, row)
+            except RowError:
+                pass
+        return self._read_collecting(number, cells, row)
+
+    def _cells_fit(self, cells: list[str]) -> bool:
+        """No cell too long, none with a control character (cheap: the common case)."""
+        if cells and max(map(len, cells)) > MAX_CELL_CHARS:
+            return False
+        return not (self.table.has_controls and any(cell_problem(text) for text in cells))
+
+    def _cell_troubles(self, number: int, cells: list[str]) -> dict[int, str]:
+        """Column index -> why that cell cannot be read (wrong type, too long, control character)."""
+        troubles = dict(self.table.bad_cells.get(number) or {})
+        for i, text in enumerate(cells):
+            if i not in troubles:
+                trouble = cell_problem(text)
+                if trouble is not None:
+                    troubles[i] = trouble
+        return troubles
+
+    def header(self, i: int) -> str:
+        return self.table.headers[i] if i < self.width else f"#{i + 1}"
 
     def _read_valid(self, number: int, cells: list[str], row: list[str]) -> _Staged | str:
         """Fast path for a good row: the same checks as `_read_collecting`, raising RowError at
@@ -303,6 +385,7 @@ class _RowReader:
         else:
             raise RowError("outside the site's networks")
         applications = row[at["applications"]]
+        apps = self._known("applications", applications, check.applications) if applications else ()
         host = Host(
             hostname=hostname,
             asset_tag=asset_tag,
@@ -318,7 +401,7 @@ class _RowReader:
             mac=mac,
             bmc_address=bmc,
             vm_ref=vm_ref if platform == "virtual" else "",
-            applications=split_applications(applications) if applications else (),
+            applications=apps,
             serial=row[at["serial"]].strip(),
             network=network.name,
         )
@@ -331,8 +414,11 @@ class _RowReader:
         """Slow path: check every field on its own and collect a Problem for each wrong one."""
         at, check = self.at, self.check
         problems: list[Problem] = []
+        troubles = self._cell_troubles(number, cells)
 
         def get(field: str, parse: Callable[[str], object]) -> object:
+            if at[field] in troubles:
+                return None  # reported below, once, with the column
             try:
                 return parse(row[at[field]])
             except RowError as exc:
@@ -344,14 +430,15 @@ class _RowReader:
         status = get("status", check.status)
         if status == "retired" or status == "spare":
             return str(status)
+        for i, trouble in sorted(troubles.items()):
+            problems.append(Problem(str(self.table.path), number, self.header(i), trouble, self.table.unit))
         for i, text in enumerate(row if self.table.has_braces else ()):
             # The static inventory is YAML Ansible trusts as templates: a register cell must
             # never smuggle Jinja into it (it would run on the controller).
             if "{" in text and _TEMPLATE_MARKERS.search(text):
-                header = self.table.headers[i] if i < self.width else f"#{i + 1}"
                 problems.append(
                     Problem(
-                        str(self.table.path), number, header,
+                        str(self.table.path), number, self.header(i),
                         "contains Ansible template markers ({{, {% or {#)", self.table.unit,
                     )
                 )  # fmt: skip
@@ -364,6 +451,7 @@ class _RowReader:
         service = get("service", check.service)
         ip = get("ip", check.ip)
         mac = get("mac", _MAC_REQ)
+        apps = get("applications", check.applications) if row[at["applications"]].strip() else ()
         vm_ref = row[at["vm_ref"]].strip()
         bmc = ""
         if platform == "physical" and kind == "server":
@@ -410,7 +498,7 @@ class _RowReader:
                 mac=str(mac),
                 bmc_address=bmc,
                 vm_ref=vm_ref if platform == "virtual" else "",
-                applications=split_applications(row[at["applications"]]) if row[at["applications"]] else (),
+                applications=apps if isinstance(apps, tuple) else (),
                 serial=row[at["serial"]].strip(),
                 network=network.name,
             )
@@ -490,16 +578,31 @@ def _flag_duplicates(staged: list[_Staged], file: str, unit: str, column: Callab
         numbers = sorted({staged[i].number for i, _ in where})
         for i, field in where:
             row = staged[i]
-            others = [n for n in numbers if n != row.number]
-            if not others:
+            if len(numbers) == 1:
                 if field != "bmc_address":
                     continue  # reported once, on the BMC column
                 message = f"BMC address uses the host's own IP {value}"
             elif kind == "ip" and field == "bmc_address":
-                message = f"BMC address IP {value} is also used on {unit} {', '.join(map(str, others))}"
+                message = f"BMC address IP {value} is also used on {_other_rows(numbers, row.number, unit)}"
             else:
-                shown = row.keys[field]
-                message = f"duplicate {labels[kind]} {shown} (also on {unit} {', '.join(map(str, others))})"
+                text = row.keys[field]
+                message = (
+                    f"duplicate {labels[kind]} {text if len(text) <= 40 else shown(text)} "
+                    f"(also on {_other_rows(numbers, row.number, unit)})"
+                )
             problem = Problem(file, row.number, column(field), message, unit)
             if problem not in row.problems:
                 row.problems.append(problem)
+
+
+def _other_rows(numbers: list[int], own: int, unit: str) -> str:
+    """'row 3, 9 and 7,996 more': a few rows and a count, so a value shared by 8,000 rows
+    makes 8,000 short messages, not 8,000 lists of 8,000 (time and memory stay linear)."""
+    named: list[str] = []
+    for n in numbers:
+        if n != own:
+            named.append(str(n))
+            if len(named) == MAX_ROWS_NAMED:
+                break
+    more = len(numbers) - 1 - len(named)
+    return f"{unit} {', '.join(named)}" + (f" and {more:,} more" if more > 0 else "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Mapping
@@ -10,6 +9,7 @@ from datetime import UTC, datetime
 
 import jinja2
 
+from rebuild.csvsafe import SafeWriter
 from rebuild.report.chart import progress_svg
 from rebuild.report.model import STATUS_LABELS, Report, format_duration
 
@@ -71,7 +71,7 @@ SERVICE_COLUMNS = (
 def render_csv(report: Report) -> str:
     """One line per site and service (what the crisis cell pastes into its spreadsheet)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out, lineterminator="\n")  # host names, reasons: no formulas
     writer.writerow(SERVICE_COLUMNS)
     for line in report.services:
         c = line.counts
@@ -108,7 +108,7 @@ PROBLEM_COLUMNS = (
 
 def render_problems_csv(report: Report) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out, lineterminator="\n")  # host names, reasons: no formulas
     writer.writerow(PROBLEM_COLUMNS)
     for p in report.problems:
         writer.writerow(

@@ -10,6 +10,7 @@ kept, as a last guard.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,10 +18,11 @@ import subprocess
 import sys
 import threading
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from defusedxml.ElementTree import parse as parse_xml  # host text lands in this XML: no entities
 
 from rebuild.verify.expect import Expectations
 
@@ -96,7 +98,9 @@ def _first_line(message: str) -> str:
 
 def parse_junit(path: Path) -> tuple[int, int, int, int, list[dict[str, str]], list[dict[str, str]]]:
     """(tests, failures, errors, skipped, failed checks, skipped checks) from pytest's JUnit XML."""
-    root = ET.parse(path).getroot()
+    root = parse_xml(path).getroot()
+    if root is None:  # not seen from pytest; ElementTree would have raised ParseError before
+        raise ValueError(f"{path}: JUnit XML without a root element")
     tests = failures = errors = skipped = 0
     failed: list[dict[str, str]] = []
     skips: list[dict[str, str]] = []
@@ -186,11 +190,9 @@ def run_verification(
     os.close(read_fd)
 
     def feed() -> None:
-        with os.fdopen(write_fd, "wb") as pipe:
-            try:
-                pipe.write(config)
-            except BrokenPipeError:
-                pass
+        # The child may exit before reading its configuration.
+        with os.fdopen(write_fd, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+            pipe.write(config)
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()

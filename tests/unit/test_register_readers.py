@@ -69,7 +69,7 @@ def test_csv_with_quoted_delimiters_in_cells(tmp_path: Path) -> None:
 def test_undecodable_csv_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_bytes(b"Hostname;Site\nARL\x81\x8d;Arlon\n")  # invalid in UTF-8 and undefined in cp1252
-    with pytest.raises(RegisterError, match="cannot decode as UTF-8 or Windows-1252"):
+    with pytest.raises(RegisterError, match="line 2: byte 0x81 is neither UTF-8 nor Windows-1252"):
         load_register(path)
 
 

@@ -18,7 +18,7 @@ from rebuild.journal import Journal, Phase
 from rebuild.model import Host, Kind, Platform
 from rebuild.report import build_report, write_report
 from rebuild.report.model import Status, format_duration, status_of
-from rebuild.report.render import render_csv, render_html, render_json
+from rebuild.report.render import render_csv, render_html, render_json, render_problems_csv
 
 PATH = ["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying"]
 
@@ -212,3 +212,18 @@ def test_status_mapping_and_duration():
         status_of("bogus")
     assert format_duration(None) == "—"
     assert format_duration(3 * 3600 + 5 * 60) == "3:05"
+
+
+def test_csv_cells_from_hosts_never_run_as_formulas(journal):
+    # A failure reason or check message comes from a host: a spreadsheet must show it as text.
+    walk(journal, "RX-PC2", "run-1", "hardening")
+    journal.transition(
+        "RX-PC2", "failed", run_id="run-1", failed_phase="harden", reason='=HYPERLINK("http://x","open me")'
+    )
+    r = make(journal)
+    rows = list(csv.DictReader(io.StringIO(render_problems_csv(r))))
+    rx = next(row for row in rows if row["host"] == "RX-PC2")
+    assert rx["reason"] == '\'=HYPERLINK("http://x","open me")'
+    for text in (render_problems_csv(r), render_csv(r)):
+        cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
