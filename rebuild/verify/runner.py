@@ -10,6 +10,7 @@ kept, as a last guard.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rebuild.childenv import child_env
 from rebuild.verify.expect import Expectations
 
 SUITES = Path(__file__).resolve().parent / "suites"
@@ -172,7 +174,7 @@ def run_verification(
         "-o",
         "console_output_style=classic",
     ]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = child_env(os.environ, PYTHONDONTWRITEBYTECODE="1")  # the allow-list: no credential
     started = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -186,11 +188,9 @@ def run_verification(
     os.close(read_fd)
 
     def feed() -> None:
-        with os.fdopen(write_fd, "wb") as pipe:
-            try:
-                pipe.write(config)
-            except BrokenPipeError:
-                pass
+        # pytest died early (its log says why): nothing more to feed.
+        with contextlib.suppress(BrokenPipeError), os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(config)
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
