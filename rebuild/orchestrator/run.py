@@ -20,17 +20,17 @@ import fcntl
 import json
 import os
 import queue
-import re
 import secrets as pysecrets
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rebuild.childenv import child_env
 from rebuild.errors import ConfigError, RebuildError, SafetyError
 from rebuild.inventory import hosts_of_inventory, read_ansible_inventory
 from rebuild.journal import ACTIVE, Journal, Phase
@@ -51,30 +51,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PLAYBOOK = PROJECT_ROOT / "playbooks" / "site.yml"
 
 # Credentials an operator may give through the environment; imported into the encrypted store
-# (entry `site-<site>`) and removed from Ansible's environment.
+# (entry `site-<site>`) at the start of a run. Ansible never sees them in its environment
+# (rebuild.childenv): its roles read them from the store with the rebuild_secret lookup.
 ENV_CREDENTIALS = {
     "REBUILD_BMC_USER": "bmc_user",
     "REBUILD_BMC_PASSWORD": "bmc_password",
     "REBUILD_HYPERVISOR_TOKEN": "hypervisor_token",
+    "REBUILD_DOMAIN_JOIN_USER": "domain_join_user",
+    "REBUILD_DOMAIN_JOIN_PASSWORD": "domain_join_password",
 }
-_ENV_KEEP = {
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-    "TZ",
-    "VIRTUAL_ENV",
-    "PYTHONPATH",
-    "PYTHONUNBUFFERED",
-    STATE_DIR_ENV,
-    KEY_FILE_ENV,
-}
-_ENV_PREFIXES = ("ANSIBLE_", "AWX_", "RUNNER_", "JOB_", "ORIGINAL_STDOUT_CALLBACK")
-_SECRETISH = re.compile(r"PASS|TOKEN|SECRET|CREDENTIAL|PRIVATE", re.IGNORECASE)
+# The redeploy role joins a host to the site's domain with these (roles/redeploy/defaults).
+DOMAIN_JOIN_SECRETS = ("domain_join_user", "domain_join_password")
 
 EXIT_OK, EXIT_FAILED_HOSTS, EXIT_BREAKER, EXIT_INTERRUPTED = 0, 1, 4, 130
 
@@ -124,17 +111,6 @@ class SiteRunResult:
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + pysecrets.token_hex(3)
-
-
-def child_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The environment Ansible gets: what it needs, never a credential."""
-    kept = {}
-    for key, value in env.items():
-        if key in (STATE_DIR_ENV, KEY_FILE_ENV):
-            kept[key] = value  # paths, not secrets
-        elif (key in _ENV_KEEP or key.startswith(_ENV_PREFIXES)) and not _SECRETISH.search(key):
-            kept[key] = value
-    return kept
 
 
 @contextlib.contextmanager
@@ -307,7 +283,7 @@ class SiteRun:
         self.playbook = options.playbook.resolve()
         self.run_id = new_run_id()
         self.run_dir = self.state_dir / "runs" / self.run_id
-        self.store = SecretStore(self.state_dir)
+        self.store = SecretStore(self.state_dir, rehearsal=options.rehearsal)
         self.failed: dict[str, str] = {}
         self._abort = threading.Event()  # the run is failing: cancel the batches still running
 
@@ -358,7 +334,9 @@ class SiteRun:
 
     def run(self) -> SiteRunResult:
         with site_lock(self.state_dir, self.o.site):
+            self._check_vault_key()
             selected, work, plan = self.prepare()
+            self._check_domain_join(work)
             self._close_stale_runs()
             self.journal.start_run(
                 self.run_id,
@@ -769,19 +747,17 @@ class SiteRun:
             extravars["rebuild_render_dir"] = str(self.run_dir)
         mapper = run.mapper
         assert mapper is not None  # set by _start_batch
-        env = dict(os.environ)
-        env.update(
-            {
-                STATE_DIR_ENV: str(self.state_dir),
-                "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-                "ANSIBLE_FORKS": str(len(names)),
-                # The batch inventory is always YAML written by us: no other plugin to load and try.
-                "ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.yaml",
-                "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-            }
-        )
-        if KEY_FILE_ENV not in env:
-            env[KEY_FILE_ENV] = str(self.store.key_file.resolve())
+        env = {
+            STATE_DIR_ENV: str(self.state_dir),
+            "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
+            "ANSIBLE_FORKS": str(len(names)),
+            # The batch inventory is always YAML written by us: no other plugin to load and try.
+            "ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.yaml",
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        }
+        key_file = self.store.key_path()
+        if key_file is not None:  # a dry run may have none: it reads no secret
+            env[KEY_FILE_ENV] = str(key_file.resolve())
         private = self.run_dir / "runner" / ident
         private.mkdir(parents=True, exist_ok=True)
         runner = init_runner(
@@ -799,7 +775,8 @@ class SiteRun:
             event_handler=mapper,
             cancel_callback=lambda: interrupt.requested or self._abort.is_set() or run.cancelled.is_set(),
         )
-        runner.config.env = child_env({**runner.config.env, **env})
+        # ansible-runner seeds its env from os.environ and records it in artifacts/<ident>/command.
+        runner.config.env = child_env(runner.config.env, **env)
         try:
             runner.run()
         except Exception as exc:  # the runner itself broke: nothing more is known about the hosts
@@ -853,6 +830,36 @@ class SiteRun:
         if current is not None and self.store.get(host, "local_admin_previous") is None:
             self.store.put(host, current, "local_admin_previous")
         self.store.rotate(host)
+
+    def _check_vault_key(self) -> None:
+        """Before anything is recorded: the store's key exists, is private, and opens the store.
+        A dry run reads and writes no secret: it needs no key."""
+        if not self.o.dry_run:
+            self.store.check_opens()
+
+    def _check_domain_join(self, work: dict[str, HostWork]) -> None:
+        """Hosts that will join the site's domain after their wipe need the join credential now:
+        found out after the wipe, the host would stay unjoined, out of service."""
+        if self.o.dry_run or not self.site.domain:
+            return
+        joining = sorted(name for name, w in work.items() if "redeploy" in w.phases)
+        if not joining:
+            return
+        entry = f"site-{self.site.name}"
+        missing = [
+            f"{name} (or {var})"
+            for var, name in ENV_CREDENTIALS.items()
+            if name in DOMAIN_JOIN_SECRETS and not os.environ.get(var) and self.store.get(entry, name) is None
+        ]
+        if missing:
+            shown = ", ".join(joining[:5]) + (f" and {len(joining) - 5} more" if len(joining) > 5 else "")
+            raise ConfigError(
+                f"site {self.site.name}: {len(joining)} host(s) join domain {self.site.domain} after "
+                f"their wipe ({shown}) but the secret store {self.store.directory} has no "
+                f"{' and no '.join(missing)} in entry {entry}; give the join account as "
+                "REBUILD_DOMAIN_JOIN_USER and REBUILD_DOMAIN_JOIN_PASSWORD (imported into the store "
+                "at the start of the run). Nothing was wiped."
+            )
 
     def _import_env_credentials(self) -> None:
         for var, name in ENV_CREDENTIALS.items():

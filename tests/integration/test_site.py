@@ -24,7 +24,6 @@ from rebuild.journal import Journal, Phase
 from rebuild.lab.state import StateStore
 from rebuild.orchestrator import SiteRunOptions, run_site
 from rebuild.register import EXPORT_HEADERS_EN
-from rebuild.secrets import SecretStore
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -187,7 +186,7 @@ def test_full_site_reimages_every_twin_in_tier_order_within_capacity(
 
 def test_run_artifacts_and_logs_hold_no_secret(arlon_run: tuple[Any, Any, list[str]]) -> None:
     lab, result, _ = arlon_run
-    store = SecretStore(lab.state_dir)
+    store = lab.store()
     secrets = set()
     for path in (lab.state_dir / "secrets").glob("*.vault"):
         host, name = path.name.split(".")[:2]
