@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rebuild.cli.options import name_arg
 from rebuild.lab import daemon, faults, fleet
 
 
@@ -14,7 +15,7 @@ def register(subparsers: Any) -> None:
     verbs = parser.add_subparsers(dest="lab_verb", required=True, metavar="ACTION")
 
     up = verbs.add_parser("up", help="start the lab daemon in the background")
-    up.add_argument("--site", help="only this site's hosts")
+    up.add_argument("--site", type=name_arg("--site"), help="only this site's hosts")
     up.add_argument(
         "--register", type=Path, default=fleet.DEFAULT_REGISTER, help="asset register (default: bundled)"
     )
@@ -45,14 +46,14 @@ def register(subparsers: Any) -> None:
 
     power = verbs.add_parser("power", help="press a twin's power button: HOST on|off")
     power.add_argument("--lab-dir", type=Path, default=daemon.DEFAULT_LAB_DIR)
-    power.add_argument("host")
+    power.add_argument("host", type=name_arg("HOST"))
     power.add_argument("action", choices=("on", "off"))
     power.set_defaults(func=_power)
 
     rehearse = verbs.add_parser(
         "rehearse", help="lab up for SITE, rebuild the site against it, write the report (all SIMULATED)"
     )
-    rehearse.add_argument("site", help="site key, e.g. arlon")
+    rehearse.add_argument("site", type=name_arg("SITE"), help="site key, e.g. arlon")
     rehearse.add_argument(
         "--register", type=Path, default=fleet.DEFAULT_REGISTER, help="asset register (default: bundled)"
     )

@@ -22,6 +22,7 @@ import os
 import queue
 import re
 import secrets as pysecrets
+import shutil
 import signal
 import sys
 import threading
@@ -31,21 +32,37 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuild.errors import ConfigError, RebuildError, SafetyError
-from rebuild.inventory import hosts_of_inventory, read_ansible_inventory
-from rebuild.journal import ACTIVE, Journal, Phase
+import yaml
+
+from rebuild.errors import OptionError, RebuildError, SafetyError
+from rebuild.hostnames import host_file
+from rebuild.inventory import (
+    group_var,
+    hosts_of_inventory,
+    read_ansible_inventory,
+    site_groups_of_inventory,
+)
+from rebuild.journal import ACTIVE, Journal, Phase, journal_holds_site
 from rebuild.model import Host
 from rebuild.orchestrator.batch_inventory import BatchInventories, work_groups
 from rebuild.orchestrator.breaker import Breaker, Trip
 from rebuild.orchestrator.events import EventMapper, HostEvent
-from rebuild.orchestrator.interlocks import confirm_site, select_hosts, wipe_summary
+from rebuild.orchestrator.interlocks import (
+    check_site_membership,
+    confirm_site,
+    select_hosts,
+    wipe_summary,
+)
 from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress, Synchronized
 from rebuild.orchestrator.resume import HostWork, host_work, playbook_gated, playbook_phases
 from rebuild.plan import Plan, Wave, plan_site
 from rebuild.promote import load_config as load_promotion_config
 from rebuild.promote import promote_verified
 from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV, SecretStore
-from rebuild.sites import get_site
+from rebuild.sites import SITE_NETWORKS_VAR, Site, get_site, site_networks
+from rebuild.statedir import other_journals
+from rebuild.tiers import tier_table
+from rebuild.yamlfile import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PLAYBOOK = PROJECT_ROOT / "playbooks" / "site.yml"
@@ -97,6 +114,7 @@ class SiteRunOptions:
     breaker_threshold: float = 0.2
     json: bool = False
     rehearsal: bool = False
+    new_journal: bool = False  # may start an empty journal for the site (else refused)
     playbook: Path = DEFAULT_PLAYBOOK
     imaging_capacity: int | None = None  # may only lower the site's capacity (degraded imaging)
     pipeline_depth: int = 4  # batches in flight at once in a stage (1: strictly one after another)
@@ -120,6 +138,41 @@ class SiteRunResult:
         if self.status == "interrupted":
             return EXIT_INTERRUPTED
         return EXIT_FAILED_HOSTS if self.failed else EXIT_OK
+
+
+def validate_options(o: SiteRunOptions) -> None:
+    """Every option checked before anything is locked, recorded or touched (OptionError, exit 3)."""
+    if not 0 < o.breaker_threshold <= 1:  # NaN fails too
+        raise OptionError(
+            f"--breaker-threshold {o.breaker_threshold}: must be a share of the wave, more than 0 and "
+            "at most 1 (0.2 = stop when more than 20% fail)"
+        )
+    if o.pipeline_depth < 1:
+        raise OptionError(f"--pipeline-depth {o.pipeline_depth}: must be 1 or more")
+    if o.imaging_capacity is not None and o.imaging_capacity < 1:
+        raise OptionError(f"--capacity {o.imaging_capacity}: must be 1 or more")
+    if o.tier is not None:
+        known = [t.id for t in tier_table().tiers]
+        if o.tier not in known:
+            raise OptionError(f"--tier {o.tier}: no such tier in tiers.yml (known: {known})")
+    for option, names in (("--limit", o.limit), ("--force-host", o.force_hosts)):
+        blank = [n for n in names if not n.strip()]
+        if blank:
+            raise OptionError(f"{option} holds an empty host name: name every host. Nothing was touched.")
+    if not o.operator.strip():
+        raise OptionError("--operator is empty: the journal must say who confirmed the wipe")
+    if not o.inventory.exists():
+        raise OptionError(f"--inventory {o.inventory}: no such file or directory")
+    if not o.playbook.is_file():
+        raise OptionError(f"--playbook {o.playbook}: no such file")
+    try:
+        plays = load_yaml(o.playbook)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+        raise OptionError(f"--playbook {o.playbook}: cannot read it as YAML: {exc}") from None
+    if not isinstance(plays, list) or not all(isinstance(p, dict) for p in plays):
+        raise OptionError(f"--playbook {o.playbook}: not a playbook (a YAML list of plays)")
+    if o.state_dir.exists() and not o.state_dir.is_dir():
+        raise OptionError(f"--state-dir {o.state_dir}: is a file, not a directory")
 
 
 def new_run_id() -> str:
@@ -259,7 +312,7 @@ class _BatchRun:
             self.imaging.add(host)
         self.mapper.begin([host])
         self.slot_dir.mkdir(parents=True, exist_ok=True)
-        (self.slot_dir / host).touch()
+        host_file(self.slot_dir, host).touch()
 
     def cancel(self, reason: str) -> None:
         """Stop what has not started. A batch still at its gate is cancelled whole (its runner is
@@ -273,9 +326,10 @@ class _BatchRun:
         for host in waiting:
             assert self.slot_dir is not None  # without slots nobody waits
             self.slot_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.slot_dir / f".{host}.cancel.tmp"
+            cancel = host_file(self.slot_dir, host, GATE_CANCEL_SUFFIX)
+            tmp = cancel.with_name(f".{cancel.name}.tmp")
             tmp.write_text(reason + "\n", encoding="utf-8")
-            tmp.replace(self.slot_dir / f"{host}{GATE_CANCEL_SUFFIX}")
+            tmp.replace(cancel)
 
     def failures(self) -> dict[str, str]:
         with self._lock:
@@ -313,15 +367,17 @@ class SiteRun:
 
     # -- preparation: everything that can refuse happens before anything is touched ---------
 
+    def _named_site(self) -> Site:
+        site = get_site(self.o.site)
+        if site.name != self.o.site:
+            raise SafetyError(
+                f"site {self.o.site!r}: give the site's key {site.name!r} (one site per run, named exactly)"
+            )
+        return site
+
     def prepare(self) -> tuple[list[Host], dict[str, HostWork], Plan | None]:
         o = self.o
-        site = get_site(o.site)
-        if site.name != o.site:
-            raise SafetyError(
-                f"site {o.site!r}: give the site's key {site.name!r} (one site per run, named exactly)"
-            )
-        if o.pipeline_depth < 1:
-            raise ConfigError(f"--pipeline-depth {o.pipeline_depth}: must be 1 or more")
+        site = self._named_site()
         if o.imaging_capacity is not None:
             if not 1 <= o.imaging_capacity <= site.imaging_capacity:
                 raise SafetyError(
@@ -332,6 +388,14 @@ class SiteRun:
         self.site = site
         inventory = read_ansible_inventory(self.inventory)
         hosts = hosts_of_inventory(inventory, self.inventory)
+        label = f"inventory {self.inventory}"
+        check_site_membership(
+            hosts,
+            site,
+            site_groups_of_inventory(inventory),
+            site_networks(site, group_var(inventory, site.group_name, SITE_NETWORKS_VAR), where=label),
+            inventory_label=label,
+        )
         self.batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,
@@ -339,7 +403,7 @@ class SiteRun:
             limit=o.limit,
             tier=o.tier,
             force_hosts=o.force_hosts,
-            inventory_label=f"inventory {self.inventory}",
+            inventory_label=label,
         )
         self.available = playbook_phases(self.playbook)
         self._gated = playbook_gated(self.playbook)
@@ -356,10 +420,41 @@ class SiteRun:
         plan = plan_site(todo, site) if todo else None
         return selected, work, plan
 
+    def _write_run_files(self, plan: Plan | None, work: dict[str, HostWork]) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "plan.json").write_text(plan.to_json() if plan else "{}\n", encoding="utf-8")
+            (self.run_dir / "work.json").write_text(
+                json.dumps({n: asdict(w) for n, w in work.items()}, indent=1), encoding="utf-8"
+            )
+        except OSError:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            raise
+
+    def _refuse_fresh_journal(self) -> None:
+        """A journal that does not know the site yet is a first run, or a wrong state directory
+        (run from another folder, a typo): then verified hosts would be listed for WIPE again.
+        Only `--new-journal` says it is a first run."""
+        site = self._named_site().name
+        if self.o.new_journal or journal_holds_site(Journal.path_in(self.state_dir), site):
+            return
+        elsewhere = other_journals(site, self.state_dir)
+        hint = (
+            f" The site's journal is elsewhere: {', '.join(map(str, elsewhere))} (give --state-dir)."
+            if elsewhere
+            else " If this is the site's first run here, pass --new-journal."
+        )
+        raise SafetyError(
+            f"no journal of site {site} in the state directory {self.state_dir}: "
+            f"refusing to start a new, empty one.{hint} Nothing was touched."
+        )
+
     def run(self) -> SiteRunResult:
+        self._refuse_fresh_journal()  # before the lock: a mistyped --state-dir is not even created
         with site_lock(self.state_dir, self.o.site):
             selected, work, plan = self.prepare()
-            self._close_stale_runs()
+            self._write_run_files(plan, work)  # before the journal records the run: a full disk
+            self._close_stale_runs()  # leaves no run "running" and no half-written run folder
             self.journal.start_run(
                 self.run_id,
                 self.site.name,
@@ -375,11 +470,6 @@ class SiteRun:
                     "pipeline_depth": self.o.pipeline_depth,
                     "phases": list(self.available),
                 },
-            )
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "plan.json").write_text(plan.to_json() if plan else "{}\n", encoding="utf-8")
-            (self.run_dir / "work.json").write_text(
-                json.dumps({n: asdict(w) for n, w in work.items()}, indent=1), encoding="utf-8"
             )
             summary = wipe_summary(self.site.label, selected, work)
             if plan is None:
@@ -878,4 +968,5 @@ class SiteRun:
 
 def run_site(options: SiteRunOptions) -> SiteRunResult:
     """Run (or resume) one site. Raises SafetyError/ConfigError before touching anything."""
+    validate_options(options)
     return SiteRun(options).run()

@@ -71,6 +71,7 @@ def _options(lab: Any, inventory: Path | None = None, **kw: Any) -> SiteRunOptio
         "json": True,
         "playbook": REIMAGE_ONLY,
         "rehearsal": True,
+        "new_journal": True,  # a fresh lab: the site's first run in this state directory
         "say": lambda text: None,
     }
     base.update(kw)
@@ -309,6 +310,7 @@ def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(
         "--inventory",
         str(lab.inventory("arlon")),
         "--yes",
+        "--new-journal",
         "--json",
         "--playbook",
         str(REIMAGE_ONLY),

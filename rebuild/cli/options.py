@@ -1,0 +1,80 @@
+"""Argument types shared by the verbs: an option that names nothing is refused, never read as
+"everything" (an empty `$HOSTS` in a script must not widen a wipe to the whole site).
+
+Each factory takes the option's name so the refusal names it. They raise OptionError (exit 3),
+which argparse lets through (it turns only ValueError/TypeError into its own usage error), and
+`rebuild.cli.main` prints it like every other RebuildError. Ranges that need project data
+(tiers, site capacity) are checked by the command itself before anything is recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from rebuild.errors import OptionError
+
+
+def unique_names(names: Iterable[str]) -> tuple[str, ...]:
+    """Names in order, each once whatever its case (`A,a,A` is one host)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        seen.setdefault(name.upper(), name)
+    return tuple(seen.values())
+
+
+def hosts_arg(option: str) -> Callable[[str], tuple[str, ...]]:
+    """`H1,H2,...` -> host names, each once; refuses a value that names no host."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = unique_names(n.strip() for n in text.split(",") if n.strip())
+        if not names:
+            raise OptionError(
+                f"{option} {text!r} names no host: give at least one host name "
+                "(leave the option out to mean every host). Nothing was touched."
+            )
+        return names
+
+    return parse
+
+
+def name_arg(option: str) -> Callable[[str], str]:
+    """A site key, host or sheet name: refuses an empty or blank one."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise OptionError(f"{option} is empty: give a name (leave the option out for the default)")
+        return text.strip()
+
+    return parse
+
+
+def int_arg(option: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise OptionError(f"{option} {text!r} is not a whole number") from None
+
+    return parse
+
+
+def fraction_arg(option: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise OptionError(f"{option} {text!r} is not a number") from None
+
+    return parse
+
+
+def path_arg(option: str) -> Callable[[str], Path]:
+    """A path option: refuses an empty one (it would silently mean the current folder)."""
+
+    def parse(text: str) -> Path:
+        if not text.strip():
+            raise OptionError(f"{option} is empty: give a path")
+        return Path(text)
+
+    return parse

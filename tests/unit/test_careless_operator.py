@@ -1,0 +1,328 @@
+"""Issue 11, "could wipe machines nobody named": every refusal fed the input a tired operator
+(or an empty shell variable) gives, checked through the CLI: exit code, the option or host named
+in the message, no traceback, nothing recorded in the journal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rebuild.cli import build_parser, main
+from rebuild.errors import ConfigError, SafetyError
+from rebuild.inventory import load_inventory_hosts
+from rebuild.journal import JOURNAL_FILE, Journal
+from rebuild.orchestrator import SiteRunOptions, run_site
+from rebuild.orchestrator.progress import HostLogs
+from rebuild.register import SMALL_REGISTER
+from rebuild.statedir import PROJECT_STATE_DIR, default_state_dir
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Static inventories of the small register (arlon.yml, bastogne.yml), built once."""
+    out = tmp_path_factory.mktemp("hospital")
+    assert main(["inventory", "build", str(SMALL_REGISTER), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def site_dir(built: Path, tmp_path: Path) -> Path:
+    """An inventory directory holding both sites (as an operator's inventories/hospital/)."""
+    directory = tmp_path / "inventory"
+    directory.mkdir()
+    for name in ("arlon.yml", "bastogne.yml"):
+        (directory / name).write_text((built / name).read_text(encoding="utf-8"), encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def state(tmp_path: Path, site_dir: Path) -> Path:
+    """A state directory whose journal already knows Arlon (so only the tested refusal applies)."""
+    directory = tmp_path / "state"
+    with Journal(directory / JOURNAL_FILE) as journal:
+        journal.ensure_hosts(h for h in load_inventory_hosts(site_dir / "arlon.yml") if h.site == "arlon")
+    return directory
+
+
+def _runs(state: Path) -> int:
+    with Journal(state / JOURNAL_FILE) as journal:
+        return len(journal.runs())
+
+
+def _edit(path: Path, change: Any) -> None:
+    inventory = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(inventory["all"]["children"])
+    path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+
+
+def _site(site_dir: Path, state: Path, *extra: str) -> list[str]:
+    return ["site", "arlon", "--inventory", str(site_dir), "--state-dir", str(state), "--yes", *extra]
+
+
+def _refused(capsys: pytest.CaptureFixture[str], code: int, argv: list[str], *expected: str) -> str:
+    assert main(argv) == code
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith("rebuild: error: ")
+    for text in expected:
+        assert text in err, err
+    return err
+
+
+# -- item 1: an option that names no host is refused, never read as "every host" ----------------
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--limit", ""], ["--limit", ","], ["--limit", " , "], ["--force-host", ""], ["--force-host", " ,"]],
+)
+def test_an_empty_host_list_is_refused_naming_the_option(
+    option: list[str], site_dir: Path, state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _refused(capsys, 3, _site(site_dir, state, *option), f"{option[0]} ", "names no host")
+    assert _runs(state) == 0
+
+
+def test_repeated_names_in_any_case_are_one_host() -> None:
+    args = build_parser().parse_args(
+        ["site", "arlon", "--limit", "ARL-DC01,arl-dc01,ARL-DC01", "--force-host", "a", "--force-host", "A,a"]
+    )
+    assert args.limit == ("ARL-DC01",)
+    assert args.force_host == [("a",), ("A",)]  # flattened and made unique by rebuild.cli.site.run
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", ""],
+        ["report", " "],
+        ["plan", "site", ""],
+        ["harden", "audit", ""],
+        ["harden", "report", ""],
+        ["inventory", "build", str(SMALL_REGISTER), "--site", ""],
+        ["inventory", "build", str(SMALL_REGISTER), "--sheet", " "],
+        ["site", "", "--yes"],
+        ["site", "arlon", "--state-dir", ""],
+        ["site", "arlon", "--inventory", ""],
+    ],
+)
+def test_every_verb_refuses_an_empty_site_or_path(
+    argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    before = sorted(tmp_path.iterdir())
+    _refused(capsys, 3, argv, "is empty")
+    assert sorted(tmp_path.iterdir()) == before
+
+
+# -- item 6: every option validated before anything is recorded ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--breaker-threshold", "5"], "--breaker-threshold 5"),
+        (["--breaker-threshold", "0"], "--breaker-threshold 0"),
+        (["--breaker-threshold", "nan"], "--breaker-threshold nan"),
+        (["--breaker-threshold", "many"], "--breaker-threshold 'many'"),
+        (["--capacity", "0"], "--capacity 0"),
+        (["--pipeline-depth", "0"], "--pipeline-depth 0"),
+        (["--tier", "42"], "--tier 42"),
+        (["--tier", "two"], "--tier 'two'"),
+        (["--playbook", "no-such.yml"], "--playbook no-such.yml"),
+        (["--operator", " "], "--operator is empty"),
+    ],
+)
+def test_a_bad_option_is_refused_before_anything_is_recorded(
+    option: list[str], expected: str, site_dir: Path, state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _refused(capsys, 3, _site(site_dir, state, *option), expected)
+    assert _runs(state) == 0
+    assert not (state / "runs").exists()  # not even the run lock
+
+
+def test_a_playbook_that_is_not_one_is_refused(
+    site_dir: Path, state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name, data in (("latin1.yml", "- hosts: caf\xe9\n".encode("latin-1")), ("map.yml", b"hosts: all\n")):
+        (tmp_path / name).write_bytes(data)
+        _refused(
+            capsys,
+            3,
+            _site(site_dir, state, "--playbook", str(tmp_path / name)),
+            f"--playbook {tmp_path / name}",
+        )
+    (tmp_path / "dir.yml").mkdir()
+    _refused(capsys, 3, _site(site_dir, state, "--playbook", str(tmp_path / "dir.yml")), "no such file")
+    assert _runs(state) == 0
+
+
+def test_the_api_validates_options_too(site_dir: Path, state: Path) -> None:
+    options = SiteRunOptions(
+        site="arlon", inventory=site_dir, state_dir=state, operator="t", yes=True, limit=("",)
+    )
+    with pytest.raises(SafetyError, match="--limit holds an empty host name"):
+        run_site(options)
+    assert _runs(state) == 0
+
+
+# -- item 3: site variable, site group and address must agree ----------------------------------
+
+
+def test_a_host_of_another_site_group_with_this_site_variable_is_refused(
+    site_dir: Path, state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def relabel(children: dict[str, Any]) -> None:
+        children["site_bastogne"]["hosts"]["BAS-DC01"]["rebuild_site"] = "arlon"
+
+    _edit(site_dir / "bastogne.yml", relabel)
+    err = _refused(
+        capsys,
+        3,
+        _site(site_dir, state),
+        "BAS-DC01",
+        "site groups are site_bastogne",
+        "outside arlon's networks",
+    )
+    assert "ARL-" not in err  # only the disagreeing host is named
+    assert _runs(state) == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"ansible_host": "10.14.16.5"}, "address 10.14.16.5 is outside arlon's networks"),
+        ({"ansible_host": "arl-dc01.ghal.lan"}, "address arl-dc01.ghal.lan is outside"),
+        ({"rebuild_site": "bastogne"}, "rebuild_site is 'bastogne'"),
+    ],
+)
+def test_one_disagreeing_signal_refuses_the_run(
+    change: dict[str, str], expected: str, site_dir: Path, state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def apply(children: dict[str, Any]) -> None:
+        children["site_arlon"]["hosts"]["ARL-DC01"].update(change)
+
+    _edit(site_dir / "arlon.yml", apply)
+    _refused(capsys, 3, _site(site_dir, state), "ARL-DC01", expected)
+    assert _runs(state) == 0
+
+
+def test_a_host_in_two_site_groups_is_refused(
+    site_dir: Path, state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def both(children: dict[str, Any]) -> None:
+        children["site_bastogne"]["hosts"]["ARL-DC02"] = None
+
+    _edit(site_dir / "bastogne.yml", both)
+    _refused(capsys, 3, _site(site_dir, state), "ARL-DC02", "site_arlon, site_bastogne")
+
+
+def test_an_inventory_may_declare_its_own_site_networks(site_dir: Path, state: Path) -> None:
+    """A rehearsal's inventory (loopback addresses) says where its site is; one outside is refused."""
+
+    def loopback(children: dict[str, Any]) -> None:
+        children["site_arlon"]["vars"]["rebuild_site_networks"] = ["127.20.0.0/16"]
+        for n, hv in enumerate(children["site_arlon"]["hosts"].values()):
+            hv["ansible_host"] = f"127.20.0.{n + 2}"
+
+    _edit(site_dir / "arlon.yml", loopback)
+    asked: list[str] = []
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return "no"
+
+    options = SiteRunOptions(
+        site="arlon",
+        inventory=site_dir / "arlon.yml",
+        state_dir=state,
+        operator="t",
+        ask=ask,
+        say=lambda t: None,
+    )
+    with pytest.raises(SafetyError, match="does not match the site name"):
+        run_site(options)  # every check passed: the operator was asked, and said no
+    assert asked
+
+    def stray(children: dict[str, Any]) -> None:
+        children["site_arlon"]["hosts"]["ARL-DC01"]["ansible_host"] = "127.21.0.9"
+
+    _edit(site_dir / "arlon.yml", stray)
+    with pytest.raises(SafetyError, match=r"ARL-DC01: address 127\.21\.0\.9 is outside"):
+        run_site(options)
+
+
+# -- item 4: the register's hostname rule on every inventory read, and on every path ---------------
+
+
+@pytest.mark.parametrize("bad", ["../../../PWN-0001", "arl-dc01", "ARL-DC01.ghal.lan", "CON/../X"])
+def test_a_hand_written_host_name_must_pass_the_register_rule(
+    bad: str, site_dir: Path, state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def rename(children: dict[str, Any]) -> None:
+        hosts = children["site_arlon"]["hosts"]
+        hosts[bad] = dict(hosts["ARL-DC01"])  # a hand-added copy of a real host
+
+    _edit(site_dir / "arlon.yml", rename)
+    before = set(tmp_path.parent.rglob("*"))
+    _refused(capsys, 2, _site(site_dir, state), repr(bad), "register's hostname rule")
+    new = {p.relative_to(state) for p in set(tmp_path.parent.rglob("*")) - before}  # ValueError if outside
+    assert new <= {Path("runs"), Path("runs/.lock"), Path("journal.sqlite-wal"), Path("journal.sqlite-shm")}
+    assert _runs(state) == 0
+    _refused(capsys, 2, ["plan", "site", "arlon", "--inventory", str(site_dir / "arlon.yml")], repr(bad))
+
+
+def test_no_file_path_is_built_from_a_name_outside_the_rule(tmp_path: Path) -> None:
+    logs = HostLogs(tmp_path / "run" / "hosts")
+    with pytest.raises(ConfigError, match="hostname rule"):
+        logs.write("../../PWN-0001", "x")
+    logs.write("ARL-DC01", "x")
+    assert [p.name for p in tmp_path.rglob("*.log")] == ["ARL-DC01.log"]
+
+
+# -- item 2: one state directory from any folder; no silent fresh journal ---------------------------
+
+
+def test_the_state_directory_is_the_same_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REBUILD_STATE_DIR", raising=False)
+    here = default_state_dir()
+    monkeypatch.chdir(tmp_path)
+    assert default_state_dir() == here == PROJECT_STATE_DIR
+    monkeypatch.setenv("REBUILD_STATE_DIR", "relative/state")
+    assert default_state_dir() == tmp_path / "relative" / "state"  # made absolute once, here
+
+
+def test_a_fresh_journal_needs_new_journal_and_names_the_existing_one(
+    site_dir: Path,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("REBUILD_STATE_DIR", str(state))  # the journal that knows Arlon
+    elsewhere = tmp_path / "other-folder" / "state"
+    err = _refused(capsys, 3, _site(site_dir, elsewhere), "no journal of site arlon", "--state-dir")
+    assert str(state / JOURNAL_FILE) in err
+    assert not elsewhere.exists()  # not even created
+    monkeypatch.delenv("REBUILD_STATE_DIR")
+    _refused(capsys, 3, _site(site_dir, elsewhere), "pass --new-journal")
+    assert not elsewhere.exists()
+
+
+def test_new_journal_allows_a_first_run(site_dir: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    options = SiteRunOptions(
+        site="arlon",
+        inventory=site_dir,
+        state_dir=fresh,
+        operator="t",
+        new_journal=True,
+        ask=lambda prompt: "no",
+        say=lambda t: None,
+    )
+    with pytest.raises(SafetyError, match="does not match"):
+        run_site(options)  # got as far as the confirmation
+    assert _runs(fresh) == 1
