@@ -566,10 +566,7 @@ class SiteRun:
             raise
         finally:
             if self.o.dry_run and status == "completed":
-                status, reason = (
-                    "dry-run",
-                    f"rendered into {self.run_dir / 'boot'}; nothing was booted or reset",
-                )
+                status, reason = "dry-run", self._rendered(work)
             self.journal.finish_run(self.run_id, status, reason)
             counts = self.journal.counts(self.site.name)
             progress.emit(
@@ -582,6 +579,23 @@ class SiteRun:
             )
             progress.close()
         return self._result(status, reason)
+
+    def _rendered(self, work: dict[str, HostWork]) -> str:
+        """What a dry run rendered, counted from the files themselves, and what it did not."""
+        boot = self.run_dir / "boot"
+        wanted = sum(1 for w in work.values() if w.wipes)
+        entries = len(list(boot.glob("mac-*.ipxe"))) if boot.is_dir() else 0
+        answers = len(list((boot / "unattend").glob("*.xml"))) if boot.is_dir() else 0
+        text = (
+            f"rendered {entries} boot entries and {answers} answer files of {wanted} hosts to wipe into {boot}"
+            if entries or answers
+            else f"nothing rendered ({wanted} hosts to wipe)"
+        )
+        if self.failed:
+            names = sorted(self.failed)
+            text += f"; not rendered: {', '.join(names[:10])}" + (" ..." if len(names) > 10 else "")
+            text += f" (first: {self.failed[names[0]].splitlines()[0][:300]})"
+        return text + "; nothing was booted or reset"
 
     def _run_wave(
         self,
@@ -857,6 +871,10 @@ class SiteRun:
             render = self.run_dir / "boot"
             (render / "unattend").mkdir(parents=True, exist_ok=True)
             extravars["rebuild_render_dir"] = str(self.run_dir)
+            # A dry run talks to no host: no task may resolve a host credential (a fresh state
+            # folder has none; Ansible templates the connection's password for every task, even
+            # one that runs on the controller such as the gate).
+            extravars["ansible_password"] = ""
         mapper = run.mapper
         assert mapper is not None  # set by _start_batch
         env = dict(os.environ)
