@@ -8,6 +8,11 @@ or its journal is locked by another process; 130 interrupted.
 
 from __future__ import annotations
 
+import errno
+
+# OS errors that mean "no room to write" (full disk, quota, read-only): the state's problem, exit 5.
+NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
 
 class RebuildError(Exception):
     """Base of every error the CLI reports without a traceback."""

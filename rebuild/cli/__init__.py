@@ -8,11 +8,10 @@ which adds its parser and sets `func=<callable(args) -> int>` as default.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import sys
 
-from rebuild.errors import RebuildError, StateError
+from rebuild.errors import NO_ROOM_ERRNOS, RebuildError, StateError
 
 VERBS = ("plan", "inventory", "site", "status", "report", "lab", "harden")
 
@@ -28,16 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# A full or read-only disk is the state's problem (exit 5), not the operator's input.
-_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
-
-
 def _os_error(exc: OSError) -> RebuildError:
     """An expected OS failure (missing, unreadable or misplaced file, full disk) as a message
     naming the file; the code that failed wrote atomically, so nothing is half-written."""
     where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
     text = f"{where}: {exc.strerror or exc}" if where else f"{type(exc).__name__}: {exc}"
-    if exc.errno in _NO_ROOM:
+    if exc.errno in NO_ROOM_ERRNOS:
         return StateError(f"{text}: free space (or make it writable) and run the command again")
     return RebuildError(text)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
-from pathlib import Path
 from typing import Any
 
 from rebuild.cli.options import fraction_arg, hosts_arg, int_arg, name_arg, path_arg, unique_names
+from rebuild.inventory import DEFAULT_OUT_DIR
 from rebuild.statedir import resolve_state_dir
 
 
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from rebuild.orchestrator import SiteRunOptions, run_site
 
     state_dir = resolve_state_dir(args.state_dir)
-    inventory = args.inventory or Path("inventories/hospital") / f"{args.site}.yml"
+    inventory = args.inventory or DEFAULT_OUT_DIR / f"{args.site}.yml"
     operator = args.operator or os.environ.get("USER") or getpass.getuser()
     forced = unique_names(n for names in args.force_host for n in names)
     say = (lambda text: None) if args.json else print

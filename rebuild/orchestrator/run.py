@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from rebuild.errors import OptionError, RebuildError, SafetyError
+from rebuild.errors import NO_ROOM_ERRNOS, OptionError, RebuildError, SafetyError, StateError
 from rebuild.hostnames import host_file
 from rebuild.inventory import (
     group_var,
@@ -161,6 +161,8 @@ def validate_options(o: SiteRunOptions) -> None:
             raise OptionError(f"{option} holds an empty host name: name every host. Nothing was touched.")
     if not o.operator.strip():
         raise OptionError("--operator is empty: the journal must say who confirmed the wipe")
+    if o.state_dir.exists() and not o.state_dir.is_dir():
+        raise OptionError(f"--state-dir {o.state_dir}: is a file, not a directory")
     if not o.inventory.exists():
         raise OptionError(f"--inventory {o.inventory}: no such file or directory")
     if not o.playbook.is_file():
@@ -171,8 +173,6 @@ def validate_options(o: SiteRunOptions) -> None:
         raise OptionError(f"--playbook {o.playbook}: cannot read it as YAML: {exc}") from None
     if not isinstance(plays, list) or not all(isinstance(p, dict) for p in plays):
         raise OptionError(f"--playbook {o.playbook}: not a playbook (a YAML list of plays)")
-    if o.state_dir.exists() and not o.state_dir.is_dir():
-        raise OptionError(f"--state-dir {o.state_dir}: is a file, not a directory")
 
 
 def new_run_id() -> str:
@@ -195,19 +195,25 @@ def site_lock(state_dir: Path, site: str) -> Iterator[None]:
     """One run per state directory at a time (a second operator must not race the first)."""
     path = state_dir / "runs" / ".lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as handle:
+    # Unbuffered: a full disk fails the write below, not the close after it.
+    with open(path, "a+b", buffering=0) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
+            holder = handle.read().decode("utf-8", "replace").strip()
             raise SafetyError(
-                f"another `rebuild site` run is active on {state_dir} ({handle.read().strip()}); "
-                "nothing was touched"
+                f"another `rebuild site` run is active on {state_dir} ({holder}); nothing was touched"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} site {site}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} site {site}\n".encode())
+        except OSError as exc:  # a full disk shows here first
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            raise StateError(
+                f"cannot write the run lock {path}: {exc.strerror}; nothing was touched"
+            ) from None
         try:
             yield
         finally:
@@ -427,8 +433,12 @@ class SiteRun:
             (self.run_dir / "work.json").write_text(
                 json.dumps({n: asdict(w) for n, w in work.items()}, indent=1), encoding="utf-8"
             )
-        except OSError:
+        except OSError as exc:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            if exc.errno in NO_ROOM_ERRNOS:
+                raise StateError(
+                    f"cannot write the run folder {self.run_dir}: {exc.strerror}; nothing was recorded"
+                ) from None
             raise
 
     def _refuse_fresh_journal(self) -> None:

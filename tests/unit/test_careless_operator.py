@@ -4,6 +4,10 @@ in the message, no traceback, nothing recorded in the journal."""
 
 from __future__ import annotations
 
+import dataclasses
+import errno
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ import pytest
 import yaml
 
 from rebuild.cli import build_parser, main
-from rebuild.errors import ConfigError, SafetyError
+from rebuild.errors import ConfigError, SafetyError, StateError
 from rebuild.inventory import load_inventory_hosts
 from rebuild.journal import JOURNAL_FILE, Journal
 from rebuild.orchestrator import SiteRunOptions, run_site
@@ -65,7 +69,7 @@ def _site(site_dir: Path, state: Path, *extra: str) -> list[str]:
 def _refused(capsys: pytest.CaptureFixture[str], code: int, argv: list[str], *expected: str) -> str:
     assert main(argv) == code
     err = capsys.readouterr().err
-    assert "Traceback" not in err and err.startswith("rebuild: error: ")
+    assert "Traceback" not in err and "rebuild: error: " in err  # Ansible may warn before
     for text in expected:
         assert text in err, err
     return err
@@ -326,3 +330,95 @@ def test_new_journal_allows_a_first_run(site_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(SafetyError, match="does not match"):
         run_site(options)  # got as far as the confirmation
     assert _runs(fresh) == 1
+
+
+# -- items 19, 20: a locked journal, a full disk, bad paths: messages with their own exit code -----
+
+
+def test_a_journal_locked_by_another_process_is_exit_5_and_changes_nothing(
+    site_dir: Path, state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("rebuild.journal.BUSY_TIMEOUT_S", 0.2)
+    other = sqlite3.connect(state / JOURNAL_FILE, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process is writing the journal
+    try:
+        _refused(capsys, 5, _site(site_dir, state, "--dry-run"), "is locked by another process", str(state))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert _runs(state) == 0
+    assert not [p for p in (state / "runs").iterdir() if p.is_dir()]  # no run folder either
+
+
+def test_a_full_journal_is_a_state_error_and_keeps_every_earlier_change(
+    tmp_path: Path, site_dir: Path
+) -> None:
+    first, *_ = load_inventory_hosts(site_dir / "arlon.yml")
+    many = [dataclasses.replace(first, hostname=f"ARL-X{i:05d}") for i in range(2000)]
+    with Journal(tmp_path / JOURNAL_FILE) as journal:
+        journal.ensure_hosts([first])
+        pages = journal._db.execute("PRAGMA page_count").fetchone()[0]
+        journal._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
+        with pytest.raises(StateError, match="cannot write the journal") as caught:
+            journal.ensure_hosts(many)
+        assert caught.value.exit_code == 5
+        assert [h.name for h in journal.hosts()] == [first.hostname]  # the failed change rolled back whole
+        journal.start_run("r1", "arlon", "t")  # and the journal is still usable
+        assert [r.id for r in journal.runs()] == ["r1"]
+
+
+def test_a_full_disk_while_the_run_folder_is_written_records_nothing(
+    site_dir: Path, state: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = Path.write_text
+
+    def full(self: Path, *args: Any, **kwargs: Any) -> int:
+        if self.name == "work.json":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a full disk answers a write
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    _refused(capsys, 5, _site(site_dir, state, "--dry-run"), "cannot write the run folder", "No space left")
+    assert _runs(state) == 0
+    assert not [p for p in (state / "runs").iterdir() if p.is_dir()]  # the half-written folder is gone
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "expected"),
+    [
+        (["status", "--state-dir", "{tmp}/file"], 2, "no journal here"),
+        (["status", "--state-dir", "{tmp}/garbage"], 2, "not a rebuild journal"),
+        (["status", "--state-dir", "{tmp}/dirjournal"], 2, "is a directory, not a journal"),
+        (["plan", "site", "arlon", "--inventory", "{tmp}/latin1.yml"], 2, "inventory has no hosts"),
+        (["plan", "site", "arlon", "--inventory", "{tmp}/list.yml"], 2, "inventory has no hosts"),
+        (["plan", "site", "arlon", "--register", "{tmp}"], 2, "no such register file"),
+        (
+            ["site", "arlon", "--inventory", "{tmp}/list.yml", "--state-dir", "{tmp}/s", "--new-journal"],
+            2,
+            "no hosts",
+        ),
+        (["site", "arlon", "--state-dir", "{tmp}/file", "--new-journal"], 3, "is a file, not a directory"),
+        (["inventory", "build", str(SMALL_REGISTER), "--out", "{tmp}/file"], 2, "{tmp}/file"),
+    ],
+)
+def test_bad_paths_and_files_are_messages_not_tracebacks(
+    argv: list[str], code: int, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / JOURNAL_FILE).write_text("not sqlite at all, " * 100, encoding="utf-8")
+    (tmp_path / "dirjournal" / JOURNAL_FILE).mkdir(parents=True)
+    (tmp_path / "latin1.yml").write_bytes("all:\n  hosts:\n    caf\xe9: {}\n".encode("latin-1"))
+    (tmp_path / "list.yml").write_text("- a\n- b\n", encoding="utf-8")
+    fill = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    _refused(capsys, code, fill, expected.replace("{tmp}", str(tmp_path)))
+
+
+def test_an_os_error_without_a_file_name_is_still_a_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def full(args: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # e.g. a flush: no file name
+
+    monkeypatch.setattr("rebuild.cli.status.run", full)
+    _refused(capsys, 5, ["status"], "No space left on device", "free space")
