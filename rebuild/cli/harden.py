@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rebuild.cli.options import name_arg, path_arg
-from rebuild.inventory import DEFAULT_OUT_DIR
+from rebuild.cli.options import name_arg, path_arg, site_key
+from rebuild.inventory import DEFAULT_OUT_DIR, load_inventory_hosts
 from rebuild.statedir import resolve_state_dir
 
 _STATE_DIR_HELP = "default $REBUILD_STATE_DIR, else state/ of the project"
@@ -58,8 +58,10 @@ def run_report(args: argparse.Namespace) -> int:
 def run_audit(args: argparse.Namespace) -> int:
     from rebuild.harden.audit import audit_site
 
-    inventory = args.inventory or DEFAULT_OUT_DIR / f"{args.site}.yml"
-    result = audit_site(args.site, inventory, resolve_state_dir(args.state_dir))
+    site = site_key(args.site)  # the audit's --limit is site_<key>: never a pattern of hosts
+    inventory = args.inventory or DEFAULT_OUT_DIR / f"{site}.yml"
+    load_inventory_hosts(inventory)  # the register's hostname rule, as for every inventory read
+    result = audit_site(site, inventory, resolve_state_dir(args.state_dir))
     for rep in result.reports:
         counts = ", ".join(f"{k} {v}" for k, v in rep.counts().items() if v)
         print(f"{rep.host}: {counts}")

@@ -49,6 +49,17 @@ def name_arg(option: str) -> Callable[[str], str]:
     return parse
 
 
+def site_key(text: str) -> str:
+    """The site's key when `text` names a site by it exactly (a site name that is not one, e.g.
+    `arlon,site_bastogne`, must never reach an Ansible --limit)."""
+    from rebuild.sites import get_site
+
+    site = get_site(text)
+    if site.name != text:
+        raise OptionError(f"site {text!r}: give the site's key {site.name!r}")
+    return site.name
+
+
 def int_arg(option: str) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:

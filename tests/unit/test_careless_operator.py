@@ -8,6 +8,7 @@ import dataclasses
 import errno
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from rebuild.orchestrator import SiteRunOptions, run_site
 from rebuild.orchestrator.progress import HostLogs
 from rebuild.register import SMALL_REGISTER
 from rebuild.statedir import PROJECT_STATE_DIR, default_state_dir
+from rebuild.tiers import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
@@ -422,3 +424,47 @@ def test_an_os_error_without_a_file_name_is_still_a_message(
 
     monkeypatch.setattr("rebuild.cli.status.run", full)
     _refused(capsys, 5, ["status"], "No space left on device", "free space")
+
+
+def test_the_register_plugin_refuses_a_cached_host_name_outside_the_rule(tmp_path: Path) -> None:
+    """The plugin's hosts come from the validated register; a cache file edited behind its back
+    (same register stamp) is checked again before any host is added."""
+    (tmp_path / "register.csv").write_text(SMALL_REGISTER.read_text(encoding="utf-8"), encoding="utf-8")
+    config = tmp_path / "cached.rebuild_register.yml"
+    config.write_text(
+        "plugin: rebuild_register\nregister: register.csv\ncache: true\n"
+        f"cache_plugin: ansible.builtin.jsonfile\ncache_connection: {tmp_path / 'cache'}\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+
+    def listing() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ansible-inventory", "-i", str(config), "--list"],
+            capture_output=True, text=True, env=env, timeout=120,
+        )  # fmt: skip
+
+    assert listing().returncode == 0
+    (cached,) = [p for p in (tmp_path / "cache").iterdir() if p.is_file()]
+    cached.write_text(cached.read_text(encoding="utf-8").replace("ARL-DC01", "../../../PWN-0001"))
+    done = listing()
+    assert "PWN-0001" not in done.stdout
+    assert "'../../../PWN-0001' refused by the register's hostname rule" in done.stderr
+
+
+def test_harden_audit_takes_a_site_key_and_checks_host_names(
+    site_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "audit-state"
+    argv = ["harden", "audit", "arlon,site_bastogne", "--inventory", str(site_dir), "--state-dir", str(state)]
+    _refused(capsys, 2, argv, "unknown site 'arlon,site_bastogne'")  # never an Ansible --limit pattern
+
+    def bad(children: dict[str, Any]) -> None:
+        children["site_arlon"]["hosts"]["../../../PWN-0001"] = dict(
+            children["site_arlon"]["hosts"]["ARL-DC01"]
+        )
+
+    _edit(site_dir / "arlon.yml", bad)
+    argv = ["harden", "audit", "arlon", "--inventory", str(site_dir), "--state-dir", str(state)]
+    _refused(capsys, 2, argv, "'../../../PWN-0001'", "hostname rule")
+    assert not state.exists()  # nothing ran
