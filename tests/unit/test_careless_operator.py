@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -468,3 +469,16 @@ def test_harden_audit_takes_a_site_key_and_checks_host_names(
     argv = ["harden", "audit", "arlon", "--inventory", str(site_dir), "--state-dir", str(state)]
     _refused(capsys, 2, argv, "'../../../PWN-0001'", "hostname rule")
     assert not state.exists()  # nothing ran
+
+
+@pytest.mark.parametrize("name", ["sites.yml", "tiers.yml", "register_aliases.yml"])
+def test_project_data_that_is_not_utf8_is_a_message(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
+    (data / name).write_bytes("sites: [Marche-en-Famenne, Li\xe8ge]\n".encode("cp1252"))
+    monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
+    _refused(
+        capsys, 2, ["plan", "site", "arlon", "--register", str(SMALL_REGISTER)], f"{data / name}", "not UTF-8"
+    )
