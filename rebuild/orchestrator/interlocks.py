@@ -91,7 +91,8 @@ def select_hosts(
         raise SafetyError(
             f"refused: not hosts of site {site} in {inventory_label}: {detail}. Nothing was touched."
         )
-    chosen = [own[n.upper()] for n in limit] if limit else list(own.values())
+    # A name given twice, in any case, is one host (never twice in a batch).
+    chosen = [own[n] for n in dict.fromkeys(n.upper() for n in limit)] if limit else list(own.values())
     if tier is not None:
         chosen = [h for h in chosen if h.tier == tier]
         if not chosen:

@@ -21,6 +21,7 @@ from rebuild.errors import ConfigError, SafetyError, StateError
 from rebuild.inventory import load_inventory_hosts
 from rebuild.journal import JOURNAL_FILE, Journal
 from rebuild.orchestrator import SiteRunOptions, run_site
+from rebuild.orchestrator.interlocks import select_hosts
 from rebuild.orchestrator.progress import HostLogs
 from rebuild.register import SMALL_REGISTER
 from rebuild.statedir import PROJECT_STATE_DIR, default_state_dir
@@ -482,3 +483,9 @@ def test_project_data_that_is_not_utf8_is_a_message(
     _refused(
         capsys, 2, ["plan", "site", "arlon", "--register", str(SMALL_REGISTER)], f"{data / name}", "not UTF-8"
     )
+
+
+def test_select_hosts_takes_a_repeated_name_once(site_dir: Path) -> None:
+    hosts = load_inventory_hosts(site_dir / "arlon.yml")
+    chosen = select_hosts(hosts, "arlon", limit=("ARL-DC01", "arl-dc01", "ARL-DC01"))
+    assert [h.hostname for h in chosen] == ["ARL-DC01"]
