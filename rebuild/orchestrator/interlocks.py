@@ -31,9 +31,9 @@ def check_site_membership(
     *,
     inventory_label: str = "the inventory",
 ) -> None:
-    """Refuse when any host the inventory ties to `site` - by its site variable, its site group
-    or its address - is not tied to it by all three (one wrong variable must not put a machine of
-    another site on the wipe list). Names every such host and what disagrees."""
+    """Refuse when any host the inventory ties to `site` by its site variable or its site group is
+    not tied to it by all three of variable, group and address (one wrong variable must not put a
+    machine of another site on the wipe list). Names every such host and what disagrees."""
     problems: list[str] = []
     for host in hosts:
         groups = site_groups.get(host.hostname, frozenset())
@@ -42,9 +42,9 @@ def check_site_membership(
         except ValueError:
             address = None
         inside = address is not None and any(address in n for n in networks)
-        claims = (host.site == site.name, site.group_name in groups, inside)
-        if not any(claims) or (all(claims) and groups == {site.group_name}):
-            continue
+        named = host.site == site.name or site.group_name in groups
+        if not named or (host.site == site.name and groups == {site.group_name} and inside):
+            continue  # another site's host (its own run checks its address), or all three agree
         why = []
         if host.site != site.name:
             why.append(f"rebuild_site is {host.site!r}")

@@ -489,3 +489,26 @@ def test_select_hosts_takes_a_repeated_name_once(site_dir: Path) -> None:
     hosts = load_inventory_hosts(site_dir / "arlon.yml")
     chosen = select_hosts(hosts, "arlon", limit=("ARL-DC01", "arl-dc01", "ARL-DC01"))
     assert [h.hostname for h in chosen] == ["ARL-DC01"]
+
+
+def test_a_host_of_another_site_is_checked_by_its_own_site_run(site_dir: Path, state: Path) -> None:
+    """BAS-DC01 (variable and group Bastogne) at an Arlon address: not on Arlon's list, and
+    refused by a Bastogne run, which would otherwise wipe whatever answers at that address."""
+
+    def move(children: dict[str, Any]) -> None:
+        children["site_bastogne"]["hosts"]["BAS-DC01"]["ansible_host"] = "10.11.0.99"
+
+    _edit(site_dir / "bastogne.yml", move)
+    arlon = SiteRunOptions(
+        site="arlon",
+        inventory=site_dir,
+        state_dir=state,
+        operator="t",
+        ask=lambda p: "no",
+        say=lambda t: None,
+    )
+    with pytest.raises(SafetyError, match="does not match the site name"):
+        run_site(arlon)
+    bastogne = dataclasses.replace(arlon, site="bastogne", new_journal=True)
+    with pytest.raises(SafetyError, match=r"BAS-DC01: address 10\.11\.0\.99 is outside bastogne's networks"):
+        run_site(bastogne)
