@@ -463,8 +463,9 @@ class SiteRun:
         self._refuse_fresh_journal()  # before the lock: a mistyped --state-dir is not even created
         with site_lock(self.state_dir, self.o.site):
             selected, work, plan = self.prepare()
-            self._write_run_files(plan, work)  # before the journal records the run: a full disk
-            self._close_stale_runs()  # leaves no run "running" and no half-written run folder
+            # Written before the journal records the run: a full disk leaves no run "running".
+            self._write_run_files(plan, work)
+            self._close_stale_runs()
             self.journal.start_run(
                 self.run_id,
                 self.site.name,
