@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from rebuild.errors import OptionError
+
+_N = TypeVar("_N", int, float)
 
 
 def unique_names(names: Iterable[str]) -> tuple[str, ...]:
@@ -60,24 +63,23 @@ def site_key(text: str) -> str:
     return site.name
 
 
-def int_arg(option: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _number_arg(option: str, kind: Callable[[str], _N], what: str) -> Callable[[str], _N]:
+    def parse(text: str) -> _N:
         try:
-            return int(text)
+            return kind(text)
         except ValueError:
-            raise OptionError(f"{option} {text!r} is not a whole number") from None
+            raise OptionError(f"{option} {text!r} is not {what}") from None
 
     return parse
+
+
+def int_arg(option: str) -> Callable[[str], int]:
+    return _number_arg(option, int, "a whole number")
 
 
 def fraction_arg(option: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise OptionError(f"{option} {text!r} is not a number") from None
-
-    return parse
+    """A float; its range is the command's to check (e.g. the breaker's 0 < x <= 1)."""
+    return _number_arg(option, float, "a number")
 
 
 def path_arg(option: str) -> Callable[[str], Path]:
