@@ -5,8 +5,8 @@ Order: `--state-dir`, else $REBUILD_STATE_DIR, else `state/` of the project chec
 operator who runs `rebuild site` from another folder must reach the same journal, or a host
 verified there would be listed for WIPE again by a fresh, empty journal.
 
-`other_journals` lists the journals holding a site that a run could know of, so a run about to
-start a fresh journal can say where the site's history is.
+`other_journals` lists the journals holding a site that a run could know of (the default one and
+`./state`), so a run about to start a fresh journal can refuse and say where the site's history is.
 """
 
 from __future__ import annotations
@@ -33,13 +33,9 @@ def resolve_state_dir(explicit: Path | None) -> Path:
 
 
 def other_journals(site: str, state_dir: Path) -> list[Path]:
-    """Journals other than `state_dir`'s that hold `site`: the default ones and ./state."""
-    candidates = {
-        PROJECT_STATE_DIR,
-        Path("state").resolve(),  # the default of earlier versions: the current folder's
-    }
-    env = os.environ.get(STATE_DIR_ENV)
-    if env:
-        candidates.add(Path(env).resolve())
+    """Journals other than `state_dir`'s that hold `site`, among those a run can know of: the
+    default one (this function's `default_state_dir`) and `./state` (the default of earlier
+    versions: the current folder's)."""
+    candidates = {default_state_dir(), Path("state").resolve()}
     candidates.discard(state_dir.resolve())
     return sorted(d / JOURNAL_FILE for d in candidates if journal_holds_site(d / JOURNAL_FILE, site))

@@ -444,20 +444,26 @@ class SiteRun:
     def _refuse_fresh_journal(self) -> None:
         """A journal that does not know the site yet is a first run, or a wrong state directory
         (run from another folder, a typo): then verified hosts would be listed for WIPE again.
-        Only `--new-journal` says it is a first run."""
+        Only `--new-journal` says it is a first run, and not while another journal this run can
+        know of (the project's, $REBUILD_STATE_DIR's, ./state) holds the site - except for a
+        rehearsal, whose lab keeps its own journal."""
         site = self._named_site().name
-        if self.o.new_journal or journal_holds_site(Journal.path_in(self.state_dir), site):
+        if journal_holds_site(Journal.path_in(self.state_dir), site):
             return
         elsewhere = other_journals(site, self.state_dir)
-        hint = (
-            f" The site's journal is elsewhere: {', '.join(map(str, elsewhere))} (give --state-dir)."
-            if elsewhere
-            else " If this is the site's first run here, pass --new-journal."
-        )
-        raise SafetyError(
-            f"no journal of site {site} in the state directory {self.state_dir}: "
-            f"refusing to start a new, empty one.{hint} Nothing was touched."
-        )
+        if elsewhere and not self.o.rehearsal:
+            raise SafetyError(
+                f"no journal of site {site} in the state directory {self.state_dir}, but the site's "
+                f"journal is at {', '.join(map(str, elsewhere))}: give --state-dir "
+                f"{elsewhere[0].parent} (a new, empty journal would list verified hosts for WIPE "
+                "again). Nothing was touched."
+            )
+        if not self.o.new_journal:
+            raise SafetyError(
+                f"no journal of site {site} in the state directory {self.state_dir}: refusing to "
+                "start a new, empty one. If this is the site's first run here, pass --new-journal. "
+                "Nothing was touched."
+            )
 
     def run(self) -> SiteRunResult:
         self._refuse_fresh_journal()  # before the lock: a mistyped --state-dir is not even created

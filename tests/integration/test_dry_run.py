@@ -19,7 +19,6 @@ from rebuild.register import SMALL_REGISTER
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ("BAS-DC01", "BAS-URG-0001", "BAS-URG-0002")
 
 
@@ -31,11 +30,12 @@ def inventory(tmp_path: Path) -> Path:
 
 
 def _dry_run(inventory: Path, state: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REBUILD_")}  # no key, no state
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REBUILD_")}  # no key file
+    env["REBUILD_STATE_DIR"] = str(state)  # the default; ./state is the test's (cwd): no other journal
     return subprocess.run(
         [sys.executable, "-m", "rebuild", "site", "bastogne", "--inventory", str(inventory),
-         "--state-dir", str(state), "--new-journal", "--dry-run", "--limit", ",".join(HOSTS)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+         "--new-journal", "--dry-run", "--limit", ",".join(HOSTS)],
+        cwd=state.parent, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
 

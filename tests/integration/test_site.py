@@ -311,6 +311,7 @@ def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(
         str(lab.inventory("arlon")),
         "--yes",
         "--new-journal",
+        "--rehearsal",
         "--json",
         "--playbook",
         str(REIMAGE_ONLY),

@@ -28,6 +28,13 @@ from rebuild.statedir import PROJECT_STATE_DIR, default_state_dir
 from rebuild.tiers import PROJECT_ROOT
 
 
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default state directory and ./state are empty ones of the test, never the checkout's."""
+    monkeypatch.setenv("REBUILD_STATE_DIR", str(tmp_path / "default-state"))
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Static inventories of the small register (arlon.yml, bastogne.yml), built once."""
@@ -297,8 +304,9 @@ def test_the_state_directory_is_the_same_from_any_folder(
 ) -> None:
     monkeypatch.delenv("REBUILD_STATE_DIR", raising=False)
     here = default_state_dir()
+    monkeypatch.chdir(tmp_path / "..")
+    assert default_state_dir() == here == PROJECT_STATE_DIR == PROJECT_ROOT / "state"
     monkeypatch.chdir(tmp_path)
-    assert default_state_dir() == here == PROJECT_STATE_DIR
     monkeypatch.setenv("REBUILD_STATE_DIR", "relative/state")
     assert default_state_dir() == tmp_path / "relative" / "state"  # made absolute once, here
 
@@ -312,12 +320,37 @@ def test_a_fresh_journal_needs_new_journal_and_names_the_existing_one(
 ) -> None:
     monkeypatch.setenv("REBUILD_STATE_DIR", str(state))  # the journal that knows Arlon
     elsewhere = tmp_path / "other-folder" / "state"
-    err = _refused(capsys, 3, _site(site_dir, elsewhere), "no journal of site arlon", "--state-dir")
-    assert str(state / JOURNAL_FILE) in err
+    for extra in ((), ("--new-journal",)):  # even with --new-journal: the site has a journal
+        err = _refused(capsys, 3, _site(site_dir, elsewhere, *extra), "no journal of site arlon")
+        assert f"journal is at {state / JOURNAL_FILE}: give --state-dir {state}" in err
     assert not elsewhere.exists()  # not even created
-    monkeypatch.delenv("REBUILD_STATE_DIR")
+    monkeypatch.setenv("REBUILD_STATE_DIR", str(tmp_path / "empty-default"))
+    err = _refused(capsys, 3, _site(site_dir, elsewhere, "--new-journal"), "no journal of site arlon")
+    assert f"journal is at {state / JOURNAL_FILE}" in err  # ./state of the current folder is known
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # ./state (the state fixture's) is known too: leave it
     _refused(capsys, 3, _site(site_dir, elsewhere), "pass --new-journal")
     assert not elsewhere.exists()
+
+
+def test_a_rehearsal_may_keep_its_own_journal(
+    site_dir: Path, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REBUILD_STATE_DIR", str(state))  # a real journal of Arlon exists
+    lab_state = tmp_path / "lab" / "state"
+    options = SiteRunOptions(
+        site="arlon",
+        inventory=site_dir,
+        state_dir=lab_state,
+        operator="t",
+        rehearsal=True,
+        new_journal=True,
+        ask=lambda prompt: "no",
+        say=lambda t: None,
+    )
+    with pytest.raises(SafetyError, match="does not match"):
+        run_site(options)  # got as far as the confirmation
+    assert _runs(lab_state) == 1
 
 
 def test_new_journal_allows_a_first_run(site_dir: Path, tmp_path: Path) -> None:
