@@ -26,6 +26,7 @@ from rebuild.lab.state import StateStore, TwinState
 from rebuild.model import Host, Platform
 from rebuild.register import load_register
 from rebuild.secrets import SecretStore, create_key_file, generate_secret
+from rebuild.sites import SITE_NETWORKS_VAR, get_site
 from rebuild.tiers import PROJECT_ROOT
 
 DEFAULT_REGISTER = PROJECT_ROOT / "inventories" / "example" / "register.csv"
@@ -198,6 +199,10 @@ def write_overlay(
             h.hostname: overlay_vars(lab, lab.twins[h.hostname], ca_bundle, endpoints) for h in site_hosts
         }
         inventory = build_inventory(site_hosts, hostvar_overrides=overrides)
+        # The twins' loopback addresses are this site's network in the lab: the overlay says so
+        # (the product checks every host's address against its site's networks).
+        group = inventory["all"]["children"][get_site(site).group_name]
+        group["vars"][SITE_NETWORKS_VAR] = [f"{lab.config.address_prefix}.0.0/16"]
         path = inventory_dir(lab.config.lab_dir) / f"{site}.yml"
         write_inventory(inventory, path, header=header)
         written[site] = path

@@ -6,7 +6,9 @@ these tests prove the pipeline and the reimage phase; the later phases have thei
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import os
 import signal
@@ -70,6 +72,7 @@ def _options(lab: Any, inventory: Path | None = None, **kw: Any) -> SiteRunOptio
         "json": True,
         "playbook": REIMAGE_ONLY,
         "rehearsal": True,
+        "new_journal": True,  # a fresh lab: the site's first run in this state directory
         "say": lambda text: None,
     }
     base.update(kw)
@@ -308,6 +311,8 @@ def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(
         "--inventory",
         str(lab.inventory("arlon")),
         "--yes",
+        "--new-journal",
+        "--rehearsal",
         "--json",
         "--playbook",
         str(REIMAGE_ONLY),
@@ -332,10 +337,8 @@ def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(
     else:
         pytest.fail("never saw a wave with hosts both done and in flight")
     for pid in [*_descendants(proc.pid), proc.pid]:  # power loss: the controller and all it started
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(30)
     killed_at = time.time()
 
@@ -548,6 +551,6 @@ def test_batches_pipeline_within_capacity_through_every_phase(
     for k, name in enumerate(in_order[2:], start=2):
         # a third host waits for a slot: one of the hosts before it was reimaged first ...
         assert spans[name][0] >= sorted(spans[n][1] for n in in_order[:k])[k - 2], name
-    for earlier, later in zip(batches, batches[1:], strict=False):
+    for earlier, later in itertools.pairwise(batches):
         # ... but no batch waits for the harden, redeploy and verify of the one before.
         assert min(spans[n][0] for n in later) < max(verified_at[n] for n in earlier)
