@@ -14,7 +14,8 @@ from rebuild.applications import load_catalogue
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.exec import argspec
 from rebuild.lab.exec.modules import ModuleContext, ModuleFailed
-from rebuild.lab.exec.modules.win_rebuild_apps import CERT_KEY, PRINTER_KEY, win_rebuild_apps
+from rebuild.lab.exec.modules.product import win_rebuild_apps
+from rebuild.lab.exec.twin_host import CERT_KEY, PRINTER_KEY
 from rebuild.lab.installers import local_path
 from rebuild.lab.state import StateStore, TwinState
 

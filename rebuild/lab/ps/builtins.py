@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj, convert_to_json
 from rebuild.lab.ps import values as v
+from rebuild.lab.ps.ansible_basic import AnsibleModule
 from rebuild.lab.ps.binding import Param, Signature
 from rebuild.lab.ps.errors import ErrorRecord, NotSimulated, PSRuntimeError
 from rebuild.lab.ps.values import GenericList, Hashtable, ScriptBlock, TypeRef
@@ -409,6 +410,8 @@ def type_label(obj: Any) -> str:
 
 def get_member(ev: Evaluator, obj: Any, name: str, node: Node) -> Any:
     low = name.lower()
+    if isinstance(obj, AnsibleModule):
+        return obj.member(ev, name, node)
     if obj is None:
         if ev.strict >= 2:
             raise PSRuntimeError(
@@ -520,6 +523,12 @@ def set_member(ev: Evaluator, obj: Any, name: str, value: Any, node: Node) -> No
 
 def call_method(ev: Evaluator, obj: Any, name: str, args: list[Any], node: Node) -> Any:
     low = name.lower()
+    if isinstance(obj, AnsibleModule):
+        return obj.call(ev, name, args, node)
+    if isinstance(obj, v.DotNetObject) and obj.type_name == "System.Guid" and low == "tostring":
+        fmt = v.to_string(args[0]) if args else "D"
+        text = str(obj.data["value"])
+        return text.replace("-", "") if fmt.upper() == "N" else text
     if obj is None:
         raise PSRuntimeError(
             ErrorRecord(
