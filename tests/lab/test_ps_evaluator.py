@@ -304,7 +304,10 @@ def test_native_stderr_with_2to1_under_stop_is_terminating() -> None:
     """about_Redirection (Windows PowerShell 5.1): with 2>&1 each stderr line of a native program
     becomes an ErrorRecord in the error stream, so $ErrorActionPreference = 'Stop' makes the first
     one terminating (PowerShell 7.2 changed this; 5.1 did not)."""
-    src = "$ErrorActionPreference = 'Stop'\ntry { $o = tool.exe 0 x 2>&1; 'no error' } catch { \"caught: $($_.Exception.Message)\" }"
+    src = (
+        "$ErrorActionPreference = 'Stop'\n"
+        "try { $o = tool.exe 0 x 2>&1; 'no error' } catch { \"caught: $($_.Exception.Message)\" }"
+    )
     assert run(src, _Natives()).output == ["caught: err line"]
     # Under Continue the stderr line is merged into the output as an ErrorRecord.
     merged = run("$o = tool.exe 0 x 2>&1; $o.Count", _Natives())
@@ -314,7 +317,10 @@ def test_native_stderr_with_2to1_under_stop_is_terminating() -> None:
 def test_error_action_on_a_cmdlet() -> None:
     """about_CommonParameters -ErrorAction: SilentlyContinue hides a non-terminating error (still in
     $Error), Stop makes it terminating."""
-    src = "Write-Error 'quiet' -ErrorAction SilentlyContinue; $Error.Count; try { Write-Error 'loud' -ErrorAction Stop } catch { 'stopped' }"
+    src = (
+        "Write-Error 'quiet' -ErrorAction SilentlyContinue; $Error.Count; "
+        "try { Write-Error 'loud' -ErrorAction Stop } catch { 'stopped' }"
+    )
     assert out(src) == [1, "stopped"]
 
 
@@ -329,7 +335,7 @@ def test_trap_continue_resumes() -> None:
 @pytest.mark.parametrize("src", ["$a ?? 'b'", "$a = $b ? 1 : 2", "$a?.b", "Get-X && Get-Y", "Get-X || Get-Y"])
 def test_powershell_7_syntax_is_a_51_parse_error(src: str) -> None:
     """about_Operators (PowerShell 7): ??, ?:, ?. and && / || do not exist in Windows PowerShell 5.1."""
-    with pytest.raises(PSParseError, match="Windows PowerShell 5.1 cannot parse"):
+    with pytest.raises(PSParseError, match=r"Windows PowerShell 5\.1 cannot parse"):
         run(src)
 
 

@@ -1,6 +1,7 @@
-"""The lab twin of win_rebuild_apps: hash check before anything runs, idempotence, check mode.
+"""win_rebuild_apps.ps1 run for real in the lab: hash check before anything runs, idempotence, check mode.
 
-Runs the twin against a real Lab object (state store on tmp) with arguments validated from
+Runs the module's own PowerShell (rebuild/lab/ps evaluator) against a real Lab object (state store
+on tmp) with arguments validated from
 plugins/modules/win_rebuild_apps.py by the lab's own Ansible.Basic argument checks.
 """
 
@@ -52,7 +53,11 @@ def lab(tmp_path: Path) -> Lab:
     return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
 
 
-def call(lab: Lab, args: dict, check: bool = False) -> dict:
+def call(lab: Lab, args: dict, check: bool = False, delegated: bool = True) -> dict:
+    """Run plugins/modules/win_rebuild_apps.ps1 through the lab's PowerShell evaluator.
+
+    `delegated`: the WinRM session has second-hop credentials (CredSSP / Kerberos delegation), so
+    the UNC repository can be read; the lab's own WinRM (NTLM/Basic) never has them."""
     spec = argspec.load_spec("win_rebuild_apps")
     params, _ = argspec.validate_basic(spec, args, "win_rebuild_apps", {})
     ctx = ModuleContext(
@@ -62,6 +67,7 @@ def call(lab: Lab, args: dict, check: bool = False) -> dict:
         params=params,
         raw_args=args,
         check_mode=check,
+        delegated_credentials=delegated,
     )
     return win_rebuild_apps(ctx)
 
@@ -182,3 +188,64 @@ def test_defender_update_only_when_signatures_are_old(lab, args):
     assert first["defender"]["updated"] is True
     again = call(lab, args)
     assert again["defender"]["updated"] is False and again["changed"] is False
+
+
+def test_unc_repository_from_an_ntlm_session_is_access_denied(lab, args):
+    """Issue 12 item 13: an NTLM/Basic WinRM session has no credentials for a second hop, so the
+    file server refuses the copy (Microsoft Learn: "Making the second hop in PowerShell Remoting")."""
+    with pytest.raises(ModuleFailed, match="nothing was installed") as err:
+        call(lab, args, delegated=False)
+    errors = [a["error"] for a in err.value.result["applications"]]
+    assert all("Access is denied." in e for e in errors)
+    assert lab.state("ARL-RX-PC01").applications == {}
+
+
+@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 13 in h/winmod")
+def test_redeploy_installs_from_a_plain_ntlm_session(lab, args):
+    """What the rehearsal needs: the product installs without second-hop credentials."""
+    result = call(lab, args, delegated=False)
+    assert {a["status"] for a in result["applications"]} == {"installed"}
+
+
+def test_misspelt_cmdlet_parameter_in_a_copy_of_the_module_fails_as_on_windows(lab, args, monkeypatch):
+    """Issue 13: a wrong parameter in our PowerShell fails with PowerShell's own binding message."""
+    from rebuild.lab.exec.modules import product
+
+    broken = product.script_source("win_rebuild_apps").replace(
+        "Get-FileHash -LiteralPath $Path", "Get-FileHash -LitralPath $Path"
+    )
+    monkeypatch.setattr(product, "script_source", lambda name: broken)
+    with pytest.raises(ModuleFailed) as err:
+        call(lab, args)
+    errors = [a["error"] for a in err.value.result["applications"]]
+    assert any("A parameter cannot be found that matches parameter name 'LitralPath'." in e for e in errors)
+
+
+def test_a_check_mode_run_whose_script_writes_fails(lab, args, monkeypatch):
+    """Issue 13: a check-mode branch that writes anyway is caught, not silently applied."""
+    from rebuild.lab.exec.modules import product
+
+    broken = product.script_source("win_rebuild_apps").replace(
+        "if ($check) {\n    $module.Result.changed", "if ($false) {\n    $module.Result.changed"
+    )
+    assert broken != product.script_source("win_rebuild_apps")
+    monkeypatch.setattr(product, "script_source", lambda name: broken)
+    with pytest.raises(ModuleFailed, match="changed the twin in check mode"):
+        call(lab, args, check=True)
+    assert lab.state("ARL-RX-PC01").applications == {}
+
+
+@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 14 in h/winmod")
+def test_an_installer_that_leaves_a_process_behind_does_not_hang_the_task(lab, args):
+    """Issue 12 item 14: Start-Process -Wait waits for the whole process tree in PowerShell 5.1
+    (Start-Process -Wait, Microsoft Learn); an installer leaving an updater running would hang."""
+    lab.faults["ARL-RX-PC01"] = {"installer_leaves_process": {}}
+    result = call(lab, args)
+    assert {a["status"] for a in result["applications"]} == {"installed"}
+
+
+def test_start_process_wait_hangs_when_the_installer_leaves_a_process(lab, args):
+    """The lab rule itself: with -Wait and a child left behind, the task would hang (failed loudly)."""
+    lab.faults["ARL-RX-PC01"] = {"installer_leaves_process": {}}
+    with pytest.raises(ModuleFailed, match="waits for the whole process tree"):
+        call(lab, args)

@@ -51,9 +51,20 @@ class CheckModeWrite(Exception):
     """A module tried to change the twin while running in check mode."""
 
 
+class ScriptHangs(Exception):  # what Windows would do: wait forever
+    """The script waits for something that never ends on Windows; the task would time out."""
+
+
 class TwinHost(Host):
-    def __init__(self, lab: Lab, twin: TwinRecord, *, complex_args: dict[str, Any] | None = None,
-                 module_name: str = "", check_mode: bool = False) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        twin: TwinRecord,
+        *,
+        complex_args: dict[str, Any] | None = None,
+        module_name: str = "",
+        check_mode: bool = False,
+    ) -> None:
         self.lab = lab
         self.twin = twin
         self.complex_args = complex_args or {}
@@ -62,6 +73,13 @@ class TwinHost(Host):
         self.module: ansible_basic.AnsibleModule | None = None
         self.staged: dict[str, bytes] = {}  # lower-cased Windows path -> bytes written this run
         self.writes: list[str] = []
+        # The lab's WinRM accepts only NTLM and Basic (rebuild/lab/auth.py): no Kerberos delegation,
+        # no CredSSP, so a module never has network credentials for a UNC path.
+        self.network_credentials = False
+        # [Net.ServicePointManager]::SecurityProtocol: .NET Framework 4.7+ on Windows 10/Server 2016+
+        # defaults to SystemDefault (0), letting the OS choose (learn.microsoft.com/dotnet/framework/
+        # network-programming/tls).
+        self.security_protocol = 0
         self._env = environment(lab.state(twin.name), twin)
 
     # --- plumbing ---
@@ -90,7 +108,15 @@ class TwinHost(Host):
             module = ansible_basic.create(ev, self.complex_args, args[1], self.module_name, self._env)
             self.module = module
             return module
+        if t == "system.net.servicepointmanager" and m == "securityprotocol" and args is None:
+            return self.security_protocol
         return super().static(ev, type_name, member, args, node)
+
+    def static_set(self, ev: Evaluator, type_name: str, member: str, value: Any, node: Node) -> None:
+        if type_name.lower() == "system.net.servicepointmanager" and member.lower() == "securityprotocol":
+            self.security_protocol = v.to_int(value)
+            return
+        super().static_set(ev, type_name, member, value, node)
 
     def file_bytes(self, path: str) -> bytes | None:
         if path.lower() in self.staged:
@@ -117,8 +143,13 @@ def _path(c: Call) -> str:
 
 
 def _not_found(c: Call, path: str) -> None:
-    c.write_error(f"Cannot find path '{path}' because it does not exist.",
-                  "System.Management.Automation.ItemNotFoundException", "ObjectNotFound", "PathNotFound", path)
+    c.write_error(
+        f"Cannot find path '{path}' because it does not exist.",
+        "System.Management.Automation.ItemNotFoundException",
+        "ObjectNotFound",
+        "PathNotFound",
+        path,
+    )
 
 
 # --- the read subset, bridged ------------------------------------------------------------------
@@ -135,8 +166,14 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
             if isinstance(paths, list) and len(paths) > 1:
                 out: list[Any] = []
                 for one in paths:
-                    single = Call(c.ev, c.name, type(c.bound)({**c.bound.values, pname: one}), c.input,
-                                  c.has_input, c.node)
+                    single = Call(
+                        c.ev,
+                        c.name,
+                        type(c.bound)({**c.bound.values, pname: one}),
+                        c.input,
+                        c.has_input,
+                        c.node,
+                    )
                     out.extend(run(single))
                 return out
         host = _host(c)
@@ -154,12 +191,18 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
         except powershell.PSError as exc:
             if exc.terminating:
                 raise PSRuntimeError(ErrorRecord(exc.message, command=c.name)) from None
-            c.write_error(exc.message, "System.Management.Automation.ItemNotFoundException"
-                          if "does not exist" in exc.message else "System.Exception", "ObjectNotFound")
+            c.write_error(
+                exc.message,
+                "System.Management.Automation.ItemNotFoundException"
+                if "does not exist" in exc.message
+                else "System.Exception",
+                "ObjectNotFound",
+            )
             return []
         except powershell.NotSimulated as exc:
-            raise NotSimulated(str(exc).removeprefix("the rebuild lab (a simulation) does not simulate "),
-                               c.ev.where(c.node)) from None
+            raise NotSimulated(
+                str(exc).removeprefix("the rebuild lab (a simulation) does not simulate "), c.ev.where(c.node)
+            ) from None
 
     return run
 
@@ -171,21 +214,51 @@ def _legacy_value(value: Any) -> Any:
 
 
 _READ_SIGS: dict[str, tuple[Param, ...]] = {
-    "Get-ItemProperty": (Param("Path", ("PSPath",), position=0), Param("LiteralPath", ("LP",)), Param("Name", position=1)),
-    "Get-ItemPropertyValue": (Param("Path", ("PSPath",), position=0), Param("LiteralPath", ("LP",)),
-                              Param("Name", position=1)),
-    "Get-Item": (Param("Path", position=0), Param("LiteralPath", ("LP", "PSPath")), Param("Force", switch=True)),
-    "Get-ChildItem": (Param("Path", position=0), Param("LiteralPath", ("LP", "PSPath")), Param("Filter", position=1),
-                      Param("File", switch=True), Param("Directory", switch=True), Param("Name", switch=True),
-                      Param("Force", switch=True)),
-    "Get-Content": (Param("Path", position=0), Param("LiteralPath", ("LP", "PSPath")), Param("Raw", switch=True),
-                    Param("TotalCount", ("First", "Head")), Param("Tail", ("Last",))),
+    "Get-ItemProperty": (
+        Param("Path", ("PSPath",), position=0),
+        Param("LiteralPath", ("LP",)),
+        Param("Name", position=1),
+    ),
+    "Get-ItemPropertyValue": (
+        Param("Path", ("PSPath",), position=0),
+        Param("LiteralPath", ("LP",)),
+        Param("Name", position=1),
+    ),
+    "Get-Item": (
+        Param("Path", position=0),
+        Param("LiteralPath", ("LP", "PSPath")),
+        Param("Force", switch=True),
+    ),
+    "Get-ChildItem": (
+        Param("Path", position=0),
+        Param("LiteralPath", ("LP", "PSPath")),
+        Param("Filter", position=1),
+        Param("File", switch=True),
+        Param("Directory", switch=True),
+        Param("Name", switch=True),
+        Param("Force", switch=True),
+    ),
+    "Get-Content": (
+        Param("Path", position=0),
+        Param("LiteralPath", ("LP", "PSPath")),
+        Param("Raw", switch=True),
+        Param("TotalCount", ("First", "Head")),
+        Param("Tail", ("Last",)),
+    ),
     "Get-Service": (Param("Name", ("ServiceName",), position=0), Param("DisplayName")),
     "Get-WindowsOptionalFeature": (Param("Online", switch=True), Param("FeatureName")),
-    "Get-NetFirewallProfile": (Param("Name", ("Profile",), position=0), Param("PolicyStore"), Param("All", switch=True)),
+    "Get-NetFirewallProfile": (
+        Param("Name", ("Profile",), position=0),
+        Param("PolicyStore"),
+        Param("All", switch=True),
+    ),
     "Get-LocalUser": (Param("Name", position=0), Param("SID")),
     "Get-LocalGroup": (Param("Name", position=0), Param("SID")),
-    "Get-LocalGroupMember": (Param("Group", ("Name",), position=0), Param("Member", position=1), Param("SID")),
+    "Get-LocalGroupMember": (
+        Param("Group", ("Name",), position=0),
+        Param("Member", position=1),
+        Param("SID"),
+    ),
     "Get-ScheduledTask": (Param("TaskName", position=0), Param("TaskPath", position=1)),
     "Get-MpComputerStatus": (),
     "Get-MpPreference": (),
@@ -212,8 +285,12 @@ def _test_path(c: Call) -> list[Any]:
     return _bridge("Test-Path")(c)
 
 
-_READ_SIGS["Test-Path"] = (Param("Path", position=0), Param("LiteralPath", ("LP", "PSPath")), Param("PathType"),
-                           Param("IsValid", switch=True))
+_READ_SIGS["Test-Path"] = (
+    Param("Path", position=0),
+    Param("LiteralPath", ("LP", "PSPath")),
+    Param("PathType"),
+    Param("IsValid", switch=True),
+)
 
 
 def _new_item(c: Call) -> list[Any]:
@@ -225,12 +302,18 @@ def _new_item(c: Call) -> list[Any]:
     host = _host(c)
     state = host.state()
     exists = find_path(state.files, path) is not None or any(
-        k.lower().startswith(path.lower().rstrip("\\") + "\\") for k in state.files)
+        k.lower().startswith(path.lower().rstrip("\\") + "\\") for k in state.files
+    )
     if exists and not v.truthy(c.bound.get("Force")):
-        c.write_error(f"An item with the specified name {path} already exists.", "System.IO.IOException",
-                      "ResourceExists", "DirectoryExist")
+        c.write_error(
+            f"An item with the specified name {path} already exists.",
+            "System.IO.IOException",
+            "ResourceExists",
+            "DirectoryExist",
+        )
         return []
     if not exists:
+
         def mkdir(s: TwinState) -> None:
             s.files[path] = DIRECTORY
 
@@ -249,6 +332,10 @@ def _repository_file(c: Call, source: str) -> bytes | None:
     if not norm.lower().startswith(root_norm.lower() + ("\\" if root.startswith("\\\\") else "/")):
         return None
     relative = norm[len(root_norm) + 1 :]
+    if root.startswith("https://"):
+        import urllib.parse
+
+        relative = urllib.parse.unquote(relative)
     _populate(host.lab)
     try:
         path = local_path(host.lab.config.lab_dir, relative)
@@ -269,6 +356,18 @@ def _populate(lab: Lab) -> None:
 
 def _stage(c: Call, source: str, destination: str) -> list[Any]:
     host = _host(c)
+    if source.startswith("\\\\") and not host.network_credentials:
+        # The second hop: a WinRM session authenticated with NTLM or Basic holds no credential the
+        # host can present to another server, so the file server sees an anonymous logon and
+        # refuses (learn.microsoft.com/powershell/scripting/security/remoting/ps-remoting-second-hop).
+        c.write_error(
+            "Access is denied.",
+            "System.UnauthorizedAccessException",
+            "PermissionDenied",
+            "System.UnauthorizedAccessException,Microsoft.PowerShell.Commands.CopyItemCommand",
+            source,
+        )
+        return []
     data = _repository_file(c, source) if source.startswith(("\\\\", "https://")) else host.file_bytes(source)
     if data is None:
         _not_found(c, source)
@@ -305,7 +404,9 @@ def _get_file_hash(c: Call) -> list[Any]:
         _not_found(c, path)
         return []
     digest = hashlib.new(algorithm.lower().replace("sha", "sha"), data).hexdigest().upper()
-    return [PSObj("Microsoft.Powershell.Utility.FileHash", {"Algorithm": algorithm, "Hash": digest, "Path": path})]
+    return [
+        PSObj("Microsoft.Powershell.Utility.FileHash", {"Algorithm": algorithm, "Hash": digest, "Path": path})
+    ]
 
 
 def _remove_item(c: Call) -> list[Any]:
@@ -319,10 +420,13 @@ def _remove_item(c: Call) -> list[Any]:
         _not_found(c, path)
         return []
     if len(staged) + len(stored) > 1 and not v.truthy(c.bound.get("Recurse")):
-        raise c.not_simulated("Remove-Item of a non-empty directory without -Recurse (Windows asks for confirmation)")
+        raise c.not_simulated(
+            "Remove-Item of a non-empty directory without -Recurse (Windows asks for confirmation)"
+        )
     for k in staged:
         del host.staged[k]
     if stored:
+
         def remove(s: TwinState) -> None:
             for k in stored:
                 s.files.pop(k, None)
@@ -345,17 +449,33 @@ def _installed_by(data: bytes) -> tuple[str, str] | None:
     return fields["id"], fields["version"]
 
 
+def _process(exit_code: int) -> v.DotNetObject:
+    """A System.Diagnostics.Process that has run to its end (the simulated installer is instant)."""
+    proc = v.DotNetObject(
+        "System.Diagnostics.Process", {"Id": 4242, "ExitCode": exit_code, "HasExited": True, "Handle": 1288}
+    )
+    proc.methods = {"waitforexit": lambda args: True if args else None, "kill": lambda args: None}
+    return proc
+
+
 def _start_process(c: Call) -> list[Any]:
-    """Start-Process -FilePath <installer|msiexec.exe> -ArgumentList ... -Wait -PassThru.
+    """Start-Process -FilePath <installer|msiexec.exe> -ArgumentList ... [-Wait] [-PassThru].
 
     An msiexec `/i "<file>"` or an .exe installer the script staged runs the simulated
     installer: the catalogue application it names appears with its version (Uninstall key),
     exit code 0. A file that is not a simulated installer exits 1603 (fatal error during
-    installation), as msiexec does for a corrupt package."""
-    if not v.truthy(c.bound.get("Wait")) or not v.truthy(c.bound.get("PassThru")):
-        raise c.not_simulated("Start-Process without -Wait -PassThru (the exit code would be unknown)")
+    installation), as msiexec does for a corrupt package. `-Wait` waits for the process and
+    every process it started (learn.microsoft.com/powershell/module/microsoft.powershell.management/
+    start-process, -Wait): with the lab fault `installer_leaves_process` the installer leaves a
+    child running, so `-Wait` never returns and the task would hang."""
     host = _host(c)
     file_path = v.to_string(c.bound.get("FilePath"))
+    if "ArgumentList" in c.bound and v.to_string(c.bound.get("ArgumentList")) == "":
+        raise c.fail(
+            "Cannot validate argument on parameter 'ArgumentList'. The argument is null or empty. Provide an "
+            "argument that is not null or empty, and then try the command again.",
+            "System.Management.Automation.ParameterBindingValidationException",
+        )
     arguments = " ".join(v.to_string(x) for x in v.as_list(c.bound.get("ArgumentList")))
     if file_path.lower().endswith("\\msiexec.exe") or file_path.lower() == "msiexec.exe":
         m = re.search(r'/i\s+"([^"]+)"|/i\s+(\S+)', arguments, re.I)
@@ -366,23 +486,37 @@ def _start_process(c: Call) -> list[Any]:
         package = file_path
     data = host.file_bytes(package)
     if data is None:
-        raise c.fail("This command cannot be run because the input file cannot be found.",
-                      "System.InvalidOperationException")
-    installs = _installed_by(data)
-    if installs is None:
-        return [PSObj("System.Diagnostics.Process", {"ExitCode": 1603, "Id": 4242})]
+        raise c.fail(
+            "This command cannot be run because the input file cannot be found.",
+            "System.InvalidOperationException",
+        )
+    exit_code = _run_installer(host, data)
+    if (
+        v.truthy(c.bound.get("Wait"))
+        and host.lab.fault(host.twin.name, "installer_leaves_process") is not None
+    ):
+        raise ScriptHangs(
+            f"Start-Process -Wait at {c.ev.where(c.node)} never returns: the installer left a child process "
+            "running and Windows PowerShell 5.1 waits for the whole process tree; the task would hang"
+        )
+    return [_process(exit_code)] if v.truthy(c.bound.get("PassThru")) else []
+
+
+def _run_installer(host: TwinHost, data: bytes) -> int:
     from rebuild.applications import load_catalogue
 
-    app = load_catalogue().applications.get(installs[0])
-    if app is None:
-        return [PSObj("System.Diagnostics.Process", {"ExitCode": 1603, "Id": 4242})]
+    installs = _installed_by(data)
+    app = load_catalogue().applications.get(installs[0]) if installs else None
+    if installs is None or app is None:
+        return 1603
+    version = installs[1]
 
     def install(s: TwinState) -> None:
-        s.applications[app.name] = installs[1]
+        s.applications[app.name] = version
 
-    host.write(f"install {app.name} {installs[1]}", install)
-    host.lab.record(host.twin.name, "application_installed", application=app.id, version=installs[1])
-    return [PSObj("System.Diagnostics.Process", {"ExitCode": 0, "Id": 4242})]
+    host.write(f"install {app.name} {version}", install)
+    host.lab.record(host.twin.name, "application_installed", application=app.id, version=version)
+    return 0
 
 
 def _import_certificate(c: Call) -> list[Any]:
@@ -415,19 +549,31 @@ def _get_printer(c: Call) -> list[Any]:
     name = v.to_string(c.bound.get("Name"))
     values = cmdlets.registry_view(_host(c).state()).get(PRINTER_KEY.format(name=name))
     if not values:
-        c.write_error(f"The specified printer was not found.", "Microsoft.Management.Infrastructure.CimException",
-                      "ObjectNotFound", "HRESULT 0x80070709,Get-Printer")
+        c.write_error(
+            "The specified printer was not found.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ObjectNotFound",
+            "HRESULT 0x80070709,Get-Printer",
+        )
         return []
-    return [PSObj("Microsoft.Management.Infrastructure.CimInstance#ROOT/StandardCimv2/MSFT_Printer",
-                  {"Name": name, "DriverName": values.get("Printer Driver"), "PortName": values.get("Port")})]
+    return [
+        PSObj(
+            "Microsoft.Management.Infrastructure.CimInstance#ROOT/StandardCimv2/MSFT_Printer",
+            {"Name": name, "DriverName": values.get("Printer Driver"), "PortName": values.get("Port")},
+        )
+    ]
 
 
 def _get_printer_port(c: Call) -> list[Any]:
     name = v.to_string(c.bound.get("Name"))
     values = cmdlets.registry_view(_host(c).state()).get(PORT_KEY.format(name=name))
     if values is None:
-        c.write_error("The specified port was not found.", "Microsoft.Management.Infrastructure.CimException",
-                      "ObjectNotFound", "HRESULT 0x80070709,Get-PrinterPort")
+        c.write_error(
+            "The specified port was not found.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ObjectNotFound",
+            "HRESULT 0x80070709,Get-PrinterPort",
+        )
         return []
     return [PSObj("MSFT_PrinterPort", {"Name": name, "PrinterHostAddress": values.get("HostName")})]
 
@@ -451,16 +597,27 @@ def _set_printer(c: Call, adding: bool) -> list[Any]:
     port = v.to_string(c.bound.get("PortName"))
     view = cmdlets.registry_view(host.state())
     if driver not in INBOX_DRIVERS:
-        c.write_error("The specified driver does not exist. Use add-printerdriver to add a new driver, or specify "
-                      "an existing driver.", "Microsoft.Management.Infrastructure.CimException", "ObjectNotFound")
+        c.write_error(
+            "The specified driver does not exist. Use add-printerdriver to add a new driver, or specify "
+            "an existing driver.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ObjectNotFound",
+        )
         return []
     if PORT_KEY.format(name=port) not in view:
-        c.write_error("The specified port does not exist. Use add-printerport to add a new port, or specify an "
-                      "existing port.", "Microsoft.Management.Infrastructure.CimException", "ObjectNotFound")
+        c.write_error(
+            "The specified port does not exist. Use add-printerport to add a new port, or specify an "
+            "existing port.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ObjectNotFound",
+        )
         return []
     if adding and view.get(PRINTER_KEY.format(name=name)):
-        c.write_error("The specified printer already exists.", "Microsoft.Management.Infrastructure.CimException",
-                      "ResourceExists")
+        c.write_error(
+            "The specified printer already exists.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ResourceExists",
+        )
         return []
 
     def put(s: TwinState) -> None:
@@ -506,7 +663,8 @@ def _sig(name: str, *params: Param, should_process: bool = False) -> Signature:
 def _table() -> dict[str, Cmdlet]:
     path = (Param("Path", position=0), Param("LiteralPath", ("LP", "PSPath")))
     entries: list[tuple[Signature, Callable[[Call], list[Any]], str]] = [
-        (c_sig(n), _bridge(n), doc) for n, doc in (
+        (c_sig(n), _bridge(n), doc)
+        for n, doc in (
             ("Get-ItemProperty", "microsoft.powershell.management/get-itemproperty"),
             ("Get-ItemPropertyValue", "microsoft.powershell.management/get-itempropertyvalue"),
             ("Get-Item", "microsoft.powershell.management/get-item"),
@@ -526,36 +684,136 @@ def _table() -> dict[str, Cmdlet]:
     ]
     entries += [
         (c_sig("Test-Path"), _test_path, "microsoft.powershell.management/test-path"),
-        (_sig("New-Item", *path, Param("ItemType", ("Type",)), Param("Name"), Param("Value", position=1),
-              Param("Force", switch=True), should_process=True), _new_item, "microsoft.powershell.management/new-item"),
-        (_sig("Copy-Item", *path, Param("Destination", position=1), Param("Force", switch=True),
-              Param("Recurse", switch=True), should_process=True), _copy_item,
-         "microsoft.powershell.management/copy-item"),
-        (_sig("Remove-Item", *path, Param("Force", switch=True), Param("Recurse", switch=True), should_process=True),
-         _remove_item, "microsoft.powershell.management/remove-item"),
-        (_sig("Invoke-WebRequest", Param("Uri", position=0, mandatory=True), Param("OutFile"),
-              Param("UseBasicParsing", switch=True), Param("TimeoutSec")), _invoke_web_request,
-         "microsoft.powershell.utility/invoke-webrequest"),
-        (_sig("Get-FileHash", *path, Param("Algorithm")), _get_file_hash, "microsoft.powershell.utility/get-filehash"),
-        (_sig("Start-Process", Param("FilePath", ("PSPath", "Path"), position=0, mandatory=True),
-              Param("ArgumentList", ("Args",), position=1), Param("Wait", switch=True), Param("PassThru", switch=True),
-              Param("NoNewWindow", switch=True), Param("WorkingDirectory"), Param("Verb")), _start_process,
-         "microsoft.powershell.management/start-process"),
-        (_sig("Import-Certificate", Param("FilePath", position=0, mandatory=True), Param("CertStoreLocation"),
-              should_process=True), _import_certificate, "pki/import-certificate"),
-        (_sig("Get-Printer", Param("Name", position=0), Param("ComputerName")), _get_printer,
-         "printmanagement/get-printer"),
-        (_sig("Get-PrinterPort", Param("Name", position=0), Param("ComputerName")), _get_printer_port,
-         "printmanagement/get-printerport"),
-        (_sig("Add-PrinterPort", Param("Name", position=0, mandatory=True), Param("PrinterHostAddress", position=1)),
-         _add_printer_port, "printmanagement/add-printerport"),
-        (_sig("Add-Printer", Param("Name", position=0, mandatory=True), Param("DriverName", position=1),
-              Param("PortName", position=2)), lambda c: _set_printer(c, True), "printmanagement/add-printer"),
-        (_sig("Set-Printer", Param("Name", position=0, mandatory=True), Param("DriverName"), Param("PortName"),
-              should_process=True), lambda c: _set_printer(c, False), "printmanagement/set-printer"),
-        (_sig("Set-MpPreference", Param("SignatureDefinitionUpdateFileSharesSources"),
-              Param("DisableRealtimeMonitoring")), _set_mp_preference, "defender/set-mppreference"),
-        (_sig("Update-MpSignature", Param("UpdateSource")), _update_mp_signature, "defender/update-mpsignature"),
+        (
+            _sig(
+                "New-Item",
+                *path,
+                Param("ItemType", ("Type",)),
+                Param("Name"),
+                Param("Value", position=1),
+                Param("Force", switch=True),
+                should_process=True,
+            ),
+            _new_item,
+            "microsoft.powershell.management/new-item",
+        ),
+        (
+            _sig(
+                "Copy-Item",
+                *path,
+                Param("Destination", position=1),
+                Param("Force", switch=True),
+                Param("Recurse", switch=True),
+                should_process=True,
+            ),
+            _copy_item,
+            "microsoft.powershell.management/copy-item",
+        ),
+        (
+            _sig(
+                "Remove-Item",
+                *path,
+                Param("Force", switch=True),
+                Param("Recurse", switch=True),
+                should_process=True,
+            ),
+            _remove_item,
+            "microsoft.powershell.management/remove-item",
+        ),
+        (
+            _sig(
+                "Invoke-WebRequest",
+                Param("Uri", position=0, mandatory=True),
+                Param("OutFile"),
+                Param("UseBasicParsing", switch=True),
+                Param("TimeoutSec"),
+            ),
+            _invoke_web_request,
+            "microsoft.powershell.utility/invoke-webrequest",
+        ),
+        (
+            _sig("Get-FileHash", *path, Param("Algorithm")),
+            _get_file_hash,
+            "microsoft.powershell.utility/get-filehash",
+        ),
+        (
+            _sig(
+                "Start-Process",
+                Param("FilePath", ("PSPath", "Path"), position=0, mandatory=True),
+                Param("ArgumentList", ("Args",), position=1),
+                Param("Wait", switch=True),
+                Param("PassThru", switch=True),
+                Param("NoNewWindow", switch=True),
+                Param("WorkingDirectory"),
+                Param("Verb"),
+            ),
+            _start_process,
+            "microsoft.powershell.management/start-process",
+        ),
+        (
+            _sig(
+                "Import-Certificate",
+                Param("FilePath", position=0, mandatory=True),
+                Param("CertStoreLocation"),
+                should_process=True,
+            ),
+            _import_certificate,
+            "pki/import-certificate",
+        ),
+        (
+            _sig("Get-Printer", Param("Name", position=0), Param("ComputerName")),
+            _get_printer,
+            "printmanagement/get-printer",
+        ),
+        (
+            _sig("Get-PrinterPort", Param("Name", position=0), Param("ComputerName")),
+            _get_printer_port,
+            "printmanagement/get-printerport",
+        ),
+        (
+            _sig(
+                "Add-PrinterPort",
+                Param("Name", position=0, mandatory=True),
+                Param("PrinterHostAddress", position=1),
+            ),
+            _add_printer_port,
+            "printmanagement/add-printerport",
+        ),
+        (
+            _sig(
+                "Add-Printer",
+                Param("Name", position=0, mandatory=True),
+                Param("DriverName", position=1),
+                Param("PortName", position=2),
+            ),
+            lambda c: _set_printer(c, True),
+            "printmanagement/add-printer",
+        ),
+        (
+            _sig(
+                "Set-Printer",
+                Param("Name", position=0, mandatory=True),
+                Param("DriverName"),
+                Param("PortName"),
+                should_process=True,
+            ),
+            lambda c: _set_printer(c, False),
+            "printmanagement/set-printer",
+        ),
+        (
+            _sig(
+                "Set-MpPreference",
+                Param("SignatureDefinitionUpdateFileSharesSources"),
+                Param("DisableRealtimeMonitoring"),
+            ),
+            _set_mp_preference,
+            "defender/set-mppreference",
+        ),
+        (
+            _sig("Update-MpSignature", Param("UpdateSource")),
+            _update_mp_signature,
+            "defender/update-mpsignature",
+        ),
     ]
     return {sig.name.lower(): Cmdlet(sig, fn, LEARN + doc) for sig, fn, doc in entries}
 
@@ -576,4 +834,4 @@ def signature_age_hours(state: TwinState) -> float:
     return (dt.datetime.now(dt.UTC) - when).total_seconds() / 3600
 
 
-__all__ = ["CheckModeWrite", "TwinHost", "TypeRef", "PSDate", "twin_cmdlets"]
+__all__ = ["CheckModeWrite", "PSDate", "TwinHost", "TypeRef", "twin_cmdlets"]

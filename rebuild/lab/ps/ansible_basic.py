@@ -81,7 +81,7 @@ def _spec_options(raw: Any) -> dict[str, argspec.Option]:
     return options
 
 
-class ModuleExit(Exception):  # noqa: N818 - the module ended: ExitJson/FailJson
+class ModuleExit(Exception):
     def __init__(self, result: dict[str, Any], rc: int) -> None:
         super().__init__(f"module exit {rc}")
         self.result = result
@@ -116,8 +116,13 @@ class AnsibleModule:
 
     def member(self, ev: Evaluator, name: str, node: Node) -> Any:
         low = name.lower()
-        table = {"params": self.params, "result": self.result, "checkmode": self.check_mode,
-                 "diffmode": self.diff_mode, "diff": self.diff}
+        table = {
+            "params": self.params,
+            "result": self.result,
+            "checkmode": self.check_mode,
+            "diffmode": self.diff_mode,
+            "diff": self.diff,
+        }
         if low in table:
             return table[low]
         raise NotSimulated(f"the Ansible.Basic member {name}", ev.where(node))
@@ -139,30 +144,60 @@ class AnsibleModule:
         raise NotSimulated(f"the Ansible.Basic method {name}() with {len(args)} argument(s)", ev.where(node))
 
 
-def create(ev: Evaluator, complex_args: dict[str, Any], spec: Any, module_name: str, env: dict[str, str]) -> AnsibleModule:
+def create(
+    ev: Evaluator, complex_args: dict[str, Any], spec: Any, module_name: str, env: dict[str, str]
+) -> AnsibleModule:
     """`AnsibleModule.Create`: validate arguments against the spec, or end the module with FailJson."""
     if not isinstance(spec, Hashtable):
         raise NotSimulated("AnsibleModule.Create with a spec that is not a hashtable")
-    known = {"options", "supports_check_mode", "mutually_exclusive", "required_one_of", "required_together",
-             "required_if", "no_log"}
-    unknown = [str(k) for k in spec.keys() if str(k).lower() not in known]
+    known = {
+        "options",
+        "supports_check_mode",
+        "mutually_exclusive",
+        "required_one_of",
+        "required_together",
+        "required_if",
+        "no_log",
+    }
+    unknown = [str(k) for k in spec.keys() if str(k).lower() not in known]  # noqa: SIM118 - Hashtable
     if unknown:
-        raise ModuleExit({"failed": True, "msg": f"internal error: argument spec entry contains an invalid key "
-                          f"'{unknown[0]}', valid keys: {', '.join(sorted(known))}"}, 1)
+        raise ModuleExit(
+            {
+                "failed": True,
+                "msg": f"internal error: argument spec entry contains an invalid key "
+                f"'{unknown[0]}', valid keys: {', '.join(sorted(known))}",
+            },
+            1,
+        )
     options = _spec_options(spec.get("options"))
     check_mode = argspec.parse_bool(complex_args.get("_ansible_check_mode", False))
     diff_mode = argspec.parse_bool(complex_args.get("_ansible_diff", False))
     user_args = {k: x for k, x in complex_args.items() if not k.startswith("_ansible_")}
     try:
-        params, secrets = argspec.validate_basic(argspec.Spec(module_name, options), complex_args, module_name, env)
+        params, secrets = argspec.validate_basic(
+            argspec.Spec(module_name, options), complex_args, module_name, env
+        )
         _mutually_exclusive(spec.get("mutually_exclusive"), user_args)
     except argspec.ArgumentFailure as exc:
-        raise ModuleExit({"changed": False, "failed": True, "msg": exc.msg,
-                          "invocation": {"module_args": argspec.mask(user_args, set())}}, 1) from None
+        raise ModuleExit(
+            {
+                "changed": False,
+                "failed": True,
+                "msg": exc.msg,
+                "invocation": {"module_args": argspec.mask(user_args, set())},
+            },
+            1,
+        ) from None
     if check_mode and not v.truthy(spec.get("supports_check_mode")):
-        raise ModuleExit({"changed": False, "skipped": True,
-                          "msg": f"remote module ({module_name}) does not support check mode",
-                          "invocation": {"module_args": argspec.mask(params, secrets)}}, 0)
+        raise ModuleExit(
+            {
+                "changed": False,
+                "skipped": True,
+                "msg": f"remote module ({module_name}) does not support check mode",
+                "invocation": {"module_args": argspec.mask(params, secrets)},
+            },
+            0,
+        )
     module = AnsibleModule(to_ps(params), check_mode, diff_mode, secrets)
     module.result.set("changed", False)
     module.result.set("invocation", to_ps({"module_args": argspec.mask(params, secrets)}))
@@ -177,4 +212,4 @@ def _mutually_exclusive(groups: Any, args: dict[str, Any]) -> None:
             raise argspec.ArgumentFailure(f"parameters are mutually exclusive: {', '.join(names)}")
 
 
-__all__ = ["AnsibleModule", "ModuleExit", "create", "to_plain", "to_ps", "GenericList"]
+__all__ = ["AnsibleModule", "GenericList", "ModuleExit", "create", "to_plain", "to_ps"]

@@ -113,7 +113,8 @@ def resolve(sig: Signature, written: str) -> Param:
     names = " ".join("-" + p.name for p in matches)
     raise binding_error(
         sig.name,
-        f"Parameter cannot be processed because the parameter name '{written}' is ambiguous. Possible matches include: {names}.",
+        f"Parameter cannot be processed because the parameter name '{written}' is ambiguous. "
+        f"Possible matches include: {names}.",
         "AmbiguousParameter",
     )
 
@@ -135,7 +136,9 @@ def bind(
         if p.name in bound.values:
             raise binding_error(
                 sig.name,
-                f"Cannot bind parameter because parameter '{p.name}' is specified more than once. To provide multiple values to parameters that can accept multiple values, use the array syntax. For example, \"-parameter value1,value2,value3\".",
+                f"Cannot bind parameter because parameter '{p.name}' is specified more than once. To provide "
+                "multiple values to parameters that can accept multiple values, use the array syntax. For "
+                'example, "-parameter value1,value2,value3".',
                 "ParameterAlreadyBound",
             )
         if p.switch:
@@ -149,7 +152,8 @@ def bind(
         if i + 1 >= len(args) or args[i + 1].name is not None:
             raise binding_error(
                 sig.name,
-                f"Missing an argument for parameter '{p.name}'. Specify a parameter of type 'System.Object' and try again.",
+                f"Missing an argument for parameter '{p.name}'. "
+                "Specify a parameter of type 'System.Object' and try again.",
                 "MissingArgument",
             )
         bound.values[p.name] = args[i + 1].value
@@ -181,13 +185,13 @@ def bind(
             )
     _check_sets(sig, bound)
     for p in sig.params:
-        if p.mandatory and p.name not in bound.values and not (p.pipeline and pipeline_input):
-            if _in_active_set(sig, bound, p):
-                raise binding_error(
-                    sig.name,
-                    f"Cannot process command because of one or more missing mandatory parameters: {p.name}.",
-                    "MissingMandatoryParameter",
-                )
+        missing = p.mandatory and p.name not in bound.values and not (p.pipeline and pipeline_input)
+        if missing and _in_active_set(sig, bound, p):
+            raise binding_error(
+                sig.name,
+                f"Cannot process command because of one or more missing mandatory parameters: {p.name}.",
+                "MissingMandatoryParameter",
+            )
     return bound
 
 

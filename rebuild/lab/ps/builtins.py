@@ -150,10 +150,8 @@ def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
         if element_type != "System.Object":
             items = [cast(ev, x, TypeRef(element_type), node) for x in items]
         return GenericList(element_type, items)
-    if (
-        n == "System.Object"
-        or (n == "System.Management.Automation.PSObject"
-        and not isinstance(value, Hashtable))
+    if n == "System.Object" or (
+        n == "System.Management.Automation.PSObject" and not isinstance(value, Hashtable)
     ):
         return value
     if n == "System.Management.Automation.PSObject":
@@ -167,16 +165,13 @@ def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
         else:
             raise PSRuntimeError(
                 ErrorRecord(
-                    f'Cannot convert the "{v.to_string(value)}" value of type "System.Object[]" to type "{n}".',
+                    f'Cannot convert the "{v.to_string(value)}" value of type "System.Object[]" '
+                    f'to type "{n}".',
                     "System.Management.Automation.PSInvalidCastException",
                 )
             )
     if n == "System.String":
-        return (
-            None
-            if value is None and False
-            else v.to_string(value, v.to_string(ev.get_var("OFS")) if ev else " ")
-        )
+        return v.to_string(value, v.to_string(ev.get_var("OFS")))
     if n == "System.Boolean":
         return v.truthy(value)
     if n in ("System.Int32", "System.Int64", "System.UInt32", "System.Byte"):
@@ -191,9 +186,10 @@ def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
         return v.parse_datetime(value)
     if n == "System.Management.Automation.SwitchParameter":
         return v.SwitchParameter(v.truthy(value))
-    if n in ("System.Collections.Hashtable", "System.Collections.IDictionary"):
-        if isinstance(value, Hashtable):
-            return value
+    if n in ("System.Collections.Hashtable", "System.Collections.IDictionary") and isinstance(
+        value, Hashtable
+    ):
+        return value
     if n == "System.Array":
         return v.as_list(value)
     if n == "System.Guid":
@@ -207,10 +203,9 @@ def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
 
 
 def binary(ev: Evaluator, op: str, left: Any, right: Any, node: Node) -> Any:
-    case = (
-        (op.startswith("-c")
-        and op not in ("-contains", "-cnotcontains"))
-        or op in ("-ccontains", "-cnotcontains")
+    case = (op.startswith("-c") and op not in ("-contains", "-cnotcontains")) or op in (
+        "-ccontains",
+        "-cnotcontains",
     )
     base = op
     if op.startswith(("-c", "-i")) and op[2:] in (
@@ -238,14 +233,13 @@ def binary(ev: Evaluator, op: str, left: Any, right: Any, node: Node) -> Any:
             return [x for x in left if _scalar_compare(ev, base, x, right, case)]
         return _scalar_compare(ev, base, left, right, case)
     if base in ("-contains", "-notcontains"):
-        found = any(v.equals(x, right, case) for x in v.as_list(left) or [None] if left is not None or True)
         found = any(v.equals(x, right, case) for x in (left if isinstance(left, list) else [left]))
         return found if base == "-contains" else not found
     if base in ("-in", "-notin"):
         found = any(v.equals(x, left, case) for x in (right if isinstance(right, list) else [right]))
         return found if base == "-in" else not found
     if base == "-replace":
-        pattern, repl = (right + [""])[:2] if isinstance(right, list) else (right, "")
+        pattern, repl = [*right, ""][:2] if isinstance(right, list) else (right, "")
         repl_py = re.sub(r"\$(\d+)", r"\\\1", v.to_string(repl))
         flags = 0 if case else re.I
         if isinstance(left, list):
@@ -337,16 +331,14 @@ def format_string(fmt: str, args: list[Any]) -> str:
         if idx >= len(args):
             raise PSRuntimeError(
                 ErrorRecord(
-                    "Error formatting a string: Index (zero based) must be greater than or equal to zero and less than the size of the argument list..",
+                    "Error formatting a string: Index (zero based) must be greater than or equal to zero "
+                    "and less than the size of the argument list..",
                     "System.FormatException",
                 )
             )
         value = args[idx]
         spec = m.group(3)
-        if spec:
-            text = _format_spec(value, spec)
-        else:
-            text = v.to_string(value)
+        text = _format_spec(value, spec) if spec else v.to_string(value)
         if m.group(2):
             width = int(m.group(2))
             text = text.rjust(width) if width > 0 else text.ljust(-width)
@@ -502,9 +494,8 @@ def get_member(ev: Evaluator, obj: Any, name: str, node: Node) -> Any:
             return obj.parts[i] if i < len(obj.parts) else -1
     if isinstance(obj, PSEnum) and low == "value__":
         return obj.value
-    if isinstance(obj, v.DotNetObject):
-        if name in obj.data or low in {k.lower() for k in obj.data}:
-            return next(x for k, x in obj.data.items() if k.lower() == low)
+    if isinstance(obj, v.DotNetObject) and low in {k.lower() for k in obj.data}:
+        return next(x for k, x in obj.data.items() if k.lower() == low)
     raise _no_member(ev, obj, name, node)
 
 
@@ -515,7 +506,8 @@ def set_member(ev: Evaluator, obj: Any, name: str, value: Any, node: Node) -> No
     if obj is None:
         raise PSRuntimeError(
             ErrorRecord(
-                f"The property '{name}' cannot be found on this object. Verify that the property exists and can be set."
+                f"The property '{name}' cannot be found on this object. "
+                "Verify that the property exists and can be set."
             )
         )
     raise _no_member(ev, obj, name, node)
@@ -525,6 +517,8 @@ def call_method(ev: Evaluator, obj: Any, name: str, args: list[Any], node: Node)
     low = name.lower()
     if isinstance(obj, AnsibleModule):
         return obj.call(ev, name, args, node)
+    if isinstance(obj, v.DotNetObject) and low in obj.methods:
+        return obj.methods[low](args)
     if isinstance(obj, v.DotNetObject) and obj.type_name == "System.Guid" and low == "tostring":
         fmt = v.to_string(args[0]) if args else "D"
         text = str(obj.data["value"])
@@ -600,12 +594,19 @@ def _string_method(ev: Evaluator, s: str, low: str, args: list[Any], node: Node)
     if low in ("toupper", "toupperinvariant") and n == 0:
         return s.upper()
     if low in ("trim", "trimend", "trimstart"):
-        chars = "".join("".join(v.to_string(c) for c in x) if isinstance(x, list) else v.to_string(x) for x in args) or None
+        chars = (
+            "".join(
+                "".join(v.to_string(c) for c in x) if isinstance(x, list) else v.to_string(x) for x in args
+            )
+            or None
+        )
         return {"trim": s.strip, "trimend": s.rstrip, "trimstart": s.lstrip}[low](chars)
     if low == "replace" and n == 2:
         return s.replace(a[0], a[1])  # String.Replace is case-sensitive
     if low == "split" and n >= 1:
-        seps = [v.to_string(c) for c in args[0]] if isinstance(args[0], list) else list(a[0])  # [char[]] separators
+        seps = (
+            [v.to_string(c) for c in args[0]] if isinstance(args[0], list) else list(a[0])
+        )  # [char[]] separators
         parts = re.split("|".join(re.escape(x) for x in seps), s) if seps else [s]
         return parts
     if low == "startswith" and n == 1:
@@ -622,7 +623,8 @@ def _string_method(ev: Evaluator, s: str, low: str, args: list[Any], node: Node)
         if start < 0 or start + length > len(s) or length < 0:
             raise PSRuntimeError(
                 ErrorRecord(
-                    f'Exception calling "Substring" with "{n}" argument(s): "Index and length must refer to a location within the string.',
+                    f'Exception calling "Substring" with "{n}" argument(s): '
+                    '"Index and length must refer to a location within the string.',
                     "System.Management.Automation.MethodInvocationException",
                 )
             )
@@ -695,7 +697,24 @@ def static_member(
         return True, "\r\n"
     if n == "system.int32" and m == "maxvalue" and args is None:
         return True, 2**31 - 1
+    if n == "system.uri" and m == "escapedatastring" and args is not None and len(args) == 1:
+        import urllib.parse
+
+        return True, urllib.parse.quote(v.to_string(args[0]), safe="-_.~")
+    if n == "system.net.securityprotocoltype" and args is None and m in _TLS:
+        return True, PSEnum(_TLS[m][0], _TLS[m][1], "System.Net.SecurityProtocolType")
     return False, None
+
+
+# System.Net.SecurityProtocolType (learn.microsoft.com/dotnet/api/system.net.securityprotocoltype)
+_TLS = {
+    "systemdefault": ("SystemDefault", 0),
+    "ssl3": ("Ssl3", 48),
+    "tls": ("Tls", 192),
+    "tls11": ("Tls11", 768),
+    "tls12": ("Tls12", 3072),
+    "tls13": ("Tls13", 12288),
+}
 
 
 # --- engine cmdlets ----------------------------------------------------------------------------
@@ -826,7 +845,7 @@ def _prop_names(c: Call, item: Any, props: list[Any]) -> list[tuple[str, Any]]:
             keys = (
                 list(item.props)
                 if isinstance(item, PSObj)
-                else [str(k) for k in item.keys()]
+                else [str(k) for k in item.keys()]  # noqa: SIM118 - Hashtable.keys(), not a dict
                 if isinstance(item, Hashtable)
                 else []
             )
@@ -837,7 +856,7 @@ def _prop_names(c: Call, item: Any, props: list[Any]) -> list[tuple[str, Any]]:
 
 
 def _select_object(c: Call) -> list[Any]:
-    """Select-Object: -Property makes new objects, -ExpandProperty emits the value, -First/-Last/-Skip/-Unique."""
+    """Select-Object: -Property makes objects, -ExpandProperty emits the value; -First/-Last/-Skip/-Unique."""
     items = list(c.input)
     if "Skip" in c.bound:
         items = items[v.to_int(c.bound.get("Skip")) :]
@@ -856,11 +875,8 @@ def _select_object(c: Call) -> list[Any]:
     if "ExpandProperty" in c.bound:
         name = v.to_string(c.bound.get("ExpandProperty"))
         for item in items:
-            if (
-                (isinstance(item, PSObj)
-                and not item.get(name)[0])
-                or (isinstance(item, Hashtable)
-                and name not in item)
+            if (isinstance(item, PSObj) and not item.get(name)[0]) or (
+                isinstance(item, Hashtable) and name not in item
             ):
                 c.write_error(
                     f'Property "{name}" cannot be found.',
@@ -994,10 +1010,7 @@ def _set_strict_mode(c: Call) -> list[Any]:
 
 
 def _get_date(c: Call) -> list[Any]:
-    if "Date" in c.bound:
-        d = v.parse_datetime(c.bound.get("Date"))
-    else:
-        d = PSDate(dt.datetime.now(dt.UTC))
+    d = v.parse_datetime(c.bound.get("Date")) if "Date" in c.bound else PSDate(dt.datetime.now(dt.UTC))
     if "Format" in c.bound:
         return [date_format(d, v.to_string(c.bound.get("Format")))]
     return [d]

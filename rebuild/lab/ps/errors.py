@@ -67,9 +67,9 @@ def exception_isa(exception_type: str, catch_type: str) -> bool:
 
 
 _PARENT = {
-    "System.Management.Automation.ActionPreferenceStopException": "System.Management.Automation.RuntimeException",
+    "System.Management.Automation.ActionPreferenceStopException": "System.Management.Automation.RuntimeException",  # noqa: E501
     "System.Management.Automation.ParameterBindingException": "System.Management.Automation.RuntimeException",
-    "System.Management.Automation.ItemNotFoundException": "System.Management.Automation.SessionStateException",
+    "System.Management.Automation.ItemNotFoundException": "System.Management.Automation.SessionStateException",  # noqa: E501
     "System.Management.Automation.SessionStateException": "System.Management.Automation.RuntimeException",
     "System.Management.Automation.MethodInvocationException": "System.Management.Automation.RuntimeException",
     "System.Management.Automation.RuntimeException": "System.SystemException",

@@ -127,6 +127,9 @@ class Host:
     def static(self, ev: Evaluator, type_name: str, member: str, args: list[Any] | None, node: Node) -> Any:
         raise NotSimulated(f"the .NET member [{type_name}]::{member}", ev.where(node))
 
+    def static_set(self, ev: Evaluator, type_name: str, member: str, value: Any, node: Node) -> None:
+        raise NotSimulated(f"setting the .NET member [{type_name}]::{member}", ev.where(node))
+
     def env(self) -> dict[str, str]:
         return {}
 
@@ -392,7 +395,8 @@ class Evaluator:
                 ErrorRecord(
                     f"Cannot bind parameter 'ErrorAction'. Cannot convert value \"{text}\" to type "
                     '"System.Management.Automation.ActionPreference". Error: "Unable to match the identifier '
-                    f"name {text} to a valid enumerator name. Specify one of the following enumerator names and try "
+                    f"name {text} to a valid enumerator name. Specify one of the following enumerator names "
+                    "and try "
                     'again: SilentlyContinue, Stop, Continue, Inquire, Ignore, Suspend"',
                     "System.Management.Automation.ParameterBindingException",
                 )
@@ -936,7 +940,7 @@ class Evaluator:
         new_scope: bool = True,
     ) -> Any:
         out = self.invoke_block(sb, args, dollar_under, new_scope)
-        return out[0] if len(out) == 1 else (None if not out else out)
+        return v.collapse(out)
 
     def invoke_block(
         self,
@@ -990,7 +994,7 @@ class Evaluator:
         ):
             return self.expression(inner)
         out = self.pipeline(node, out_direct=False)
-        return out[0] if len(out) == 1 else (None if not out else out)
+        return v.collapse(out)
 
     def _has_commands(self, node: Node) -> bool:
         return False
@@ -1045,6 +1049,8 @@ class Evaluator:
             self.statement(inner, out)
             return out
         value = self.expression(inner)
+        if value is None and self._unwrap(inner).type == "invokation_expression":
+            return []  # a method called as a statement: void methods write nothing (not $null)
         while inner.child_count == 1 and (
             inner.type in _BINARY_PRECEDENCE_TYPES
             or inner.type in ("unary_expression", "array_literal_expression")
@@ -1060,6 +1066,16 @@ class Evaluator:
         ):
             return []
         return self._unroll(value)
+
+    @staticmethod
+    def _unwrap(node: Node) -> Node:
+        """The node under single-child precedence wrappers (logical_expression > ... > unary)."""
+        while node.child_count == 1 and (
+            node.type in _BINARY_PRECEDENCE_TYPES
+            or node.type in ("unary_expression", "array_literal_expression")
+        ):
+            node = node.children[0]
+        return node
 
     @staticmethod
     def _unroll(value: Any) -> list[Any]:
@@ -1079,7 +1095,7 @@ class Evaluator:
         else:
             out: list[Any] = []
             self.statement(value_node, out)
-            value = out[0] if len(out) == 1 else (None if not out else out)
+            value = v.collapse(out)
         if op != "=":
             current = self.expression(target)
             ops = {"+=": "+", "-=": "-", "*=": "*", "/=": "/", "%=": "%"}
@@ -1103,6 +1119,10 @@ class Evaluator:
             self.assign_to(
                 target.named_children[1], self.cast(value, self.type_name(target.named_children[0]), target)
             )
+            return
+        if t == "member_access" and any(c.type == "::" for c in target.children):
+            tref = self.type_name(target.named_children[0])
+            self.host.static_set(self, tref.name, self._member_name(target), value, target)
             return
         if t == "member_access":
             obj = self.expression(target.named_children[0])
@@ -1135,7 +1155,7 @@ class Evaluator:
             for i, tn in enumerate(targets):
                 if i == len(targets) - 1:
                     rest = items[i:]
-                    self.assign_to(tn, rest[0] if len(rest) == 1 else (None if not rest else rest))
+                    self.assign_to(tn, v.collapse(rest))
                 else:
                     self.assign_to(tn, items[i] if i < len(items) else None)
             return
@@ -1155,7 +1175,8 @@ class Evaluator:
                     return
             raise PSRuntimeError(
                 ErrorRecord(
-                    f"The property '{name}' cannot be found on this object. Verify that the property exists and can be set."
+                    f"The property '{name}' cannot be found on this object. "
+                    "Verify that the property exists and can be set."
                 )
             )
         self._builtins.set_member(self, obj, name, value, node)
@@ -1204,8 +1225,14 @@ class Evaluator:
                 args.append(Argument(name, None, False, written))
                 i += 1
                 continue
-            if k.type == "variable" and self.text(k).startswith("@"):
-                splat = self.get_var(self.text(k)[1:], k)
+            splat_node = k
+            while (
+                splat_node.type in ("array_literal_expression", "unary_expression")
+                and splat_node.named_child_count == 1
+            ):
+                splat_node = splat_node.named_children[0]
+            if splat_node.type == "variable" and self.text(splat_node).startswith("@"):
+                splat = self.get_var(self.text(splat_node)[1:], splat_node)
                 if isinstance(splat, Hashtable):
                     for key, val in splat.items():
                         args.append(Argument(str(key), val, True, f"-{key}"))
@@ -1214,10 +1241,22 @@ class Evaluator:
                         args.append(Argument(None, val, True, v.to_string(val)))
                 i += 1
                 continue
+            inner = k
+            while (
+                inner.type in ("array_literal_expression", "unary_expression")
+                and inner.named_child_count == 1
+            ):
+                inner = inner.named_children[0]
+            if inner.type == "member_access" and i + 1 < len(kids) and kids[i + 1].type == "argument_list":
+                # `-Param $x.Method(args)`: the grammar splits a method call in argument mode in two.
+                value = self._invoke_member(inner, kids[i + 1])
+                args.append(Argument(None, value, True, self.text(k)))
+                i += 2
+                continue
             value = self.argument_value(k)
             if k.type == "generic_token" and self.text(k).startswith(",") and args and args[-1].name is None:
                 prev = args[-1]
-                prev.value = v.as_list(prev.value) + [self.text(k)[1:]]
+                prev.value = [*v.as_list(prev.value), self.text(k)[1:]]
                 i += 1
                 continue
             args.append(Argument(None, value, True, self.text(k)))
@@ -1331,8 +1370,8 @@ class Evaluator:
             raise PSRuntimeError(
                 ErrorRecord(
                     f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
-                    "operable program. Check the spelling of the name, or if a path was included, verify that the "
-                    "path is correct and try again.",
+                    "operable program. Check the spelling of the name, or if a path was included, "
+                    "verify that the path is correct and try again.",
                     "System.Management.Automation.CommandNotFoundException",
                     command=name,
                     category="ObjectNotFound",
@@ -1451,7 +1490,7 @@ class Evaluator:
         sl = next((c for c in node.named_children if c.type == "statement_list"), None)
         if sl is not None:
             self.block(sl, out)
-        return out[0] if len(out) == 1 else (None if not out else out)
+        return v.collapse(out)
 
     def _x_array_expression(self, node: Node) -> Any:
         out: list[Any] = []
@@ -1463,7 +1502,7 @@ class Evaluator:
     def _x_statement_list(self, node: Node) -> Any:
         out: list[Any] = []
         self.block(node, out)
-        return out[0] if len(out) == 1 else (None if not out else out)
+        return v.collapse(out)
 
     def _x_variable(self, node: Node) -> Any:
         text = self.text(node)
@@ -1551,7 +1590,7 @@ class Evaluator:
             else:
                 out: list[Any] = []
                 self.statement(value_node, out)
-                value = out[0] if len(out) == 1 else (None if not out else out)
+                value = v.collapse(out)
             if key in h:
                 raise PSRuntimeError(
                     ErrorRecord(
@@ -1656,6 +1695,13 @@ class Evaluator:
             return self.host_static(self.type_name(target_node), name, args, node)
         obj = self.expression(target_node)
         return self._builtins.call_method(self, obj, name, args, node)
+
+    def _invoke_member(self, member: Node, arg_list: Node) -> Any:
+        name = self._member_name(member)
+        args = self._call_args(arg_list)
+        if any(c.type == "::" for c in member.children):
+            return self.host_static(self.type_name(member.named_children[0]), name, args, member)
+        return self._builtins.call_method(self, self.expression(member.named_children[0]), name, args, member)
 
     def _call_args(self, arg_list: Node) -> list[Any]:
         ael = next((c for c in arg_list.named_children if c.type == "argument_expression_list"), None)

@@ -141,6 +141,7 @@ class DotNetObject:
 
     type_name: str
     data: dict[str, Any] = field(default_factory=dict)
+    methods: dict[str, Any] = field(default_factory=dict)  # lower-case name -> fn(args) -> value
 
 
 def is_collection(value: Any) -> bool:
@@ -155,6 +156,13 @@ def as_list(value: Any) -> list[Any]:
     if isinstance(value, list):
         return list(value)
     return [value]
+
+
+def collapse(out: list[Any]) -> Any:
+    """Pipeline output used as a value: nothing -> $null, one object -> it, more -> an array."""
+    if not out:
+        return None
+    return out[0] if len(out) == 1 else out
 
 
 def truthy(value: Any) -> bool:
@@ -196,7 +204,8 @@ def to_string(value: Any, ofs: str = " ") -> str:
         )
     if isinstance(value, PSDate):
         w = value.when
-        return f"{w.month}/{w.day}/{w.year} {w.hour % 12 or 12}:{w.minute:02d}:{w.second:02d} {'AM' if w.hour < 12 else 'PM'}"
+        clock = f"{w.hour % 12 or 12}:{w.minute:02d}:{w.second:02d} {'AM' if w.hour < 12 else 'PM'}"
+        return f"{w.month}/{w.day}/{w.year} {clock}"
     if isinstance(value, TypeRef):
         return value.name
     if isinstance(value, ErrorRecord):
@@ -212,7 +221,8 @@ _FLOAT_RE = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$", re.I)
 def invalid_cast(value: Any, target: str) -> PSRuntimeError:
     return PSRuntimeError(
         ErrorRecord(
-            f'Cannot convert value "{to_string(value)}" to type "{target}". Error: "Input string was not in a correct format."',
+            f'Cannot convert value "{to_string(value)}" to type "{target}". '
+            'Error: "Input string was not in a correct format."',
             "System.Management.Automation.PSInvalidCastException",
             category="InvalidArgument",
             error_id="InvalidCastFromStringToInteger",
@@ -257,7 +267,8 @@ def parse_version(value: Any) -> PSVersion:
     if not re.fullmatch(r"\d+(\.\d+){1,3}", text):
         raise PSRuntimeError(
             ErrorRecord(
-                f'Cannot convert value "{text}" to type "System.Version". Error: "Version string portion was too short or too long."',
+                f'Cannot convert value "{text}" to type "System.Version". '
+                'Error: "Version string portion was too short or too long."',
                 "System.Management.Automation.PSInvalidCastException",
             )
         )
@@ -273,7 +284,8 @@ def parse_datetime(value: Any) -> PSDate:
     except ValueError:
         raise PSRuntimeError(
             ErrorRecord(
-                f'Cannot convert value "{text}" to type "System.DateTime". Error: "String was not recognized as a valid DateTime."',
+                f'Cannot convert value "{text}" to type "System.DateTime". '
+                'Error: "String was not recognized as a valid DateTime."',
                 "System.Management.Automation.PSInvalidCastException",
             )
         ) from None

@@ -56,6 +56,9 @@ class ModuleContext:
     diff_mode: bool = False
     warnings: list[str] = field(default_factory=list)
     script: str | None = None  # the module source Ansible sent (product modules run it)
+    # The session holds credentials for a second hop (CredSSP or Kerberos delegation). The lab's
+    # WinRM offers only NTLM and Basic (rebuild/lab/auth.py), so a lab session never does.
+    delegated_credentials: bool = False
 
     def state(self) -> TwinState:
         return self.lab.state(self.twin.name)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.lab.exec.modules import ModuleContext, ModuleCrashed, ModuleFailed, module_twin
-from rebuild.lab.exec.twin_host import CheckModeWrite, TwinHost
+from rebuild.lab.exec.twin_host import CheckModeWrite, ScriptHangs, TwinHost
 from rebuild.lab.ps import Evaluator, NotSimulated, PSParseError
 from rebuild.lab.ps.ansible_basic import ModuleExit
 from rebuild.lab.state import RANSOM_NOTE, TwinState
@@ -37,8 +37,10 @@ def run_product_module(ctx: ModuleContext, name: str) -> dict[str, Any]:
         "_ansible_diff": ctx.diff_mode,
         "_ansible_module_name": ctx.module_name,
     }
-    host = TwinHost(ctx.lab, ctx.twin, complex_args=complex_args, module_name=ctx.module_name,
-                    check_mode=ctx.check_mode)
+    host = TwinHost(
+        ctx.lab, ctx.twin, complex_args=complex_args, module_name=ctx.module_name, check_mode=ctx.check_mode
+    )
+    host.network_credentials = ctx.delegated_credentials
     ev = Evaluator(host, coverage=COVERAGE)
     ev.global_scope.vars["erroractionpreference"] = "Stop"  # ansible-core module_wrapper.ps1
     try:
@@ -50,7 +52,7 @@ def run_product_module(ctx: ModuleContext, name: str) -> dict[str, Any]:
             result.pop("failed", None)
             raise ModuleFailed(msg, **result) from None
         return result
-    except (NotSimulated, PSParseError, CheckModeWrite) as exc:
+    except (NotSimulated, PSParseError, CheckModeWrite, ScriptHangs) as exc:
         raise ModuleFailed(str(exc)) from None
     if run.exit_code != 0 and run.errors:
         raise ModuleCrashed(run.errors[-1].render())
@@ -72,18 +74,26 @@ def _drift(ctx: ModuleContext) -> None:
     changes = [str(c) for c in fault.get("changes", [])]
     unknown = [c for c in changes if c not in DRIFTS]
     if unknown:
-        raise ModuleFailed(f"lab fault drift_after_redeploy: unknown change(s) {unknown} (known: {list(DRIFTS)})")
+        raise ModuleFailed(
+            f"lab fault drift_after_redeploy: unknown change(s) {unknown} (known: {list(DRIFTS)})"
+        )
 
     def apply(s: TwinState) -> None:
         if "defender_off" in changes:
-            for key in ("RealTimeProtectionEnabled", "BehaviorMonitorEnabled", "IoavProtectionEnabled",
-                        "OnAccessProtectionEnabled"):
+            for key in (
+                "RealTimeProtectionEnabled",
+                "BehaviorMonitorEnabled",
+                "IoavProtectionEnabled",
+                "OnAccessProtectionEnabled",
+            ):
                 s.defender[key] = False
             s.registry.setdefault(
                 "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection", {}
             )["DisableRealtimeMonitoring"] = 1
         if "ransom_note" in changes:
-            s.files[RANSOM_NOTE] = "SIMULATED ransom note (rebuild lab drift fault).\r\nRestore-My-Files.txt\r\n"
+            s.files[RANSOM_NOTE] = (
+                "SIMULATED ransom note (rebuild lab drift fault).\r\nRestore-My-Files.txt\r\n"
+            )
 
     ctx.lab.update(ctx.twin.name, apply)
     ctx.record("drift_after_redeploy", changes=changes)
