@@ -249,3 +249,77 @@ def test_start_process_wait_hangs_when_the_installer_leaves_a_process(lab, args)
     lab.faults["ARL-RX-PC01"] = {"installer_leaves_process": {}}
     with pytest.raises(ModuleFailed, match="waits for the whole process tree"):
         call(lab, args)
+
+
+def test_exe_installer_and_upgrade(lab, args):
+    """An .exe installer runs itself; an older installed version is reported as upgraded."""
+    pacs = next(a for a in args["applications"] if a["id"] == "pacs-viewer")
+
+    def old(s: TwinState) -> None:
+        s.applications[pacs["name"]] = "1.0.0"
+
+    lab.update("ARL-RX-PC01", old)
+    result = call(
+        lab, {**args, "applications": [{**pacs, "type": "exe"}], "certificates": [], "printers": []}
+    )
+    assert result["applications"][0]["status"] == "upgraded"
+    assert lab.state("ARL-RX-PC01").applications[pacs["name"]] == pacs["version"]
+
+
+def test_a_package_that_is_not_an_installer_exits_1603(lab, args):
+    """msiexec's 1603 (fatal error during installation) for a file that verifies but installs nothing."""
+    import hashlib
+
+    junk = local_path(lab.config.lab_dir, "junk/Broken-1.0.msi")
+    junk.parent.mkdir(parents=True, exist_ok=True)
+    junk.write_bytes(b"not an installer")
+    app = {
+        **args["applications"][0],
+        "installer": "junk/Broken-1.0.msi",
+        "sha256": hashlib.sha256(b"not an installer").hexdigest(),
+    }
+    with pytest.raises(ModuleFailed, match=f"failed: {app['id']}") as err:
+        call(lab, {**args, "applications": [app], "certificates": [], "printers": []})
+    assert err.value.result["applications"][0]["error"] == "installer exited with 1603"
+
+
+def test_certificate_whose_thumbprint_is_not_the_catalogues_fails(lab, args):
+    cert = {**args["certificates"][0], "thumbprint": "00" * 20}
+    with pytest.raises(ModuleFailed, match=f"failed: {cert['id']}") as err:
+        call(lab, {**args, "applications": [], "certificates": [cert], "printers": []})
+    assert "is not the catalogue's" in err.value.result["certificates"][0]["error"]
+
+
+def test_existing_printer_with_another_driver_is_updated(lab, args):
+    printer = args["printers"][0]
+    call(
+        lab,
+        {
+            **args,
+            "applications": [],
+            "certificates": [],
+            "printers": [{**printer, "driver": "Generic / Text Only"}],
+        },
+    )
+    result = call(lab, {**args, "applications": [], "certificates": [], "printers": [printer]})
+    assert result["printers"][0]["status"] == "added" and result["changed"] is True
+    key = PRINTER_KEY.format(name=printer["name"])
+    assert lab.state("ARL-RX-PC01").registry[key]["Printer Driver"] == printer["driver"]
+
+
+def test_defender_signatures_from_a_file_share_source(lab, args):
+    result = call(
+        lab,
+        {
+            **args,
+            "applications": [],
+            "certificates": [],
+            "printers": [],
+            "defender_signature_source": "\\\\deploy.ghal.lan\\defs",
+        },
+    )
+    assert result["defender"]["updated"] is True
+    assert (
+        lab.state("ARL-RX-PC01").defender["SignatureDefinitionUpdateFileSharesSources"]
+        == "\\\\deploy.ghal.lan\\defs"
+    )
