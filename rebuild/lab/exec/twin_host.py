@@ -80,6 +80,10 @@ class TwinHost(Host):
         # defaults to SystemDefault (0), letting the OS choose (learn.microsoft.com/dotnet/framework/
         # network-programming/tls).
         self.security_protocol = 0
+        # Registry handles into loaded hives (HKU\<name>) this PowerShell session still holds: the
+        # RegistryKey objects the registry provider hands out are closed only when .NET finalizes them.
+        self.hive_handles: dict[str, int] = {}
+        self.gc_collected = False
         self._env = environment(lab.state(twin.name), twin)
 
     # --- plumbing ---
@@ -100,7 +104,20 @@ class TwinHost(Host):
         return _CMDLETS.get(name.lower())
 
     def native(self, call: Call, name: str, args: list[str]) -> NativeResult | None:
+        program = name.lower().rsplit("\\", 1)[-1]
+        if program in ("reg", "reg.exe") and args and args[0].lower() in ("load", "unload"):
+            return _reg_hive(self, args)
         return None
+
+    def touch_registry(self, path: str) -> None:
+        """A provider cmdlet opened a key: a key under a loaded user hive keeps a handle open."""
+        key = cmdlets.reg_canonical(path)
+        if key is None or not key.upper().startswith("HKU:\\"):
+            return
+        hive = key[5:].split("\\", 1)[0].lower()
+        if hive:
+            self.hive_handles[hive] = self.hive_handles.get(hive, 0) + 1
+            self.gc_collected = False
 
     def static(self, ev: Evaluator, type_name: str, member: str, args: list[Any] | None, node: Node) -> Any:
         t, m = type_name.lower(), member.lower()
@@ -110,6 +127,13 @@ class TwinHost(Host):
             return module
         if t == "system.net.servicepointmanager" and m == "securityprotocol" and args is None:
             return self.security_protocol
+        if t == "system.gc" and m == "collect" and args == []:
+            self.gc_collected = True  # unreachable RegistryKey objects now wait for their finalizers
+            return None
+        if t == "system.gc" and m == "waitforpendingfinalizers" and args == []:
+            if self.gc_collected:
+                self.hive_handles.clear()  # finalizers ran: the provider's key handles are closed
+            return None
         return super().static(ev, type_name, member, args, node)
 
     def static_set(self, ev: Evaluator, type_name: str, member: str, value: Any, node: Node) -> None:
@@ -177,6 +201,9 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
                     out.extend(run(single))
                 return out
         host = _host(c)
+        for pname in ("Path", "LiteralPath"):
+            if pname in c.bound:
+                host.touch_registry(v.to_string(c.bound.get(pname)))
         session = powershell.Session(host.lab, host.twin)
         tokens: list[Any] = []
         for pname, value in c.bound.values.items():
@@ -433,6 +460,142 @@ def _remove_item(c: Call) -> list[Any]:
 
         host.write(f"Remove-Item {path}", remove)
     return []
+
+
+# --- reg.exe load/unload ------------------------------------------------------------------------
+
+HIVE_STORE = "HKLM:\\SYSTEM\\RebuildLab\\HiveFiles\\{file}"  # SIMULATION: a hive file's keys while unloaded
+
+
+def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
+    """`reg load HKU\\<name> <file>` / `reg unload HKU\\<name>` (Microsoft Learn, reg load / reg unload).
+
+    Unload fails with "Access is denied." while any handle into the hive is open (RegUnLoadKey:
+    the key cannot be unloaded while handles to it are open); PowerShell's registry provider keeps
+    a RegistryKey's handle until .NET finalizes it, i.e. after `[GC]::Collect()` and
+    `[GC]::WaitForPendingFinalizers()` (issue 12 item 10). A hive still loaded cannot be loaded again."""
+    verb = args[0].lower()
+    m = re.fullmatch(r"(?:HKU|HKEY_USERS)\\([^\\]+)", args[1] if len(args) > 1 else "", re.I)
+    if not m:
+        return NativeResult(1, [], ["ERROR: Invalid key name.", f'Type "REG {verb.upper()} /?" for usage.'])
+    name = m.group(1)
+    mount = f"HKU:\\{name}"
+    marker = f"HKLM:\\SYSTEM\\RebuildLab\\LoadedHives\\{name}"
+    loaded = marker in host.state().registry
+    if verb == "load":
+        if len(args) != 3:
+            return NativeResult(1, [], ["ERROR: Invalid syntax.", 'Type "REG LOAD /?" for usage.'])
+        file = args[2]
+        if host.file_bytes(file) is None and find_path(host.state().files, file) is None:
+            return NativeResult(1, [], ["ERROR: The system cannot find the file specified."])
+        if loaded:
+            return NativeResult(
+                1,
+                [],
+                ["ERROR: The process cannot access the file because it is being used by another process."],
+            )
+        store = HIVE_STORE.format(file=file.lower())
+
+        def load(s: TwinState) -> None:
+            s.registry[mount] = dict(s.registry.get(store, {}))
+            for k, values in list(s.registry.items()):
+                if k.lower().startswith(store.lower() + "\\"):
+                    s.registry[mount + k[len(store) :]] = dict(values)
+            s.registry[marker] = {"File": file}
+
+        host.write(f"reg load {mount}", load)
+        return NativeResult(0, ["The operation completed successfully.", ""], [])
+    if not loaded:
+        return NativeResult(1, [], ["ERROR: The parameter is incorrect."])
+    if host.hive_handles.get(name.lower(), 0) > 0:
+        return NativeResult(1, [], ["ERROR: Access is denied."])
+    file = str(host.state().registry[marker].get("File", name))
+    store = HIVE_STORE.format(file=file.lower())
+
+    def unload(s: TwinState) -> None:
+        for k in list(s.registry):
+            if k.lower() == mount.lower() or k.lower().startswith(mount.lower() + "\\"):
+                s.registry[store + k[len(mount) :]] = s.registry.pop(k)
+        s.registry.pop(marker, None)
+
+    host.write(f"reg unload {mount}", unload)
+    return NativeResult(0, ["The operation completed successfully.", ""], [])
+
+
+# --- services ----------------------------------------------------------------------------------
+
+# Protected services refuse configuration changes even from administrators (Microsoft Learn,
+# "Protecting anti-malware services": Defender and Security Center run as protected services).
+PROTECTED_SERVICES = {"wscsvc", "windefend", "securityhealthservice", "wdnissvc", "sense"}
+
+
+def _service(c: Call) -> Any:
+    name = v.to_string(c.bound.get("Name"))
+    services = _host(c).state().services
+    found = next((s for s in services.values() if s.name.lower() == name.lower()), None)
+    if found is None:
+        c.write_error(
+            f"Cannot find any service with service name '{name}'.",
+            "Microsoft.PowerShell.Commands.ServiceCommandException",
+            "ObjectNotFound",
+            "NoServiceFoundForGivenName",
+            name,
+        )
+    return found
+
+
+def _change_service(c: Call, what: str, change: Callable[[Any], None]) -> list[Any]:
+    svc = _service(c)
+    if svc is None:
+        return []
+    if svc.name.lower() in PROTECTED_SERVICES:
+        verb = {"Set-Service": "configured", "Stop-Service": "stopped", "Start-Service": "started"}[c.name]
+        c.write_error(
+            f"Service '{svc.display_name} ({svc.name})' cannot be {verb} due to the following error: "
+            "Access is denied",
+            "Microsoft.PowerShell.Commands.ServiceCommandException",
+            "PermissionDenied",
+            f"CouldNotSetService,Microsoft.PowerShell.Commands.{c.name.replace('-', '')}Command",
+            svc.name,
+        )
+        return []
+    name = svc.name
+
+    def apply(s: TwinState) -> None:
+        change(s.services[name])
+
+    _host(c).write(f"{c.name} {name} {what}", apply)
+    return []
+
+
+def _set_service(c: Call) -> list[Any]:
+    """Set-Service -Name -StartupType (Automatic, Manual, Disabled)."""
+    extra = set(c.bound.values) - {"Name", "StartupType", "ErrorAction"}
+    if extra:
+        raise c.not_simulated(f"Set-Service -{sorted(extra)[0]}")
+    mode = v.to_string(c.bound.get("StartupType"))
+    modes = {"automatic": "Automatic", "manual": "Manual", "disabled": "Disabled"}
+    if mode.lower() not in modes:
+        raise c.not_simulated(f"Set-Service -StartupType {mode}")
+
+    def set_mode(svc: Any) -> None:
+        svc.start_mode = modes[mode.lower()]
+
+    return _change_service(c, modes[mode.lower()], set_mode)
+
+
+def _stop_service(c: Call) -> list[Any]:
+    def stop(svc: Any) -> None:
+        svc.state = "Stopped"
+
+    return _change_service(c, "stop", stop)
+
+
+def _start_service(c: Call) -> list[Any]:
+    def start(svc: Any) -> None:
+        svc.state = "Running"
+
+    return _change_service(c, "start", start)
 
 
 # --- installers --------------------------------------------------------------------------------
@@ -813,6 +976,35 @@ def _table() -> dict[str, Cmdlet]:
             _sig("Update-MpSignature", Param("UpdateSource")),
             _update_mp_signature,
             "defender/update-mpsignature",
+        ),
+        (
+            _sig(
+                "Set-Service",
+                Param("Name", ("ServiceName", "SN"), position=0, mandatory=True),
+                Param("StartupType", ("StartMode", "SM", "ST")),
+                Param("Status"),
+                Param("DisplayName"),
+                Param("Description"),
+                should_process=True,
+            ),
+            _set_service,
+            "microsoft.powershell.management/set-service",
+        ),
+        (
+            _sig(
+                "Stop-Service",
+                Param("Name", ("ServiceName",), position=0),
+                Param("Force", switch=True),
+                Param("NoWait", switch=True),
+                should_process=True,
+            ),
+            _stop_service,
+            "microsoft.powershell.management/stop-service",
+        ),
+        (
+            _sig("Start-Service", Param("Name", ("ServiceName",), position=0), should_process=True),
+            _start_service,
+            "microsoft.powershell.management/start-service",
         ),
     ]
     return {sig.name.lower(): Cmdlet(sig, fn, LEARN + doc) for sig, fn, doc in entries}

@@ -1,0 +1,124 @@
+"""Windows rules the evaluator's twin cmdlets enforce (issue 12 items 10 and 11), run as PowerShell.
+
+Each test runs a small Windows PowerShell 5.1 script against a twin through the lab's evaluator
+and checks what Windows documents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.exec.twin_host import CheckModeWrite, TwinHost
+from rebuild.lab.ps import Evaluator
+from rebuild.lab.ps.evaluator import RunResult
+from rebuild.lab.state import Service, StateStore, TwinState
+
+TWIN = "ARL-RX-PC01"
+
+
+@pytest.fixture()
+def lab(tmp_path: Path) -> Lab:
+    store = StateStore(tmp_path / "state.sqlite")
+    rec = TwinRecord(
+        name=TWIN,
+        address="127.77.0.2",
+        mac="aa:bb:cc:00:00:01",
+        kind="workstation",
+        platform="physical",
+        site="arlon",
+        os="windows-11-23h2",
+        service="radiology",
+    )
+    store.put(
+        TWIN,
+        TwinState(
+            hostname=TWIN,
+            kind="workstation",
+            os_caption="Microsoft Windows 11 Enterprise",
+            os_build="22631",
+            image_id="w11",
+            image_sha256="0" * 64,
+            phase="clean",
+            files={"C:\\Users\\Default\\NTUSER.DAT": "SIMULATED hive file"},
+            services={
+                "wscsvc": Service("wscsvc", "Security Center"),
+                "WinDefend": Service("WinDefend", "Microsoft Defender Antivirus Service"),
+                "Spooler": Service("Spooler", "Print Spooler"),
+            },
+        ),
+    )
+    return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
+
+
+def run(lab: Lab, src: str, check_mode: bool = False) -> RunResult:
+    host = TwinHost(lab, lab.twins[TWIN], check_mode=check_mode)
+    ev = Evaluator(host)
+    ev.global_scope.vars["erroractionpreference"] = "Stop"  # as Ansible runs modules
+    return ev.run(src, "rule.ps1")
+
+
+LOAD = "$null = & reg.exe load 'HKU\\GHAL_Test' 'C:\\Users\\Default\\NTUSER.DAT' 2>&1\n"
+UNLOAD = (
+    "try { $null = & reg.exe unload 'HKU\\GHAL_Test' 2>&1; 'unloaded' }\n"
+    'catch { "refused: $($_.Exception.Message)" }\n'
+)
+
+
+def test_reg_unload_refuses_while_a_handle_is_open_and_2to1_makes_it_terminating(lab: Lab) -> None:
+    """RegUnLoadKey fails while handles into the hive are open; reg.exe prints "ERROR: Access is
+    denied." on stderr, which 2>&1 under Stop turns into a terminating error (5.1, about_Redirection)."""
+    src = LOAD + "$key = Get-Item -LiteralPath 'Registry::HKEY_USERS\\GHAL_Test'\n" + UNLOAD
+    assert run(lab, src).output == ["refused: ERROR: Access is denied."]
+    assert "HKLM:\\SYSTEM\\RebuildLab\\LoadedHives\\GHAL_Test" in lab.state(TWIN).registry  # still loaded
+
+
+def test_gc_collect_alone_does_not_release_the_handle(lab: Lab) -> None:
+    """Finalizers run after a collection only when waited for ([GC]::WaitForPendingFinalizers)."""
+    src = LOAD + "$key = Get-Item -LiteralPath 'Registry::HKEY_USERS\\GHAL_Test'\n[GC]::Collect()\n" + UNLOAD
+    assert run(lab, src).output == ["refused: ERROR: Access is denied."]
+
+
+def test_collect_and_wait_for_finalizers_then_unload_and_load_again(lab: Lab) -> None:
+    """After [GC]::Collect() + [GC]::WaitForPendingFinalizers() the hive unloads; loading it again works,
+    and loading a hive that is still loaded fails."""
+    src = (
+        LOAD
+        + "$key = Get-Item -LiteralPath 'Registry::HKEY_USERS\\GHAL_Test'\n"
+        + "[GC]::Collect()\n[GC]::WaitForPendingFinalizers()\n"
+        + UNLOAD
+        + LOAD
+        + "try { $null = & reg.exe load 'HKU\\GHAL_Test' 'C:\\Users\\Default\\NTUSER.DAT' 2>&1 } "
+        + "catch { 'second load refused' }\n"
+    )
+    assert run(lab, src).output == ["unloaded", "second load refused"]
+
+
+def test_protected_services_refuse_set_service_with_access_denied(lab: Lab) -> None:
+    """Protecting anti-malware services (Microsoft Learn): Security Center and Defender refuse
+    configuration changes, even from an administrator; other services change."""
+    src = (
+        "try { Set-Service -Name wscsvc -StartupType Disabled } catch { $_.Exception.Message }\n"
+        "Set-Service -Name WinDefend -StartupType Disabled -ErrorAction SilentlyContinue; $?\n"
+        "Set-Service -Name Spooler -StartupType Disabled\n"
+        "Set-Service -Nme Spooler -StartupType Manual\n"
+    )
+    result = run(lab, src)
+    assert result.output == [
+        "Service 'Security Center (wscsvc)' cannot be configured due to the following error: "
+        "Access is denied",
+        False,
+    ]
+    assert "A parameter cannot be found that matches parameter name 'Nme'." in result.errors[0].message
+    services = lab.state(TWIN).services
+    assert services["wscsvc"].start_mode == "Automatic" and services["WinDefend"].start_mode == "Automatic"
+    assert services["Spooler"].start_mode == "Disabled"
+
+
+def test_a_write_in_check_mode_is_refused(lab: Lab) -> None:
+    """A module run in check mode must not change the host: the lab refuses the write loudly."""
+    with pytest.raises(CheckModeWrite, match="Set-Service Spooler"):
+        run(lab, "Set-Service -Name Spooler -StartupType Disabled", check_mode=True)
+    assert lab.state(TWIN).services["Spooler"].start_mode == "Automatic"
