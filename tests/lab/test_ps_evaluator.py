@@ -351,3 +351,65 @@ def test_unknown_command_is_commandnotfound() -> None:
     """about_Command_Precedence: a name that is no alias, function, cmdlet or program is not recognized."""
     result = run("Get-Nothing")
     assert "The term 'Get-Nothing' is not recognized" in result.errors[0].message
+
+
+PIPED = """
+function Get-Piped {
+    [CmdletBinding()]
+    param([Parameter(ValueFromPipeline = $true)][int]$N, [string]$Tag = 'x')
+    begin { $sum = 0 }
+    process { $sum += $N }
+    end { "$Tag=$sum"; $PSBoundParameters.ContainsKey('Tag') }
+}
+"""
+
+
+def test_advanced_function_pipeline_input_and_psboundparameters() -> None:
+    """about_Functions_Advanced_Methods: begin once, process per input object (ValueFromPipeline),
+    end once; about_Automatic_Variables: $PSBoundParameters holds only the parameters passed."""
+    assert out(PIPED + "1, 2, 3 | Get-Piped\n1 | Get-Piped -Tag y") == ["x=6", False, "y=1", True]
+
+
+def test_switch_regex_sets_matches() -> None:
+    """about_Switch -Regex: clauses are regular expressions; $Matches is set."""
+    src = (
+        "switch -Regex ('abc123') {\n"
+        "    '^\\d' { 'starts digit' }\n"
+        "    '\\d+$' { \"ends $($Matches[0])\" }\n"
+        "}"
+    )
+    assert out(src) == ["ends 123"]
+
+
+def test_hashtable_addition_refuses_duplicate_keys() -> None:
+    """about_Hash_Tables: adding hashtables merges them; a key present in both is an error."""
+    assert out("$h = @{a = 1} + @{b = 2}; $h.Count; try { $h + @{A = 3} } catch { 'dup' }") == [2, "dup"]
+
+
+def test_here_string_expands_and_keeps_newlines() -> None:
+    """about_Quoting_Rules (here-strings): the text between the delimiter lines, expanded."""
+    assert out('$h = @{b = 2}\n$s = @"\nline1\n$($h.b)\n"@\n$s') == ["line1\n2"]
+
+
+def test_splatting_binds_named_and_switch_parameters() -> None:
+    """about_Splatting: a hashtable's keys bind as parameter names, $true to a switch."""
+    src = (
+        'function Show {\n    param($Name, [switch]$Force)\n    "$Name $Force"\n}\n'
+        "$p = @{Name = 'x'; Force = $true}\nShow @p"
+    )
+    assert out(src) == ["x True"]
+
+
+def test_array_append_and_typed_array_cast() -> None:
+    """about_Arrays: += makes a new array; [int[]] converts each element."""
+    assert out("$a = @(); $a += 'a'; $a += 'b'; $a.Count; [int[]]$n = '1','2'; $n[1] + 1") == [2, 3]
+
+
+def test_adding_to_an_array_with_add_fails_fixed_size() -> None:
+    """about_Arrays: arrays are fixed size; .Add() throws (use a List)."""
+    assert out("$a = @(1); try { $a.Add(2) } catch { 'fixed' }") == ["fixed"]
+
+
+def test_void_method_writes_nothing() -> None:
+    """A method returning void writes nothing to the pipeline (List.Add), unlike $null."""
+    assert out("$l = [System.Collections.Generic.List[string]]@(); $l.Add('a'); $l.Count") == [1]

@@ -1225,12 +1225,8 @@ class Evaluator:
                 args.append(Argument(name, None, False, written))
                 i += 1
                 continue
-            splat_node = k
-            while (
-                splat_node.type in ("array_literal_expression", "unary_expression")
-                and splat_node.named_child_count == 1
-            ):
-                splat_node = splat_node.named_children[0]
+            inner = self._unwrap(k)
+            splat_node = inner
             if splat_node.type == "variable" and self.text(splat_node).startswith("@"):
                 splat = self.get_var(self.text(splat_node)[1:], splat_node)
                 if isinstance(splat, Hashtable):
@@ -1241,12 +1237,6 @@ class Evaluator:
                         args.append(Argument(None, val, True, v.to_string(val)))
                 i += 1
                 continue
-            inner = k
-            while (
-                inner.type in ("array_literal_expression", "unary_expression")
-                and inner.named_child_count == 1
-            ):
-                inner = inner.named_children[0]
             if inner.type == "member_access" and i + 1 < len(kids) and kids[i + 1].type == "argument_list":
                 # `-Param $x.Method(args)`: the grammar splits a method call in argument mode in two.
                 value = self._invoke_member(inner, kids[i + 1])
@@ -1560,6 +1550,7 @@ class Evaluator:
         ofs = v.to_string(self.get_var("OFS")) if "ofs" in self.global_scope.vars else " "
         for child in node.named_children:
             cs, ce = child.start_byte - start, child.end_byte - start
+            cs += max(src[cs:ce].find("$"), 0)  # the grammar may start the node at a preceding newline
             parts.append(self._literal_part(src[pos:cs], open_len == 1))
             if child.type == "sub_expression" or child.type == "variable":
                 parts.append(v.to_string(self.expression(child), ofs))

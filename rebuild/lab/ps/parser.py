@@ -77,18 +77,23 @@ def _check_51(script: Script) -> None:
         node = stack.pop()
         if node.type == "ERROR" or node.is_missing:
             text = script.text(node).strip()[:40]
-            hint = ""
             if "?" in text:
-                hint = " (the operators '??', '??=', '?.' and '? :' exist only in PowerShell 7)"
+                raise PSParseError(
+                    f"{script.where(node)}: Windows PowerShell 5.1 cannot parse this script: "
+                    f"unexpected token {text!r} "
+                    "(the operators '??', '??=', '?.' and '? :' exist only in PowerShell 7)"
+                )
+            # Not every grammar gap is a 5.1 error (e.g. `function f { param($a) $a }` on one line):
+            # say which parser refused, and fail loudly rather than guess.
             raise PSParseError(
-                f"{script.where(node)}: Windows PowerShell 5.1 cannot parse this script: "
-                f"unexpected token {text!r}{hint}"
+                f"{script.where(node)}: the lab's PowerShell grammar (tree-sitter-powershell) cannot parse "
+                f"this script: unexpected token {text!r}"
             )
         if node.type in _PS7_TOKENS:
             raise PSParseError(
                 f"{script.where(node)}: Windows PowerShell 5.1 cannot parse this script: "
                 f"{_PS7_TOKENS[node.type]} exists only in PowerShell 7 "
-                "(The token '&&' is not a valid statement separator in this version.)"
+                f"(The token '{node.type}' is not a valid statement separator in this version.)"
             )
         if node.type == "command" and _is_clean_block(script, node):
             raise PSParseError(
