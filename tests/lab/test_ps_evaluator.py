@@ -260,6 +260,15 @@ switch (1, 2) {
     assert out(src) == ["wild", "exact", "one"]
 
 
+def test_switch_script_block_and_bare_word_clauses() -> None:
+    """about_Switch: a script-block clause matches when it returns true for $_; bare words are strings."""
+    src = (
+        "switch (3, 8) {\n    { $_ -gt 5 } { \"big $_\" }\n    3 { 'three' }\n}\n"
+        "switch ('b') {\n    a { 'A' }\n    b { 'B' }\n}"
+    )
+    assert out(src) == ["three", "big 8", "B"]
+
+
 # --- errors: about_Try_Catch_Finally, about_Preference_Variables, about_Throw ----------------
 
 

@@ -741,16 +741,12 @@ def _write_error(c: Call) -> list[Any]:
         ErrorRecord(
             v.to_string(msg),
             "Microsoft.PowerShell.Commands.WriteErrorException",
-            command=_caller(c),
+            command="",  # PowerShell names the calling script or function, not Write-Error
             category=v.to_string(c.bound.get("Category") or "NotSpecified"),
         ),
         c.bound.get("ErrorAction"),
     )
     return []
-
-
-def _caller(c: Call) -> str:
-    return ""
 
 
 def _write_warning(c: Call) -> list[Any]:

@@ -634,33 +634,24 @@ class Evaluator:
             except _Break:
                 break
 
+    def _switch_literal(self, cnode: Node, ctext: str) -> Any:
+        """A clause condition the grammar leaves as text: a quoted string, a number or a bare word."""
+        if ctext[:1] == "'" and ctext.endswith("'"):
+            return ctext[1:-1].replace("''", "'")
+        if ctext[:1] == '"' and ctext.endswith('"') and "$" not in ctext:
+            return _unescape(ctext[1:-1].replace('""', '"'))
+        if re.fullmatch(r"-?\d+", ctext):
+            return int(ctext)
+        if re.fullmatch(r"[\w.*?\[\]-]+", ctext):
+            return ctext
+        raise self.not_simulated(f"the switch clause {ctext}", cnode)
+
     def _switch_match(self, cnode: Node, ctext: str, item: Any, flags: set[str], case: bool) -> bool:
         inner = cnode.named_children[0] if cnode.named_children else None
-        if inner is not None and inner.type == "script_block_expression":
-            saved = self.scope.vars.get("_", _UNSET)
-            self.scope.vars["_"] = item
-            try:
-                return v.truthy(
-                    self.expression(inner.named_children[0] if False else inner)
-                )  # a script block
-            finally:
-                if saved is _UNSET:
-                    self.scope.vars.pop("_", None)
-                else:
-                    self.scope.vars["_"] = saved
-        value: Any = self.expression(inner) if inner is not None else ctext
-        if inner is None and (ctext[:1] in "'\"" or ctext[:1] == "$"):
-            raise self.not_simulated(f"the switch clause {ctext}", cnode)
+        value: Any = self.expression(inner) if inner is not None else self._switch_literal(cnode, ctext)
         if isinstance(value, ScriptBlock):
-            saved = self.scope.vars.get("_", _UNSET)
-            self.scope.vars["_"] = item
-            try:
-                return v.truthy(self.invoke_block_value(value, dollar_under=item))
-            finally:
-                if saved is _UNSET:
-                    self.scope.vars.pop("_", None)
-                else:
-                    self.scope.vars["_"] = saved
+            # about_Switch: a script-block condition matches when it returns true for $_.
+            return v.truthy(self.invoke_block_value(value, dollar_under=item))
         if "-wildcard" in flags:
             return v.like(item, value, case)
         if "-regex" in flags:
@@ -987,17 +978,10 @@ class Evaluator:
         """A pipeline used as a value (conditions, assignments): the expression itself, or the
         collected output of commands (nothing -> $null, one object -> it, more -> array)."""
         inner = self._pipeline_inner(node)
-        if (
-            inner is not None
-            and inner.type not in ("command", "pipeline_chain")
-            and not self._has_commands(inner)
-        ):
+        if inner is not None and inner.type not in ("command", "pipeline_chain"):
             return self.expression(inner)
         out = self.pipeline(node, out_direct=False)
         return v.collapse(out)
-
-    def _has_commands(self, node: Node) -> bool:
-        return False
 
     def _pipeline_inner(self, node: Node) -> Node | None:
         """The single expression/statement a pipeline consists of, or its pipeline_chain."""

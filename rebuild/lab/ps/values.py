@@ -10,9 +10,7 @@ unspecified there, so nothing may rely on it). Objects from cmdlets are `PSObj` 
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -404,8 +402,5 @@ def like(value: Any, pattern: Any, case: bool = False) -> bool:
 
 
 def has_wildcard(text: str) -> bool:
-    return fnmatch.translate(text) != fnmatch.translate(re.escape(text)) and any(c in text for c in "*?[")
-
-
-def iter_items(value: Any) -> Iterator[Any]:
-    yield from as_list(value)
+    """about_Wildcards: *, ? and [ ] make a pattern."""
+    return any(c in text for c in "*?[")
