@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
-from rebuild.lab.exec.twin_host import CheckModeWrite, TwinHost
+from rebuild.lab.exec.twin_host import CheckModeWrite, ScriptHangs, TwinHost
 from rebuild.lab.ps import Evaluator
 from rebuild.lab.ps.evaluator import RunResult
 from rebuild.lab.state import Service, StateStore, TwinState
@@ -53,8 +53,9 @@ def lab(tmp_path: Path) -> Lab:
     return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
 
 
-def run(lab: Lab, src: str, check_mode: bool = False) -> RunResult:
+def run(lab: Lab, src: str, check_mode: bool = False, staged: dict[str, bytes] | None = None) -> RunResult:
     host = TwinHost(lab, lab.twins[TWIN], check_mode=check_mode)
+    host.staged.update({k.lower(): data for k, data in (staged or {}).items()})
     ev = Evaluator(host)
     ev.global_scope.vars["erroractionpreference"] = "Stop"  # as Ansible runs modules
     return ev.run(src, "rule.ps1")
@@ -122,3 +123,33 @@ def test_a_write_in_check_mode_is_refused(lab: Lab) -> None:
     with pytest.raises(CheckModeWrite, match="Set-Service Spooler"):
         run(lab, "Set-Service -Name Spooler -StartupType Disabled", check_mode=True)
     assert lab.state(TWIN).services["Spooler"].start_mode == "Automatic"
+
+
+def test_unc_read_from_an_ntlm_winrm_session_is_access_denied(lab: Lab) -> None:
+    """Issue 12 item 13, "Making the second hop in PowerShell Remoting" (Microsoft Learn): a session
+    authenticated by NTLM or Basic holds no credential for another server, so the share refuses."""
+    src = (
+        "try { Copy-Item -LiteralPath '\\\\deploy.ghal.lan\\rebuild$\\apps\\a.msi' -Destination 'C:\\a.msi' "
+        "-ErrorAction Stop; 'copied' } catch { $_.Exception.Message }"
+    )
+    assert run(lab, src).output == ["Access is denied."]
+
+
+def _installer() -> bytes:
+    from rebuild.applications import load_catalogue
+    from rebuild.lab.installers import simulated_content
+
+    app = next(iter(load_catalogue().applications.values()))
+    return simulated_content(app.id, app.version)
+
+
+def test_start_process_wait_waits_for_the_process_tree(lab: Lab) -> None:
+    """Issue 12 item 14, Start-Process -Wait (Microsoft Learn): it waits for the process and its
+    descendants, so an installer that leaves a child running never returns (the task would hang);
+    waiting for the installer's own process returns its exit code."""
+    lab.faults[TWIN] = {"installer_leaves_process": {}}
+    staged = {"C:\\Temp\\setup.exe": _installer()}
+    with pytest.raises(ScriptHangs, match="waits for the whole process tree"):
+        run(lab, "$p = Start-Process -FilePath 'C:\\Temp\\setup.exe' -Wait -PassThru", staged=staged)
+    src = "$p = Start-Process -FilePath 'C:\\Temp\\setup.exe' -PassThru\n$p.WaitForExit(60000)\n$p.ExitCode"
+    assert run(lab, src, staged=staged).output == [True, 0]
