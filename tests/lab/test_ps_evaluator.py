@@ -422,3 +422,15 @@ def test_adding_to_an_array_with_add_fails_fixed_size() -> None:
 def test_void_method_writes_nothing() -> None:
     """A method returning void writes nothing to the pipeline (List.Add), unlike $null."""
     assert out("$l = [System.Collections.Generic.List[string]]@(); $l.Add('a'); $l.Count") == [1]
+
+
+def test_foreach_object_parallel_does_not_exist_in_51() -> None:
+    """ForEach-Object -Parallel is PowerShell 7.0+: 5.1 binds it as an unknown parameter."""
+    result = run("1, 2 | ForEach-Object -Parallel { $_ }")
+    assert result.errors[0].message == "A parameter cannot be found that matches parameter name 'Parallel'."
+
+
+def test_clean_block_is_a_51_parse_error() -> None:
+    """about_Functions (PowerShell 7.3+): the clean block does not exist in 5.1."""
+    with pytest.raises(PSParseError, match=r"'clean' block exists only in PowerShell 7\.3"):
+        run("function F {\n    process { $_ }\n    clean { 'x' }\n}")

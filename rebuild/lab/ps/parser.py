@@ -9,6 +9,8 @@ the grammar accepts some PowerShell 7 syntax (`&&`/`||` pipeline chains) and rej
 from __future__ import annotations
 
 import hashlib
+import re
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -50,6 +52,8 @@ def _parser() -> tree_sitter.Parser:
 
 
 _CACHE: dict[tuple[str, str], Script] = {}
+# Twins run modules on several threads at once; a tree-sitter Parser must not be shared between them.
+_LOCK = threading.Lock()
 
 
 def parse(source: str | bytes, name: str = "<script>") -> Script:
@@ -58,17 +62,18 @@ def parse(source: str | bytes, name: str = "<script>") -> Script:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     key = (name, hashlib.sha256(data).hexdigest())
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached
-    tree = _parser().parse(data)
-    script = Script(name, data, tree)
-    _check_51(script)
-    script.statements = sorted(_statement_starts(script.root))
-    if len(_CACHE) > 256:
-        _CACHE.clear()
-    _CACHE[key] = script
-    return script
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        tree = _parser().parse(data)
+        script = Script(name, data, tree)
+        _check_51(script)
+        script.statements = sorted(_statement_starts(script.root))
+        if len(_CACHE) > 256:
+            _CACHE.clear()
+        _CACHE[key] = script
+        return script
 
 
 def _check_51(script: Script) -> None:
@@ -82,6 +87,11 @@ def _check_51(script: Script) -> None:
                     f"{script.where(node)}: Windows PowerShell 5.1 cannot parse this script: "
                     f"unexpected token {text!r} "
                     "(the operators '??', '??=', '?.' and '? :' exist only in PowerShell 7)"
+                )
+            if re.search(r"\bclean\s*(\{|$)", script.text(node), re.I):
+                raise PSParseError(
+                    f"{script.where(node)}: Windows PowerShell 5.1 cannot parse this script: "
+                    "the 'clean' block exists only in PowerShell 7.3"
                 )
             # Not every grammar gap is a 5.1 error (e.g. `function f { param($a) $a }` on one line):
             # say which parser refused, and fail loudly rather than guess.
