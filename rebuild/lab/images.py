@@ -406,7 +406,22 @@ def _services(p: OsProfile) -> dict[str, Service]:
         ),
         s("Sense", "Windows Defender Advanced Threat Protection Service", "Manual", "Stopped"),
     ]
+    # Per-user services: a template per service plus one instance `<template>_<LUID>` per logged-on
+    # user (Microsoft Learn, "Per-user services in Windows"); the LUID suffix is per logon session.
+    unistack = "C:\\Windows\\system32\\svchost.exe -k UnistackSvcGroup"
+    for template, display in PER_USER_SERVICES.items():
+        services.append(s(template, display, "Manual", "Stopped", unistack))
+        services.append(s(f"{template}_4f2a1", f"{display}_4f2a1", "Automatic", "Running", unistack))
     return {svc.name: svc for svc in services}
+
+
+PER_USER_SERVICES = {
+    "cbdhsvc": "Clipboard User Service",
+    "CredentialEnrollmentManagerUserSvc": "CredentialEnrollmentManagerUserSvc",
+    "BluetoothUserService": "Bluetooth User Support Service",
+    "PrintWorkflowUserSvc": "PrintWorkflow",
+    "UdkUserSvc": "Udk User Service",
+}
 
 
 def _users(p: OsProfile) -> dict[str, LocalUser]:
