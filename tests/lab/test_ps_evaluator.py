@@ -46,7 +46,12 @@ def test_right_operand_is_converted_to_the_left_type() -> None:
 
 def test_contains_and_in_test_membership() -> None:
     """about_Comparison_Operators: -contains/-in/-notin test whether a value is in a collection."""
-    assert out("'a','B' -contains 'b'; 3 -in 1,2; 3 -notin 1,2") == [True, False, True]
+    assert out("'a','B' -contains 'b'; 'a','B' -ccontains 'b'; 3 -in 1,2; 3 -notin 1,2") == [
+        True,
+        False,
+        False,
+        True,
+    ]
 
 
 def test_like_and_match() -> None:
@@ -74,6 +79,11 @@ def test_logical_operators_short_circuit() -> None:
 def test_plus_concatenates_strings_and_arrays() -> None:
     """about_Arithmetic_Operators: + concatenates strings and arrays, adds numbers."""
     assert out("'a' + 1; 1 + '2'; (@(1) + 2).Count") == ["a1", 3, 2]
+
+
+def test_doubles_print_with_15_significant_digits() -> None:
+    """.NET Framework Double.ToString() ("G", 15 digits), as Windows PowerShell 5.1 prints doubles."""
+    assert out('[string](0.1 + 0.2); "$(1 / 3)"; [string]2.5') == ["0.3", "0.333333333333333", "2.5"]
 
 
 def test_format_operator() -> None:

@@ -203,10 +203,7 @@ def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
 
 
 def binary(ev: Evaluator, op: str, left: Any, right: Any, node: Node) -> Any:
-    case = (op.startswith("-c") and op not in ("-contains", "-cnotcontains")) or op in (
-        "-ccontains",
-        "-cnotcontains",
-    )
+    case = False  # about_Comparison_Operators: case-insensitive unless the c prefix says otherwise
     base = op
     if op.startswith(("-c", "-i")) and op[2:] in (
         "eq",

@@ -189,9 +189,10 @@ def to_string(value: Any, ofs: str = " ") -> str:
     if isinstance(value, bool):
         return "True" if value else "False"
     if isinstance(value, float):
+        # .NET Framework's Double.ToString() is "G": 15 significant digits (0.1 + 0.2 -> 0.3).
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
-        return repr(value)
+        return format(value, ".15g").replace("e+", "E+").replace("e-", "E-")
     if isinstance(value, list):
         return ofs.join(to_string(v, ofs) for v in value)
     if isinstance(value, Hashtable):
