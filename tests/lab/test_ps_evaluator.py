@@ -444,3 +444,14 @@ def test_clean_block_is_a_51_parse_error() -> None:
     """about_Functions (PowerShell 7.3+): the clean block does not exist in 5.1."""
     with pytest.raises(PSParseError, match=r"'clean' block exists only in PowerShell 7\.3"):
         run("function F {\n    process { $_ }\n    clean { 'x' }\n}")
+
+
+def test_a_windows_program_the_lab_does_not_simulate_fails_loudly() -> None:
+    """whoami exists on every Windows: the lab says it does not simulate it, never "not recognized"."""
+    with pytest.raises(NotSimulated, match=r"does not simulate the native command whoami at test\.ps1:1"):
+        run("whoami")
+
+
+def test_select_object_adds_missing_hashtable_keys_as_null() -> None:
+    """Select-Object -Property: a property the input lacks is added with a $null value."""
+    assert out("$h = @{a = 1}\n$o = $h | Select-Object -Property 'a', 'b'\n$null -eq $o.b; $o.a") == [True, 1]

@@ -885,10 +885,11 @@ def _select_object(c: Call) -> list[Any]:
         for item in items:
             obj = PSObj("Selected." + (item.type_name if isinstance(item, PSObj) else "System.Object"))
             for label, p in _prop_names(c, item, props):
-                try:
+                if isinstance(item, Hashtable) and not isinstance(p, ScriptBlock | Hashtable):
+                    obj.props[label] = item.get(label)  # a missing key is $null, as PowerShell adds it
+                else:
+                    # A property the lab's object lacks may exist on Windows: fail loudly, never $null.
                     obj.props[label] = _property_value(c, item, p)
-                except NotSimulated:
-                    obj.props[label] = None  # Select-Object adds missing properties as $null
             out.append(obj)
         return out
     return items

@@ -163,6 +163,45 @@ class Scope:
 
 _UNSET = object()
 
+# Programs every Windows installation has: calling one the lab does not simulate fails loudly
+# instead of pretending the program does not exist.
+WINDOWS_PROGRAMS = {
+    "auditpol",
+    "bcdedit",
+    "certutil",
+    "cmd",
+    "dism",
+    "find",
+    "findstr",
+    "gpupdate",
+    "hostname",
+    "icacls",
+    "ipconfig",
+    "klist",
+    "manage-bde",
+    "msiexec",
+    "net",
+    "netsh",
+    "nltest",
+    "powercfg",
+    "reg",
+    "robocopy",
+    "sc",
+    "schtasks",
+    "secedit",
+    "setspn",
+    "shutdown",
+    "systeminfo",
+    "takeown",
+    "taskkill",
+    "tasklist",
+    "w32tm",
+    "wevtutil",
+    "where",
+    "whoami",
+    "xcopy",
+}
+
 ALIASES = {
     "%": "ForEach-Object",
     "foreach": "ForEach-Object",
@@ -1339,7 +1378,8 @@ class Evaluator:
         call = Call(self, name, Bound(), [], False, node)
         result = self.host.native(call, name, argv)
         if result is None:
-            if re.search(r"\.(exe|com|bat|cmd)$", name, re.I) or "\\" in name:
+            program = name.lower().rsplit("\\", 1)[-1].removesuffix(".exe")
+            if re.search(r"\.(exe|com|bat|cmd)$", name, re.I) or "\\" in name or program in WINDOWS_PROGRAMS:
                 raise self.not_simulated(f"the native command {name}", node)
             raise PSRuntimeError(
                 ErrorRecord(
