@@ -153,3 +153,53 @@ def test_start_process_wait_waits_for_the_process_tree(lab: Lab) -> None:
         run(lab, "$p = Start-Process -FilePath 'C:\\Temp\\setup.exe' -Wait -PassThru", staged=staged)
     src = "$p = Start-Process -FilePath 'C:\\Temp\\setup.exe' -PassThru\n$p.WaitForExit(60000)\n$p.ExitCode"
     assert run(lab, src, staged=staged).output == [True, 0]
+
+
+MODULE = """
+$spec = @{
+    options = @{
+        items = @{
+            type = 'list'; elements = 'dict'
+            options = @{ name = @{ type = 'str'; required = $true } }
+        }
+        mode = @{ type = 'str'; default = 'auto'; choices = 'auto', 'manual' }
+    }
+    supports_check_mode = $true
+}
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.lower = $module.Params.items[0].name
+$module.Result.upper = $module.Params.items[0].Name
+$module.Result.top = $module.Params.ITEMS.Count
+$module.Warn('careful')
+$module.ExitJson()
+"""
+
+
+def run_module(lab: Lab, args: dict[str, object]) -> tuple[int, dict[str, object]]:
+    from rebuild.lab.ps.ansible_basic import ModuleExit
+
+    host = TwinHost(lab, lab.twins[TWIN], complex_args=args, module_name="probe")
+    try:
+        Evaluator(host).run(MODULE, "probe.ps1")
+    except ModuleExit as done:
+        return done.rc, done.result
+    raise AssertionError("the module did not call ExitJson/FailJson")
+
+
+def test_ansible_basic_result_shape_and_dict_options_are_case_sensitive(lab: Lab) -> None:
+    """Ansible.Basic.cs: Params is the $complex_args Hashtable (case-insensitive), a dict option is a
+    Dictionary<string, object> (ParseDict: keys compared ordinally); Result starts changed=false with
+    invocation; Warn() adds warnings; ExitJson ends the module with rc 0."""
+    rc, result = run_module(lab, {"items": [{"name": "a"}]})
+    assert rc == 0
+    assert result["lower"] == "a" and result["upper"] is None and result["top"] == 1
+    assert result["changed"] is False and result["warnings"] == ["careful"]
+    assert result["invocation"] == {"module_args": {"items": [{"name": "a"}], "mode": "auto"}}
+
+
+def test_ansible_basic_refuses_a_differently_cased_option_or_choice(lab: Lab) -> None:
+    """Ansible.Basic.cs CheckUnsupportedArguments / choices: ordinal comparisons; FailJson rc 1."""
+    rc, result = run_module(lab, {"Items": []})
+    assert rc == 1 and str(result["msg"]).startswith("Unsupported parameters for (probe) module: Items.")
+    rc, result = run_module(lab, {"mode": "Auto"})
+    assert rc == 1 and result["msg"] == "value of mode must be one of: auto, manual, got: Auto"

@@ -25,15 +25,17 @@ if TYPE_CHECKING:
     from rebuild.lab.ps.parser import Node
 
 
-def to_ps(value: Any) -> Any:
-    """JSON-ish Python (module arguments) as PowerShell values."""
+def to_ps(value: Any, top: bool = True) -> Any:
+    """Module arguments as the script sees them: `Params` is the `$complex_args` Hashtable
+    (case-insensitive keys); a dict option inside it is a Dictionary<string, object> (Ansible.Basic.cs
+    ParseDict), whose keys are case-sensitive; lists are List<object>."""
     if isinstance(value, dict):
-        h = Hashtable()
+        h = Hashtable(case_sensitive=not top)
         for k, x in value.items():
-            h.set(k, to_ps(x))
+            h.set(k, to_ps(x, top=False))
         return h
     if isinstance(value, list):
-        return [to_ps(x) for x in value]
+        return GenericList("System.Object", [to_ps(x, top=False) for x in value])
     return value
 
 
@@ -179,22 +181,14 @@ def create(
         )
         _mutually_exclusive(spec.get("mutually_exclusive"), user_args)
     except argspec.ArgumentFailure as exc:
-        raise ModuleExit(
-            {
-                "changed": False,
-                "failed": True,
-                "msg": exc.msg,
-                "invocation": {"module_args": argspec.mask(user_args, set())},
-            },
-            1,
-        ) from None
+        # FailJson from inside the constructor: Result holds only `changed` yet (no invocation).
+        raise ModuleExit({"changed": False, "failed": True, "msg": exc.msg}, 1) from None
     if check_mode and not v.truthy(spec.get("supports_check_mode")):
         raise ModuleExit(
             {
                 "changed": False,
                 "skipped": True,
                 "msg": f"remote module ({module_name}) does not support check mode",
-                "invocation": {"module_args": argspec.mask(params, secrets)},
             },
             0,
         )

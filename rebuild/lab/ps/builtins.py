@@ -391,7 +391,9 @@ def type_label(obj: Any) -> str:
     if isinstance(obj, PSObj):
         return f"[{obj.type_name}]"
     if isinstance(obj, Hashtable):
-        return "[hashtable]"
+        return (
+            "[System.Collections.Generic.Dictionary[string,object]]" if obj.case_sensitive else "[hashtable]"
+        )
     if isinstance(obj, list):
         return "[object[]]"
     return f"[{type(obj).__name__}]"
@@ -531,6 +533,9 @@ def call_method(ev: Evaluator, obj: Any, name: str, args: list[Any], node: Node)
     if isinstance(obj, str):
         return _string_method(ev, obj, low, args, node)
     if isinstance(obj, Hashtable):
+        if low == "contains" and obj.case_sensitive:
+            # Dictionary<string, object> has Contains only as an explicit IDictionary member.
+            raise _no_member(ev, obj, name + "()", node)
         if low in ("containskey", "contains") and len(args) == 1:
             return args[0] in obj
         if low == "add" and len(args) == 2:

@@ -21,13 +21,15 @@ from rebuild.lab.ps.errors import ErrorRecord, PSRuntimeError
 class Hashtable:
     """`@{}` (and `[ordered]@{}`): keys compare case-insensitively when they are strings."""
 
-    def __init__(self, ordered: bool = False) -> None:
+    def __init__(self, ordered: bool = False, case_sensitive: bool = False) -> None:
         self.ordered = ordered
+        # A .NET Dictionary<string, object> (what Ansible.Basic makes of a dict option) compares
+        # keys ordinally: `$d.Name` is not `$d.name` there.
+        self.case_sensitive = case_sensitive
         self._items: dict[Any, tuple[Any, Any]] = {}
 
-    @staticmethod
-    def _k(key: Any) -> Any:
-        return key.lower() if isinstance(key, str) else key
+    def _k(self, key: Any) -> Any:
+        return key.lower() if isinstance(key, str) and not self.case_sensitive else key
 
     def __contains__(self, key: Any) -> bool:
         return self._k(key) in self._items
@@ -67,7 +69,7 @@ class Hashtable:
         return len(self._items)
 
     def copy(self) -> Hashtable:
-        h = Hashtable(self.ordered)
+        h = Hashtable(self.ordered, self.case_sensitive)
         h._items = dict(self._items)
         return h
 
