@@ -120,6 +120,16 @@ def test_tampered_installer_fails_and_nothing_runs(lab, args):
     assert "Omnipro Client" not in apps and "Lumen PACS Viewer" not in apps
 
 
+def test_unc_repository_fails_in_an_ntlm_session_https_works(lab, args):
+    """Issue 12 item 13: the old UNC share is a double hop from the NTLM WinRM session."""
+    with pytest.raises(ModuleFailed, match="is denied"):
+        call(lab, {**args, "repository": "\\\\deploy.ghal.lan\\rebuild$\\apps"})
+    assert lab.state("ARL-RX-PC01").applications == {}
+    assert args["repository"].startswith("https://")
+    result = call(lab, args)
+    assert {a["status"] for a in result["applications"]} == {"installed"}
+
+
 def test_installer_not_in_repository_fails(lab, args):
     bogus = {**args["applications"][0], "id": "x", "installer": "edr/Other-1.0.msi"}
     with pytest.raises(ModuleFailed, match="nothing was installed: x"):

@@ -1,10 +1,11 @@
 """Twin of plugins/modules/win_rebuild_apps.ps1 (SIMULATION).
 
 Same argument spec (validated by the runner from win_rebuild_apps.py), same result shape,
-same order of work: find what is missing, stage every file and check its SHA-256, and only
+same order of work: refuse a UNC repository (the double hop an NTLM session cannot make),
+find what is missing, stage every file and check its SHA-256, and only
 when ALL match run anything. Installers come from the lab's installer repository
 (rebuild/lab/installers.py, under `<lab_dir>/installers/`), populated from the product
-catalogue: an installer the catalogue does not list does not exist, and a file changed
+catalogue: an installer the catalogue does not list does not exist (404), and a file changed
 after it was written (tampering) fails its hash exactly as Get-FileHash would.
 
 What "installing" changes on the twin is what Windows would show afterwards: the
@@ -12,6 +13,9 @@ Uninstall key's DisplayName/DisplayVersion (TwinState.applications), the certifi
 HKLM\\SOFTWARE\\Microsoft\\SystemCertificates\\<store>\\Certificates\\<THUMBPRINT>, the printer
 under HKLM\\SYSTEM\\CurrentControlSet\\Control\\Print\\Printers\\<name>, and Defender's
 signature date after Update-MpSignature.
+
+SIMULATION: the lab runs no HTTPS package server; the https:// repository's files are read
+from `<lab_dir>/installers` as such a server would serve them.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ INBOX_DRIVERS = {
     "Microsoft XPS Document Writer v4",
     "Generic / Text Only",
 }
-_REPOSITORY = re.compile(r"^(\\\\[^\\/]+\\[^\\/]+.*|https://[^/]+/.*)$")
+_HTTPS = re.compile(r"^https://[^/]+/.*$")
+_UNC = re.compile(r"^\\\\[^\\/]+\\[^\\/]+")
 
 
 def _populate(lab_dir: Path) -> None:
@@ -106,7 +111,7 @@ def _stage(lab_dir: Path, repository: str, relative: str) -> bytes:
         raise FileNotFoundError(str(exc)) from None
     if not path.is_file():
         raise FileNotFoundError(
-            f"Cannot find path '{repository}\\{relative.replace('/', chr(92))}' because it does not exist."
+            f"The remote server returned an error: (404) Not Found. ({repository}/{relative})"
         )
     return path.read_bytes()
 
@@ -115,8 +120,20 @@ def _stage(lab_dir: Path, repository: str, relative: str) -> bytes:
 def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
     p = ctx.params
     repository = str(p["repository"]).rstrip("\\/")
-    if not _REPOSITORY.match(repository):
-        raise ModuleFailed(f"Cannot find path '{repository}' because it does not exist.")
+    if _UNC.match(repository):
+        # Every lab WinRM session is NTLM (or Basic): Windows gives it no network credentials,
+        # so a UNC path from inside it is the double hop and fails Access denied (Microsoft
+        # Learn, "Making the second hop in PowerShell Remoting"). What the old module met.
+        ctx.record("unc_double_hop_refused", repository=repository)
+        raise ModuleFailed(
+            f"cannot copy from {repository}: Access to the path '{repository}' is denied. "
+            "(the WinRM session is NTLM-authenticated and has no network credentials)"
+        )
+    if not _HTTPS.match(repository):
+        raise ModuleFailed(
+            f"repository '{repository}' is not an https:// URL: a UNC share cannot be read from this "
+            "WinRM session (NTLM, no credentials for a second hop)"
+        )
     state = ctx.state()
     apps_out: list[dict[str, Any]] = []
     certs_out: list[dict[str, Any]] = []
@@ -193,7 +210,7 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
         try:
             data = _stage(lab_dir, repository, relative)
         except FileNotFoundError as exc:
-            entry.update(status="failed", error=f"cannot copy {relative} from {repository}: {exc}")
+            entry.update(status="failed", error=f"cannot download {relative} from {repository}: {exc}")
             failed.append(spec["id"])
             continue
         actual = hashlib.sha256(data).hexdigest()
