@@ -207,7 +207,7 @@ def parse_catalogue(raw: Any, source: str = CATALOGUE_FILE, known_services: Iter
         raise ConfigError(f"{source}: expected a mapping at top level")
     repository = raw.get("repository")
     problem = repository_problem(repository)
-    if problem:
+    if problem or not isinstance(repository, str):
         raise ConfigError(f"{source}: 'repository' {problem}")
 
     apps: dict[str, Application] = {}

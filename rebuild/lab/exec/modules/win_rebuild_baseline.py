@@ -468,7 +468,7 @@ def run_baseline(
                 )
                 continue
             needs_reboot = bool(control.get("reboot_required"))
-            errors = []
+            errors: list[str] = []
             for s in non_compliant:
                 if errors and control.get("cuts_remote_management"):
                     errors.append(
