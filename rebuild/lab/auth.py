@@ -152,8 +152,12 @@ def computer_dn(state: TwinState) -> str:
 
 
 def baseline_gpo_applies(state: TwinState) -> bool:
-    """Joined, restarted since the join (computer policy applies at startup), not in a blocked OU."""
-    if not state.domain_joined:
+    """Joined, restarted since the join (computer policy applies at startup), not in a blocked OU.
+
+    Only for a join the lab performed (the join twin records the DN): the compromised images'
+    pre-incident membership has no modelled OU, and the product never logs on to such a host
+    over WinRM before reimaging it (docs/lab-windows-rules.md, not enforced yet)."""
+    if not state.domain_joined or not computer_dn(state):
         return False
     joined = max((i for i, e in enumerate(state.history) if e.get("event") == "domain_joined"), default=-1)
     booted = any(
