@@ -191,7 +191,11 @@ def repository_problem(repository: Any) -> str | None:
     Learn, "Making the second hop in PowerShell Remoting"). An HTTPS package source works
     the same before and after the domain join; every file is checked by SHA-256 on the host.
     """
-    if isinstance(repository, str) and repository.startswith("https://") and len(repository) > len("https://"):
+    if (
+        isinstance(repository, str)
+        and repository.startswith("https://")
+        and len(repository) > len("https://")
+    ):
         return None
     if isinstance(repository, str) and repository.startswith("\\\\"):
         return (

@@ -60,7 +60,7 @@ def twin_host(
 
 def ps(host: object, script: str) -> str:
     """How a verification suite runs PowerShell through testinfra's cmd-shell backend."""
-    return host.check_output('powershell -NoProfile -NonInteractive -Command "%s"' % script)  # type: ignore[attr-defined]
+    return host.check_output(f'powershell -NoProfile -NonInteractive -Command "{script}"')  # type: ignore[attr-defined]
 
 
 def assert_hardened(host: object) -> None:

@@ -70,7 +70,8 @@ def membership(ctx: ModuleContext) -> dict[str, Any]:
         user, password = p.get("domain_admin_user"), p.get("domain_admin_password")
         if not user or not password:
             raise ModuleFailed(
-                "state is domain but all of the following are missing: domain_admin_user, domain_admin_password"
+                "state is domain but all of the following are missing: "
+                "domain_admin_user, domain_admin_password"
             )
         lab_user, lab_password = _dc_credential(ctx)
         if not lab_user or not lab_password:

@@ -166,9 +166,7 @@ def _group_name(sid: str) -> str:
 def _allowed(name: str, patterns: list[str]) -> bool:
     """Test-Allowed of the .ps1: `X_*` also names the per-user service template `X`."""
     n = name.lower()
-    return any(
-        fnmatchcase(n, p.lower()) or (p.endswith("_*") and n == p[:-2].lower()) for p in patterns
-    )
+    return any(fnmatchcase(n, p.lower()) or (p.endswith("_*") and n == p[:-2].lower()) for p in patterns)
 
 
 def get_setting(
@@ -262,8 +260,7 @@ def get_setting(
         unknown = sorted(
             n
             for n, svc in state.services.items()
-            if not _allowed(n, s["allowed"])
-            and (svc.start_mode != "Disabled" or svc.state != "Stopped")
+            if not _allowed(n, s["allowed"]) and (svc.start_mode != "Disabled" or svc.state != "Stopped")
         )
         return {"value": unknown, "compliant": not unknown, "unknown": unknown}
     if t == "task_allowlist":
