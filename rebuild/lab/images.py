@@ -389,7 +389,7 @@ def _services(p: OsProfile) -> dict[str, Service]:
         s("Dnscache", "DNS Client"),
         s(
             "W32Time",
-            "Windows Time",
+            "Temps Windows",
             "Manual" if not p.server else "Automatic",
             "Stopped" if not p.server else "Running",
         ),
@@ -397,7 +397,9 @@ def _services(p: OsProfile) -> dict[str, Service]:
         s("Spooler", "Print Spooler", path="C:\\Windows\\System32\\spoolsv.exe"),
         s("RemoteRegistry", "Remote Registry", "Automatic" if p.server else "Disabled", "Stopped"),
         s("TermService", "Remote Desktop Services", "Manual", "Stopped"),
-        s("SSDPSRV", "SSDP Discovery", "Manual" if not p.server else "Disabled", "Stopped"),
+        # The images' UI language is French: Windows shows localised display names, so every
+        # Get-Service read carries accented text (a 437 shell turns it into invalid UTF-8).
+        s("SSDPSRV", "Découverte SSDP", "Manual" if not p.server else "Disabled", "Stopped"),
         s(
             "WinRM",
             "Windows Remote Management (WS-Management)",

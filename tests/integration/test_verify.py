@@ -61,7 +61,6 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory):
         yield lab, proc
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 13 in h/winmod")
 def test_clean_twin_verified_with_results_in_journal(rehearsal):
     lab, proc = rehearsal
     with Journal.in_state_dir(lab.state_dir) as j:
@@ -80,7 +79,6 @@ def test_clean_twin_verified_with_results_in_journal(rehearsal):
     assert junit.exists() and 'failures="0"' in junit.read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 13 in h/winmod")
 def test_drifted_twin_quarantined_with_failing_checks(rehearsal):
     lab, proc = rehearsal
     with Journal.in_state_dir(lab.state_dir) as j:
@@ -96,7 +94,6 @@ def test_drifted_twin_quarantined_with_failing_checks(rehearsal):
     assert not any(k.startswith(("test_image_id", "test_domain_joined", "test_application")) for k in checks)
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 13 in h/winmod")
 def test_report_counts_and_shows_the_quarantined_check(rehearsal, tmp_path):
     lab, _ = rehearsal
     files = write_report(lab.state_dir, tmp_path / "report", "arlon")
@@ -110,7 +107,6 @@ def test_report_counts_and_shows_the_quarantined_check(rehearsal, tmp_path):
     assert f'data-host="{DRIFTED}"' in html and "test_defender_realtime_protection_on" in html
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 13 in h/winmod")
 def test_no_secret_in_junit_logs_or_report(rehearsal, tmp_path):
     lab, _ = rehearsal
     store = SecretStore(lab.state_dir, key_file=lab.state_dir / "vault-password")

@@ -47,7 +47,6 @@ def test_twins_carry_the_per_user_templates_and_their_instances(lab: Lab) -> Non
         assert any(n.startswith(f"{template}_") for n in services)
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 11 in h/winmod")
 def test_harden_leaves_per_user_service_templates_enabled(lab: Lab) -> None:
     facts = HostFacts(
         name=HOST,

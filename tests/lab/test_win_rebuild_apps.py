@@ -127,6 +127,18 @@ def test_tampered_installer_fails_and_nothing_runs(lab, args):
     assert "Omnipro Client" not in apps and "Lumen PACS Viewer" not in apps
 
 
+def test_unc_repository_fails_in_an_ntlm_session_https_works(lab, args):
+    """Issue 12 item 13: the old UNC share is a double hop from the NTLM WinRM session; the module
+    refuses it before touching it (the lab's Access denied for the UNC read itself is tested on a
+    small script in test_ps_twin_rules.py)."""
+    with pytest.raises(ModuleFailed, match=r"is not an https:// URL.*second hop"):
+        call(lab, {**args, "repository": "\\\\deploy.ghal.lan\\rebuild$\\apps"})
+    assert lab.state("ARL-RX-PC01").applications == {}
+    assert args["repository"].startswith("https://")
+    result = call(lab, args)
+    assert {a["status"] for a in result["applications"]} == {"installed"}
+
+
 def test_installer_not_in_repository_fails(lab, args):
     bogus = {**args["applications"][0], "id": "x", "installer": "edr/Other-1.0.msi"}
     with pytest.raises(ModuleFailed, match="nothing was installed: x"):
@@ -190,7 +202,6 @@ def test_defender_update_only_when_signatures_are_old(lab, args):
     assert again["defender"]["updated"] is False and again["changed"] is False
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 13 in h/winmod")
 def test_redeploy_installs_from_a_plain_ntlm_session(lab, args):
     """What the rehearsal needs: the product installs without second-hop credentials."""
     result = call(lab, args, delegated=False)
@@ -225,7 +236,6 @@ def test_a_check_mode_run_whose_script_writes_fails(lab, args, monkeypatch):
     assert lab.state("ARL-RX-PC01").applications == {}
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by issue 12 item 14 in h/winmod")
 def test_an_installer_that_leaves_a_process_behind_does_not_hang_the_task(lab, args):
     """Issue 12 item 14: Start-Process -Wait waits for the whole process tree in PowerShell 5.1
     (Start-Process -Wait, Microsoft Learn); an installer leaving an updater running would hang."""
