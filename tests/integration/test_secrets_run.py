@@ -115,6 +115,7 @@ def test_a_rehearsal_batch_leaks_no_secret_and_joins_with_the_documented_credent
             yes=True,
             json=True,
             rehearsal=True,
+            new_journal=True,
             playbook=DEFAULT_PLAYBOOK,
             limit=(HOST,),
             say=lambda text: None,
