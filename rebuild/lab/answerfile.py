@@ -94,6 +94,7 @@ class AnswerFile:
     source: str  # where it came from (path), for error messages
     computer_name: str
     time_zone: str
+    setup_ui_language: str  # windowsPE SetupUILanguage/UILanguage: the language Setup itself runs in
     ui_language: str
     input_locale: str
     system_locale: str
@@ -324,6 +325,14 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
             raise r.fail(f"Microsoft-Windows-International-Core/{key}", f"{value!r} is not a locale")
         locales[key] = value
 
+    # Setup's own language (required for an unattended install; docs: SetupUILanguage).
+    where = "windowsPE/Microsoft-Windows-International-Core-WinPE/SetupUILanguage/UILanguage"
+    setup_ui_language = r.text(winpe_intl, "SetupUILanguage/UILanguage")
+    if not setup_ui_language:
+        raise r.fail(where, "missing: Setup would ask for its language")
+    if not _LOCALE.match(setup_ui_language):
+        raise r.fail(where, f"{setup_ui_language!r} is not a language tag")
+
     join = r.component("specialize", "Microsoft-Windows-UnattendedJoin")
     join_domain = r.text(join, "Identification/JoinDomain") or ""
     join_workgroup = r.text(join, "Identification/JoinWorkgroup") or ""
@@ -387,6 +396,7 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
         source=source,
         computer_name=computer_name,
         time_zone=time_zone,
+        setup_ui_language=setup_ui_language,
         ui_language=locales["UILanguage"],
         input_locale=locales["InputLocale"],
         system_locale=locales["SystemLocale"],

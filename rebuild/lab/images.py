@@ -168,6 +168,7 @@ class LabImage:
     file: str  # relative to the image share (<lab_dir>), e.g. images/ws2022-std-2026.11.wim
     path: Path
     sha256: str
+    ui_languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,13 +181,16 @@ class AppliedImage:
     caption: str
     sha256: str
     path: Path
+    ui_languages: tuple[str, ...] = ()  # installed UI language packs (DISM /Get-ImageInfo Languages)
 
 
-def image_content(os_key: str, image_id: str, build: str, caption: str) -> bytes:
+def image_content(
+    os_key: str, image_id: str, build: str, caption: str, ui_languages: tuple[str, ...] = ("en-US",)
+) -> bytes:
     """Deterministic bytes of a simulated image: a readable header and filler."""
     header = (
         f"{SIMULATED_BANNER}\nimage_id: {image_id}\nos: {os_key}\nbuild: {build}\ncaption: {caption}\n"
-        "index: 1\n---\n"
+        f"ui_languages: {','.join(ui_languages)}\nindex: 1\n---\n"
     ).encode()
     seed = hashlib.sha256(header).digest()
     filler = b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(256))  # 8 KiB
@@ -204,11 +208,18 @@ def read_image(path: Path) -> AppliedImage:
     if not sep or not lines or lines[0] != SIMULATED_BANNER:
         raise ImageError(f"image {path}: not an image file (no image header)")
     meta = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    missing = [k for k in ("image_id", "os", "build", "caption") if k not in meta]
+    missing = [k for k in ("image_id", "os", "build", "caption", "ui_languages") if k not in meta]
     if missing:
         raise ImageError(f"image {path}: header lacks {', '.join(missing)}")
+    languages = tuple(lang.strip() for lang in meta["ui_languages"].split(",") if lang.strip())
     return AppliedImage(
-        meta["image_id"], meta["os"], meta["build"], meta["caption"], hashlib.sha256(data).hexdigest(), path
+        meta["image_id"],
+        meta["os"],
+        meta["build"],
+        meta["caption"],
+        hashlib.sha256(data).hexdigest(),
+        path,
+        languages,
     )
 
 
@@ -244,18 +255,32 @@ def ensure_repository(lab_dir: Path, product_catalogue: Path = PRODUCT_CATALOGUE
         raise ImageError(f"image catalogue {product_catalogue}: no 'images' mapping")
     images: dict[str, LabImage] = {}
     for os_key, entry in entries.items():
-        for key in ("image_id", "build", "caption", "file"):
+        for key in ("image_id", "build", "caption", "file", "ui_languages"):
             if not isinstance(entry, dict) or not entry.get(key):
                 raise ImageError(f"image catalogue {product_catalogue}: {os_key}: missing {key}")
+        languages = entry["ui_languages"]
+        if not isinstance(languages, list) or not all(isinstance(x, str) and x for x in languages):
+            raise ImageError(f"image catalogue {product_catalogue}: {os_key}: ui_languages is not a list")
         path = share_path(lab_dir, str(entry["file"]))
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(image_content(os_key, entry["image_id"], str(entry["build"]), entry["caption"]))
+            tmp.write_bytes(
+                image_content(
+                    os_key, entry["image_id"], str(entry["build"]), entry["caption"], tuple(languages)
+                )
+            )
             tmp.replace(path)
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         images[os_key] = LabImage(
-            os_key, entry["image_id"], str(entry["build"]), entry["caption"], str(entry["file"]), path, sha
+            os_key,
+            entry["image_id"],
+            str(entry["build"]),
+            entry["caption"],
+            str(entry["file"]),
+            path,
+            sha,
+            tuple(languages),
         )
     catalogue = {
         "images": {
@@ -265,6 +290,7 @@ def ensure_repository(lab_dir: Path, product_catalogue: Path = PRODUCT_CATALOGUE
                 "caption": i.caption,
                 "file": i.file,
                 "sha256": i.sha256,
+                "ui_languages": list(i.ui_languages),
             }
             for k, i in images.items()
         }

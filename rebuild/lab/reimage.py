@@ -41,6 +41,7 @@ from rebuild.lab.images import (
     ImageError,
     clean_state,
     ensure_repository,
+    os_profile,
     read_image,
 )
 from rebuild.lab.state import Phase, TwinState
@@ -106,6 +107,43 @@ def read_ipxe_script(text: str, script_url: str, mac: str) -> BootEntry:
     if not answer:
         return BootEntry(True, reason="no answer file in the script", files=tuple(files))
     return BootEntry(True, answer_url=answer, files=tuple(files))
+
+
+def language_stop(answer: AnswerFile, image: AppliedImage) -> str:
+    """Why Setup stops at its language page, or "" when the answer file's languages exist.
+
+    Microsoft Learn, "UILanguage (microsoft-windows-international-core-winpe-setupuilanguage-
+    uilanguage)" and "Microsoft-Windows-International-Core-WinPE": the UI language is one of the
+    available language packs (not case-sensitive). fr-BE is a locale with no language pack: a
+    UILanguage the image does not have leaves Setup waiting at the language page.
+    """
+    installed = {lang.lower() for lang in image.ui_languages}
+    for setting, value in (
+        ("SetupUILanguage/UILanguage", answer.setup_ui_language),
+        ("UILanguage", answer.ui_language),
+    ):
+        if value.lower() not in installed:
+            return (
+                f"Windows Setup stopped at the language page: {setting} {value} is not a UI language "
+                f"of image {image.image_id} (installed: {', '.join(image.ui_languages) or 'none'})"
+            )
+    return ""
+
+
+def oobe_stop(answer: AnswerFile, image: AppliedImage) -> str:
+    """Why OOBE stops on the first boot of the applied image (after the wipe), or "".
+
+    Microsoft Learn, "AdministratorPassword (microsoft-windows-shell-setup-useraccounts-
+    administratorpassword)": the built-in Administrator's password. Windows Server's OOBE asks
+    for it when the answer file does not set it, so the machine waits at that page: no logon,
+    no FirstLogonCommands, no WinRM.
+    """
+    if os_profile(image.os, f"image {image.path}").server and answer.administrator_password is None:
+        return (
+            f"Windows Setup stopped at OOBE: {image.caption} asks for the built-in Administrator's "
+            "password (the answer file has no UserAccounts/AdministratorPassword); WinRM never answers"
+        )
+    return ""
 
 
 @dataclass(order=True)
@@ -301,6 +339,9 @@ class Imager:
                 raise ImageError(f"image {image.path.name} has no index {answer.image_index}")
             if answer.image_name not in (None, image.caption, image.image_id):
                 raise ImageError(f"image {image.path.name} has no image named {answer.image_name!r}")
+            stop = language_stop(answer, image)
+            if stop:
+                raise ImageError(stop)
         except (AnswerFileError, ImageError) as exc:
             self._fail(name, str(exc))
             return
@@ -323,6 +364,10 @@ class Imager:
         if fails is not None:
             why = fails.get("reason") or "Windows Setup failed applying the image"
             self._fail(name, f"{why} (injected fault reimage_fails)", wiped=True)
+            return
+        oobe = oobe_stop(answer, image)
+        if oobe:
+            self._fail(name, oobe, wiped=True)
             return
         new = clean_state(self.lab.twins[name], answer, image)
 

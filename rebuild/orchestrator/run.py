@@ -853,6 +853,8 @@ class SiteRun:
         if current is not None and self.store.get(host, "local_admin_previous") is None:
             self.store.put(host, current, "local_admin_previous")
         self.store.rotate(host)
+        # The built-in Administrator's password in the answer file (Server OOBE needs one).
+        self.store.rotate(host, "builtin_admin")
 
     def _import_env_credentials(self) -> None:
         for var, name in ENV_CREDENTIALS.items():

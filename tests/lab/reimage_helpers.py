@@ -108,6 +108,7 @@ def render_entry(
     password: str,
     image_share: str = "\\\\rebuild-lab\\share",
     os_key: str | None = None,
+    **options: str,
 ) -> tuple[Path, Path]:
     """Write the reimage role's per-MAC iPXE entry and answer file for a twin, as the role does."""
     twin = lab.twins[name]
@@ -121,6 +122,7 @@ def render_entry(
         boot_url,
         password,
         image_share,
+        **options,
     )
 
 
@@ -134,6 +136,8 @@ def render_files(
     boot_url: str,
     password: str,
     image_share: str = "\\\\rebuild-lab\\share",
+    ui_language: str = "fr-FR",
+    builtin_admin_password: str = "Builtin-Admin-Pass-1",
 ) -> tuple[Path, Path]:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -153,6 +157,8 @@ def render_files(
         "reimage__image_share": image_share,
         "reimage__stamp_key": "HKLM:\\SOFTWARE\\GHAL\\Rebuild",
         "reimage__locale": "fr-BE",
+        "reimage__ui_language": ui_language,
+        "reimage__builtin_admin_password": builtin_admin_password,
         "reimage__input_locale": "080c:0000080c",
         "reimage__time_zone": "Romance Standard Time",
         "reimage__admin_name": "rb-admin",

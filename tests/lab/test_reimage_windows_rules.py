@@ -1,0 +1,93 @@
+"""Windows Setup and boot-chain rules the lab enforces (docs/lab-windows-rules.md).
+
+Each test feeds the lab the answer file or boot entry the product used to write (refused the
+way Windows refuses it) and the one it writes now (accepted).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from reimage_helpers import catalogue, events, make_lab, render_entry, wait_for
+
+from rebuild.lab import reimage
+from rebuild.lab.context import Lab
+from rebuild.lab.images import RANSOM_NOTE
+from rebuild.lab.state import Phase
+
+PASSWORD = "Rule-Test-Pass-1"
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[Lab, reimage.ReimageServices]]:
+    lab = make_lab(tmp_path, physical_servers=False)
+    services = reimage.start(lab)
+    try:
+        yield lab, services
+    finally:
+        services.stop()
+        lab.store.close()
+
+
+def _failure(lab: Lab, name: str) -> str:
+    wait_for(lambda: lab.state(name).phase == Phase.FAILED, 10, f"{name} failed")
+    return str(next(e for e in events(lab, name, "reimage") if e["status"] == "failed")["reason"])
+
+
+def test_ui_language_without_a_language_pack_stops_setup(running: tuple[Lab, reimage.ReimageServices]) -> None:
+    lab, svc = running
+    old, new = "ARL-PC-0001", "ARL-PC-0002"
+    # Old product: fr-BE (a locale; no fr-BE language pack exists) as Setup's UI language.
+    render_entry(lab, old, svc.boot.url, PASSWORD, ui_language="fr-BE")
+    render_entry(lab, new, svc.boot.url, PASSWORD)  # fr-FR, in the image's ui_languages
+    svc.imager.boot(old, True, "test")
+    svc.imager.boot(new, True, "test")
+    reason = _failure(lab, old)
+    assert "language page" in reason and "fr-BE" in reason and "en-US, fr-FR" in reason
+    assert "imaging" not in [e.get("status") for e in events(lab, old, "reimage")]
+    state = wait_for(lambda: (s := lab.state(new)).phase == Phase.CLEAN and s, 10, "clean")
+    assert state.locale == "fr-BE"  # locales stay Belgian; only the UI language is fr-FR
+    # Stopped before the wipe: without its entry the old PC boots its (compromised) disk.
+    for path in (lab.config.lab_dir / "boot").glob("**/*02000a000001*"):
+        path.unlink()
+    svc.imager.power_off(old, via="test")
+    svc.imager.boot(old, True, "test")
+    assert lab.state(old).phase == Phase.COMPROMISED and RANSOM_NOTE in lab.state(old).files
+
+
+def test_image_languages_come_from_the_catalogue(running: tuple[Lab, reimage.ReimageServices]) -> None:
+    lab, _ = running
+    assert all(entry["ui_languages"] == ["en-US", "fr-FR"] for entry in catalogue(lab).values())
+
+
+def test_server_without_administrator_password_stops_at_oobe(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    name = "ARL-VM-0001"  # Windows Server 2016
+    _, answer = render_entry(lab, name, svc.boot.url, PASSWORD, builtin_admin_password="Builtin-1!")
+    text = answer.read_text()
+    answer.write_text(re.sub(r"<AdministratorPassword>.*?</AdministratorPassword>", "", text, flags=re.S))
+    svc.imager.boot(name, True, "test")
+    reason = _failure(lab, name)
+    assert "OOBE" in reason and "AdministratorPassword" in reason and "Builtin-1!" not in reason
+    assert lab.state(name).phase == Phase.FAILED  # WinRM answers only compromised/clean twins
+
+    answer.write_text(text)  # the product's answer file: AdministratorPassword set
+    svc.imager.power_off(name, via="test")
+    svc.imager.boot(name, True, "test")
+    state = wait_for(lambda: (s := lab.state(name)).phase == Phase.CLEAN and s, 10, "clean")
+    assert state.users["Administrator"].password == "Builtin-1!"
+
+
+def test_workstation_needs_no_administrator_password(running: tuple[Lab, reimage.ReimageServices]) -> None:
+    lab, svc = running
+    name = "ARL-PC-0001"  # client OOBE does not ask for the built-in Administrator (disabled)
+    _, answer = render_entry(lab, name, svc.boot.url, PASSWORD)
+    text = answer.read_text()
+    answer.write_text(re.sub(r"<AdministratorPassword>.*?</AdministratorPassword>", "", text, flags=re.S))
+    svc.imager.boot(name, True, "test")
+    wait_for(lambda: lab.state(name).phase == Phase.CLEAN, 10, "clean")
