@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import http.client
 import re
 import shlex
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -35,7 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 from rebuild.lab.answerfile import AnswerFile, AnswerFileError, parse_answer_file
 from rebuild.lab.bootserver import BootServer, mac_hexhyp, mac_hexraw
-from rebuild.lab.context import Lab
+from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.images import (
     AppliedImage,
     ImageError,
@@ -128,6 +127,19 @@ def language_stop(answer: AnswerFile, image: AppliedImage) -> str:
                 f"of image {image.image_id} (installed: {', '.join(image.ui_languages) or 'none'})"
             )
     return ""
+
+
+# A PC reimaged by Wake-on-LAN boots the network first (that is how it reaches iPXE without a
+# BMC): at every restart Setup makes (after applying the image), it asks the boot server again.
+REINSTALL_LOOP = (
+    "PXE-first PC fetched its install entry again at Setup's restart and started reinstalling: "
+    "the boot server still served the entry after the first fetch (reinstall loop)"
+)
+
+
+def pxe_first(record: TwinRecord) -> bool:
+    """Physical PCs boot the network first; BMC (Redfish Once) servers and VMs boot it once."""
+    return record.kind == "workstation" and record.platform == "physical"
 
 
 def oobe_stop(answer: AnswerFile, image: AppliedImage) -> str:
@@ -272,22 +284,27 @@ class Imager:
 
     # -- network boot -------------------------------------------------------------
 
-    def _get(self, url: str) -> bytes | None:
-        """GET from the lab's boot server only: a URL's path is looked up there (one boot server)."""
+    def _get(self, name: str, url: str) -> bytes | None:
+        """GET from the lab's boot server only (a URL's path is looked up there), from the twin's address."""
         parts = urlsplit(url)
-        local = urljoin(self.boot_url, parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
+        base = urlsplit(self.boot_url)
+        path = urljoin(base.path, parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
+        source = (self.lab.twins[name].address, 0)
+        conn = http.client.HTTPConnection(base.hostname or "127.0.0.1", base.port, timeout=10, source_address=source)
         try:
-            with urllib.request.urlopen(local, timeout=10) as resp:
-                return bytes(resp.read())
-        except urllib.error.HTTPError:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            return bytes(body) if resp.status == 200 else None
+        except OSError:
             return None
-        except (urllib.error.URLError, OSError):
-            return None
+        finally:
+            conn.close()
 
     def _fetch_entry(self, name: str) -> BootEntry | None:
         mac = self.lab.twins[name].mac
         script_url = f"{self.boot_url}mac-{mac_hexraw(mac)}.ipxe"
-        data = self._get(f"{script_url}?mac={mac_hexhyp(mac)}")  # as boot.ipxe chains it
+        data = self._get(name, f"{script_url}?mac={mac_hexhyp(mac)}")  # as boot.ipxe chains it
         if data is None:
             return None
         return read_ipxe_script(data.decode("utf-8", "replace"), script_url, mac)
@@ -321,14 +338,14 @@ class Imager:
 
     def _install(self, name: str, gen: int, entry: BootEntry, via: str) -> None:
         for url in entry.files:
-            if url != entry.answer_url and self._get(url) is None:
+            if url != entry.answer_url and self._get(name, url) is None:
                 # iPXE cannot fetch what the entry needs: the boot fails (no WinPE, no install).
                 self._fail(name, f"iPXE could not download {urlsplit(url).path}: boot failed")
                 return
         if not entry.answer_url:
             self._fail(name, "WinPE started Setup without an answer file: Setup waits for input")
             return
-        data = self._get(entry.answer_url)
+        data = self._get(name, entry.answer_url)
         if data is None:
             self._fail(name, f"answer file {urlsplit(entry.answer_url).path} not found on the boot server")
             return
@@ -365,6 +382,11 @@ class Imager:
             why = fails.get("reason") or "Windows Setup failed applying the image"
             self._fail(name, f"{why} (injected fault reimage_fails)", wiped=True)
             return
+        if pxe_first(self.lab.twins[name]):
+            again = self._fetch_entry(name)
+            if again is not None and again.install:
+                self._fail(name, REINSTALL_LOOP, wiped=True)
+                return
         oobe = oobe_stop(answer, image)
         if oobe:
             self._fail(name, oobe, wiped=True)

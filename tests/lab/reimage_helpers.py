@@ -122,7 +122,7 @@ def render_entry(
         boot_url,
         password,
         image_share,
-        **options,
+        **{"boot_client": twin.address, **options},
     )
 
 
@@ -138,6 +138,7 @@ def render_files(
     image_share: str = "\\\\rebuild-lab\\share",
     ui_language: str = "fr-FR",
     builtin_admin_password: str = "Builtin-Admin-Pass-1",
+    boot_client: str = "",
 ) -> tuple[Path, Path]:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -159,6 +160,7 @@ def render_files(
         "reimage__locale": "fr-BE",
         "reimage__ui_language": ui_language,
         "reimage__builtin_admin_password": builtin_admin_password,
+        "reimage__boot_client": boot_client,
         "reimage__input_locale": "080c:0000080c",
         "reimage__time_zone": "Romance Standard Time",
         "reimage__admin_name": "rb-admin",

@@ -90,6 +90,7 @@ def test_product_modules_trigger_the_lab_reimage_paths(lab: Any) -> None:
             catalogue[values["rebuild_os"]],
             values["rebuild_boot_url"],
             secret,
+            boot_client=values["ansible_host"],
         )
 
     wol = ansible(

@@ -76,7 +76,8 @@ def test_server_without_administrator_password_stops_at_oobe(
     assert "OOBE" in reason and "AdministratorPassword" in reason and "Builtin-1!" not in reason
     assert lab.state(name).phase == Phase.FAILED  # WinRM answers only compromised/clean twins
 
-    answer.write_text(text)  # the product's answer file: AdministratorPassword set
+    # The product's answer file (AdministratorPassword set), in a new (one-shot) entry.
+    render_entry(lab, name, svc.boot.url, PASSWORD, builtin_admin_password="Builtin-1!")
     svc.imager.power_off(name, via="test")
     svc.imager.boot(name, True, "test")
     state = wait_for(lambda: (s := lab.state(name)).phase == Phase.CLEAN and s, 10, "clean")
@@ -91,3 +92,47 @@ def test_workstation_needs_no_administrator_password(running: tuple[Lab, reimage
     answer.write_text(re.sub(r"<AdministratorPassword>.*?</AdministratorPassword>", "", text, flags=re.S))
     svc.imager.boot(name, True, "test")
     wait_for(lambda: lab.state(name).phase == Phase.CLEAN, 10, "clean")
+
+
+def _without_entry_header(script: Path) -> None:
+    script.write_text("".join(l for l in script.read_text().splitlines(True) if "rebuild-entry:" not in l))
+
+
+def test_pxe_first_pc_reinstalls_when_its_entry_is_served_again(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    old, new = "ARL-PC-0001", "ARL-PC-0002"
+    script, _ = render_entry(lab, old, svc.boot.url, PASSWORD)
+    _without_entry_header(script)  # the old entry: a static file, served at every boot
+    render_entry(lab, new, svc.boot.url, PASSWORD)  # one-shot
+    svc.imager.boot(old, True, "wol")
+    svc.imager.boot(new, True, "wol")
+    assert "reinstall loop" in _failure(lab, old)
+    wait_for(lambda: lab.state(new).phase == Phase.CLEAN, 10, "clean")
+    # The one-shot entry: fetched twice (the network boot, then Setup's restart), the second
+    # time the boot server answered "boot the local disk".
+    fetched = [r for r in svc.boot.requests if r["path"] == "/mac-02000a000002.ipxe"]
+    assert [r["status"] for r in fetched] == [200, 200]
+    assert svc.boot.resolve("mac-02000a000002.ipxe", lab.twins[new].address)[1].endswith(b"exit\n")
+    assert [e["status"] for e in events(lab, new, "reimage")] == ["started", "done"]
+
+
+def test_host_files_only_to_the_host_and_only_while_its_entry_exists(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    name, other = "ARL-PC-0001", "ARL-PC-0002"
+    script, answer = render_entry(lab, name, svc.boot.url, PASSWORD)
+    mine, theirs = lab.twins[name].address, lab.twins[other].address
+    assert svc.boot.resolve("unattend/02000a000001.xml", theirs)[0] == 403
+    assert svc.boot.resolve("mac-02000a000001.ipxe", theirs)[0] == 403
+    status, body = svc.boot.resolve("unattend/02000a000001.xml", mine)
+    assert status == 200 and PASSWORD.encode() in body
+    script.unlink()  # the role removed the entry: the answer file left behind is not served
+    assert svc.boot.resolve("unattend/02000a000001.xml", mine)[0] == 404
+    assert answer.exists()
+    # A twin woken with another host's address never gets the entry: it boots its disk.
+    render_entry(lab, name, svc.boot.url, PASSWORD, boot_client=theirs)
+    svc.imager.boot(name, True, "wol")
+    assert lab.state(name).phase == Phase.COMPROMISED and not events(lab, name, "reimage")
