@@ -11,8 +11,8 @@ description:
     error naming the catalogue file and the keys it has, so a host is never reimaged without a known
     clean image.
   - An entry without C(ui_languages) (the image's installed UI languages, a non-empty list) is an
-    error: Windows Setup's UILanguage must be one of them, so the role cannot render an answer file
-    without knowing them.
+    error, because Windows Setup's UILanguage must be one of them and the role cannot render an
+    answer file without knowing them.
   - The catalogue is parsed once per process and content (reference data, read-only).
 options:
   _terms:
@@ -57,7 +57,9 @@ class LookupModule(LookupBase):
             raise AnsibleError(f"rebuild_image: cannot read the image catalogue {path}: {exc}") from None
         images = catalogue.get("images") if isinstance(catalogue, dict) else None
         if not isinstance(images, dict):
-            raise AnsibleError(f"rebuild_image: {path} has no `images:` mapping (see inventories/data/images.yml)")
+            raise AnsibleError(
+                f"rebuild_image: {path} has no `images:` mapping (see inventories/data/images.yml)"
+            )
         entries = []
         for term in terms:
             entry = images.get(str(term))

@@ -28,8 +28,8 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -44,15 +44,15 @@ chain mac-${mac:hexraw}.ipxe?mac=${net0/mac:hexhyp} || exit
 """
 
 
-# The WinPE boot files a real boot server holds (wimboot, BCD, boot.sdi, boot.wim): here
+# The WinPE boot files a site stages on its boot server (wimboot, BCD, boot.sdi, boot.wim): here
 # SIMULATED stand-ins at the paths the reimage role's iPXE entry loads, so a missing one fails
-# the boot as it would. They are not bootable (qemu's iPXE refuses wimboot: Exec format error).
+# the boot as it would. What WinPE runs (winpeshl.ini and the rest) is the product's to write.
+# They are not bootable (qemu's iPXE refuses wimboot: Exec format error).
 _STANDIN = "SIMULATED {} (rebuild lab stand-in, not bootable)\n"
 WINPE_STANDINS = {
     "winpe/wimboot": _STANDIN.format("wimboot"),
     "winpe/boot/bcd": _STANDIN.format("BCD"),
     "winpe/boot/boot.sdi": _STANDIN.format("boot.sdi"),
-    "winpe/winpeshl.ini": "; SIMULATED winpeshl.ini (rebuild lab)\n[LaunchApps]\nwpeinit\n",
     "winpe/sources/boot.wim": _STANDIN.format("WinPE boot.wim"),
 }
 
@@ -64,7 +64,9 @@ exit
 """
 
 _ENTRY_HEADER = "# rebuild-entry:"
-_HOST_FILE = re.compile(r"^(?:mac-(?P<entry>[0-9a-f]{12})\.ipxe|unattend/(?P<file>[0-9a-f]{12})\.[A-Za-z0-9.]+)$")
+_HOST_FILE = re.compile(
+    r"^(?:mac-(?P<entry>[0-9a-f]{12})\.ipxe|unattend/(?P<file>[0-9a-f]{12})\.[A-Za-z0-9.]+)$"
+)
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,9 @@ class BootServer(LoopbackHttpService):
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.requests: list[dict[str, Any]] = []
-        self._served: set[tuple[str, int, int]] = set()  # one-shot entries already served (path, inode, mtime)
+        self._served: set[tuple[str, int, int]] = (
+            set()
+        )  # one-shot entries already served (path, inode, mtime)
         self._lock = threading.Lock()
         self._serve(BootServer._Server((host, port), _Handler), "lab-bootserver")
 

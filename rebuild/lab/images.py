@@ -714,6 +714,25 @@ def _winrm_listener_keys() -> dict[str, dict[str, Any]]:
     }
 
 
+def machine_disks(record: TwinRecord) -> list[dict[str, Any]]:
+    """The disks WinPE sees, in its numbering. A physical server's SAN LUN (data) enumerates
+    before its local RAID volume (system), as it can on real hardware: "disk 0" is not the system."""
+    if record.kind == "server" and record.platform == "physical":
+        return [
+            {
+                "number": 0,
+                "bus": "Fibre Channel",
+                "size_gb": 2048,
+                "serial": f"SAN-{record.name}",
+                "holds": "data",
+            },
+            {"number": 1, "bus": "RAID", "size_gb": 480, "serial": f"RAID-{record.name}", "holds": "system"},
+        ]
+    if record.platform == "virtual":
+        return [{"number": 0, "bus": "SCSI", "size_gb": 127, "serial": "", "holds": "system"}]
+    return [{"number": 0, "bus": "NVMe", "size_gb": 512, "serial": f"NVME-{record.name}", "holds": "system"}]
+
+
 def compromised_state(record: TwinRecord, rb_admin_password: str) -> TwinState:
     """The state every twin starts in: its old disk, as the attackers left it.
 
@@ -737,6 +756,7 @@ def compromised_state(record: TwinRecord, rb_admin_password: str) -> TwinState:
     for name in ("Administrator", "WDAGUtilityAccount", UNKNOWN_ADMIN):
         if name in state.users:
             state.users[name].password = secrets.token_urlsafe(24)
+    state.disks = machine_disks(record)
     state.phase = Phase.COMPROMISED
     return state
 

@@ -8,11 +8,16 @@ the HTTP boot server, the Wake-on-LAN receiver, the hypervisor API and the Redfi
 A network boot does what iPXE + WinPE + Setup do on a real machine:
 1. fetch `mac-<hexraw>.ipxe?mac=<aa-bb-..>` from the boot server (the chain in `boot.ipxe`);
    none, or not an iPXE script, or one that does not load wimboot: boot the local disk;
-2. the script's `.xml` initrd is the answer file; fetch it (a path on the lab's boot
-   server), parse it as Setup does; a bad or missing one fails the install;
-3. apply the image `InstallFrom/Path` names, from the lab's image share (`<lab_dir>`);
-4. the twin is `imaging` (WinRM silent) for `imaging_seconds` (+ `slow_host` delay), then
-   `clean` in the state `images.clean_state` gives, or `failed` with the reason.
+2. download every file the script names (one missing: the boot fails); wimboot injects the
+   initrds into X:\\Windows\\System32 and WinPE runs its winpeshl.ini (`rebuild.lab.winpe`):
+   wpeinit first, then Setup with an answer file it can find (rebuild's WinPE script picks the
+   system disk and writes its DiskID); parse that answer file as Setup does;
+3. apply the image `InstallFrom/Path` names, from the lab's image share (`<lab_dir>`), in a UI
+   language the image has; Setup wipes DiskID: a data disk wiped fails the twin;
+4. the twin is `imaging` (WinRM silent) for `imaging_seconds` (+ `slow_host` delay); a PXE-first
+   PC asks the boot server again at Setup's restart (an install entry again: reinstall loop);
+   then OOBE (a Server needs AdministratorPassword); then `clean` in the state
+   `images.clean_state` gives, or `failed` with the reason.
 Everything is recorded in the twin's history with `lab.record`: boot, reset, packet,
 power_off, boot_override, reimage (started/done/failed).
 """
@@ -44,6 +49,7 @@ from rebuild.lab.images import (
     read_image,
 )
 from rebuild.lab.state import Phase, TwinState
+from rebuild.lab.winpe import WinPeStop, run_winpe
 
 
 class Stoppable(Protocol):
@@ -58,6 +64,8 @@ class BootEntry:
     answer_url: str = ""  # absolute URL of the answer file (install entries)
     reason: str = ""  # why it is not an install entry
     files: tuple[str, ...] = ()  # absolute URLs iPXE downloads before booting (kernel, initrds)
+    # initrds wimboot injects into X:\Windows\System32: (file name there, lower case; URL)
+    injected: tuple[tuple[str, str], ...] = ()
 
 
 _VAR = re.compile(r"\$\{([^}]+)\}")
@@ -81,6 +89,7 @@ def read_ipxe_script(text: str, script_url: str, mac: str) -> BootEntry:
     loads_wimboot = False
     answer = ""
     files: list[str] = []
+    injected: list[tuple[str, str]] = []
     for raw in lines[1:]:
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#") or line.startswith(":"):
@@ -99,13 +108,19 @@ def read_ipxe_script(text: str, script_url: str, mac: str) -> BootEntry:
             files.append(url)
             if cmd in ("kernel", "chain", "imgexec") and PurePosixPath(urlsplit(url).path).name == "wimboot":
                 loads_wimboot = True
-            elif urlsplit(url).path.lower().endswith(".xml"):
+                continue
+            if urlsplit(url).path.lower().endswith(".xml"):
                 answer = url
+            target = args[1] if len(args) > 1 else PurePosixPath(urlsplit(url).path).name
+            if not target.lower().endswith((".wim", ".sdi")) and target.lower() != "bcd":
+                injected.append((target.lower(), url))
     if not loads_wimboot:
         return BootEntry(False, reason="script does not load wimboot (no install)")
     if not answer:
-        return BootEntry(True, reason="no answer file in the script", files=tuple(files))
-    return BootEntry(True, answer_url=answer, files=tuple(files))
+        return BootEntry(
+            True, reason="no answer file in the script", files=tuple(files), injected=tuple(injected)
+        )
+    return BootEntry(True, answer_url=answer, files=tuple(files), injected=tuple(injected))
 
 
 def language_stop(answer: AnswerFile, image: AppliedImage) -> str:
@@ -290,7 +305,9 @@ class Imager:
         base = urlsplit(self.boot_url)
         path = urljoin(base.path, parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
         source = (self.lab.twins[name].address, 0)
-        conn = http.client.HTTPConnection(base.hostname or "127.0.0.1", base.port, timeout=10, source_address=source)
+        conn = http.client.HTTPConnection(
+            base.hostname or "127.0.0.1", base.port, timeout=10, source_address=source
+        )
         try:
             conn.request("GET", path)
             resp = conn.getresponse()
@@ -337,20 +354,22 @@ class Imager:
         raise ImageError(f"image {install_from!r} not found on the image share")
 
     def _install(self, name: str, gen: int, entry: BootEntry, via: str) -> None:
+        fetched: dict[str, bytes] = {}
         for url in entry.files:
-            if url != entry.answer_url and self._get(name, url) is None:
+            data = self._get(name, url)
+            if data is None:
                 # iPXE cannot fetch what the entry needs: the boot fails (no WinPE, no install).
                 self._fail(name, f"iPXE could not download {urlsplit(url).path}: boot failed")
                 return
-        if not entry.answer_url:
-            self._fail(name, "WinPE started Setup without an answer file: Setup waits for input")
-            return
-        data = self._get(name, entry.answer_url)
-        if data is None:
-            self._fail(name, f"answer file {urlsplit(entry.answer_url).path} not found on the boot server")
-            return
+            fetched[url] = data
+        injected = {target: fetched[url] for target, url in entry.injected}
+        disks = self.lab.state(name).disks
         try:
-            answer = parse_answer_file(data, urlsplit(entry.answer_url).path)
+            text, answer_name = run_winpe(injected, disks)
+            answer = parse_answer_file(text, answer_name)
+            wiped = next((d for d in disks if d["number"] == answer.disk_id), None)
+            if wiped is None:
+                raise AnswerFileError(f"answer file {answer_name}: DiskID {answer.disk_id}: no such disk")
             image = read_image(self._resolve_image(answer.install_from))
             if answer.image_index not in (None, 1):
                 raise ImageError(f"image {image.path.name} has no index {answer.image_index}")
@@ -359,8 +378,23 @@ class Imager:
             stop = language_stop(answer, image)
             if stop:
                 raise ImageError(stop)
-        except (AnswerFileError, ImageError) as exc:
+        except (WinPeStop, AnswerFileError, ImageError) as exc:
             self._fail(name, str(exc))
+            return
+        # Setup's windowsPE pass wipes DiskID (WillWipeDisk) before it applies the image.
+        number = answer.disk_id
+
+        def wipe(state: TwinState) -> None:
+            state.wiped_disk = number
+
+        self.lab.update(name, wipe)
+        if wiped.get("holds") != "system":
+            self._fail(
+                name,
+                f"Windows Setup wiped disk {number} ({wiped['bus']} {wiped['size_gb']} GB, serial "
+                f"{wiped.get('serial', '')!r}), a DATA disk, not the system disk: its data is destroyed",
+                wiped=True,
+            )
             return
         delay = self.lab.config.imaging_seconds
         slow = self.lab.fault(name, "slow_host")
@@ -394,9 +428,9 @@ class Imager:
         new = clean_state(self.lab.twins[name], answer, image)
 
         def replace(state: TwinState) -> None:
-            history = state.history
+            history, disks, wiped = state.history, state.disks, state.wiped_disk
             state.__dict__.update(new.__dict__)
-            state.history = history
+            state.history, state.disks, state.wiped_disk = history, disks, wiped
 
         self.lab.update(name, replace)
         self.lab.record(name, "reimage", status="done", image_id=image.image_id, image_sha256=image.sha256)

@@ -234,6 +234,12 @@ def test_dry_run_renders_everything_and_touches_nothing(lab: Any, lab_environ: C
     text = answers[0].read_text()
     assert "<WillWipeDisk>true</WillWipeDisk>" in text and "Romance Standard Time" in text
     assert "DRY-RUN-NO-SECRET" in text
+    # UI language from the image's installed languages (fr-FR), locales Belgian; the system disk
+    # is chosen in WinPE (criteria file per host), never DiskID 0.
+    assert "<UILanguage>fr-FR</UILanguage>" in text and "<UserLocale>fr-BE</UserLocale>" in text
+    assert "<DiskID>REBUILD-SYSTEM-DISK</DiskID>" in text and "<DiskID>0</DiskID>" not in text
+    assert len(list((rendered / "unattend").glob("*.disk.json"))) == n_hosts
+    assert (rendered / "winpe" / "rebuild" / "winpeshl.ini").is_file()
     # The real boot server got nothing.
     assert not list((lab.lab_dir / "boot").glob("mac-*.ipxe"))
 

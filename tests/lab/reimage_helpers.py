@@ -7,6 +7,7 @@ so the lab is tested against what the product really writes.
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import time
@@ -139,6 +140,7 @@ def render_files(
     ui_language: str = "fr-FR",
     builtin_admin_password: str = "Builtin-Admin-Pass-1",
     boot_client: str = "",
+    system_disk_serial: str = "",
 ) -> tuple[Path, Path]:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -146,6 +148,7 @@ def render_files(
         autoescape=False,
         keep_trailing_newline=True,
     )
+    env.filters["to_json"] = json.dumps  # Ansible's filter, as the role renders it
     variables = {
         "inventory_hostname": name,
         "rebuild_mac": mac,
@@ -161,6 +164,17 @@ def render_files(
         "reimage__ui_language": ui_language,
         "reimage__builtin_admin_password": builtin_admin_password,
         "reimage__boot_client": boot_client,
+        "reimage__system_disk_serial": system_disk_serial,
+        "reimage__system_disk_excluded_buses": [
+            "iSCSI",
+            "Fibre Channel",
+            "USB",
+            "SD",
+            "MMC",
+            "File Backed Virtual",
+            "Virtual",
+        ],
+        "reimage__system_disk_min_size_gb": 32,
         "reimage__input_locale": "080c:0000080c",
         "reimage__time_zone": "Romance Standard Time",
         "reimage__admin_name": "rb-admin",
@@ -171,6 +185,12 @@ def render_files(
     (boot_root / "unattend").mkdir(parents=True, exist_ok=True)
     answer = boot_root / "unattend" / f"{mac_hexraw(mac)}.xml"
     answer.write_text(env.get_template("unattend.xml.j2").render(**variables))
+    winpe = boot_root / "winpe" / "rebuild"
+    winpe.mkdir(parents=True, exist_ok=True)
+    for static in (ROOT / "roles" / "reimage" / "files" / "winpe").iterdir():
+        (winpe / static.name).write_bytes(static.read_bytes())
+    disk = boot_root / "unattend" / f"{mac_hexraw(mac)}.disk.json"
+    disk.write_text(env.get_template("system-disk.json.j2").render(**variables))
     script = boot_root / f"mac-{mac_hexraw(mac)}.ipxe"
     script.write_text(env.get_template("ipxe.j2").render(**variables))
     return script, answer

@@ -71,7 +71,8 @@ def test_real_ipxe_fetches_the_per_mac_script(tmp_path: Path) -> None:
         (tmp_path / "relay.py").write_text(RELAY)
         netdev = (
             f"user,id=n0,restrict=on,tftp={tftp},bootfile=undionly.ipxe,"
-            f"guestfwd=tcp:{GUEST_BOOT_SERVER}-cmd:{sys.executable} {tmp_path / 'relay.py'} {svc.boot.port} {lab.twins[name].address}"
+            f"guestfwd=tcp:{GUEST_BOOT_SERVER}-cmd:{sys.executable} {tmp_path / 'relay.py'} "
+            f"{svc.boot.port} {lab.twins[name].address}"
         )
         command = [
             qemu, "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-display", "none",

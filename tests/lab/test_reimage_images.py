@@ -98,7 +98,8 @@ def _answer(tmp_path: Path, name: str = "ARL-PC-0001", password: str = "S3cret&<
     try:
         ensure_repository(lab.config.lab_dir)
         _, path = render_entry(lab, name, "http://boot.example:8080", password)
-        return path.read_text()
+        # As rebuild-setup.ps1 leaves it in WinPE: the chosen system disk in every DiskID.
+        return path.read_text().replace("<DiskID>REBUILD-SYSTEM-DISK</DiskID>", "<DiskID>0</DiskID>")
     finally:
         lab.store.close()
 

@@ -16,7 +16,7 @@ from reimage_helpers import catalogue, events, make_lab, render_entry, wait_for
 from rebuild.lab import reimage
 from rebuild.lab.context import Lab
 from rebuild.lab.images import RANSOM_NOTE
-from rebuild.lab.state import Phase
+from rebuild.lab.state import Phase, TwinState
 
 PASSWORD = "Rule-Test-Pass-1"
 
@@ -37,7 +37,9 @@ def _failure(lab: Lab, name: str) -> str:
     return str(next(e for e in events(lab, name, "reimage") if e["status"] == "failed")["reason"])
 
 
-def test_ui_language_without_a_language_pack_stops_setup(running: tuple[Lab, reimage.ReimageServices]) -> None:
+def test_ui_language_without_a_language_pack_stops_setup(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
     lab, svc = running
     old, new = "ARL-PC-0001", "ARL-PC-0002"
     # Old product: fr-BE (a locale; no fr-BE language pack exists) as Setup's UI language.
@@ -95,7 +97,8 @@ def test_workstation_needs_no_administrator_password(running: tuple[Lab, reimage
 
 
 def _without_entry_header(script: Path) -> None:
-    script.write_text("".join(l for l in script.read_text().splitlines(True) if "rebuild-entry:" not in l))
+    lines = script.read_text().splitlines(True)
+    script.write_text("".join(line for line in lines if "rebuild-entry:" not in line))
 
 
 def test_pxe_first_pc_reinstalls_when_its_entry_is_served_again(
@@ -115,6 +118,7 @@ def test_pxe_first_pc_reinstalls_when_its_entry_is_served_again(
     fetched = [r for r in svc.boot.requests if r["path"] == "/mac-02000a000002.ipxe"]
     assert [r["status"] for r in fetched] == [200, 200]
     assert svc.boot.resolve("mac-02000a000002.ipxe", lab.twins[new].address)[1].endswith(b"exit\n")
+    wait_for(lambda: len(events(lab, new, "reimage")) == 2, 5, "the done event")
     assert [e["status"] for e in events(lab, new, "reimage")] == ["started", "done"]
 
 
@@ -136,3 +140,114 @@ def test_host_files_only_to_the_host_and_only_while_its_entry_exists(
     render_entry(lab, name, svc.boot.url, PASSWORD, boot_client=theirs)
     svc.imager.boot(name, True, "wol")
     assert lab.state(name).phase == Phase.COMPROMISED and not events(lab, name, "reimage")
+
+
+SAN_LUN = {"number": 0, "bus": "Fibre Channel", "size_gb": 2048, "serial": "SAN-LUN-7", "holds": "data"}
+
+
+def _set_disks(lab: Lab, name: str, disks: list[dict[str, object]]) -> None:
+    def change(state: TwinState) -> None:
+        state.disks = disks
+
+    lab.update(name, change)
+
+
+def _old_winpe(lab: Lab, svc: reimage.ReimageServices, name: str, ini: str, answer_target: str) -> None:
+    """The product's old entry shape: a hand-written winpeshl.ini, the answer file as given."""
+    script, answer = render_entry(lab, name, svc.boot.url, PASSWORD)
+    old = lab.config.lab_dir / "boot" / "winpe" / "old"
+    old.mkdir(parents=True, exist_ok=True)
+    (old / "winpeshl.ini").write_text(ini)
+    text = answer.read_text().replace("REBUILD-SYSTEM-DISK", "0")  # the old `DiskID 0`
+    answer.write_text(text)
+    lines = [
+        line
+        for line in script.read_text().splitlines()
+        if "rebuild-setup.ps1" not in line and "disk.json" not in line
+    ]
+    lines = [
+        line.replace("winpe/rebuild/winpeshl.ini", "winpe/old/winpeshl.ini").replace(
+            "rebuild-unattend.xml", answer_target
+        )
+        for line in lines
+    ]
+    script.write_text("\n".join(lines) + "\n")
+
+
+def test_disk_zero_wipes_a_san_lun_and_the_chosen_system_disk_does_not(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    old, new = "ARL-PC-0001", "ARL-PC-0002"
+    local = {"number": 1, "bus": "NVMe", "size_gb": 512, "serial": "NVME-1", "holds": "system"}
+    for host in (old, new):
+        _set_disks(lab, host, [SAN_LUN, dict(local)])
+    setup = "X:\\sources\\setup.exe, /unattend:X:\\Windows\\System32\\unattend.xml"
+    ini = f"[LaunchApps]\r\nwpeinit.exe\r\n{setup}\r\n"
+    _old_winpe(lab, svc, old, ini, "unattend.xml")
+    render_entry(lab, new, svc.boot.url, PASSWORD)
+    svc.imager.boot(old, True, "test")
+    svc.imager.boot(new, True, "test")
+    reason = _failure(lab, old)
+    assert "wiped disk 0" in reason and "DATA disk" in reason and lab.state(old).wiped_disk == 0
+    state = wait_for(lambda: (s := lab.state(new)).phase == Phase.CLEAN and s, 10, "clean")
+    assert state.wiped_disk == 1 and state.disks[0] == SAN_LUN  # the LUN is untouched
+
+
+def test_several_candidate_disks_refuse_to_start_setup_unless_the_serial_says(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    name = "ARL-PC-0001"
+    disks = [
+        {"number": 0, "bus": "SATA", "size_gb": 1024, "serial": "DATA-1", "holds": "data"},
+        {"number": 1, "bus": "NVMe", "size_gb": 512, "serial": "NVME-1", "holds": "system"},
+    ]
+    _set_disks(lab, name, disks)
+    render_entry(lab, name, svc.boot.url, PASSWORD)
+    svc.imager.boot(name, True, "test")
+    reason = _failure(lab, name)
+    assert "2 disks match" in reason and "nothing wiped" in reason
+    assert lab.state(name).wiped_disk == -1 and RANSOM_NOTE in lab.state(name).files  # old disk as it was
+    render_entry(lab, name, svc.boot.url, PASSWORD, system_disk_serial="NVME-1")
+    svc.imager.power_off(name, via="test")
+    svc.imager.boot(name, True, "test")
+    state = wait_for(lambda: (s := lab.state(name)).phase == Phase.CLEAN and s, 10, "clean")
+    assert state.wiped_disk == 1
+
+
+@pytest.mark.parametrize(
+    ("ini", "target", "message"),
+    [
+        # Setup started with no /unattend: the answer file in System32 is not where it looks.
+        ("[LaunchApps]\r\nwpeinit.exe\r\nX:\\sources\\setup.exe\r\n", "autounattend.xml", "Setup waits"),
+        # No wpeinit: no network, no boot server, no image share.
+        (
+            "[LaunchApps]\r\nX:\\sources\\setup.exe, /unattend:X:\\Windows\\System32\\a.xml\r\n",
+            "a.xml",
+            "wpeinit",
+        ),
+        ("[LaunchApps]\r\nwpeinit.exe\r\nX:\\tools\\other.exe\r\n", "a.xml", "does not simulate"),
+    ],
+)
+def test_winpe_must_start_setup_with_the_answer_file(
+    running: tuple[Lab, reimage.ReimageServices], ini: str, target: str, message: str
+) -> None:
+    lab, svc = running
+    name = "ARL-PC-0001"
+    _old_winpe(lab, svc, name, ini, target)
+    svc.imager.boot(name, True, "test")
+    assert message in _failure(lab, name)
+    assert lab.state(name).wiped_disk == -1
+
+
+def test_entry_naming_a_missing_winpe_file_fails_the_boot(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    name = "ARL-PC-0001"
+    script, _ = render_entry(lab, name, svc.boot.url, PASSWORD)
+    # The old entry: winpe/winpeshl.ini, which the product never shipped (the lab no longer stands in).
+    script.write_text(script.read_text().replace("winpe/rebuild/winpeshl.ini", "winpe/winpeshl.ini"))
+    svc.imager.boot(name, True, "test")
+    assert "could not download /winpe/winpeshl.ini" in _failure(lab, name)
