@@ -103,6 +103,8 @@ class AnswerFile:
     wipe_disk: bool
     partitions: tuple[Partition, ...]
     install_from: str  # InstallFrom/Path as written
+    # InstallFrom/Credentials (domain, user, password) Setup opens the share with; None: as guest
+    install_credentials: tuple[str, str, str] | None = field(repr=False)
     image_index: int | None
     image_name: str | None
     install_to_partition: int
@@ -276,6 +278,14 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
     install_from = r.text(osimage, "InstallFrom/Path")
     if not install_from:
         raise r.fail(where + "/InstallFrom/Path", "missing: which image to apply is not said")
+    credentials: tuple[str, str, str] | None = None
+    creds = osimage.find(f"{_q('InstallFrom')}/{_q('Credentials')}")
+    if creds is not None:
+        credentials = (
+            r.text(creds, "Domain") or "",
+            r.text(creds, "Username") or "",
+            r.text(creds, "Password") or "",
+        )
     image_index: int | None = None
     image_name: str | None = None
     for md in osimage.findall(f"{_q('InstallFrom')}/{_q('MetaData')}"):
@@ -405,6 +415,7 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
         wipe_disk=True,
         partitions=tuple(partitions_sorted(partitions)),
         install_from=install_from,
+        install_credentials=credentials,
         image_index=image_index,
         image_name=image_name,
         install_to_partition=target_part,

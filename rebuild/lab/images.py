@@ -770,6 +770,27 @@ _TOKEN_FILTER = re.compile(r"LocalAccountTokenFilterPolicy", re.IGNORECASE)
 _STAMPS = re.compile(r"SOFTWARE\\+GHAL\\+Rebuild", re.IGNORECASE)
 
 
+_UNC = re.compile(r"'\\\\[^'\\]+\\[^'\\]+")
+_NET_USE_AS = re.compile(r"net(\.exe)?\s+use\s+\S+\s+\S+\s+\S*/user:", re.IGNORECASE)
+
+
+def _first_logon_stamp(commands: str, image: AppliedImage) -> tuple[str, str] | None:
+    """What the first-logon stamp writes: (ImageId, ImageSha256), or None when it cannot run.
+
+    - REBUILD-IMAGE-ID / REBUILD-IMAGE-SHA256 still in the command: nobody filled them in
+      (rebuild-setup.ps1 did not run), so the literals are written.
+    - The command reads the WIM from a UNC share without mapping it with an account: at first
+      logon it runs as a local account, and SMB guest access is refused (Microsoft Learn, "Guest
+      access in SMB2 and SMB3 disabled by default in Windows"): access denied, no stamp.
+    - Otherwise the values of the image actually applied (read from the WIM / filled in WinPE).
+    """
+    if "REBUILD-IMAGE-ID" in commands or "REBUILD-IMAGE-SHA256" in commands:
+        return "REBUILD-IMAGE-ID", "REBUILD-IMAGE-SHA256"
+    if _UNC.search(commands) and not _NET_USE_AS.search(commands):
+        return None
+    return image.image_id, image.sha256
+
+
 def _signature_date(image_id: str) -> str:
     found = re.search(r"(20\d\d)\.(\d\d)$", image_id)
     return f"{found.group(1)}-{found.group(2)}-01T00:00:00" if found else ""
@@ -814,9 +835,10 @@ def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> 
                 "LocalAccountTokenFilterPolicy"
             ] = 1
         if _STAMPS.search(commands):
-            state.registry[STAMP_KEY] = {"ImageId": image.image_id, "ImageSha256": image.sha256}
-            state.image_id = image.image_id
-            state.image_sha256 = image.sha256
+            stamp = _first_logon_stamp(commands, image)
+            if stamp is not None:
+                state.registry[STAMP_KEY] = {"ImageId": stamp[0], "ImageSha256": stamp[1]}
+                state.image_id, state.image_sha256 = stamp
     state.phase = Phase.CLEAN
     return state
 

@@ -28,6 +28,7 @@ import contextlib
 import heapq
 import http.client
 import re
+import secrets
 import shlex
 import threading
 import time
@@ -223,8 +224,11 @@ class Scheduler:
 class Imager:
     """Power and boot twins; run the SIMULATED install of a network boot."""
 
-    def __init__(self, lab: Lab, boot_url: str, scheduler: Scheduler) -> None:
+    def __init__(
+        self, lab: Lab, boot_url: str, scheduler: Scheduler, share_account: tuple[str, str] = ("", "")
+    ) -> None:
         self.lab = lab
+        self.share_account = share_account  # (user, password) of the image share; guest refused
         self.boot_url = boot_url.rstrip("/") + "/"
         self.scheduler = scheduler
         self._generation: dict[str, int] = {}
@@ -336,6 +340,26 @@ class Imager:
 
         self.lab.update(name, failed)
 
+    def _open_share(self, answer: AnswerFile) -> None:
+        """The image share refuses guest access, as Windows clients do (AllowInsecureGuestAuth).
+
+        Microsoft Learn, "Guest access in SMB2 and SMB3 disabled by default in Windows": Windows 10/11
+        Enterprise and Education, Windows Server 2019 and later refuse insecure guest logons;
+        Setup opens InstallFrom/Path with InstallFrom/Credentials, or as guest without them.
+        """
+        creds = answer.install_credentials
+        if creds is None or not creds[1]:
+            raise ImageError(
+                f"image share {answer.install_from}: access denied: InstallFrom has no Credentials and "
+                "guest access to SMB shares is refused (Windows Setup cannot read the image)"
+            )
+        domain, user, password = creds
+        account = f"{domain}\\{user}" if domain else user
+        if (account, password) != self.share_account:
+            raise ImageError(
+                f"image share {answer.install_from}: access denied for {account} (logon failure)"
+            )
+
     def _resolve_image(self, install_from: str) -> Path:
         """Find InstallFrom/Path on the lab's image share (<lab_dir>): UNC, URL or drive path."""
         if "://" in install_from:
@@ -370,7 +394,14 @@ class Imager:
             wiped = next((d for d in disks if d["number"] == answer.disk_id), None)
             if wiped is None:
                 raise AnswerFileError(f"answer file {answer_name}: DiskID {answer.disk_id}: no such disk")
+            self._open_share(answer)
             image = read_image(self._resolve_image(answer.install_from))
+            if answer_name == "rebuild-unattend.xml":
+                # rebuild-setup.ps1 read the WIM's id and SHA-256 into the stamp command (its contract).
+                text = text.replace(b"REBUILD-IMAGE-ID", image.image_id.encode()).replace(
+                    b"REBUILD-IMAGE-SHA256", image.sha256.encode()
+                )
+                answer = parse_answer_file(text, answer_name)
             if answer.image_index not in (None, 1):
                 raise ImageError(f"image {image.path.name} has no index {answer.image_index}")
             if answer.image_name not in (None, image.caption, image.image_id):
@@ -454,7 +485,11 @@ class ReimageServices:
             self._stoppers.append(self.scheduler)
             self.boot = BootServer(cfg.lab_dir / "boot", logs / "bootserver.log", cfg.boot_http_port).start()
             self._stoppers.append(self.boot)
-            self.imager = Imager(lab, self.boot.url, self.scheduler)
+            # The image share's read-only account (a rehearsal's site secret image_share_*).
+            if not cfg.image_share_password:
+                cfg.image_share_password = secrets.token_urlsafe(18)
+            self.share_user, self.share_password = cfg.image_share_user, cfg.image_share_password
+            self.imager = Imager(lab, self.boot.url, self.scheduler, (self.share_user, self.share_password))
             self.wol = WolListener(lab, self._wake, logs / "wol.log", cfg.wol_port, self._wol_ignores).start()
             self._stoppers.append(self.wol)
             self.hypervisor = HypervisorApi(lab, self.imager, cfg.hypervisor_port).start()
@@ -506,6 +541,8 @@ class ReimageServices:
         found: dict[str, dict[str, str]] = {}
         for twin in self.lab.twins.values():
             entry = found.setdefault(f"site-{twin.site}", {})
+            entry["image_share_user"] = self.share_user
+            entry["image_share_password"] = self.share_password
             if twin.platform == "virtual":
                 entry["hypervisor_token"] = self.hypervisor.token
             elif twin.kind == "server":

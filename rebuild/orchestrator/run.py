@@ -56,6 +56,9 @@ ENV_CREDENTIALS = {
     "REBUILD_BMC_USER": "bmc_user",
     "REBUILD_BMC_PASSWORD": "bmc_password",
     "REBUILD_HYPERVISOR_TOKEN": "hypervisor_token",
+    # Read-only account of the image share (Setup's InstallFrom/Credentials): guest access is refused.
+    "REBUILD_IMAGE_SHARE_USER": "image_share_user",
+    "REBUILD_IMAGE_SHARE_PASSWORD": "image_share_password",
 }
 _ENV_KEEP = {
     "PATH",

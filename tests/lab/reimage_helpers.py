@@ -123,7 +123,12 @@ def render_entry(
         boot_url,
         password,
         image_share,
-        **{"boot_client": twin.address, **options},
+        **{
+            "boot_client": twin.address,
+            "image_share_user": lab.config.image_share_user,
+            "image_share_password": lab.config.image_share_password,
+            **options,
+        },
     )
 
 
@@ -141,6 +146,8 @@ def render_files(
     builtin_admin_password: str = "Builtin-Admin-Pass-1",
     boot_client: str = "",
     system_disk_serial: str = "",
+    image_share_user: str = "rebuild-image-reader",
+    image_share_password: str = "",
 ) -> tuple[Path, Path]:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -175,6 +182,8 @@ def render_files(
             "Virtual",
         ],
         "reimage__system_disk_min_size_gb": 32,
+        "reimage__image_share_user": image_share_user,
+        "reimage__image_share_password": image_share_password,
         "reimage__input_locale": "080c:0000080c",
         "reimage__time_zone": "Romance Standard Time",
         "reimage__admin_name": "rb-admin",

@@ -270,7 +270,13 @@ def test_hypervisor_api_requires_its_token(running: tuple[Lab, reimage.ReimageSe
     )
     assert post.status_code == 401
     assert not events(lab, "ARL-VM-0001")
-    assert svc.site_secrets() == {"site-arlon": {"hypervisor_token": svc.hypervisor.token}}
+    assert svc.site_secrets() == {
+        "site-arlon": {
+            "hypervisor_token": svc.hypervisor.token,
+            "image_share_user": svc.share_user,
+            "image_share_password": svc.share_password,
+        }
+    }
 
 
 def test_hypervisor_api_lists_and_network_boots_a_vm(running: tuple[Lab, reimage.ReimageServices]) -> None:

@@ -251,3 +251,49 @@ def test_entry_naming_a_missing_winpe_file_fails_the_boot(
     script.write_text(script.read_text().replace("winpe/rebuild/winpeshl.ini", "winpe/winpeshl.ini"))
     svc.imager.boot(name, True, "test")
     assert "could not download /winpe/winpeshl.ini" in _failure(lab, name)
+
+
+def test_image_share_refuses_guest_access(running: tuple[Lab, reimage.ReimageServices]) -> None:
+    lab, svc = running
+    old, wrong, new = "ARL-PC-0001", "ARL-PC-0002", "ARL-VM-0001"
+    _, answer = render_entry(lab, old, svc.boot.url, PASSWORD)
+    # The old answer file: InstallFrom without Credentials, Setup opens the share as guest.
+    answer.write_text(re.sub(r"<Credentials>.*?</Credentials>", "", answer.read_text(), flags=re.S))
+    render_entry(lab, wrong, svc.boot.url, PASSWORD, image_share_password="not-the-password")
+    render_entry(lab, new, svc.boot.url, PASSWORD)
+    for host in (old, wrong, new):
+        svc.imager.boot(host, True, "test")
+    assert "guest access to SMB shares is refused" in _failure(lab, old)
+    reason = _failure(lab, wrong)
+    assert "access denied for rebuild-image-reader" in reason and "not-the-password" not in reason
+    state = wait_for(lambda: (s := lab.state(new)).phase == Phase.CLEAN and s, 10, "clean")
+    image = catalogue(lab)["windows-server-2016"]
+    assert (state.image_id, state.image_sha256) == (image["image_id"], image["sha256"])
+
+
+def test_first_logon_stamp_reading_the_share_as_a_local_account_is_refused(tmp_path: Path) -> None:
+    from rebuild.lab.answerfile import parse_answer_file
+    from rebuild.lab.images import STAMP_KEY, clean_state, ensure_repository, read_image
+
+    lab = make_lab(tmp_path, physical_servers=False)
+    try:
+        images = ensure_repository(lab.config.lab_dir)
+        image = read_image(images["windows-11-23h2"].path)
+        _, path = render_entry(lab, "ARL-PC-0001", "http://boot:8080", PASSWORD)
+        text = path.read_text().replace("REBUILD-SYSTEM-DISK", "0")
+    finally:
+        lab.store.close()
+    # The old stamp: hash the WIM over SMB at first logon, as the local rebuild admin.
+    old = (
+        text.replace(
+            "New-Item -Path",
+            "$h = (Get-FileHash -LiteralPath '\\\\rebuild-lab\\share\\images\\w.wim').Hash; New-Item -Path",
+        )
+        .replace("'REBUILD-IMAGE-ID'", "$i")
+        .replace("'REBUILD-IMAGE-SHA256'", "$h")
+    )
+    state = clean_state(lab.twins["ARL-PC-0001"], parse_answer_file(old), image)
+    assert STAMP_KEY not in state.registry and state.image_id == ""
+    # Not filled in (WinPE's script did not run): the literals are what gets stamped.
+    state = clean_state(lab.twins["ARL-PC-0001"], parse_answer_file(text), image)
+    assert state.registry[STAMP_KEY]["ImageSha256"] == "REBUILD-IMAGE-SHA256"

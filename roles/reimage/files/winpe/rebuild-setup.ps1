@@ -7,8 +7,10 @@
 #                         (not a number: Setup refuses it unless this script chose the disk)
 #   rebuild-disk.json     how to recognise the system disk: serial (from the register, optional),
 #                         excluded_buses (SAN, USB, ...), min_size_gb
-# It picks the one disk matching, writes its number into every DiskID, and starts Setup with
-# that answer file (setup.exe /unattend:). Several or no candidates: it refuses, shows why, and
+# It picks the one disk matching, writes its number into every DiskID, reads the image's id and
+# SHA-256 from the share (with Setup's InstallFrom/Credentials) into the first-logon stamp
+# command (REBUILD-IMAGE-ID / REBUILD-IMAGE-SHA256), and starts Setup with that answer file
+# (setup.exe /unattend:). Needs WinPE-DismCmdlets too (Get-WindowsImage). Several or no candidates: it refuses, shows why, and
 # never starts Setup, so nothing is wiped; the host never comes back and the run reports it.
 $ErrorActionPreference = 'Stop'
 $here = Join-Path $env:SystemRoot 'System32'
@@ -46,6 +48,20 @@ try {
     $ns = New-Object System.Xml.XmlNamespaceManager($answer.NameTable)
     $ns.AddNamespace('u', 'urn:schemas-microsoft-com:unattend')
     foreach ($node in $answer.SelectNodes('//u:DiskID', $ns)) { $node.InnerText = $number }
+    # The image share refuses guest access: map it with Setup's own read-only credential
+    # (InstallFrom/Credentials), then read the WIM Setup will apply for the first-logon stamp.
+    $from = $answer.SelectSingleNode('//u:ImageInstall/u:OSImage/u:InstallFrom', $ns)
+    $wim = $from.Path
+    $share = ($wim -split '\\')[0..3] -join '\'
+    $user = $from.Credentials.Username
+    if ($from.Credentials.Domain) { $user = $from.Credentials.Domain + '\' + $user }
+    & net.exe use $share $from.Credentials.Password "/user:$user" | Out-Null
+    if ($LASTEXITCODE -ne 0) { Stop-Here "cannot open the image share $share as $user (net use exit $LASTEXITCODE)" }
+    $imageId = (Get-WindowsImage -ImagePath $wim -Index 1).ImageDescription
+    $sha256 = (Get-FileHash -Algorithm SHA256 -LiteralPath $wim).Hash.ToLowerInvariant()
+    foreach ($node in $answer.SelectNodes('//u:CommandLine', $ns)) {
+        $node.InnerText = $node.InnerText.Replace('REBUILD-IMAGE-ID', $imageId).Replace('REBUILD-IMAGE-SHA256', $sha256)
+    }
     $answer.Save($answerOut)
 }
 catch {
