@@ -858,6 +858,8 @@ class SiteRun:
         self.store.rotate(host)
         # The built-in Administrator's password in the answer file (Server OOBE needs one).
         self.store.rotate(host, "builtin_admin")
+        # The answer file's one-time local admin secret, replaced over WinRM at first contact.
+        self.store.rotate(host, "local_admin_bootstrap")
 
     def _import_env_credentials(self) -> None:
         for var, name in ENV_CREDENTIALS.items():

@@ -558,3 +558,28 @@ def test_batches_pipeline_within_capacity_through_every_phase(
     for earlier, later in zip(batches, batches[1:], strict=False):
         # ... but no batch waits for the harden, redeploy and verify of the one before.
         assert min(spans[n][0] for n in later) < max(verified_at[n] for n in earlier)
+
+
+def test_reimaged_hosts_keep_their_own_secret_not_the_answer_files(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    """Issue 11.7 / 12.2 / 12.4: the answer file's one-time secret is replaced at first contact."""
+    lab_environ(lab)
+    hosts = ("ARL-URG-0001", "ARL-WDS01")  # a PXE-first PC; a physical server whose disk 0 is a SAN LUN
+    run_site(_options(lab, limit=hosts))
+    journal = Journal.in_state_dir(lab.state_dir)
+    store = SecretStore(lab.state_dir)
+    twins = _twins(lab)
+    for host in hosts:
+        record = journal.host(host)
+        assert record.phase is Phase.REIMAGED, (host, record.phase, record.reason)
+        rb_admin = twins[host].users["rb-admin"].password
+        assert rb_admin == store.get(host) and rb_admin != store.get(host, "local_admin_bootstrap")
+        assert twins[host].users["Administrator"].password == store.get(host, "builtin_admin")
+        system = next(d["number"] for d in twins[host].disks if d["holds"] == "system")
+        assert twins[host].wiped_disk == system
+    assert twins["ARL-WDS01"].wiped_disk == 1  # not the SAN LUN at disk 0
+    # The boot server served each host's files to that host's address only, and nothing is left.
+    log = [json.loads(line) for line in (lab.lab_dir / "logs" / "bootserver.log").read_text().splitlines()]
+    assert not list((lab.lab_dir / "boot" / "unattend").glob("*"))
+    assert all(entry["status"] in (200, 404) for entry in log)
