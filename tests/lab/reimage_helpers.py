@@ -188,6 +188,7 @@ def render_files(
         "reimage__time_zone": "Romance Standard Time",
         "reimage__admin_name": "rb-admin",
         "reimage__admin_password": password,
+        "reimage__bootstrap_password": password,  # what the answer file gives (the role rotates it)
         "reimage__winrm_cert_enroll_url": "",
         "reimage__winrm_cert_template": "RebuildWinRM",
     }
