@@ -774,6 +774,26 @@ _UNC = re.compile(r"'\\\\[^'\\]+\\[^'\\]+")
 _NET_USE_AS = re.compile(r"net(\.exe)?\s+use\s+\S+\s+\S+\s+\S*/user:", re.IGNORECASE)
 
 
+_LOGS_OFF_OR_LOCKS = re.compile(
+    r"^\s*(shutdown(\.exe)?\s+(/l|-l)\b|logoff(\.exe)?\b|rundll32(\.exe)?\s+user32\.dll,\s*LockWorkStation)",
+    re.IGNORECASE,
+)
+
+
+def _console_after_first_logon(answer: AnswerFile) -> str:
+    """Who stays logged on at the console after AutoLogon ran the FirstLogonCommands.
+
+    Microsoft Learn, "AutoLogon" and "FirstLogonCommands" (Microsoft-Windows-Shell-Setup): AutoLogon
+    logs the account on and the commands run in that session before the desktop shows; nothing
+    ends the session afterwards. Only a last command that logs off (shutdown /l, logoff) or locks
+    the workstation leaves the console closed.
+    """
+    if not answer.auto_logon_user:
+        return ""
+    last = answer.first_logon_commands[-1] if answer.first_logon_commands else ""
+    return "" if _LOGS_OFF_OR_LOCKS.search(last) else answer.auto_logon_user
+
+
 def _first_logon_stamp(commands: str, image: AppliedImage) -> tuple[str, str] | None:
     """What the first-logon stamp writes: (ImageId, ImageSha256), or None when it cannot run.
 
@@ -834,6 +854,7 @@ def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> 
             state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"][
                 "LocalAccountTokenFilterPolicy"
             ] = 1
+        state.console_session = _console_after_first_logon(answer)
         if _STAMPS.search(commands):
             stamp = _first_logon_stamp(commands, image)
             if stamp is not None:

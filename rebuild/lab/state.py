@@ -91,6 +91,7 @@ class TwinState:
     # {number, bus (MSFT_Disk BusType), size_gb, serial, holds: system|data}.
     disks: list[dict[str, Any]] = field(default_factory=list)
     wiped_disk: int = -1  # the DiskID Windows Setup last wiped (-1: never)
+    console_session: str = ""  # who is logged on, unlocked, at the console ("" = nobody)
     history: list[dict[str, Any]] = field(default_factory=list)  # lab events: boots, resets, packets
 
     def to_json(self) -> str:

@@ -297,3 +297,21 @@ def test_first_logon_stamp_reading_the_share_as_a_local_account_is_refused(tmp_p
     # Not filled in (WinPE's script did not run): the literals are what gets stamped.
     state = clean_state(lab.twins["ARL-PC-0001"], parse_answer_file(text), image)
     assert state.registry[STAMP_KEY]["ImageSha256"] == "REBUILD-IMAGE-SHA256"
+
+
+def test_autologon_session_is_closed_by_the_last_first_logon_command(tmp_path: Path) -> None:
+    from rebuild.lab.answerfile import parse_answer_file
+    from rebuild.lab.images import clean_state, ensure_repository, read_image
+
+    lab = make_lab(tmp_path, physical_servers=False)
+    try:
+        image = read_image(ensure_repository(lab.config.lab_dir)["windows-11-23h2"].path)
+        _, path = render_entry(lab, "ARL-PC-0001", "http://boot:8080", PASSWORD)
+        new = path.read_text().replace("REBUILD-SYSTEM-DISK", "0")
+    finally:
+        lab.store.close()
+    old = re.sub(r"<SynchronousCommand[^>]*>\s*<Order>4</Order>.*?</SynchronousCommand>", "", new, flags=re.S)
+    assert "shutdown.exe /l" in new and "shutdown.exe /l" not in old
+    record = lab.twins["ARL-PC-0001"]
+    assert clean_state(record, parse_answer_file(old), image).console_session == "rb-admin"
+    assert clean_state(record, parse_answer_file(new), image).console_session == ""
