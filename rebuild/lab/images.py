@@ -774,6 +774,21 @@ _UNC = re.compile(r"'\\\\[^'\\]+\\[^'\\]+")
 _NET_USE_AS = re.compile(r"net(\.exe)?\s+use\s+\S+\s+\S+\s+\S*/user:", re.IGNORECASE)
 
 
+def _enrolment_failure(commands: str, answer: AnswerFile) -> str:
+    """Why Get-Certificate fails at first logon, or "" (no enrolment, or it can authenticate).
+
+    Microsoft Learn, "Get-Certificate": against an enrollment policy server URL the request is
+    authenticated with -Credential (username/password) or the caller's Kerberos identity; a
+    workgroup machine at first logon (no JoinDomain in the answer file) has no domain identity,
+    so without -Credential the enrolment fails and no HTTPS listener gets a certificate.
+    """
+    if "Get-Certificate" not in commands or "-Url" not in commands:
+        return ""
+    if "-Credential" in commands or answer.join_domain:
+        return ""
+    return "Get-Certificate: the enrollment policy server requires authentication (no credential)"
+
+
 _LOGS_OFF_OR_LOCKS = re.compile(
     r"^\s*(shutdown(\.exe)?\s+(/l|-l)\b|logoff(\.exe)?\b|rundll32(\.exe)?\s+user32\.dll,\s*LockWorkStation)",
     re.IGNORECASE,
@@ -849,7 +864,12 @@ def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> 
         if _HAS_WINRM_HTTPS.search(commands):
             state.services["WinRM"].start_mode = "Automatic"
             state.services["WinRM"].state = "Running"
-            state.registry.update(_winrm_listener_keys())
+            failure = _enrolment_failure(commands, answer)
+            if not failure:
+                state.registry.update(_winrm_listener_keys())
+            elif "WinRMHttpsError" in commands:
+                # The command catches the failure and writes it where the controller can read it.
+                state.registry.setdefault(STAMP_KEY, {})["WinRMHttpsError"] = failure
         if _TOKEN_FILTER.search(commands):
             state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"][
                 "LocalAccountTokenFilterPolicy"
@@ -858,7 +878,7 @@ def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> 
         if _STAMPS.search(commands):
             stamp = _first_logon_stamp(commands, image)
             if stamp is not None:
-                state.registry[STAMP_KEY] = {"ImageId": stamp[0], "ImageSha256": stamp[1]}
+                state.registry.setdefault(STAMP_KEY, {}).update({"ImageId": stamp[0], "ImageSha256": stamp[1]})
                 state.image_id, state.image_sha256 = stamp
     state.phase = Phase.CLEAN
     return state

@@ -148,6 +148,7 @@ def render_files(
     system_disk_serial: str = "",
     image_share_user: str = "rebuild-image-reader",
     image_share_password: str = "",
+    enroll_url: str = "",
 ) -> tuple[Path, Path]:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -189,7 +190,9 @@ def render_files(
         "reimage__admin_name": "rb-admin",
         "reimage__admin_password": password,
         "reimage__bootstrap_password": password,  # what the answer file gives (the role rotates it)
-        "reimage__winrm_cert_enroll_url": "",
+        "reimage__winrm_cert_enroll_url": enroll_url,
+        "reimage__winrm_cert_enroll_user": "PKI\\rebuild-enrol" if enroll_url else "",
+        "reimage__winrm_cert_enroll_password": "Enrol-Pass-1" if enroll_url else "",
         "reimage__winrm_cert_template": "RebuildWinRM",
     }
     (boot_root / "unattend").mkdir(parents=True, exist_ok=True)

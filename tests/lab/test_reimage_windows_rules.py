@@ -315,3 +315,34 @@ def test_autologon_session_is_closed_by_the_last_first_logon_command(tmp_path: P
     record = lab.twins["ARL-PC-0001"]
     assert clean_state(record, parse_answer_file(old), image).console_session == "rb-admin"
     assert clean_state(record, parse_answer_file(new), image).console_session == ""
+
+
+def test_certificate_enrolment_without_credential_leaves_no_https_listener(tmp_path: Path) -> None:
+    from rebuild.lab.answerfile import parse_answer_file
+    from rebuild.lab.images import STAMP_KEY, clean_state, ensure_repository, read_image
+
+    lab = make_lab(tmp_path, physical_servers=False)
+    try:
+        image = read_image(ensure_repository(lab.config.lab_dir)["windows-11-23h2"].path)
+        url = "https://pki.ghal.lan/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP"
+        _, path = render_entry(lab, "ARL-PC-0001", "http://boot:8080", PASSWORD, enroll_url=url)
+        new = path.read_text().replace("REBUILD-SYSTEM-DISK", "0")
+    finally:
+        lab.store.close()
+    assert "-Credential $cred" in new and "Enrol-Pass-1" in new
+    listener = "HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WSMAN\\Listener\\*+HTTPS"
+    record = lab.twins["ARL-PC-0001"]
+    # The old command: Get-Certificate -Url without -Credential, HTTP listener removed regardless.
+    old = re.sub(r"\$p = ConvertTo-SecureString.*?\$cred = [^;]*; ", "", new).replace(
+        " -Credential $cred", ""
+    )
+    old = re.sub(r"try \{ (.*?) \} catch \{[^}]*\}", r"\1", old)
+    state = clean_state(record, parse_answer_file(old), image)
+    assert listener not in state.registry and "WinRMHttpsError" not in state.registry.get(STAMP_KEY, {})
+    # The product's command with the failure (same missing credential): the failure is reported.
+    failing = new.replace(" -Credential $cred", "")
+    state = clean_state(record, parse_answer_file(failing), image)
+    assert listener not in state.registry
+    assert "requires authentication" in state.registry[STAMP_KEY]["WinRMHttpsError"]
+    # With the enrolment credential: the HTTPS listener exists.
+    assert listener in clean_state(record, parse_answer_file(new), image).registry
