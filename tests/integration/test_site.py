@@ -583,3 +583,16 @@ def test_reimaged_hosts_keep_their_own_secret_not_the_answer_files(
     log = [json.loads(line) for line in (lab.lab_dir / "logs" / "bootserver.log").read_text().splitlines()]
     assert not list((lab.lab_dir / "boot" / "unattend").glob("*"))
     assert all(entry["status"] in (200, 404) for entry in log)
+
+
+def test_a_missing_image_share_secret_is_named_before_anything_boots(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    lab_environ(lab)
+    for path in (lab.state_dir / "secrets").glob("site-arlon.image_share_user*"):
+        path.unlink()
+    host = "ARL-URG-0001"
+    run_site(_options(lab, limit=(host,)))
+    record = Journal.in_state_dir(lab.state_dir).host(host)
+    assert record.phase is Phase.FAILED and "image_share_user" in record.reason, record.reason
+    assert not [e for e in _histories(lab)[host] if e["event"] in TRIGGER_EVENTS]  # nothing booted
