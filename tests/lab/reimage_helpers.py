@@ -11,7 +11,8 @@ import json
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,20 @@ def make_lab(tmp_path: Path, imaging_seconds: float = 0.5, physical_servers: boo
     records = {n: r for n, r in twins(prefix).items() if physical_servers or not r.redfish_system_id}
     store.put_many({n: initial_state(r, OLD_PASSWORD) for n, r in records.items()})
     return Lab(config, store, records)
+
+
+@contextmanager
+def running_services(tmp_path: Path, physical_servers: bool = False) -> Iterator[tuple[Lab, Any]]:
+    """A lab with its reimage services running (Redfish only with physical servers); stopped after."""
+    from rebuild.lab import reimage
+
+    lab = make_lab(tmp_path, physical_servers=physical_servers)
+    services = reimage.start(lab)
+    try:
+        yield lab, services
+    finally:
+        services.stop()
+        lab.store.close()
 
 
 def catalogue(lab: Lab) -> dict[str, Any]:

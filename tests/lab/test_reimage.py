@@ -20,6 +20,7 @@ from reimage_helpers import (
     magic_packet,
     make_lab,
     render_entry,
+    running_services,
     send_wol,
     wait_for,
 )
@@ -35,13 +36,8 @@ NEW_PASSWORD = "N3w-Per-Host-Secret!<&>"  # XML-special characters: the answer f
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[Lab, reimage.ReimageServices]]:
-    lab = make_lab(tmp_path, physical_servers=False)  # Redfish has its own test module
-    services = reimage.start(lab)
-    try:
-        yield lab, services
-    finally:
-        services.stop()
-        lab.store.close()
+    with running_services(tmp_path) as pair:  # Redfish has its own test module
+        yield pair
 
 
 def phase(lab: Lab, name: str) -> str:

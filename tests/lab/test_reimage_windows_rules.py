@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reimage_helpers import catalogue, events, make_lab, render_entry, wait_for
+from reimage_helpers import catalogue, events, make_lab, render_entry, running_services, wait_for
 
 from rebuild.lab import reimage
 from rebuild.lab.context import Lab
@@ -23,13 +23,8 @@ PASSWORD = "Rule-Test-Pass-1"
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[Lab, reimage.ReimageServices]]:
-    lab = make_lab(tmp_path, physical_servers=False)
-    services = reimage.start(lab)
-    try:
-        yield lab, services
-    finally:
-        services.stop()
-        lab.store.close()
+    with running_services(tmp_path) as pair:  # Redfish has its own test module
+        yield pair
 
 
 def _failure(lab: Lab, name: str) -> str:
