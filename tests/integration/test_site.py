@@ -596,3 +596,33 @@ def test_a_missing_image_share_secret_is_named_before_anything_boots(
     record = Journal.in_state_dir(lab.state_dir).host(host)
     assert record.phase is Phase.FAILED and "image_share_user" in record.reason, record.reason
     assert not [e for e in _histories(lab)[host] if e["event"] in TRIGGER_EVENTS]  # nothing booted
+
+
+def test_host_back_before_its_bootstrap_secret_was_replaced_is_not_wiped_again(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    lab_environ(lab)
+    host = "ARL-WDS01"  # a server: a second reset through its BMC would wipe it again
+    run_site(_options(lab, limit=(host,)))
+    journal = Journal.in_state_dir(lab.state_dir)
+    store = SecretStore(lab.state_dir)
+    assert journal.host(host).phase is Phase.REIMAGED
+    # As if the run died after the host came back, before the role replaced the bootstrap secret.
+    twins = StateStore(lab.lab_dir / "twins.sqlite")
+    try:
+        state = twins.get(host)
+        assert state is not None
+        state.users["rb-admin"].password = str(store.get(host, "local_admin_bootstrap"))
+        twins.put(host, state)
+    finally:
+        twins.close()
+    journal.transition(host, Phase.REIMAGING, run_id=journal.runs()[-1].id, force=True)
+
+    assert _twins(lab)[host].users["rb-admin"].password != store.get(host)
+    assert Journal.in_state_dir(lab.state_dir).host(host).phase is Phase.REIMAGING
+    run_site(_options(lab, limit=(host,)))
+    record = Journal.in_state_dir(lab.state_dir).host(host)
+    assert record.phase is Phase.REIMAGED, (record.phase, record.reason)
+    history = _histories(lab)[host]
+    assert [e["status"] for e in history if e["event"] == "reimage"] == ["started", "done"]  # once
+    assert _twins(lab)[host].users["rb-admin"].password == store.get(host)
