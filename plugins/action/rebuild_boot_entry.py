@@ -12,6 +12,7 @@ description:
     (C(delegate_to) the boot server), and the role's WinPE files (C(files/winpe/winpeshl.ini),
     C(files/winpe/rebuild-setup.ps1)) under C(<pxe_root>/winpe/rebuild/) (0644, no secret);
     C(state=absent) removes the host's three files.
+  - The entry is always written anew (removed first): the boot server serves an entry file once.
   - When the boot server is the controller itself (local connection), files are written directly and
     atomically in one step, without a module run per file - this keeps a whole fleet's reimaging cheap
     on the controller. Otherwise the standard C(copy) / C(file) actions do the transfer.
@@ -137,6 +138,9 @@ class ActionModule(ActionBase):
         rendered.update(winpe)
         rendered[ipxe] = self._render(args.get("ipxe_template", "ipxe.j2"), task_vars)
         modes = {path: ("0644" if path in winpe or path == ipxe else "0600") for path in rendered}
+        # A new entry is a new one-shot: the boot server serves an entry file once, so one left by
+        # an interrupted run (same content) must not be kept as it is, already served.
+        self._remove(local, [ipxe], task_vars)
         if local:
             os.makedirs(os.path.dirname(answer), mode=0o700, exist_ok=True)
             os.makedirs(os.path.join(root, "winpe", "rebuild"), mode=0o755, exist_ok=True)

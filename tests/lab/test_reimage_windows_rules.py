@@ -341,3 +341,24 @@ def test_certificate_enrolment_without_credential_leaves_no_https_listener(tmp_p
     assert "requires authentication" in state.registry[STAMP_KEY]["WinRMHttpsError"]
     # With the enrolment credential: the HTTPS listener exists.
     assert listener in clean_state(record, parse_answer_file(new), image).registry
+
+
+def test_an_entry_written_again_is_served_again_once() -> None:
+    """The boot server's one-shot is per entry file: a rewritten entry (new run) is a new one."""
+    import tempfile
+
+    from rebuild.lab.bootserver import BootServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "boot"
+        server = BootServer(root, Path(tmp) / "log").start()
+        try:
+            entry = root / "mac-02000a000001.ipxe"
+            entry.write_text("#!ipxe\n# rebuild-entry: one-shot client=127.9.0.2\nkernel wimboot\n")
+            assert b"kernel wimboot" in server.resolve(entry.name, "127.9.0.2")[1]
+            assert server.resolve(entry.name, "127.9.0.2")[1].endswith(b"exit\n")
+            entry.unlink()  # what rebuild_boot_entry does before writing an entry
+            entry.write_text("#!ipxe\n# rebuild-entry: one-shot client=127.9.0.2\nkernel wimboot\n")
+            assert b"kernel wimboot" in server.resolve(entry.name, "127.9.0.2")[1]
+        finally:
+            server.stop()
