@@ -878,7 +878,8 @@ def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> 
         if _STAMPS.search(commands):
             stamp = _first_logon_stamp(commands, image)
             if stamp is not None:
-                state.registry.setdefault(STAMP_KEY, {}).update({"ImageId": stamp[0], "ImageSha256": stamp[1]})
+                values = {"ImageId": stamp[0], "ImageSha256": stamp[1]}
+                state.registry.setdefault(STAMP_KEY, {}).update(values)
                 state.image_id, state.image_sha256 = stamp
     state.phase = Phase.CLEAN
     return state
