@@ -76,6 +76,9 @@ ENV_CREDENTIALS = {
     "REBUILD_HYPERVISOR_TOKEN": "hypervisor_token",
     "REBUILD_DOMAIN_JOIN_USER": "domain_join_user",
     "REBUILD_DOMAIN_JOIN_PASSWORD": "domain_join_password",
+    # Read-only account of the image share (Setup's InstallFrom/Credentials): guest access is refused.
+    "REBUILD_IMAGE_SHARE_USER": "image_share_user",
+    "REBUILD_IMAGE_SHARE_PASSWORD": "image_share_password",
 }
 # The redeploy role joins a host to the site's domain with these (roles/redeploy/defaults).
 DOMAIN_JOIN_SECRETS = ("domain_join_user", "domain_join_password")
@@ -956,6 +959,10 @@ class SiteRun:
         if current is not None and self.store.get(host, "local_admin_previous") is None:
             self.store.put(host, current, "local_admin_previous")
         self.store.rotate(host)
+        # The built-in Administrator's password in the answer file (Server OOBE needs one).
+        self.store.rotate(host, "builtin_admin")
+        # The answer file's one-time local admin secret, replaced over WinRM at first contact.
+        self.store.rotate(host, "local_admin_bootstrap")
 
     def _check_vault_key(self) -> None:
         """Before anything is recorded: the store's key exists, is private, and opens the store.
