@@ -146,7 +146,11 @@ class ActionModule(ActionBase):
         result.update(
             failed=True,
             rebuild_quarantine=True,
-            msg="; ".join(f"{c['check']}: {c['message']}" for c in outcome.failed_checks)[:2000]
+            # Named conditions first (e.g. "held back by patch_level"): the journal's reason says it.
+            msg=(
+                (f"held back by {', '.join(outcome.conditions)}; " if outcome.conditions else "")
+                + "; ".join(f"{c['check']}: {c['message']}" for c in outcome.failed_checks)
+            )[:2000]
             or "verification failed",
         )
         return result

@@ -65,6 +65,7 @@ SERVICE_COLUMNS = (
     "failed",
     "quarantined",
     "promoted",
+    "below_patch_level",
 )
 
 
@@ -88,6 +89,7 @@ def render_csv(report: Report) -> str:
                 c.failed,
                 c.quarantined,
                 c.promoted,
+                c.below_patch_level,
             ]
         )
     return out.getvalue()
@@ -103,6 +105,7 @@ PROBLEM_COLUMNS = (
     "phase",
     "reason",
     "failing_checks",
+    "conditions",
 )
 
 
@@ -122,6 +125,7 @@ def render_problems_csv(report: Report) -> str:
                 p.phase,
                 p.reason,
                 " | ".join(p.failing_checks),
+                " ".join(p.conditions),
             ]
         )
     return out.getvalue()
