@@ -30,7 +30,7 @@ _BUILD = re.compile(r"^\d{5}$")
 @dataclass(frozen=True)
 class Package:
     kb: str
-    file: str  # relative to the controller's package directory
+    file: str  # relative to the catalogue's https repository
     sha256: str
     ubr: int  # the level the package brings the host to
 
@@ -60,6 +60,7 @@ class PatchCatalogue:
     levels: dict[str, OsPatchLevel]
     image_built: dict[str, dt.date]  # image_id -> day built
     update_timeout_minutes: int
+    repository: str  # https:// root the offline packages' files are relative to
 
     def for_os(self, os_key: str, where: str = "") -> OsPatchLevel:
         if os_key not in self.levels:
@@ -98,11 +99,17 @@ def parse_patch_catalogue(raw: Any, source: Path) -> PatchCatalogue:
     """Validate the whole file; ConfigError naming the file, the entry and what is wrong."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping with max_image_age_days, os and images")
-    unknown = sorted(set(raw) - {"max_image_age_days", "update_timeout_minutes", "os", "images"})
+    unknown = sorted(
+        set(raw) - {"max_image_age_days", "update_timeout_minutes", "repository", "os", "images"}
+    )
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
     default_age = _int(raw.get("max_image_age_days"), f"{source}: max_image_age_days", 1)
     timeout = _int(raw.get("update_timeout_minutes", 60), f"{source}: update_timeout_minutes", 1)
+    repository = str(raw.get("repository") or "")
+    if repository and not repository.startswith("https://"):
+        # The host fetches the packages itself; an NTLM WinRM session has no second hop to a share.
+        raise ConfigError(f"{source}: repository {repository!r} must be an https:// URL")
     oses = raw.get("os")
     if not isinstance(oses, Mapping) or not oses:
         raise ConfigError(f"{source}: 'os' must map each OS key to its patch level")
@@ -130,6 +137,8 @@ def parse_patch_catalogue(raw: Any, source: Path) -> PatchCatalogue:
             raise ConfigError(f"{where}: packages must be a list")
         parsed = tuple(_package(p, f"{where} packages[{i}]") for i, p in enumerate(packages))
         minimum = _int(entry.get("minimum_ubr"), f"{where}: minimum_ubr")
+        if parsed and not repository:
+            raise ConfigError(f"{where}: packages need the catalogue's repository (https:// root)")
         if src == "offline" and parsed and max(p.ubr for p in parsed) < minimum:
             raise ConfigError(
                 f"{where}: the packages reach UBR {max(p.ubr for p in parsed)}, below minimum_ubr {minimum}"
@@ -155,7 +164,7 @@ def parse_patch_catalogue(raw: Any, source: Path) -> PatchCatalogue:
             raise ConfigError(
                 f"{source}: images {image_id}: built {value!r} is not a date (YYYY-MM-DD)"
             ) from None
-    return PatchCatalogue(source, levels, built, timeout)
+    return PatchCatalogue(source, levels, built, timeout, repository)
 
 
 def load_patch_catalogue(path: Path | None = None) -> PatchCatalogue:

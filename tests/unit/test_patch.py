@@ -98,15 +98,34 @@ def test_plan_refuses_an_image_of_unknown_age(
     ],
 )
 def test_bad_entry_named(entry: dict[str, object], message: str) -> None:
-    raw = {"max_image_age_days": 30, "os": {"windows-server-2022": entry}}
+    raw = {
+        "max_image_age_days": 30,
+        "repository": "https://updates.example",
+        "os": {"windows-server-2022": entry},
+    }
     with pytest.raises(ConfigError, match=r"patch_levels\.yml: os windows-server-2022") as info:
         parse_patch_catalogue(raw, Path("patch_levels.yml"))
     assert message in str(info.value)
 
 
+def test_packages_need_an_https_repository() -> None:
+    entry = {
+        "build": "20348",
+        "minimum_ubr": 5,
+        "source": "offline",
+        "packages": [{"kb": "KB5070312", "file": "u.msu", "sha256": "a" * 64, "ubr": 5}],
+    }
+    with pytest.raises(ConfigError, match="packages need the catalogue's repository"):
+        parse_patch_catalogue({"max_image_age_days": 3, "os": {"windows-server-2022": entry}}, Path("p.yml"))
+    with pytest.raises(ConfigError, match="repository 'file:///srv/u' must be an https:// URL"):
+        raw = {"max_image_age_days": 3, "repository": "file:///srv/u", "os": {"windows-server-2022": entry}}
+        parse_patch_catalogue(raw, Path("p.yml"))
+
+
 def test_missing_packages_in_order() -> None:
     raw = {
         "max_image_age_days": 30,
+        "repository": "https://updates.example",
         "os": {
             "windows-server-2022": {
                 "build": "20348",
