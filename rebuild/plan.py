@@ -18,6 +18,7 @@ from typing import Any
 from rebuild.errors import ConfigError
 from rebuild.inventory import load_inventory_hosts
 from rebuild.model import Host, Kind
+from rebuild.patch import refuse_stale_images
 from rebuild.register import EXAMPLE_REGISTER, load_register
 from rebuild.sites import Site, get_site
 from rebuild.tiers import Tier, tier_table
@@ -221,4 +222,5 @@ def plan_for(
         result = load_register(register or EXAMPLE_REGISTER, sheet=sheet)
         result.raise_for_problems()
         hosts = result.hosts
+    refuse_stale_images(h.os for h in hosts if h.site == site.name)
     return plan_site(hosts, site)

@@ -41,10 +41,12 @@ else:
         from rebuild.harden.baseline import load_baseline
         from rebuild.harden.exceptions import load_exceptions
         from rebuild.iocs import load_indicators
+        from rebuild.patch import load_patch_catalogue
 
         load_exceptions(None, known_controls=load_baseline().ids)
         load_catalogue()
         load_indicators()
+        load_patch_catalogue()
 
 _ARGS = frozenset(("run_dir", "defender_max_signature_age_hours", "previous_secret_name", "timeout"))
 _HOSTVARS = (
@@ -146,7 +148,11 @@ class ActionModule(ActionBase):
         result.update(
             failed=True,
             rebuild_quarantine=True,
-            msg="; ".join(f"{c['check']}: {c['message']}" for c in outcome.failed_checks)[:2000]
+            # Named conditions first (e.g. "held back by patch_level"): the journal's reason says it.
+            msg=(
+                (f"held back by {', '.join(outcome.conditions)}; " if outcome.conditions else "")
+                + "; ".join(f"{c['check']}: {c['message']}" for c in outcome.failed_checks)
+            )[:2000]
             or "verification failed",
         )
         return result

@@ -55,6 +55,7 @@ from rebuild.orchestrator.interlocks import (
 )
 from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress, Synchronized
 from rebuild.orchestrator.resume import HostWork, host_work, playbook_gated, playbook_phases
+from rebuild.patch import refuse_stale_images
 from rebuild.plan import Plan, Wave, plan_site
 from rebuild.promote import load_config as load_promotion_config
 from rebuild.promote import promote_verified
@@ -381,6 +382,7 @@ class SiteRun:
             site_networks(site, group_var(inventory, site.group_name, SITE_NETWORKS_VAR), where=label),
             inventory_label=label,
         )
+        refuse_stale_images(h.os for h in hosts if h.site == site.name)  # before the journal records
         self.batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,

@@ -552,3 +552,34 @@ def test_a_host_of_another_site_is_checked_by_its_own_site_run(site_dir: Path, s
     bastogne = dataclasses.replace(arlon, site="bastogne", new_journal=True)
     with pytest.raises(SafetyError, match=r"BAS-DC01: address 10\.11\.0\.99 is outside bastogne's networks"):
         run_site(bastogne)
+
+
+# -- issue 14 item 1: a stale golden image is refused before anything is recorded ---------------
+
+
+def test_a_stale_image_refuses_the_site_run_naming_it(
+    site_dir: Path,
+    state: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
+    catalogue = yaml.safe_load((data / "patch_levels.yml").read_text(encoding="utf-8"))
+    catalogue["images"]["ghal-ws2022-std-2026.11"] = {"built": "2019-03-01"}
+    (data / "patch_levels.yml").write_text(yaml.safe_dump(catalogue), encoding="utf-8")
+    monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
+    _refused(
+        capsys,
+        2,
+        _site(site_dir, state),
+        "image ghal-ws2022-std-2026.11 (windows-server-2022) was built 2019-03-01",
+        "the patch catalogue allows 120 days",
+        "refused before anything was recorded or touched",
+    )
+    assert _runs(state) == 0
+    with Journal(state / JOURNAL_FILE) as journal:
+        assert {h.phase.value for h in journal.hosts()} == {"pending"}
