@@ -58,7 +58,6 @@ class OsPatchLevel:
 class PatchCatalogue:
     source: Path
     levels: dict[str, OsPatchLevel]
-    image_built: dict[str, dt.date]  # image_id -> day built
     update_timeout_minutes: int
     repository: str  # https:// root the offline packages' files are relative to
 
@@ -99,9 +98,7 @@ def parse_patch_catalogue(raw: Any, source: Path) -> PatchCatalogue:
     """Validate the whole file; ConfigError naming the file, the entry and what is wrong."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping with max_image_age_days, os and images")
-    unknown = sorted(
-        set(raw) - {"max_image_age_days", "update_timeout_minutes", "repository", "os", "images"}
-    )
+    unknown = sorted(set(raw) - {"max_image_age_days", "update_timeout_minutes", "repository", "os"})
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
     default_age = _int(raw.get("max_image_age_days"), f"{source}: max_image_age_days", 1)
@@ -152,19 +149,7 @@ def parse_patch_catalogue(raw: Any, source: Path) -> PatchCatalogue:
             parsed,
             _int(entry.get("max_image_age_days", default_age), f"{where}: max_image_age_days", 1),
         )
-    images = raw.get("images") or {}
-    if not isinstance(images, Mapping):
-        raise ConfigError(f"{source}: 'images' must map image ids to {{built: YYYY-MM-DD}}")
-    built: dict[str, dt.date] = {}
-    for image_id, entry in images.items():
-        value = entry.get("built") if isinstance(entry, Mapping) else None
-        try:
-            built[str(image_id)] = value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-        except ValueError:
-            raise ConfigError(
-                f"{source}: images {image_id}: built {value!r} is not a date (YYYY-MM-DD)"
-            ) from None
-    return PatchCatalogue(source, levels, built, timeout, repository)
+    return PatchCatalogue(source, levels, timeout, repository)
 
 
 def load_patch_catalogue(path: Path | None = None) -> PatchCatalogue:
@@ -178,8 +163,19 @@ def load_patch_catalogue(path: Path | None = None) -> PatchCatalogue:
     return parse_patch_catalogue(raw, path)
 
 
-def image_ids(images_file: Path | None = None) -> dict[str, str]:
-    """OS key -> image_id of the image catalogue (images.yml)."""
+@dataclass(frozen=True)
+class CatalogueImage:
+    """What the stale-image rule needs of an image catalogue entry (images.yml)."""
+
+    image_id: str
+    built: dt.date | None  # the day the golden image was built (offline servicing included)
+
+
+def catalogue_images(images_file: Path | None = None) -> dict[str, CatalogueImage]:
+    """OS key -> image id and build date of the image catalogue the hosts are reimaged from.
+
+    The build date lives with the image it describes (images.yml `built`), so a catalogue of
+    other images (a site's own, the lab's) carries its own dates."""
     path = images_file or default_data_dir() / "images.yml"
     try:
         raw = load_shared_yaml(path)
@@ -190,7 +186,24 @@ def image_ids(images_file: Path | None = None) -> dict[str, str]:
     entries = raw.get("images") if isinstance(raw, Mapping) else None
     if not isinstance(entries, Mapping):
         raise ConfigError(f"image catalogue {path}: no 'images' mapping")
-    return {str(k): str((v or {}).get("image_id") or "") for k, v in entries.items()}
+    images: dict[str, CatalogueImage] = {}
+    for os_key, entry in entries.items():
+        entry = entry if isinstance(entry, Mapping) else {}
+        value = entry.get("built")
+        try:
+            built = (
+                None
+                if value is None
+                else value
+                if isinstance(value, dt.date)
+                else dt.date.fromisoformat(str(value))
+            )
+        except ValueError:
+            raise ConfigError(
+                f"image catalogue {path}: {os_key}: built {value!r} is not a date (YYYY-MM-DD)"
+            ) from None
+        images[str(os_key)] = CatalogueImage(str(entry.get("image_id") or ""), built)
+    return images
 
 
 def stale_images(
@@ -198,40 +211,47 @@ def stale_images(
     *,
     today: dt.date,
     catalogue: PatchCatalogue | None = None,
-    images: Mapping[str, str] | None = None,
+    images_file: Path | None = None,
 ) -> list[str]:
     """One line per OS whose image is too old (or of unknown age) to rebuild hosts from."""
     catalogue = catalogue or load_patch_catalogue()
-    images = images if images is not None else image_ids()
+    images = catalogue_images(images_file)
+    source = images_file or default_data_dir() / "images.yml"
     problems: list[str] = []
     for os_key in sorted(set(os_keys)):
-        image_id = images.get(os_key, "")
-        if not image_id:
+        image = images.get(os_key)
+        if image is None or not image.image_id:
             continue  # not in the image catalogue: the inventory/reimage checks name it
-        level = catalogue.for_os(os_key, f"image {image_id}")
-        built = catalogue.image_built.get(image_id)
-        if built is None:
+        level = catalogue.for_os(os_key, f"image {image.image_id}")
+        if image.built is None:
             problems.append(
-                f"image {image_id} ({os_key}) has no build date in {catalogue.source} (images: "
-                f"{image_id}: {{built: YYYY-MM-DD}}): its age cannot be checked"
+                f"image {image.image_id} ({os_key}) has no build date in {source} ({os_key}: "
+                "built: YYYY-MM-DD): its age cannot be checked"
             )
             continue
-        age = (today - built).days
+        age = (today - image.built).days
         if age > level.max_image_age_days:
             problems.append(
-                f"image {image_id} ({os_key}) was built {built.isoformat()}, {age} days ago; "
+                f"image {image.image_id} ({os_key}) was built {image.built.isoformat()}, {age} days ago; "
                 f"the patch catalogue allows {level.max_image_age_days} days"
             )
     return problems
 
 
-def refuse_stale_images(os_keys: Iterable[str], *, today: dt.date | None = None) -> None:
-    """Raise ConfigError naming every stale image: nothing is planned or recorded from one."""
-    problems = stale_images(os_keys, today=today or dt.date.today())
+def refuse_stale_images(
+    os_keys_by_catalogue: Mapping[Path | None, Iterable[str]], *, today: dt.date | None = None
+) -> None:
+    """Raise ConfigError naming every stale image: nothing is planned or recorded from one.
+    Keys are image catalogues (None: the project's), values the OS keys reimaged from each."""
+    problems = [
+        problem
+        for images_file, os_keys in os_keys_by_catalogue.items()
+        for problem in stale_images(os_keys, today=today or dt.date.today(), images_file=images_file)
+    ]
     if problems:
         raise ConfigError(
             "stale golden image(s), refused before anything was recorded or touched:\n  "
             + "\n  ".join(problems)
             + "\nService the image offline with the month's cumulative update (docs/site-run.md, "
-            "Patch level), record its new build date in the patch catalogue, then plan again."
+            "Patch level), record its new build date in the image catalogue, then plan again."
         )

@@ -21,6 +21,7 @@ ints, REG_SZ str, REG_MULTI_SZ lists. Values are the Windows defaults of that OS
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import re
 import secrets
@@ -291,6 +292,9 @@ def ensure_repository(lab_dir: Path, product_catalogue: Path = PRODUCT_CATALOGUE
                 "file": i.file,
                 "sha256": i.sha256,
                 "ui_languages": list(i.ui_languages),
+                # The lab makes its images itself: built the day their file was written (a lab
+                # kept for months has images that old, and the stale-image rule says so).
+                "built": dt.date.fromtimestamp(i.path.stat().st_mtime).isoformat(),
             }
             for k, i in images.items()
         }

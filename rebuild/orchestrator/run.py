@@ -39,6 +39,7 @@ from rebuild.hostnames import host_file
 from rebuild.inventory import (
     group_var,
     hosts_of_inventory,
+    image_catalogues_of,
     read_ansible_inventory,
     site_groups_of_inventory,
 )
@@ -382,7 +383,9 @@ class SiteRun:
             site_networks(site, group_var(inventory, site.group_name, SITE_NETWORKS_VAR), where=label),
             inventory_label=label,
         )
-        refuse_stale_images(h.os for h in hosts if h.site == site.name)  # before the journal records
+        refuse_stale_images(  # before the journal records
+            image_catalogues_of(inventory, (h for h in hosts if h.site == site.name), site.group_name)
+        )
         self.batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,
@@ -812,8 +815,11 @@ class SiteRun:
             # Quarantine then promote: hosts that passed verification leave the
             # recovery network now (rebuild.promote); quarantined ones stay.
             promoted = promote_verified(
-                self.journal, self.site.name, run_id=self.run_id,
-                operator=self.o.operator, config=self._promotion,
+                self.journal,
+                self.site.name,
+                run_id=self.run_id,
+                operator=self.o.operator,
+                config=self._promotion,
             )
             if promoted.promoted or promoted.errors:
                 progress.emit("promoted", hosts=promoted.promoted, errors=promoted.errors)

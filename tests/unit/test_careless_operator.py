@@ -561,17 +561,19 @@ def test_a_stale_image_refuses_the_site_run_naming_it(
     site_dir: Path,
     state: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    import shutil
-
-    data = tmp_path / "data"
-    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
-    catalogue = yaml.safe_load((data / "patch_levels.yml").read_text(encoding="utf-8"))
-    catalogue["images"]["ghal-ws2022-std-2026.11"] = {"built": "2019-03-01"}
-    (data / "patch_levels.yml").write_text(yaml.safe_dump(catalogue), encoding="utf-8")
-    monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
+    # The site's image catalogue, as the inventory names it, has an image built long ago.
+    catalogue = yaml.safe_load(
+        (PROJECT_ROOT / "inventories" / "data" / "images.yml").read_text(encoding="utf-8")
+    )
+    catalogue["images"]["windows-server-2022"]["built"] = "2019-03-01"
+    images = tmp_path / "site-images.yml"
+    images.write_text(yaml.safe_dump(catalogue), encoding="utf-8")
+    _edit(
+        site_dir / "arlon.yml",
+        lambda groups: groups["site_arlon"]["vars"].update(rebuild_image_catalogue=str(images)),
+    )
     _refused(
         capsys,
         2,
