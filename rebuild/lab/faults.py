@@ -38,6 +38,9 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     "drift_after_redeploy": {"changes": (list, True)},
     # read by Start-Process in the PowerShell evaluator: the installer leaves a child process running
     "installer_leaves_process": {},
+    # read by the microsoft.ad.object_info twin of a DC (rebuild/lab/directory.py): krbtgt was reset
+    # only once since the incident; clearing the fault is the second reset
+    "krbtgt_reset_once": {},
 }
 
 
