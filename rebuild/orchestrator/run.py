@@ -550,9 +550,11 @@ class SiteRun:
                             self.run_id, self.site.name, self.o.operator, how, f"wave tier {wave.tier.id}"
                         )
                         progress.resume()
-                    # -- tier-0 recovery gates (rebuild/orchestrator/tier0_gates.py): before the
-                    # first tier-1+ wave; a gate that does not hold stops the run here (exit 6).
-                    closed = tier0_gates.check_before_wave(gates, wave.tier.id, self.o.say)
+                    # -- tier-0 recovery gates (rebuild/orchestrator/tier0_gates.py): before the first
+                    # tier-1+ wave whose hosts rejoin the domain (redeploy); one that does not hold
+                    # stops the run here (exit 6).
+                    rejoining = [h.hostname for h in wave.hosts if "redeploy" in work[h.hostname].phases]
+                    closed = tier0_gates.check_before_wave(gates, wave.tier.id, rejoining, self.o.say)
                     if closed is not None:
                         status, reason = closed
                         break

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,8 @@ class GateConfig:
         """What `rebuild plan` shows: what is checked, from where, and when."""
         lines = [
             f"Tier-0 gates, checked from the rebuilt {self.directory_service} servers before the first "
-            f"wave of tier {self.check_before_tier} or later (a failing gate stops the run, exit "
+            f"wave of tier {self.check_before_tier} or later whose hosts rejoin the domain (redeploy) "
+            f"(a failing gate stops the run, exit "
             f"{EXIT_GATE_CLOSED}; --override-gate NAME --reason TEXT, journaled):"
         ]
         lines += [f"  - {g.describe()}" for g in self.gates]
@@ -430,10 +431,14 @@ def first_gated_tier(config: GateConfig, tiers: Sequence[int]) -> int | None:
     return min(later) if later else None
 
 
-def check_before_wave(check: GateCheck, tier: int, say: Any) -> tuple[str, str] | None:
-    """Before the first wave of tier `check_before_tier` or later: None to go on, or (status, reason)."""
+def check_before_wave(
+    check: GateCheck, tier: int, rejoining: Sequence[str], say: Callable[[str], None]
+) -> tuple[str, str] | None:
+    """Before the first wave of tier `check_before_tier` or later with hosts that rejoin the domain
+    (`rejoining`: those whose work includes redeploy, where the join is): None to go on, or
+    (status, reason) to stop the run there."""
     config = check.config = check.config or load_gates()
-    if check.checked or tier < config.check_before_tier or not check.domain:
+    if check.checked or tier < config.check_before_tier or not rejoining or not check.domain:
         return None
     check.checked = True
     if check.dry_run:
