@@ -532,6 +532,8 @@ class SiteRun:
             run_dir=str(self.run_dir),
         )
         try:
+            # the gates and incident record are readable before anything is wiped
+            tier0_gates.preflight(gates, [(w.tier.id, tier0_gates.rejoining(w.hosts, work)) for w in plan.waves])
             with _Interrupt() as interrupt:
                 for n, wave in enumerate(plan.waves):
                     if interrupt.requested:
@@ -553,7 +555,7 @@ class SiteRun:
                     # -- tier-0 recovery gates (rebuild/orchestrator/tier0_gates.py): before the first
                     # tier-1+ wave whose hosts rejoin the domain (redeploy); one that does not hold
                     # stops the run here (exit 6).
-                    rejoining = [h.hostname for h in wave.hosts if "redeploy" in work[h.hostname].phases]
+                    rejoining = tier0_gates.rejoining(wave.hosts, work)
                     closed = tier0_gates.check_before_wave(gates, wave.tier.id, rejoining, self.o.say)
                     if closed is not None:
                         status, reason = closed

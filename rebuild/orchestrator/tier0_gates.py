@@ -25,7 +25,8 @@ from typing import Any
 from rebuild.childenv import child_env
 from rebuild.errors import ConfigError, OptionError, RebuildError
 from rebuild.journal import Journal, Phase
-from rebuild.orchestrator.resume import host_work
+from rebuild.model import Host
+from rebuild.orchestrator.resume import HostWork, host_work
 from rebuild.yamlfile import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -154,8 +155,8 @@ def parse_incident(raw: Any, where: str) -> Incident:
     if raw is None:
         raise ConfigError(
             f"{what} is not set: the tier-0 gates compare the directory with the incident record "
-            "(declared_at, krbtgt_kvno; see inventories/data/recovery_gates.yml). Nothing was touched "
-            "past tier 0."
+            "(declared_at, krbtgt_kvno; see inventories/data/recovery_gates.yml). No host of tier 1 "
+            "or later was touched."
         )
     if not isinstance(raw, Mapping) or "declared_at" not in raw or "krbtgt_kvno" not in raw:
         raise ConfigError(f"{what}: needs declared_at and krbtgt_kvno")
@@ -444,13 +445,7 @@ def check_before_wave(
     if check.dry_run:
         say("DRY RUN: the tier-0 gates would be checked here:\n" + config.describe())
         return None
-    from rebuild.inventory import group_var, read_ansible_inventory
-
-    manager = read_ansible_inventory(check.inventory)
-    raw = group_var(manager, f"site_{check.site}", INCIDENT_VAR)
-    if raw is None:
-        raw = group_var(manager, "all", INCIDENT_VAR)
-    incident = parse_incident(raw, f"inventory {check.inventory}")
+    incident = _incident(check)
     servers = [
         h.name
         for h in check.journal.hosts(check.site)
@@ -498,6 +493,32 @@ def check_before_wave(
         + "\nRerun once the gate holds (or --override-gate NAME --reason TEXT; --yes does not override)."
     )
     return GATE_STATUS, reason
+
+
+def rejoining(hosts: Sequence[Host], work: Mapping[str, HostWork]) -> list[str]:
+    """The hosts that rejoin the domain in this run: their work includes redeploy (the join)."""
+    return [h.hostname for h in hosts if "redeploy" in work[h.hostname].phases]
+
+
+def preflight(check: GateCheck, waves: Sequence[tuple[int, Sequence[str]]]) -> None:
+    """Before any wave runs: when a gate will be checked in this run (`waves`: each wave's tier
+    and the hosts that rejoin the domain in it), the gates and the incident record must be
+    readable now, not after tier 0 was rebuilt (ConfigError, exit 2)."""
+    config = check.config = check.config or load_gates()
+    if check.dry_run or not check.domain:
+        return
+    if any(tier >= config.check_before_tier and rejoining for tier, rejoining in waves):
+        _incident(check)
+
+
+def _incident(check: GateCheck) -> Incident:
+    from rebuild.inventory import group_var, read_ansible_inventory
+
+    manager = read_ansible_inventory(check.inventory)
+    raw = group_var(manager, f"site_{check.site}", INCIDENT_VAR)
+    if raw is None:
+        raw = group_var(manager, "all", INCIDENT_VAR)
+    return parse_incident(raw, f"inventory {check.inventory}")
 
 
 def _remember_first_resets(

@@ -110,3 +110,9 @@ def test_an_override_with_a_reason_goes_on_and_is_journaled(gate_lab: Any) -> No
     ]
     assert rows[1]["scope"].startswith(reason) and "key version 6" in rows[1]["scope"]
     assert rows[1]["at"] >= rows[0]["at"]
+    # The gate read the directory as the join account: its password is in no artifact of the run.
+    password = lab.store().get("site-arlon", "domain_join_password")
+    assert password
+    for path in (result.run_dir / "artifacts" / "tier0-gates").rglob("*"):
+        if path.is_file():
+            assert password not in path.read_text(errors="replace"), path

@@ -204,3 +204,16 @@ def test_plan_shows_the_gates_and_when(capsys: pytest.CaptureFixture[str]) -> No
     data = json.loads(capsys.readouterr().out)
     assert data["gates"]["checked_before_wave"] == 2
     assert [x["name"] for x in data["gates"]["gates"]] == ["krbtgt-reset-twice", "admin-accounts-rotated"]
+
+
+def test_preflight_refuses_a_run_that_will_reach_a_gate_without_an_incident_record(tmp_path: Path) -> None:
+    journal = Journal.in_state_dir(tmp_path)
+    check = _check(tmp_path, journal, {})
+    bare = tmp_path / "bare.yml"
+    bare.write_text(json.dumps({"all": {"hosts": {"ARL-URG-0001": {"ansible_host": "10.11.16.10"}}}}))
+    check.inventory = bare
+    with pytest.raises(ConfigError, match=r"bare.yml: rebuild_incident is not set"):
+        g.preflight(check, [(0, ["ARL-DC01"]), (1, ["ARL-URG-0001"])])
+    g.preflight(check, [(0, ["ARL-DC01"]), (1, [])])  # nothing rejoins the domain past tier 0: no gate
+    check.inventory = tmp_path / "inv.yml"
+    g.preflight(check, [(1, ["ARL-URG-0001"])])  # the record is there
