@@ -533,7 +533,9 @@ class SiteRun:
         )
         try:
             # the gates and incident record are readable before anything is wiped
-            tier0_gates.preflight(gates, [(w.tier.id, tier0_gates.rejoining(w.hosts, work)) for w in plan.waves])
+            tier0_gates.preflight(
+                gates, [(w.tier.id, tier0_gates.rejoining(w.hosts, work)) for w in plan.waves]
+            )
             with _Interrupt() as interrupt:
                 for n, wave in enumerate(plan.waves):
                     if interrupt.requested:
@@ -556,7 +558,9 @@ class SiteRun:
                     # tier-1+ wave whose hosts rejoin the domain (redeploy); one that does not hold
                     # stops the run here (exit 6).
                     rejoining = tier0_gates.rejoining(wave.hosts, work)
-                    closed = tier0_gates.check_before_wave(gates, wave.tier.id, rejoining, self.o.say)
+                    closed = tier0_gates.check_before_wave(
+                        gates, wave.tier.id, rejoining, lambda text: progress.emit("tier0_gate", text=text)
+                    )
                     if closed is not None:
                         status, reason = closed
                         break
