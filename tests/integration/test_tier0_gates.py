@@ -8,6 +8,7 @@ phases (the gate guards the domain join of the redeploy phase).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -69,7 +70,7 @@ def _trigger_events(lab: Any, host: str) -> list[dict[str, Any]]:
 
 
 def test_krbtgt_reset_once_stops_before_the_pc_wave_and_the_rerun_resumes_after_the_second_reset(
-    gate_lab: Any,
+    gate_lab: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lab = gate_lab
     result = run_site(_options(lab))  # --yes: confirms the wipe, never a gate
@@ -86,11 +87,29 @@ def test_krbtgt_reset_once_stops_before_the_pc_wave_and_the_rerun_resumes_after_
     assert run.status == "gated" and "krbtgt-reset-twice" in run.reason
     assert [c["how"] for c in journal.confirmations(result.run_id)] == ["--yes"]  # no override
 
-    lab.client.clear_fault(DC, "krbtgt_reset_once")  # the second reset (14 h after the first)
+    # The second reset done only 4 h after the first (the lab records reset times in the past):
+    # shorter than the maximum ticket lifetime, the gate still does not hold.
+    directory = lab.lab_dir / "directory.json"
+    state = json.loads(directory.read_text())
+    first = state["krbtgt"]["resets"][0]
+    state["krbtgt"]["resets"][1] = first + 4 * 3600
+    directory.write_text(json.dumps(state))
+    lab.client.clear_fault(DC, "krbtgt_reset_once")
+    too_soon = run_site(_options(lab, new_journal=False))
+    assert too_soon.status == "gated" and too_soon.exit_code == 6, (too_soon.status, too_soon.reason)
+    assert "key version 7" in too_soon.reason and "4.0 h apart" in too_soon.reason
+    assert "at least 10 h apart" in too_soon.reason
+    assert journal.host(PC).phase is Phase.PENDING and _trigger_events(lab, PC) == []
+
+    state["krbtgt"]["resets"][1] = first + 14 * 3600  # the second reset, 14 h after the first
+    directory.write_text(json.dumps(state))
     again = run_site(_options(lab, new_journal=False))
     assert again.status == "completed", (again.status, again.reason, again.failed)
     assert journal.host(PC).phase is Phase.VERIFIED, journal.host(PC).reason
-    # The first reset's time came from the reading of the stopped run, kept in the journal.
+    # The first reset's time came from the reading of the first run, kept in the journal.
+    said = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    gate_lines = [e["text"] for e in said if e["event"] == "tier0_gate"]
+    assert any("krbtgt-reset-twice: holds" in t and "14.0 h apart" in t for t in gate_lines), gate_lines
     seen = journal.host(DC).results[RESULT_KEY]
     assert set(seen) == {"krbtgt_kvno_6", "krbtgt_kvno_7"}
     assert [c["how"] for c in journal.confirmations(again.run_id)] == ["--yes"]
