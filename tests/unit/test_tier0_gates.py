@@ -217,3 +217,18 @@ def test_preflight_refuses_a_run_that_will_reach_a_gate_without_an_incident_reco
     g.preflight(check, [(0, ["ARL-DC01"]), (1, [])])  # nothing rejoins the domain past tier 0: no gate
     check.inventory = tmp_path / "inv.yml"
     g.preflight(check, [(1, ["ARL-URG-0001"])])  # the record is there
+
+
+@pytest.mark.parametrize("reset_once", [False, True], ids=["lab-default", "krbtgt_reset_once"])
+def test_the_lab_directory_passes_the_gates_by_default_and_fails_with_the_fault(
+    tmp_path: Path, reset_once: bool
+) -> None:
+    incident = g.parse_incident(lab_directory.seed(tmp_path), "lab overlay")
+    state = lab_directory.load(tmp_path)
+    config = g.load_gates()
+    names = ["krbtgt", *(a for gate in config.gates for a in gate.accounts)]
+    found = {n: lab_directory.account(state, n, reset_once=reset_once) for n in names}
+    reading = g.DirectoryReading("ARL-DC01", {n: a for n, a in found.items() if a is not None})
+    out = {o.gate.name: o for o in g.evaluate(config, incident, [reading], {})}
+    assert out["admin-accounts-rotated"].holds, out["admin-accounts-rotated"].explain()
+    assert out["krbtgt-reset-twice"].holds is not reset_once, out["krbtgt-reset-twice"].explain()
