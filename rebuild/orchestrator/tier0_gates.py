@@ -27,6 +27,7 @@ from rebuild.errors import ConfigError, OptionError, RebuildError
 from rebuild.journal import Journal, Phase
 from rebuild.model import Host
 from rebuild.orchestrator.resume import HostWork, host_work
+from rebuild.plan import Plan
 from rebuild.yamlfile import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -399,8 +400,8 @@ class GateCheck:
     checked: bool = False
 
 
-def gates_of_plan(plan: Any, config: GateConfig) -> dict[str, Any]:
-    """Where in a plan (rebuild.plan.Plan) the gates are checked, for `rebuild plan --format json`."""
+def gates_of_plan(plan: Plan, config: GateConfig) -> dict[str, Any]:
+    """Where in a plan the gates are checked, for `rebuild plan --format json`."""
     waves = [(n, w.tier.id) for n, w in enumerate(plan.waves, 1) if w.tier.id >= config.check_before_tier]
     return {
         "checked_before_wave": waves[0][0] if waves else None,
@@ -413,7 +414,7 @@ def gates_of_plan(plan: Any, config: GateConfig) -> dict[str, Any]:
     }
 
 
-def gates_text(plan: Any, config: GateConfig) -> str:
+def gates_text(plan: Plan, config: GateConfig) -> str:
     """The gates as `rebuild plan` shows them: what is checked and when in this plan."""
     where = gates_of_plan(plan, config)
     if not where["applies"]:
@@ -425,11 +426,6 @@ def gates_text(plan: Any, config: GateConfig) -> str:
         config.describe()
         + f"\n  Checked before wave {where['checked_before_wave']} (tier {where['checked_before_tier']}).\n"
     )
-
-
-def first_gated_tier(config: GateConfig, tiers: Sequence[int]) -> int | None:
-    later = [t for t in tiers if t >= config.check_before_tier]
-    return min(later) if later else None
 
 
 def check_before_wave(
