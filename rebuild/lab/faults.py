@@ -40,6 +40,9 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     "installer_leaves_process": {},
     # read by the win_hotfix twin (rebuild/lab/exec/modules/updates.py): Add-WindowsPackage throws
     "update_fails": {"reason": (str, False)},
+    # read by the microsoft.ad.object_info twin of a DC (rebuild/lab/directory.py): krbtgt was reset
+    # only once since the incident; clearing the fault is the second reset
+    "krbtgt_reset_once": {},
 }
 
 

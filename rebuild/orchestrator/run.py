@@ -45,6 +45,7 @@ from rebuild.inventory import (
 )
 from rebuild.journal import ACTIVE, Journal, Phase, journal_holds_site
 from rebuild.model import Host
+from rebuild.orchestrator import tier0_gates
 from rebuild.orchestrator.batch_inventory import BatchInventories, work_groups
 from rebuild.orchestrator.breaker import Breaker, Trip
 from rebuild.orchestrator.events import EventMapper, HostEvent
@@ -112,6 +113,7 @@ class SiteRunOptions:
     pipeline_depth: int = 4  # batches in flight at once in a stage (1: strictly one after another)
     ask: Callable[[str], str] = input
     say: Callable[[str], None] = print
+    override_gates: dict[str, str] = field(default_factory=dict)  # tier-0 gate name -> typed reason
 
 
 @dataclass
@@ -129,6 +131,8 @@ class SiteRunResult:
             return EXIT_BREAKER
         if self.status == "interrupted":
             return EXIT_INTERRUPTED
+        if self.status == tier0_gates.GATE_STATUS:
+            return tier0_gates.EXIT_GATE_CLOSED
         return EXIT_FAILED_HOSTS if self.failed else EXIT_OK
 
 
@@ -139,6 +143,7 @@ def validate_options(o: SiteRunOptions) -> None:
             f"--breaker-threshold {o.breaker_threshold}: must be a share of the wave, more than 0 and "
             "at most 1 (0.2 = stop when more than 20% fail)"
         )
+    tier0_gates.check_overrides(o.override_gates)
     if o.pipeline_depth < 1:
         raise OptionError(f"--pipeline-depth {o.pipeline_depth}: must be 1 or more")
     if o.imaging_capacity is not None and o.imaging_capacity < 1:
@@ -519,6 +524,12 @@ class SiteRun:
         breaker = Breaker(self.o.breaker_threshold)
         self._promotion = load_promotion_config()
         status, reason = "completed", ""
+        gates = tier0_gates.GateCheck(  # tier-0 recovery gates, checked before the first tier-1+ wave
+            site=self.site.name, domain=self.site.domain, journal=self.journal, inventory=self.inventory,
+            state_dir=self.state_dir, run_dir=self.run_dir, run_id=self.run_id, operator=self.o.operator,
+            available=self.available, key_file=self.store.key_path(), overrides=self.o.override_gates,
+            dry_run=self.o.dry_run,
+        )
         progress.emit(
             "run_started",
             run_id=self.run_id,
@@ -529,6 +540,10 @@ class SiteRun:
             run_dir=str(self.run_dir),
         )
         try:
+            # the gates and incident record are readable before anything is wiped
+            tier0_gates.preflight(
+                gates, [(w.tier.id, tier0_gates.rejoining(w.hosts, work)) for w in plan.waves]
+            )
             with _Interrupt() as interrupt:
                 for n, wave in enumerate(plan.waves):
                     if interrupt.requested:
@@ -547,6 +562,17 @@ class SiteRun:
                             self.run_id, self.site.name, self.o.operator, how, f"wave tier {wave.tier.id}"
                         )
                         progress.resume()
+                    # -- tier-0 recovery gates (rebuild/orchestrator/tier0_gates.py): before the first
+                    # tier-1+ wave whose hosts rejoin the domain (redeploy); one that does not hold
+                    # stops the run here (exit 6).
+                    rejoining = tier0_gates.rejoining(wave.hosts, work)
+                    closed = tier0_gates.check_before_wave(
+                        gates, wave.tier.id, rejoining, lambda text: progress.emit("tier0_gate", text=text)
+                    )
+                    if closed is not None:
+                        status, reason = closed
+                        break
+                    # -- end of tier-0 gates
                     breaker.start_wave(wave.tier.id)
                     progress.emit(
                         "wave_started",

@@ -112,6 +112,7 @@ TWIN_MODULES = [
     "product",  # plugins/modules/*.ps1 run through the PowerShell evaluator (rebuild/lab/ps)
     "win_rebuild_baseline",  # harden engineer: plugins/modules/win_rebuild_baseline twin
     "updates",  # patch level: win_get_url and win_hotfix (lab update packages)
+    "directory",  # tier-0 gates: microsoft.ad.object_info on DC twins (rebuild/lab/directory.py)
 ]
 
 
