@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rebuild.lab.context import Lab, TwinRecord
-from rebuild.lab.exec import cmdlets, powershell
+from rebuild.lab.exec import cmdlets, powershell, twin_security
 from rebuild.lab.exec.psobjects import PSDate, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import SIMULATED_BANNER, local_path
@@ -64,6 +64,7 @@ class TwinHost(Host):
         complex_args: dict[str, Any] | None = None,
         module_name: str = "",
         check_mode: bool = False,
+        session_user: str | None = None,
     ) -> None:
         self.lab = lab
         self.twin = twin
@@ -83,7 +84,13 @@ class TwinHost(Host):
         # Registry handles into loaded hives (HKU\<name>) this PowerShell session still holds: the
         # RegistryKey objects the registry provider hands out are closed only when .NET finalizes them.
         self.hive_handles: dict[str, int] = {}
+        # Handles of the RegistryKey objects the script holds (closed by .Close() or by finalizers).
+        self.key_handles: dict[str, int] = {}
         self.gc_collected = False
+        # The account the WinRM session authenticated as ([Security.Principal.WindowsIdentity]::GetCurrent).
+        self.session_user = session_user
+        # Temporary files the script creates ([IO.Path]::GetTempFileName): lower-cased path -> bytes.
+        self.scratch: dict[str, bytes] = {}
         self._env = environment(lab.state(twin.name), twin)
 
     # --- plumbing ---
@@ -133,7 +140,11 @@ class TwinHost(Host):
         if t == "system.gc" and m == "waitforpendingfinalizers" and args == []:
             if self.gc_collected:
                 self.hive_handles.clear()  # finalizers ran: the provider's key handles are closed
+                self.key_handles.clear()
             return None
+        value = twin_security.static(self, ev, type_name, member, args, node)
+        if value is not twin_security._UNHANDLED:
+            return value
         return super().static(ev, type_name, member, args, node)
 
     def static_set(self, ev: Evaluator, type_name: str, member: str, value: Any, node: Node) -> None:
@@ -214,7 +225,12 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
             if param is None or not param.switch:
                 tokens.append(_legacy_value(value))
         try:
-            return list(legacy(session, tokens))
+            return [
+                twin_security.registry_key(host, x)
+                if isinstance(x, PSObj) and x.type_name == "Microsoft.Win32.RegistryKey"
+                else x
+                for x in legacy(session, tokens)
+            ]
         except powershell.PSError as exc:
             if exc.terminating:
                 raise PSRuntimeError(ErrorRecord(exc.message, command=c.name)) from None
@@ -323,6 +339,9 @@ _READ_SIGS["Test-Path"] = (
 def _new_item(c: Call) -> list[Any]:
     """New-Item -ItemType Directory [-Force]: with -Force an existing directory is returned, not an error."""
     path = _path(c)
+    key = cmdlets.reg_canonical(path)
+    if key is not None and "ItemType" not in c.bound:
+        return twin_security.new_registry_key(c, _host(c), path, key)
     kind = v.to_string(c.bound.get("ItemType") or "File").lower()
     if kind != "directory":
         raise c.not_simulated(f"New-Item -ItemType {kind}")
@@ -507,7 +526,7 @@ def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
         return NativeResult(0, ["The operation completed successfully.", ""], [])
     if not loaded:
         return NativeResult(1, [], ["ERROR: The parameter is incorrect."])
-    if host.hive_handles.get(name.lower(), 0) > 0:
+    if host.hive_handles.get(name.lower(), 0) > 0 or host.key_handles.get(name.lower(), 0) > 0:
         return NativeResult(1, [], ["ERROR: Access is denied."])
     file = str(host.state().registry[marker].get("File", name))
     store = HIVE_STORE.format(file=file.lower())
@@ -859,6 +878,19 @@ def _table() -> dict[str, Cmdlet]:
             ),
             _new_item,
             "microsoft.powershell.management/new-item",
+        ),
+        (
+            _sig(
+                "New-ItemProperty",
+                *path,
+                Param("Name", position=1, mandatory=True),
+                Param("PropertyType", ("Type",)),
+                Param("Value", position=2),
+                Param("Force", switch=True),
+                should_process=True,
+            ),
+            twin_security.new_item_property,
+            "microsoft.powershell.management/new-itemproperty",
         ),
         (
             _sig(

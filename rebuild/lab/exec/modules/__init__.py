@@ -59,6 +59,9 @@ class ModuleContext:
     # The session holds credentials for a second hop (CredSSP or Kerberos delegation). The lab's
     # WinRM offers only NTLM and Basic (rebuild/lab/auth.py), so a lab session never does.
     delegated_credentials: bool = False
+    # The account the WinRM session authenticated as; None when the caller does not know it
+    # (then a script asking for its Windows identity fails loudly).
+    session_user: str | None = None
 
     def state(self) -> TwinState:
         return self.lab.state(self.twin.name)

@@ -38,7 +38,12 @@ def run_product_module(ctx: ModuleContext, name: str) -> dict[str, Any]:
         "_ansible_module_name": ctx.module_name,
     }
     host = TwinHost(
-        ctx.lab, ctx.twin, complex_args=complex_args, module_name=ctx.module_name, check_mode=ctx.check_mode
+        ctx.lab,
+        ctx.twin,
+        complex_args=complex_args,
+        module_name=ctx.module_name,
+        check_mode=ctx.check_mode,
+        session_user=ctx.session_user,
     )
     host.network_credentials = ctx.delegated_credentials
     ev = Evaluator(host, coverage=COVERAGE)
