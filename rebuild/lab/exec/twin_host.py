@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rebuild.lab.context import Lab, TwinRecord
-from rebuild.lab.exec import cmdlets, powershell, twin_security
+from rebuild.lab.exec import cmdlets, powershell, twin_policy, twin_security
 from rebuild.lab.exec.psobjects import PSDate, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import SIMULATED_BANNER, local_path
@@ -114,6 +114,10 @@ class TwinHost(Host):
         program = name.lower().rsplit("\\", 1)[-1]
         if program in ("reg", "reg.exe") and args and args[0].lower() in ("load", "unload"):
             return _reg_hive(self, args)
+        if program in ("auditpol", "auditpol.exe"):
+            return twin_policy.auditpol(self, args)
+        if program in ("secedit", "secedit.exe"):
+            return twin_policy.secedit(self, args)
         return None
 
     def touch_registry(self, path: str) -> None:
@@ -336,6 +340,94 @@ _READ_SIGS["Test-Path"] = (
 )
 
 
+# Encodings of Set-Content/Get-Content -Encoding in Windows PowerShell 5.1 (FileSystemCmdletProviderEncoding):
+# Default is the system's ANSI code page (Windows-1252 on our images), Unicode is UTF-16LE with a BOM.
+_ENCODINGS = {
+    "unicode": "utf-16",
+    "bigendianunicode": "utf-16-be",
+    "utf8": "utf-8-sig",
+    "utf7": "utf-7",
+    "utf32": "utf-32",
+    "ascii": "ascii",
+    "default": "cp1252",
+    "string": "utf-16",
+    "oem": "cp437",
+}
+
+
+def _encoding(c: Call, default: str) -> str:
+    name = v.to_string(c.bound.get("Encoding") or default).lower()
+    if name not in _ENCODINGS:
+        raise c.fail(
+            f"Cannot bind parameter 'Encoding'. Cannot convert value \"{name}\" to type "
+            '"Microsoft.PowerShell.Commands.FileSystemCmdletProviderEncoding".',
+            "System.Management.Automation.ParameterBindingException",
+        )
+    return _ENCODINGS[name]
+
+
+def _get_content(c: Call) -> list[Any]:
+    """Get-Content: a temporary file of this run is decoded with -Encoding (default: ANSI); other
+    files are the twin's (the read subset)."""
+    host = _host(c)
+    paths = v.as_list(c.bound.get("LiteralPath", c.bound.get("Path")))
+    if len(paths) == 1 and v.to_string(paths[0]).lower() in host.scratch:
+        data = host.scratch[v.to_string(paths[0]).lower()]
+        try:
+            text = data.decode(_encoding(c, "Default"))
+        except UnicodeDecodeError:
+            raise c.not_simulated("reading a file with the wrong -Encoding") from None
+        if v.truthy(c.bound.get("Raw")):
+            return [text]
+        lines = text.replace("\r\n", "\n").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return lines
+    if "Encoding" in c.bound:
+        raise c.not_simulated("Get-Content -Encoding on a file of the twin")
+    return _bridge("Get-Content")(c)
+
+
+def _set_content(c: Call) -> list[Any]:
+    """Set-Content -LiteralPath -Value [-Encoding]: lines joined with CRLF, each ended by one (5.1).
+    Only temporary files of this run (from [IO.Path]::GetTempFileName) are writable in the lab."""
+    host = _host(c)
+    path = _path(c)
+    if path.lower() not in host.scratch:
+        raise c.not_simulated(f"Set-Content on {path} (only temporary files of the run)")
+    lines = [v.to_string(x) for x in v.as_list(c.bound.get("Value"))]
+    host.scratch[path.lower()] = "".join(line + "\r\n" for line in lines).encode(_encoding(c, "Default"))
+    return []
+
+
+def _import_csv(c: Call) -> list[Any]:
+    """Import-Csv -LiteralPath: the first line names the properties; one PSCustomObject per row
+    (microsoft.powershell.utility/import-csv)."""
+    import csv
+
+    host = _host(c)
+    path = _path(c)
+    data = host.scratch.get(path.lower())
+    if data is None:
+        data = host.file_bytes(path)
+    if data is None:
+        _not_found(c, path)
+        return []
+    delimiter = v.to_string(c.bound.get("Delimiter") or ",")
+    rows = list(csv.reader(data.decode(_encoding(c, "Default")).splitlines(), delimiter=delimiter))
+    if not rows:
+        return []
+    header = rows[0]
+    return [
+        PSObj(
+            "System.Management.Automation.PSCustomObject",
+            {h: (row[i] if i < len(row) else None) for i, h in enumerate(header)},
+        )
+        for row in rows[1:]
+        if row
+    ]
+
+
 def _new_item(c: Call) -> list[Any]:
     """New-Item -ItemType Directory [-Force]: with -Force an existing directory is returned, not an error."""
     path = _path(c)
@@ -456,8 +548,25 @@ def _get_file_hash(c: Call) -> list[Any]:
 
 
 def _remove_item(c: Call) -> list[Any]:
-    path = _path(c).rstrip("\\")
     host = _host(c)
+    paths = [v.to_string(x) for x in v.as_list(c.bound.get("LiteralPath", c.bound.get("Path")))]
+    if len(paths) > 1:  # several paths: each removed in turn, with its own errors
+        for one in paths:
+            _remove_item(
+                Call(
+                    c.ev,
+                    c.name,
+                    type(c.bound)({**c.bound.values, "LiteralPath": one}),
+                    c.input,
+                    c.has_input,
+                    c.node,
+                )
+            )
+        return []
+    path = _path(c).rstrip("\\")
+    if path.lower() in host.scratch:
+        del host.scratch[path.lower()]  # a temporary file of this run
+        return []
     prefix = path.lower() + "\\"
     staged = [k for k in host.staged if k == path.lower() or k.startswith(prefix)]
     state = host.state()
@@ -851,7 +960,6 @@ def _table() -> dict[str, Cmdlet]:
             ("Get-ItemPropertyValue", "microsoft.powershell.management/get-itempropertyvalue"),
             ("Get-Item", "microsoft.powershell.management/get-item"),
             ("Get-ChildItem", "microsoft.powershell.management/get-childitem"),
-            ("Get-Content", "microsoft.powershell.management/get-content"),
             ("Get-Service", "microsoft.powershell.management/get-service"),
             ("Get-WindowsOptionalFeature", "dism/get-windowsoptionalfeature"),
             ("Get-NetFirewallProfile", "netsecurity/get-netfirewallprofile"),
@@ -866,6 +974,35 @@ def _table() -> dict[str, Cmdlet]:
     ]
     entries += [
         (c_sig("Test-Path"), _test_path, "microsoft.powershell.management/test-path"),
+        (
+            _sig(
+                "Get-Content",
+                *path,
+                Param("Raw", switch=True),
+                Param("Encoding"),
+                Param("TotalCount", ("First", "Head")),
+                Param("Tail", ("Last",)),
+            ),
+            _get_content,
+            "microsoft.powershell.management/get-content",
+        ),
+        (
+            _sig(
+                "Set-Content",
+                *path,
+                Param("Value", position=1, mandatory=True),
+                Param("Encoding"),
+                Param("Force", switch=True),
+                should_process=True,
+            ),
+            _set_content,
+            "microsoft.powershell.management/set-content",
+        ),
+        (
+            _sig("Import-Csv", *path, Param("Delimiter", position=1), Param("Encoding")),
+            _import_csv,
+            "microsoft.powershell.utility/import-csv",
+        ),
         (
             _sig(
                 "New-Item",

@@ -611,6 +611,16 @@ def call_method(ev: Evaluator, obj: Any, name: str, args: list[Any], node: Node)
     raise _no_member(ev, obj, name + "()", node)
 
 
+_STRING_COMPARISONS = {
+    "currentculture",
+    "currentcultureignorecase",
+    "invariantculture",
+    "invariantcultureignorecase",
+    "ordinal",
+    "ordinalignorecase",
+}
+
+
 def _string_method(ev: Evaluator, s: str, low: str, args: list[Any], node: Node) -> Any:
     a: list[str] = [v.to_string(x) for x in args]
     n = len(args)
@@ -634,6 +644,20 @@ def _string_method(ev: Evaluator, s: str, low: str, args: list[Any], node: Node)
         )  # [char[]] separators
         parts = re.split("|".join(re.escape(x) for x in seps), s) if seps else [s]
         return parts
+    if low in ("startswith", "endswith") and n == 2:
+        # String.StartsWith/EndsWith(value, StringComparison): the *IgnoreCase members compare
+        # case-insensitively (learn.microsoft.com/dotnet/api/system.stringcomparison).
+        comparison = a[1].lower()
+        if comparison not in _STRING_COMPARISONS:
+            raise PSRuntimeError(
+                ErrorRecord(
+                    f'Cannot convert argument "comparisonType", with value: "{a[1]}", for "{low}" to type '
+                    '"System.StringComparison".',
+                    "System.Management.Automation.MethodException",
+                )
+            )
+        text, part = (s.lower(), a[0].lower()) if comparison.endswith("ignorecase") else (s, a[0])
+        return text.startswith(part) if low == "startswith" else text.endswith(part)
     if low == "startswith" and n == 1:
         return s.startswith(a[0])
     if low == "endswith" and n == 1:

@@ -163,6 +163,17 @@ class Scope:
 
 _UNSET = object()
 
+# Cmdlets of the modules Windows 10/11 and Server 2016+ ship (Microsoft.PowerShell.*, LocalAccounts,
+# NetSecurity, Dism, ScheduledTasks, Defender, CimCmdlets, PrintManagement, PKI, NetAdapter, NetTCPIP,
+# DnsClient, Storage, BitLocker), by noun: one the lab does not simulate fails loudly.
+WINDOWS_CMDLET = re.compile(
+    r"[a-z]+-(NetFirewall\w*|Local(User|Group|GroupMember)|Windows(OptionalFeature|Feature|Capability)|"
+    r"ScheduledTask\w*|Mp\w+|Service|Item\w*|Content|Csv|Sleep|Acl|Cim\w+|Wmi\w*|Printer\w*|Certificate|"
+    r"NetAdapter\w*|NetIPAddress|NetIPConfiguration|DnsClient\w*|Disk|Partition|Volume|BitLocker\w*|"
+    r"Process|Computer|Location|ExecutionPolicy|AuthenticodeSignature|WSManInstance|PSSessionConfiguration)",
+    re.I,
+)
+
 # Programs every Windows installation has: calling one the lab does not simulate fails loudly
 # instead of pretending the program does not exist.
 WINDOWS_PROGRAMS = {
@@ -1381,6 +1392,9 @@ class Evaluator:
             program = name.lower().rsplit("\\", 1)[-1].removesuffix(".exe")
             if re.search(r"\.(exe|com|bat|cmd)$", name, re.I) or "\\" in name or program in WINDOWS_PROGRAMS:
                 raise self.not_simulated(f"the native command {name}", node)
+            if WINDOWS_CMDLET.fullmatch(name):
+                # Windows has it; a script catching "not recognized" must not run on as if it had not.
+                raise self.not_simulated(f"the cmdlet {name}", node)
             raise PSRuntimeError(
                 ErrorRecord(
                     f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
