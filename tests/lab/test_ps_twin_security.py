@@ -160,3 +160,45 @@ def test_is_ilist_and_temp_file_names(lab: Lab) -> None:
         "[IO.Path]::ChangeExtension('C:\\T\\tmpAB.tmp', 'sdb')\n"
     )
     assert run(lab, src).output == [True, False, True, "C:\\T\\tmpAB.sdb"]
+
+
+def test_a_stopped_protected_service_can_be_started_and_configured(tmp_path: Path) -> None:
+    """SERVICE_LAUNCH_PROTECTED_INFO: the protection refuses ChangeServiceConfig/ControlService once
+    the service is launched as protected; a stopped WinDefend (an attacker's doing) can be set back
+    and started, after which it refuses again."""
+    from rebuild.lab.state import Service
+
+    store = StateStore(tmp_path / "state.sqlite")
+    rec = TwinRecord(
+        name=TWIN,
+        address="127.77.0.2",
+        mac="aa:bb:cc:00:00:01",
+        kind="workstation",
+        platform="physical",
+        site="arlon",
+        os="windows-11-23h2",
+        service="radiology",
+    )
+    stopped = Service("WinDefend", "Microsoft Defender Antivirus Service", "Disabled", "Stopped")
+    store.put(
+        TWIN,
+        TwinState(
+            hostname=TWIN,
+            kind="workstation",
+            os_caption="Microsoft Windows 11 Enterprise",
+            os_build="22631",
+            image_id="w11",
+            image_sha256="0" * 64,
+            phase="clean",
+            services={"WinDefend": stopped},
+        ),
+    )
+    lab = Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
+    src = (
+        "Set-Service -Name WinDefend -StartupType Automatic\n"
+        "Start-Service -Name WinDefend\n"
+        "try { Set-Service -Name WinDefend -StartupType Disabled } catch { 'refused' }\n"
+    )
+    assert run(lab, src).output == ["refused"]
+    svc = lab.state(TWIN).services["WinDefend"]
+    assert (svc.start_mode, svc.state) == ("Automatic", "Running")

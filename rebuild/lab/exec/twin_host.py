@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rebuild.lab.context import Lab, TwinRecord
-from rebuild.lab.exec import cmdlets, powershell, twin_policy, twin_security
+from rebuild.lab.exec import cmdlets, powershell, twin_firewall, twin_policy, twin_security, twin_system
 from rebuild.lab.exec.psobjects import PSDate, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import SIMULATED_BANNER, local_path
@@ -87,6 +87,7 @@ class TwinHost(Host):
         # Handles of the RegistryKey objects the script holds (closed by .Close() or by finalizers).
         self.key_handles: dict[str, int] = {}
         self.gc_collected = False
+        self.mounted_in_run: set[str] = set()
         # The account the WinRM session authenticated as ([Security.Principal.WindowsIdentity]::GetCurrent).
         self.session_user = session_user
         # Temporary files the script creates ([IO.Path]::GetTempFileName): lower-cased path -> bytes.
@@ -103,6 +104,20 @@ class TwinHost(Host):
             raise CheckModeWrite(f"{self.module_name or 'the script'} changed the twin in check mode: {what}")
         self.writes.append(what)
         self.lab.update(self.twin.name, change)
+
+    def mount(self, what: str, hive: str, loaded: bool, change: Callable[[TwinState], None]) -> None:
+        """Load or unload a registry hive: allowed in check mode (reading a hive needs it loaded), as
+        long as the run leaves it as it found it (`left_mounted`)."""
+        self.writes.append(what)
+        if hive in self.mounted_in_run and not loaded:
+            self.mounted_in_run.discard(hive)
+        elif loaded:
+            self.mounted_in_run.add(hive)
+        self.lab.update(self.twin.name, change)
+
+    def left_mounted(self) -> list[str]:
+        """Hives this run loaded and did not unload (in check mode, a change the run leaves behind)."""
+        return sorted(self.mounted_in_run)
 
     def env(self) -> dict[str, str]:
         return self._env
@@ -428,6 +443,27 @@ def _import_csv(c: Call) -> list[Any]:
     ]
 
 
+def _get_cim_instance(c: Call) -> list[Any]:
+    """Get-CimInstance: Win32_DeviceGuard in root\\Microsoft\\Windows\\DeviceGuard; root\\cimv2 classes
+    as the read subset."""
+    namespace = v.to_string(c.bound.get("Namespace") or "root\\cimv2").lower().strip("\\")
+    cls = v.to_string(c.bound.get("ClassName")).lower()
+    if namespace == "root\\microsoft\\windows\\deviceguard":
+        if cls != "win32_deviceguard" or "Filter" in c.bound or "Property" in c.bound:
+            raise c.not_simulated(f"Get-CimInstance {cls} in {namespace}")
+        return [twin_firewall.win32_device_guard(_host(c))]
+    if namespace != "root\\cimv2":
+        raise c.not_simulated(f"Get-CimInstance -Namespace {namespace}")
+    rest = type(c.bound)({k: x for k, x in c.bound.values.items() if k != "Namespace"})
+    return _bridge("Get-CimInstance")(Call(c.ev, c.name, rest, c.input, c.has_input, c.node))
+
+
+def _get_net_firewall_rule(c: Call) -> list[Any]:
+    if "Name" in c.bound:
+        raise c.not_simulated("Get-NetFirewallRule -Name")
+    return twin_firewall.get_net_firewall_rule(c)
+
+
 def _new_item(c: Call) -> list[Any]:
     """New-Item -ItemType Directory [-Force]: with -Force an existing directory is returned, not an error."""
     path = _path(c)
@@ -629,9 +665,9 @@ def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
             for k, values in list(s.registry.items()):
                 if k.lower().startswith(store.lower() + "\\"):
                     s.registry[mount + k[len(store) :]] = dict(values)
-            s.registry[marker] = {"File": file}
+            s.registry[marker] = {"File": file, "Stored": int(store in s.registry)}
 
-        host.write(f"reg load {mount}", load)
+        host.mount(f"reg load {mount}", name.lower(), True, load)
         return NativeResult(0, ["The operation completed successfully.", ""], [])
     if not loaded:
         return NativeResult(1, [], ["ERROR: The parameter is incorrect."])
@@ -641,12 +677,15 @@ def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
     store = HIVE_STORE.format(file=file.lower())
 
     def unload(s: TwinState) -> None:
+        had_root = bool(s.registry.get(marker, {}).get("Stored", 1))
         for k in list(s.registry):
             if k.lower() == mount.lower() or k.lower().startswith(mount.lower() + "\\"):
-                s.registry[store + k[len(mount) :]] = s.registry.pop(k)
+                values = s.registry.pop(k)
+                if k.lower() != mount.lower() or values or had_root:
+                    s.registry[store + k[len(mount) :]] = values
         s.registry.pop(marker, None)
 
-    host.write(f"reg unload {mount}", unload)
+    host.mount(f"reg unload {mount}", name.lower(), False, unload)
     return NativeResult(0, ["The operation completed successfully.", ""], [])
 
 
@@ -654,6 +693,10 @@ def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
 
 # Protected services refuse configuration changes even from administrators (Microsoft Learn,
 # "Protecting anti-malware services": Defender and Security Center run as protected services).
+# SERVICE_LAUNCH_PROTECTED_INFO (learn.microsoft.com/windows/win32/api/winsvc/
+# ns-winsvc-service_launch_protected_info):
+# once the service is launched as protected, unprotected processes cannot call ChangeServiceConfig
+# (Set-Service) or ControlService (Stop-Service) on it; StartService is not among them.
 PROTECTED_SERVICES = {"wscsvc", "windefend", "securityhealthservice", "wdnissvc", "sense"}
 
 
@@ -676,8 +719,8 @@ def _change_service(c: Call, what: str, change: Callable[[Any], None]) -> list[A
     svc = _service(c)
     if svc is None:
         return []
-    if svc.name.lower() in PROTECTED_SERVICES:
-        verb = {"Set-Service": "configured", "Stop-Service": "stopped", "Start-Service": "started"}[c.name]
+    if svc.name.lower() in PROTECTED_SERVICES and svc.state == "Running" and c.name != "Start-Service":
+        verb = {"Set-Service": "configured", "Stop-Service": "stopped"}[c.name]
         c.write_error(
             f"Service '{svc.display_name} ({svc.name})' cannot be {verb} due to the following error: "
             "Access is denied",
@@ -691,6 +734,8 @@ def _change_service(c: Call, what: str, change: Callable[[Any], None]) -> list[A
 
     def apply(s: TwinState) -> None:
         change(s.services[name])
+        if name.lower() == "windefend":
+            twin_system.sync_defender(s)  # Defender runs only while its service does
 
     _host(c).write(f"{c.name} {name} {what}", apply)
     return []
@@ -720,6 +765,21 @@ def _stop_service(c: Call) -> list[Any]:
 
 
 def _start_service(c: Call) -> list[Any]:
+    """Start-Service: a Disabled service does not start (StartService: ERROR_SERVICE_DISABLED)."""
+    svc = _service(c)
+    if svc is None:
+        return []
+    if svc.start_mode == "Disabled":
+        c.write_error(
+            f"Service '{svc.display_name} ({svc.name})' cannot be started due to the following error: "
+            f"Cannot start service {svc.name} on computer '.'.",
+            "Microsoft.PowerShell.Commands.ServiceCommandException",
+            "OpenError",
+            "CouldNotStartService,Microsoft.PowerShell.Commands.StartServiceCommand",
+            svc.name,
+        )
+        return []
+
     def start(svc: Any) -> None:
         svc.state = "Running"
 
@@ -969,11 +1029,155 @@ def _table() -> dict[str, Cmdlet]:
             ("Get-ScheduledTask", "scheduledtasks/get-scheduledtask"),
             ("Get-MpComputerStatus", "defender/get-mpcomputerstatus"),
             ("Get-MpPreference", "defender/get-mppreference"),
-            ("Get-CimInstance", "cimcmdlets/get-ciminstance"),
         )
     ]
     entries += [
         (c_sig("Test-Path"), _test_path, "microsoft.powershell.management/test-path"),
+        (
+            _sig(
+                "Get-CimInstance",
+                Param("ClassName", ("Class",), position=0),
+                Param("Namespace"),
+                Param("Property"),
+                Param("Filter"),
+            ),
+            _get_cim_instance,
+            "cimcmdlets/get-ciminstance",
+        ),
+        (
+            _sig(
+                "Get-NetFirewallRule",
+                Param("Name", ("ID",), position=0),
+                Param("DisplayName"),
+                Param("PolicyStore"),
+            ),
+            _get_net_firewall_rule,
+            "netsecurity/get-netfirewallrule",
+        ),
+        (
+            _sig(
+                "Get-NetFirewallPortFilter",
+                Param("AssociatedNetFirewallRule", pipeline=True),
+                Param("PolicyStore"),
+            ),
+            twin_firewall.get_net_firewall_port_filter,
+            "netsecurity/get-netfirewallportfilter",
+        ),
+        (
+            _sig("Remove-NetFirewallRule", Param("InputObject", pipeline=True), should_process=True),
+            twin_firewall.remove_net_firewall_rule,
+            "netsecurity/remove-netfirewallrule",
+        ),
+        (
+            _sig(
+                "New-NetFirewallRule",
+                Param("DisplayName", mandatory=True),
+                Param("Name"),
+                Param("Description"),
+                Param("Direction"),
+                Param("Action"),
+                Param("Protocol"),
+                Param("LocalPort"),
+                Param("Enabled"),
+                Param("Profile"),
+                should_process=True,
+            ),
+            twin_firewall.new_net_firewall_rule,
+            "netsecurity/new-netfirewallrule",
+        ),
+        (
+            _sig(
+                "Set-NetFirewallProfile",
+                Param("Name", ("Profile",), position=0),
+                Param("Enabled"),
+                Param("DefaultInboundAction"),
+                Param("DefaultOutboundAction"),
+                Param("LogAllowed"),
+                Param("LogBlocked"),
+                Param("LogMaxSizeKilobytes"),
+                should_process=True,
+            ),
+            twin_firewall.set_net_firewall_profile,
+            "netsecurity/set-netfirewallprofile",
+        ),
+        (
+            _sig(
+                "Enable-WindowsOptionalFeature",
+                Param("FeatureName", position=0, mandatory=True),
+                Param("Online", switch=True),
+                Param("NoRestart", switch=True),
+                Param("All", switch=True),
+            ),
+            lambda c: twin_system.set_optional_feature(c, True),
+            "dism/enable-windowsoptionalfeature",
+        ),
+        (
+            _sig(
+                "Disable-WindowsOptionalFeature",
+                Param("FeatureName", position=0, mandatory=True),
+                Param("Online", switch=True),
+                Param("NoRestart", switch=True),
+                Param("Remove", switch=True),
+            ),
+            lambda c: twin_system.set_optional_feature(c, False),
+            "dism/disable-windowsoptionalfeature",
+        ),
+        (
+            _sig("Disable-ScheduledTask", Param("TaskName", position=0), Param("TaskPath", position=1)),
+            twin_system.disable_scheduled_task,
+            "scheduledtasks/disable-scheduledtask",
+        ),
+        (
+            _sig(
+                "Rename-LocalUser",
+                Param("InputObject", position=0, pipeline=True),
+                Param("Name"),
+                Param("SID"),
+                Param("NewName", position=1, mandatory=True),
+                should_process=True,
+            ),
+            twin_system.rename_local_user,
+            "microsoft.powershell.localaccounts/rename-localuser",
+        ),
+        (
+            _sig(
+                "Enable-LocalUser",
+                Param("InputObject", position=0, pipeline=True),
+                Param("Name"),
+                Param("SID"),
+                should_process=True,
+            ),
+            lambda c: twin_system.enable_local_user(c, True),
+            "microsoft.powershell.localaccounts/enable-localuser",
+        ),
+        (
+            _sig(
+                "Disable-LocalUser",
+                Param("InputObject", position=0, pipeline=True),
+                Param("Name"),
+                Param("SID"),
+                should_process=True,
+            ),
+            lambda c: twin_system.enable_local_user(c, False),
+            "microsoft.powershell.localaccounts/disable-localuser",
+        ),
+        (
+            _sig(
+                "Remove-LocalGroupMember",
+                Param("Group", position=0),
+                Param("Name"),
+                Param("SID"),
+                Param("Member", position=1, mandatory=True),
+                should_process=True,
+            ),
+            twin_system.remove_local_group_member,
+            "microsoft.powershell.localaccounts/remove-localgroupmember",
+        ),
+        (
+            _sig("Start-Sleep", Param("Seconds", position=0), Param("Milliseconds", ("ms",))),
+            twin_system.start_sleep,
+            "microsoft.powershell.utility/start-sleep",
+        ),
         (
             _sig(
                 "Get-Content",

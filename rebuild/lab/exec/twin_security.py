@@ -268,9 +268,15 @@ def new_item_property(c: Call) -> list[Any]:
         )
         return []
 
+    from rebuild.lab.exec import twin_firewall, twin_system
+
     def put(s: TwinState) -> None:
         values = s.registry.setdefault(stored, {})
         values[existing or name] = data
+        if stored.lower().startswith(twin_system.DEFENDER_POLICY.lower()):
+            twin_system.sync_defender(s)  # Defender follows its policy keys
 
     host.write(f"New-ItemProperty {stored}\\{name}", put)
+    if twin_firewall.is_device_guard_key(stored):
+        twin_firewall.device_guard_written(host)  # applies from the next boot
     return [PSObj("System.Management.Automation.PSCustomObject", {name: data, "PSPath": stored})]

@@ -113,7 +113,6 @@ TWIN_MODULES = [
     "domain",
     "certificates",  # (win_reboot is an action plugin: its commands are in exec/reboot.py)
     "product",  # plugins/modules/*.ps1 run through the PowerShell evaluator (rebuild/lab/ps)
-    "win_rebuild_baseline",  # harden engineer: plugins/modules/win_rebuild_baseline twin
 ]
 
 
