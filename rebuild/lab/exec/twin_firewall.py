@@ -278,7 +278,7 @@ def device_guard_written(host: Any) -> None:
     def mark(s: TwinState) -> None:
         s.registry[DEVICE_GUARD_WRITTEN] = {"BootTime": boot}
 
-    host.lab.update(host.twin.name, mark)
+    host.write("Device Guard policy pending the next boot", mark)
 
 
 def is_device_guard_key(key: str) -> bool:

@@ -88,6 +88,8 @@ class TwinHost(Host):
         self.key_handles: dict[str, int] = {}
         self.gc_collected = False
         self.mounted_in_run: set[str] = set()
+        self._state: TwinState | None = None
+        self._pending: list[Callable[[TwinState], None]] = []
         # The account the WinRM session authenticated as ([Security.Principal.WindowsIdentity]::GetCurrent).
         self.session_user = session_user
         # Temporary files the script creates ([IO.Path]::GetTempFileName): lower-cased path -> bytes.
@@ -97,13 +99,38 @@ class TwinHost(Host):
     # --- plumbing ---
 
     def state(self) -> TwinState:
-        return self.lab.state(self.twin.name)
+        """The twin as this run sees it: read once, then kept current by this run's own writes (a
+        module run is the only writer of its twin while it runs)."""
+        if self._state is None:
+            self._state = self.lab.state(self.twin.name)
+        return self._state
 
     def write(self, what: str, change: Callable[[TwinState], None]) -> None:
         if self.check_mode:
             raise CheckModeWrite(f"{self.module_name or 'the script'} changed the twin in check mode: {what}")
         self.writes.append(what)
-        self.lab.update(self.twin.name, change)
+        self._apply(change)
+
+    def _apply(self, change: Callable[[TwinState], None]) -> None:
+        """Change the run's view now; the twin's store gets every change of the run at `flush`
+        (replayed in order on the stored state: one store write per run instead of one per cmdlet)."""
+        change(self.state())
+        self._pending.append(change)
+
+    def finish(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Store what the run changed (called when the run ends, however it ends)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+
+        def replay(s: TwinState) -> None:
+            for change in pending:
+                change(s)
+
+        self._state = self.lab.update(self.twin.name, replay)
 
     def mount(self, what: str, hive: str, loaded: bool, change: Callable[[TwinState], None]) -> None:
         """Load or unload a registry hive: allowed in check mode (reading a hive needs it loaded), as
@@ -113,7 +140,7 @@ class TwinHost(Host):
             self.mounted_in_run.discard(hive)
         elif loaded:
             self.mounted_in_run.add(hive)
-        self.lab.update(self.twin.name, change)
+        self._apply(change)
 
     def left_mounted(self) -> list[str]:
         """Hives this run loaded and did not unload (in check mode, a change the run leaves behind)."""
@@ -234,7 +261,7 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
         for pname in ("Path", "LiteralPath"):
             if pname in c.bound:
                 host.touch_registry(v.to_string(c.bound.get(pname)))
-        session = powershell.Session(host.lab, host.twin)
+        session = powershell.Session(_RunLab(host), host.twin)  # type: ignore[arg-type]
         tokens: list[Any] = []
         for pname, value in c.bound.values.items():
             if pname in ("ErrorAction", "WarningAction", "ErrorVariable", "OutVariable"):
@@ -267,6 +294,21 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
             ) from None
 
     return run
+
+
+class _RunLab:
+    """The lab as a bridged read cmdlet sees it during a run: the run's view of its twin."""
+
+    def __init__(self, host: TwinHost) -> None:
+        self._host = host
+
+    def state(self, name: str) -> TwinState:
+        if name != self._host.twin.name:
+            return self._host.lab.state(name)
+        return self._host.state()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host.lab, name)
 
 
 def _legacy_value(value: Any) -> Any:

@@ -133,6 +133,9 @@ class Host:
     def env(self) -> dict[str, str]:
         return {}
 
+    def finish(self) -> None:
+        """The top-level script has ended (normally, by exit, or by an error)."""
+
 
 @dataclass
 class Function:
@@ -173,6 +176,9 @@ WINDOWS_CMDLET = re.compile(
     r"Process|Computer|Location|ExecutionPolicy|AuthenticodeSignature|WSManInstance|PSSessionConfiguration)",
     re.I,
 )
+
+# Literals whose value depends only on their text (strings and numbers are immutable in Python).
+_CONSTANT_TYPES = {"verbatim_string_characters", "integer_literal", "real_literal"}
 
 # Programs every Windows installation has: calling one the lab does not simulate fails loudly
 # instead of pretending the program does not exist.
@@ -348,6 +354,8 @@ class Evaluator:
         finally:
             self.scope = self.global_scope
             self.script = previous
+            if previous is None:
+                self.host.finish()  # the script ended, however it ended
         return RunResult(out, list(self.errors_shown), code, list(self.host_lines), list(self.warnings))
 
     def where(self, node: Node | None) -> str:
@@ -1429,27 +1437,54 @@ class Evaluator:
     # --- expressions ---
 
     def expression(self, node: Node) -> Any:
-        t = node.type
-        method = getattr(self, "_x_" + t, None)
-        if method is not None:
-            return method(node)
-        if t in _BINARY_PRECEDENCE_TYPES or t in (
-            "unary_expression",
-            "array_literal_expression",
-            "argument_expression",
-        ):
+        # The grammar wraps a plain value in a chain of one-child precedence nodes: follow the chain
+        # once per node and remember where it ends (per parsed script, so every twin's run reuses it).
+        cache = self.script.resolved if self.script is not None else {}
+        key = (node.id, node.start_byte, node.end_byte)
+        hit = cache.get(key)
+        if hit is None:
+            hit = self._resolve_expression(node)
+            if hit[1] == "const":
+                hit = (getattr(self, "_x_" + hit[0].type)(hit[0]), "const")
+            cache[key] = hit
+        target, kind = hit
+        if kind == "const":
+            return target  # the literal's value, computed once
+        if kind == "method":
+            return getattr(self, "_x_" + target.type)(target)
+        if kind == "array":
+            return [self.expression(k) for k in target.named_children]
+        if kind == "binary":
+            return self._binary_node(target)
+        raise self.not_simulated(f"the expression '{target.type}' ({self.text(target)[:40]})", target)
+
+    def _resolve_expression(self, node: Node) -> tuple[Any, str]:
+        while True:
+            t = node.type
+            if t in _CONSTANT_TYPES:
+                return node, "const"
+            if hasattr(self, "_x_" + t):
+                return node, "method"
+            if not (
+                t in _BINARY_PRECEDENCE_TYPES
+                or t in ("unary_expression", "array_literal_expression", "argument_expression")
+            ):
+                return node, "unknown"
             kids = node.named_children
             if t == "array_literal_expression":
                 if len(kids) == 1 and not any(c.type == "," for c in node.children):
-                    return self.expression(kids[0])
-                return [self.expression(k) for k in kids]
+                    node = kids[0]
+                    continue
+                return node, "array"
             if len(kids) == 1 and node.child_count == 1:
-                return self.expression(kids[0])
+                node = kids[0]
+                continue
             if t in _BINARY_PRECEDENCE_TYPES:
-                return self._binary_node(node)
+                return node, "binary"
             if len(kids) == 1:
-                return self.expression(kids[0])
-        raise self.not_simulated(f"the expression '{t}' ({self.text(node)[:40]})", node)
+                node = kids[0]
+                continue
+            return node, "unknown"
 
     def _binary_node(self, node: Node) -> Any:
         kids = node.children

@@ -52,6 +52,7 @@ def run_product_module(ctx: ModuleContext, name: str) -> dict[str, Any]:
         try:
             run = ev.run(source, f"{name}.ps1")
         finally:
+            host.flush()
             if ctx.check_mode and host.left_mounted():
                 hives = ", ".join("HKU\\" + h for h in host.left_mounted())
                 raise CheckModeWrite(
