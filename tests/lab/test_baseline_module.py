@@ -18,6 +18,7 @@ from rebuild.harden.baseline import load_baseline
 from rebuild.harden.compile import HostFacts, compile_host
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.exec import argspec
+from rebuild.lab.exec.cmdlets import machine_sid
 from rebuild.lab.exec.modules import ModuleContext, ModuleCrashed, ModuleFailed
 from rebuild.lab.exec.modules.product import script_source, win_rebuild_baseline
 from rebuild.lab.images import MALICIOUS_SERVICE, compromised_state
@@ -57,7 +58,14 @@ def module_args() -> dict[str, Any]:
     return compile_host(load_baseline(), facts, [], protected_accounts=["rb-admin"]).module_args()
 
 
-def call(lab: Lab, *, script: str = SCRIPT, args: dict[str, Any] | None = None, check: bool = False) -> Any:
+def call(
+    lab: Lab,
+    *,
+    script: str = SCRIPT,
+    args: dict[str, Any] | None = None,
+    check: bool = False,
+    diff: bool = False,
+) -> Any:
     args = args or module_args()
     params, _ = argspec.validate_basic(
         argspec.load_spec("win_rebuild_baseline"), args, "win_rebuild_baseline", {}
@@ -69,6 +77,7 @@ def call(lab: Lab, *, script: str = SCRIPT, args: dict[str, Any] | None = None, 
         params=params,
         raw_args=args,
         check_mode=check,
+        diff_mode=diff,
         script=script,
         session_user="rb-admin",
     )
@@ -163,3 +172,138 @@ def test_a_misspelt_cmdlet_parameter_fails_with_powershells_message(lab: Lab) ->
     result = call(lab, script=script)
     fw = next(r for r in result["controls"] if r["id"] == "GHAL-FW-001")
     assert "A parameter cannot be found that matches parameter name 'Nmae'." in fw["error"]
+
+
+def control(cid: str, *settings: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"id": cid, "settings": [{"key": f"{cid}:{i}", **s} for i, s in enumerate(settings)], **extra}
+
+
+def by_id(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["id"]: r for r in result["controls"]}
+
+
+TEST_KEY = "HKLM:\\SOFTWARE\\GHAL\\Test"
+
+
+def test_every_setting_type_applies_or_fails_as_windows_does(lab: Lab) -> None:
+    """One control per case, through the real script: what it writes on the twin, and the error
+    it reports for what Windows refuses or the host lacks."""
+    reg = {"type": "registry", "path": TEST_KEY}
+    lab.update(HOST, lambda st: st.user_rights.__setitem__("SeBatchLogonRight", ["Guest", "CONTOSO\\ghost"]))
+    args = {
+        "protected_accounts": ["rb-admin"],
+        "controls": [
+            control(
+                "T-REG",
+                {**reg, "name": "Big", "value_type": "qword", "data": 5000000000},
+                {**reg, "name": "List", "value_type": "multi_string", "data": ["a", "b"]},
+            ),
+            control("T-SVC", {"type": "service", "name": "NoSuchSvc", "start_mode": "automatic"}),
+            control("T-FEAT", {"type": "feature", "name": "TelnetClient", "enabled": True}),
+            control("T-FEAT-MISSING", {"type": "feature", "name": "NoSuchFeature", "enabled": True}),
+            control(
+                "T-FW-PROFILE",
+                {
+                    "type": "firewall_profile",
+                    "profile": "Public",
+                    "enabled": False,
+                    "log_allowed": True,
+                    "log_blocked": False,
+                },
+            ),
+            control(
+                "T-FW-RULE",
+                {
+                    "type": "firewall_rule",
+                    "name": "GHAL Test Out",
+                    "direction": "out",
+                    "action": "block",
+                    "protocol": "udp",
+                    "local_port": "53",
+                    "enabled": False,
+                },
+            ),
+            control(
+                "T-AUDIT",
+                {
+                    "type": "audit_policy",
+                    "subcategory": "Nothing",
+                    "guid": "{00000000-0000-0000-0000-000000000000}",
+                    "value": "Success",
+                },
+            ),
+            control(
+                "T-SECPOL",
+                {
+                    "type": "security_policy",
+                    "section": "System Access",
+                    "key": "LockoutDuration",
+                    "value": 15,
+                },
+            ),
+            control(
+                "T-RIGHT", {"type": "user_right", "name": "SeBatchLogonRight", "members": ["*S-1-5-32-544"]}
+            ),
+            control("T-DEF", {"type": "defender_status", "property": "IsTamperProtected", "expected": True}),
+            control("T-USER-MISSING", {"type": "local_user", "rid": 9999, "enabled": False}),
+            control("T-USER-PROTECTED", {"type": "local_user", "rid": 501, "name": "rb-admin"}),
+            control("T-USER-ON", {"type": "local_user", "rid": 503, "enabled": True}),
+            control("T-USER-OFF", {"type": "local_user", "rid": 503, "enabled": False}),
+            control("T-BOGUS", {"type": "bogus"}),
+        ],
+    }
+    before_rights = call(lab, args=args, check=True)
+    guest = f"*{machine_sid(lab.state(HOST))}-501"
+    # secedit exports the Guest account as its SID and keeps a name it cannot map as is;
+    # NTAccount.Translate cannot map it either, so the module shows the name.
+    assert by_id(before_rights)["T-RIGHT"]["before"]["T-RIGHT:0"] == sorted([guest, "CONTOSO\\ghost"])
+    result = by_id(call(lab, args=args))
+    state = lab.state(HOST)
+    assert (
+        state.registry[TEST_KEY] == {"Big": 5000000000, "List": ["a", "b"]} and result["T-REG"]["compliant"]
+    )
+    assert result["T-SVC"]["error"] == "T-SVC:0: service NoSuchSvc is not installed"
+    assert state.features["TelnetClient"] is True and result["T-FEAT"]["pending_reboot"] is True
+    assert "not available on this edition" in result["T-FEAT-MISSING"]["error"]
+    assert state.firewall["Public"]["Enabled"] is False and state.firewall["Public"]["LogAllowed"] is True
+    assert result["T-FW-PROFILE"]["compliant"] and result["T-FW-RULE"]["compliant"]
+    assert result["T-FW-RULE"]["after"]["T-FW-RULE:0"] == {
+        "direction": "out",
+        "protocol": "udp",
+        "local_port": "53",
+        "action": "block",
+        "enabled": False,
+    }
+    assert "auditpol /set failed for Nothing (exit 87)" in result["T-AUDIT"]["error"]
+    assert state.security_policy["System Access"]["LockoutDuration"] == 15
+    assert state.user_rights["SeBatchLogonRight"] == ["Administrators"] and result["T-RIGHT"]["compliant"]
+    assert "IsTamperProtected cannot be set on the host" in result["T-DEF"]["error"]
+    assert result["T-USER-MISSING"]["compliant"] and result["T-USER-MISSING"]["error"] is None
+    assert "refusing to rename an account to protected name rb-admin" in result["T-USER-PROTECTED"]["error"]
+    assert result["T-USER-ON"]["changed"] and result["T-USER-OFF"]["changed"]
+    assert state.users["DefaultAccount"].enabled is False  # enabled, then disabled again
+    assert result["T-BOGUS"]["error"] == "unknown setting type 'bogus'"
+
+
+def test_diff_mode_and_a_marker_from_another_boot(lab: Lab) -> None:
+    """A pending-reboot marker whose boot time is missing or unreadable is from no known boot: it
+    is ignored. In diff mode the result carries before/after per control."""
+    marker = "HKLM:\\SOFTWARE\\GHAL\\Rebuild\\Harden"
+    args = {
+        "protected_accounts": ["rb-admin"],
+        "controls": [
+            control(
+                "T-REG",
+                {"type": "registry", "path": TEST_KEY, "name": "X", "value_type": "string", "data": "y"},
+            )
+        ],
+    }
+    for boot_time in (None, "not a date"):
+        values: dict[str, Any] = {"PendingReboot": ["T-REG"]}
+        if boot_time:
+            values["PendingBootTime"] = boot_time
+        lab.update(HOST, lambda st, values=values: st.registry.__setitem__(marker, values))
+        result = call(lab, args=args, check=True, diff=True)
+        assert result["diff"]["before"] == {"T-REG": {"T-REG:0": None}}
+        assert result["diff"]["after"] == result["diff"]["before"]
+        assert result["pending_reboot"] is False

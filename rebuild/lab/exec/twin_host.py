@@ -199,6 +199,12 @@ class TwinHost(Host):
             return
         super().static_set(ev, type_name, member, value, node)
 
+    def new_object(self, c: Call, tref: TypeRef, args: list[Any]) -> Any:
+        """New-Object Security.Principal.NTAccount <name> / SecurityIdentifier <sid string>."""
+        if tref.name in (twin_policy.NTACCOUNT, twin_policy.SECURITY_IDENTIFIER) and len(args) == 1:
+            return twin_policy.identity(self.state(), tref.name, v.to_string(args[0]))
+        return None
+
     def file_bytes(self, path: str) -> bytes | None:
         if path.lower() in self.staged:
             return self.staged[path.lower()]

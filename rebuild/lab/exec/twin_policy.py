@@ -299,3 +299,61 @@ def _number(value: str) -> Any:
         return int(value)
     except ValueError:
         return value
+
+
+# --- NTAccount / SecurityIdentifier ------------------------------------------------------------
+
+NTACCOUNT = "System.Security.Principal.NTAccount"
+SECURITY_IDENTIFIER = "System.Security.Principal.SecurityIdentifier"
+
+
+def identity(state: TwinState, type_name: str, value: str) -> Any:
+    """An NTAccount or SecurityIdentifier whose Translate(type) maps it on this host
+    (learn.microsoft.com/dotnet/api/system.security.principal.ntaccount.translate): what the host
+    cannot map throws IdentityNotMappedException "Some or all identity references could not be
+    translated."; a malformed SID string is an ArgumentException at construction."""
+    from rebuild.lab.ps import values as v
+    from rebuild.lab.ps.errors import ErrorRecord, PSRuntimeError
+
+    def fail(message: str, exception: str, count: int, method: str) -> PSRuntimeError:
+        return PSRuntimeError(
+            ErrorRecord(
+                f'Exception calling "{method}" with "{count}" argument(s): "{message}"',
+                "System.Management.Automation.MethodInvocationException",
+            )
+        )
+
+    if type_name == SECURITY_IDENTIFIER and not re.fullmatch(r"S-1-\d+(-\d+)+", value, re.I):
+        raise fail("Value was invalid.\r\nParameter name: sddlForm", "System.ArgumentException", 1, ".ctor")
+
+    def translate(args: list[Any]) -> Any:
+        target = getattr(args[0], "name", "") if len(args) == 1 else ""
+        if target == type_name:
+            return identity(state, type_name, value)
+        if type_name == NTACCOUNT and target == SECURITY_IDENTIFIER:
+            sid = account_sid(state, value)
+            if sid is not None:
+                return identity(state, SECURITY_IDENTIFIER, sid)
+        elif type_name == SECURITY_IDENTIFIER and target == NTACCOUNT:
+            name = sid_account(state, value)
+            if name is not None:
+                return identity(state, NTACCOUNT, name)
+        else:
+            raise fail(
+                "The argument must be a type derived from IdentityReference.",
+                "System.ArgumentException",
+                1,
+                "Translate",
+            )
+        raise fail(
+            "Some or all identity references could not be translated.",
+            "System.Security.Principal.IdentityNotMappedException",
+            1,
+            "Translate",
+        )
+
+    return v.DotNetObject(
+        type_name,
+        {"Value": value.upper() if type_name == SECURITY_IDENTIFIER else value},
+        {"translate": translate, "tostring": lambda args: value},
+    )

@@ -46,7 +46,8 @@ def run_product_module(ctx: ModuleContext, name: str) -> dict[str, Any]:
         session_user=ctx.session_user,
     )
     host.network_credentials = ctx.delegated_credentials
-    ev = Evaluator(host, coverage=COVERAGE)
+    # Coverage is of the product's script: a test's modified copy must not count for it.
+    ev = Evaluator(host, coverage=COVERAGE if source == script_source(name) else None)
     ev.global_scope.vars["erroractionpreference"] = "Stop"  # ansible-core module_wrapper.ps1
     try:
         try:
