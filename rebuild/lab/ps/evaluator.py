@@ -531,12 +531,23 @@ class Evaluator:
         return False
 
     def _statements(self, node: Node) -> list[Node]:
+        # A pure function of the tree: kept with the parsed script (py-tree-sitter builds new child
+        # lists on every access).
+        if self.script is None:
+            return self._statements_of(node)
+        key = ("statements", node.id, node.start_byte, node.end_byte)
+        found = self.script.memo.get(key)
+        if found is None:
+            found = self.script.memo[key] = self._statements_of(node)
+        return list(found)
+
+    def _statements_of(self, node: Node) -> list[Node]:
         if node.type in ("program", "statement_block", "script_block_body", "script_block"):
             sl = next((c for c in node.named_children if c.type == "statement_list"), None)
             if sl is None:
                 if node.type == "script_block":
                     body = next((c for c in node.named_children if c.type == "script_block_body"), None)
-                    return self._statements(body) if body is not None else []
+                    return self._statements_of(body) if body is not None else []
                 return []
             node = sl
         return [c for c in node.named_children if c.type not in ("empty_statement", "comment")]
@@ -1045,6 +1056,16 @@ class Evaluator:
         """The single expression/statement a pipeline consists of, or its pipeline_chain."""
         if node.type != "pipeline":
             return node
+        if self.script is None:
+            return self._pipeline_inner_of(node)
+        key = ("pipeline", node.id, node.start_byte, node.end_byte)
+        memo = self.script.memo
+        if key not in memo:
+            memo[key] = self._pipeline_inner_of(node)
+        found: Node | None = memo[key]
+        return found
+
+    def _pipeline_inner_of(self, node: Node) -> Node | None:
         kids = [c for c in node.named_children if c.type != "comment"]
         if len(kids) != 1:
             return None

@@ -37,6 +37,9 @@ class Script:
     # Expression nodes -> (the node the one-child wrapper chain ends at, how to evaluate it).
     resolved: dict[tuple[int, int, int], tuple[Any, str]] = field(default_factory=dict)
     texts: dict[tuple[int, int], str] = field(default_factory=dict)  # source text by byte range
+    memo: dict[tuple[str, int, int, int], Any] = field(
+        default_factory=dict
+    )  # tree facts the evaluator derives
 
     @property
     def root(self) -> Node:
