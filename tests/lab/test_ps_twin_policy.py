@@ -10,53 +10,30 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.lab.context import Lab, LabConfig, TwinRecord
-from rebuild.lab.exec.twin_host import CheckModeWrite, TwinHost
-from rebuild.lab.ps import Evaluator, NotSimulated
+from rebuild.lab.context import Lab
+from rebuild.lab.exec.twin_host import CheckModeWrite
+from rebuild.lab.ps import NotSimulated
 from rebuild.lab.ps.evaluator import RunResult
-from rebuild.lab.state import LocalUser, StateStore, TwinState
+from rebuild.lab.state import LocalUser
+from tests.lab.twins import RX_PC, bare_state, one_twin_lab, run_ps
 
-TWIN = "ARL-RX-PC01"
+TWIN = RX_PC.name
 LOGON = "{0CCE9215-69AE-11D9-BED3-505054503030}"  # MS-GPAC 2.2.1.2: the Logon subcategory
 
 
 @pytest.fixture()
 def lab(tmp_path: Path) -> Lab:
-    store = StateStore(tmp_path / "state.sqlite")
-    rec = TwinRecord(
-        name=TWIN,
-        address="127.77.0.2",
-        mac="aa:bb:cc:00:00:01",
-        kind="workstation",
-        platform="physical",
-        site="arlon",
-        os="windows-11-23h2",
-        service="radiology",
+    state = bare_state(
+        audit_policy={"Logon": "Success"},
+        user_rights={"SeRemoteInteractiveLogonRight": ["Administrators", "Remote Desktop Users"]},
+        security_policy={"System Access": {"LockoutBadCount": 0, "NewGuestName": "Guest"}},
+        users={"Guest": LocalUser("Guest", False, ["Guests"], "", "", 501)},
     )
-    store.put(
-        TWIN,
-        TwinState(
-            hostname=TWIN,
-            kind="workstation",
-            os_caption="Microsoft Windows 11 Enterprise",
-            os_build="22631",
-            image_id="w11",
-            image_sha256="0" * 64,
-            phase="clean",
-            audit_policy={"Logon": "Success"},
-            user_rights={"SeRemoteInteractiveLogonRight": ["Administrators", "Remote Desktop Users"]},
-            security_policy={"System Access": {"LockoutBadCount": 0, "NewGuestName": "Guest"}},
-            users={"Guest": LocalUser("Guest", False, ["Guests"], "", "", 501)},
-        ),
-    )
-    return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
+    return one_twin_lab(tmp_path, state)
 
 
 def run(lab: Lab, src: str, check_mode: bool = False) -> RunResult:
-    host = TwinHost(lab, lab.twins[TWIN], check_mode=check_mode, session_user="rb-admin")
-    ev = Evaluator(host)
-    ev.global_scope.vars["erroractionpreference"] = "Stop"  # as Ansible runs modules
-    return ev.run(src, "rule.ps1")
+    return run_ps(lab, src, check_mode=check_mode)
 
 
 BACKUP = (

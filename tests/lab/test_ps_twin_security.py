@@ -10,50 +10,24 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.lab.context import Lab, LabConfig, TwinRecord
-from rebuild.lab.exec.twin_host import CheckModeWrite, TwinHost
-from rebuild.lab.ps import Evaluator, NotSimulated
+from rebuild.lab.context import Lab
+from rebuild.lab.exec.twin_host import CheckModeWrite
+from rebuild.lab.ps import NotSimulated
 from rebuild.lab.ps.evaluator import RunResult
-from rebuild.lab.state import StateStore, TwinState
+from rebuild.lab.state import Service
+from tests.lab.twins import RX_PC, bare_state, one_twin_lab, run_ps
 
-TWIN = "ARL-RX-PC01"
+TWIN = RX_PC.name
 KEY = "HKLM:\\SOFTWARE\\GHAL\\Test"
 
 
 @pytest.fixture()
 def lab(tmp_path: Path) -> Lab:
-    store = StateStore(tmp_path / "state.sqlite")
-    rec = TwinRecord(
-        name=TWIN,
-        address="127.77.0.2",
-        mac="aa:bb:cc:00:00:01",
-        kind="workstation",
-        platform="physical",
-        site="arlon",
-        os="windows-11-23h2",
-        service="radiology",
-    )
-    store.put(
-        TWIN,
-        TwinState(
-            hostname=TWIN,
-            kind="workstation",
-            os_caption="Microsoft Windows 11 Enterprise",
-            os_build="22631",
-            image_id="w11",
-            image_sha256="0" * 64,
-            phase="clean",
-            registry={KEY: {"Answer": 42, "Path": "%SystemRoot%\\x"}},
-        ),
-    )
-    return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
+    return one_twin_lab(tmp_path, bare_state(registry={KEY: {"Answer": 42, "Path": "%SystemRoot%\\x"}}))
 
 
 def run(lab: Lab, src: str, check_mode: bool = False, user: str | None = "rb-admin") -> RunResult:
-    host = TwinHost(lab, lab.twins[TWIN], check_mode=check_mode, session_user=user)
-    ev = Evaluator(host)
-    ev.global_scope.vars["erroractionpreference"] = "Stop"  # as Ansible runs modules
-    return ev.run(src, "rule.ps1")
+    return run_ps(lab, src, check_mode=check_mode, user=user)
 
 
 def test_windows_identity_is_the_session_account(lab: Lab) -> None:
@@ -166,34 +140,8 @@ def test_a_stopped_protected_service_can_be_started_and_configured(tmp_path: Pat
     """SERVICE_LAUNCH_PROTECTED_INFO: the protection refuses ChangeServiceConfig/ControlService once
     the service is launched as protected; a stopped WinDefend (an attacker's doing) can be set back
     and started, after which it refuses again."""
-    from rebuild.lab.state import Service
-
-    store = StateStore(tmp_path / "state.sqlite")
-    rec = TwinRecord(
-        name=TWIN,
-        address="127.77.0.2",
-        mac="aa:bb:cc:00:00:01",
-        kind="workstation",
-        platform="physical",
-        site="arlon",
-        os="windows-11-23h2",
-        service="radiology",
-    )
     stopped = Service("WinDefend", "Microsoft Defender Antivirus Service", "Disabled", "Stopped")
-    store.put(
-        TWIN,
-        TwinState(
-            hostname=TWIN,
-            kind="workstation",
-            os_caption="Microsoft Windows 11 Enterprise",
-            os_build="22631",
-            image_id="w11",
-            image_sha256="0" * 64,
-            phase="clean",
-            services={"WinDefend": stopped},
-        ),
-    )
-    lab = Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
+    lab = one_twin_lab(tmp_path, bare_state(services={"WinDefend": stopped}))
     src = (
         "Set-Service -Name WinDefend -StartupType Automatic\n"
         "Start-Service -Name WinDefend\n"
