@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Documentation only: the module is win_rebuild_baseline.ps1 (ansible.windows style).
-# The lab twin (rebuild/lab/exec/modules/win_rebuild_baseline.py) validates its arguments
-# against the `options` below, so this file is the single argument spec both honour.
+# The lab (rebuild/lab/exec/argspec.py) validates arguments against the `options` below before it
+# runs the .ps1 itself, so this file is the single argument spec both honour.
 
 from __future__ import annotations
 

@@ -661,6 +661,8 @@ def _base_state(p: OsProfile, hostname: str, kind: str, domain: str, caption: st
         applications={},
         files={
             "C:\\Windows\\System32\\drivers\\etc\\hosts": "# Copyright (c) 1993-2009 Microsoft Corp.\r\n",
+            # The Default User profile's hive, copied into every new profile (reg load/unload reach it).
+            "C:\\Users\\Default\\NTUSER.DAT": "SIMULATED registry hive file",
         },
         tasks=_tasks(),
         defender=_defender(True, "", ""),

@@ -24,6 +24,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
@@ -56,6 +57,9 @@ RECEIVE_CHUNK = 64 * 1024  # output bytes per Receive answer; the rest waits for
 # (stdout, stderr, exit code) from what a command carried; run in a worker thread.
 # The executor writes UTF-8: WinRS re-encodes it into the shell's code page (below).
 Executor = Callable[[str, list[str], bytes], tuple[int, bytes, bytes]]
+# The account that owns the shell a command runs in (the authenticated WinRM user), for the
+# executor: what [Security.Principal.WindowsIdentity]::GetCurrent() answers in that command.
+SHELL_OWNER: ContextVar[str | None] = ContextVar("rebuild_lab_shell_owner", default=None)
 
 # WINRS_CODEPAGE, the console code page of the shell (MS-WSMV 2.2.4.37 "WINRS_CODEPAGE";
 # Win32 WSMAN_CMDSHELL_OPTION_CODEPAGE): console programs in the shell write their output in
@@ -209,6 +213,7 @@ class Command:
     stdout: bytes = b""
     stderr: bytes = b""
     encoding: str = "cp437"  # the shell's code page: how its output leaves the host
+    owner: str = ""  # the shell's owner (the authenticated user)
     out_pos: int = 0
     err_pos: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -447,6 +452,7 @@ class WinRS:
             command=(command_el.text or "").strip(),
             arguments=arguments,
             encoding=shell.encoding,
+            owner=shell.owner,
         )
         shell.operations += 1
         shell.commands[command.id] = command
@@ -498,6 +504,7 @@ class WinRS:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, command: Command) -> None:
+        SHELL_OWNER.set(command.owner)  # this task's context, copied into the executor's thread
         try:
             code, out, err = await asyncio.to_thread(
                 self._executor, command.command, command.arguments, bytes(command.stdin)

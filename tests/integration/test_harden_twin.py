@@ -21,7 +21,7 @@ from rebuild.harden.report import Status, build_report
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.exec import argspec
 from rebuild.lab.exec.modules import ModuleContext
-from rebuild.lab.exec.modules.win_rebuild_baseline import win_rebuild_baseline
+from rebuild.lab.exec.modules.product import win_rebuild_baseline
 from rebuild.lab.images import MALICIOUS_SERVICE, MALICIOUS_TASK, UNKNOWN_ADMIN, compromised_state
 from rebuild.lab.state import Service, StateStore
 
@@ -74,6 +74,7 @@ def call(lab: Lab, host: str, args: dict[str, Any], check: bool = False) -> dict
         params=params,
         raw_args=args,
         check_mode=check,
+        session_user="rb-admin",  # the account Ansible connects with
     )
     return win_rebuild_baseline(ctx)
 
@@ -108,7 +109,8 @@ def test_harden_makes_every_applicable_control_compliant_then_changes_nothing(la
     rules = state.registry[
         "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\SharedAccess\\Parameters\\FirewallPolicy\\FirewallRules"
     ]
-    assert "Dir=In|Protocol=6|LPort=5986" in rules["GHAL Rebuild WinRM HTTPS-In"]  # WinRM stays reachable
+    winrm = [r for r in rules.values() if "|Name=GHAL Rebuild WinRM HTTPS-In|" in r]  # by display name
+    assert len(winrm) == 1 and "Dir=In|Protocol=6|LPort=5986" in winrm[0]  # WinRM stays reachable
     builtin = next(u for u in state.users.values() if u.sid_suffix == 500)
     assert builtin.name == "ghal-localadm" and builtin.enabled is False
     # Settings Windows enforces after a restart are not shown as plainly done.

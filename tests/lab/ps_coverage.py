@@ -2,8 +2,8 @@
 
     python -m tests.lab.ps_coverage [pytest args...]
 
-Runs the tests that execute product modules through the evaluator (default:
-tests/lab/test_win_rebuild_apps.py) in this process, then prints, per script, how many of its
+Runs the tests that execute product modules through the evaluator (default: DEFAULT_TESTS) in
+this process, then prints, per script, how many of its
 statements ran and the lines of those that did not.
 """
 
@@ -16,11 +16,16 @@ import pytest
 from rebuild.lab.exec.modules import product
 from rebuild.lab.ps.coverage import measure, render
 
-SCRIPTS = ("win_rebuild_apps",)
+SCRIPTS = ("win_rebuild_apps", "win_rebuild_baseline")
+DEFAULT_TESTS = (
+    "tests/lab/test_win_rebuild_apps.py",
+    "tests/lab/test_baseline_module.py",
+    "tests/integration/test_harden_twin.py",
+)
 
 
 def main(argv: list[str]) -> int:
-    rc = pytest.main(["-q", "-p", "no:cacheprovider", *(argv or ["tests/lab/test_win_rebuild_apps.py"])])
+    rc = pytest.main(["-q", "-p", "no:cacheprovider", *(argv or DEFAULT_TESTS)])
     rows = [
         measure(f"{name}.ps1", product.script_source(name), product.COVERAGE.get(f"{name}.ps1", set()))
         for name in SCRIPTS

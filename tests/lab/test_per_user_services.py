@@ -61,7 +61,12 @@ def test_harden_leaves_per_user_service_templates_enabled(lab: Lab) -> None:
         argspec.load_spec("win_rebuild_baseline"), args, "win_rebuild_baseline", {}
     )
     ctx = ModuleContext(
-        lab=lab, twin=lab.twins[HOST], module_name="win_rebuild_baseline", params=params, raw_args=args
+        lab=lab,
+        twin=lab.twins[HOST],
+        module_name="win_rebuild_baseline",
+        params=params,
+        raw_args=args,
+        session_user="rb-admin",
     )
     load_all()["win_rebuild_baseline"].handler(ctx)
     services = lab.state(HOST).services

@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rebuild.lab import images
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.exec import execute
 from rebuild.lab.exec.payloads import encoded_command
-from rebuild.lab.state import StateStore
+from rebuild.lab.exec.twin_host import TwinHost
+from rebuild.lab.ps import Evaluator
+from rebuild.lab.ps.evaluator import RunResult
+from rebuild.lab.state import StateStore, TwinState
 
 
 def server_twin(address: str) -> TwinRecord:
@@ -51,3 +55,34 @@ def ps(lab: Lab, script: str, twin: TwinRecord = SERVER) -> tuple[int, str, str]
     command, arguments = encoded_command(script)
     rc, out, err = execute(lab, twin, command, arguments, b"")
     return rc, out.decode(), err.decode()
+
+
+# --- one twin for the PowerShell evaluator's tests ------------------------------------------------
+
+RX_PC = TwinRecord(
+    "ARL-RX-PC01", "127.77.0.2", "aa:bb:cc:00:00:01", "workstation", "physical", "arlon",
+    "windows-11-23h2", "radiology",
+)  # fmt: skip
+
+
+def bare_state(**fields: Any) -> TwinState:
+    """A Windows 11 twin with nothing but what the test gives it."""
+    return TwinState(
+        hostname=RX_PC.name, kind="workstation", os_caption="Microsoft Windows 11 Enterprise",
+        os_build="22631", image_id="w11", image_sha256="0" * 64, phase="clean", **fields,
+    )  # fmt: skip
+
+
+def one_twin_lab(directory: Path, state: TwinState, record: TwinRecord = RX_PC) -> Lab:
+    store = StateStore(directory / "state.sqlite")
+    store.put(record.name, state)
+    return Lab(config=LabConfig(lab_dir=directory), store=store, twins={record.name: record})
+
+
+def run_ps(lab: Lab, src: str, *, check_mode: bool = False, user: str | None = "rb-admin") -> RunResult:
+    """Run a script on the lab's only twin through the evaluator, as Ansible runs modules
+    ($ErrorActionPreference = 'Stop'), the WinRM session being `user`'s."""
+    (twin,) = lab.twins.values()
+    ev = Evaluator(TwinHost(lab, twin, check_mode=check_mode, session_user=user))
+    ev.global_scope.vars["erroractionpreference"] = "Stop"
+    return ev.run(src, "rule.ps1")

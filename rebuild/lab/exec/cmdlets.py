@@ -619,6 +619,27 @@ def machine_sid(state: TwinState) -> str:
     return "S-1-5-21-" + "-".join(str(p) for p in parts)
 
 
+def member_sid(state: TwinState, member: str) -> str | None:
+    """The SID of a group member as the twin keeps it: a local user (machine SID + RID), a BUILTIN
+    group, or a domain account (a SID derived from the domain name; Domain Admins has RID 512)."""
+    if "\\" not in member:
+        user = state.users.get(member)
+        if user is not None:
+            return f"{machine_sid(state)}-{user.sid_suffix}"
+        return next(
+            (sid for sid, name in _BUILTIN_GROUP_SIDS.items() if name.lower() == member.lower()), None
+        )
+    domain, _, account = member.partition("\\")
+    digest = hashlib.sha256(domain.lower().encode()).digest()
+    parts = [int.from_bytes(digest[i : i + 4], "little") for i in (0, 4, 8)]
+    rid = (
+        512
+        if account.lower() == "domain admins"
+        else 1100 + int.from_bytes(hashlib.sha256(account.lower().encode()).digest()[:2], "little")
+    )
+    return "S-1-5-21-" + "-".join(str(p) for p in parts) + f"-{rid}"
+
+
 def _sid(value: str) -> PSObj:
     return PSObj(
         "System.Security.Principal.SecurityIdentifier",
@@ -715,7 +736,7 @@ def get_local_group_member(s: Session, args: list[Any]) -> list[Any]:
         if local and user is None and member in state.groups:
             cls = "Group"
         name = f"{host}\\{member}" if local else member
-        sid = f"{machine_sid(state)}-{user.sid_suffix}" if user else "S-1-5-21-0-0-0-512"
+        sid = member_sid(state, member) or "S-1-5-21-0-0-0-512"
         out.append(
             PSObj(
                 "Microsoft.PowerShell.Commands.LocalPrincipal",

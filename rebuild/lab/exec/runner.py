@@ -91,6 +91,7 @@ def run_module(lab: Lab, twin: TwinRecord, call: ModuleCall) -> Output:
         check_mode=check_mode,
         diff_mode=diff_mode,
         script=call.script,
+        session_user=_session_user(),
     )
     try:
         result = {"changed": False, **twin_impl.handler(ctx)}
@@ -110,3 +111,11 @@ def run_module(lab: Lab, twin: TwinRecord, call: ModuleCall) -> Output:
     if result.get("changed") and not check_mode:
         lab.record(twin.name, "module", module=call.fqcn, failed=bool(result.get("failed")))
     return _out(result, rc)
+
+
+def _session_user() -> str | None:
+    """The WinRM account this command runs as (the shell's owner), without its domain."""
+    from rebuild.lab.wsman import SHELL_OWNER
+
+    owner = SHELL_OWNER.get()
+    return owner.split("\\")[-1].split("@")[0] if owner else None

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rebuild.lab.context import Lab, TwinRecord
-from rebuild.lab.exec import cmdlets, powershell
+from rebuild.lab.exec import cmdlets, powershell, twin_firewall, twin_policy, twin_security, twin_system
 from rebuild.lab.exec.psobjects import PSDate, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import SIMULATED_BANNER, local_path
@@ -64,6 +64,7 @@ class TwinHost(Host):
         complex_args: dict[str, Any] | None = None,
         module_name: str = "",
         check_mode: bool = False,
+        session_user: str | None = None,
     ) -> None:
         self.lab = lab
         self.twin = twin
@@ -83,19 +84,67 @@ class TwinHost(Host):
         # Registry handles into loaded hives (HKU\<name>) this PowerShell session still holds: the
         # RegistryKey objects the registry provider hands out are closed only when .NET finalizes them.
         self.hive_handles: dict[str, int] = {}
+        # Handles of the RegistryKey objects the script holds (closed by .Close() or by finalizers).
+        self.key_handles: dict[str, int] = {}
         self.gc_collected = False
+        self.mounted_in_run: set[str] = set()
+        self._state: TwinState | None = None
+        self._pending: list[Callable[[TwinState], None]] = []
+        # The account the WinRM session authenticated as ([Security.Principal.WindowsIdentity]::GetCurrent).
+        self.session_user = session_user
+        # Temporary files the script creates ([IO.Path]::GetTempFileName): lower-cased path -> bytes.
+        self.scratch: dict[str, bytes] = {}
         self._env = environment(lab.state(twin.name), twin)
 
     # --- plumbing ---
 
     def state(self) -> TwinState:
-        return self.lab.state(self.twin.name)
+        """The twin as this run sees it: read once, then kept current by this run's own writes (a
+        module run is the only writer of its twin while it runs)."""
+        if self._state is None:
+            self._state = self.lab.state(self.twin.name)
+        return self._state
 
     def write(self, what: str, change: Callable[[TwinState], None]) -> None:
         if self.check_mode:
             raise CheckModeWrite(f"{self.module_name or 'the script'} changed the twin in check mode: {what}")
         self.writes.append(what)
-        self.lab.update(self.twin.name, change)
+        self._apply(change)
+
+    def _apply(self, change: Callable[[TwinState], None]) -> None:
+        """Change the run's view now; the twin's store gets every change of the run at `flush`
+        (replayed in order on the stored state: one store write per run instead of one per cmdlet)."""
+        change(self.state())
+        self._pending.append(change)
+
+    def finish(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Store what the run changed (called when the run ends, however it ends)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+
+        def replay(s: TwinState) -> None:
+            for change in pending:
+                change(s)
+
+        self._state = self.lab.update(self.twin.name, replay)
+
+    def mount(self, what: str, hive: str, loaded: bool, change: Callable[[TwinState], None]) -> None:
+        """Load or unload a registry hive: allowed in check mode (reading a hive needs it loaded), as
+        long as the run leaves it as it found it (`left_mounted`)."""
+        self.writes.append(what)
+        if hive in self.mounted_in_run and not loaded:
+            self.mounted_in_run.discard(hive)
+        elif loaded:
+            self.mounted_in_run.add(hive)
+        self._apply(change)
+
+    def left_mounted(self) -> list[str]:
+        """Hives this run loaded and did not unload (in check mode, a change the run leaves behind)."""
+        return sorted(self.mounted_in_run)
 
     def env(self) -> dict[str, str]:
         return self._env
@@ -107,6 +156,10 @@ class TwinHost(Host):
         program = name.lower().rsplit("\\", 1)[-1]
         if program in ("reg", "reg.exe") and args and args[0].lower() in ("load", "unload"):
             return _reg_hive(self, args)
+        if program in ("auditpol", "auditpol.exe"):
+            return twin_policy.auditpol(self, args)
+        if program in ("secedit", "secedit.exe"):
+            return twin_policy.secedit(self, args)
         return None
 
     def touch_registry(self, path: str) -> None:
@@ -133,7 +186,11 @@ class TwinHost(Host):
         if t == "system.gc" and m == "waitforpendingfinalizers" and args == []:
             if self.gc_collected:
                 self.hive_handles.clear()  # finalizers ran: the provider's key handles are closed
+                self.key_handles.clear()
             return None
+        value = twin_security.static(self, ev, type_name, member, args, node)
+        if value is not twin_security._UNHANDLED:
+            return value
         return super().static(ev, type_name, member, args, node)
 
     def static_set(self, ev: Evaluator, type_name: str, member: str, value: Any, node: Node) -> None:
@@ -141,6 +198,12 @@ class TwinHost(Host):
             self.security_protocol = v.to_int(value)
             return
         super().static_set(ev, type_name, member, value, node)
+
+    def new_object(self, c: Call, tref: TypeRef, args: list[Any]) -> Any:
+        """New-Object Security.Principal.NTAccount <name> / SecurityIdentifier <sid string>."""
+        if tref.name in (twin_policy.NTACCOUNT, twin_policy.SECURITY_IDENTIFIER) and len(args) == 1:
+            return twin_policy.identity(self.state(), tref.name, v.to_string(args[0]))
+        return None
 
     def file_bytes(self, path: str) -> bytes | None:
         if path.lower() in self.staged:
@@ -204,7 +267,7 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
         for pname in ("Path", "LiteralPath"):
             if pname in c.bound:
                 host.touch_registry(v.to_string(c.bound.get(pname)))
-        session = powershell.Session(host.lab, host.twin)
+        session = powershell.Session(_RunLab(host), host.twin)  # type: ignore[arg-type]
         tokens: list[Any] = []
         for pname, value in c.bound.values.items():
             if pname in ("ErrorAction", "WarningAction", "ErrorVariable", "OutVariable"):
@@ -214,7 +277,12 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
             if param is None or not param.switch:
                 tokens.append(_legacy_value(value))
         try:
-            return list(legacy(session, tokens))
+            return [
+                twin_security.registry_key(host, x)
+                if isinstance(x, PSObj) and x.type_name == "Microsoft.Win32.RegistryKey"
+                else x
+                for x in legacy(session, tokens)
+            ]
         except powershell.PSError as exc:
             if exc.terminating:
                 raise PSRuntimeError(ErrorRecord(exc.message, command=c.name)) from None
@@ -232,6 +300,21 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
             ) from None
 
     return run
+
+
+class _RunLab:
+    """The lab as a bridged read cmdlet sees it during a run: the run's view of its twin."""
+
+    def __init__(self, host: TwinHost) -> None:
+        self._host = host
+
+    def state(self, name: str) -> TwinState:
+        if name != self._host.twin.name:
+            return self._host.lab.state(name)
+        return self._host.state()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._host.lab, name)
 
 
 def _legacy_value(value: Any) -> Any:
@@ -320,9 +403,121 @@ _READ_SIGS["Test-Path"] = (
 )
 
 
+# Encodings of Set-Content/Get-Content -Encoding in Windows PowerShell 5.1 (FileSystemCmdletProviderEncoding):
+# Default is the system's ANSI code page (Windows-1252 on our images), Unicode is UTF-16LE with a BOM.
+_ENCODINGS = {
+    "unicode": "utf-16",
+    "bigendianunicode": "utf-16-be",
+    "utf8": "utf-8-sig",
+    "utf7": "utf-7",
+    "utf32": "utf-32",
+    "ascii": "ascii",
+    "default": "cp1252",
+    "string": "utf-16",
+    "oem": "cp437",
+}
+
+
+def _encoding(c: Call, default: str) -> str:
+    name = v.to_string(c.bound.get("Encoding") or default).lower()
+    if name not in _ENCODINGS:
+        raise c.fail(
+            f"Cannot bind parameter 'Encoding'. Cannot convert value \"{name}\" to type "
+            '"Microsoft.PowerShell.Commands.FileSystemCmdletProviderEncoding".',
+            "System.Management.Automation.ParameterBindingException",
+        )
+    return _ENCODINGS[name]
+
+
+def _get_content(c: Call) -> list[Any]:
+    """Get-Content: a temporary file of this run is decoded with -Encoding (default: ANSI); other
+    files are the twin's (the read subset)."""
+    host = _host(c)
+    paths = v.as_list(c.bound.get("LiteralPath", c.bound.get("Path")))
+    if len(paths) == 1 and v.to_string(paths[0]).lower() in host.scratch:
+        data = host.scratch[v.to_string(paths[0]).lower()]
+        try:
+            text = data.decode(_encoding(c, "Default"))
+        except UnicodeDecodeError:
+            raise c.not_simulated("reading a file with the wrong -Encoding") from None
+        if v.truthy(c.bound.get("Raw")):
+            return [text]
+        lines = text.replace("\r\n", "\n").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        return lines
+    if "Encoding" in c.bound:
+        raise c.not_simulated("Get-Content -Encoding on a file of the twin")
+    return _bridge("Get-Content")(c)
+
+
+def _set_content(c: Call) -> list[Any]:
+    """Set-Content -LiteralPath -Value [-Encoding]: lines joined with CRLF, each ended by one (5.1).
+    Only temporary files of this run (from [IO.Path]::GetTempFileName) are writable in the lab."""
+    host = _host(c)
+    path = _path(c)
+    if path.lower() not in host.scratch:
+        raise c.not_simulated(f"Set-Content on {path} (only temporary files of the run)")
+    lines = [v.to_string(x) for x in v.as_list(c.bound.get("Value"))]
+    host.scratch[path.lower()] = "".join(line + "\r\n" for line in lines).encode(_encoding(c, "Default"))
+    return []
+
+
+def _import_csv(c: Call) -> list[Any]:
+    """Import-Csv -LiteralPath: the first line names the properties; one PSCustomObject per row
+    (microsoft.powershell.utility/import-csv)."""
+    import csv
+
+    host = _host(c)
+    path = _path(c)
+    data = host.scratch.get(path.lower())
+    if data is None:
+        data = host.file_bytes(path)
+    if data is None:
+        _not_found(c, path)
+        return []
+    delimiter = v.to_string(c.bound.get("Delimiter") or ",")
+    rows = list(csv.reader(data.decode(_encoding(c, "Default")).splitlines(), delimiter=delimiter))
+    if not rows:
+        return []
+    header = rows[0]
+    return [
+        PSObj(
+            "System.Management.Automation.PSCustomObject",
+            {h: (row[i] if i < len(row) else None) for i, h in enumerate(header)},
+        )
+        for row in rows[1:]
+        if row
+    ]
+
+
+def _get_cim_instance(c: Call) -> list[Any]:
+    """Get-CimInstance: Win32_DeviceGuard in root\\Microsoft\\Windows\\DeviceGuard; root\\cimv2 classes
+    as the read subset."""
+    namespace = v.to_string(c.bound.get("Namespace") or "root\\cimv2").lower().strip("\\")
+    cls = v.to_string(c.bound.get("ClassName")).lower()
+    if namespace == "root\\microsoft\\windows\\deviceguard":
+        if cls != "win32_deviceguard" or "Filter" in c.bound or "Property" in c.bound:
+            raise c.not_simulated(f"Get-CimInstance {cls} in {namespace}")
+        return [twin_firewall.win32_device_guard(_host(c))]
+    if namespace != "root\\cimv2":
+        raise c.not_simulated(f"Get-CimInstance -Namespace {namespace}")
+    rest = type(c.bound)({k: x for k, x in c.bound.values.items() if k != "Namespace"})
+    return _bridge("Get-CimInstance")(Call(c.ev, c.name, rest, c.input, c.has_input, c.node))
+
+
+def _get_net_firewall_rule(c: Call) -> list[Any]:
+    if "Name" in c.bound:
+        raise c.not_simulated("Get-NetFirewallRule -Name")
+    return twin_firewall.get_net_firewall_rule(c)
+
+
 def _new_item(c: Call) -> list[Any]:
     """New-Item -ItemType Directory [-Force]: with -Force an existing directory is returned, not an error."""
     path = _path(c)
+    key = cmdlets.reg_canonical(path)
+    if key is not None and "ItemType" not in c.bound:
+        return twin_security.new_registry_key(c, _host(c), path, key)
     kind = v.to_string(c.bound.get("ItemType") or "File").lower()
     if kind != "directory":
         raise c.not_simulated(f"New-Item -ItemType {kind}")
@@ -437,8 +632,25 @@ def _get_file_hash(c: Call) -> list[Any]:
 
 
 def _remove_item(c: Call) -> list[Any]:
-    path = _path(c).rstrip("\\")
     host = _host(c)
+    paths = [v.to_string(x) for x in v.as_list(c.bound.get("LiteralPath", c.bound.get("Path")))]
+    if len(paths) > 1:  # several paths: each removed in turn, with its own errors
+        for one in paths:
+            _remove_item(
+                Call(
+                    c.ev,
+                    c.name,
+                    type(c.bound)({**c.bound.values, "LiteralPath": one}),
+                    c.input,
+                    c.has_input,
+                    c.node,
+                )
+            )
+        return []
+    path = _path(c).rstrip("\\")
+    if path.lower() in host.scratch:
+        del host.scratch[path.lower()]  # a temporary file of this run
+        return []
     prefix = path.lower() + "\\"
     staged = [k for k in host.staged if k == path.lower() or k.startswith(prefix)]
     state = host.state()
@@ -501,24 +713,27 @@ def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
             for k, values in list(s.registry.items()):
                 if k.lower().startswith(store.lower() + "\\"):
                     s.registry[mount + k[len(store) :]] = dict(values)
-            s.registry[marker] = {"File": file}
+            s.registry[marker] = {"File": file, "Stored": int(store in s.registry)}
 
-        host.write(f"reg load {mount}", load)
+        host.mount(f"reg load {mount}", name.lower(), True, load)
         return NativeResult(0, ["The operation completed successfully.", ""], [])
     if not loaded:
         return NativeResult(1, [], ["ERROR: The parameter is incorrect."])
-    if host.hive_handles.get(name.lower(), 0) > 0:
+    if host.hive_handles.get(name.lower(), 0) > 0 or host.key_handles.get(name.lower(), 0) > 0:
         return NativeResult(1, [], ["ERROR: Access is denied."])
     file = str(host.state().registry[marker].get("File", name))
     store = HIVE_STORE.format(file=file.lower())
 
     def unload(s: TwinState) -> None:
+        had_root = bool(s.registry.get(marker, {}).get("Stored", 1))
         for k in list(s.registry):
             if k.lower() == mount.lower() or k.lower().startswith(mount.lower() + "\\"):
-                s.registry[store + k[len(mount) :]] = s.registry.pop(k)
+                values = s.registry.pop(k)
+                if k.lower() != mount.lower() or values or had_root:
+                    s.registry[store + k[len(mount) :]] = values
         s.registry.pop(marker, None)
 
-    host.write(f"reg unload {mount}", unload)
+    host.mount(f"reg unload {mount}", name.lower(), False, unload)
     return NativeResult(0, ["The operation completed successfully.", ""], [])
 
 
@@ -526,6 +741,10 @@ def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
 
 # Protected services refuse configuration changes even from administrators (Microsoft Learn,
 # "Protecting anti-malware services": Defender and Security Center run as protected services).
+# SERVICE_LAUNCH_PROTECTED_INFO (learn.microsoft.com/windows/win32/api/winsvc/
+# ns-winsvc-service_launch_protected_info):
+# once the service is launched as protected, unprotected processes cannot call ChangeServiceConfig
+# (Set-Service) or ControlService (Stop-Service) on it; StartService is not among them.
 PROTECTED_SERVICES = {"wscsvc", "windefend", "securityhealthservice", "wdnissvc", "sense"}
 
 
@@ -548,8 +767,8 @@ def _change_service(c: Call, what: str, change: Callable[[Any], None]) -> list[A
     svc = _service(c)
     if svc is None:
         return []
-    if svc.name.lower() in PROTECTED_SERVICES:
-        verb = {"Set-Service": "configured", "Stop-Service": "stopped", "Start-Service": "started"}[c.name]
+    if svc.name.lower() in PROTECTED_SERVICES and svc.state == "Running" and c.name != "Start-Service":
+        verb = {"Set-Service": "configured", "Stop-Service": "stopped"}[c.name]
         c.write_error(
             f"Service '{svc.display_name} ({svc.name})' cannot be {verb} due to the following error: "
             "Access is denied",
@@ -563,6 +782,8 @@ def _change_service(c: Call, what: str, change: Callable[[Any], None]) -> list[A
 
     def apply(s: TwinState) -> None:
         change(s.services[name])
+        if name.lower() == "windefend":
+            twin_system.sync_defender(s)  # Defender runs only while its service does
 
     _host(c).write(f"{c.name} {name} {what}", apply)
     return []
@@ -592,6 +813,21 @@ def _stop_service(c: Call) -> list[Any]:
 
 
 def _start_service(c: Call) -> list[Any]:
+    """Start-Service: a Disabled service does not start (StartService: ERROR_SERVICE_DISABLED)."""
+    svc = _service(c)
+    if svc is None:
+        return []
+    if svc.start_mode == "Disabled":
+        c.write_error(
+            f"Service '{svc.display_name} ({svc.name})' cannot be started due to the following error: "
+            f"Cannot start service {svc.name} on computer '.'.",
+            "Microsoft.PowerShell.Commands.ServiceCommandException",
+            "OpenError",
+            "CouldNotStartService,Microsoft.PowerShell.Commands.StartServiceCommand",
+            svc.name,
+        )
+        return []
+
     def start(svc: Any) -> None:
         svc.state = "Running"
 
@@ -832,7 +1068,6 @@ def _table() -> dict[str, Cmdlet]:
             ("Get-ItemPropertyValue", "microsoft.powershell.management/get-itempropertyvalue"),
             ("Get-Item", "microsoft.powershell.management/get-item"),
             ("Get-ChildItem", "microsoft.powershell.management/get-childitem"),
-            ("Get-Content", "microsoft.powershell.management/get-content"),
             ("Get-Service", "microsoft.powershell.management/get-service"),
             ("Get-WindowsOptionalFeature", "dism/get-windowsoptionalfeature"),
             ("Get-NetFirewallProfile", "netsecurity/get-netfirewallprofile"),
@@ -842,11 +1077,184 @@ def _table() -> dict[str, Cmdlet]:
             ("Get-ScheduledTask", "scheduledtasks/get-scheduledtask"),
             ("Get-MpComputerStatus", "defender/get-mpcomputerstatus"),
             ("Get-MpPreference", "defender/get-mppreference"),
-            ("Get-CimInstance", "cimcmdlets/get-ciminstance"),
         )
     ]
     entries += [
         (c_sig("Test-Path"), _test_path, "microsoft.powershell.management/test-path"),
+        (
+            _sig(
+                "Get-CimInstance",
+                Param("ClassName", ("Class",), position=0),
+                Param("Namespace"),
+                Param("Property"),
+                Param("Filter"),
+            ),
+            _get_cim_instance,
+            "cimcmdlets/get-ciminstance",
+        ),
+        (
+            _sig(
+                "Get-NetFirewallRule",
+                Param("Name", ("ID",), position=0),
+                Param("DisplayName"),
+                Param("PolicyStore"),
+            ),
+            _get_net_firewall_rule,
+            "netsecurity/get-netfirewallrule",
+        ),
+        (
+            _sig(
+                "Get-NetFirewallPortFilter",
+                Param("AssociatedNetFirewallRule", pipeline=True),
+                Param("PolicyStore"),
+            ),
+            twin_firewall.get_net_firewall_port_filter,
+            "netsecurity/get-netfirewallportfilter",
+        ),
+        (
+            _sig("Remove-NetFirewallRule", Param("InputObject", pipeline=True), should_process=True),
+            twin_firewall.remove_net_firewall_rule,
+            "netsecurity/remove-netfirewallrule",
+        ),
+        (
+            _sig(
+                "New-NetFirewallRule",
+                Param("DisplayName", mandatory=True),
+                Param("Name"),
+                Param("Description"),
+                Param("Direction"),
+                Param("Action"),
+                Param("Protocol"),
+                Param("LocalPort"),
+                Param("Enabled"),
+                Param("Profile"),
+                should_process=True,
+            ),
+            twin_firewall.new_net_firewall_rule,
+            "netsecurity/new-netfirewallrule",
+        ),
+        (
+            _sig(
+                "Set-NetFirewallProfile",
+                Param("Name", ("Profile",), position=0),
+                Param("Enabled"),
+                Param("DefaultInboundAction"),
+                Param("DefaultOutboundAction"),
+                Param("LogAllowed"),
+                Param("LogBlocked"),
+                Param("LogMaxSizeKilobytes"),
+                should_process=True,
+            ),
+            twin_firewall.set_net_firewall_profile,
+            "netsecurity/set-netfirewallprofile",
+        ),
+        (
+            _sig(
+                "Enable-WindowsOptionalFeature",
+                Param("FeatureName", position=0, mandatory=True),
+                Param("Online", switch=True),
+                Param("NoRestart", switch=True),
+                Param("All", switch=True),
+            ),
+            lambda c: twin_system.set_optional_feature(c, True),
+            "dism/enable-windowsoptionalfeature",
+        ),
+        (
+            _sig(
+                "Disable-WindowsOptionalFeature",
+                Param("FeatureName", position=0, mandatory=True),
+                Param("Online", switch=True),
+                Param("NoRestart", switch=True),
+                Param("Remove", switch=True),
+            ),
+            lambda c: twin_system.set_optional_feature(c, False),
+            "dism/disable-windowsoptionalfeature",
+        ),
+        (
+            _sig("Disable-ScheduledTask", Param("TaskName", position=0), Param("TaskPath", position=1)),
+            twin_system.disable_scheduled_task,
+            "scheduledtasks/disable-scheduledtask",
+        ),
+        (
+            _sig(
+                "Rename-LocalUser",
+                Param("InputObject", position=0, pipeline=True),
+                Param("Name"),
+                Param("SID"),
+                Param("NewName", position=1, mandatory=True),
+                should_process=True,
+            ),
+            twin_system.rename_local_user,
+            "microsoft.powershell.localaccounts/rename-localuser",
+        ),
+        (
+            _sig(
+                "Enable-LocalUser",
+                Param("InputObject", position=0, pipeline=True),
+                Param("Name"),
+                Param("SID"),
+                should_process=True,
+            ),
+            lambda c: twin_system.enable_local_user(c, True),
+            "microsoft.powershell.localaccounts/enable-localuser",
+        ),
+        (
+            _sig(
+                "Disable-LocalUser",
+                Param("InputObject", position=0, pipeline=True),
+                Param("Name"),
+                Param("SID"),
+                should_process=True,
+            ),
+            lambda c: twin_system.enable_local_user(c, False),
+            "microsoft.powershell.localaccounts/disable-localuser",
+        ),
+        (
+            _sig(
+                "Remove-LocalGroupMember",
+                Param("Group", position=0),
+                Param("Name"),
+                Param("SID"),
+                Param("Member", position=1, mandatory=True),
+                should_process=True,
+            ),
+            twin_system.remove_local_group_member,
+            "microsoft.powershell.localaccounts/remove-localgroupmember",
+        ),
+        (
+            _sig("Start-Sleep", Param("Seconds", position=0), Param("Milliseconds", ("ms",))),
+            twin_system.start_sleep,
+            "microsoft.powershell.utility/start-sleep",
+        ),
+        (
+            _sig(
+                "Get-Content",
+                *path,
+                Param("Raw", switch=True),
+                Param("Encoding"),
+                Param("TotalCount", ("First", "Head")),
+                Param("Tail", ("Last",)),
+            ),
+            _get_content,
+            "microsoft.powershell.management/get-content",
+        ),
+        (
+            _sig(
+                "Set-Content",
+                *path,
+                Param("Value", position=1, mandatory=True),
+                Param("Encoding"),
+                Param("Force", switch=True),
+                should_process=True,
+            ),
+            _set_content,
+            "microsoft.powershell.management/set-content",
+        ),
+        (
+            _sig("Import-Csv", *path, Param("Delimiter", position=1), Param("Encoding")),
+            _import_csv,
+            "microsoft.powershell.utility/import-csv",
+        ),
         (
             _sig(
                 "New-Item",
@@ -859,6 +1267,19 @@ def _table() -> dict[str, Cmdlet]:
             ),
             _new_item,
             "microsoft.powershell.management/new-item",
+        ),
+        (
+            _sig(
+                "New-ItemProperty",
+                *path,
+                Param("Name", position=1, mandatory=True),
+                Param("PropertyType", ("Type",)),
+                Param("Value", position=2),
+                Param("Force", switch=True),
+                should_process=True,
+            ),
+            twin_security.new_item_property,
+            "microsoft.powershell.management/new-itemproperty",
         ),
         (
             _sig(

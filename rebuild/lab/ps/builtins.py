@@ -42,6 +42,7 @@ TYPES = {
     "long": "System.Int64",
     "int64": "System.Int64",
     "uint32": "System.UInt32",
+    "uint64": "System.UInt64",
     "string": "System.String",
     "bool": "System.Boolean",
     "boolean": "System.Boolean",
@@ -65,6 +66,8 @@ TYPES = {
     "gc": "System.GC",
     "math": "System.Math",
     "bitconverter": "System.BitConverter",
+    "globalization.cultureinfo": "System.Globalization.CultureInfo",
+    "globalization.datetimestyles": "System.Globalization.DateTimeStyles",
     "environment": "System.Environment",
     "convert": "System.Convert",
     "io.path": "System.IO.Path",
@@ -128,6 +131,7 @@ def is_type(value: Any, tref: TypeRef) -> bool:
         "System.Management.Automation.PSObject": lambda x: x is not None,
         "System.Collections.Generic.List": lambda x: isinstance(x, GenericList),
         "System.Collections.IEnumerable": lambda x: isinstance(x, list | Hashtable | str),
+        "System.Collections.IList": lambda x: isinstance(x, list),  # arrays and List[T] implement IList
     }
     check = checks.get(n)
     if check is None:
@@ -135,6 +139,14 @@ def is_type(value: Any, tref: TypeRef) -> bool:
             return value.type_name.lower() == n.lower()
         raise NotSimulated(f"the type test -is [{n}]")
     return bool(check(value))
+
+
+_INT_RANGES = {
+    "System.Int32": (-(2**31), 2**31 - 1),
+    "System.UInt32": (0, 2**32 - 1),
+    "System.UInt64": (0, 2**64 - 1),
+    "System.Byte": (0, 255),
+}
 
 
 def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
@@ -174,10 +186,21 @@ def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
         return v.to_string(value, v.to_string(ev.get_var("OFS")))
     if n == "System.Boolean":
         return v.truthy(value)
-    if n in ("System.Int32", "System.Int64", "System.UInt32", "System.Byte"):
+    if n in ("System.Int32", "System.Int64", "System.UInt32", "System.UInt64", "System.Byte"):
         if isinstance(value, str) and not value.strip():
             return 0
-        return v.to_int(value)
+        number = v.to_int(value)
+        low, high = _INT_RANGES.get(n, (None, None))
+        if low is not None and high is not None and not low <= number <= high:
+            # about_Type_Conversion: a value outside the target's range does not convert.
+            raise PSRuntimeError(
+                ErrorRecord(
+                    f'Cannot convert value "{v.to_string(value)}" to type "{n}". Error: "Value was either '
+                    f'too large or too small for {n.removeprefix("System.")}."',
+                    "System.Management.Automation.PSInvalidCastException",
+                )
+            )
+        return number
     if n == "System.Double":
         return float(v.to_number(value))
     if n == "System.Version":
@@ -588,6 +611,16 @@ def call_method(ev: Evaluator, obj: Any, name: str, args: list[Any], node: Node)
     raise _no_member(ev, obj, name + "()", node)
 
 
+_STRING_COMPARISONS = {
+    "currentculture",
+    "currentcultureignorecase",
+    "invariantculture",
+    "invariantcultureignorecase",
+    "ordinal",
+    "ordinalignorecase",
+}
+
+
 def _string_method(ev: Evaluator, s: str, low: str, args: list[Any], node: Node) -> Any:
     a: list[str] = [v.to_string(x) for x in args]
     n = len(args)
@@ -611,6 +644,20 @@ def _string_method(ev: Evaluator, s: str, low: str, args: list[Any], node: Node)
         )  # [char[]] separators
         parts = re.split("|".join(re.escape(x) for x in seps), s) if seps else [s]
         return parts
+    if low in ("startswith", "endswith") and n == 2:
+        # String.StartsWith/EndsWith(value, StringComparison): the *IgnoreCase members compare
+        # case-insensitively (learn.microsoft.com/dotnet/api/system.stringcomparison).
+        comparison = a[1].lower()
+        if comparison not in _STRING_COMPARISONS:
+            raise PSRuntimeError(
+                ErrorRecord(
+                    f'Cannot convert argument "comparisonType", with value: "{a[1]}", for "{low}" to type '
+                    '"System.StringComparison".',
+                    "System.Management.Automation.MethodException",
+                )
+            )
+        text, part = (s.lower(), a[0].lower()) if comparison.endswith("ignorecase") else (s, a[0])
+        return text.startswith(part) if low == "startswith" else text.endswith(part)
     if low == "startswith" and n == 1:
         return s.startswith(a[0])
     if low == "endswith" and n == 1:

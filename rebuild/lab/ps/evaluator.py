@@ -133,6 +133,9 @@ class Host:
     def env(self) -> dict[str, str]:
         return {}
 
+    def finish(self) -> None:
+        """The top-level script has ended (normally, by exit, or by an error)."""
+
 
 @dataclass
 class Function:
@@ -162,6 +165,20 @@ class Scope:
 
 
 _UNSET = object()
+
+# Cmdlets of the modules Windows 10/11 and Server 2016+ ship (Microsoft.PowerShell.*, LocalAccounts,
+# NetSecurity, Dism, ScheduledTasks, Defender, CimCmdlets, PrintManagement, PKI, NetAdapter, NetTCPIP,
+# DnsClient, Storage, BitLocker), by noun: one the lab does not simulate fails loudly.
+WINDOWS_CMDLET = re.compile(
+    r"[a-z]+-(NetFirewall\w*|Local(User|Group|GroupMember)|Windows(OptionalFeature|Feature|Capability)|"
+    r"ScheduledTask\w*|Mp\w+|Service|Item\w*|Content|Csv|Sleep|Acl|Cim\w+|Wmi\w*|Printer\w*|Certificate|"
+    r"NetAdapter\w*|NetIPAddress|NetIPConfiguration|DnsClient\w*|Disk|Partition|Volume|BitLocker\w*|"
+    r"Process|Computer|Location|ExecutionPolicy|AuthenticodeSignature|WSManInstance|PSSessionConfiguration)",
+    re.I,
+)
+
+# Literals whose value depends only on their text (strings and numbers are immutable in Python).
+_CONSTANT_TYPES = {"verbatim_string_characters", "integer_literal", "real_literal"}
 
 # Programs every Windows installation has: calling one the lab does not simulate fails loudly
 # instead of pretending the program does not exist.
@@ -337,6 +354,8 @@ class Evaluator:
         finally:
             self.scope = self.global_scope
             self.script = previous
+            if previous is None:
+                self.host.finish()  # the script ended, however it ended
         return RunResult(out, list(self.errors_shown), code, list(self.host_lines), list(self.warnings))
 
     def where(self, node: Node | None) -> str:
@@ -512,12 +531,23 @@ class Evaluator:
         return False
 
     def _statements(self, node: Node) -> list[Node]:
+        # A pure function of the tree: kept with the parsed script (py-tree-sitter builds new child
+        # lists on every access).
+        if self.script is None:
+            return self._statements_of(node)
+        key = ("statements", node.id, node.start_byte, node.end_byte)
+        found = self.script.memo.get(key)
+        if found is None:
+            found = self.script.memo[key] = self._statements_of(node)
+        return list(found)
+
+    def _statements_of(self, node: Node) -> list[Node]:
         if node.type in ("program", "statement_block", "script_block_body", "script_block"):
             sl = next((c for c in node.named_children if c.type == "statement_list"), None)
             if sl is None:
                 if node.type == "script_block":
                     body = next((c for c in node.named_children if c.type == "script_block_body"), None)
-                    return self._statements(body) if body is not None else []
+                    return self._statements_of(body) if body is not None else []
                 return []
             node = sl
         return [c for c in node.named_children if c.type not in ("empty_statement", "comment")]
@@ -1026,6 +1056,16 @@ class Evaluator:
         """The single expression/statement a pipeline consists of, or its pipeline_chain."""
         if node.type != "pipeline":
             return node
+        if self.script is None:
+            return self._pipeline_inner_of(node)
+        key = ("pipeline", node.id, node.start_byte, node.end_byte)
+        memo = self.script.memo
+        if key not in memo:
+            memo[key] = self._pipeline_inner_of(node)
+        found: Node | None = memo[key]
+        return found
+
+    def _pipeline_inner_of(self, node: Node) -> Node | None:
         kids = [c for c in node.named_children if c.type != "comment"]
         if len(kids) != 1:
             return None
@@ -1381,6 +1421,9 @@ class Evaluator:
             program = name.lower().rsplit("\\", 1)[-1].removesuffix(".exe")
             if re.search(r"\.(exe|com|bat|cmd)$", name, re.I) or "\\" in name or program in WINDOWS_PROGRAMS:
                 raise self.not_simulated(f"the native command {name}", node)
+            if WINDOWS_CMDLET.fullmatch(name):
+                # Windows has it; a script catching "not recognized" must not run on as if it had not.
+                raise self.not_simulated(f"the cmdlet {name}", node)
             raise PSRuntimeError(
                 ErrorRecord(
                     f"The term '{name}' is not recognized as the name of a cmdlet, function, script file, or "
@@ -1415,27 +1458,54 @@ class Evaluator:
     # --- expressions ---
 
     def expression(self, node: Node) -> Any:
-        t = node.type
-        method = getattr(self, "_x_" + t, None)
-        if method is not None:
-            return method(node)
-        if t in _BINARY_PRECEDENCE_TYPES or t in (
-            "unary_expression",
-            "array_literal_expression",
-            "argument_expression",
-        ):
+        # The grammar wraps a plain value in a chain of one-child precedence nodes: follow the chain
+        # once per node and remember where it ends (per parsed script, so every twin's run reuses it).
+        cache = self.script.resolved if self.script is not None else {}
+        key = (node.id, node.start_byte, node.end_byte)
+        hit = cache.get(key)
+        if hit is None:
+            hit = self._resolve_expression(node)
+            if hit[1] == "const":
+                hit = (getattr(self, "_x_" + hit[0].type)(hit[0]), "const")
+            cache[key] = hit
+        target, kind = hit
+        if kind == "const":
+            return target  # the literal's value, computed once
+        if kind == "method":
+            return getattr(self, "_x_" + target.type)(target)
+        if kind == "array":
+            return [self.expression(k) for k in target.named_children]
+        if kind == "binary":
+            return self._binary_node(target)
+        raise self.not_simulated(f"the expression '{target.type}' ({self.text(target)[:40]})", target)
+
+    def _resolve_expression(self, node: Node) -> tuple[Any, str]:
+        while True:
+            t = node.type
+            if t in _CONSTANT_TYPES:
+                return node, "const"
+            if hasattr(self, "_x_" + t):
+                return node, "method"
+            if not (
+                t in _BINARY_PRECEDENCE_TYPES
+                or t in ("unary_expression", "array_literal_expression", "argument_expression")
+            ):
+                return node, "unknown"
             kids = node.named_children
             if t == "array_literal_expression":
                 if len(kids) == 1 and not any(c.type == "," for c in node.children):
-                    return self.expression(kids[0])
-                return [self.expression(k) for k in kids]
+                    node = kids[0]
+                    continue
+                return node, "array"
             if len(kids) == 1 and node.child_count == 1:
-                return self.expression(kids[0])
+                node = kids[0]
+                continue
             if t in _BINARY_PRECEDENCE_TYPES:
-                return self._binary_node(node)
+                return node, "binary"
             if len(kids) == 1:
-                return self.expression(kids[0])
-        raise self.not_simulated(f"the expression '{t}' ({self.text(node)[:40]})", node)
+                node = kids[0]
+                continue
+            return node, "unknown"
 
     def _binary_node(self, node: Node) -> Any:
         kids = node.children

@@ -34,6 +34,12 @@ class Script:
     source: bytes
     tree: tree_sitter.Tree
     statements: list[int] = field(default_factory=list)  # start bytes of every statement
+    # Expression nodes -> (the node the one-child wrapper chain ends at, how to evaluate it).
+    resolved: dict[tuple[int, int, int], tuple[Any, str]] = field(default_factory=dict)
+    texts: dict[tuple[int, int], str] = field(default_factory=dict)  # source text by byte range
+    memo: dict[tuple[str, int, int, int], Any] = field(
+        default_factory=dict
+    )  # tree facts the evaluator derives
 
     @property
     def root(self) -> Node:
@@ -43,7 +49,11 @@ class Script:
         return f"{self.name}:{node.start_point[0] + 1}"
 
     def text(self, node: Node) -> str:
-        return self.source[node.start_byte : node.end_byte].decode("utf-8", "replace")
+        key = (node.start_byte, node.end_byte)
+        found = self.texts.get(key)
+        if found is None:
+            found = self.texts[key] = self.source[key[0] : key[1]].decode("utf-8", "replace")
+        return found
 
 
 @lru_cache(maxsize=1)

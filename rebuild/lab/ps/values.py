@@ -10,6 +10,7 @@ unspecified there, so nothing may rely on it). Objects from cmdlets are `PSObj` 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -373,6 +374,7 @@ def compare(left: Any, right: Any, case: bool = False) -> int:
         ) from None
 
 
+@functools.lru_cache(maxsize=4096)
 def wildcard(pattern: str, case: bool = False) -> re.Pattern[str]:
     """about_Wildcards: * ? [a-z]; backtick escapes."""
     out = []

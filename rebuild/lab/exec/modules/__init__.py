@@ -59,6 +59,9 @@ class ModuleContext:
     # The session holds credentials for a second hop (CredSSP or Kerberos delegation). The lab's
     # WinRM offers only NTLM and Basic (rebuild/lab/auth.py), so a lab session never does.
     delegated_credentials: bool = False
+    # The account the WinRM session authenticated as; None when the caller does not know it
+    # (then a script asking for its Windows identity fails loudly).
+    session_user: str | None = None
 
     def state(self) -> TwinState:
         return self.lab.state(self.twin.name)
@@ -110,7 +113,6 @@ TWIN_MODULES = [
     "domain",
     "certificates",  # (win_reboot is an action plugin: its commands are in exec/reboot.py)
     "product",  # plugins/modules/*.ps1 run through the PowerShell evaluator (rebuild/lab/ps)
-    "win_rebuild_baseline",  # harden engineer: plugins/modules/win_rebuild_baseline twin
     "updates",  # patch level: win_get_url and win_hotfix (lab update packages)
     "directory",  # tier-0 gates: microsoft.ad.object_info on DC twins (rebuild/lab/directory.py)
 ]

@@ -38,13 +38,28 @@ def run_product_module(ctx: ModuleContext, name: str) -> dict[str, Any]:
         "_ansible_module_name": ctx.module_name,
     }
     host = TwinHost(
-        ctx.lab, ctx.twin, complex_args=complex_args, module_name=ctx.module_name, check_mode=ctx.check_mode
+        ctx.lab,
+        ctx.twin,
+        complex_args=complex_args,
+        module_name=ctx.module_name,
+        check_mode=ctx.check_mode,
+        session_user=ctx.session_user,
     )
     host.network_credentials = ctx.delegated_credentials
-    ev = Evaluator(host, coverage=COVERAGE)
+    # Coverage is of the product's script: a test's modified copy must not count for it.
+    ev = Evaluator(host, coverage=COVERAGE if source == script_source(name) else None)
     ev.global_scope.vars["erroractionpreference"] = "Stop"  # ansible-core module_wrapper.ps1
     try:
-        run = ev.run(source, f"{name}.ps1")
+        try:
+            run = ev.run(source, f"{name}.ps1")
+        finally:
+            host.flush()
+            if ctx.check_mode and host.left_mounted():
+                hives = ", ".join("HKU\\" + h for h in host.left_mounted())
+                raise CheckModeWrite(
+                    f"{ctx.module_name} changed the twin in check mode: "
+                    f"it left the registry hive(s) {hives} loaded"
+                )
     except ModuleExit as done:
         result = dict(done.result)
         if done.rc != 0:
@@ -105,3 +120,84 @@ def win_rebuild_apps(ctx: ModuleContext) -> dict[str, Any]:
     if not ctx.check_mode:
         _drift(ctx)
     return result
+
+
+# --- win_rebuild_baseline ----------------------------------------------------------------------
+
+DRIFT_ALIASES = {
+    "smb1": [
+        "registry:HKLM:\\SYSTEM\\CurrentControlSet\\Services\\LanmanServer\\Parameters\\SMB1",
+        "feature:SMB1Protocol",
+    ],
+    "defender_realtime": [
+        "registry:HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender\\Real-Time Protection"
+        "\\DisableRealtimeMonitoring"
+    ],
+    "wdigest": [
+        "registry:HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\WDigest\\UseLogonCredential"
+    ],
+    "llmnr": ["registry:HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\DNSClient\\EnableMulticast"],
+    "firewall_domain": ["firewall_profile:Domain"],
+}
+_START_MODES = {"automatic": "Automatic", "manual": "Manual", "disabled": "Disabled"}
+
+
+@module_twin("win_rebuild_baseline")
+def win_rebuild_baseline(ctx: ModuleContext) -> dict[str, Any]:
+    result = run_product_module(ctx, "win_rebuild_baseline")
+    if not ctx.check_mode:
+        fault = ctx.lab.fault(ctx.twin.name, "drift_after_harden")
+        if fault:
+            _drift_after_harden(ctx, [str(x) for x in fault.get("settings", [])], result)
+    return result
+
+
+def _drift_after_harden(ctx: ModuleContext, names: list[str], result: dict[str, Any]) -> None:
+    """Injected fault `drift_after_harden: {settings: [...]}`: after the run, the listed settings
+    (a control id, a setting key or an alias of DRIFT_ALIASES) go back to their value before it.
+    SIMULATION of what verification must catch; the module's own result does not show it."""
+    from rebuild.lab.exec.twin_system import sync_defender
+
+    by_key = {s["key"]: s for c in ctx.params["controls"] for s in c["settings"]}
+    keys: set[str] = set()
+    for name in names:
+        keys.update(DRIFT_ALIASES.get(name, []))
+        keys.update(s["key"] for c in ctx.params["controls"] if c["id"] == name for s in c["settings"])
+        keys.add(name)
+    reverted = [
+        (k, r["before"].get(k))
+        for r in result.get("controls", [])
+        if r.get("changed")
+        for k in r.get("noncompliant", [])
+        if k in keys and k in by_key
+    ]
+    if not reverted:
+        return
+
+    def revert(state: TwinState) -> None:
+        for key, value in reverted:
+            s = by_key[key]
+            if s["type"] == "registry" and not isinstance(value, dict):
+                stored = next((k for k in state.registry if k.lower() == s["path"].lower()), None)
+                if value is None and stored:
+                    state.registry[stored].pop(s["name"], None)
+                elif value is not None:
+                    state.registry.setdefault(stored or s["path"], {})[s["name"]] = value
+            elif s["type"] == "feature" and value is not None:
+                state.features[s["name"]] = bool(value)
+            elif s["type"] == "firewall_profile" and isinstance(value, dict):
+                state.firewall.setdefault(s["profile"], {}).update(
+                    Enabled=value["enabled"],
+                    DefaultInboundAction=value["default_inbound_action"],
+                    LogAllowed=value["log_allowed"],
+                    LogBlocked=value["log_blocked"],
+                    LogMaxSizeKilobytes=value["log_max_size_kb"],
+                )
+            elif s["type"] == "service" and isinstance(value, dict):
+                svc = state.services[s["name"]]
+                svc.start_mode = _START_MODES[value["start_mode"]]
+                svc.state = value["state"].capitalize()
+        sync_defender(state)
+
+    ctx.lab.update(ctx.twin.name, revert)
+    ctx.record("drift_after_harden", settings=[k for k, _ in reverted])

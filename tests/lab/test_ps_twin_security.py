@@ -1,0 +1,152 @@
+"""The .NET members and registry writes the hardening module needs, run as PowerShell on a twin.
+
+Each test runs a small Windows PowerShell 5.1 script through the lab's evaluator and checks the
+behaviour the cited Microsoft page documents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rebuild.lab.context import Lab
+from rebuild.lab.exec.twin_host import CheckModeWrite
+from rebuild.lab.ps import NotSimulated
+from rebuild.lab.ps.evaluator import RunResult
+from rebuild.lab.state import Service
+from tests.lab.twins import RX_PC, bare_state, one_twin_lab, run_ps
+
+TWIN = RX_PC.name
+KEY = "HKLM:\\SOFTWARE\\GHAL\\Test"
+
+
+@pytest.fixture()
+def lab(tmp_path: Path) -> Lab:
+    return one_twin_lab(tmp_path, bare_state(registry={KEY: {"Answer": 42, "Path": "%SystemRoot%\\x"}}))
+
+
+def run(lab: Lab, src: str, check_mode: bool = False, user: str | None = "rb-admin") -> RunResult:
+    return run_ps(lab, src, check_mode=check_mode, user=user)
+
+
+def test_windows_identity_is_the_session_account(lab: Lab) -> None:
+    """WindowsIdentity.GetCurrent().Name is DOMAIN\\user (learn.microsoft.com/dotnet/api/
+    system.security.principal.windowsidentity.getcurrent)."""
+    out = run(lab, "[Security.Principal.WindowsIdentity]::GetCurrent().Name").output
+    assert out == [f"{TWIN}\\rb-admin"]
+
+
+def test_windows_identity_unknown_to_the_lab_fails_loudly(lab: Lab) -> None:
+    with pytest.raises(NotSimulated, match="Windows identity of this session"):
+        run(lab, "[Security.Principal.WindowsIdentity]::GetCurrent().Name", user=None)
+
+
+def test_registry_key_object_reads_values_and_refuses_after_close(lab: Lab) -> None:
+    """RegistryKey.GetValueNames / GetValue(name, default, options) / Close; a closed key throws
+    ObjectDisposedException (learn.microsoft.com/dotnet/api/microsoft.win32.registrykey)."""
+    src = (
+        f"$k = Get-Item -LiteralPath '{KEY}'\n"
+        "($k.GetValueNames() | Sort-Object) -join ','\n"
+        "$k.GetValue('answer')\n"
+        "$k.GetValue('Path', $null, 'DoNotExpandEnvironmentNames')\n"
+        "$k.GetValue('missing', 'fallback')\n"
+        "$k.Close()\n"
+        "try { $k.GetValueNames() } catch { 'closed' }\n"
+    )
+    assert run(lab, src).output == ["Answer,Path", 42, "%SystemRoot%\\x", "fallback", "closed"]
+
+
+def test_new_item_property_writes_registry_values_with_their_kind(lab: Lab) -> None:
+    """New-ItemProperty -PropertyType DWord/MultiString [-Force] (microsoft.powershell.management/
+    new-itemproperty): an existing value needs -Force; a DWord of -1 is stored as 0xFFFFFFFF."""
+    src = (
+        f"$null = New-ItemProperty -LiteralPath '{KEY}' -Name Flag -PropertyType DWord -Value -1\n"
+        f"$null = New-ItemProperty -LiteralPath '{KEY}' -Name List -PropertyType MultiString "
+        "-Value @('a','b')\n"
+        f"try {{ $null = New-ItemProperty -LiteralPath '{KEY}' -Name Flag -PropertyType DWord -Value 2 }}\n"
+        "catch { $_.Exception.Message }\n"
+        f"$null = New-ItemProperty -LiteralPath '{KEY}' -Name Answer -PropertyType DWord -Value 7 -Force\n"
+    )
+    assert run(lab, src).output == ["The property already exists."]
+    values = lab.state(TWIN).registry[KEY]
+    assert values["Flag"] == 0xFFFFFFFF and values["List"] == ["a", "b"] and values["Answer"] == 7
+
+
+def test_new_item_registry_key_needs_force_for_missing_parents(lab: Lab) -> None:
+    """New-Item of a key: without -Force a missing parent is ItemNotFound; -Force creates the path."""
+    src = (
+        "try { $null = New-Item -Path 'HKLM:\\SOFTWARE\\A\\B' } catch { $_.FullyQualifiedErrorId }\n"
+        "$null = New-Item -Path 'HKLM:\\SOFTWARE\\A\\B' -Force\n"
+        "Test-Path -LiteralPath 'HKLM:\\SOFTWARE\\A\\B'\n"
+    )
+    assert run(lab, src).output == ["PathNotFound,Microsoft.PowerShell.Commands.NewItemCommand", True]
+
+
+def test_registry_writes_in_check_mode_fail_the_task(lab: Lab) -> None:
+    with pytest.raises(CheckModeWrite):
+        run(
+            lab,
+            f"$null = New-ItemProperty -LiteralPath '{KEY}' -Name X -PropertyType String -Value y -Force",
+            True,
+        )
+    with pytest.raises(CheckModeWrite):
+        run(lab, "$null = New-Item -Path 'HKLM:\\SOFTWARE\\GHAL\\New' -Force", True)
+    assert lab.state(TWIN).registry == {KEY: {"Answer": 42, "Path": "%SystemRoot%\\x"}}
+
+
+def test_bitconverter_reinterprets_dword_bits(lab: Lab) -> None:
+    """BitConverter.GetBytes / ToInt32 / ToUInt32 are little-endian reinterpretations
+    (learn.microsoft.com/dotnet/api/system.bitconverter)."""
+    src = (
+        "[BitConverter]::ToInt32([BitConverter]::GetBytes([uint32]4294967295), 0)\n"
+        "[BitConverter]::ToUInt32([BitConverter]::GetBytes([int32]-2), 0)\n"
+        "[BitConverter]::ToInt64([BitConverter]::GetBytes([uint64]18446744073709551615), 0)\n"
+    )
+    assert run(lab, src).output == [-1, 4294967294, -1]
+
+
+def test_unsigned_casts_refuse_values_out_of_range(lab: Lab) -> None:
+    """about_Type_Conversion: [uint32]-1 is PSInvalidCastException, not a wrap-around."""
+    src = "try { [uint32]-1 } catch { $_.Exception.GetType }"
+    assert run(lab, src).output == ["System.Management.Automation.PSInvalidCastException"]
+
+
+def test_datetime_parse_roundtrip_and_format_exception(lab: Lab) -> None:
+    """DateTime.Parse(s, InvariantCulture, RoundtripKind) reads the 'o' format; other text throws
+    FormatException (learn.microsoft.com/dotnet/api/system.datetime.parse)."""
+    src = (
+        "$c = [Globalization.CultureInfo]::InvariantCulture\n"
+        "$k = [Globalization.DateTimeStyles]::RoundtripKind\n"
+        "[DateTime]::Parse('2026-12-04T09:00:00.0000000Z', $c, $k).ToUniversalTime().ToString('o')\n"
+        "try { [DateTime]::Parse('not a date', $c, $k) } catch { 'format' }\n"
+    )
+    out = run(lab, src).output
+    assert out[0].startswith("2026-12-04T09:00:00") and out[1] == "format"
+
+
+def test_is_ilist_and_temp_file_names(lab: Lab) -> None:
+    """Arrays and List[T] implement IList; Path.GetTempFileName gives a .tmp in %TEMP%;
+    Path.ChangeExtension replaces the extension."""
+    src = (
+        "@(1,2) -is [System.Collections.IList]; 'x' -is [System.Collections.IList]\n"
+        "$t = [IO.Path]::GetTempFileName(); $t.StartsWith($env:TEMP) -and $t.EndsWith('.tmp')\n"
+        "[IO.Path]::ChangeExtension('C:\\T\\tmpAB.tmp', 'sdb')\n"
+    )
+    assert run(lab, src).output == [True, False, True, "C:\\T\\tmpAB.sdb"]
+
+
+def test_a_stopped_protected_service_can_be_started_and_configured(tmp_path: Path) -> None:
+    """SERVICE_LAUNCH_PROTECTED_INFO: the protection refuses ChangeServiceConfig/ControlService once
+    the service is launched as protected; a stopped WinDefend (an attacker's doing) can be set back
+    and started, after which it refuses again."""
+    stopped = Service("WinDefend", "Microsoft Defender Antivirus Service", "Disabled", "Stopped")
+    lab = one_twin_lab(tmp_path, bare_state(services={"WinDefend": stopped}))
+    src = (
+        "Set-Service -Name WinDefend -StartupType Automatic\n"
+        "Start-Service -Name WinDefend\n"
+        "try { Set-Service -Name WinDefend -StartupType Disabled } catch { 'refused' }\n"
+    )
+    assert run(lab, src).output == ["refused"]
+    svc = lab.state(TWIN).services["WinDefend"]
+    assert (svc.start_mode, svc.state) == ("Automatic", "Running")
