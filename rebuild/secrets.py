@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import secrets
 import string
-import tempfile
 from pathlib import Path
 
 from ansible.constants import DEFAULT_VAULT_ID_MATCH
 from ansible.parsing.vault import VaultLib, VaultSecret
 
+from rebuild import atomicfile
 from rebuild.errors import ConfigError
 
 KEY_FILE_ENV = "REBUILD_VAULT_PASSWORD_FILE"
@@ -49,22 +49,6 @@ def generate_secret(length: int = 24) -> str:
             return value
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomically write a file only its owner can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class SecretStore:
     """Encrypted per-host secrets under `<state_dir>/secrets`."""
 
@@ -78,7 +62,9 @@ class SecretStore:
     def _lib(self) -> VaultLib:
         if self._vault is None:
             if not self.key_file.exists():
-                _write_private(self.key_file, generate_secret(48).encode())
+                atomicfile.write_bytes(
+                    self.key_file, generate_secret(48).encode(), mode=atomicfile.PRIVATE
+                )
             key = self.key_file.read_bytes().strip()
             if not key:
                 raise ConfigError(f"vault password file {self.key_file} is empty")
@@ -100,7 +86,8 @@ class SecretStore:
             raise ConfigError(f"cannot decrypt secret {name} of {host} ({path}): {type(exc).__name__}") from None
 
     def put(self, host: str, value: str, name: str = "local_admin") -> None:
-        _write_private(self._path(host, name), self._lib().encrypt(value.encode()))
+        sealed = self._lib().encrypt(value.encode())
+        atomicfile.write_bytes(self._path(host, name), sealed, mode=atomicfile.PRIVATE)
 
     def rotate(self, host: str, name: str = "local_admin") -> Redacted:
         """Generate, store and return a new secret for the host."""

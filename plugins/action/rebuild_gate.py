@@ -25,8 +25,14 @@ import time
 
 from ansible.plugins.action import ActionBase
 
+try:  # the file names are the orchestrator's (rebuild.contract)
+    from rebuild.contract import CANCEL_SUFFIX, NOT_STARTED_KEY
+except ImportError as exc:  # the controller must have rebuild installed (pip install -e .)
+    _IMPORT_ERROR: Exception | None = exc
+else:
+    _IMPORT_ERROR = None
+
 _ARGS = frozenset(("path", "timeout", "poll"))
-CANCEL_SUFFIX = ".cancel"
 
 
 class ActionModule(ActionBase):
@@ -35,6 +41,8 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
+        if _IMPORT_ERROR is not None:
+            return {**result, "failed": True, "msg": f"rebuild_gate needs rebuild installed: {_IMPORT_ERROR}"}
         args = self._task.args
         path = str(args.get("path") or "")
         if not path:
@@ -46,7 +54,7 @@ class ActionModule(ActionBase):
             if os.path.exists(path + CANCEL_SUFFIX):
                 with open(path + CANCEL_SUFFIX, encoding="utf-8") as handle:
                     why = handle.read().strip() or "the site is stopping"
-                return {**result, "failed": True, "rebuild_not_started": True, "msg": f"not started: {why}"}
+                return {**result, "failed": True, NOT_STARTED_KEY: True, "msg": f"not started: {why}"}
             if time.monotonic() - started > timeout:
                 return {**result, "failed": True, "msg": f"rebuild_gate: {path} did not open within {timeout:g} s"}
             time.sleep(poll)

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rebuild import atomicfile, contract
 from rebuild.errors import ConfigError, RebuildError, SafetyError
 from rebuild.inventory import hosts_of_inventory, read_ansible_inventory
 from rebuild.journal import ACTIVE, Journal, Phase
@@ -77,9 +78,6 @@ _ENV_PREFIXES = ("ANSIBLE_", "AWX_", "RUNNER_", "JOB_", "ORIGINAL_STDOUT_CALLBAC
 _SECRETISH = re.compile(r"PASS|TOKEN|SECRET|CREDENTIAL|PRIVATE", re.IGNORECASE)
 
 EXIT_OK, EXIT_FAILED_HOSTS, EXIT_BREAKER, EXIT_INTERRUPTED = 0, 1, 4, 130
-
-# rebuild_gate (plugins/action) reads `<file><suffix>` as "cancelled: do not start".
-GATE_CANCEL_SUFFIX = ".cancel"
 
 
 @dataclass
@@ -259,7 +257,7 @@ class _BatchRun:
             self.imaging.add(host)
         self.mapper.begin([host])
         self.slot_dir.mkdir(parents=True, exist_ok=True)
-        (self.slot_dir / host).touch()
+        contract.slot_file(self.slot_dir, host).touch()
 
     def cancel(self, reason: str) -> None:
         """Stop what has not started. A batch still at its gate is cancelled whole (its runner is
@@ -273,9 +271,8 @@ class _BatchRun:
         for host in waiting:
             assert self.slot_dir is not None  # without slots nobody waits
             self.slot_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.slot_dir / f".{host}.cancel.tmp"
-            tmp.write_text(reason + "\n", encoding="utf-8")
-            tmp.replace(self.slot_dir / f"{host}{GATE_CANCEL_SUFFIX}")
+            cancel = contract.cancel_file(contract.slot_file(self.slot_dir, host))
+            atomicfile.write_text(cancel, reason + "\n")
 
     def failures(self) -> dict[str, str]:
         with self._lock:
@@ -640,8 +637,8 @@ class SiteRun:
             number,
             batch,
             news,
-            gate=gates / ident if gated else None,
-            slot_dir=gates / f"{ident}-slots" if gated else None,
+            gate=contract.gate_file(gates, ident) if gated else None,
+            slot_dir=contract.slot_dir(gates, ident) if gated else None,
             to_reimage=to_reimage,
         )
         run.before = {h.hostname: self.journal.host(h.hostname).phase for h in batch}
@@ -760,9 +757,9 @@ class SiteRun:
             "rebuild_run_id": self.run_id,
         }
         if run.gate is not None:
-            extravars["rebuild_gate_file"] = str(run.gate)
+            extravars[contract.GATE_FILE_VAR] = str(run.gate)
         if run.slot_dir is not None:
-            extravars["rebuild_slot_dir"] = str(run.slot_dir)
+            extravars[contract.SLOT_DIR_VAR] = str(run.slot_dir)
         if self.o.dry_run:
             render = self.run_dir / "boot"
             (render / "unattend").mkdir(parents=True, exist_ok=True)

@@ -117,7 +117,7 @@ def test_wake_on_lan_module_sends_the_same_packet_from_a_relay(tmp_path: Path) -
 
 
 def test_gate_opens_on_its_file_and_a_cancelled_wait_does_not_start(tmp_path: Path) -> None:
-    from rebuild.orchestrator.run import GATE_CANCEL_SUFFIX
+    from rebuild.contract import CANCEL_SUFFIX
 
     opened = tmp_path / "t1-b001-slots" / "PC1"
     opened.parent.mkdir()
@@ -127,7 +127,7 @@ def test_gate_opens_on_its_file_and_a_cancelled_wait_does_not_start(tmp_path: Pa
 
     # What the orchestrator writes when the site stops while PC2 waits for its slot.
     waiting = opened.parent / "PC2"
-    Path(f"{waiting}{GATE_CANCEL_SUFFIX}").write_text("the site is stopping - circuit breaker\n")
+    Path(f"{waiting}{CANCEL_SUFFIX}").write_text("the site is stopping - circuit breaker\n")
     result = _ansible(["-m", "rebuild_gate", "-a", f"path={waiting} timeout=30"])
     assert result["_failed"] and result["rebuild_not_started"] is True
     assert result["msg"] == "not started: the site is stopping - circuit breaker"

@@ -58,11 +58,13 @@ def test_phases_start_at_the_gate_and_after_the_one_before_and_keep_done_facts(j
     m.begin(m.phases)
     assert journal.host("PC1").phase is Phase.REIMAGING
     assert journal.host("PC2").phase is Phase.PENDING  # nothing to do in this batch
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", {"msg": {"image_id": "img-9"}}))
+    done = {"rebuild_phase": "reimage", "facts": {"image_id": "img-9"}}
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", done))
     rec = journal.host("PC1")
     assert rec.phase is Phase.HARDENING and rec.results["reimage"]["image_id"] == "img-9"
     assert [t.to_phase for t in journal.transitions("PC1")][-2:] == [Phase.REIMAGED, Phase.HARDENING]
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | harden | done", {"msg": {"counts": {"ok": 3}}}))
+    # The result names the phase, whatever the task is called.
+    m(_ev("runner_on_ok", "PC1", "any name", {"rebuild_phase": "harden", "facts": {"counts": {"ok": 3}}}))
     assert journal.host("PC1").phase is Phase.HARDENED  # its last phase in this batch
     assert [(h, k, p) for h, k, p in seen if k != "task"] == [
         ("PC1", "start", "reimage"),
@@ -70,6 +72,15 @@ def test_phases_start_at_the_gate_and_after_the_one_before_and_keep_done_facts(j
         ("PC1", "start", "harden"),
         ("PC1", "done", "harden"),
     ]
+
+
+def test_a_task_named_like_the_old_marker_does_not_end_a_phase(journal: Journal) -> None:
+    m = EventMapper(journal, "r1", phases={"PC1": ["reimage", "harden"]})
+    m.begin(["PC1"])
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", {"msg": {"image_id": "img-9"}}))
+    assert journal.host("PC1").phase is Phase.REIMAGING  # only the rebuild_phase_done result counts
+    with pytest.raises(ValueError, match="unknown phase 'backup'"):
+        m(_ev("runner_on_ok", "PC1", "x", {"rebuild_phase": "backup", "facts": {}}))
 
 
 def test_a_host_caught_mid_phase_is_restarted_as_a_re_check(journal: Journal) -> None:
