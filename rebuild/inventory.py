@@ -18,11 +18,12 @@ from typing import Any
 import yaml
 
 from rebuild import atomicfile
+from rebuild.datadir import PROJECT_ROOT, default_data_dir
 from rebuild.errors import ConfigError, RebuildError, RegisterError
 from rebuild.model import Host, Kind, Platform
 from rebuild.register import RegisterResult, load_register
 from rebuild.sites import Network, Site, get_site, load_sites
-from rebuild.tiers import PROJECT_ROOT, default_data_dir, tier_table
+from rebuild.tiers import tier_table
 from rebuild.yamlfile import load_yaml
 
 DEFAULT_WOL_PORT = 9
