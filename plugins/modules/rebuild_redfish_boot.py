@@ -10,7 +10,7 @@ description:
   - Sets C(Boot.BootSourceOverrideTarget) with C(BootSourceOverrideEnabled=Once) on the system, then
     resets it (C(ForceRestart), or C(On) when it is powered off), so the server network-boots once into
     its reimaging entry and boots its disk afterwards.
-  - Runs on the controller (C(delegate_to: localhost)); speaks plain Redfish over HTTP(S).
+  - Runs on the controller (delegated to C(localhost)); speaks plain Redfish over HTTP(S).
   - In check mode reads the system and reports what it would do, without any PATCH or reset.
 options:
   bmc_address:

@@ -133,6 +133,16 @@ def test_gate_opens_on_its_file_and_a_cancelled_wait_does_not_start(tmp_path: Pa
     assert result["msg"] == "not started: the site is stopping - circuit breaker"
 
 
+def test_phase_done_names_its_phase_and_refuses_an_unknown_one_or_an_undocumented_option() -> None:
+    facts = {"counts": {"ok": 3}}
+    done = _ansible(["-m", "rebuild_phase_done", "-a", json.dumps({"phase": "harden", "facts": facts})])
+    assert not done["_failed"] and done["rebuild_phase"] == "harden" and done["facts"] == facts
+    unknown = _ansible(["-m", "rebuild_phase_done", "-a", "phase=backup"])
+    assert unknown["_failed"] and "must be one of reimage, harden, redeploy, verify" in str(unknown["msg"])
+    extra = _ansible(["-m", "rebuild_gate", "-a", "path=/nonexistent wait=3"])
+    assert extra["_failed"] and "wait" in str(extra["msg"])  # only the documented options
+
+
 def test_boot_trigger_refuses_to_send_anything_in_a_dry_run() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))
