@@ -90,3 +90,20 @@ def test_gate_and_cancel_files() -> None:
     assert contract.cancel_file(contract.slot_file(slots, "PC1")) == slots / "PC1.cancel"
     with pytest.raises(ValueError, match="unknown phase"):
         contract.phase_group("backup")
+
+
+def test_the_end_signal_documents_the_contract_s_phases() -> None:
+    import ast
+
+    import yaml
+
+    tree = ast.parse((ROOT / "plugins" / "modules" / f"{contract.PHASE_DONE_ACTION}.py").read_text())
+    (doc,) = [
+        n.value.value
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        and isinstance(n.targets[0], ast.Name)
+        and n.targets[0].id == "DOCUMENTATION"
+        and isinstance(n.value, ast.Constant)
+    ]
+    assert tuple(yaml.safe_load(doc)["options"]["phase"]["choices"]) == contract.PHASES
