@@ -145,7 +145,8 @@ def main() -> int:
     cpu = sum(float(r["cpu_s"]) for r in results)  # type: ignore[arg-type]
     lab_cpu = sum(float(r["lab_cpu_s"]) for r in results)  # type: ignore[arg-type]
     print(
-        f"\n{args.scope}: {hosts} hosts, wall {wall:.0f} s ({wall / 60:.1f} min), controller CPU {cpu:.0f} s, "
+        f"\n{args.scope}: {hosts} hosts, wall {wall:.0f} s ({wall / 60:.1f} min), "
+        f"controller CPU {cpu:.0f} s, "
         f"{cpu / max(hosts, 1):.2f} CPU s/host, {wall / max(hosts, 1):.2f} wall s/host, "
         f"SIMULATED lab CPU {lab_cpu:.0f} s (same cores)"
         + ("  [target: whole fleet < 15 min]" if args.scope == "fleet" else "")

@@ -83,7 +83,8 @@ class SecretStore:
         try:
             return Redacted(self._lib().decrypt(path.read_bytes()).decode())
         except Exception as exc:  # wrong key or damaged file: say which, never the content
-            raise ConfigError(f"cannot decrypt secret {name} of {host} ({path}): {type(exc).__name__}") from None
+            why = type(exc).__name__
+            raise ConfigError(f"cannot decrypt secret {name} of {host} ({path}): {why}") from None
 
     def put(self, host: str, value: str, name: str = "local_admin") -> None:
         sealed = self._lib().encrypt(value.encode())

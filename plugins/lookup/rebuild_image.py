@@ -53,7 +53,9 @@ class LookupModule(LookupBase):
             raise AnsibleError(f"rebuild_image: cannot read the image catalogue {path}: {exc}") from None
         images = catalogue.get("images") if isinstance(catalogue, dict) else None
         if not isinstance(images, dict):
-            raise AnsibleError(f"rebuild_image: {path} has no `images:` mapping (see inventories/data/images.yml)")
+            raise AnsibleError(
+                f"rebuild_image: {path} has no `images:` mapping (see inventories/data/images.yml)"
+            )
         entries = []
         for term in terms:
             entry = images.get(str(term))

@@ -127,7 +127,8 @@ def main() -> None:
         members = _call(module, session, "GET", "/redfish/v1/Systems").get("Members", [])
         if len(members) != 1:
             module.fail_json(
-                msg=f"BMC {module.params['bmc_address']} has {len(members)} systems; set rebuild_redfish_system_id"
+                msg=f"BMC {module.params['bmc_address']} has {len(members)} systems; "
+                "set rebuild_redfish_system_id"
             )
         system_id = members[0]["@odata.id"].rstrip("/").rsplit("/", 1)[-1]
     path = f"/redfish/v1/Systems/{system_id}"

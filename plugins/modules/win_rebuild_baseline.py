@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Documentation only: the module is win_rebuild_baseline.ps1 (ansible.windows style).
 # The lab twin (rebuild/lab/exec/modules/win_rebuild_baseline.py) validates its arguments
 # against the `options` below, so this file is the single argument spec both honour.

@@ -74,7 +74,9 @@ class BatchInventories:
             )
         strays = sorted({h for members in groups.values() for h in members} - wanted)
         if strays:
-            raise RebuildError(f"batch {ident}: work groups name hosts outside the batch: {', '.join(strays)}")
+            raise RebuildError(
+                f"batch {ident}: work groups name hosts outside the batch: {', '.join(strays)}"
+            )
         self._link_vars_dirs()
         doc = {"all": self._group(self._manager.groups["all"], wanted, placed=set())}
         children = doc["all"].setdefault("children", {})
@@ -86,7 +88,9 @@ class BatchInventories:
         )
         from ansible.parsing.yaml.dumper import AnsibleDumper
 
-        text = yaml.dump(doc, Dumper=AnsibleDumper, default_flow_style=False, sort_keys=False, allow_unicode=True)
+        text = yaml.dump(
+            doc, Dumper=AnsibleDumper, default_flow_style=False, sort_keys=False, allow_unicode=True
+        )
         path = self.directory / f"{ident}.yml"
         atomicfile.write_text(path, header + text)  # a batch never reads a half-written inventory
         return path

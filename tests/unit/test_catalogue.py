@@ -157,7 +157,7 @@ def test_bad_catalogue_is_refused_naming_entry(raw, mutate, message):
 
 
 def test_missing_catalogue_file_names_path(tmp_path: Path):
-    with pytest.raises(ConfigError, match="applications.yml: application catalogue not found"):
+    with pytest.raises(ConfigError, match=r"applications\.yml: application catalogue not found"):
         load_catalogue(data_dir=tmp_path)
 
 

@@ -282,7 +282,9 @@ def test_only_a_gated_playbook_lets_batches_start_early(tmp_path: Path) -> None:
     assert not playbook_gated(ungated)  # would wipe at once: the orchestrator must not start it early
     gate = "  - rebuild_gate: {path: g}\n    run_once: true\n"
     busy = tmp_path / "busy-gate-play.yml"
-    busy.write_text(f"- hosts: all\n  tasks:\n{gate}  - rebuild_boot_trigger: {{}}\n- hosts: all\n  roles: [reimage]\n")
+    busy.write_text(
+        f"- hosts: all\n  tasks:\n{gate}  - rebuild_boot_trigger: {{}}\n- hosts: all\n  roles: [reimage]\n"
+    )
     assert not playbook_gated(busy)  # the gate's play touches hosts too
     some = tmp_path / "gate-on-some.yml"
     some.write_text(f"- hosts: rebuild_phase_reimage\n  tasks:\n{gate}- hosts: all\n  roles: [reimage]\n")
@@ -385,7 +387,8 @@ def test_progress_views_count_states_and_write_host_logs(tmp_path: Path) -> None
     view.seed({"PC1": "pending", "PC2": "pending"})
     view.emit("run_started", hosts=2)
     view.host_event(HostEvent("PC1", "start", "reimage", "rebuild phase | reimage | start", "ok"))
-    view.host_event(HostEvent("PC1", "task", "reimage", "reimage | trigger | one-time network boot (Redfish, hypervisor or Wake-on-LAN)", "changed"))
+    trigger = "reimage | trigger | one-time network boot (Redfish, hypervisor or Wake-on-LAN)"
+    view.host_event(HostEvent("PC1", "task", "reimage", trigger, "changed"))
     view.host_event(
         HostEvent("PC2", "failed", "reimage", "reimage | wait", "failed", "reimage | wait: timeout")
     )
