@@ -63,6 +63,7 @@ def _run_site(
         "--inventory",
         str(lab.inventory(site)),  # type: ignore[attr-defined]
         "--yes",
+        "--new-journal",
         "--json",
         "--rehearsal",
         "--breaker-threshold",

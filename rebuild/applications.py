@@ -195,15 +195,36 @@ def _strings(entry: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def repository_problem(repository: Any) -> str | None:
+    """Why a repository root cannot serve the redeploy phase, or None.
+
+    Only https:// URLs. The module runs inside a WinRM session authenticated by NTLM, which
+    carries no credentials for a second hop: a UNC share answers Access denied (Microsoft
+    Learn, "Making the second hop in PowerShell Remoting"). An HTTPS package source works
+    the same before and after the domain join; every file is checked by SHA-256 on the host.
+    """
+    if (
+        isinstance(repository, str)
+        and repository.startswith("https://")
+        and len(repository) > len("https://")
+    ):
+        return None
+    if isinstance(repository, str) and repository.startswith("\\\\"):
+        return (
+            f"{repository!r} is a UNC share: the WinRM session (NTLM) has no network credentials "
+            "for it (double hop, Access denied); serve the installers over https:// instead"
+        )
+    return f"must be an https:// URL (got {repository!r})"
+
+
 def parse_catalogue(raw: Any, source: str = CATALOGUE_FILE, known_services: Iterable[str] = ()) -> Catalogue:
     """Validate a loaded YAML document. Every problem names the entry and the field."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping at top level")
     repository = raw.get("repository")
-    if not isinstance(repository, str) or not (
-        repository.startswith("\\\\") or repository.startswith("https://")
-    ):
-        raise ConfigError(f"{source}: 'repository' must be a UNC path (\\\\server\\share) or an https:// URL")
+    problem = repository_problem(repository)
+    if problem or not isinstance(repository, str):
+        raise ConfigError(f"{source}: 'repository' {problem}")
 
     apps: dict[str, Application] = {}
     for app_id, entry in (raw.get("applications") or {}).items():

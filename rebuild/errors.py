@@ -1,6 +1,17 @@
-"""Errors an operator can act on. Their text is printed as is: name the file, row or host."""
+"""Errors an operator can act on. Their text is printed as is: name the file, row or host.
+
+Exit codes (README.md, docs/site-run.md): 0 done; 1 done, some hosts failed; 2 refused
+(configuration); 3 refused before anything was touched (safety interlock or an invalid option);
+4 stopped by the circuit breaker; 5 the state directory cannot be written (disk full, read-only)
+or its journal is locked by another process; 130 interrupted.
+"""
 
 from __future__ import annotations
+
+import errno
+
+# OS errors that mean "no room to write" (full disk, quota, read-only): the state's problem, exit 5.
+NO_ROOM_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 class RebuildError(Exception):
@@ -36,3 +47,15 @@ class SafetyError(RebuildError):
     """A safety interlock refused the operation; nothing was touched."""
 
     exit_code = 3
+
+
+class OptionError(SafetyError):
+    """A command-line option is empty, malformed or out of range; refused before anything is
+    recorded or touched. The message names the option."""
+
+
+class StateError(RebuildError):
+    """The state directory cannot be used right now: disk full, read-only, or its journal locked
+    by another process. What was being written is left as it was (one transaction per change)."""
+
+    exit_code = 5

@@ -20,6 +20,7 @@ import yaml
 from rebuild import atomicfile
 from rebuild.datadir import PROJECT_ROOT, default_data_dir
 from rebuild.errors import ConfigError, RebuildError, RegisterError
+from rebuild.hostnames import checked_hostname
 from rebuild.model import Host, Kind, Platform
 from rebuild.register import RegisterResult, load_register
 from rebuild.sites import Network, Site, get_site, load_sites
@@ -293,6 +294,7 @@ def _host_from_vars(name: str, hv: Mapping[str, Any], source: Path) -> Host:
     missing = [v for v in _REQUIRED if hv.get(v) in (None, "")]
     if missing:
         raise RebuildError(f"{source}: host {name} lacks {', '.join(missing)} (not a rebuild inventory?)")
+    checked_hostname(name, str(source))  # a hand-written inventory obeys the register's rule too
     try:
         return Host(
             hostname=name,
@@ -351,6 +353,20 @@ def hosts_of_inventory(manager: Any, path: Path) -> list[Host]:
         hv = combine_vars(get_group_vars(host.get_groups()), host.get_vars())
         hosts.append(_host_from_vars(name, hv, Path(path)))
     return hosts
+
+
+def site_groups_of_inventory(manager: Any) -> dict[str, frozenset[str]]:
+    """Each host's `site_*` groups, as Ansible read them (one expected)."""
+    return {
+        name: frozenset(g.name for g in host.get_groups() if g.name.startswith("site_"))
+        for name, host in manager.hosts.items()
+    }
+
+
+def group_var(manager: Any, group: str, var: str) -> Any:
+    """A variable the inventory sets on `group` itself (None when the group or var is absent)."""
+    found = manager.groups.get(group)
+    return None if found is None else found.get_vars().get(var)
 
 
 def load_inventory_hosts(path: Path) -> list[Host]:

@@ -24,9 +24,60 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from rebuild.errors import ConfigError, StateError
 from rebuild.model import Host
 
 JOURNAL_FILE = "journal.sqlite"
+# How long a change waits for another process holding the journal before giving up (seconds).
+BUSY_TIMEOUT_S = 30.0
+
+_BUSY = ("SQLITE_BUSY", "SQLITE_LOCKED")
+_NO_ROOM = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM")
+_NOT_A_JOURNAL = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+
+@contextmanager
+def _state_errors(path: Path) -> Iterator[None]:
+    """The journal's expected failures as messages: another process holds it, the disk is full or
+    read-only, the file is not a journal. The failed change was rolled back: nothing half-written."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        name = getattr(exc, "sqlite_errorname", "")
+        if name.startswith(_BUSY):
+            raise StateError(
+                f"journal {path} is locked by another process (waited {BUSY_TIMEOUT_S:g} s): is another "
+                "rebuild command using this state directory? Nothing was changed; try again when it ends"
+            ) from None
+        if name.startswith(_NO_ROOM):
+            raise StateError(
+                f"cannot write the journal {path}: {exc} ({name}). Free space or fix the state directory; "
+                "the last change was not recorded, every earlier one is intact"
+            ) from None
+        raise
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorname", "").startswith(_NOT_A_JOURNAL):
+            raise ConfigError(f"{path}: not a rebuild journal (or damaged): {exc}") from None
+        raise
+
+
+def journal_holds_site(path: Path, site: str) -> bool:
+    """True when the journal at `path` exists and knows hosts or runs of `site` (read only)."""
+    if not path.is_file():
+        return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            row = db.execute(
+                "SELECT EXISTS(SELECT 1 FROM hosts WHERE site = ?) "
+                "OR EXISTS(SELECT 1 FROM runs WHERE site = ?)",
+                (site, site),
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return True  # there is a journal we cannot read: never assume it is empty
+    return bool(row and row[0])
 
 
 class Phase(StrEnum):
@@ -157,17 +208,30 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a directory, not a journal")
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed transition survives power loss, not only a process kill.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        with _state_errors(path):
+            self._db = sqlite3.connect(
+                path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
+            )
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                # FULL: a committed transition survives power loss, not only a process kill.
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.execute("PRAGMA foreign_keys=ON")
+                self._db.executescript(_SCHEMA)
+            except BaseException:
+                self._db.close()
+                raise
 
     @classmethod
     def in_state_dir(cls, state_dir: Path) -> Journal:
-        return cls(state_dir / JOURNAL_FILE)
+        return cls(cls.path_in(state_dir))
+
+    @staticmethod
+    def path_in(state_dir: Path) -> Path:
+        return state_dir / JOURNAL_FILE
 
     def close(self) -> None:
         with self._lock:
@@ -181,14 +245,15 @@ class Journal:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, _state_errors(self.path):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:  # a failed COMMIT (disk full) may leave it open
+                    self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     # -- runs ---------------------------------------------------------------------------
 

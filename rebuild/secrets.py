@@ -2,15 +2,18 @@
 
 The store is a directory of vault files, one per host (`<state>/secrets/<HOST>.vault`), so a
 crash while one host's secret is written can never damage another's. The key is a vault
-password file named by REBUILD_VAULT_PASSWORD_FILE; when unset, one is created (mode 0600)
-beside the store on first use — fine for a rehearsal, while a real recovery keeps its key
-off the controller's state disk (e.g. on the crisis cell's key holder's medium).
+password file named by REBUILD_VAULT_PASSWORD_FILE, kept off the controller's state disk (e.g. on
+the crisis cell's key holder's medium). It must exist - a mistyped path is refused, never
+replaced by a new key that would make every stored secret unreadable - and be a regular file
+owned by the user running rebuild that neither group nor others may read or write. Only a
+rehearsal (lab) may use a key of its own, created beside its throw-away store.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 import string
 from pathlib import Path
 
@@ -49,25 +52,92 @@ def generate_secret(length: int = 24) -> str:
             return value
 
 
+# Shown whenever the key is missing or unusable: how an operator makes a proper one (README).
+KEY_HOWTO = (
+    "create one with `(umask 077 && head -c 48 /dev/urandom | base64 > /path/rebuild-vault.key)` "
+    f"and export {KEY_FILE_ENV}=/path/rebuild-vault.key"
+)
+
+
+def check_key_file(path: Path) -> Path:
+    """`path` if it can be the vault key: an existing regular file, owned by the current user,
+    that neither group nor others can read or write. Else a ConfigError naming the problem."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"vault key {path} ({KEY_FILE_ENV}): no such file; {KEY_HOWTO}") from None
+    except OSError as exc:
+        raise ConfigError(f"vault key {path} ({KEY_FILE_ENV}): cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"vault key {path} ({KEY_FILE_ENV}): not a regular file")
+    if info.st_uid != os.getuid():
+        raise ConfigError(
+            f"vault key {path} ({KEY_FILE_ENV}): owned by uid {info.st_uid}, not by the user running "
+            f"rebuild (uid {os.getuid()}); the key must be yours alone"
+        )
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"vault key {path} ({KEY_FILE_ENV}): mode {stat.S_IMODE(info.st_mode):04o} lets group or others "
+            f"read or write it; make it private with `chmod 600 {path}`"
+        )
+    return path
+
+
+def create_key_file(path: Path) -> Path:
+    """A new random vault key at `path` (mode 0600) unless one is there. Rehearsals only: a real
+    recovery's key is made by the operator (KEY_HOWTO) and kept off the state disk."""
+    if not path.exists():
+        atomicfile.write_bytes(path, generate_secret(48).encode(), mode=atomicfile.PRIVATE)
+    return check_key_file(path)
+
+
 class SecretStore:
     """Encrypted per-host secrets under `<state_dir>/secrets`."""
 
-    def __init__(self, state_dir: Path | None = None, key_file: Path | None = None) -> None:
+    def __init__(
+        self, state_dir: Path | None = None, key_file: Path | None = None, *, rehearsal: bool = False
+    ) -> None:
+        """The key is `key_file`, else $REBUILD_VAULT_PASSWORD_FILE; a rehearsal without either
+        uses (and creates on first need) `<state_dir>/vault-password`."""
         self.state_dir = state_dir if state_dir is not None else default_state_dir()
         self.directory = self.state_dir / "secrets"
         env_key = os.environ.get(KEY_FILE_ENV)
-        self.key_file = key_file or (Path(env_key) if env_key else self.state_dir / "vault-password")
+        self._key_file = key_file or (Path(env_key) if env_key else None)
+        self._create_key = rehearsal and self._key_file is None
+        if self._create_key:
+            self._key_file = self.state_dir / "vault-password"
         self._vault: VaultLib | None = None
+
+    def key_path(self) -> Path | None:
+        """The key file's path (not checked), or None when none is configured."""
+        return self._key_file
+
+    @property
+    def key_file(self) -> Path:
+        if self._key_file is None:
+            raise ConfigError(
+                f"{KEY_FILE_ENV} is not set: rebuild needs the vault key that encrypts its secret store "
+                f"({self.directory}); {KEY_HOWTO}"
+            )
+        return self._key_file
+
+    def check_key(self) -> Path:
+        """The usable key file (created first in a rehearsal), or a ConfigError saying what is wrong."""
+        return create_key_file(self.key_file) if self._create_key else check_key_file(self.key_file)
+
+    def check_opens(self) -> None:
+        """The key is usable and decrypts the store (one of its files, if it has any): a wrong key
+        is found before a run starts, not at its first secret."""
+        self._lib()
+        for path in sorted(self.directory.glob("*.vault"))[:1]:
+            host, name = path.name.split(".")[:2]
+            self.get(host, name)
 
     def _lib(self) -> VaultLib:
         if self._vault is None:
-            if not self.key_file.exists():
-                atomicfile.write_bytes(
-                    self.key_file, generate_secret(48).encode(), mode=atomicfile.PRIVATE
-                )
-            key = self.key_file.read_bytes().strip()
+            key = self.check_key().read_bytes().strip()
             if not key:
-                raise ConfigError(f"vault password file {self.key_file} is empty")
+                raise ConfigError(f"vault key {self.key_file} ({KEY_FILE_ENV}) is empty; {KEY_HOWTO}")
             self._vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(key))])
         return self._vault
 
@@ -80,11 +150,14 @@ class SecretStore:
         path = self._path(host, name)
         if not path.exists():
             return None
+        vault = self._lib()  # a missing or unsafe key says so itself
         try:
-            return Redacted(self._lib().decrypt(path.read_bytes()).decode())
+            return Redacted(vault.decrypt(path.read_bytes()).decode())
         except Exception as exc:  # wrong key or damaged file: say which, never the content
-            why = type(exc).__name__
-            raise ConfigError(f"cannot decrypt secret {name} of {host} ({path}): {why}") from None
+            raise ConfigError(
+                f"cannot decrypt secret {name} of {host} ({path}) with the vault key {self.key_file}: "
+                f"wrong key or damaged file ({type(exc).__name__})"
+            ) from None
 
     def put(self, host: str, value: str, name: str = "local_admin") -> None:
         sealed = self._lib().encrypt(value.encode())

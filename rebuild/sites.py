@@ -148,3 +148,22 @@ def get_site(name: str, data_dir: Path | None = None) -> Site:
         known = ", ".join(s.name for s in load_sites(data_dir))
         raise ConfigError(f"unknown site {name!r}; known sites: {known}")
     return site
+
+
+# Group variable of `site_<key>` in an inventory: the site's networks for this inventory,
+# replacing sites.yml's (an inventory whose addresses are elsewhere, e.g. a rehearsal's, says so).
+SITE_NETWORKS_VAR = "rebuild_site_networks"
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def site_networks(site: Site, declared: Any, *, where: str = "the inventory") -> Networks:
+    """The networks a host of `site` must be in: the inventory's SITE_NETWORKS_VAR, else sites.yml."""
+    if declared is None:
+        return tuple(n.cidr for n in site.networks)
+    if isinstance(declared, str) or not isinstance(declared, list) or not declared:
+        raise ConfigError(f"{where}: {SITE_NETWORKS_VAR} of {site.group_name} must be a list of CIDRs")
+    try:
+        return tuple(ipaddress.ip_network(str(c)) for c in declared)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {SITE_NETWORKS_VAR} of {site.group_name}: {exc}") from None

@@ -18,12 +18,19 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def load_yaml_text(text: str) -> Any:
     """Parse YAML text with the safe loader (C implementation when PyYAML has it)."""
-    return yaml.load(text, Loader=_Loader)
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader (C or Python), never the full one
 
 
 def load_yaml(path: Path) -> Any:
-    """Parse one YAML file (UTF-8) with the safe loader."""
-    return load_yaml_text(path.read_text(encoding="utf-8"))
+    """Parse one YAML file (UTF-8) with the safe loader. Text that is not UTF-8 is a YAMLError
+    (which every caller reports with the file's name), not a UnicodeDecodeError traceback."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise yaml.YAMLError(
+            f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}): save it as UTF-8"
+        ) from None
+    return load_yaml_text(text)
 
 
 _SHARED: dict[tuple[str, bytes], Any] = {}

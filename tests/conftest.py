@@ -14,6 +14,8 @@ Each yields a ``RunningLab``:
     lab.lab_dir                    # Path of the lab (twins.sqlite, ca/, boot/, inventory/)
     lab.inventory("arlon")         # Path of the lab inventory overlay of a site
     lab.state_dir                  # product state dir seeded with each twin's rb-admin secret
+    lab.key_file                   # the rehearsal's own vault key (<lab_dir>/state/vault-password)
+    lab.store()                    # the product's SecretStore over lab.state_dir with that key
     lab.env                        # {"REBUILD_STATE_DIR": ..., "REBUILD_VAULT_PASSWORD_FILE": ...}
     lab.ca_bundle                  # the lab CA (what rebuild_ca_bundle points at)
     lab.address("ARL-SRV-0001")    # a twin's loopback address
@@ -41,6 +43,7 @@ import pytest
 from rebuild.errors import RebuildError
 from rebuild.lab import daemon, fleet
 from rebuild.lab.prefix import claim_prefix
+from rebuild.secrets import SecretStore
 
 
 @dataclass
@@ -54,6 +57,14 @@ class RunningLab:
         return Path(self.info["state_dir"])
 
     @property
+    def key_file(self) -> Path:
+        """The rehearsal's vault key: created by the lab in its own directory (mode 0600)."""
+        return self.state_dir / "vault-password"
+
+    def store(self) -> SecretStore:
+        return SecretStore(self.state_dir, key_file=self.key_file)
+
+    @property
     def ca_bundle(self) -> Path:
         return Path(self.info["ca_bundle"])
 
@@ -61,7 +72,7 @@ class RunningLab:
     def env(self) -> dict[str, str]:
         return {
             "REBUILD_STATE_DIR": str(self.state_dir),
-            "REBUILD_VAULT_PASSWORD_FILE": str(self.state_dir / "vault-password"),
+            "REBUILD_VAULT_PASSWORD_FILE": str(self.key_file),
             "REBUILD_LAB_DIR": str(self.lab_dir),
         }
 

@@ -7,7 +7,8 @@ WinRM round trip, every installer hash-checked on the host before anything runs.
 
 Options (all optional):
   catalogue                   path of the catalogue (default: the project's applications.yml)
-  repository                  override the catalogue's repository root (e.g. a site-local share)
+  repository                  override the catalogue's repository root (an https:// URL, e.g. a
+                              site-local package server; a UNC share is refused: double hop)
   update_defender_signatures  also update Defender security intelligence (default true)
   defender_signature_source   UNC share of definition updates (default: host's configured source)
 """
@@ -23,7 +24,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 try:
-    from rebuild.applications import load_catalogue
+    from rebuild.applications import load_catalogue, repository_problem
     from rebuild.errors import RebuildError
 except ImportError as exc:  # the controller must have rebuild installed (pip install -e .)
     _IMPORT_ERROR: Exception | None = exc
@@ -76,7 +77,11 @@ class ActionModule(ActionBase):
             )
         except RebuildError as exc:
             raise AnsibleActionFail(str(exc)) from None
-        module_args = deployment.module_args(str(args.get("repository") or catalogue.repository))
+        repository = str(args.get("repository") or catalogue.repository)
+        problem = repository_problem(repository)
+        if problem:
+            raise AnsibleActionFail(f"rebuild_apps: option 'repository' {problem}")
+        module_args = deployment.module_args(repository)
         module_args["update_defender_signatures"] = boolean(
             args.get("update_defender_signatures", True), strict=False
         )

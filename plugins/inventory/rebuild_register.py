@@ -164,7 +164,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             raise AnsibleParserError(f"rebuild_register: {exc}") from exc
 
     def _populate(self, built: dict[str, Any]) -> None:
+        from rebuild.errors import RebuildError
+        from rebuild.hostnames import checked_hostname
+
         top = built["all"]
+        try:  # the register validated them; a cached inventory is checked again before use
+            for entry in top.get("children", {}).values():
+                for host in entry.get("hosts") or {}:
+                    checked_hostname(host, "rebuild_register")
+        except RebuildError as exc:
+            raise AnsibleParserError(f"rebuild_register: {exc}") from exc
         for key, value in top.get("vars", {}).items():
             self.inventory.set_variable("all", key, _trusted(value))
         for group, entry in top.get("children", {}).items():

@@ -10,7 +10,8 @@ description:
     password file of the store. The value is never logged by this plugin; every task that
     uses it must still set C(no_log) where the value could appear in a result.
   - The store is the directory C($REBUILD_STATE_DIR/secrets) (default C(state/secrets)); the key
-    is the file named by C($REBUILD_VAULT_PASSWORD_FILE) (default C($REBUILD_STATE_DIR/vault-password)).
+    is the file named by C($REBUILD_VAULT_PASSWORD_FILE), which must exist, belong to the user and
+    be private (mode 0600). This plugin never creates a key (`rebuild site` passes its own).
 options:
   _terms:
     description: Inventory host names.
@@ -48,11 +49,11 @@ _list:
   elements: str
 """
 
-import os
-from pathlib import Path
+import os  # noqa: E402 - Ansible plugins put their documentation first
+from pathlib import Path  # noqa: E402
 
-from ansible.errors import AnsibleError
-from ansible.plugins.lookup import LookupBase
+from ansible.errors import AnsibleError  # noqa: E402
+from ansible.plugins.lookup import LookupBase  # noqa: E402
 
 _MISSING = object()
 

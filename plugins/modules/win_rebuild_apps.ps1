@@ -3,6 +3,11 @@
 # Install a rebuilt host's pinned applications, certificates and printers in one call.
 # Every file is staged and hash-checked before anything runs; a single mismatch stops
 # the whole call before any installer starts (a tampered repository never runs).
+# Files come from an HTTPS package source, never a UNC share: this module runs in an NTLM
+# WinRM session, which has no credentials for a second hop (Access denied; Microsoft Learn,
+# "Making the second hop in PowerShell Remoting"). Each installer is waited for as its own
+# process, with a timeout: Start-Process -Wait in PowerShell 5.1 also waits for every child
+# process it left behind (an updater, a tray agent) and would hang the task.
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
 
@@ -40,6 +45,7 @@ $spec = @{
                 port = @{ type = 'str'; required = $true }
             }
         }
+        installer_timeout_minutes = @{ type = 'int'; default = 30 }
         update_defender_signatures = @{ type = 'bool'; default = $false }
         defender_signature_source = @{ type = 'str'; default = '' }
         defender_signature_max_age_hours = @{ type = 'int'; default = 12 }
@@ -73,20 +79,40 @@ Function Get-InstalledVersion {
 
 $staging = Join-Path -Path $env:TEMP -ChildPath ("rebuild-apps-" + [Guid]::NewGuid().ToString('N'))
 
+if ($repository -notlike 'https://*') {
+    $module.FailJson("repository '$repository' is not an https:// URL: a UNC share cannot be read from this WinRM session (NTLM, no credentials for a second hop)")
+}
+# Windows PowerShell 5.1 (.NET Framework) may not offer TLS 1.2 by default.
+[Net.ServicePointManager]::SecurityProtocol = [Net.ServicePointManager]::SecurityProtocol -bor [Net.SecurityProtocolType]::Tls12
+$ProgressPreference = 'SilentlyContinue'  # the progress bar slows Invoke-WebRequest by orders of magnitude
+
 Function Copy-FromRepository {
-    # Stage one file locally; returns the local path. URL or UNC, never run in place.
+    # Download one file to the local staging folder; returns the local path. Never run in place.
     param([String]$Relative)
-    $relativeWin = $Relative.Replace('/', '\')
-    $local = Join-Path -Path $staging -ChildPath $relativeWin
+    $local = Join-Path -Path $staging -ChildPath $Relative.Replace('/', '\')
     $null = New-Item -Path (Split-Path -Path $local -Parent) -ItemType Directory -Force
-    if ($repository -like 'https://*') {
-        $uri = $repository + '/' + $Relative.Replace('\', '/')
-        Invoke-WebRequest -Uri $uri -OutFile $local -UseBasicParsing -ErrorAction Stop
-    }
-    else {
-        Copy-Item -LiteralPath (Join-Path -Path $repository -ChildPath $relativeWin) -Destination $local -ErrorAction Stop
-    }
+    $uri = $repository + '/' + (($Relative.Replace('\', '/').Split('/') | ForEach-Object { [Uri]::EscapeDataString($_) }) -join '/')
+    Invoke-WebRequest -Uri $uri -OutFile $local -UseBasicParsing -ErrorAction Stop
     return $local
+}
+
+# 0 success, 3010 success + reboot required, 1641 success + the installer started a reboot
+# (Windows Installer error codes, Microsoft Learn).
+$installerSuccess = @(0, 3010, 1641)
+
+Function Invoke-Installer {
+    # Waits for the installer's own process only, bounded; returns its exit code.
+    param([String]$FilePath, [String]$Arguments, [int]$TimeoutMinutes)
+    $start = @{ FilePath = $FilePath; PassThru = $true }
+    if ($Arguments) { $start.ArgumentList = $Arguments }  # an empty -ArgumentList is refused
+    $proc = Start-Process @start
+    $null = $proc.Handle  # hold the handle now, or ExitCode is unreadable once it exits
+    if (-not $proc.WaitForExit($TimeoutMinutes * 60 * 1000)) {
+        try { $proc.Kill() } catch { $null = $_ }
+        throw "installer still running after $TimeoutMinutes minute(s); stopped"
+    }
+    $proc.WaitForExit()  # flush: the exit code is set once the process object has caught up
+    return $proc.ExitCode
 }
 
 Function Test-FileHash {
@@ -159,7 +185,7 @@ try {
         }
         catch {
             $work.entry.status = 'failed'
-            $work.entry.error = "cannot copy $relative from ${repository}: $($_.Exception.Message)"
+            $work.entry.error = "cannot download $relative from ${repository}: $($_.Exception.Message)"
             $mismatch.Add($work.spec.id)
         }
     }
@@ -176,17 +202,24 @@ try {
     foreach ($work in $appWork) {
         $app = $work.spec
         $entry = $work.entry
-        if ($app.type -eq 'msi') {
-            $argList = "/i `"$($work.local)`" /qn /norestart $($app.arguments)".Trim()
-            $proc = Start-Process -FilePath "$env:SystemRoot\System32\msiexec.exe" -ArgumentList $argList -Wait -PassThru
+        try {
+            if ($app.type -eq 'msi') {
+                $argList = "/i `"$($work.local)`" /qn /norestart $($app.arguments)".Trim()
+                $exitCode = Invoke-Installer -FilePath "$env:SystemRoot\System32\msiexec.exe" -Arguments $argList -TimeoutMinutes $module.Params.installer_timeout_minutes
+            }
+            else {
+                $exitCode = Invoke-Installer -FilePath $work.local -Arguments $app.arguments -TimeoutMinutes $module.Params.installer_timeout_minutes
+            }
         }
-        else {
-            $proc = Start-Process -FilePath $work.local -ArgumentList $app.arguments -Wait -PassThru
-        }
-        # 3010: success, reboot required.
-        if ($proc.ExitCode -notin @(0, 3010)) {
+        catch {
             $entry.status = 'failed'
-            $entry.error = "installer exited with $($proc.ExitCode)"
+            $entry.error = $_.Exception.Message
+            $module.Result.failed_items.Add($app.id)
+            continue
+        }
+        if ($exitCode -notin $installerSuccess) {
+            $entry.status = 'failed'
+            $entry.error = "installer exited with $exitCode"
             $module.Result.failed_items.Add($app.id)
             continue
         }
@@ -198,7 +231,7 @@ try {
             continue
         }
         $entry.status = if ($entry.before) { 'upgraded' } else { 'installed' }
-        if ($proc.ExitCode -eq 3010) { $module.Result.reboot_required = $true }
+        if ($exitCode -in 3010, 1641) { $module.Result.reboot_required = $true }
         $module.Result.changed = $true
     }
 

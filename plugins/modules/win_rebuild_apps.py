@@ -8,16 +8,22 @@ short_description: Install a host's pinned applications, certificates and printe
 description:
   - Brings a freshly rebuilt Windows host to its service's software state in a single WinRM round trip
     instead of one task per package.
-  - Every installer and certificate file is copied from the repository to a local staging folder and its
+  - Every installer and certificate file is downloaded over HTTPS to a local staging folder and its
     SHA-256 compared with the catalogue BEFORE anything runs. If any file needed does not match, nothing
     is installed and the module fails naming the file (a tampered repository must never run on a clinical host).
   - Idempotent. An application whose DisplayName is registered under the Uninstall keys with the pinned
     DisplayVersion is left alone; a certificate already in the store with its thumbprint is left alone;
     a printer already present with the same driver and port is left alone.
+  - Each installer is waited for as its own process (not its children, unlike C(Start-Process -Wait)),
+    at most I(installer_timeout_minutes); exit codes 0, 3010 and 1641 are success (the last two set
+    C(reboot_required)).
   - Supports check mode (reports what would be installed; copies and runs nothing).
 options:
   repository:
-    description: Root the relative installer and certificate paths are resolved against (UNC path or https URL).
+    description:
+      - The https:// root the relative installer and certificate paths are resolved against.
+      - A UNC share is refused. The module runs in an NTLM WinRM session, which has no network
+        credentials for a second hop (Access denied).
     type: str
     required: true
   applications:
@@ -104,6 +110,10 @@ options:
         description: Printer address.
         type: str
         required: true
+  installer_timeout_minutes:
+    description: How long one installer may run before it is stopped and reported failed.
+    type: int
+    default: 30
   update_defender_signatures:
     description: Update Microsoft Defender security intelligence after installing (C(Update-MpSignature)).
     type: bool
@@ -125,7 +135,7 @@ author:
 EXAMPLES = r"""
 - name: Install the service's applications, certificates and printers (one call)
   win_rebuild_apps:
-    repository: '\\deploy.ghal.lan\rebuild$\apps'
+    repository: 'https://deploy.ghal.lan/rebuild/apps'
     applications:
       - id: omnipro-client
         name: Omnipro Client

@@ -3,7 +3,12 @@
 # Apply or audit a compiled hardening baseline in one invocation (see win_rebuild_baseline.py).
 # Each setting type has a Get (current value), a Test (compliant?) and a Set. A control is
 # compliant when all its settings are. Remote-management cutting controls come last in the
-# list and run only when every earlier control succeeded.
+# list. Controls are independent: one failing never holds back another (the action plugin
+# fails the host at the end with every error); inside a control that can cut remote
+# management, the first failing setting stops the settings after it (the WinRM allow rule
+# comes before the default-block, so a failed rule never leaves inbound blocked).
+# Compliance is read from what is in effect (effective firewall policy, running Device
+# Guard services), never only from what was written.
 
 #AnsibleRequires -CSharpUtil Ansible.Basic
 
@@ -37,6 +42,8 @@ $protected += $currentUser
 $markerKey = 'HKLM:\SOFTWARE\GHAL\Rebuild\Harden'
 $defaultHive = 'GHAL_RebuildDefaultUser'
 $script:hiveLoaded = $false
+# Boot time drifts by seconds when the clock syncs (w32time): compare with a tolerance.
+$bootToleranceSeconds = 120
 $script:auditCache = $null
 $script:seceditCache = $null
 
@@ -46,14 +53,62 @@ Function Get-BootTime {
     (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime.ToUniversalTime().ToString('o')
 }
 
+Function Test-SameBoot {
+    # The marker's boot time against this boot's: equal within the clock-sync tolerance.
+    param([string]$Recorded, [string]$Current)
+    if (-not $Recorded) { return $false }
+    try {
+        $a = [DateTime]::Parse($Recorded, [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::RoundtripKind)
+        $b = [DateTime]::Parse($Current, [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::RoundtripKind)
+    }
+    catch { return $false }
+    return [Math]::Abs(($a.ToUniversalTime() - $b.ToUniversalTime()).TotalSeconds) -le $bootToleranceSeconds
+}
+
+Function Invoke-NativeCommand {
+    # Runs a console program and returns its exit code and text. In Windows PowerShell 5.1,
+    # redirecting a native program's stderr (2>&1, 2>$null) wraps each stderr line in an
+    # ErrorRecord, and under Ansible's $ErrorActionPreference = 'Stop' the first one is
+    # terminating (about_Redirection, about_Preference_Variables). 'Continue' in this scope
+    # only; the exit code decides success.
+    param([string]$FilePath, [string[]]$Arguments)
+    $ErrorActionPreference = 'Continue'
+    $text = @(& $FilePath @Arguments 2>&1 | ForEach-Object { [string]$_ })
+    return @{ rc = $LASTEXITCODE; output = ($text -join ' ').Trim() }
+}
+
+Function Mount-DefaultUserHive {
+    if ($script:hiveLoaded) { return }
+    # A run that died earlier may have left the hive loaded: use it, and unload it at the end.
+    if (-not (Test-Path -LiteralPath "Registry::HKEY_USERS\$defaultHive")) {
+        $r = Invoke-NativeCommand -FilePath reg.exe -Arguments @('load', "HKU\$defaultHive", "$env:SystemDrive\Users\Default\NTUSER.DAT")
+        if ($r.rc -ne 0) { throw "cannot load the Default User hive (reg load exit $($r.rc): $($r.output))" }
+    }
+    $script:hiveLoaded = $true
+}
+
+Function Dismount-DefaultUserHive {
+    # reg unload fails while any handle into the hive is open (RegUnLoadKey). Our RegistryKey
+    # objects are closed after use; what the provider still holds is released by finalizers,
+    # hence Collect + WaitForPendingFinalizers before each try. Returns $null or the error.
+    $last = ''
+    for ($try = 1; $try -le 5; $try++) {
+        [GC]::Collect()
+        [GC]::WaitForPendingFinalizers()
+        [GC]::Collect()
+        $r = Invoke-NativeCommand -FilePath reg.exe -Arguments @('unload', "HKU\$defaultHive")
+        if ($r.rc -eq 0) { $script:hiveLoaded = $false; return $null }
+        $last = "reg unload exit $($r.rc): $($r.output)"
+        Start-Sleep -Milliseconds (400 * $try)
+    }
+    return "the Default User hive is still loaded as HKU\$defaultHive ($last); the next run reuses it, new profiles cannot copy NTUSER.DAT until it is unloaded"
+}
+
 Function Convert-RegistryPath {
     param([string]$Path)
     if ($Path.StartsWith('HKDU:\')) {
-        if (-not $script:hiveLoaded) {
-            $null = & reg.exe load "HKU\$defaultHive" "$env:SystemDrive\Users\Default\NTUSER.DAT" 2>&1
-            if ($LASTEXITCODE -ne 0) { throw "cannot load the Default User hive (reg load exit $LASTEXITCODE)" }
-            $script:hiveLoaded = $true
-        }
+        # Check mode loads it too (reading is the only way to audit it) and unloads it the same way.
+        Mount-DefaultUserHive
         return "Registry::HKEY_USERS\$defaultHive\" + $Path.Substring(6)
     }
     return $Path
@@ -69,7 +124,7 @@ Function Resolve-RegistryKeys {
         foreach ($p in $paths) {
             if ($parts[$i] -eq '*') {
                 if (Test-Path -LiteralPath $p) {
-                    $next += @(Get-ChildItem -LiteralPath $p | ForEach-Object { "$p\$($_.PSChildName)" })
+                    $next += @(Get-ChildItem -LiteralPath $p | ForEach-Object { "$p\$($_.PSChildName)"; $_.Close() })
                 }
             }
             else {
@@ -95,8 +150,11 @@ Function Get-RegistryValue {
     param([string]$Path, [string]$Name, [string]$ValueType)
     $key = Get-Item -LiteralPath $Path -ErrorAction SilentlyContinue
     if ($null -eq $key) { return $null }
-    if ($key.GetValueNames() -notcontains $Name) { return $null }
-    $value = $key.GetValue($Name, $null, 'DoNotExpandEnvironmentNames')
+    try {
+        if ($key.GetValueNames() -notcontains $Name) { return $null }
+        $value = $key.GetValue($Name, $null, 'DoNotExpandEnvironmentNames')
+    }
+    finally { $key.Close() }  # an open handle into a loaded hive blocks reg unload
     switch ($ValueType) {
         'dword' { return [uint32][BitConverter]::ToUInt32([BitConverter]::GetBytes([int32]$value), 0) }
         'qword' { return [uint64][BitConverter]::ToUInt64([BitConverter]::GetBytes([int64]$value), 0) }
@@ -119,8 +177,8 @@ Function Get-AuditSetting {
     if ($null -eq $script:auditCache) {
         $file = [IO.Path]::GetTempFileName()
         try {
-            $null = & auditpol.exe /backup "/file:$file" 2>&1
-            if ($LASTEXITCODE -ne 0) { throw "auditpol /backup failed (exit $LASTEXITCODE)" }
+            $r = Invoke-NativeCommand -FilePath auditpol.exe -Arguments @('/backup', "/file:$file")
+            if ($r.rc -ne 0) { throw "auditpol /backup failed (exit $($r.rc)): $($r.output)" }
             $script:auditCache = @{}
             foreach ($row in (Import-Csv -LiteralPath $file)) {
                 if ($row.'Subcategory GUID') { $script:auditCache[$row.'Subcategory GUID'.ToUpperInvariant()] = [int]$row.'Setting Value' }
@@ -137,8 +195,8 @@ Function Get-SeceditExport {
     if ($null -eq $script:seceditCache) {
         $file = [IO.Path]::GetTempFileName()
         try {
-            $null = & secedit.exe /export /cfg $file /areas USER_RIGHTS SECURITYPOLICY /quiet 2>&1
-            if ($LASTEXITCODE -ne 0) { throw "secedit /export failed (exit $LASTEXITCODE)" }
+            $r = Invoke-NativeCommand -FilePath secedit.exe -Arguments @('/export', '/cfg', $file, '/areas', 'USER_RIGHTS', 'SECURITYPOLICY', '/quiet')
+            if ($r.rc -ne 0) { throw "secedit /export failed (exit $($r.rc)): $($r.output)" }
             $script:seceditCache = @{}
             $section = ''
             foreach ($line in (Get-Content -LiteralPath $file -Encoding Unicode)) {
@@ -174,8 +232,8 @@ Function Invoke-SeceditConfigure {
             $text += @($Sections[$section])
         }
         Set-Content -LiteralPath $inf -Value $text -Encoding Unicode
-        $null = & secedit.exe /configure /db $db /cfg $inf /areas USER_RIGHTS SECURITYPOLICY /quiet 2>&1
-        if ($LASTEXITCODE -ne 0) { throw "secedit /configure failed (exit $LASTEXITCODE)" }
+        $r = Invoke-NativeCommand -FilePath secedit.exe -Arguments @('/configure', '/db', $db, '/cfg', $inf, '/areas', 'USER_RIGHTS', 'SECURITYPOLICY', '/quiet')
+        if ($r.rc -ne 0) { throw "secedit /configure failed (exit $($r.rc)): $($r.output)" }
     }
     finally {
         Remove-Item -LiteralPath $inf, $db -Force -ErrorAction SilentlyContinue
@@ -211,14 +269,26 @@ Function Get-GroupMembers {
 }
 
 Function Test-Allowed {
+    # A pattern `Name_*` names a per-user service: it matches the template (`cbdhsvc`) and
+    # its per-logon instances (`cbdhsvc_<LUID in hex>`), as "Per-user services in Windows"
+    # describes them; any other pattern is a -like glob.
     param([string]$Name, [string[]]$Patterns)
-    foreach ($p in $Patterns) { if ($Name -like $p) { return $true } }
+    foreach ($p in $Patterns) {
+        if ($Name -like $p) { return $true }
+        if ($p.EndsWith('_*') -and $Name -eq $p.Substring(0, $p.Length - 2)) { return $true }
+    }
     return $false
 }
 
+Function Get-DeviceGuard {
+    Get-CimInstance -Namespace 'root\Microsoft\Windows\DeviceGuard' -ClassName Win32_DeviceGuard -ErrorAction SilentlyContinue
+}
+
 Function Test-VbsCapable {
-    $dg = Get-CimInstance -Namespace 'root\Microsoft\Windows\DeviceGuard' -ClassName Win32_DeviceGuard -ErrorAction SilentlyContinue
-    return ($null -ne $dg -and @($dg.AvailableSecurityProperties) -contains 1)
+    # AvailableSecurityProperties: 1 = hypervisor support, 2 = Secure Boot (Win32_DeviceGuard).
+    # RequirePlatformSecurityFeatures = 1 (the baseline) makes VBS start only with Secure Boot.
+    $dg = Get-DeviceGuard
+    return ($null -ne $dg -and @($dg.AvailableSecurityProperties) -contains 1 -and @($dg.AvailableSecurityProperties) -contains 2)
 }
 
 # ---------------------------------------------------------------- per setting type
@@ -254,7 +324,9 @@ Function Get-SettingState {
             return @{ value = $enabled; compliant = ($enabled -eq [bool]$S.enabled) }
         }
         'firewall_profile' {
-            $p = Get-NetFirewallProfile -Name $S.profile
+            # ActiveStore: what is in effect (local store merged with Group Policy, GPO wins);
+            # without it the cmdlet reads the local PersistentStore a GPO may override.
+            $p = Get-NetFirewallProfile -Name $S.profile -PolicyStore ActiveStore
             $v = [ordered]@{
                 enabled = ([string]$p.Enabled -eq 'True')
                 default_inbound_action = [string]$p.DefaultInboundAction
@@ -271,7 +343,7 @@ Function Get-SettingState {
             return @{ value = $v; compliant = $ok }
         }
         'firewall_rule' {
-            $r = Get-NetFirewallRule -DisplayName $S.name -ErrorAction SilentlyContinue | Select-Object -First 1
+            $r = Get-NetFirewallRule -DisplayName $S.name -PolicyStore ActiveStore -ErrorAction SilentlyContinue | Select-Object -First 1
             if ($null -eq $r) { return @{ value = $null; compliant = $false } }
             $port = (Get-NetFirewallPortFilter -AssociatedNetFirewallRule $r)
             $v = [ordered]@{
@@ -303,6 +375,15 @@ Function Get-SettingState {
             $v = $null
             if ($exp.ContainsKey($S.section)) { $v = $exp[$S.section][$S.key] }
             return @{ value = $v; compliant = ([string]$v -eq [string]$S.value) }
+        }
+        'device_guard_running' {
+            # In effect, not configured: SecurityServicesRunning lists 1 once Credential Guard
+            # runs (after the restart that follows the policy), VirtualizationBasedSecurityStatus 2.
+            $dg = Get-DeviceGuard
+            $running = @()
+            if ($null -ne $dg) { $running = @($dg.SecurityServicesRunning | ForEach-Object { [int]$_ }) }
+            $v = [ordered]@{ security_services_running = $running; vbs_status = $(if ($dg) { [int]$dg.VirtualizationBasedSecurityStatus } else { 0 }) }
+            return @{ value = $v; compliant = ($running -contains [int]$S.service -and $v.vbs_status -eq 2) }
         }
         'defender_status' {
             $status = Get-MpComputerStatus -ErrorAction Stop
@@ -401,8 +482,8 @@ Function Set-Setting {
         'audit_policy' {
             $success = $(if ($S.value -in 'Success', 'Success and Failure') { 'enable' } else { 'disable' })
             $failure = $(if ($S.value -in 'Failure', 'Success and Failure') { 'enable' } else { 'disable' })
-            $null = & auditpol.exe /set "/subcategory:$($S.guid)" "/success:$success" "/failure:$failure" 2>&1
-            if ($LASTEXITCODE -ne 0) { throw "auditpol /set failed for $($S.subcategory) (exit $LASTEXITCODE)" }
+            $r = Invoke-NativeCommand -FilePath auditpol.exe -Arguments @('/set', "/subcategory:$($S.guid)", "/success:$success", "/failure:$failure")
+            if ($r.rc -ne 0) { throw "auditpol /set failed for $($S.subcategory) (exit $($r.rc)): $($r.output)" }
             $script:auditCache = $null
         }
         'user_right' {
@@ -410,6 +491,11 @@ Function Set-Setting {
         }
         'security_policy' {
             Invoke-SeceditConfigure -Sections @{ $S.section = @("$($S.key) = $($S.value)") }
+        }
+        'device_guard_running' {
+            # Nothing to write: the registry settings of the control are the configuration,
+            # the restart starts the service. Until then the control is pending a reboot.
+            return $true
         }
         'defender_status' {
             throw "$($S.property) cannot be set on the host (Windows offers no supported local way); turn it on from the Defender portal, Intune or Configuration Manager"
@@ -437,10 +523,16 @@ Function Set-Setting {
             }
         }
         'service_allowlist' {
+            # One refused service (protected: Access is denied) must not spare the others.
+            $refused = @()
             foreach ($svc in $State.unknown) {
-                Set-Service -Name $svc.Name -StartupType Disabled
-                if ($svc.Status -ne 'Stopped') { Stop-Service -Name $svc.Name -Force }
+                try {
+                    Set-Service -Name $svc.Name -StartupType Disabled -ErrorAction Stop
+                    if ($svc.Status -ne 'Stopped') { Stop-Service -Name $svc.Name -Force -ErrorAction Stop }
+                }
+                catch { $refused += "$($svc.Name) ($($_.Exception.Message))" }
             }
+            if ($refused) { throw "could not disable: $($refused -join '; ')" }
         }
         'task_allowlist' {
             foreach ($t in $State.unknown) { $null = Disable-ScheduledTask -TaskPath $t.TaskPath -TaskName $t.TaskName }
@@ -454,12 +546,11 @@ Function Set-Setting {
 $bootTime = Get-BootTime
 $pending = @()
 $marker = Get-Item -LiteralPath $markerKey -ErrorAction SilentlyContinue
-if ($null -ne $marker -and $marker.GetValue('PendingBootTime') -eq $bootTime) {
+if ($null -ne $marker -and (Test-SameBoot -Recorded $marker.GetValue('PendingBootTime') -Current $bootTime)) {
     $pending = @($marker.GetValue('PendingReboot'))
 }
 
 $results = [System.Collections.Generic.List[object]]@()
-$failedBefore = @()
 $anyChanged = $false
 try {
     foreach ($control in $module.Params.controls) {
@@ -472,23 +563,28 @@ try {
         try {
             if ($control.requires -eq 'virtualization_based_security' -and -not (Test-VbsCapable)) {
                 $r.skipped = $true; $r.not_applicable = $true; $r.compliant = $true
-                $r.skip_reason = 'hardware lacks virtualization-based security support'
+                $r.skip_reason = 'hardware lacks virtualization-based security support with Secure Boot (the baseline requires Secure Boot for VBS)'
                 continue
             }
             $states = @{}
             $nonCompliant = @()
+            $waiting = $false
             foreach ($s in $control.settings) {
                 $st = Get-SettingState -S $s
                 $states[$s.key] = $st
                 $r.before[$s.key] = $st.value
-                if (-not $st.compliant) { $nonCompliant += $s }
+                if (-not $st.compliant) {
+                    # Written earlier, starts with the restart still pending: nothing to do now.
+                    if ($s.type -eq 'device_guard_running' -and $pending -contains $control.id) { $waiting = $true }
+                    else { $nonCompliant += $s }
+                }
             }
-            $r.compliant = ($nonCompliant.Count -eq 0)
+            $r.compliant = ($nonCompliant.Count -eq 0) -and -not $waiting
             $r.noncompliant = @($nonCompliant | ForEach-Object { $_.key })
-            if ($r.compliant -or $checkMode) {
+            if ($nonCompliant.Count -eq 0 -or $checkMode) {
                 foreach ($k in $r.before.Keys) { $r.after[$k] = $r.before[$k] }
                 # Check mode: changed means "would change"; a manual control never would.
-                if (-not $r.compliant) { $r.changed = ($control.remediation -ne 'manual') }
+                if ($nonCompliant.Count -gt 0) { $r.changed = ($control.remediation -ne 'manual') }
                 if ($control.reboot_required -and $pending -contains $control.id) { $r.pending_reboot = $true }
                 continue
             }
@@ -496,12 +592,6 @@ try {
                 foreach ($k in $r.before.Keys) { $r.after[$k] = $r.before[$k] }
                 $r.error = 'not compliant and cannot be set on the host: ' + (($nonCompliant | ForEach-Object { $_.key }) -join ', ') + ' (manual remediation: Defender portal, Intune or Configuration Manager)'
                 # An audit finding, not a failed change: it does not hold back the controls below.
-                continue
-            }
-            if ($control.cuts_remote_management -and $failedBefore.Count -gt 0) {
-                foreach ($k in $r.before.Keys) { $r.after[$k] = $r.before[$k] }
-                $r.skipped = $true
-                $r.skip_reason = 'not applied: it can cut remote management and earlier controls failed (' + ($failedBefore -join ', ') + ')'
                 continue
             }
             $needsReboot = $control.reboot_required
@@ -520,6 +610,10 @@ try {
                 $nonCompliant = @($nonCompliant | Where-Object { $_.type -notin 'user_right', 'security_policy' })
             }
             foreach ($s in $nonCompliant) {
+                if ($errors -and $control.cuts_remote_management) {
+                    $errors += "$($s.key): not applied, an earlier setting of this control failed and it can cut remote management"
+                    continue
+                }
                 try {
                     if (Set-Setting -S $s -State $states[$s.key]) { $needsReboot = $true }
                     $r.changed = $true
@@ -532,6 +626,12 @@ try {
                 $r.after[$s.key] = $st.value
                 if (-not $st.compliant) {
                     $ok = $false
+                    # In effect only after the restart the change asked for: pending, not failed.
+                    if ($s.type -eq 'device_guard_running' -and $needsReboot) { continue }
+                    if ($s.type -in 'firewall_profile', 'firewall_rule') {
+                        if (-not ($errors | Where-Object { $_.StartsWith("$($s.key):") })) { $errors += "$($s.key): set locally but not in effect (ActiveStore): a Group Policy overrides it" }
+                        continue
+                    }
                     if (-not ($errors | Where-Object { $_.StartsWith("$($s.key):") })) { $errors += "$($s.key): still not compliant after setting it" }
                 }
             }
@@ -539,11 +639,10 @@ try {
             if ($r.changed) { $anyChanged = $true }
             if ($r.changed -and $needsReboot -and $pending -notcontains $control.id) { $pending += $control.id }
             if ($control.reboot_required -or $needsReboot) { $r.pending_reboot = ($pending -contains $control.id) }
-            if ($errors) { $r.error = $errors -join '; '; $failedBefore += $control.id }
+            if ($errors) { $r.error = $errors -join '; ' }
         }
         catch {
             $r.error = $_.Exception.Message
-            $failedBefore += $control.id
         }
     }
 
@@ -554,10 +653,14 @@ try {
     }
 }
 finally {
-    if ($script:hiveLoaded) {
-        [GC]::Collect()
-        $null = & reg.exe unload "HKU\$defaultHive" 2>&1
-    }
+    # Never throws: a hive that will not unload is a warning and a result field, the
+    # controls' results are still returned.
+    $unloadError = $null
+    if ($script:hiveLoaded) { $unloadError = Dismount-DefaultUserHive }
+}
+if ($unloadError) {
+    $module.Result.default_user_hive_error = $unloadError
+    $module.Warn($unloadError)
 }
 
 $module.Result.controls = $results

@@ -60,8 +60,8 @@ options:
         description:
           - Settings of the control; each a dict with C(type), C(key) and the type's fields
             (registry, service, feature, firewall_profile, firewall_rule, audit_policy,
-            user_right, security_policy, defender_status, local_user, group_members,
-            service_allowlist, task_allowlist), as documented in C(inventories/data/baseline.yml).
+            user_right, security_policy, defender_status, device_guard_running, local_user,
+            group_members, service_allowlist, task_allowlist), as documented in C(inventories/data/baseline.yml).
         type: list
         elements: dict
         required: true

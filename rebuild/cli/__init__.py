@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from rebuild.errors import RebuildError
+from rebuild.errors import NO_ROOM_ERRNOS, RebuildError, StateError
 
 VERBS = ("plan", "inventory", "site", "status", "report", "lab", "harden")
 
@@ -27,13 +27,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> RebuildError:
+    """An expected OS failure (missing, unreadable or misplaced file, full disk) as a message
+    naming the file; the code that failed wrote atomically, so nothing is half-written."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f is not None)
+    text = f"{where}: {exc.strerror or exc}" if where else f"{type(exc).__name__}: {exc}"
+    if exc.errno in NO_ROOM_ERRNOS:
+        return StateError(f"{text}: free space (or make it writable) and run the command again")
+    return RebuildError(text)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # option types may refuse (OptionError)
         return int(args.func(args))
     except RebuildError as exc:
         print(f"rebuild: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # only the OS's own: every other exception is a bug and shows as one
+        error = _os_error(exc)
+        print(f"rebuild: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("rebuild: interrupted", file=sys.stderr)
         return 130

@@ -3,27 +3,34 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from rebuild.secrets import default_state_dir
+from rebuild.cli.options import name_arg, path_arg, site_key
+from rebuild.inventory import DEFAULT_OUT_DIR, load_inventory_hosts
+from rebuild.statedir import resolve_state_dir
+
+_STATE_DIR_HELP = "default $REBUILD_STATE_DIR, else state/ of the project"
 
 
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser("harden", help="hardening baseline: audit a site")
     sub = p.add_subparsers(dest="harden_command", required=True, metavar="COMMAND")
     audit = sub.add_parser("audit", help="check every host of a site against the baseline without change")
-    audit.add_argument("site", help="site key (inventories/data/sites.yml)")
-    audit.add_argument("--inventory", type=Path, help="inventory (default inventories/hospital/<site>.yml)")
-    audit.add_argument("--state-dir", type=Path, help="default $REBUILD_STATE_DIR or state/")
+    audit.add_argument("site", type=name_arg("SITE"), help="site key (inventories/data/sites.yml)")
+    audit.add_argument(
+        "--inventory",
+        type=path_arg("--inventory"),
+        help="inventory (default inventories/hospital/<site>.yml)",
+    )
+    audit.add_argument("--state-dir", type=path_arg("--state-dir"), help=_STATE_DIR_HELP)
     audit.set_defaults(func=run_audit)
     show = sub.add_parser("report", help="per-control hardening report of a site, from the journal")
-    show.add_argument("site", help="site key")
+    show.add_argument("site", type=name_arg("SITE"), help="site key")
     show.add_argument(
         "--audit", action="store_true", help="the last audit's reports instead of the last run's"
     )
-    show.add_argument("--html", type=Path, help="also write the report as HTML to this file")
-    show.add_argument("--state-dir", type=Path, help="default $REBUILD_STATE_DIR or state/")
+    show.add_argument("--html", type=path_arg("--html"), help="also write the report as HTML to this file")
+    show.add_argument("--state-dir", type=path_arg("--state-dir"), help=_STATE_DIR_HELP)
     show.set_defaults(func=run_report)
 
 
@@ -32,7 +39,7 @@ def run_report(args: argparse.Namespace) -> int:
     from rebuild.harden.report import journal_reports, render_html, render_text
     from rebuild.journal import JOURNAL_FILE, Journal
 
-    path = (args.state_dir or default_state_dir()) / JOURNAL_FILE
+    path = resolve_state_dir(args.state_dir) / JOURNAL_FILE
     if not path.exists():
         raise ConfigError(f"{path}: no journal here - run `rebuild site` first or pass --state-dir")
     key = "harden_audit" if args.audit else "harden"
@@ -51,8 +58,10 @@ def run_report(args: argparse.Namespace) -> int:
 def run_audit(args: argparse.Namespace) -> int:
     from rebuild.harden.audit import audit_site
 
-    inventory = args.inventory or Path("inventories/hospital") / f"{args.site}.yml"
-    result = audit_site(args.site, inventory, args.state_dir or default_state_dir())
+    site = site_key(args.site)  # the audit's --limit is site_<key>: never a pattern of hosts
+    inventory = args.inventory or DEFAULT_OUT_DIR / f"{site}.yml"
+    load_inventory_hosts(inventory)  # the register's hostname rule, as for every inventory read
+    result = audit_site(site, inventory, resolve_state_dir(args.state_dir))
     for rep in result.reports:
         counts = ", ".join(f"{k} {v}" for k, v in rep.counts().items() if v)
         print(f"{rep.host}: {counts}")

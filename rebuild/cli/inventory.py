@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from rebuild.cli.options import name_arg, path_arg
 from rebuild.errors import listed
 from rebuild.inventory import DEFAULT_OUT_DIR, build_from_register
 
@@ -17,18 +17,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "build",
         help="validate a register and write one static inventory per site (nothing written on error)",
     )
-    build.add_argument("register", type=Path, help="asset register (.csv, .xlsx or .json)")
+    build.add_argument("register", type=path_arg("REGISTER"), help="asset register (.csv, .xlsx or .json)")
     build.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT_DIR, help=f"output directory (default: {DEFAULT_OUT_DIR})"
+        "--out",
+        type=path_arg("--out"),
+        default=DEFAULT_OUT_DIR,
+        help=f"output directory (default: {DEFAULT_OUT_DIR})",
     )
-    build.add_argument("--site", help="write only this site's inventory")
+    build.add_argument("--site", type=name_arg("--site"), help="write only this site's inventory")
     build.add_argument(
         "--allow-errors",
         action="store_true",
         help="write the valid rows anyway and the rejected ones to a rejects file (exit code 1)",
     )
-    build.add_argument("--rejects", type=Path, help="rejects file (default: <out>-rejects.csv)")
-    build.add_argument("--sheet", help="sheet of an .xlsx register (default: the first)")
+    build.add_argument(
+        "--rejects", type=path_arg("--rejects"), help="rejects file (default: <out>-rejects.csv)"
+    )
+    build.add_argument(
+        "--sheet", type=name_arg("--sheet"), help="sheet of an .xlsx register (default: the first)"
+    )
     build.set_defaults(func=run)
 
 

@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rebuild.cli.options import name_arg
+
 _LAB_DIR_HELP = "the lab's folder (default $REBUILD_LAB_DIR or .lab)"
 _REGISTER_HELP = "asset register (default: the bundled inventories/example/register.csv)"
 
@@ -19,10 +21,8 @@ def register(subparsers: Any) -> None:
     verbs = parser.add_subparsers(dest="lab_verb", required=True, metavar="ACTION")
 
     up = verbs.add_parser("up", help="start the lab daemon in the background")
-    up.add_argument("--site", help="only this site's hosts")
-    up.add_argument(
-        "--register", type=Path, help=_REGISTER_HELP
-    )
+    up.add_argument("--site", type=name_arg("--site"), help="only this site's hosts")
+    up.add_argument("--register", type=Path, help=_REGISTER_HELP)
     up.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     up.add_argument("--imaging-seconds", type=float, default=5.0, help="how long a simulated reimage takes")
     up.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
@@ -50,17 +50,15 @@ def register(subparsers: Any) -> None:
 
     power = verbs.add_parser("power", help="press a twin's power button: HOST on|off")
     power.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
-    power.add_argument("host")
+    power.add_argument("host", type=name_arg("HOST"))
     power.add_argument("action", choices=("on", "off"))
     power.set_defaults(func=_power)
 
     rehearse = verbs.add_parser(
         "rehearse", help="lab up for SITE, rebuild the site against it, write the report (all SIMULATED)"
     )
-    rehearse.add_argument("site", help="site key, e.g. arlon")
-    rehearse.add_argument(
-        "--register", type=Path, help=_REGISTER_HELP
-    )
+    rehearse.add_argument("site", type=name_arg("SITE"), help="site key, e.g. arlon")
+    rehearse.add_argument("--register", type=Path, help=_REGISTER_HELP)
     rehearse.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     rehearse.add_argument(
         "--imaging-seconds", type=float, default=2.0, help="how long a simulated reimage takes"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from rebuild.cli.options import name_arg, path_arg
 from rebuild.plan import plan_for
 
 
@@ -15,13 +15,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "site",
         help="waves of one site: tiers in order, servers before PCs, batches within imaging capacity",
     )
-    site.add_argument("site", help="site name, e.g. arlon")
+    site.add_argument("site", type=name_arg("SITE"), help="site name, e.g. arlon")
     source = site.add_mutually_exclusive_group()
     source.add_argument(
-        "--register", type=Path, help="asset register (.csv/.xlsx/.json); default: the bundled example"
+        "--register",
+        type=path_arg("--register"),
+        help="asset register (.csv/.xlsx/.json); default: the bundled example",
     )
-    source.add_argument("--inventory", type=Path, help="plan from a built inventory (file or directory)")
-    site.add_argument("--sheet", help="sheet of an .xlsx register (default: the first)")
+    source.add_argument(
+        "--inventory", type=path_arg("--inventory"), help="plan from a built inventory (file or directory)"
+    )
+    site.add_argument(
+        "--sheet", type=name_arg("--sheet"), help="sheet of an .xlsx register (default: the first)"
+    )
     site.add_argument("--format", choices=("text", "json"), default="text", help="output format")
     site.set_defaults(func=run)
 

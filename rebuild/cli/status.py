@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
+from rebuild.cli.options import name_arg, path_arg
 from rebuild.errors import ConfigError
-from rebuild.secrets import default_state_dir
+from rebuild.statedir import resolve_state_dir
 
 
 def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "status", help="where every host stands, from the journal"
     )
-    p.add_argument("site", nargs="?", help="one site (default: all)")
-    p.add_argument("--state-dir", type=Path, help="default $REBUILD_STATE_DIR or state/")
+    p.add_argument("site", nargs="?", type=name_arg("SITE"), help="one site (default: all)")
+    p.add_argument(
+        "--state-dir",
+        type=path_arg("--state-dir"),
+        help="default $REBUILD_STATE_DIR, else state/ of the project",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
@@ -25,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from rebuild.journal import JOURNAL_FILE, Journal
     from rebuild.orchestrator.status import render_text, site_status
 
-    path = (args.state_dir or default_state_dir()) / JOURNAL_FILE
+    path = resolve_state_dir(args.state_dir) / JOURNAL_FILE
     if not path.exists():
         raise ConfigError(f"{path}: no journal here - run `rebuild site` first or pass --state-dir")
     with Journal(path) as journal:

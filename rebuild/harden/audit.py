@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rebuild.childenv import child_env
 from rebuild.errors import ConfigError, RebuildError
 from rebuild.harden.report import HostReport, render_html, render_text
-from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV
+from rebuild.secrets import STATE_DIR_ENV, SecretStore
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUDIT_PLAYBOOK = PROJECT_ROOT / "playbooks" / "harden_audit.yml"
@@ -68,23 +69,16 @@ class _Collector:
 def audit_site(site: str, inventory: Path, state_dir: Path, run_id: str | None = None) -> AuditResult:
     from ansible_runner.interface import init_runner
 
-    from rebuild.orchestrator.run import child_env, new_run_id
+    from rebuild.orchestrator.run import new_run_id
 
     if not inventory.exists():
         raise ConfigError(f"{inventory}: no such inventory (build it with `rebuild inventory build`)")
+    SecretStore(state_dir).check_opens()  # the hosts' passwords come from it: refuse a bad key now
     run_id = run_id or new_run_id()
     run_dir = state_dir / "runs" / run_id
     private = run_dir / "runner" / "harden-audit"
     private.mkdir(parents=True, exist_ok=True)
     collector = _Collector()
-    env = dict(os.environ)
-    env.update(
-        {
-            STATE_DIR_ENV: str(state_dir),
-            "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-        }
-    )
     runner = init_runner(
         private_data_dir=str(private),
         artifact_dir=str(run_dir / "artifacts"),
@@ -99,9 +93,15 @@ def audit_site(site: str, inventory: Path, state_dir: Path, run_id: str | None =
         suppress_env_files=True,
         event_handler=collector,
     )
-    runner.config.env = child_env({**runner.config.env, **env})
-    if KEY_FILE_ENV in os.environ:
-        runner.config.env[KEY_FILE_ENV] = os.environ[KEY_FILE_ENV]
+    # The same allow-list as a site run (rebuild.childenv): no credential reaches the artifacts.
+    runner.config.env = child_env(
+        runner.config.env,
+        **{
+            STATE_DIR_ENV: str(state_dir),
+            "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        },
+    )
     try:
         runner.run()
     except Exception as exc:

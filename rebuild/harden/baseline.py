@@ -118,6 +118,9 @@ SETTING_TYPES: dict[str, tuple[dict[str, Check], dict[str, Check]]] = {
     "user_right": ({"name": _str, "members": _sid_list}, {}),
     "security_policy": ({"section": _str, "key": _str, "value": _scalar}, {}),
     "defender_status": ({"property": _str, "expected": lambda v: None}, {}),
+    # A Device Guard security service in effect (Win32_DeviceGuard.SecurityServicesRunning:
+    # 1 Credential Guard, 2 HVCI); written by the control's registry settings plus a restart.
+    "device_guard_running": ({"service": _one_of(1, 2)}, {}),  # type: ignore[arg-type]
     "local_user": ({"rid": _one_of(500, 501)}, {"name": _str, "enabled": _bool}),  # type: ignore[arg-type]
     "group_members": ({"group_sid": _str, "allowed": _allowed}, {}),
     "service_allowlist": ({"allowed": _allowed}, {}),
@@ -141,6 +144,8 @@ def setting_key(setting: Mapping[str, Any]) -> str:
             return f"security_policy:{setting['section']}/{setting['key']}"
         case "local_user":
             return f"local_user:{setting['rid']}"
+        case "device_guard_running":
+            return f"device_guard_running:{setting['service']}"
         case "group_members":
             return f"group_members:{setting['group_sid']}"
         case _:

@@ -2,8 +2,9 @@
 
 Runs on the controller (from the rebuild_harden action plugin and the audit command).
 Controls are chosen by OS key and kind, minus exceptions (kept aside with their reason for
-the report). Controls that can cut remote management go last so the module applies them
-only once everything else has succeeded. The connection account is written into the
+the report). Controls that can cut remote management go last; controls are independent
+(one failing never holds back another), and inside such a control the module stops at its
+first failing setting. The connection account is written into the
 module's protected accounts and every administrators allowlist, so hardening can never
 remove or disable the account it is connected with.
 """

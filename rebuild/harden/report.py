@@ -167,6 +167,14 @@ def _classify(c: Mapping[str, Any], check_mode: bool) -> ControlResult:
         if c.get("compliant"):
             return ControlResult(**base, status=Status.COMPLIANT)
         return ControlResult(**base, status=Status.NONCOMPLIANT, reason="not compliant: " + _what(base))
+    if not c.get("compliant") and c.get("pending_reboot"):
+        # Written, in effect only after the restart (e.g. Credential Guard running): never
+        # called compliant before that; the harden role restarts and audits again.
+        if c.get("changed"):
+            return ControlResult(**base, status=Status.FIXED, reason="in effect after the pending restart")
+        return ControlResult(
+            **base, status=Status.NONCOMPLIANT, reason="configured, in effect after the pending restart"
+        )
     if not c.get("compliant"):
         return ControlResult(**base, status=Status.FAILED, reason="not compliant after the run")
     if not c.get("changed"):

@@ -13,6 +13,16 @@ What a Windows host does, and so what the lab does:
   administrator other than the built-in one (RID 500) gets a filtered token over the network
   unless LocalAccountTokenFilterPolicy=1 (UAC remote restrictions); WinRM then refuses it.
 - Domain accounts are not simulated: a logon naming the twin's joined domain is refused.
+- Once joined, after the restart that applies computer Group Policy, the domain's security
+  baseline GPO is in force unless the computer object sits in an OU that blocks it
+  (GPO_BLOCKED_OUS): it denies network logon to S-1-5-114 "Local account and member of
+  Administrators group" (Microsoft security baseline, "Deny access to this computer from the
+  network"; KB2871997 introduced S-1-5-113/114 for this) and turns UAC remote restrictions
+  on (LocalAccountTokenFilterPolicy 0, MS Security Guide "Apply UAC restrictions to local
+  accounts on network logons"). So every local administrator, RID 500 included, is refused
+  over WinRM. The computer's DN is where Windows keeps it:
+  HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Group Policy\\State\\Machine
+  `Distinguished-Name`.
 
 NTLM message sealing (the multipart/encrypted bodies clients use over plain HTTP) is NOT
 implemented; the server refuses such bodies with a clear message instead of pretending.
@@ -50,6 +60,12 @@ WSMAN_SERVICE_KEY = r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\WSMAN\Serv
 WSMAN_POLICY_KEY = r"HKLM:\SOFTWARE\Policies\Microsoft\Windows\WinRM\Service"
 UAC_POLICY_KEY = r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Policies\System"
 REMOTE_GROUPS = ("Administrators", "Remote Management Users")
+GP_STATE_KEY = r"HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Group Policy\State\Machine"
+# The lab's simulated domain links the security baseline GPO at the domain root; the one OU
+# with "Block inheritance" is the rebuild staging OU (the directory team's side of the
+# documented exclusion, inventories/data/connection.yml). Matched as the DN part before the
+# DC= components.
+GPO_BLOCKED_OUS = ("OU=Rebuild Staging,OU=Computers,OU=GHAL",)
 
 
 class AuthError(Exception):
@@ -131,11 +147,40 @@ def _groups_of(state: TwinState, user: LocalUser) -> set[str]:
     return groups
 
 
+def computer_dn(state: TwinState) -> str:
+    return str(_reg(state, GP_STATE_KEY, "Distinguished-Name") or "")
+
+
+def baseline_gpo_applies(state: TwinState) -> bool:
+    """Joined, restarted since the join (computer policy applies at startup), not in a blocked OU.
+
+    Only for a join the lab performed (the join twin records the DN): the compromised images'
+    pre-incident membership has no modelled OU, and the product never logs on to such a host
+    over WinRM before reimaging it (docs/lab-windows-rules.md, not enforced yet)."""
+    if not state.domain_joined or not computer_dn(state):
+        return False
+    joined = max((i for i, e in enumerate(state.history) if e.get("event") == "domain_joined"), default=-1)
+    booted = any(
+        any(word in str(e.get("event", "")).lower() for word in ("boot", "reset", "power"))
+        for e in state.history[joined + 1 :]
+    )
+    if not booted:
+        return False
+    ou = computer_dn(state).split(",", 1)[1] if "," in computer_dn(state) else ""
+    ou_only = ",".join(part for part in ou.split(",") if not part.strip().upper().startswith("DC="))
+    return not any(ou_only.lower() == blocked.lower() for blocked in GPO_BLOCKED_OUS)
+
+
 def authorise(state: TwinState, user: LocalUser) -> None:
     """May this (authenticated) local user use WinRM? Raises AuthError when Windows would refuse."""
     if not user.enabled:
         raise AuthError(f"account {user.name} is disabled")
     groups = _groups_of(state, user)
+    if "administrators" in groups and baseline_gpo_applies(state):
+        raise AuthError(
+            f"{user.name} is a local administrator (S-1-5-114) on a domain member under the security "
+            f"baseline GPO ({computer_dn(state) or 'default Computers container'}): network logon denied"
+        )
     if "remote management users" in groups:
         return
     if "administrators" not in groups:

@@ -34,8 +34,10 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     "drop_mid_command": {"count": (int, False)},  # without count: every command's Receive drops
     "slow_host": {"delay": (float, True)},
     "drift_after_harden": {"settings": (list, True)},
-    # read by the win_rebuild_apps twin: re-infection after redeploy (defender_off, ransom_note)
+    # read after win_rebuild_apps runs: re-infection after redeploy (defender_off, ransom_note)
     "drift_after_redeploy": {"changes": (list, True)},
+    # read by Start-Process in the PowerShell evaluator: the installer leaves a child process running
+    "installer_leaves_process": {},
 }
 
 

@@ -25,7 +25,8 @@ from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.state import StateStore, TwinState
 from rebuild.model import Host, Platform
 from rebuild.register import load_register
-from rebuild.secrets import SecretStore, generate_secret
+from rebuild.secrets import SecretStore, create_key_file, generate_secret
+from rebuild.sites import SITE_NETWORKS_VAR, get_site
 from rebuild.tiers import PROJECT_ROOT
 
 DEFAULT_REGISTER = PROJECT_ROOT / "inventories" / "example" / "register.csv"
@@ -137,10 +138,16 @@ def reset_product_state(lab_dir: Path) -> None:
         shutil.rmtree(state)
 
 
+def product_store(lab_dir: Path) -> SecretStore:
+    """The rehearsal's secret store. A rehearsal has a key of its own, in the lab directory
+    (`<lab_dir>/state/vault-password`, created on first use); a real run's key is the operator's."""
+    state = secrets_dir(lab_dir)
+    return SecretStore(state, key_file=create_key_file(state / "vault-password"))
+
+
 def seed_secrets(lab_dir: Path, passwords: dict[str, str]) -> SecretStore:
     """Write each compromised twin's rb-admin password into the product's secret store."""
-    state = secrets_dir(lab_dir)
-    store = SecretStore(state, key_file=state / "vault-password")
+    store = product_store(lab_dir)
     for name, password in passwords.items():
         store.put(name, password)
     return store
@@ -151,8 +158,7 @@ DOMAIN_JOIN_USER = "GHAL\\svc-rebuild-join"
 
 def seed_domain_join(lab_dir: Path, sites: Sequence[str], user: str, password: str) -> None:
     """The lab domain's join credential as the redeploy role reads it: site entry `site-<site>`."""
-    state = secrets_dir(lab_dir)
-    store = SecretStore(state, key_file=state / "vault-password")
+    store = product_store(lab_dir)
     for site in sites:
         store.put(f"site-{site}", user, "domain_join_user")
         store.put(f"site-{site}", password, "domain_join_password")
@@ -193,6 +199,10 @@ def write_overlay(
             h.hostname: overlay_vars(lab, lab.twins[h.hostname], ca_bundle, endpoints) for h in site_hosts
         }
         inventory = build_inventory(site_hosts, hostvar_overrides=overrides)
+        # The twins' loopback addresses are this site's network in the lab: the overlay says so
+        # (the product checks every host's address against its site's networks).
+        group = inventory["all"]["children"][get_site(site).group_name]
+        group["vars"][SITE_NETWORKS_VAR] = [f"{lab.config.address_prefix}.0.0/16"]
         path = inventory_dir(lab.config.lab_dir) / f"{site}.yml"
         write_inventory(inventory, path, header=header)
         written[site] = path

@@ -389,7 +389,7 @@ def _services(p: OsProfile) -> dict[str, Service]:
         s("Dnscache", "DNS Client"),
         s(
             "W32Time",
-            "Windows Time",
+            "Temps Windows",
             "Manual" if not p.server else "Automatic",
             "Stopped" if not p.server else "Running",
         ),
@@ -397,7 +397,9 @@ def _services(p: OsProfile) -> dict[str, Service]:
         s("Spooler", "Print Spooler", path="C:\\Windows\\System32\\spoolsv.exe"),
         s("RemoteRegistry", "Remote Registry", "Automatic" if p.server else "Disabled", "Stopped"),
         s("TermService", "Remote Desktop Services", "Manual", "Stopped"),
-        s("SSDPSRV", "SSDP Discovery", "Manual" if not p.server else "Disabled", "Stopped"),
+        # The images' UI language is French: Windows shows localised display names, so every
+        # Get-Service read carries accented text (a 437 shell turns it into invalid UTF-8).
+        s("SSDPSRV", "Découverte SSDP", "Manual" if not p.server else "Disabled", "Stopped"),
         s(
             "WinRM",
             "Windows Remote Management (WS-Management)",
@@ -406,7 +408,22 @@ def _services(p: OsProfile) -> dict[str, Service]:
         ),
         s("Sense", "Windows Defender Advanced Threat Protection Service", "Manual", "Stopped"),
     ]
+    # Per-user services: a template per service plus one instance `<template>_<LUID>` per logged-on
+    # user (Microsoft Learn, "Per-user services in Windows"); the LUID suffix is per logon session.
+    unistack = "C:\\Windows\\system32\\svchost.exe -k UnistackSvcGroup"
+    for template, display in PER_USER_SERVICES.items():
+        services.append(s(template, display, "Manual", "Stopped", unistack))
+        services.append(s(f"{template}_4f2a1", f"{display}_4f2a1", "Automatic", "Running", unistack))
     return {svc.name: svc for svc in services}
+
+
+PER_USER_SERVICES = {
+    "cbdhsvc": "Clipboard User Service",
+    "CredentialEnrollmentManagerUserSvc": "CredentialEnrollmentManagerUserSvc",
+    "BluetoothUserService": "Bluetooth User Support Service",
+    "PrintWorkflowUserSvc": "PrintWorkflow",
+    "UdkUserSvc": "Udk User Service",
+}
 
 
 def _users(p: OsProfile) -> dict[str, LocalUser]:

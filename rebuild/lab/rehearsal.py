@@ -62,6 +62,7 @@ def rehearse(options: RehearsalOptions, say: Callable[[str], None] = print) -> R
                 operator=os.environ.get("USER") or getpass.getuser(),
                 yes=True,  # the operator asked for a rehearsal of this site by name
                 rehearsal=True,
+                new_journal=True,  # `lab up` reset the lab's state directory: a first run by design
                 json=options.json,
                 say=(lambda text: None) if options.json else say,
             )

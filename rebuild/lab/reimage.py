@@ -414,11 +414,9 @@ class ReimageServices:
 
     def seed_secrets(self) -> None:
         """Write `site_secrets()` into the rehearsal's secret store (the one the fleet seeds)."""
-        from rebuild.lab.fleet import secrets_dir
-        from rebuild.secrets import SecretStore
+        from rebuild.lab.fleet import product_store
 
-        state = secrets_dir(self.lab.config.lab_dir)
-        store = SecretStore(state, key_file=state / "vault-password")
+        store = product_store(self.lab.config.lab_dir)
         for entry, values in self.site_secrets().items():
             for key, value in values.items():
                 store.put(entry, value, key)

@@ -54,7 +54,36 @@ MAX_ENVELOPE_BYTES = 500 * 1024  # MaxEnvelopeSizekb = 500, Windows' default
 RECEIVE_CHUNK = 64 * 1024  # output bytes per Receive answer; the rest waits for the next one
 
 # (stdout, stderr, exit code) from what a command carried; run in a worker thread.
+# The executor writes UTF-8: WinRS re-encodes it into the shell's code page (below).
 Executor = Callable[[str, list[str], bytes], tuple[int, bytes, bytes]]
+
+# WINRS_CODEPAGE, the console code page of the shell (MS-WSMV 2.2.4.37 "WINRS_CODEPAGE";
+# Win32 WSMAN_CMDSHELL_OPTION_CODEPAGE): console programs in the shell write their output in
+# that code page, and WinRS sends those bytes as they are. Default 437 (OEM United States),
+# which pywinrm's Protocol.open_shell() asks for; Ansible's winrm connection asks for 65001.
+# A character the code page lacks becomes '?' (WideCharToMultiByte's default character).
+# So "Maternité" leaves a 437 shell as b"Maternit\x82", which a strict UTF-8 reader refuses.
+CODEPAGES = {"437": "cp437", "850": "cp850", "1252": "cp1252", "65001": "utf-8"}
+
+
+def shell_encoding(codepage: str) -> str:
+    """The Python codec of a WINRS_CODEPAGE the lab serves; any other is refused loudly."""
+    if codepage not in CODEPAGES:
+        raise WsmanFault(
+            f"the rebuild lab (a simulation) does not simulate shell code page {codepage!r} "
+            f"(simulated: {', '.join(CODEPAGES)})",
+            wsman_code=2150858897,
+            subcode="w:InvalidParameter",
+            code="s:Sender",
+        )
+    return CODEPAGES[codepage]
+
+
+def in_codepage(data: bytes, encoding: str) -> bytes:
+    """Console output (UTF-8 from the executor) as the shell's code page carries it."""
+    if encoding == "utf-8" or data.isascii():
+        return data
+    return data.decode("utf-8", "replace").encode(encoding, "replace")
 
 
 class WsmanFault(Exception):
@@ -179,6 +208,7 @@ class Command:
     exit_code: int | None = None
     stdout: bytes = b""
     stderr: bytes = b""
+    encoding: str = "cp437"  # the shell's code page: how its output leaves the host
     out_pos: int = 0
     err_pos: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -189,6 +219,7 @@ class Shell:
     id: str
     owner: str
     codepage: str
+    encoding: str  # Python codec of `codepage`
     last_used: float
     operations: int = 0
     commands: dict[str, Command] = field(default_factory=dict)
@@ -364,10 +395,12 @@ class WinRS:
         shell_el = request.body.find("rsp:Shell", NS)
         if shell_el is None:
             raise _fault_schema("Create needs an rsp:Shell element.")
+        codepage = request.options.get("WINRS_CODEPAGE", "437")
         shell = Shell(
             id=str(uuid.uuid4()).upper(),
             owner=user,
-            codepage=request.options.get("WINRS_CODEPAGE", "437"),
+            codepage=codepage,
+            encoding=shell_encoding(codepage),
             last_used=time.monotonic(),
         )
         self.shells[shell.id] = shell
@@ -410,7 +443,10 @@ class WinRS:
             raise _fault_schema("Command needs rsp:CommandLine/rsp:Command.")
         arguments = [(a.text or "") for a in line.findall("rsp:Arguments", NS)]
         command = Command(
-            id=str(uuid.uuid4()).upper(), command=(command_el.text or "").strip(), arguments=arguments
+            id=str(uuid.uuid4()).upper(),
+            command=(command_el.text or "").strip(),
+            arguments=arguments,
+            encoding=shell.encoding,
         )
         shell.operations += 1
         shell.commands[command.id] = command
@@ -472,7 +508,9 @@ class WinRS:
                 b"",
                 f"SIMULATED lab: command execution failed: {type(exc).__name__}: {exc}".encode(),
             )
-        command.exit_code, command.stdout, command.stderr = code, out, err
+        command.exit_code = code
+        command.stdout = in_codepage(out, command.encoding)
+        command.stderr = in_codepage(err, command.encoding)
         command.done.set()
 
     async def _receive(self, request: Request, user: str, endpoint: str) -> tuple[str, str]:

@@ -1,6 +1,9 @@
 """Safety interlocks: the tool touches only machines it was clearly asked to touch.
 
 - one site per run, named by the operator and known to sites.yml;
+- a host belongs to the site only when its `rebuild_site`, its site group (`site_<key>`) and its
+  address (inside the site's networks) all agree; any disagreement refuses the run, naming the
+  host (`check_site_membership`);
 - only hosts of that site's inventory: --limit / --force-host naming anything else refuses
   the whole run (nothing is touched), it never silently drops or adds a host;
 - before any wipe the operator sees the machines per tier and types the site name
@@ -10,12 +13,55 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from rebuild.errors import SafetyError
 from rebuild.model import Host, Kind
 from rebuild.orchestrator.resume import HostWork
+from rebuild.sites import Networks, Site
+
+
+def check_site_membership(
+    hosts: Iterable[Host],
+    site: Site,
+    site_groups: Mapping[str, frozenset[str]],
+    networks: Networks,
+    *,
+    inventory_label: str = "the inventory",
+) -> None:
+    """Refuse when any host the inventory ties to `site` by its site variable or its site group is
+    not tied to it by all three of variable, group and address (one wrong variable must not put a
+    machine of another site on the wipe list). Names every such host and what disagrees."""
+    problems: list[str] = []
+    for host in hosts:
+        groups = site_groups.get(host.hostname, frozenset())
+        try:
+            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host.ip)
+        except ValueError:
+            address = None
+        inside = address is not None and any(address in n for n in networks)
+        named = host.site == site.name or site.group_name in groups
+        if not named or (host.site == site.name and groups == {site.group_name} and inside):
+            continue  # another site's host (its own run checks its address), or all three agree
+        why = []
+        if host.site != site.name:
+            why.append(f"rebuild_site is {host.site!r}")
+        if groups != {site.group_name}:
+            why.append(f"site groups are {', '.join(sorted(groups)) or 'none'} (expected {site.group_name})")
+        if not inside:
+            where = host.ip or "none"
+            why.append(f"address {where} is outside {site.name}'s networks")
+        problems.append(f"{host.hostname}: {'; '.join(why)}")
+    if problems:
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise SafetyError(
+            f"refused: {len(problems)} host(s) of {inventory_label} do not clearly belong to site "
+            f"{site.name} (site variable, site group and address must agree):\n  "
+            + "\n  ".join(shown)
+            + "\nFix the inventory. Nothing was touched."
+        )
 
 
 def select_hosts(
@@ -45,7 +91,8 @@ def select_hosts(
         raise SafetyError(
             f"refused: not hosts of site {site} in {inventory_label}: {detail}. Nothing was touched."
         )
-    chosen = [own[n.upper()] for n in limit] if limit else list(own.values())
+    # A name given twice, in any case, is one host (never twice in a batch).
+    chosen = [own[n] for n in dict.fromkeys(n.upper() for n in limit)] if limit else list(own.values())
     if tier is not None:
         chosen = [h for h in chosen if h.tier == tier]
         if not chosen:

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from rebuild.hostnames import host_file
 from rebuild.journal import WORK_PHASES, Phase
 from rebuild.orchestrator.events import HostEvent
 
@@ -38,7 +39,7 @@ class HostLogs:
 
     def write(self, host: str, line: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        with open(self.directory / f"{host}.log", "a", encoding="utf-8") as handle:
+        with open(host_file(self.directory, host, ".log"), "a", encoding="utf-8") as handle:
             handle.write(f"{stamp}Z {line}\n")
 
     def event(self, event: HostEvent) -> None:

@@ -20,62 +20,66 @@ import fcntl
 import json
 import os
 import queue
-import re
 import secrets as pysecrets
+import shutil
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from rebuild import atomicfile, contract
-from rebuild.errors import ConfigError, RebuildError, SafetyError
-from rebuild.inventory import hosts_of_inventory, read_ansible_inventory
-from rebuild.journal import ACTIVE, Journal, Phase
+from rebuild.childenv import child_env
+from rebuild.errors import NO_ROOM_ERRNOS, ConfigError, OptionError, RebuildError, SafetyError, StateError
+from rebuild.hostnames import checked_hostname
+from rebuild.inventory import (
+    group_var,
+    hosts_of_inventory,
+    read_ansible_inventory,
+    site_groups_of_inventory,
+)
+from rebuild.journal import ACTIVE, Journal, Phase, journal_holds_site
 from rebuild.model import Host
 from rebuild.orchestrator.batch_inventory import BatchInventories, work_groups
 from rebuild.orchestrator.breaker import Breaker, Trip
 from rebuild.orchestrator.events import EventMapper, HostEvent
-from rebuild.orchestrator.interlocks import confirm_site, select_hosts, wipe_summary
+from rebuild.orchestrator.interlocks import (
+    check_site_membership,
+    confirm_site,
+    select_hosts,
+    wipe_summary,
+)
 from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress, Synchronized
 from rebuild.orchestrator.resume import HostWork, host_work, playbook_gated, playbook_phases
 from rebuild.plan import Plan, Wave, plan_site
 from rebuild.promote import load_config as load_promotion_config
 from rebuild.promote import promote_verified
 from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV, SecretStore
-from rebuild.sites import get_site
+from rebuild.sites import SITE_NETWORKS_VAR, Site, get_site, site_networks
+from rebuild.statedir import other_journals
+from rebuild.tiers import tier_table
+from rebuild.yamlfile import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PLAYBOOK = PROJECT_ROOT / "playbooks" / "site.yml"
 
 # Credentials an operator may give through the environment; imported into the encrypted store
-# (entry `site-<site>`) and removed from Ansible's environment.
+# (entry `site-<site>`) at the start of a run. Ansible never sees them in its environment
+# (rebuild.childenv): its roles read them from the store with the rebuild_secret lookup.
 ENV_CREDENTIALS = {
     "REBUILD_BMC_USER": "bmc_user",
     "REBUILD_BMC_PASSWORD": "bmc_password",
     "REBUILD_HYPERVISOR_TOKEN": "hypervisor_token",
+    "REBUILD_DOMAIN_JOIN_USER": "domain_join_user",
+    "REBUILD_DOMAIN_JOIN_PASSWORD": "domain_join_password",
 }
-_ENV_KEEP = {
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
-    "TMPDIR",
-    "TZ",
-    "VIRTUAL_ENV",
-    "PYTHONPATH",
-    "PYTHONUNBUFFERED",
-    STATE_DIR_ENV,
-    KEY_FILE_ENV,
-}
-_ENV_PREFIXES = ("ANSIBLE_", "AWX_", "RUNNER_", "JOB_", "ORIGINAL_STDOUT_CALLBACK")
-_SECRETISH = re.compile(r"PASS|TOKEN|SECRET|CREDENTIAL|PRIVATE", re.IGNORECASE)
+# The redeploy role joins a host to the site's domain with these (roles/redeploy/defaults).
+DOMAIN_JOIN_SECRETS = ("domain_join_user", "domain_join_password")
 
 EXIT_OK, EXIT_FAILED_HOSTS, EXIT_BREAKER, EXIT_INTERRUPTED = 0, 1, 4, 130
 
@@ -95,6 +99,7 @@ class SiteRunOptions:
     breaker_threshold: float = 0.2
     json: bool = False
     rehearsal: bool = False
+    new_journal: bool = False  # may start an empty journal for the site (else refused)
     playbook: Path = DEFAULT_PLAYBOOK
     imaging_capacity: int | None = None  # may only lower the site's capacity (degraded imaging)
     pipeline_depth: int = 4  # batches in flight at once in a stage (1: strictly one after another)
@@ -120,19 +125,43 @@ class SiteRunResult:
         return EXIT_FAILED_HOSTS if self.failed else EXIT_OK
 
 
+def validate_options(o: SiteRunOptions) -> None:
+    """Every option checked before anything is locked, recorded or touched (OptionError, exit 3)."""
+    if not 0 < o.breaker_threshold <= 1:  # NaN fails too
+        raise OptionError(
+            f"--breaker-threshold {o.breaker_threshold}: must be a share of the wave, more than 0 and "
+            "at most 1 (0.2 = stop when more than 20% fail)"
+        )
+    if o.pipeline_depth < 1:
+        raise OptionError(f"--pipeline-depth {o.pipeline_depth}: must be 1 or more")
+    if o.imaging_capacity is not None and o.imaging_capacity < 1:
+        raise OptionError(f"--capacity {o.imaging_capacity}: must be 1 or more")
+    if o.tier is not None:
+        known = [t.id for t in tier_table().tiers]
+        if o.tier not in known:
+            raise OptionError(f"--tier {o.tier}: no such tier in tiers.yml (known: {known})")
+    for option, names in (("--limit", o.limit), ("--force-host", o.force_hosts)):
+        blank = [n for n in names if not n.strip()]
+        if blank:
+            raise OptionError(f"{option} holds an empty host name: name every host. Nothing was touched.")
+    if not o.operator.strip():
+        raise OptionError("--operator is empty: the journal must say who confirmed the wipe")
+    if o.state_dir.exists() and not o.state_dir.is_dir():
+        raise OptionError(f"--state-dir {o.state_dir}: is a file, not a directory")
+    if not o.inventory.exists():
+        raise OptionError(f"--inventory {o.inventory}: no such file or directory")
+    if not o.playbook.is_file():
+        raise OptionError(f"--playbook {o.playbook}: no such file")
+    try:
+        plays = load_yaml(o.playbook)
+    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
+        raise OptionError(f"--playbook {o.playbook}: cannot read it as YAML: {exc}") from None
+    if not isinstance(plays, list) or not all(isinstance(p, dict) for p in plays):
+        raise OptionError(f"--playbook {o.playbook}: not a playbook (a YAML list of plays)")
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + pysecrets.token_hex(3)
-
-
-def child_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The environment Ansible gets: what it needs, never a credential."""
-    kept = {}
-    for key, value in env.items():
-        if key in (STATE_DIR_ENV, KEY_FILE_ENV):
-            kept[key] = value  # paths, not secrets
-        elif (key in _ENV_KEEP or key.startswith(_ENV_PREFIXES)) and not _SECRETISH.search(key):
-            kept[key] = value
-    return kept
 
 
 @contextlib.contextmanager
@@ -140,19 +169,25 @@ def site_lock(state_dir: Path, site: str) -> Iterator[None]:
     """One run per state directory at a time (a second operator must not race the first)."""
     path = state_dir / "runs" / ".lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+", encoding="utf-8") as handle:
+    # Unbuffered: a full disk fails the write below, not the close after it.
+    with open(path, "a+b", buffering=0) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
+            holder = handle.read().decode("utf-8", "replace").strip()
             raise SafetyError(
-                f"another `rebuild site` run is active on {state_dir} ({handle.read().strip()}); "
-                "nothing was touched"
+                f"another `rebuild site` run is active on {state_dir} ({holder}); nothing was touched"
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} site {site}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} site {site}\n".encode())
+        except OSError as exc:  # a full disk shows here first
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            raise StateError(
+                f"cannot write the run lock {path}: {exc.strerror}; nothing was touched"
+            ) from None
         try:
             yield
         finally:
@@ -257,7 +292,7 @@ class _BatchRun:
             self.imaging.add(host)
         self.mapper.begin([host])
         self.slot_dir.mkdir(parents=True, exist_ok=True)
-        contract.slot_file(self.slot_dir, host).touch()
+        self._slot_file(host).touch()
 
     def cancel(self, reason: str) -> None:
         """Stop what has not started. A batch still at its gate is cancelled whole (its runner is
@@ -271,8 +306,12 @@ class _BatchRun:
         for host in waiting:
             assert self.slot_dir is not None  # without slots nobody waits
             self.slot_dir.mkdir(parents=True, exist_ok=True)
-            cancel = contract.cancel_file(contract.slot_file(self.slot_dir, host))
-            atomicfile.write_text(cancel, reason + "\n")
+            atomicfile.write_text(contract.cancel_file(self._slot_file(host)), reason + "\n")
+
+    def _slot_file(self, host: str) -> Path:
+        """The host's slot file; a host name that would not stay one file name is refused."""
+        assert self.slot_dir is not None
+        return contract.slot_file(self.slot_dir, checked_hostname(host, str(self.slot_dir)))
 
     def failures(self) -> dict[str, str]:
         with self._lock:
@@ -304,21 +343,23 @@ class SiteRun:
         self.playbook = options.playbook.resolve()
         self.run_id = new_run_id()
         self.run_dir = self.state_dir / "runs" / self.run_id
-        self.store = SecretStore(self.state_dir)
+        self.store = SecretStore(self.state_dir, rehearsal=options.rehearsal)
         self.failed: dict[str, str] = {}
         self._abort = threading.Event()  # the run is failing: cancel the batches still running
 
     # -- preparation: everything that can refuse happens before anything is touched ---------
 
+    def _named_site(self) -> Site:
+        site = get_site(self.o.site)
+        if site.name != self.o.site:
+            raise SafetyError(
+                f"site {self.o.site!r}: give the site's key {site.name!r} (one site per run, named exactly)"
+            )
+        return site
+
     def prepare(self) -> tuple[list[Host], dict[str, HostWork], Plan | None]:
         o = self.o
-        site = get_site(o.site)
-        if site.name != o.site:
-            raise SafetyError(
-                f"site {o.site!r}: give the site's key {site.name!r} (one site per run, named exactly)"
-            )
-        if o.pipeline_depth < 1:
-            raise ConfigError(f"--pipeline-depth {o.pipeline_depth}: must be 1 or more")
+        site = self._named_site()
         if o.imaging_capacity is not None:
             if not 1 <= o.imaging_capacity <= site.imaging_capacity:
                 raise SafetyError(
@@ -329,6 +370,14 @@ class SiteRun:
         self.site = site
         inventory = read_ansible_inventory(self.inventory)
         hosts = hosts_of_inventory(inventory, self.inventory)
+        label = f"inventory {self.inventory}"
+        check_site_membership(
+            hosts,
+            site,
+            site_groups_of_inventory(inventory),
+            site_networks(site, group_var(inventory, site.group_name, SITE_NETWORKS_VAR), where=label),
+            inventory_label=label,
+        )
         self.batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,
@@ -336,7 +385,7 @@ class SiteRun:
             limit=o.limit,
             tier=o.tier,
             force_hosts=o.force_hosts,
-            inventory_label=f"inventory {self.inventory}",
+            inventory_label=label,
         )
         self.available = playbook_phases(self.playbook)
         self._gated = playbook_gated(self.playbook)
@@ -353,9 +402,53 @@ class SiteRun:
         plan = plan_site(todo, site) if todo else None
         return selected, work, plan
 
+    def _write_run_files(self, plan: Plan | None, work: dict[str, HostWork]) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "plan.json").write_text(plan.to_json() if plan else "{}\n", encoding="utf-8")
+            (self.run_dir / "work.json").write_text(
+                json.dumps({n: asdict(w) for n, w in work.items()}, indent=1), encoding="utf-8"
+            )
+        except OSError as exc:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            if exc.errno in NO_ROOM_ERRNOS:
+                raise StateError(
+                    f"cannot write the run folder {self.run_dir}: {exc.strerror}; nothing was recorded"
+                ) from None
+            raise
+
+    def _refuse_fresh_journal(self) -> None:
+        """A journal that does not know the site yet is a first run, or a wrong state directory
+        (run from another folder, a typo): then verified hosts would be listed for WIPE again.
+        Only `--new-journal` says it is a first run, and not while another journal this run can
+        know of (the project's, $REBUILD_STATE_DIR's, ./state) holds the site - except for a
+        rehearsal, whose lab keeps its own journal."""
+        site = self._named_site().name
+        if journal_holds_site(Journal.path_in(self.state_dir), site):
+            return
+        elsewhere = other_journals(site, self.state_dir)
+        if elsewhere and not self.o.rehearsal:
+            raise SafetyError(
+                f"no journal of site {site} in the state directory {self.state_dir}, but the site's "
+                f"journal is at {', '.join(map(str, elsewhere))}: give --state-dir "
+                f"{elsewhere[0].parent} (a new, empty journal would list verified hosts for WIPE "
+                "again). Nothing was touched."
+            )
+        if not self.o.new_journal:
+            raise SafetyError(
+                f"no journal of site {site} in the state directory {self.state_dir}: refusing to "
+                "start a new, empty one. If this is the site's first run here, pass --new-journal. "
+                "Nothing was touched."
+            )
+
     def run(self) -> SiteRunResult:
+        self._refuse_fresh_journal()  # before the lock: a mistyped --state-dir is not even created
         with site_lock(self.state_dir, self.o.site):
+            self._check_vault_key()
             selected, work, plan = self.prepare()
+            self._check_domain_join(work)
+            # Written before the journal records the run: a full disk leaves no run "running".
+            self._write_run_files(plan, work)
             self._close_stale_runs()
             self.journal.start_run(
                 self.run_id,
@@ -372,11 +465,6 @@ class SiteRun:
                     "pipeline_depth": self.o.pipeline_depth,
                     "phases": list(self.available),
                 },
-            )
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "plan.json").write_text(plan.to_json() if plan else "{}\n", encoding="utf-8")
-            (self.run_dir / "work.json").write_text(
-                json.dumps({n: asdict(w) for n, w in work.items()}, indent=1), encoding="utf-8"
             )
             summary = wipe_summary(self.site.label, selected, work)
             if plan is None:
@@ -473,10 +561,7 @@ class SiteRun:
             raise
         finally:
             if self.o.dry_run and status == "completed":
-                status, reason = (
-                    "dry-run",
-                    f"rendered into {self.run_dir / 'boot'}; nothing was booted or reset",
-                )
+                status, reason = "dry-run", self._rendered(work)
             self.journal.finish_run(self.run_id, status, reason)
             counts = self.journal.counts(self.site.name)
             progress.emit(
@@ -489,6 +574,24 @@ class SiteRun:
             )
             progress.close()
         return self._result(status, reason)
+
+    def _rendered(self, work: dict[str, HostWork]) -> str:
+        """What a dry run rendered, counted from the files themselves, and what it did not."""
+        boot = self.run_dir / "boot"
+        wanted = sum(1 for w in work.values() if w.wipes)
+        entries = len(list(boot.glob("mac-*.ipxe"))) if boot.is_dir() else 0
+        answers = len(list((boot / "unattend").glob("*.xml"))) if boot.is_dir() else 0
+        text = (
+            f"rendered {entries} boot entries and {answers} answer files "
+            f"of {wanted} hosts to wipe into {boot}"
+            if entries or answers
+            else f"nothing rendered ({wanted} hosts to wipe)"
+        )
+        if self.failed:
+            names = sorted(self.failed)
+            text += f"; not rendered: {', '.join(names[:10])}" + (" ..." if len(names) > 10 else "")
+            text += f" (first: {self.failed[names[0]].splitlines()[0][:300]})"
+        return text + "; nothing was booted or reset"
 
     def _run_wave(
         self,
@@ -764,21 +867,23 @@ class SiteRun:
             render = self.run_dir / "boot"
             (render / "unattend").mkdir(parents=True, exist_ok=True)
             extravars["rebuild_render_dir"] = str(self.run_dir)
+            # A dry run talks to no host: no task may resolve a host credential (a fresh state
+            # folder has none; Ansible templates the connection's password for every task, even
+            # one that runs on the controller such as the gate).
+            extravars["ansible_password"] = ""
         mapper = run.mapper
         assert mapper is not None  # set by _start_batch
-        env = dict(os.environ)
-        env.update(
-            {
-                STATE_DIR_ENV: str(self.state_dir),
-                "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-                "ANSIBLE_FORKS": str(len(names)),
-                # The batch inventory is always YAML written by us: no other plugin to load and try.
-                "ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.yaml",
-                "PATH": str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""),
-            }
-        )
-        if KEY_FILE_ENV not in env:
-            env[KEY_FILE_ENV] = str(self.store.key_file.resolve())
+        env = {
+            STATE_DIR_ENV: str(self.state_dir),
+            "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
+            "ANSIBLE_FORKS": str(len(names)),
+            # The batch inventory is always YAML written by us: no other plugin to load and try.
+            "ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.yaml",
+            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        }
+        key_file = self.store.key_path()
+        if key_file is not None:  # a dry run may have none: it reads no secret
+            env[KEY_FILE_ENV] = str(key_file.resolve())
         private = self.run_dir / "runner" / ident
         private.mkdir(parents=True, exist_ok=True)
         runner = init_runner(
@@ -796,7 +901,8 @@ class SiteRun:
             event_handler=mapper,
             cancel_callback=lambda: interrupt.requested or self._abort.is_set() or run.cancelled.is_set(),
         )
-        runner.config.env = child_env({**runner.config.env, **env})
+        # ansible-runner seeds its env from os.environ and records it in artifacts/<ident>/command.
+        runner.config.env = child_env(runner.config.env, **env)
         try:
             runner.run()
         except Exception as exc:  # the runner itself broke: nothing more is known about the hosts
@@ -851,6 +957,36 @@ class SiteRun:
             self.store.put(host, current, "local_admin_previous")
         self.store.rotate(host)
 
+    def _check_vault_key(self) -> None:
+        """Before anything is recorded: the store's key exists, is private, and opens the store.
+        A dry run reads and writes no secret: it needs no key."""
+        if not self.o.dry_run:
+            self.store.check_opens()
+
+    def _check_domain_join(self, work: dict[str, HostWork]) -> None:
+        """Hosts that will join the site's domain after their wipe need the join credential now:
+        found out after the wipe, the host would stay unjoined, out of service."""
+        if self.o.dry_run or not self.site.domain:
+            return
+        joining = sorted(name for name, w in work.items() if "redeploy" in w.phases)
+        if not joining:
+            return
+        entry = f"site-{self.site.name}"
+        missing = [
+            f"{name} (or {var})"
+            for var, name in ENV_CREDENTIALS.items()
+            if name in DOMAIN_JOIN_SECRETS and not os.environ.get(var) and self.store.get(entry, name) is None
+        ]
+        if missing:
+            shown = ", ".join(joining[:5]) + (f" and {len(joining) - 5} more" if len(joining) > 5 else "")
+            raise ConfigError(
+                f"site {self.site.name}: {len(joining)} host(s) join domain {self.site.domain} after "
+                f"their wipe ({shown}) but the secret store {self.store.directory} has no "
+                f"{' and no '.join(missing)} in entry {entry}; give the join account as "
+                "REBUILD_DOMAIN_JOIN_USER and REBUILD_DOMAIN_JOIN_PASSWORD (imported into the store "
+                "at the start of the run). Nothing was wiped."
+            )
+
     def _import_env_credentials(self) -> None:
         for var, name in ENV_CREDENTIALS.items():
             value = os.environ.get(var)
@@ -875,4 +1011,5 @@ class SiteRun:
 
 def run_site(options: SiteRunOptions) -> SiteRunResult:
     """Run (or resume) one site. Raises SafetyError/ConfigError before touching anything."""
+    validate_options(options)
     return SiteRun(options).run()

@@ -24,6 +24,7 @@ from typing import Any
 
 from defusedxml.ElementTree import parse as parse_xml  # host text lands in this XML: no entities
 
+from rebuild.childenv import child_env
 from rebuild.verify.expect import Expectations
 
 SUITES = Path(__file__).resolve().parent / "suites"
@@ -176,7 +177,7 @@ def run_verification(
         "-o",
         "console_output_style=classic",
     ]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = child_env(os.environ, PYTHONDONTWRITEBYTECODE="1")  # the allow-list: no credential
     started = time.monotonic()
     proc = subprocess.Popen(
         argv,
@@ -190,8 +191,8 @@ def run_verification(
     os.close(read_fd)
 
     def feed() -> None:
-        # The child may exit before reading its configuration.
-        with os.fdopen(write_fd, "wb") as pipe, contextlib.suppress(BrokenPipeError):
+        # pytest died early (its log says why): nothing more to feed.
+        with contextlib.suppress(BrokenPipeError), os.fdopen(write_fd, "wb") as pipe:
             pipe.write(config)
 
     feeder = threading.Thread(target=feed, daemon=True)

@@ -15,6 +15,8 @@ from typing import Any
 from testinfra.backend import base
 from testinfra.backend.winrm import WinRMBackend
 
+UTF8_CODEPAGE = 65001
+
 
 class SessionShellBackend(WinRMBackend):  # type: ignore[misc]  # testinfra is untyped
     """One pywinrm Protocol and one shell, opened on first use, closed by `close()`."""
@@ -23,8 +25,8 @@ class SessionShellBackend(WinRMBackend):  # type: ignore[misc]  # testinfra is u
         super().__init__(hostspec, no_ssl=no_ssl)
         # Credentials go straight into pywinrm's arguments, never into a URL (test ids, logs).
         self.conn_args = conn_args
-        # pywinrm opens shells with code page 65001: output is UTF-8. Saying so stops testinfra
-        # from probing the host's encoding with a `python -c` Windows does not have.
+        # The shell is opened with code page 65001 (below), so its output is UTF-8. Saying so
+        # stops testinfra from probing the host's encoding with a `python -c` Windows lacks.
         self._encoding = "utf-8"
         self._protocol: Any = None
         self._shell_id: str | None = None
@@ -34,8 +36,11 @@ class SessionShellBackend(WinRMBackend):  # type: ignore[misc]  # testinfra is u
         import winrm.protocol
 
         if self._protocol is None or self._shell_id is None:
+            # pywinrm's default is code page 437 (OEM US): "Maternité" would come back as
+            # b"Maternit\x82" and testinfra's strict UTF-8 decode would raise. WINRS_CODEPAGE
+            # 65001 makes console output UTF-8, as Ansible's winrm connection does.
             self._protocol = winrm.protocol.Protocol(**self.conn_args)
-            self._shell_id = self._protocol.open_shell()
+            self._shell_id = self._protocol.open_shell(codepage=UTF8_CODEPAGE)
             self.shells_opened += 1
         protocol, shell_id = self._protocol, self._shell_id
         try:

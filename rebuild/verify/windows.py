@@ -62,7 +62,10 @@ STAMP_KEY = r"HKLM:\SOFTWARE\GHAL\Rebuild"
 def image_stamp_script(key: str = STAMP_KEY) -> str:
     """The read of the image stamp the install writes at first logon (ImageId, ImageSha256): the
     reimage's image check and verification ask the same question the same way."""
-    return f"Get-ItemProperty -Path {ps_quote(key)} | Select-Object ImageId,ImageSha256 | ConvertTo-Json -Compress"
+    return (
+        f"Get-ItemProperty -Path {ps_quote(key)} | Select-Object ImageId,ImageSha256 "
+        "| ConvertTo-Json -Compress"
+    )
 
 
 def as_list(value: Any) -> list[Any]:
@@ -139,8 +142,8 @@ class WindowsReads:
     def operating_system(self) -> dict[str, Any]:
         return (
             self.json(
-                "Get-CimInstance -ClassName Win32_OperatingSystem | Select-Object Caption,BuildNumber,Version "
-                "| ConvertTo-Json -Compress"
+                "Get-CimInstance -ClassName Win32_OperatingSystem "
+                "| Select-Object Caption,BuildNumber,Version | ConvertTo-Json -Compress"
             )
             or {}
         )
@@ -182,8 +185,8 @@ class WindowsReads:
             return []
         return as_list(
             self.json(
-                f"Get-ChildItem -LiteralPath {ps_quote(path)} -Force -File | Select-Object Name,FullName,Length "
-                "| ConvertTo-Json -Compress"
+                f"Get-ChildItem -LiteralPath {ps_quote(path)} -Force -File "
+                "| Select-Object Name,FullName,Length | ConvertTo-Json -Compress"
             )
         )
 
@@ -222,8 +225,8 @@ class WindowsReads:
 
     def optional_feature(self, name: str) -> dict[str, Any] | None:
         found: dict[str, Any] | None = self.json(
-            f"Get-WindowsOptionalFeature -Online -FeatureName {ps_quote(name)} | Select-Object FeatureName,State "
-            "| ConvertTo-Json -Compress",
+            f"Get-WindowsOptionalFeature -Online -FeatureName {ps_quote(name)} "
+            "| Select-Object FeatureName,State | ConvertTo-Json -Compress",
             allow_missing=True,
         )
         return found
@@ -231,7 +234,9 @@ class WindowsReads:
     def firewall_profiles(self) -> list[dict[str, Any]]:
         return as_list(
             self.json(
-                "Get-NetFirewallProfile | Select-Object Name,Enabled,DefaultInboundAction,DefaultOutboundAction,"
-                "LogAllowed,LogBlocked,LogMaxSizeKilobytes | ConvertTo-Json -Compress"
+                # ActiveStore: what is in effect (local settings merged with Group Policy).
+                "Get-NetFirewallProfile -PolicyStore ActiveStore | Select-Object Name,Enabled,"
+                "DefaultInboundAction,DefaultOutboundAction,LogAllowed,LogBlocked,LogFileName,"
+                "LogMaxSizeKilobytes | ConvertTo-Json -Compress"
             )
         )

@@ -46,6 +46,7 @@ def test_site_run_reimages_then_hardens_and_keeps_the_report(
             yes=True,
             json=True,
             rehearsal=True,
+            new_journal=True,
             playbook=playbook,
             limit=HOSTS,
             say=say,

@@ -23,7 +23,7 @@ from rebuild.lab.exec import argspec
 from rebuild.lab.exec.modules import ModuleContext
 from rebuild.lab.exec.modules.win_rebuild_baseline import win_rebuild_baseline
 from rebuild.lab.images import MALICIOUS_SERVICE, MALICIOUS_TASK, UNKNOWN_ADMIN, compromised_state
-from rebuild.lab.state import StateStore
+from rebuild.lab.state import Service, StateStore
 
 HOSTS = {
     "ARL-SRV-0001": ("server", "windows-server-2022", "emergency"),
@@ -119,6 +119,9 @@ def test_harden_makes_every_applicable_control_compliant_then_changes_nothing(la
     assert [r["id"] for r in second["controls"] if r["changed"]] == []
     again = build_report(host, second, c.excepted)
     assert {r.id for r in again.controls if r.status is Status.FIXED} == set()
+    # Credential Guard is configured but runs only after the restart: never called compliant before.
+    assert again.status_of("GHAL-CRED-004").status is Status.NONCOMPLIANT
+    assert "pending restart" in again.status_of("GHAL-CRED-004").reason
 
 
 def test_cutting_controls_come_last_and_are_applied_after_the_rest(lab: Lab) -> None:
@@ -212,6 +215,83 @@ def test_pending_reboot_clears_only_after_the_twin_boots(lab: Lab) -> None:
     after = call(lab, host, c.module_args(), check=True)
     assert not any(r["pending_reboot"] for r in after["controls"])
     assert after["changed"] is False
+    cred = next(r for r in after["controls"] if r["id"] == "GHAL-CRED-004")
+    assert cred["compliant"] is True  # running now (Win32_DeviceGuard.SecurityServicesRunning)
+    assert cred["after"]["device_guard_running:1"]["security_services_running"] == [1]
+
+
+# --- issue 12 items 11 and 12: what Windows has in effect, not what was written ------------------
+
+GPO_FIREWALL = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\WindowsFirewall\\DomainProfile"
+
+
+def _control(result: dict[str, Any], cid: str) -> dict[str, Any]:
+    return next(r for r in result["controls"] if r["id"] == cid)
+
+
+def test_firewall_compliance_is_read_from_the_active_store(lab: Lab) -> None:
+    """A GPO that opens inbound on the Domain profile wins over the local store: the module
+    must say non-compliant (and that a policy overrides it), not what the local store says."""
+    host = "ARL-SRV-0001"
+    c = compiled(host)
+    call(lab, host, c.module_args())
+    assert _control(call(lab, host, c.module_args(), check=True), "GHAL-FW-001")["compliant"] is True
+
+    lab.update(host, lambda st: st.registry.__setitem__(GPO_FIREWALL, {"DefaultInboundAction": 0}))
+    audit = _control(call(lab, host, c.module_args(), check=True), "GHAL-FW-001")
+    assert audit["compliant"] is False
+    assert audit["before"]["firewall_profile:Domain"]["default_inbound_action"] == "Allow"
+    assert lab.state(host).firewall["Domain"]["DefaultInboundAction"] == "Block"  # local store says Block
+    applied = _control(call(lab, host, c.module_args()), "GHAL-FW-001")
+    assert "Group Policy overrides it" in applied["error"]
+
+
+def test_credential_guard_needs_secure_boot(lab: Lab) -> None:
+    host = "ARL-SRV-0001"
+    secure_boot_off = {"UEFISecureBootEnabled": 0}
+    lab.update(
+        host,
+        lambda st: st.registry.__setitem__(
+            "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\SecureBoot\\State", secure_boot_off
+        ),
+    )
+    result = call(lab, host, compiled(host).module_args(), check=True)
+    cred = _control(result, "GHAL-CRED-004")
+    assert cred["not_applicable"] is True and "Secure Boot" in cred["skip_reason"]
+
+
+def test_per_user_service_templates_and_protected_services_stay_untouched(lab: Lab) -> None:
+    host = "ARL-PC-0001"
+    names = ["cbdhsvc", "cbdhsvc_4f2a1", "CredentialEnrollmentManagerUserSvc", "PrintWorkflowUserSvc_4f2a1",
+             "BluetoothUserService", "UdkUserSvc", "wscsvc"]  # fmt: skip
+
+    def add(st: Any) -> None:
+        for n in names:
+            st.services[n] = Service(n, n, "Manual" if "_" not in n else "Automatic", "Running")
+
+    lab.update(host, add)
+    result = call(lab, host, compiled(host).module_args())
+    per = _control(result, "GHAL-PER-001")
+    assert not set(names) & set(per["before"]["service_allowlist"]), per["before"]
+    state = lab.state(host)
+    assert all(state.services[n].start_mode != "Disabled" for n in names)
+    assert state.services[MALICIOUS_SERVICE].start_mode == "Disabled"  # the unknown one still goes
+
+
+def test_a_failing_control_does_not_hold_back_the_account_controls(lab: Lab) -> None:
+    """Old behaviour: the first failed control made every later remote-management control skip
+    (built-in Administrator not renamed, no lockout policy, unknown admins kept)."""
+    host = "ARL-SRV-0001"
+    c = compiled(host)
+    args = c.module_args()
+    builtin = next(u for u in lab.state(host).users.values() if u.sid_suffix == 500)
+    args["protected_accounts"] = [*args["protected_accounts"], builtin.name]  # ACC-001 will refuse it
+    result = call(lab, host, args)
+    assert "refusing to change protected account" in _control(result, "GHAL-ACC-001")["error"]
+    for cid in ("GHAL-ACC-003", "GHAL-ACC-002"):
+        r = _control(result, cid)
+        assert not r["skipped"] and r["error"] is None and r["compliant"] is True, r
+    assert UNKNOWN_ADMIN not in lab.state(host).groups["Administrators"]
 
 
 def test_drift_fault_reverts_listed_settings_after_hardening(lab: Lab) -> None:

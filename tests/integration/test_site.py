@@ -6,7 +6,9 @@ these tests prove the pipeline and the reimage phase; the later phases have thei
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import itertools
 import json
 import os
 import signal
@@ -24,7 +26,6 @@ from rebuild.journal import Journal, Phase
 from rebuild.lab.state import StateStore
 from rebuild.orchestrator import SiteRunOptions, run_site
 from rebuild.register import EXPORT_HEADERS_EN
-from rebuild.secrets import SecretStore
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -71,6 +72,7 @@ def _options(lab: Any, inventory: Path | None = None, **kw: Any) -> SiteRunOptio
         "json": True,
         "playbook": REIMAGE_ONLY,
         "rehearsal": True,
+        "new_journal": True,  # a fresh lab: the site's first run in this state directory
         "say": lambda text: None,
     }
     base.update(kw)
@@ -187,7 +189,7 @@ def test_full_site_reimages_every_twin_in_tier_order_within_capacity(
 
 def test_run_artifacts_and_logs_hold_no_secret(arlon_run: tuple[Any, Any, list[str]]) -> None:
     lab, result, _ = arlon_run
-    store = SecretStore(lab.state_dir)
+    store = lab.store()
     secrets = set()
     for path in (lab.state_dir / "secrets").glob("*.vault"):
         host, name = path.name.split(".")[:2]
@@ -309,6 +311,8 @@ def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(
         "--inventory",
         str(lab.inventory("arlon")),
         "--yes",
+        "--new-journal",
+        "--rehearsal",
         "--json",
         "--playbook",
         str(REIMAGE_ONLY),
@@ -333,10 +337,8 @@ def test_sigkill_mid_wave_then_rerun_finishes_without_reimaging_twice(
     else:
         pytest.fail("never saw a wave with hosts both done and in flight")
     for pid in [*_descendants(proc.pid), proc.pid]:  # power loss: the controller and all it started
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(30)
     killed_at = time.time()
 
@@ -549,6 +551,6 @@ def test_batches_pipeline_within_capacity_through_every_phase(
     for k, name in enumerate(in_order[2:], start=2):
         # a third host waits for a slot: one of the hosts before it was reimaged first ...
         assert spans[name][0] >= sorted(spans[n][1] for n in in_order[:k])[k - 2], name
-    for earlier, later in zip(batches, batches[1:], strict=False):
+    for earlier, later in itertools.pairwise(batches):
         # ... but no batch waits for the harden, redeploy and verify of the one before.
         assert min(spans[n][0] for n in later) < max(verified_at[n] for n in earlier)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.secrets import SecretStore
+from rebuild.secrets import SecretStore, create_key_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,9 +74,10 @@ def test_wake_on_lan_rejects_a_bad_mac() -> None:
 
 
 def test_secret_lookup_reads_the_store_and_names_a_missing_host(tmp_path: Path) -> None:
-    store = SecretStore(tmp_path)
+    key = create_key_file(tmp_path / "vault.key")  # as an operator makes one (README, Secrets)
+    store = SecretStore(tmp_path, key_file=key)
     value = store.rotate("ARL-PC-0001")
-    env = {"REBUILD_STATE_DIR": str(tmp_path), "REBUILD_VAULT_PASSWORD_FILE": str(store.key_file)}
+    env = {"REBUILD_STATE_DIR": str(tmp_path), "REBUILD_VAULT_PASSWORD_FILE": str(key)}
     got = _ansible(["-m", "debug", "-a", "msg={{ lookup('rebuild_secret', 'ARL-PC-0001') | length }}"], env)
     assert got["msg"] == len(value)
     missing = _ansible(["-m", "debug", "-a", "msg={{ lookup('rebuild_secret', 'ARL-PC-0002') }}"], env)
@@ -156,3 +157,16 @@ def test_boot_trigger_refuses_to_send_anything_in_a_dry_run() -> None:
         with pytest.raises(TimeoutError):
             listener.recvfrom(200)
     assert result["_failed"] and "refused in a dry run" in str(result["msg"])
+
+
+def test_secret_lookup_refuses_a_missing_or_unsafe_key(tmp_path: Path) -> None:
+    key = create_key_file(tmp_path / "vault.key")
+    SecretStore(tmp_path, key_file=key).rotate("ARL-PC-0001")
+    lookup = ["-m", "debug", "-a", "msg={{ lookup('rebuild_secret', 'ARL-PC-0001') | length }}"]
+    typo = tmp_path / "vault.kye"
+    got = _ansible(lookup, {"REBUILD_STATE_DIR": str(tmp_path), "REBUILD_VAULT_PASSWORD_FILE": str(typo)})
+    assert got["_failed"] and f"vault key {typo}" in str(got["msg"]) and "no such file" in str(got["msg"])
+    assert not typo.exists()  # never created
+    key.chmod(0o644)
+    got = _ansible(lookup, {"REBUILD_STATE_DIR": str(tmp_path), "REBUILD_VAULT_PASSWORD_FILE": str(key)})
+    assert got["_failed"] and "mode 0644 lets group or others" in str(got["msg"])

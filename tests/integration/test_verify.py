@@ -48,6 +48,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory):
                 "--state-dir",
                 str(lab.state_dir),
                 "--yes",
+                "--new-journal",
                 "--rehearsal",
                 "--limit",
                 f"{CLEAN},{DRIFTED}",

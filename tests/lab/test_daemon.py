@@ -87,7 +87,7 @@ def test_overlay_points_at_the_twins_and_trusts_the_lab_ca(lab: object) -> None:
             assert hv["rebuild_redfish_system_id"]
     assert "SIMULATED" in inventory.read_text().splitlines()[0]
     # No secret in the overlay: passwords come from the seeded secret store only.
-    store = SecretStore(lab.state_dir)  # type: ignore[attr-defined]
+    store = lab.store()  # type: ignore[attr-defined]
     text = inventory.read_text()
     for name in hosts:
         secret = store.get(name)
@@ -224,7 +224,7 @@ def test_lab_up_again_in_the_same_dir_is_a_fresh_rehearsal(lab_factory: Callable
     lab = lab_factory(site="bastogne")
     lab_dir = lab.lab_dir  # type: ignore[attr-defined]
     before = {t["name"]: t["address"] for t in lab.client.status()["twins"]}  # type: ignore[attr-defined]
-    old_secret = SecretStore(lab.state_dir).get(next(iter(before)))  # type: ignore[attr-defined]
+    old_secret = lab.store().get(next(iter(before)))  # type: ignore[attr-defined]
     prefix = lab.info["address_prefix"]  # type: ignore[attr-defined]
     assert daemon.down(lab_dir)
     (lab_dir / "state" / "journal.sqlite").write_text("stale rehearsal")
@@ -235,7 +235,8 @@ def test_lab_up_again_in_the_same_dir_is_a_fresh_rehearsal(lab_factory: Callable
         after = {t["name"]: t["address"] for t in client.status()["twins"]}
         assert after == before  # same register, same addresses
         assert not (lab_dir / "state" / "journal.sqlite").exists()
-        assert SecretStore(Path(info["state_dir"])).get(next(iter(before))) != old_secret
+        state = Path(info["state_dir"])
+        assert SecretStore(state, key_file=state / "vault-password").get(next(iter(before))) != old_secret
     finally:
         daemon.down(lab_dir)
 

@@ -110,8 +110,18 @@ def test_missing_required_and_bad_choice_fail(lab: Lab) -> None:
     rc, result = run_module(lab, "ansible.windows.win_service", {"name": "WinRM", "start_mode": "automatic"})
     assert rc == 1
     assert result["msg"].startswith(
-        "value of start_mode must be one of: auto, delayed, disabled, manual. Got no match for: automatic"
+        "value of start_mode must be one of: auto, delayed, disabled, manual, got: automatic"
     )
+
+
+def test_option_names_and_choices_are_case_sensitive_as_in_ansible_basic(lab: Lab) -> None:
+    """Ansible.Basic.cs compares option names (`legalInputs.Contains`) and choices (`choices.Contains`)
+    ordinally: a differently cased name is unsupported, a differently cased choice is refused."""
+    rc, result = run_module(lab, "ansible.windows.win_ping", {"Data": "x"})
+    assert rc == 1
+    assert result["msg"].startswith("Unsupported parameters for (ansible.windows.win_ping) module: Data.")
+    rc, result = run_module(lab, "ansible.windows.win_service", {"name": "WinRM", "start_mode": "Auto"})
+    assert rc == 1 and result["msg"].startswith("value of start_mode must be one of: auto, delayed")
 
 
 def test_bad_type_fails(lab: Lab) -> None:
@@ -247,12 +257,14 @@ def test_win_file_removes_ransom_notes_and_win_stat_sees_it(lab: Lab) -> None:
 
 def test_setup_facts_and_minimal_subset(lab: Lab) -> None:
     rc, result = run_module(lab, "ansible.windows.setup", {})
+    assert rc == 0
     facts = result["ansible_facts"]
     assert facts["ansible_os_family"] == "Windows"
     assert facts["ansible_distribution"] == "Microsoft Windows Server 2022 Standard"
     assert facts["ansible_ip_addresses"] == [SERVER.address]
     assert facts["ansible_hostname"] == "ARL-SRV-0001"
     rc, result = run_module(lab, "ansible.windows.setup", {"gather_subset": ["!all", "!min", "distribution"]})
+    assert rc == 0
     assert set(result["ansible_facts"]) == {
         "gather_subset",
         "module_setup",
@@ -339,7 +351,8 @@ def test_win_reboot_commands_record_a_reboot_and_move_boot_time(lab: Lab) -> Non
 
     boot_cmd = (
         _reboot._DEFAULT_BOOT_TIME_COMMAND
-        + "; If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) { exit $LASTEXITCODE } Else { exit 1 } }"
+        + "; If (-not $?) { If (Get-Variable LASTEXITCODE -ErrorAction SilentlyContinue) "
+        + "{ exit $LASTEXITCODE } Else { exit 1 } }"
     )
     args = [
         "-NoProfile",

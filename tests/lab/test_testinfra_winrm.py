@@ -15,13 +15,17 @@ from pathlib import Path
 
 import pytest
 import testinfra
+import testinfra.host
 from twins import server_twin
 
 from rebuild.lab import images
 from rebuild.lab.ca import LabCA
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.server import WinRMServer
-from rebuild.lab.state import StateStore, TwinState
+from rebuild.lab.state import Service, StateStore, TwinState
+from rebuild.verify.plugin import winrm_conn_args
+from rebuild.verify.session import SessionShellBackend
+from rebuild.verify.windows import WindowsReads
 
 PASSWORD = "Pre-incident-Pa55!"
 SMB1_KEY = r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters"
@@ -56,7 +60,7 @@ def twin_host(
 
 def ps(host: object, script: str) -> str:
     """How a verification suite runs PowerShell through testinfra's cmd-shell backend."""
-    return host.check_output('powershell -NoProfile -NonInteractive -Command "%s"' % script)  # type: ignore[attr-defined]
+    return host.check_output(f'powershell -NoProfile -NonInteractive -Command "{script}"')  # type: ignore[attr-defined]
 
 
 def assert_hardened(host: object) -> None:
@@ -118,3 +122,35 @@ def test_unsupported_command_fails_loudly(twin_host: tuple[Lab, TwinRecord, obje
     result = host.run('powershell -NoProfile -Command "Invoke-WebRequest http://127.0.0.1/"')  # type: ignore[attr-defined]
     assert result.rc != 0
     assert "does not simulate" in result.stderr
+
+
+FRENCH_DISPLAY = "Service de télémétrie Maternité"
+
+
+def _add_french_service(state: TwinState) -> None:
+    # A French Windows shows localised display names: accented text in every Get-Service read.
+    state.services["GhalMat"] = Service("GhalMat", FRENCH_DISPLAY, "Manual", "Stopped", r"C:\GHAL\mat.exe")
+
+
+def test_accented_output_needs_a_utf8_shell(twin_host: tuple[Lab, TwinRecord, object]) -> None:
+    """Issue 12 item 16: a 437 shell sends 'é' as byte 0x82; a strict UTF-8 reader raises.
+    Verification's own backend opens 65001 shells and reads the French name intact."""
+    lab, twin, host = twin_host
+    lab.update(twin.name, _add_french_service)
+    read = "Get-Service -Name GhalMat | Select-Object DisplayName | ConvertTo-Json"
+    # Old behaviour: testinfra's stock backend (pywinrm default, code page 437).
+    raw = host.run(f'powershell -NoProfile -NonInteractive -Command "{read}"')  # type: ignore[attr-defined]
+    assert b"Maternit\x82" in raw.stdout_bytes
+    with pytest.raises(UnicodeDecodeError):
+        raw.stdout_bytes.decode("utf-8")
+
+    target = {"scheme": "https", "address": twin.address, "port": 5986}
+    backend = SessionShellBackend(
+        f"{twin.address}:5986", winrm_conn_args(target, "rb-admin", PASSWORD), no_ssl=False
+    )
+    try:
+        win = WindowsReads(testinfra.host.Host(backend))
+        shown = {s["Name"]: s["DisplayName"] for s in win.services()}
+    finally:
+        backend.close()
+    assert shown["GhalMat"] == FRENCH_DISPLAY

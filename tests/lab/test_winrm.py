@@ -427,3 +427,31 @@ def test_a_restart_ends_every_shell_so_leaked_shells_do_not_eat_the_quota(harnes
         p.run_command(shells[0], "hostname")
     assert caught.value.wsman_fault_code == 2150858843  # the shell died with the old boot
     assert p.open_shell()
+
+
+def test_local_admin_refused_once_joined_under_the_security_baseline_gpo(harness: Harness) -> None:
+    """Issue 12 item 15: after the join's restart the domain's baseline GPO denies network logon to
+    S-1-5-114; only a computer in the staging OU (GPO blocked) still lets rb-admin in."""
+    from rebuild.lab.auth import GP_STATE_KEY, GPO_BLOCKED_OUS
+    from rebuild.lab.exec.modules.domain import computer_dn, lab_domain
+
+    domain = lab_domain()
+    dc = ",".join(f"DC={p}" for p in domain.split("."))
+
+    def join(ou: str) -> None:
+        def apply(state: object) -> None:
+            state.domain, state.domain_joined = domain, True  # type: ignore[attr-defined]
+            state.registry[GP_STATE_KEY] = {"Distinguished-Name": computer_dn("ARL-SRV-0001", domain, ou)}  # type: ignore[attr-defined]
+
+        harness.change(apply)
+        harness.lab.record(harness.twin.name, "domain_joined", domain=domain, ou=ou)
+
+    join("")  # the old join: default Computers container, baseline GPO linked at the domain root
+    assert harness.session().run_cmd("hostname").status_code == 0  # policy applies at the next start
+    harness.lab.record(harness.twin.name, "reboot", via="test")
+    with pytest.raises(InvalidCredentialsError):
+        harness.session().run_cmd("hostname")
+
+    join(f"{GPO_BLOCKED_OUS[0]},{dc}")  # the product's join: staging OU, baseline GPO blocked
+    harness.lab.record(harness.twin.name, "reboot", via="test")
+    assert harness.session().run_cmd("hostname").status_code == 0

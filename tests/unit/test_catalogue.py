@@ -103,7 +103,7 @@ def test_unknown_register_application_names_host_and_app():
 def test_module_args_carry_hash_for_every_installer():
     cat = load_catalogue()
     args = cat.for_host(hostname="PC1", kind="workstation", service="radiology").module_args(cat.repository)
-    assert args["repository"].startswith("\\\\")
+    assert args["repository"].startswith("https://")
     assert all(len(a["sha256"]) == 64 for a in args["applications"])
     assert all(len(c["thumbprint"]) == 40 for c in args["certificates"])
 
@@ -126,7 +126,8 @@ def test_module_args_carry_hash_for_every_installer():
             lambda r: r["rules"][2]["services"].append("cardiology"),
             r"service 'cardiology' is not a service key",
         ),
-        (lambda r: r.update(repository="C:/apps"), r"'repository' must be a UNC path"),
+        (lambda r: r.update(repository="C:/apps"), r"'repository' must be an https:// URL"),
+        (lambda r: r.update(repository="\\\\deploy\\apps"), r"UNC share: the WinRM session \(NTLM\)"),
         (
             lambda r: r["certificates"]["ghal-root-ca"].update(thumbprint="12"),
             r"certificates.ghal-root-ca: thumbprint",

@@ -117,7 +117,7 @@ def doc_file(fqcn: str) -> Path:
     spec = importlib.util.find_spec(f"ansible_collections.{parts[0]}.{parts[1]}")
     if spec is None or not spec.submodule_search_locations:
         raise ArgumentFailure(f"collection {parts[0]}.{parts[1]} is not installed on the lab's controller")
-    base = Path(list(spec.submodule_search_locations)[0]) / "plugins" / "modules"
+    base = Path(next(iter(spec.submodule_search_locations))) / "plugins" / "modules"
     for ext in (".py", ".yml", ".yaml"):
         if (base / f"{parts[2]}{ext}").is_file():
             return base / f"{parts[2]}{ext}"
@@ -248,7 +248,8 @@ def validate_basic(
         for a in o.aliases:
             alias_to[a] = o.name
             legal.append(a)
-    unknown = [k for k in (args if not ctx else params) if k.lower() not in {x.lower() for x in legal}]
+    # Ansible.Basic.cs CheckUnsupportedArguments: `legalInputs.Contains(key)`, ordinal (case-sensitive).
+    unknown = [k for k in (args if not ctx else params) if k not in legal]
     if unknown and not parse_bool(args.get("_ansible_ignore_unknown_opts", False)):
         supported = sorted({x for x in legal if not x.startswith("_ansible_")}, key=str.lower)
         raise ArgumentFailure(
@@ -257,9 +258,6 @@ def validate_basic(
         )
     for k in unknown:
         params.pop(k, None)
-    # case-insensitive matches become the spec's spelling
-    canon = {x.lower(): x for x in legal}
-    params = {canon.get(k.lower(), k): v for k, v in params.items()}
     for alias, target in alias_to.items():
         if alias in params:
             params.setdefault(target, params[alias])
@@ -288,12 +286,16 @@ def validate_basic(
         if o.choices:
             values = value if o.type == "list" else [value]
             allowed = [_ps_str(c) for c in o.choices]
-            bad = [_ps_str(v) for v in values if _ps_str(v).lower() not in {a.lower() for a in allowed}]
-            if bad:
-                kind = "one or more of" if o.type == "list" else "one of"
+            # Ansible.Basic.cs: `choices.Contains(value)` / `Except(choices)`, ordinal (case-sensitive).
+            bad = [_ps_str(v) for v in values if _ps_str(v) not in allowed]
+            if bad and o.type == "list":
                 raise ArgumentFailure(
-                    f"value of {name} must be {kind}: {', '.join(allowed)}. "
+                    f"value of {name} must be one or more of: {', '.join(allowed)}. "
                     f"Got no match for: {', '.join(bad)}{where}"
+                )
+            if bad:
+                raise ArgumentFailure(
+                    f"value of {name} must be one of: {', '.join(allowed)}, got: {bad[0]}{where}"
                 )
         if o.no_log:
             no_log_values.add(_ps_str(value))
@@ -306,7 +308,7 @@ def validate_basic(
                     item if isinstance(item, dict) else {},
                     module_name,
                     env,
-                    ctx + [name],
+                    [*ctx, name],
                 )
                 checked.append(sub)
                 no_log_values |= sub_nolog

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rebuild.lab.exec import native
 from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, children, find_path, is_dir, is_file, norm_path
+from rebuild.lab.firewall import effective_profile
 from rebuild.lab.state import TwinState
 
 if TYPE_CHECKING:
@@ -587,7 +588,10 @@ def get_net_firewall_profile(s: Session, args: list[Any]) -> list[Any]:
                 f"No MSFT_NetFirewallProfile objects found with property 'Name' "
                 f"equal to '{n}'.  Verify the value of the property and retry.",
             )
-        p = state.firewall[hit]
+        # -PolicyStore ActiveStore: local settings merged with Group Policy (rebuild.lab.firewall);
+        # without it, the PersistentStore (local) as Windows' default.
+        store = str(b.get("PolicyStore") or "PersistentStore")
+        p = effective_profile(state, hit) if store.lower() == "activestore" else state.firewall[hit]
         props: dict[str, Any] = {"Name": hit, "Profile": hit}
         for k, v in p.items():
             if k == "Enabled" or isinstance(v, bool):

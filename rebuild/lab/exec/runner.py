@@ -90,6 +90,7 @@ def run_module(lab: Lab, twin: TwinRecord, call: ModuleCall) -> Output:
         raw_args=args,
         check_mode=check_mode,
         diff_mode=diff_mode,
+        script=call.script,
     )
     try:
         result = {"changed": False, **twin_impl.handler(ctx)}

@@ -77,16 +77,37 @@ def _feature(win: WindowsReads, s: dict[str, Any]) -> str | None:
     )
 
 
+# ConvertTo-Json writes enums as numbers: GpoBoolean (0 False, 1 True, 2 NotConfigured) and
+# Action (0 NotConfigured, 2 Allow, 4 Block).
+_GPO_TRUE = (True, 1, "1", "True")
+_FW_ACTION = {0: "NotConfigured", 2: "Allow", 4: "Block"}
+
+
+def _action(value: Any) -> str:
+    return _FW_ACTION.get(value, str(value)) if isinstance(value, int) else str(value)
+
+
 def _firewall(win: WindowsReads, s: dict[str, Any]) -> str | None:
+    """The profile in effect: on, inbound action, logging of drops (with a log file)."""
     prof = next((p for p in win.firewall_profiles() if p.get("Name") == s["profile"]), None)
+    name = f"firewall profile {s['profile']}"
     if prof is None:
-        return f"firewall profile {s['profile']} not found"
-    enabled = prof.get("Enabled") in (True, 1, "1", "True")
-    if enabled != bool(s["enabled"]):
-        return (
-            f"firewall profile {s['profile']} Enabled is {prof.get('Enabled')}, baseline wants {s['enabled']}"
-        )
-    return None
+        return f"{name} not found"
+    problems = []
+    if (prof.get("Enabled") in _GPO_TRUE) != bool(s["enabled"]):
+        problems.append(f"Enabled is {prof.get('Enabled')}, baseline wants {s['enabled']}")
+    for key, prop in (
+        ("default_inbound_action", "DefaultInboundAction"),
+        ("default_outbound_action", "DefaultOutboundAction"),
+    ):
+        if key in s and _action(prof.get(prop)) != s[key]:
+            problems.append(f"{prop} is {_action(prof.get(prop))}, baseline wants {s[key]}")
+    for key, prop in (("log_blocked", "LogBlocked"), ("log_allowed", "LogAllowed")):
+        if key in s and (prof.get(prop) in _GPO_TRUE) != bool(s[key]):
+            problems.append(f"{prop} is {prof.get(prop)}, baseline wants {s[key]}")
+    if (s.get("log_blocked") or s.get("log_allowed")) and not str(prof.get("LogFileName") or "").strip():
+        problems.append("logging is on but LogFileName is empty (no log to read)")
+    return f"{name}: " + "; ".join(problems) if problems else None
 
 
 def _defender(win: WindowsReads, s: dict[str, Any]) -> str | None:

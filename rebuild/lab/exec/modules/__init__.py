@@ -55,6 +55,10 @@ class ModuleContext:
     check_mode: bool = False
     diff_mode: bool = False
     warnings: list[str] = field(default_factory=list)
+    script: str | None = None  # the module source Ansible sent (product modules run it)
+    # The session holds credentials for a second hop (CredSSP or Kerberos delegation). The lab's
+    # WinRM offers only NTLM and Basic (rebuild/lab/auth.py), so a lab session never does.
+    delegated_credentials: bool = False
 
     def state(self) -> TwinState:
         return self.lab.state(self.twin.name)
@@ -105,7 +109,7 @@ TWIN_MODULES = [
     "commands",
     "domain",
     "certificates",  # (win_reboot is an action plugin: its commands are in exec/reboot.py)
-    "win_rebuild_apps",  # redeploy engineer: plugins/modules/win_rebuild_apps twin
+    "product",  # plugins/modules/*.ps1 run through the PowerShell evaluator (rebuild/lab/ps)
     "win_rebuild_baseline",  # harden engineer: plugins/modules/win_rebuild_baseline twin
 ]
 

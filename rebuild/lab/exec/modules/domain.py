@@ -16,10 +16,16 @@ from typing import Any
 
 import yaml
 
+from rebuild.lab.auth import GP_STATE_KEY
 from rebuild.lab.exec.modules import ModuleContext, ModuleFailed, module_twin
 from rebuild.lab.state import TwinState
 
 SITES = Path(__file__).resolve().parents[4] / "inventories" / "data" / "sites.yml"
+
+
+def computer_dn(hostname: str, domain: str, ou: str) -> str:
+    container = ou or "CN=Computers," + ",".join(f"DC={part}" for part in domain.split("."))
+    return f"CN={hostname.split('.')[0].upper()},{container}"
 
 
 def lab_domain() -> str:
@@ -64,7 +70,8 @@ def membership(ctx: ModuleContext) -> dict[str, Any]:
         user, password = p.get("domain_admin_user"), p.get("domain_admin_password")
         if not user or not password:
             raise ModuleFailed(
-                "state is domain but all of the following are missing: domain_admin_user, domain_admin_password"
+                "state is domain but all of the following are missing: "
+                "domain_admin_user, domain_admin_password"
             )
         lab_user, lab_password = _dc_credential(ctx)
         if not lab_user or not lab_password:
@@ -77,12 +84,16 @@ def membership(ctx: ModuleContext) -> dict[str, Any]:
         if short.lower() != str(lab_user).split("\\")[-1].lower() or password != lab_password:
             raise ModuleFailed(f"Failed to join the domain {want}: The user name or password is incorrect.")
         result.update(changed=True, reboot_required=True)
+        ou = str(p.get("domain_ou_path") or "")
         if not ctx.check_mode:
 
             def join(s: TwinState) -> None:
                 s.domain, s.domain_joined = domain, True
                 if new_name:
                     s.hostname = str(new_name)
+                # Where Group Policy finds the computer (rebuild.lab.auth reads it): the OU asked
+                # for, else the domain's default Computers container.
+                s.registry[GP_STATE_KEY] = {"Distinguished-Name": computer_dn(s.hostname, domain, ou)}
 
             ctx.update(join)
             ctx.record("domain_joined", domain=domain, ou=p.get("domain_ou_path") or "")

@@ -2,8 +2,9 @@
 
 Same argument spec (the lab validates from the module's .py documentation), same result
 shape and the same rules as the PowerShell module: per control before/after/changed/
-compliant/error; remote-management cutting controls (last in the list) only when no earlier
-control failed to apply; manual controls audited only; protected accounts and the connection
+compliant/error; controls independent of each other, and inside a remote-management cutting
+control the first failing setting stops the ones after it; manual controls audited only;
+protected accounts and the connection
 account never changed; check mode changes nothing.
 
 Realism: settings Windows enforces only after a restart stay `pending_reboot` until the
@@ -22,6 +23,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from rebuild.lab.exec.modules import ModuleContext, module_twin
+from rebuild.lab.firewall import credential_guard_configured, effective_profile, secure_boot
 from rebuild.lab.state import TwinState
 
 MARKER_KEY = "HKLM:\\SOFTWARE\\GHAL\\Rebuild\\Harden"
@@ -161,7 +163,16 @@ def _group_name(sid: str) -> str:
     return name
 
 
-def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dict[str, Any]:
+def _allowed(name: str, patterns: list[str]) -> bool:
+    """Test-Allowed of the .ps1: `X_*` also names the per-user service template `X`."""
+    n = name.lower()
+    return any(fnmatchcase(n, p.lower()) or (p.endswith("_*") and n == p[:-2].lower()) for p in patterns)
+
+
+def get_setting(
+    state: TwinState, s: dict[str, Any], protected: set[str], pending: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """`pending`: controls whose restart has not happened yet (for what runs only after one)."""
     t = s["type"]
     v: Any
     if t == "registry":
@@ -183,7 +194,7 @@ def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dic
         enabled = bool(state.features[s["name"]])
         return {"value": enabled, "compliant": enabled == bool(s["enabled"])}
     if t == "firewall_profile":
-        p = state.firewall.get(s["profile"], {})
+        p = effective_profile(state, s["profile"])  # -PolicyStore ActiveStore
         v = {
             "enabled": bool(p.get("Enabled")),
             "default_inbound_action": str(p.get("DefaultInboundAction", "NotConfigured")),
@@ -217,6 +228,11 @@ def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dic
     if t == "security_policy":
         v = state.security_policy.get(s["section"], {}).get(s["key"])
         return {"value": v, "compliant": str(v) == str(s["value"])}
+    if t == "device_guard_running":
+        # Running = configured (with Secure Boot where required) and restarted since.
+        running = [1] if credential_guard_configured(state) and not pending else []
+        v = {"security_services_running": running, "vbs_status": 2 if running else 0}
+        return {"value": v, "compliant": int(s["service"]) in running}
     if t == "defender_status":
         v = state.defender.get(s["property"])
         return {"value": v, "compliant": str(v) == str(s["expected"])}
@@ -244,8 +260,7 @@ def get_setting(state: TwinState, s: dict[str, Any], protected: set[str]) -> dic
         unknown = sorted(
             n
             for n, svc in state.services.items()
-            if not any(fnmatchcase(n.lower(), p.lower()) for p in s["allowed"])
-            and (svc.start_mode != "Disabled" or svc.state != "Stopped")
+            if not _allowed(n, s["allowed"]) and (svc.start_mode != "Disabled" or svc.state != "Stopped")
         )
         return {"value": unknown, "compliant": not unknown, "unknown": unknown}
     if t == "task_allowlist":
@@ -310,6 +325,8 @@ def set_setting(state: TwinState, s: dict[str, Any], current: dict[str, Any], pr
         state.user_rights[s["name"]] = [WELL_KNOWN_SIDS.get(m.lstrip("*"), m) for m in s["members"]]
     elif t == "security_policy":
         state.security_policy.setdefault(s["section"], {})[s["key"]] = s["value"]
+    elif t == "device_guard_running":
+        return True  # the control's registry settings configure it; the restart starts it
     elif t == "defender_status":
         raise SettingError(
             f"{s['property']} cannot be set on the host (Windows offers no supported local way); turn it on "
@@ -343,13 +360,26 @@ def set_setting(state: TwinState, s: dict[str, Any], current: dict[str, Any], pr
             if m in state.users:
                 state.users[m].groups = [g for g in state.users[m].groups if g != group]
     elif t == "service_allowlist":
+        # Per service, as the .ps1: a refused one does not spare the others.
+        refused = []
         for name in current["unknown"]:
-            state.services[name].start_mode = "Disabled"
-            state.services[name].state = "Stopped"
+            try:
+                set_service_disabled(state, name)
+            except SettingError as exc:
+                refused.append(f"{name} ({exc})")
+        if refused:
+            raise SettingError("could not disable: " + "; ".join(refused))
     elif t == "task_allowlist":
         for path in current["unknown"]:
             state.tasks[path].enabled = False
     return False
+
+
+def set_service_disabled(state: TwinState, name: str) -> None:
+    """Set-Service -StartupType Disabled + Stop-Service on the twin (the evaluator's cmdlets
+    carry the protected-service refusal; this twin only mirrors the module's flow)."""
+    state.services[name].start_mode = "Disabled"
+    state.services[name].state = "Stopped"
 
 
 def _sync_defender(state: TwinState) -> None:
@@ -389,7 +419,6 @@ def run_baseline(
         list(marker.get("PendingReboot", [])) if marker.get("PendingBootTime") == boot else []
     )
     results: list[dict[str, Any]] = []
-    failed_before: list[str] = []
     befores: list[tuple[str, Any]] = []
     any_changed = False
     for control in controls:
@@ -405,22 +434,24 @@ def run_baseline(
                     skipped=True,
                     not_applicable=True,
                     compliant=True,
-                    skip_reason="hardware lacks virtualization-based security support",
+                    skip_reason="hardware lacks virtualization-based security support with Secure Boot "
+                    "(the baseline requires Secure Boot for VBS)",
                 )
                 continue
             states: dict[str, dict[str, Any]] = {}
             non_compliant = []
+            waiting = tuple(c for c in pending if c == control["id"])
             for s in control["settings"]:
-                st = get_setting(state, s, protected)
+                st = get_setting(state, s, protected, waiting)
                 states[s["key"]] = st
                 r["before"][s["key"]] = st["value"]
-                if not st["compliant"]:
+                if not st["compliant"] and not (s["type"] == "device_guard_running" and waiting):
                     non_compliant.append(s)
-            r["compliant"] = not non_compliant
+            r["compliant"] = not non_compliant and all(st["compliant"] for st in states.values())
             r["noncompliant"] = [s["key"] for s in non_compliant]
-            if r["compliant"] or check_mode:
+            if not non_compliant or check_mode:
                 r["after"] = dict(r["before"])
-                if not r["compliant"]:
+                if non_compliant:
                     r["changed"] = control.get("remediation") != "manual"
                 if control.get("reboot_required") and control["id"] in pending:
                     r["pending_reboot"] = True
@@ -433,18 +464,15 @@ def run_baseline(
                     + " (manual remediation: Defender portal, Intune or Configuration Manager)"
                 )
                 continue
-            if control.get("cuts_remote_management") and failed_before:
-                r["after"] = dict(r["before"])
-                r["skipped"] = True
-                r["skip_reason"] = (
-                    "not applied: it can cut remote management and earlier controls failed ("
-                    + ", ".join(failed_before)
-                    + ")"
-                )
-                continue
             needs_reboot = bool(control.get("reboot_required"))
-            errors = []
+            errors: list[str] = []
             for s in non_compliant:
+                if errors and control.get("cuts_remote_management"):
+                    errors.append(
+                        f"{s['key']}: not applied, an earlier setting of this control failed and it "
+                        "can cut remote management"
+                    )
+                    continue
                 befores.append((s["key"], states[s["key"]]["value"]))
                 try:
                     if set_setting(state, s, states[s["key"]], protected):
@@ -454,33 +482,42 @@ def run_baseline(
                     errors.append(f"{s['key']}: {exc}")
             _sync_defender(state)
             ok = True
+            if r["changed"] and needs_reboot and control["id"] not in pending:
+                pending.append(control["id"])
+            waiting = tuple(c for c in pending if c == control["id"])
             for s in control["settings"]:
-                st = get_setting(state, s, protected)
+                st = get_setting(state, s, protected, waiting)
                 r["after"][s["key"]] = st["value"]
                 if not st["compliant"]:
                     ok = False
+                    if s["type"] == "device_guard_running" and waiting:
+                        continue  # in effect after the restart: pending, not failed
+                    if s["type"] in ("firewall_profile", "firewall_rule"):
+                        if not any(e.startswith(f"{s['key']}:") for e in errors):
+                            errors.append(
+                                f"{s['key']}: set locally but not in effect (ActiveStore): "
+                                "a Group Policy overrides it"
+                            )
+                        continue
                     if not any(e.startswith(f"{s['key']}:") for e in errors):
                         errors.append(f"{s['key']}: still not compliant after setting it")
             r["compliant"] = ok
             any_changed = any_changed or r["changed"]
-            if r["changed"] and needs_reboot and control["id"] not in pending:
-                pending.append(control["id"])
             if control.get("reboot_required") or needs_reboot:
                 r["pending_reboot"] = control["id"] in pending
             if errors:
                 r["error"] = "; ".join(errors)
-                failed_before.append(control["id"])
         except SettingError as exc:
             r["error"] = str(exc)
-            failed_before.append(control["id"])
     if not check_mode and any_changed:
         state.registry[MARKER_KEY] = {"PendingReboot": pending, "PendingBootTime": boot}
     return results, befores
 
 
 def _vbs_capable(state: TwinState) -> bool:
-    # The twin models no firmware; it has VBS-capable hardware unless its OS predates VBS.
-    return int(state.os_build or 0) >= 14393
+    # Hypervisor support from Windows 10 1607 / Server 2016 on, and Secure Boot (the baseline's
+    # RequirePlatformSecurityFeatures = 1): both in Win32_DeviceGuard.AvailableSecurityProperties.
+    return int(state.os_build or 0) >= 14393 and secure_boot(state)
 
 
 def _summary(results: list[dict[str, Any]]) -> dict[str, int]:

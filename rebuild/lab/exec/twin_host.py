@@ -1,0 +1,1029 @@
+"""The Windows a script sees in the lab: cmdlets and .NET members on a twin's state (SIMULATION).
+
+`TwinHost` plugs the twin into the PowerShell evaluator (`rebuild.lab.ps`). Read cmdlets reuse
+the read subset's implementations in `cmdlets.py` (same objects, same errors); the cmdlets our
+product modules write with are here, each following its Microsoft Learn page (listed in
+docs/lab-powershell.md). Every write goes through `TwinHost.write`, which refuses in check mode:
+a module that writes while Ansible asked for check mode fails loudly instead of changing the twin.
+
+Installer files the script stages are kept in memory for the run (the twin's files hold text);
+a simulated installer's content says which catalogue entry and version it installs
+(`rebuild.lab.installers.simulated_content`), so what gets installed is what the file is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rebuild.lab.context import Lab, TwinRecord
+from rebuild.lab.exec import cmdlets, powershell
+from rebuild.lab.exec.psobjects import PSDate, PSObj
+from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
+from rebuild.lab.installers import SIMULATED_BANNER, local_path
+from rebuild.lab.ps import ansible_basic
+from rebuild.lab.ps import values as v
+from rebuild.lab.ps.binding import Param, Signature
+from rebuild.lab.ps.errors import ErrorRecord, NotSimulated, PSRuntimeError
+from rebuild.lab.ps.evaluator import Call, Cmdlet, Evaluator, Host, NativeResult
+from rebuild.lab.ps.parser import Node
+from rebuild.lab.ps.values import TypeRef
+from rebuild.lab.state import TwinState
+
+LEARN = "https://learn.microsoft.com/powershell/module/"
+CERT_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\{store}\\Certificates\\{thumb}"
+PRINTER_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Print\\Printers\\{name}"
+PORT_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Print\\Monitors\\Standard TCP/IP Port\\Ports\\{name}"
+# Drivers present on a clean Windows install (our module adds queues, not drivers).
+INBOX_DRIVERS = {
+    "Microsoft IPP Class Driver",
+    "Microsoft Print To PDF",
+    "Microsoft XPS Document Writer v4",
+    "Generic / Text Only",
+}
+
+
+class CheckModeWrite(Exception):
+    """A module tried to change the twin while running in check mode."""
+
+
+class ScriptHangs(Exception):  # what Windows would do: wait forever
+    """The script waits for something that never ends on Windows; the task would time out."""
+
+
+class TwinHost(Host):
+    def __init__(
+        self,
+        lab: Lab,
+        twin: TwinRecord,
+        *,
+        complex_args: dict[str, Any] | None = None,
+        module_name: str = "",
+        check_mode: bool = False,
+    ) -> None:
+        self.lab = lab
+        self.twin = twin
+        self.complex_args = complex_args or {}
+        self.module_name = module_name
+        self.check_mode = check_mode
+        self.module: ansible_basic.AnsibleModule | None = None
+        self.staged: dict[str, bytes] = {}  # lower-cased Windows path -> bytes written this run
+        self.writes: list[str] = []
+        # The lab's WinRM accepts only NTLM and Basic (rebuild/lab/auth.py): no Kerberos delegation,
+        # no CredSSP, so a module never has network credentials for a UNC path.
+        self.network_credentials = False
+        # [Net.ServicePointManager]::SecurityProtocol: .NET Framework 4.7+ on Windows 10/Server 2016+
+        # defaults to SystemDefault (0), letting the OS choose (learn.microsoft.com/dotnet/framework/
+        # network-programming/tls).
+        self.security_protocol = 0
+        # Registry handles into loaded hives (HKU\<name>) this PowerShell session still holds: the
+        # RegistryKey objects the registry provider hands out are closed only when .NET finalizes them.
+        self.hive_handles: dict[str, int] = {}
+        self.gc_collected = False
+        self._env = environment(lab.state(twin.name), twin)
+
+    # --- plumbing ---
+
+    def state(self) -> TwinState:
+        return self.lab.state(self.twin.name)
+
+    def write(self, what: str, change: Callable[[TwinState], None]) -> None:
+        if self.check_mode:
+            raise CheckModeWrite(f"{self.module_name or 'the script'} changed the twin in check mode: {what}")
+        self.writes.append(what)
+        self.lab.update(self.twin.name, change)
+
+    def env(self) -> dict[str, str]:
+        return self._env
+
+    def cmdlet(self, name: str) -> Cmdlet | None:
+        return _CMDLETS.get(name.lower())
+
+    def native(self, call: Call, name: str, args: list[str]) -> NativeResult | None:
+        program = name.lower().rsplit("\\", 1)[-1]
+        if program in ("reg", "reg.exe") and args and args[0].lower() in ("load", "unload"):
+            return _reg_hive(self, args)
+        return None
+
+    def touch_registry(self, path: str) -> None:
+        """A provider cmdlet opened a key: a key under a loaded user hive keeps a handle open."""
+        key = cmdlets.reg_canonical(path)
+        if key is None or not key.upper().startswith("HKU:\\"):
+            return
+        hive = key[5:].split("\\", 1)[0].lower()
+        if hive:
+            self.hive_handles[hive] = self.hive_handles.get(hive, 0) + 1
+            self.gc_collected = False
+
+    def static(self, ev: Evaluator, type_name: str, member: str, args: list[Any] | None, node: Node) -> Any:
+        t, m = type_name.lower(), member.lower()
+        if t == "ansible.basic.ansiblemodule" and m == "create" and args is not None and len(args) == 2:
+            module = ansible_basic.create(ev, self.complex_args, args[1], self.module_name, self._env)
+            self.module = module
+            return module
+        if t == "system.net.servicepointmanager" and m == "securityprotocol" and args is None:
+            return self.security_protocol
+        if t == "system.gc" and m == "collect" and args == []:
+            self.gc_collected = True  # unreachable RegistryKey objects now wait for their finalizers
+            return None
+        if t == "system.gc" and m == "waitforpendingfinalizers" and args == []:
+            if self.gc_collected:
+                self.hive_handles.clear()  # finalizers ran: the provider's key handles are closed
+            return None
+        return super().static(ev, type_name, member, args, node)
+
+    def static_set(self, ev: Evaluator, type_name: str, member: str, value: Any, node: Node) -> None:
+        if type_name.lower() == "system.net.servicepointmanager" and member.lower() == "securityprotocol":
+            self.security_protocol = v.to_int(value)
+            return
+        super().static_set(ev, type_name, member, value, node)
+
+    def file_bytes(self, path: str) -> bytes | None:
+        if path.lower() in self.staged:
+            return self.staged[path.lower()]
+        state = self.state()
+        stored = find_path(state.files, path)
+        if stored is None or state.files[stored] == DIRECTORY:
+            return None
+        return state.files[stored].encode("utf-8")
+
+
+def _host(c: Call) -> TwinHost:
+    host = c.ev.host
+    assert isinstance(host, TwinHost)
+    return host
+
+
+def _path(c: Call) -> str:
+    value = c.bound.get("LiteralPath", c.bound.get("Path"))
+    items = v.as_list(value)
+    if len(items) != 1:
+        raise c.not_simulated(f"{c.name} with {len(items)} paths")
+    return v.to_string(items[0])
+
+
+def _not_found(c: Call, path: str) -> None:
+    c.write_error(
+        f"Cannot find path '{path}' because it does not exist.",
+        "System.Management.Automation.ItemNotFoundException",
+        "ObjectNotFound",
+        "PathNotFound",
+        path,
+    )
+
+
+# --- the read subset, bridged ------------------------------------------------------------------
+
+
+def _bridge(name: str) -> Callable[[Call], list[Any]]:
+    """Run a read cmdlet of cmdlets.py with the parameters the evaluator bound."""
+    legacy = cmdlets.SOURCES[name.lower()]
+
+    def run(c: Call) -> list[Any]:
+        # Several -Path values: each path is processed in turn, with its own errors (as PowerShell does).
+        for pname in ("Path", "LiteralPath"):
+            paths = c.bound.get(pname)
+            if isinstance(paths, list) and len(paths) > 1:
+                out: list[Any] = []
+                for one in paths:
+                    single = Call(
+                        c.ev,
+                        c.name,
+                        type(c.bound)({**c.bound.values, pname: one}),
+                        c.input,
+                        c.has_input,
+                        c.node,
+                    )
+                    out.extend(run(single))
+                return out
+        host = _host(c)
+        for pname in ("Path", "LiteralPath"):
+            if pname in c.bound:
+                host.touch_registry(v.to_string(c.bound.get(pname)))
+        session = powershell.Session(host.lab, host.twin)
+        tokens: list[Any] = []
+        for pname, value in c.bound.values.items():
+            if pname in ("ErrorAction", "WarningAction", "ErrorVariable", "OutVariable"):
+                continue
+            param = next((p for p in c_sig(name).params if p.name == pname), None)
+            tokens.append(powershell.Param(pname))
+            if param is None or not param.switch:
+                tokens.append(_legacy_value(value))
+        try:
+            return list(legacy(session, tokens))
+        except powershell.PSError as exc:
+            if exc.terminating:
+                raise PSRuntimeError(ErrorRecord(exc.message, command=c.name)) from None
+            c.write_error(
+                exc.message,
+                "System.Management.Automation.ItemNotFoundException"
+                if "does not exist" in exc.message
+                else "System.Exception",
+                "ObjectNotFound",
+            )
+            return []
+        except powershell.NotSimulated as exc:
+            raise NotSimulated(
+                str(exc).removeprefix("the rebuild lab (a simulation) does not simulate "), c.ev.where(c.node)
+            ) from None
+
+    return run
+
+
+def _legacy_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [v.to_string(x) if not isinstance(x, int | bool) else x for x in value]
+    return value if isinstance(value, int | bool) else v.to_string(value)
+
+
+_READ_SIGS: dict[str, tuple[Param, ...]] = {
+    "Get-ItemProperty": (
+        Param("Path", ("PSPath",), position=0),
+        Param("LiteralPath", ("LP",)),
+        Param("Name", position=1),
+    ),
+    "Get-ItemPropertyValue": (
+        Param("Path", ("PSPath",), position=0),
+        Param("LiteralPath", ("LP",)),
+        Param("Name", position=1),
+    ),
+    "Get-Item": (
+        Param("Path", position=0),
+        Param("LiteralPath", ("LP", "PSPath")),
+        Param("Force", switch=True),
+    ),
+    "Get-ChildItem": (
+        Param("Path", position=0),
+        Param("LiteralPath", ("LP", "PSPath")),
+        Param("Filter", position=1),
+        Param("File", switch=True),
+        Param("Directory", switch=True),
+        Param("Name", switch=True),
+        Param("Force", switch=True),
+    ),
+    "Get-Content": (
+        Param("Path", position=0),
+        Param("LiteralPath", ("LP", "PSPath")),
+        Param("Raw", switch=True),
+        Param("TotalCount", ("First", "Head")),
+        Param("Tail", ("Last",)),
+    ),
+    "Get-Service": (Param("Name", ("ServiceName",), position=0), Param("DisplayName")),
+    "Get-WindowsOptionalFeature": (Param("Online", switch=True), Param("FeatureName")),
+    "Get-NetFirewallProfile": (
+        Param("Name", ("Profile",), position=0),
+        Param("PolicyStore"),
+        Param("All", switch=True),
+    ),
+    "Get-LocalUser": (Param("Name", position=0), Param("SID")),
+    "Get-LocalGroup": (Param("Name", position=0), Param("SID")),
+    "Get-LocalGroupMember": (
+        Param("Group", ("Name",), position=0),
+        Param("Member", position=1),
+        Param("SID"),
+    ),
+    "Get-ScheduledTask": (Param("TaskName", position=0), Param("TaskPath", position=1)),
+    "Get-MpComputerStatus": (),
+    "Get-MpPreference": (),
+    "Get-CimInstance": (Param("ClassName", ("Class",), position=0), Param("Property"), Param("Filter")),
+}
+
+
+def c_sig(name: str) -> Signature:
+    return Signature(name, _READ_SIGS[name])
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def _test_path(c: Call) -> list[Any]:
+    """Test-Path: Cert:\\LocalMachine\\<store>\\<thumbprint> is a certificate in that store."""
+    path = _path(c)
+    m = re.fullmatch(r"cert:\\localmachine\\([^\\]+)\\([0-9a-f]+)", path, re.I)
+    if m:
+        key = CERT_KEY.format(store=m.group(1).upper(), thumb=m.group(2).upper())
+        return [cmdlets.reg_exists(cmdlets.registry_view(_host(c).state()), key)]
+    if path.lower() in _host(c).staged:
+        return [True]
+    return _bridge("Test-Path")(c)
+
+
+_READ_SIGS["Test-Path"] = (
+    Param("Path", position=0),
+    Param("LiteralPath", ("LP", "PSPath")),
+    Param("PathType"),
+    Param("IsValid", switch=True),
+)
+
+
+def _new_item(c: Call) -> list[Any]:
+    """New-Item -ItemType Directory [-Force]: with -Force an existing directory is returned, not an error."""
+    path = _path(c)
+    kind = v.to_string(c.bound.get("ItemType") or "File").lower()
+    if kind != "directory":
+        raise c.not_simulated(f"New-Item -ItemType {kind}")
+    host = _host(c)
+    state = host.state()
+    exists = find_path(state.files, path) is not None or any(
+        k.lower().startswith(path.lower().rstrip("\\") + "\\") for k in state.files
+    )
+    if exists and not v.truthy(c.bound.get("Force")):
+        c.write_error(
+            f"An item with the specified name {path} already exists.",
+            "System.IO.IOException",
+            "ResourceExists",
+            "DirectoryExist",
+        )
+        return []
+    if not exists:
+
+        def mkdir(s: TwinState) -> None:
+            s.files[path] = DIRECTORY
+
+        host.write(f"New-Item {path}", mkdir)
+    return [PSObj("System.IO.DirectoryInfo", {"FullName": path, "Name": path.rsplit("\\", 1)[-1]})]
+
+
+def _repository_file(c: Call, source: str) -> bytes | None:
+    """The deployment share the lab serves: the catalogue's repository, backed by <lab_dir>/installers."""
+    from rebuild.applications import load_catalogue
+
+    host = _host(c)
+    root = load_catalogue().repository.rstrip("\\/")
+    norm = source.replace("/", "\\") if source.startswith("\\\\") else source
+    root_norm = root.replace("/", "\\") if root.startswith("\\\\") else root
+    if not norm.lower().startswith(root_norm.lower() + ("\\" if root.startswith("\\\\") else "/")):
+        return None
+    relative = norm[len(root_norm) + 1 :]
+    if root.startswith("https://"):
+        import urllib.parse
+
+        relative = urllib.parse.unquote(relative)
+    _populate(host.lab)
+    try:
+        path = local_path(host.lab.config.lab_dir, relative)
+    except ValueError:
+        return None
+    return path.read_bytes() if path.is_file() else None
+
+
+def _populate(lab: Lab) -> None:
+    from rebuild.applications import load_catalogue
+    from rebuild.lab.installers import ensure_repository
+
+    cat = load_catalogue()
+    entries = [(a.id, a.version, a.installer) for a in cat.applications.values()]
+    entries += [(x.id, x.version, x.file) for x in cat.certificates.values()]
+    ensure_repository(lab.config.lab_dir, entries)
+
+
+def _stage(c: Call, source: str, destination: str) -> list[Any]:
+    host = _host(c)
+    if source.startswith("\\\\") and not host.network_credentials:
+        # The second hop: a WinRM session authenticated with NTLM or Basic holds no credential the
+        # host can present to another server, so the file server sees an anonymous logon and
+        # refuses (learn.microsoft.com/powershell/scripting/security/remoting/ps-remoting-second-hop).
+        c.write_error(
+            "Access is denied.",
+            "System.UnauthorizedAccessException",
+            "PermissionDenied",
+            "System.UnauthorizedAccessException,Microsoft.PowerShell.Commands.CopyItemCommand",
+            source,
+        )
+        return []
+    data = _repository_file(c, source) if source.startswith(("\\\\", "https://")) else host.file_bytes(source)
+    if data is None:
+        _not_found(c, source)
+        return []
+    if host.check_mode:
+        raise CheckModeWrite(f"{host.module_name} copied {source} in check mode")
+    host.staged[destination.lower()] = data
+    host.writes.append(f"stage {destination}")
+    return []
+
+
+def _copy_item(c: Call) -> list[Any]:
+    """Copy-Item -LiteralPath <src> -Destination <file>."""
+    return _stage(c, _path(c), v.to_string(c.bound.get("Destination")))
+
+
+def _invoke_web_request(c: Call) -> list[Any]:
+    """Invoke-WebRequest -Uri <https> -OutFile <file>: only the lab's deployment share answers."""
+    if "OutFile" not in c.bound:
+        raise c.not_simulated("Invoke-WebRequest without -OutFile")
+    uri = v.to_string(c.bound.get("Uri"))
+    if _repository_file(c, uri) is None:
+        raise c.fail("The remote server returned an error: (404) Not Found.", "System.Net.WebException")
+    return _stage(c, uri, v.to_string(c.bound.get("OutFile")))
+
+
+def _get_file_hash(c: Call) -> list[Any]:
+    path = _path(c)
+    algorithm = v.to_string(c.bound.get("Algorithm") or "SHA256").upper()
+    if algorithm not in ("SHA256", "SHA1"):
+        raise c.not_simulated(f"Get-FileHash -Algorithm {algorithm}")
+    data = _host(c).file_bytes(path)
+    if data is None:
+        _not_found(c, path)
+        return []
+    digest = hashlib.new(algorithm.lower().replace("sha", "sha"), data).hexdigest().upper()
+    return [
+        PSObj("Microsoft.Powershell.Utility.FileHash", {"Algorithm": algorithm, "Hash": digest, "Path": path})
+    ]
+
+
+def _remove_item(c: Call) -> list[Any]:
+    path = _path(c).rstrip("\\")
+    host = _host(c)
+    prefix = path.lower() + "\\"
+    staged = [k for k in host.staged if k == path.lower() or k.startswith(prefix)]
+    state = host.state()
+    stored = [k for k in state.files if k.lower() == path.lower() or k.lower().startswith(prefix)]
+    if not staged and not stored:
+        _not_found(c, path)
+        return []
+    if len(staged) + len(stored) > 1 and not v.truthy(c.bound.get("Recurse")):
+        raise c.not_simulated(
+            "Remove-Item of a non-empty directory without -Recurse (Windows asks for confirmation)"
+        )
+    for k in staged:
+        del host.staged[k]
+    if stored:
+
+        def remove(s: TwinState) -> None:
+            for k in stored:
+                s.files.pop(k, None)
+
+        host.write(f"Remove-Item {path}", remove)
+    return []
+
+
+# --- reg.exe load/unload ------------------------------------------------------------------------
+
+HIVE_STORE = "HKLM:\\SYSTEM\\RebuildLab\\HiveFiles\\{file}"  # SIMULATION: a hive file's keys while unloaded
+
+
+def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
+    """`reg load HKU\\<name> <file>` / `reg unload HKU\\<name>` (Microsoft Learn, reg load / reg unload).
+
+    Unload fails with "Access is denied." while any handle into the hive is open (RegUnLoadKey:
+    the key cannot be unloaded while handles to it are open); PowerShell's registry provider keeps
+    a RegistryKey's handle until .NET finalizes it, i.e. after `[GC]::Collect()` and
+    `[GC]::WaitForPendingFinalizers()` (issue 12 item 10). A hive still loaded cannot be loaded again."""
+    verb = args[0].lower()
+    m = re.fullmatch(r"(?:HKU|HKEY_USERS)\\([^\\]+)", args[1] if len(args) > 1 else "", re.I)
+    if not m:
+        return NativeResult(1, [], ["ERROR: Invalid key name.", f'Type "REG {verb.upper()} /?" for usage.'])
+    name = m.group(1)
+    mount = f"HKU:\\{name}"
+    marker = f"HKLM:\\SYSTEM\\RebuildLab\\LoadedHives\\{name}"
+    loaded = marker in host.state().registry
+    if verb == "load":
+        if len(args) != 3:
+            return NativeResult(1, [], ["ERROR: Invalid syntax.", 'Type "REG LOAD /?" for usage.'])
+        file = args[2]
+        if host.file_bytes(file) is None and find_path(host.state().files, file) is None:
+            return NativeResult(1, [], ["ERROR: The system cannot find the file specified."])
+        if loaded:
+            return NativeResult(
+                1,
+                [],
+                ["ERROR: The process cannot access the file because it is being used by another process."],
+            )
+        store = HIVE_STORE.format(file=file.lower())
+
+        def load(s: TwinState) -> None:
+            s.registry[mount] = dict(s.registry.get(store, {}))
+            for k, values in list(s.registry.items()):
+                if k.lower().startswith(store.lower() + "\\"):
+                    s.registry[mount + k[len(store) :]] = dict(values)
+            s.registry[marker] = {"File": file}
+
+        host.write(f"reg load {mount}", load)
+        return NativeResult(0, ["The operation completed successfully.", ""], [])
+    if not loaded:
+        return NativeResult(1, [], ["ERROR: The parameter is incorrect."])
+    if host.hive_handles.get(name.lower(), 0) > 0:
+        return NativeResult(1, [], ["ERROR: Access is denied."])
+    file = str(host.state().registry[marker].get("File", name))
+    store = HIVE_STORE.format(file=file.lower())
+
+    def unload(s: TwinState) -> None:
+        for k in list(s.registry):
+            if k.lower() == mount.lower() or k.lower().startswith(mount.lower() + "\\"):
+                s.registry[store + k[len(mount) :]] = s.registry.pop(k)
+        s.registry.pop(marker, None)
+
+    host.write(f"reg unload {mount}", unload)
+    return NativeResult(0, ["The operation completed successfully.", ""], [])
+
+
+# --- services ----------------------------------------------------------------------------------
+
+# Protected services refuse configuration changes even from administrators (Microsoft Learn,
+# "Protecting anti-malware services": Defender and Security Center run as protected services).
+PROTECTED_SERVICES = {"wscsvc", "windefend", "securityhealthservice", "wdnissvc", "sense"}
+
+
+def _service(c: Call) -> Any:
+    name = v.to_string(c.bound.get("Name"))
+    services = _host(c).state().services
+    found = next((s for s in services.values() if s.name.lower() == name.lower()), None)
+    if found is None:
+        c.write_error(
+            f"Cannot find any service with service name '{name}'.",
+            "Microsoft.PowerShell.Commands.ServiceCommandException",
+            "ObjectNotFound",
+            "NoServiceFoundForGivenName",
+            name,
+        )
+    return found
+
+
+def _change_service(c: Call, what: str, change: Callable[[Any], None]) -> list[Any]:
+    svc = _service(c)
+    if svc is None:
+        return []
+    if svc.name.lower() in PROTECTED_SERVICES:
+        verb = {"Set-Service": "configured", "Stop-Service": "stopped", "Start-Service": "started"}[c.name]
+        c.write_error(
+            f"Service '{svc.display_name} ({svc.name})' cannot be {verb} due to the following error: "
+            "Access is denied",
+            "Microsoft.PowerShell.Commands.ServiceCommandException",
+            "PermissionDenied",
+            f"CouldNotSetService,Microsoft.PowerShell.Commands.{c.name.replace('-', '')}Command",
+            svc.name,
+        )
+        return []
+    name = svc.name
+
+    def apply(s: TwinState) -> None:
+        change(s.services[name])
+
+    _host(c).write(f"{c.name} {name} {what}", apply)
+    return []
+
+
+def _set_service(c: Call) -> list[Any]:
+    """Set-Service -Name -StartupType (Automatic, Manual, Disabled)."""
+    extra = set(c.bound.values) - {"Name", "StartupType", "ErrorAction"}
+    if extra:
+        raise c.not_simulated(f"Set-Service -{sorted(extra)[0]}")
+    mode = v.to_string(c.bound.get("StartupType"))
+    modes = {"automatic": "Automatic", "manual": "Manual", "disabled": "Disabled"}
+    if mode.lower() not in modes:
+        raise c.not_simulated(f"Set-Service -StartupType {mode}")
+
+    def set_mode(svc: Any) -> None:
+        svc.start_mode = modes[mode.lower()]
+
+    return _change_service(c, modes[mode.lower()], set_mode)
+
+
+def _stop_service(c: Call) -> list[Any]:
+    def stop(svc: Any) -> None:
+        svc.state = "Stopped"
+
+    return _change_service(c, "stop", stop)
+
+
+def _start_service(c: Call) -> list[Any]:
+    def start(svc: Any) -> None:
+        svc.state = "Running"
+
+    return _change_service(c, "start", start)
+
+
+# --- installers --------------------------------------------------------------------------------
+
+
+def _installed_by(data: bytes) -> tuple[str, str] | None:
+    """(catalogue id, version) a simulated installer installs, None if it is not one."""
+    text = data.decode("utf-8", "replace")
+    if not text.startswith(SIMULATED_BANNER):
+        return None
+    fields = dict(line.split("=", 1) for line in text.splitlines()[1:] if "=" in line)
+    if "id" not in fields or "version" not in fields:
+        return None
+    return fields["id"], fields["version"]
+
+
+def _process(exit_code: int) -> v.DotNetObject:
+    """A System.Diagnostics.Process that has run to its end (the simulated installer is instant)."""
+    proc = v.DotNetObject(
+        "System.Diagnostics.Process", {"Id": 4242, "ExitCode": exit_code, "HasExited": True, "Handle": 1288}
+    )
+    proc.methods = {"waitforexit": lambda args: True if args else None, "kill": lambda args: None}
+    return proc
+
+
+def _start_process(c: Call) -> list[Any]:
+    """Start-Process -FilePath <installer|msiexec.exe> -ArgumentList ... [-Wait] [-PassThru].
+
+    An msiexec `/i "<file>"` or an .exe installer the script staged runs the simulated
+    installer: the catalogue application it names appears with its version (Uninstall key),
+    exit code 0. A file that is not a simulated installer exits 1603 (fatal error during
+    installation), as msiexec does for a corrupt package. `-Wait` waits for the process and
+    every process it started (learn.microsoft.com/powershell/module/microsoft.powershell.management/
+    start-process, -Wait): with the lab fault `installer_leaves_process` the installer leaves a
+    child running, so `-Wait` never returns and the task would hang."""
+    host = _host(c)
+    file_path = v.to_string(c.bound.get("FilePath"))
+    if "ArgumentList" in c.bound and v.to_string(c.bound.get("ArgumentList")) == "":
+        raise c.fail(
+            "Cannot validate argument on parameter 'ArgumentList'. The argument is null or empty. Provide an "
+            "argument that is not null or empty, and then try the command again.",
+            "System.Management.Automation.ParameterBindingValidationException",
+        )
+    arguments = " ".join(v.to_string(x) for x in v.as_list(c.bound.get("ArgumentList")))
+    if file_path.lower().endswith("\\msiexec.exe") or file_path.lower() == "msiexec.exe":
+        m = re.search(r'/i\s+"([^"]+)"|/i\s+(\S+)', arguments, re.I)
+        if not m:
+            raise c.not_simulated(f"msiexec {arguments}")
+        package = m.group(1) or m.group(2)
+    else:
+        package = file_path
+    data = host.file_bytes(package)
+    if data is None:
+        raise c.fail(
+            "This command cannot be run because the input file cannot be found.",
+            "System.InvalidOperationException",
+        )
+    exit_code = _run_installer(host, data)
+    if (
+        v.truthy(c.bound.get("Wait"))
+        and host.lab.fault(host.twin.name, "installer_leaves_process") is not None
+    ):
+        raise ScriptHangs(
+            f"Start-Process -Wait at {c.ev.where(c.node)} never returns: the installer left a child process "
+            "running and Windows PowerShell 5.1 waits for the whole process tree; the task would hang"
+        )
+    return [_process(exit_code)] if v.truthy(c.bound.get("PassThru")) else []
+
+
+def _run_installer(host: TwinHost, data: bytes) -> int:
+    from rebuild.applications import load_catalogue
+
+    installs = _installed_by(data)
+    app = load_catalogue().applications.get(installs[0]) if installs else None
+    if installs is None or app is None:
+        return 1603
+    version = installs[1]
+
+    def install(s: TwinState) -> None:
+        s.applications[app.name] = version
+
+    host.write(f"install {app.name} {version}", install)
+    host.lab.record(host.twin.name, "application_installed", application=app.id, version=version)
+    return 0
+
+
+def _import_certificate(c: Call) -> list[Any]:
+    """Import-Certificate -FilePath -CertStoreLocation Cert:\\LocalMachine\\<store>; the thumbprint
+    is the SHA-1 of the certificate's DER bytes."""
+    host = _host(c)
+    path = v.to_string(c.bound.get("FilePath"))
+    location = v.to_string(c.bound.get("CertStoreLocation"))
+    m = re.fullmatch(r"cert:\\localmachine\\([^\\]+)", location, re.I)
+    if not m:
+        raise c.not_simulated(f"Import-Certificate -CertStoreLocation {location}")
+    data = host.file_bytes(path)
+    if data is None:
+        _not_found(c, path)
+        return []
+    thumb = hashlib.sha1(data).hexdigest().upper()
+    key = CERT_KEY.format(store=m.group(1).upper(), thumb=thumb)
+
+    def add(s: TwinState) -> None:
+        s.registry[key] = {"Blob": "simulated"}
+
+    host.write(f"Import-Certificate {key}", add)
+    return [PSObj("System.Security.Cryptography.X509Certificates.X509Certificate2", {"Thumbprint": thumb})]
+
+
+# --- printers ----------------------------------------------------------------------------------
+
+
+def _get_printer(c: Call) -> list[Any]:
+    name = v.to_string(c.bound.get("Name"))
+    values = cmdlets.registry_view(_host(c).state()).get(PRINTER_KEY.format(name=name))
+    if not values:
+        c.write_error(
+            "The specified printer was not found.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ObjectNotFound",
+            "HRESULT 0x80070709,Get-Printer",
+        )
+        return []
+    return [
+        PSObj(
+            "Microsoft.Management.Infrastructure.CimInstance#ROOT/StandardCimv2/MSFT_Printer",
+            {"Name": name, "DriverName": values.get("Printer Driver"), "PortName": values.get("Port")},
+        )
+    ]
+
+
+def _get_printer_port(c: Call) -> list[Any]:
+    name = v.to_string(c.bound.get("Name"))
+    values = cmdlets.registry_view(_host(c).state()).get(PORT_KEY.format(name=name))
+    if values is None:
+        c.write_error(
+            "The specified port was not found.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ObjectNotFound",
+            "HRESULT 0x80070709,Get-PrinterPort",
+        )
+        return []
+    return [PSObj("MSFT_PrinterPort", {"Name": name, "PrinterHostAddress": values.get("HostName")})]
+
+
+def _add_printer_port(c: Call) -> list[Any]:
+    name = v.to_string(c.bound.get("Name"))
+    address = v.to_string(c.bound.get("PrinterHostAddress"))
+
+    def add(s: TwinState) -> None:
+        s.registry[PORT_KEY.format(name=name)] = {"HostName": address, "PortNumber": 9100}
+
+    _host(c).write(f"Add-PrinterPort {name}", add)
+    return []
+
+
+def _set_printer(c: Call, adding: bool) -> list[Any]:
+    """Add-Printer / Set-Printer: the driver must be installed and the port must exist."""
+    host = _host(c)
+    name = v.to_string(c.bound.get("Name"))
+    driver = v.to_string(c.bound.get("DriverName"))
+    port = v.to_string(c.bound.get("PortName"))
+    view = cmdlets.registry_view(host.state())
+    if driver not in INBOX_DRIVERS:
+        c.write_error(
+            "The specified driver does not exist. Use add-printerdriver to add a new driver, or specify "
+            "an existing driver.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ObjectNotFound",
+        )
+        return []
+    if PORT_KEY.format(name=port) not in view:
+        c.write_error(
+            "The specified port does not exist. Use add-printerport to add a new port, or specify an "
+            "existing port.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ObjectNotFound",
+        )
+        return []
+    if adding and view.get(PRINTER_KEY.format(name=name)):
+        c.write_error(
+            "The specified printer already exists.",
+            "Microsoft.Management.Infrastructure.CimException",
+            "ResourceExists",
+        )
+        return []
+
+    def put(s: TwinState) -> None:
+        s.registry[PRINTER_KEY.format(name=name)] = {"Name": name, "Printer Driver": driver, "Port": port}
+
+    host.write(f"{c.name} {name}", put)
+    return []
+
+
+# --- Defender ----------------------------------------------------------------------------------
+
+
+def _set_mp_preference(c: Call) -> list[Any]:
+    known = {"SignatureDefinitionUpdateFileSharesSources"}
+    given = {k for k in c.bound.values if k not in ("ErrorAction",)}
+    if given - known:
+        raise c.not_simulated(f"Set-MpPreference -{sorted(given - known)[0]}")
+    sources = v.to_string(c.bound.get("SignatureDefinitionUpdateFileSharesSources"))
+
+    def put(s: TwinState) -> None:
+        s.defender["SignatureDefinitionUpdateFileSharesSources"] = sources
+
+    _host(c).write("Set-MpPreference", put)
+    return []
+
+
+def _update_mp_signature(c: Call) -> list[Any]:
+    """Update-MpSignature: the twin's signatures become current (version bumped, date now)."""
+
+    def update(s: TwinState) -> None:
+        s.defender["AntivirusSignatureLastUpdated"] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        parts = (str(s.defender.get("AntivirusSignatureVersion") or "1.421.0.0") + ".0.0.0").split(".")[:4]
+        s.defender["AntivirusSignatureVersion"] = f"{parts[0]}.{parts[1]}.{int(parts[2]) + 80}.{parts[3]}"
+
+    _host(c).write("Update-MpSignature", update)
+    return []
+
+
+def _sig(name: str, *params: Param, should_process: bool = False) -> Signature:
+    return Signature(name, params, should_process=should_process)
+
+
+def _table() -> dict[str, Cmdlet]:
+    path = (Param("Path", position=0), Param("LiteralPath", ("LP", "PSPath")))
+    entries: list[tuple[Signature, Callable[[Call], list[Any]], str]] = [
+        (c_sig(n), _bridge(n), doc)
+        for n, doc in (
+            ("Get-ItemProperty", "microsoft.powershell.management/get-itemproperty"),
+            ("Get-ItemPropertyValue", "microsoft.powershell.management/get-itempropertyvalue"),
+            ("Get-Item", "microsoft.powershell.management/get-item"),
+            ("Get-ChildItem", "microsoft.powershell.management/get-childitem"),
+            ("Get-Content", "microsoft.powershell.management/get-content"),
+            ("Get-Service", "microsoft.powershell.management/get-service"),
+            ("Get-WindowsOptionalFeature", "dism/get-windowsoptionalfeature"),
+            ("Get-NetFirewallProfile", "netsecurity/get-netfirewallprofile"),
+            ("Get-LocalUser", "microsoft.powershell.localaccounts/get-localuser"),
+            ("Get-LocalGroup", "microsoft.powershell.localaccounts/get-localgroup"),
+            ("Get-LocalGroupMember", "microsoft.powershell.localaccounts/get-localgroupmember"),
+            ("Get-ScheduledTask", "scheduledtasks/get-scheduledtask"),
+            ("Get-MpComputerStatus", "defender/get-mpcomputerstatus"),
+            ("Get-MpPreference", "defender/get-mppreference"),
+            ("Get-CimInstance", "cimcmdlets/get-ciminstance"),
+        )
+    ]
+    entries += [
+        (c_sig("Test-Path"), _test_path, "microsoft.powershell.management/test-path"),
+        (
+            _sig(
+                "New-Item",
+                *path,
+                Param("ItemType", ("Type",)),
+                Param("Name"),
+                Param("Value", position=1),
+                Param("Force", switch=True),
+                should_process=True,
+            ),
+            _new_item,
+            "microsoft.powershell.management/new-item",
+        ),
+        (
+            _sig(
+                "Copy-Item",
+                *path,
+                Param("Destination", position=1),
+                Param("Force", switch=True),
+                Param("Recurse", switch=True),
+                should_process=True,
+            ),
+            _copy_item,
+            "microsoft.powershell.management/copy-item",
+        ),
+        (
+            _sig(
+                "Remove-Item",
+                *path,
+                Param("Force", switch=True),
+                Param("Recurse", switch=True),
+                should_process=True,
+            ),
+            _remove_item,
+            "microsoft.powershell.management/remove-item",
+        ),
+        (
+            _sig(
+                "Invoke-WebRequest",
+                Param("Uri", position=0, mandatory=True),
+                Param("OutFile"),
+                Param("UseBasicParsing", switch=True),
+                Param("TimeoutSec"),
+            ),
+            _invoke_web_request,
+            "microsoft.powershell.utility/invoke-webrequest",
+        ),
+        (
+            _sig("Get-FileHash", *path, Param("Algorithm")),
+            _get_file_hash,
+            "microsoft.powershell.utility/get-filehash",
+        ),
+        (
+            _sig(
+                "Start-Process",
+                Param("FilePath", ("PSPath", "Path"), position=0, mandatory=True),
+                Param("ArgumentList", ("Args",), position=1),
+                Param("Wait", switch=True),
+                Param("PassThru", switch=True),
+                Param("NoNewWindow", switch=True),
+                Param("WorkingDirectory"),
+                Param("Verb"),
+            ),
+            _start_process,
+            "microsoft.powershell.management/start-process",
+        ),
+        (
+            _sig(
+                "Import-Certificate",
+                Param("FilePath", position=0, mandatory=True),
+                Param("CertStoreLocation"),
+                should_process=True,
+            ),
+            _import_certificate,
+            "pki/import-certificate",
+        ),
+        (
+            _sig("Get-Printer", Param("Name", position=0), Param("ComputerName")),
+            _get_printer,
+            "printmanagement/get-printer",
+        ),
+        (
+            _sig("Get-PrinterPort", Param("Name", position=0), Param("ComputerName")),
+            _get_printer_port,
+            "printmanagement/get-printerport",
+        ),
+        (
+            _sig(
+                "Add-PrinterPort",
+                Param("Name", position=0, mandatory=True),
+                Param("PrinterHostAddress", position=1),
+            ),
+            _add_printer_port,
+            "printmanagement/add-printerport",
+        ),
+        (
+            _sig(
+                "Add-Printer",
+                Param("Name", position=0, mandatory=True),
+                Param("DriverName", position=1),
+                Param("PortName", position=2),
+            ),
+            lambda c: _set_printer(c, True),
+            "printmanagement/add-printer",
+        ),
+        (
+            _sig(
+                "Set-Printer",
+                Param("Name", position=0, mandatory=True),
+                Param("DriverName"),
+                Param("PortName"),
+                should_process=True,
+            ),
+            lambda c: _set_printer(c, False),
+            "printmanagement/set-printer",
+        ),
+        (
+            _sig(
+                "Set-MpPreference",
+                Param("SignatureDefinitionUpdateFileSharesSources"),
+                Param("DisableRealtimeMonitoring"),
+            ),
+            _set_mp_preference,
+            "defender/set-mppreference",
+        ),
+        (
+            _sig("Update-MpSignature", Param("UpdateSource")),
+            _update_mp_signature,
+            "defender/update-mpsignature",
+        ),
+        (
+            _sig(
+                "Set-Service",
+                Param("Name", ("ServiceName", "SN"), position=0, mandatory=True),
+                Param("StartupType", ("StartMode", "SM", "ST")),
+                Param("Status"),
+                Param("DisplayName"),
+                Param("Description"),
+                should_process=True,
+            ),
+            _set_service,
+            "microsoft.powershell.management/set-service",
+        ),
+        (
+            _sig(
+                "Stop-Service",
+                Param("Name", ("ServiceName",), position=0),
+                Param("Force", switch=True),
+                Param("NoWait", switch=True),
+                should_process=True,
+            ),
+            _stop_service,
+            "microsoft.powershell.management/stop-service",
+        ),
+        (
+            _sig("Start-Service", Param("Name", ("ServiceName",), position=0), should_process=True),
+            _start_service,
+            "microsoft.powershell.management/start-service",
+        ),
+    ]
+    return {sig.name.lower(): Cmdlet(sig, fn, LEARN + doc) for sig, fn, doc in entries}
+
+
+_CMDLETS = _table()
+
+
+def twin_cmdlets() -> dict[str, Cmdlet]:
+    return dict(_CMDLETS)
+
+
+def signature_age_hours(state: TwinState) -> float:
+    text = str(state.defender.get("AntivirusSignatureLastUpdated") or "")
+    try:
+        when = dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+    except ValueError:
+        return float("inf")
+    return (dt.datetime.now(dt.UTC) - when).total_seconds() / 3600
+
+
+__all__ = ["CheckModeWrite", "PSDate", "TwinHost", "TypeRef", "twin_cmdlets"]

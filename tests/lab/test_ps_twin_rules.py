@@ -1,0 +1,205 @@
+"""Windows rules the evaluator's twin cmdlets enforce (issue 12 items 10 and 11), run as PowerShell.
+
+Each test runs a small Windows PowerShell 5.1 script against a twin through the lab's evaluator
+and checks what Windows documents.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.exec.twin_host import CheckModeWrite, ScriptHangs, TwinHost
+from rebuild.lab.ps import Evaluator
+from rebuild.lab.ps.evaluator import RunResult
+from rebuild.lab.state import Service, StateStore, TwinState
+
+TWIN = "ARL-RX-PC01"
+
+
+@pytest.fixture()
+def lab(tmp_path: Path) -> Lab:
+    store = StateStore(tmp_path / "state.sqlite")
+    rec = TwinRecord(
+        name=TWIN,
+        address="127.77.0.2",
+        mac="aa:bb:cc:00:00:01",
+        kind="workstation",
+        platform="physical",
+        site="arlon",
+        os="windows-11-23h2",
+        service="radiology",
+    )
+    store.put(
+        TWIN,
+        TwinState(
+            hostname=TWIN,
+            kind="workstation",
+            os_caption="Microsoft Windows 11 Enterprise",
+            os_build="22631",
+            image_id="w11",
+            image_sha256="0" * 64,
+            phase="clean",
+            files={"C:\\Users\\Default\\NTUSER.DAT": "SIMULATED hive file"},
+            services={
+                "wscsvc": Service("wscsvc", "Security Center"),
+                "WinDefend": Service("WinDefend", "Microsoft Defender Antivirus Service"),
+                "Spooler": Service("Spooler", "Print Spooler"),
+            },
+        ),
+    )
+    return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
+
+
+def run(lab: Lab, src: str, check_mode: bool = False, staged: dict[str, bytes] | None = None) -> RunResult:
+    host = TwinHost(lab, lab.twins[TWIN], check_mode=check_mode)
+    host.staged.update({k.lower(): data for k, data in (staged or {}).items()})
+    ev = Evaluator(host)
+    ev.global_scope.vars["erroractionpreference"] = "Stop"  # as Ansible runs modules
+    return ev.run(src, "rule.ps1")
+
+
+LOAD = "$null = & reg.exe load 'HKU\\GHAL_Test' 'C:\\Users\\Default\\NTUSER.DAT' 2>&1\n"
+UNLOAD = (
+    "try { $null = & reg.exe unload 'HKU\\GHAL_Test' 2>&1; 'unloaded' }\n"
+    'catch { "refused: $($_.Exception.Message)" }\n'
+)
+
+
+def test_reg_unload_refuses_while_a_handle_is_open_and_2to1_makes_it_terminating(lab: Lab) -> None:
+    """RegUnLoadKey fails while handles into the hive are open; reg.exe prints "ERROR: Access is
+    denied." on stderr, which 2>&1 under Stop turns into a terminating error (5.1, about_Redirection)."""
+    src = LOAD + "$key = Get-Item -LiteralPath 'Registry::HKEY_USERS\\GHAL_Test'\n" + UNLOAD
+    assert run(lab, src).output == ["refused: ERROR: Access is denied."]
+    assert "HKLM:\\SYSTEM\\RebuildLab\\LoadedHives\\GHAL_Test" in lab.state(TWIN).registry  # still loaded
+
+
+def test_gc_collect_alone_does_not_release_the_handle(lab: Lab) -> None:
+    """Finalizers run after a collection only when waited for ([GC]::WaitForPendingFinalizers)."""
+    src = LOAD + "$key = Get-Item -LiteralPath 'Registry::HKEY_USERS\\GHAL_Test'\n[GC]::Collect()\n" + UNLOAD
+    assert run(lab, src).output == ["refused: ERROR: Access is denied."]
+
+
+def test_collect_and_wait_for_finalizers_then_unload_and_load_again(lab: Lab) -> None:
+    """After [GC]::Collect() + [GC]::WaitForPendingFinalizers() the hive unloads; loading it again works,
+    and loading a hive that is still loaded fails."""
+    src = (
+        LOAD
+        + "$key = Get-Item -LiteralPath 'Registry::HKEY_USERS\\GHAL_Test'\n"
+        + "[GC]::Collect()\n[GC]::WaitForPendingFinalizers()\n"
+        + UNLOAD
+        + LOAD
+        + "try { $null = & reg.exe load 'HKU\\GHAL_Test' 'C:\\Users\\Default\\NTUSER.DAT' 2>&1 } "
+        + "catch { 'second load refused' }\n"
+    )
+    assert run(lab, src).output == ["unloaded", "second load refused"]
+
+
+def test_protected_services_refuse_set_service_with_access_denied(lab: Lab) -> None:
+    """Protecting anti-malware services (Microsoft Learn): Security Center and Defender refuse
+    configuration changes, even from an administrator; other services change."""
+    src = (
+        "try { Set-Service -Name wscsvc -StartupType Disabled } catch { $_.Exception.Message }\n"
+        "Set-Service -Name WinDefend -StartupType Disabled -ErrorAction SilentlyContinue; $?\n"
+        "Set-Service -Name Spooler -StartupType Disabled\n"
+        "Set-Service -Nme Spooler -StartupType Manual\n"
+    )
+    result = run(lab, src)
+    assert result.output == [
+        "Service 'Security Center (wscsvc)' cannot be configured due to the following error: "
+        "Access is denied",
+        False,
+    ]
+    assert "A parameter cannot be found that matches parameter name 'Nme'." in result.errors[0].message
+    services = lab.state(TWIN).services
+    assert services["wscsvc"].start_mode == "Automatic" and services["WinDefend"].start_mode == "Automatic"
+    assert services["Spooler"].start_mode == "Disabled"
+
+
+def test_a_write_in_check_mode_is_refused(lab: Lab) -> None:
+    """A module run in check mode must not change the host: the lab refuses the write loudly."""
+    with pytest.raises(CheckModeWrite, match="Set-Service Spooler"):
+        run(lab, "Set-Service -Name Spooler -StartupType Disabled", check_mode=True)
+    assert lab.state(TWIN).services["Spooler"].start_mode == "Automatic"
+
+
+def test_unc_read_from_an_ntlm_winrm_session_is_access_denied(lab: Lab) -> None:
+    """Issue 12 item 13, "Making the second hop in PowerShell Remoting" (Microsoft Learn): a session
+    authenticated by NTLM or Basic holds no credential for another server, so the share refuses."""
+    src = (
+        "try { Copy-Item -LiteralPath '\\\\deploy.ghal.lan\\rebuild$\\apps\\a.msi' -Destination 'C:\\a.msi' "
+        "-ErrorAction Stop; 'copied' } catch { $_.Exception.Message }"
+    )
+    assert run(lab, src).output == ["Access is denied."]
+
+
+def _installer() -> bytes:
+    from rebuild.applications import load_catalogue
+    from rebuild.lab.installers import simulated_content
+
+    app = next(iter(load_catalogue().applications.values()))
+    return simulated_content(app.id, app.version)
+
+
+def test_start_process_wait_waits_for_the_process_tree(lab: Lab) -> None:
+    """Issue 12 item 14, Start-Process -Wait (Microsoft Learn): it waits for the process and its
+    descendants, so an installer that leaves a child running never returns (the task would hang);
+    waiting for the installer's own process returns its exit code."""
+    lab.faults[TWIN] = {"installer_leaves_process": {}}
+    staged = {"C:\\Temp\\setup.exe": _installer()}
+    with pytest.raises(ScriptHangs, match="waits for the whole process tree"):
+        run(lab, "$p = Start-Process -FilePath 'C:\\Temp\\setup.exe' -Wait -PassThru", staged=staged)
+    src = "$p = Start-Process -FilePath 'C:\\Temp\\setup.exe' -PassThru\n$p.WaitForExit(60000)\n$p.ExitCode"
+    assert run(lab, src, staged=staged).output == [True, 0]
+
+
+MODULE = """
+$spec = @{
+    options = @{
+        items = @{
+            type = 'list'; elements = 'dict'
+            options = @{ name = @{ type = 'str'; required = $true } }
+        }
+        mode = @{ type = 'str'; default = 'auto'; choices = 'auto', 'manual' }
+    }
+    supports_check_mode = $true
+}
+$module = [Ansible.Basic.AnsibleModule]::Create($args, $spec)
+$module.Result.lower = $module.Params.items[0].name
+$module.Result.upper = $module.Params.items[0].Name
+$module.Result.top = $module.Params.ITEMS.Count
+$module.Warn('careful')
+$module.ExitJson()
+"""
+
+
+def run_module(lab: Lab, args: dict[str, object]) -> tuple[int, dict[str, object]]:
+    from rebuild.lab.ps.ansible_basic import ModuleExit
+
+    host = TwinHost(lab, lab.twins[TWIN], complex_args=args, module_name="probe")
+    try:
+        Evaluator(host).run(MODULE, "probe.ps1")
+    except ModuleExit as done:
+        return done.rc, done.result
+    raise AssertionError("the module did not call ExitJson/FailJson")
+
+
+def test_ansible_basic_result_shape_and_dict_options_are_case_sensitive(lab: Lab) -> None:
+    """Ansible.Basic.cs: Params is the $complex_args Hashtable (case-insensitive), a dict option is a
+    Dictionary<string, object> (ParseDict: keys compared ordinally); Result starts changed=false with
+    invocation; Warn() adds warnings; ExitJson ends the module with rc 0."""
+    rc, result = run_module(lab, {"items": [{"name": "a"}]})
+    assert rc == 0
+    assert result["lower"] == "a" and result["upper"] is None and result["top"] == 1
+    assert result["changed"] is False and result["warnings"] == ["careful"]
+    assert result["invocation"] == {"module_args": {"items": [{"name": "a"}], "mode": "auto"}}
+
+
+def test_ansible_basic_refuses_a_differently_cased_option_or_choice(lab: Lab) -> None:
+    """Ansible.Basic.cs CheckUnsupportedArguments / choices: ordinal comparisons; FailJson rc 1."""
+    rc, result = run_module(lab, {"Items": []})
+    assert rc == 1 and str(result["msg"]).startswith("Unsupported parameters for (probe) module: Items.")
+    rc, result = run_module(lab, {"mode": "Auto"})
+    assert rc == 1 and result["msg"] == "value of mode must be one of: auto, manual, got: Auto"
