@@ -9,12 +9,12 @@ import pytest
 
 from rebuild.errors import ConfigError, SafetyError
 from rebuild.journal import Journal, Phase
+from rebuild.launcher import child_env
 from rebuild.model import Host, Kind, Platform
 from rebuild.orchestrator.breaker import Breaker
 from rebuild.orchestrator.events import EventMapper, failure_message
 from rebuild.orchestrator.interlocks import confirm_site, select_hosts
 from rebuild.orchestrator.resume import host_work, playbook_phases
-from rebuild.orchestrator.run import child_env
 
 ALL = ("reimage", "harden", "redeploy", "verify")
 
