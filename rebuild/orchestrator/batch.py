@@ -127,4 +127,3 @@ class BatchRun:
             self.waiting.clear()
         self.finished.set()
         self.news.put(self)
-

@@ -33,4 +33,3 @@ def site_lock(state_dir: Path, site: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
