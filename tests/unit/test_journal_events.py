@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from rebuild.childenv import child_env
 from rebuild.errors import ConfigError, SafetyError
 from rebuild.journal import Journal, Phase
 from rebuild.model import Host, Kind, Platform
@@ -14,7 +15,6 @@ from rebuild.orchestrator.breaker import Breaker
 from rebuild.orchestrator.events import EventMapper, failure_message
 from rebuild.orchestrator.interlocks import confirm_site, select_hosts
 from rebuild.orchestrator.resume import host_work, playbook_phases
-from rebuild.orchestrator.run import child_env
 
 ALL = ("reimage", "harden", "redeploy", "verify")
 

@@ -1,0 +1,40 @@
+"""Secrets around a site run: imported from the operator's environment, rotated before a wipe.
+
+Ansible reads secrets only through the rebuild_secret lookup; the launcher strips credentials
+from its environment (rebuild.launcher.child_env).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rebuild.secrets import SecretStore
+
+# Credentials an operator may give through the environment; imported into the encrypted store
+# (entry `site-<site>`) at the start of a run. Ansible never sees them in its environment
+# (rebuild.childenv): its roles read them from the store with the rebuild_secret lookup.
+ENV_CREDENTIALS = {
+    "REBUILD_BMC_USER": "bmc_user",
+    "REBUILD_BMC_PASSWORD": "bmc_password",
+    "REBUILD_HYPERVISOR_TOKEN": "hypervisor_token",
+    "REBUILD_DOMAIN_JOIN_USER": "domain_join_user",
+    "REBUILD_DOMAIN_JOIN_PASSWORD": "domain_join_password",
+}
+# The redeploy role joins a host to the site's domain with these (roles/redeploy/defaults).
+DOMAIN_JOIN_SECRETS = ("domain_join_user", "domain_join_password")
+
+
+def import_env_credentials(store: SecretStore, site: str, env: Mapping[str, str]) -> None:
+    """Site-wide credentials from the environment into the store entry `site-<site>`."""
+    for var, name in ENV_CREDENTIALS.items():
+        value = env.get(var)
+        if value:
+            store.put(f"site-{site}", value, name)
+
+
+def rotate_before_wipe(store: SecretStore, host: str) -> None:
+    """A new local admin secret before the wipe; the pre-incident one is kept once, apart."""
+    current = store.get(host)
+    if current is not None and store.get(host, "local_admin_previous") is None:
+        store.put(host, current, "local_admin_previous")
+    store.rotate(host)
