@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from rebuild.errors import ConfigError
+from rebuild.orchestrator.resume import HostWork
 from rebuild.secrets import SecretStore
+from rebuild.sites import Site
 
 # Credentials an operator may give through the environment; imported into the encrypted store
 # (entry `site-<site>`) at the start of a run. Ansible never sees them in its environment
@@ -38,3 +41,30 @@ def rotate_before_wipe(store: SecretStore, host: str) -> None:
     if current is not None and store.get(host, "local_admin_previous") is None:
         store.put(host, current, "local_admin_previous")
     store.rotate(host)
+
+
+def check_domain_join(
+    store: SecretStore, site: Site, work: Mapping[str, HostWork], *, dry_run: bool, env: Mapping[str, str]
+) -> None:
+    """Hosts that will join the site's domain after their wipe need the join credential now:
+    found out after the wipe, the host would stay unjoined, out of service."""
+    if dry_run or not site.domain:
+        return
+    joining = sorted(name for name, w in work.items() if "redeploy" in w.phases)
+    if not joining:
+        return
+    entry = f"site-{site.name}"
+    missing = [
+        f"{name} (or {var})"
+        for var, name in ENV_CREDENTIALS.items()
+        if name in DOMAIN_JOIN_SECRETS and not env.get(var) and store.get(entry, name) is None
+    ]
+    if missing:
+        shown = ", ".join(joining[:5]) + (f" and {len(joining) - 5} more" if len(joining) > 5 else "")
+        raise ConfigError(
+            f"site {site.name}: {len(joining)} host(s) join domain {site.domain} after "
+            f"their wipe ({shown}) but the secret store {store.directory} has no "
+            f"{' and no '.join(missing)} in entry {entry}; give the join account as "
+            "REBUILD_DOMAIN_JOIN_USER and REBUILD_DOMAIN_JOIN_PASSWORD (imported into the store "
+            "at the start of the run). Nothing was wiped."
+        )

@@ -19,35 +19,32 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
-import yaml
-
-from rebuild.datadir import PROJECT_ROOT
-from rebuild.errors import NO_ROOM_ERRNOS, ConfigError, OptionError, RebuildError, SafetyError, StateError
+from rebuild.errors import NO_ROOM_ERRNOS, RebuildError, SafetyError, StateError
 from rebuild.inventory import (
     group_var,
     hosts_of_inventory,
     read_ansible_inventory,
     site_groups_of_inventory,
 )
-from rebuild.journal import Journal, journal_holds_site
+from rebuild.journal import Journal
 from rebuild.launcher import new_run_id
 from rebuild.model import Host
 from rebuild.orchestrator.batch import BatchRun
 from rebuild.orchestrator.batch_inventory import BatchInventories
 from rebuild.orchestrator.batches import BatchStarter
 from rebuild.orchestrator.breaker import Breaker, Trip
-from rebuild.orchestrator.credentials import DOMAIN_JOIN_SECRETS, ENV_CREDENTIALS, import_env_credentials
+from rebuild.orchestrator.credentials import check_domain_join, import_env_credentials
 from rebuild.orchestrator.interlocks import (
     check_site_membership,
     confirm_site,
+    refuse_fresh_journal,
     select_hosts,
     wipe_summary,
 )
 from rebuild.orchestrator.interrupt import Interrupt
+from rebuild.orchestrator.options import SiteRunOptions, SiteRunResult, validate_options
 from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, RichProgress, Synchronized
 from rebuild.orchestrator.resume import HostWork, host_work, playbook_gated, playbook_phases
 from rebuild.orchestrator.scheduler import StageScheduler
@@ -57,89 +54,6 @@ from rebuild.promote import load_config as load_promotion_config
 from rebuild.promote import promote_verified
 from rebuild.secrets import SecretStore
 from rebuild.sites import SITE_NETWORKS_VAR, Site, get_site, site_networks
-from rebuild.statedir import other_journals
-from rebuild.tiers import tier_table
-from rebuild.yamlfile import load_yaml
-
-DEFAULT_PLAYBOOK = PROJECT_ROOT / "playbooks" / "site.yml"
-
-EXIT_OK, EXIT_FAILED_HOSTS, EXIT_BREAKER, EXIT_INTERRUPTED = 0, 1, 4, 130
-
-
-@dataclass
-class SiteRunOptions:
-    site: str
-    inventory: Path
-    state_dir: Path
-    operator: str
-    yes: bool = False
-    dry_run: bool = False
-    limit: tuple[str, ...] = ()
-    tier: int | None = None
-    force_hosts: tuple[str, ...] = ()
-    confirm_each_wave: bool = False
-    breaker_threshold: float = 0.2
-    json: bool = False
-    rehearsal: bool = False
-    new_journal: bool = False  # may start an empty journal for the site (else refused)
-    playbook: Path = DEFAULT_PLAYBOOK
-    imaging_capacity: int | None = None  # may only lower the site's capacity (degraded imaging)
-    pipeline_depth: int = 4  # batches in flight at once in a stage (1: strictly one after another)
-    ask: Callable[[str], str] = input
-    say: Callable[[str], None] = print
-
-
-@dataclass
-class SiteRunResult:
-    run_id: str
-    status: str  # completed | stopped | interrupted | dry-run | nothing-to-do
-    reason: str
-    run_dir: Path
-    counts: dict[str, int]
-    failed: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def exit_code(self) -> int:
-        if self.status == "stopped":
-            return EXIT_BREAKER
-        if self.status == "interrupted":
-            return EXIT_INTERRUPTED
-        return EXIT_FAILED_HOSTS if self.failed else EXIT_OK
-
-
-def validate_options(o: SiteRunOptions) -> None:
-    """Every option checked before anything is locked, recorded or touched (OptionError, exit 3)."""
-    if not 0 < o.breaker_threshold <= 1:  # NaN fails too
-        raise OptionError(
-            f"--breaker-threshold {o.breaker_threshold}: must be a share of the wave, more than 0 and "
-            "at most 1 (0.2 = stop when more than 20% fail)"
-        )
-    if o.pipeline_depth < 1:
-        raise OptionError(f"--pipeline-depth {o.pipeline_depth}: must be 1 or more")
-    if o.imaging_capacity is not None and o.imaging_capacity < 1:
-        raise OptionError(f"--capacity {o.imaging_capacity}: must be 1 or more")
-    if o.tier is not None:
-        known = [t.id for t in tier_table().tiers]
-        if o.tier not in known:
-            raise OptionError(f"--tier {o.tier}: no such tier in tiers.yml (known: {known})")
-    for option, names in (("--limit", o.limit), ("--force-host", o.force_hosts)):
-        blank = [n for n in names if not n.strip()]
-        if blank:
-            raise OptionError(f"{option} holds an empty host name: name every host. Nothing was touched.")
-    if not o.operator.strip():
-        raise OptionError("--operator is empty: the journal must say who confirmed the wipe")
-    if o.state_dir.exists() and not o.state_dir.is_dir():
-        raise OptionError(f"--state-dir {o.state_dir}: is a file, not a directory")
-    if not o.inventory.exists():
-        raise OptionError(f"--inventory {o.inventory}: no such file or directory")
-    if not o.playbook.is_file():
-        raise OptionError(f"--playbook {o.playbook}: no such file")
-    try:
-        plays = load_yaml(o.playbook)
-    except (OSError, ValueError, yaml.YAMLError) as exc:  # ValueError: not UTF-8
-        raise OptionError(f"--playbook {o.playbook}: cannot read it as YAML: {exc}") from None
-    if not isinstance(plays, list) or not all(isinstance(p, dict) for p in plays):
-        raise OptionError(f"--playbook {o.playbook}: not a playbook (a YAML list of plays)")
 
 
 class SiteRun:
@@ -236,36 +150,17 @@ class SiteRun:
                 ) from None
             raise
 
-    def _refuse_fresh_journal(self) -> None:
-        """A journal that does not know the site yet is a first run, or a wrong state directory
-        (run from another folder, a typo): then verified hosts would be listed for WIPE again.
-        Only `--new-journal` says it is a first run, and not while another journal this run can
-        know of (the project's, $REBUILD_STATE_DIR's, ./state) holds the site - except for a
-        rehearsal, whose lab keeps its own journal."""
-        site = self._named_site().name
-        if journal_holds_site(Journal.path_in(self.state_dir), site):
-            return
-        elsewhere = other_journals(site, self.state_dir)
-        if elsewhere and not self.o.rehearsal:
-            raise SafetyError(
-                f"no journal of site {site} in the state directory {self.state_dir}, but the site's "
-                f"journal is at {', '.join(map(str, elsewhere))}: give --state-dir "
-                f"{elsewhere[0].parent} (a new, empty journal would list verified hosts for WIPE "
-                "again). Nothing was touched."
-            )
-        if not self.o.new_journal:
-            raise SafetyError(
-                f"no journal of site {site} in the state directory {self.state_dir}: refusing to "
-                "start a new, empty one. If this is the site's first run here, pass --new-journal. "
-                "Nothing was touched."
-            )
-
     def run(self) -> SiteRunResult:
-        self._refuse_fresh_journal()  # before the lock: a mistyped --state-dir is not even created
+        refuse_fresh_journal(
+            self.state_dir,
+            self._named_site().name,
+            rehearsal=self.o.rehearsal,
+            new_journal=self.o.new_journal,
+        )  # before the lock: a mistyped --state-dir is not even created
         with site_lock(self.state_dir, self.o.site):
             self._check_vault_key()
             selected, work, plan = self.prepare()
-            self._check_domain_join(work)
+            check_domain_join(self.store, self.site, work, dry_run=self.o.dry_run, env=os.environ)
             # Written before the journal records the run: a full disk leaves no run "running".
             self._write_run_files(plan, work)
             self._close_stale_runs()
@@ -474,8 +369,11 @@ class SiteRun:
             # Quarantine then promote: hosts that passed verification leave the
             # recovery network now (rebuild.promote); quarantined ones stay.
             promoted = promote_verified(
-                self.journal, self.site.name, run_id=self.run_id,
-                operator=self.o.operator, config=self._promotion,
+                self.journal,
+                self.site.name,
+                run_id=self.run_id,
+                operator=self.o.operator,
+                config=self._promotion,
             )
             if promoted.promoted or promoted.errors:
                 progress.emit("promoted", hosts=promoted.promoted, errors=promoted.errors)
@@ -496,30 +394,6 @@ class SiteRun:
         A dry run reads and writes no secret: it needs no key."""
         if not self.o.dry_run:
             self.store.check_opens()
-
-    def _check_domain_join(self, work: dict[str, HostWork]) -> None:
-        """Hosts that will join the site's domain after their wipe need the join credential now:
-        found out after the wipe, the host would stay unjoined, out of service."""
-        if self.o.dry_run or not self.site.domain:
-            return
-        joining = sorted(name for name, w in work.items() if "redeploy" in w.phases)
-        if not joining:
-            return
-        entry = f"site-{self.site.name}"
-        missing = [
-            f"{name} (or {var})"
-            for var, name in ENV_CREDENTIALS.items()
-            if name in DOMAIN_JOIN_SECRETS and not os.environ.get(var) and self.store.get(entry, name) is None
-        ]
-        if missing:
-            shown = ", ".join(joining[:5]) + (f" and {len(joining) - 5} more" if len(joining) > 5 else "")
-            raise ConfigError(
-                f"site {self.site.name}: {len(joining)} host(s) join domain {self.site.domain} after "
-                f"their wipe ({shown}) but the secret store {self.store.directory} has no "
-                f"{' and no '.join(missing)} in entry {entry}; give the join account as "
-                "REBUILD_DOMAIN_JOIN_USER and REBUILD_DOMAIN_JOIN_PASSWORD (imported into the store "
-                "at the start of the run). Nothing was wiped."
-            )
 
     # -- bookkeeping -----------------------------------------------------------------------
 

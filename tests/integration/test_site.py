@@ -526,7 +526,7 @@ def test_batches_pipeline_within_capacity_through_every_phase(
 ) -> None:
     """Hosts take imaging slots in plan order as earlier ones are reimaged, not once their batch
     is verified; the imaging capacity still holds, and every host goes through all four phases."""
-    from rebuild.orchestrator.run import DEFAULT_PLAYBOOK
+    from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
 
     lab_environ(lab)
     result = run_site(_options(lab, playbook=DEFAULT_PLAYBOOK, tier=7, imaging_capacity=2, pipeline_depth=3))

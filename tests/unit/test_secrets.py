@@ -231,7 +231,9 @@ def test_a_dry_run_needs_neither_key_nor_join_credential_to_pass_these_checks(
     run = SiteRun(_options(arlon_inventory, tmp_path / "state", dry_run=True))
     run._check_vault_key()
     _, work, _ = run.prepare()
-    run._check_domain_join(work)  # no exception: a dry run joins nothing
+    from rebuild.orchestrator.credentials import check_domain_join
+
+    check_domain_join(run.store, run.site, work, dry_run=True, env={})  # a dry run joins nothing
 
 
 # -- item 9: Ansible's environment is an allow-list -----------------------------------------------
