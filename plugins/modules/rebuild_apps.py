@@ -20,7 +20,9 @@ options:
     description: Path of the catalogue (default the project's C(applications.yml) in the data directory).
     type: path
   repository:
-    description: Override of the catalogue's repository root (e.g. a site-local share).
+    description:
+      - Override of the catalogue's repository root, an https URL (e.g. a site-local package server).
+      - A UNC share is refused (the second hop has no credential).
     type: str
   update_defender_signatures:
     description: Also update Defender security intelligence.

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Documentation only: the module is win_rebuild_apps.ps1 (ansible.windows style).
 
 DOCUMENTATION = r"""
