@@ -40,11 +40,13 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
         if boolean((task_vars or {}).get("rebuild_dry_run", False), strict=False):
-            return {**result, "failed": True, "msg": "rebuild_boot_trigger: refused in a dry run; nothing was sent"}
+            msg = "rebuild_boot_trigger: refused in a dry run; nothing was sent"
+            return {**result, "failed": True, "msg": msg}
         method = str(self._task.args.get("method") or "")
         params = self._task.args.get("params") or {}
         if method not in METHODS:
-            return {**result, "failed": True, "msg": f"rebuild_boot_trigger: method {method!r} is not one of {sorted(METHODS)}"}
+            msg = f"rebuild_boot_trigger: method {method!r} is not one of {sorted(METHODS)}"
+            return {**result, "failed": True, "msg": msg}
         if not isinstance(params, dict):
             return {**result, "failed": True, "msg": "rebuild_boot_trigger: params must be a dict"}
         params = {k: v for k, v in params.items() if v is not None}

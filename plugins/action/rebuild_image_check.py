@@ -69,7 +69,9 @@ class ActionModule(ActionBase):
         result["attempts"] = attempts
         if must_match and not result["back"]:
             result["failed"] = True
-            result["msg"] = f"no answer with the new credential within {timeout} s ({attempts} tries): {last_error}"
+            result["msg"] = (
+                f"no answer with the new credential within {timeout} s ({attempts} tries): {last_error}"
+            )
         elif must_match and not result["matches"]:
             result["failed"] = True
             result["msg"] = (

@@ -61,7 +61,8 @@ options:
           - Settings of the control; each a dict with C(type), C(key) and the type's fields
             (registry, service, feature, firewall_profile, firewall_rule, audit_policy,
             user_right, security_policy, defender_status, device_guard_running, local_user,
-            group_members, service_allowlist, task_allowlist), as documented in C(inventories/data/baseline.yml).
+            group_members, service_allowlist, task_allowlist), as documented in
+            C(inventories/data/baseline.yml).
         type: list
         elements: dict
         required: true
