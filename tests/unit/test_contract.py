@@ -107,3 +107,12 @@ def test_the_end_signal_documents_the_contract_s_phases() -> None:
         and isinstance(n.value, ast.Constant)
     ]
     assert tuple(yaml.safe_load(doc)["options"]["phase"]["choices"]) == contract.PHASES
+
+
+def test_the_reimage_molecule_scenario_runs_site_yml_not_a_copy() -> None:
+    converge = ROOT / "roles" / "reimage" / "molecule" / "default" / "converge.yml"
+    plays = load_yaml(converge)
+    imports = [p["ansible.builtin.import_playbook"] for p in plays if "ansible.builtin.import_playbook" in p]
+    assert [(converge.parent / i).resolve() for i in imports] == [SITE]
+    own_hosts = {p.get("hosts") for p in plays if "hosts" in p}
+    assert own_hosts == {"localhost"}  # only the orchestrator's bookkeeping is its own
