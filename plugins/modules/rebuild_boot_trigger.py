@@ -14,30 +14,28 @@ description:
     server, BMC one-time PXE and reset), C(hypervisor) runs C(rebuild_hypervisor_boot) (virtual machine),
     C(wake_on_lan) runs the C(rebuild_wake_on_lan) action (PC, magic packet, in-process on the controller).
   - Interlock - in a dry run (C(rebuild_dry_run) true) it refuses and sends nothing, whatever play it is in.
-  - Use C(no_log) when the params hold a credential (BMC password, hypervisor token).
+  - Each method reads its options from host variables, and only the chosen method's are templated -
+    C(redfish) from C(rebuild_bmc_address), C(rebuild_redfish_system_id), C(reimage__bmc_user),
+    C(reimage__bmc_password); C(hypervisor) from C(rebuild_hypervisor_url), C(rebuild_vm_ref),
+    C(reimage__hypervisor_token); both TLS options from C(reimage__validate_certs) and C(reimage__ca_path);
+    C(wake_on_lan) from C(rebuild_mac), C(rebuild_wol_broadcast), C(rebuild_wol_port), C(reimage__wol_count).
+    The table is C(METHODS) in plugins/action/rebuild_boot_trigger.py.
+  - Use C(no_log) for the methods with a credential (BMC password, hypervisor token).
 options:
   method:
     description: Which trigger runs.
     type: str
     required: true
     choices: [redfish, hypervisor, wake_on_lan]
-  params:
-    description:
-      - That method's options, exactly as its own module documents them.
-      - Options whose value is None are left out (the module's default applies).
-    type: dict
-    default: {}
 author: rebuild
 """
 
 EXAMPLES = r"""
 - name: One-time network boot
   rebuild_boot_trigger:
-    method: wake_on_lan
-    params:
-      mac: "{{ rebuild_mac }}"
-      broadcast: "{{ rebuild_wol_broadcast }}"
+    method: "{{ reimage__trigger }}"
   delegate_to: localhost
+  no_log: "{{ reimage__trigger != 'wake_on_lan' }}"
 """
 
 RETURN = r"""

@@ -134,6 +134,29 @@ def test_gate_opens_on_its_file_and_a_cancelled_wait_does_not_start(tmp_path: Pa
     assert result["msg"] == "not started: the site is stopping - circuit breaker"
 
 
+def test_boot_trigger_reads_only_its_method_s_variables() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(5)
+        port = listener.getsockname()[1]
+        host_vars = {"rebuild_mac": "aa:bb:cc:dd:ee:01", "rebuild_wol_broadcast": "127.0.0.1"}
+        # A BMC password lookup that would fail if templated: a PC's trigger must not touch it.
+        poisoned = {
+            **host_vars,
+            "rebuild_wol_port": port,
+            "reimage__wol_count": 1,
+            "reimage__bmc_password": "{{ undefined_variable_boom }}",
+        }
+        result = _ansible(
+            ["-m", "rebuild_boot_trigger", "-a", "method=wake_on_lan", "-e", json.dumps(poisoned)]
+        )
+        packet, _ = listener.recvfrom(200)
+    assert not result["_failed"] and result["method"] == "wake_on_lan" and result["sent"] == 1
+    assert packet == b"\xff" * 6 + bytes.fromhex("aabbccddee01") * 16
+    missing = _ansible(["-m", "rebuild_boot_trigger", "-a", "method=wake_on_lan"])
+    assert missing["_failed"] and "needs the host variable rebuild_mac (mac)" in str(missing["msg"])
+
+
 def test_phase_done_names_its_phase_and_refuses_an_unknown_one_or_an_undocumented_option() -> None:
     facts = {"counts": {"ok": 3}}
     done = _ansible(["-m", "rebuild_phase_done", "-a", json.dumps({"phase": "harden", "facts": facts})])
@@ -148,11 +171,15 @@ def test_boot_trigger_refuses_to_send_anything_in_a_dry_run() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-        params = json.dumps({"mac": "aa:bb:cc:dd:ee:ff", "broadcast": "127.0.0.1", "port": port})
-        result = _ansible(
-            ["-m", "rebuild_boot_trigger", "-a", f'{{"method": "wake_on_lan", "params": {params}}}',
-             "-e", "rebuild_dry_run=true"]
+        host_vars = json.dumps(
+            {
+                "rebuild_mac": "aa:bb:cc:dd:ee:ff",
+                "rebuild_wol_broadcast": "127.0.0.1",
+                "rebuild_wol_port": port,
+                "rebuild_dry_run": True,
+            }
         )
+        result = _ansible(["-m", "rebuild_boot_trigger", "-a", "method=wake_on_lan", "-e", host_vars])
         listener.settimeout(0.5)
         with pytest.raises(TimeoutError):
             listener.recvfrom(200)
