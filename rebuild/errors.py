@@ -3,7 +3,8 @@
 Exit codes (README.md, docs/site-run.md): 0 done; 1 done, some hosts failed; 2 refused
 (configuration); 3 refused before anything was touched (safety interlock or an invalid option);
 4 stopped by the circuit breaker; 5 the state directory cannot be written (disk full, read-only)
-or its journal is locked by another process; 130 interrupted.
+or its journal is locked by another process; 6 stopped by a tier-0 recovery gate
+(rebuild.orchestrator.tier0_gates); 130 interrupted.
 """
 
 from __future__ import annotations

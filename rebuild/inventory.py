@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -367,6 +367,26 @@ def group_var(manager: Any, group: str, var: str) -> Any:
     """A variable the inventory sets on `group` itself (None when the group or var is absent)."""
     found = manager.groups.get(group)
     return None if found is None else found.get_vars().get(var)
+
+
+IMAGE_CATALOGUE_VAR = "rebuild_image_catalogue"
+
+
+def image_catalogues_of(manager: Any, hosts: Iterable[Host], site_group: str) -> dict[Path | None, list[str]]:
+    """The image catalogue each host is reimaged from (`rebuild_image_catalogue` on the host, its
+    site's group or `all`; None: the project's inventories/data/images.yml) -> their OS keys."""
+    fallback = group_var(manager, site_group, IMAGE_CATALOGUE_VAR) or group_var(
+        manager, "all", IMAGE_CATALOGUE_VAR
+    )
+    by_catalogue: dict[Path | None, list[str]] = {}
+    for host in hosts:
+        found = manager.get_host(host.hostname)
+        value = (found.get_vars().get(IMAGE_CATALOGUE_VAR) if found is not None else None) or fallback
+        path = Path(str(value)) if value else None
+        if path is not None and not path.is_absolute():
+            path = PROJECT_ROOT / path  # as the reimage role and verification read it
+        by_catalogue.setdefault(path, []).append(host.os)
+    return by_catalogue
 
 
 def load_inventory_hosts(path: Path) -> list[Host]:

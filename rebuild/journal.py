@@ -125,7 +125,7 @@ class RunRecord:
     operator: str
     started_at: float
     ended_at: float | None
-    status: str  # running | completed | stopped | interrupted | refused
+    status: str  # running | completed | stopped | gated (a tier-0 gate) | interrupted | refused
     dry_run: bool
     rehearsal: bool  # run against a simulated lab, as the operator declared it
     reason: str  # why it stopped (breaker, interrupt...)

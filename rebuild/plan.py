@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.errors import ConfigError
-from rebuild.inventory import load_inventory_hosts
+from rebuild.inventory import hosts_of_inventory, image_catalogues_of, read_ansible_inventory
 from rebuild.model import Host, Kind
+from rebuild.patch import refuse_stale_images
 from rebuild.register import EXAMPLE_REGISTER, load_register
 from rebuild.sites import Site, get_site
 from rebuild.tiers import Tier, tier_table
@@ -216,9 +217,13 @@ def plan_for(
     """
     site = get_site(site_name)
     if inventory is not None:
-        hosts = load_inventory_hosts(inventory)
+        manager = read_ansible_inventory(inventory)
+        hosts = hosts_of_inventory(manager, inventory)
+        catalogues = image_catalogues_of(manager, (h for h in hosts if h.site == site.name), site.group_name)
     else:
         result = load_register(register or EXAMPLE_REGISTER, sheet=sheet)
         result.raise_for_problems()
         hosts = result.hosts
+        catalogues = {None: [h.os for h in hosts if h.site == site.name]}
+    refuse_stale_images(catalogues)
     return plan_site(hosts, site)

@@ -32,6 +32,7 @@ Example: ``subprocess.run(["ansible", "-i", lab.inventory("arlon"), "-m",
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -163,6 +164,44 @@ def lab_prefix() -> Iterator[str]:
         yield prefix
     finally:
         lock.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def bundled_images_serviced_today(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The bundled fictional hospital's golden images count as serviced on the day the tests run.
+
+    Their build days are data (inventories/data/images.yml, `built`) and the patch catalogue
+    refuses images older than its limit at plan time: the suite must not start failing months
+    from now because the fictional images aged. The session's data directory (REBUILD_DATA_DIR,
+    inherited by every process the tests start) is the project's, with today as every image's
+    build day and sites.yml pointing at that catalogue. The stale-image rule itself is tested
+    with explicit dates (tests/unit/test_patch.py, test_careless_operator.py); lab twins use the
+    lab's own catalogue, whose images are made when the lab starts.
+    """
+    import shutil
+
+    import yaml
+
+    from rebuild.tiers import DATA_DIR_ENV, PROJECT_ROOT
+
+    data = tmp_path_factory.mktemp("data") / "data"
+    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
+    images = yaml.safe_load((data / "images.yml").read_text(encoding="utf-8"))
+    for entry in images["images"].values():
+        entry["built"] = dt.date.today().isoformat()
+    (data / "images.yml").write_text(yaml.safe_dump(images, sort_keys=False), encoding="utf-8")
+    sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
+    sites["defaults"]["image_catalogue"] = str(data / "images.yml")
+    (data / "sites.yml").write_text(yaml.safe_dump(sites, sort_keys=False), encoding="utf-8")
+    before = os.environ.get(DATA_DIR_ENV)
+    os.environ[DATA_DIR_ENV] = str(data)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DATA_DIR_ENV, None)
+        else:
+            os.environ[DATA_DIR_ENV] = before
 
 
 # Wall time per test group (unit, lab, integration), printed before pytest's summary (issue 15).

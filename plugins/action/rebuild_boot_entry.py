@@ -41,7 +41,11 @@ def _write_atomic(path: str, data: str, mode: int) -> bool:
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = True
-    _VALID_ARGS = frozenset(("pxe_root", "mac_key", "state", "ipxe_template", "answer_template"))
+    _VALID_ARGS = frozenset(
+        ("pxe_root", "mac_key", "state", "ipxe_template", "answer_template", "disk_template")
+    )
+    # What WinPE runs (the iPXE entry injects them): same for every host, from the role's files/.
+    WINPE_FILES = ("winpeshl.ini", "rebuild-setup.ps1")
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
@@ -58,21 +62,35 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"state must be present or absent, got {state!r}")
         ipxe = os.path.join(root, f"mac-{mac}.ipxe")
         answer = os.path.join(root, "unattend", f"{mac}.xml")
+        disk = os.path.join(root, "unattend", f"{mac}.disk.json")
         local = getattr(self._connection, "transport", "") in ("local", "ansible.builtin.local")
-        result["files"] = [ipxe, answer]
+        result["files"] = [ipxe, answer, disk]
         if state == "absent":
-            result["changed"] = self._remove(local, [ipxe, answer], task_vars)
+            result["changed"] = self._remove(local, [ipxe, answer, disk], task_vars)
             return result
+        # The entry last: the boot server serves a host's files only while its entry exists.
         rendered = {
             answer: self._render(args.get("answer_template", "unattend.xml.j2"), task_vars),
-            ipxe: self._render(args.get("ipxe_template", "ipxe.j2"), task_vars),
+            disk: self._render(args.get("disk_template", "system-disk.json.j2"), task_vars),
         }
+        winpe = {
+            os.path.join(root, "winpe", "rebuild", name): self._static(f"winpe/{name}")
+            for name in self.WINPE_FILES
+        }
+        rendered.update(winpe)
+        rendered[ipxe] = self._render(args.get("ipxe_template", "ipxe.j2"), task_vars)
+        modes = {path: ("0644" if path in winpe or path == ipxe else "0600") for path in rendered}
+        # A new entry is a new one-shot: the boot server serves an entry file once, so one left by
+        # an interrupted run (same content) must not be kept as it is, already served.
+        self._remove(local, [ipxe], task_vars)
         if local:
             os.makedirs(os.path.dirname(answer), mode=0o700, exist_ok=True)
-            changed = _write_atomic(answer, rendered[answer], 0o600)
-            changed = _write_atomic(ipxe, rendered[ipxe], 0o644) or changed
+            os.makedirs(os.path.join(root, "winpe", "rebuild"), mode=0o755, exist_ok=True)
+            changed = False
+            for path, text in rendered.items():
+                changed = _write_atomic(path, text, int(modes[path], 8)) or changed
         else:
-            changed = self._remote_write(rendered, {answer: "0600", ipxe: "0644"}, task_vars)
+            changed = self._remote_write(rendered, modes, task_vars)
         result["changed"] = changed
         return result
 
@@ -86,6 +104,13 @@ class ActionModule(ActionBase):
         templar = self._templar.copy_with_new_env(searchpath=searchpath, available_variables=task_vars)
         text = templar.template(data, escape_backslashes=False)
         return "" if text is None else str(text)
+
+    def _static(self, name: str) -> str:
+        try:
+            source = self._find_needle("files", name)
+        except Exception as exc:
+            raise AnsibleActionFail(f"file {name}: {exc}") from None
+        return str(self._loader.get_text_file_contents(source))
 
     def _remove(self, local: bool, paths: list[str], task_vars: dict) -> bool:  # type: ignore[type-arg]
         changed = False
@@ -108,16 +133,20 @@ class ActionModule(ActionBase):
         return changed
 
     def _remote_write(self, rendered: dict[str, str], modes: dict[str, str], task_vars: dict) -> bool:  # type: ignore[type-arg]
-        first = next(iter(rendered))
-        res = self._execute_module(
-            module_name="ansible.builtin.file",
-            module_args={"path": os.path.dirname(first), "state": "directory", "mode": "0700"},
-            task_vars=task_vars,
-        )
-        if res.get("failed"):
-            raise AnsibleActionFail(
-                f"cannot create {os.path.dirname(first)} on the boot server: {res.get('msg')}"
+        # unattend/ holds secrets (0700); winpe/rebuild/ the same files for every host (0755).
+        directories = {
+            os.path.dirname(p): ("0700" if modes[p] == "0600" else "0755")
+            for p in rendered
+            if os.path.basename(os.path.dirname(p)) in ("unattend", "rebuild")
+        }
+        for directory, mode in directories.items():
+            res = self._execute_module(
+                module_name="ansible.builtin.file",
+                module_args={"path": directory, "state": "directory", "mode": mode},
+                task_vars=task_vars,
             )
+            if res.get("failed"):
+                raise AnsibleActionFail(f"cannot create {directory} on the boot server: {res.get('msg')}")
         changed = False
         for path, text in rendered.items():
             fd, local_tmp = tempfile.mkstemp(prefix=".rebuild-render-")

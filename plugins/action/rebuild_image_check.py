@@ -5,6 +5,7 @@ Options and result: plugins/modules/rebuild_image_check.py (`ansible-doc -t modu
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 
@@ -30,8 +31,37 @@ def _stamp(stdout: str) -> tuple[str, str]:
     return str(values.get("ImageId") or ""), str(values.get("ImageSha256") or "").lower()
 
 
+def _winrm_http_answers(address: str, port: int) -> bool:
+    """Whether a WinRM HTTP listener answers there: Windows answers an unauthenticated WS-Man POST
+    with 401 and the authentication schemes it offers (MS-WSMV 3.2.4.1.1, Authentication)."""
+    conn = http.client.HTTPConnection(address, port, timeout=3)
+    try:
+        conn.request(
+            "POST", "/wsman", body=b"", headers={"Content-Type": "application/soap+xml;charset=UTF-8"}
+        )
+        response = conn.getresponse()
+        return response.status == 401 and bool(response.getheader("WWW-Authenticate"))
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
 class ActionModule(ActionBase):
-    _VALID_ARGS = frozenset(("image_id", "sha256", "stamp_key", "timeout", "sleep", "must_match"))
+    _VALID_ARGS = frozenset(
+        ("image_id", "sha256", "stamp_key", "timeout", "sleep", "must_match", "https_grace", "http_port")
+    )
+
+    def _https_target(self) -> str | None:
+        """The host's address when this task's connection is WinRM over HTTPS, else None."""
+        try:
+            if self._connection.transport.split(".")[-1] != "winrm":
+                return None
+            if str(self._connection.get_option("scheme")).lower() != "https":
+                return None
+            return str(self._connection.get_option("remote_addr"))
+        except (AttributeError, KeyError, ValueError):
+            return None
 
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
@@ -43,8 +73,12 @@ class ActionModule(ActionBase):
         timeout = int(args.get("timeout", 3600))
         sleep = max(1, int(args.get("sleep", 5)))
         must_match = bool(args.get("must_match", True))
+        https_grace = int(args.get("https_grace", 600))
+        http_port = int(args.get("http_port", 5985))
+        https_target = self._https_target()
         deadline = time.monotonic() + timeout
         attempts, last_error = 0, ""
+        http_only_since: float | None = None
         result.update(changed=False, back=False, matches=False, image_id="", image_sha256="")
         while True:
             attempts += 1
@@ -63,11 +97,27 @@ class ActionModule(ActionBase):
                 break
             if read is not None:
                 last_error = to_text(read.get("stderr", "")).strip()[:300] or f"rc {read.get('rc')}"
+            elif https_target is not None and _winrm_http_answers(https_target, http_port):
+                # Up, WinRM on HTTP only: the first logon's HTTPS listener was not made (yet).
+                http_only_since = http_only_since or time.monotonic()
+                if time.monotonic() - http_only_since >= https_grace:
+                    result["winrm_https_missing"] = True
+                    break
+            else:
+                http_only_since = None
             if time.monotonic() + sleep > deadline:
                 break
             time.sleep(sleep)
         result["attempts"] = attempts
-        if must_match and not result["back"]:
+        if result.get("winrm_https_missing"):
+            result["failed"] = True
+            result["msg"] = (
+                f"the host answers WinRM over HTTP (port {http_port}) but its HTTPS listener refuses "
+                f"connections for {https_grace} s: the first-logon WinRM HTTPS setup failed (certificate "
+                f"enrolment?); the host wrote the reason to {key} WinRMHttpsError (read it at the console "
+                "or over an HTTP session) - fix enrolment and reimage it"
+            )
+        elif must_match and not result["back"]:
             result["failed"] = True
             result["msg"] = (
                 f"no answer with the new credential within {timeout} s ({attempts} tries): {last_error}"

@@ -24,6 +24,7 @@ from rebuild.errors import RebuildError
 from rebuild.harden.baseline import load_baseline
 from rebuild.harden.exceptions import load_exceptions
 from rebuild.iocs import load_indicators
+from rebuild.patch import load_patch_catalogue
 from rebuild.secrets import SecretStore
 from rebuild.verify import VerifyTarget, build_expectations, run_verification
 
@@ -50,6 +51,7 @@ class ActionModule(RebuildAction):
         load_exceptions(None, known_controls=load_baseline().ids)
         load_catalogue()
         load_indicators()
+        load_patch_catalogue()
 
     def _conn(self, name: str, default: Any = None) -> Any:
         try:
@@ -122,7 +124,11 @@ class ActionModule(RebuildAction):
         result.update(
             failed=True,
             rebuild_quarantine=True,
-            msg="; ".join(f"{c['check']}: {c['message']}" for c in outcome.failed_checks)[:2000]
+            # Named conditions first (e.g. "held back by patch_level"): the journal's reason says it.
+            msg=(
+                (f"held back by {', '.join(outcome.conditions)}; " if outcome.conditions else "")
+                + "; ".join(f"{c['check']}: {c['message']}" for c in outcome.failed_checks)
+            )[:2000]
             or "verification failed",
         )
         return result

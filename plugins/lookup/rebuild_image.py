@@ -7,8 +7,12 @@ name: rebuild_image
 short_description: The clean image catalogue's entry for an OS key
 description:
   - Returns, for each term (a register OS key, C(rebuild_os)), the catalogue's entry for it as a dict
-    (C(image_id), C(sha256), C(file), ...). A key the catalogue does not have is an error naming the
-    catalogue file and the keys it has, so a host is never reimaged without a known clean image.
+    (C(image_id), C(sha256), C(file), C(ui_languages), ...). A key the catalogue does not have is an
+    error naming the catalogue file and the keys it has, so a host is never reimaged without a known
+    clean image.
+  - An entry without C(ui_languages) (the image's installed UI languages, a non-empty list) is an
+    error, because Windows Setup's UILanguage must be one of them and the role cannot render an
+    answer file without knowing them.
   - The catalogue is parsed once per process and content (reference data, read-only).
 options:
   _terms:
@@ -63,6 +67,16 @@ class LookupModule(LookupBase):
                 raise AnsibleError(
                     f"rebuild_image: OS {term!r} is not in the image catalogue {path} "
                     f"(it has: {', '.join(sorted(images)) or 'nothing'})"
+                )
+            languages = entry.get("ui_languages")
+            if (
+                not isinstance(languages, list)
+                or not languages
+                or not all(isinstance(lang, str) and lang for lang in languages)
+            ):
+                raise AnsibleError(
+                    f"rebuild_image: {path}: {term}: ui_languages must list the image's installed UI "
+                    f"languages (e.g. [en-US, fr-FR]), got {languages!r}"
                 )
             entries.append(dict(entry))
         return entries

@@ -10,8 +10,12 @@ module: rebuild_boot_entry
 short_description: Write or remove a host's per-MAC iPXE entry and its answer file on the boot server
 description:
   - Renders the role's C(ipxe.j2) and C(unattend.xml.j2) templates with the host's variables and writes
-    C(<pxe_root>/mac-<mac>.ipxe) (0644) and C(<pxe_root>/unattend/<mac>.xml) (0600, directory 0700) on the
-    host the task runs on (C(delegate_to) the boot server); C(state=absent) removes both.
+    C(<pxe_root>/mac-<mac>.ipxe) (0644), C(<pxe_root>/unattend/<mac>.xml) (0600, directory 0700) and
+    C(<pxe_root>/unattend/<mac>.disk.json) (the system disk criteria, 0600) on the host the task runs on
+    (C(delegate_to) the boot server), and the role's WinPE files (C(files/winpe/winpeshl.ini),
+    C(files/winpe/rebuild-setup.ps1)) under C(<pxe_root>/winpe/rebuild/) (0644, no secret);
+    C(state=absent) removes the host's three files.
+  - The entry is always written anew (removed first) - the boot server serves an entry file once.
   - When the boot server is the controller itself (local connection), files are written directly and
     atomically in one step, without a module run per file - this keeps a whole fleet's reimaging cheap
     on the controller. Otherwise the standard C(copy) / C(file) actions do the transfer.
@@ -39,6 +43,10 @@ options:
     description: Template of the answer file.
     type: str
     default: unattend.xml.j2
+  disk_template:
+    description: Template of the system disk criteria WinPE reads.
+    type: str
+    default: system-disk.json.j2
 """
 
 EXAMPLES = r"""

@@ -45,6 +45,20 @@ options:
     description: Fail unless the host answered with the expected image.
     type: bool
     default: true
+  https_grace:
+    description:
+      - Seconds a host may answer on WinRM over HTTP (C(http_port), an unauthenticated request gets
+        WinRM's 401) while the task's HTTPS connection is refused, before the check fails at once
+        instead of waiting out C(timeout). The first-logon command removes the HTTP listener only once
+        the HTTPS one exists; a host left on HTTP alone failed its certificate enrolment and wrote why
+        to C(stamp_key) C(WinRMHttpsError).
+      - Only used when the connection is WinRM over HTTPS.
+    type: int
+    default: 600
+  http_port:
+    description: The WinRM HTTP port looked at for C(https_grace).
+    type: int
+    default: 5985
 """
 
 EXAMPLES = r"""

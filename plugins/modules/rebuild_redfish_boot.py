@@ -7,9 +7,14 @@ DOCUMENTATION = r"""
 module: rebuild_redfish_boot
 short_description: One-time PXE boot and reset of a server through its BMC's Redfish API
 description:
-  - Sets C(Boot.BootSourceOverrideTarget) with C(BootSourceOverrideEnabled=Once) on the system, then
-    resets it (C(ForceRestart), or C(On) when it is powered off), so the server network-boots once into
-    its reimaging entry and boots its disk afterwards.
+  - Sets C(Boot.BootSourceOverrideTarget) with C(BootSourceOverrideMode=UEFI) (the install is UEFI -
+    a PXE boot in Legacy mode never reaches it) and C(BootSourceOverrideEnabled=Once) on the system,
+    reads the override back, then resets it (C(ForceRestart), or C(On) when it is powered off), so the
+    server network-boots once into its reimaging entry and boots its disk afterwards.
+  - A BMC whose C(BootSourceOverrideEnabled@Redfish.AllowableValues) lacks C(Once) gets C(Continuous),
+    as sushy does for such BMCs; the boot server's one-shot entry then sends every later network boot
+    to the local disk. A BMC that cannot set UEFI mode, or that does not keep what was set, fails before
+    the reset - nothing is rebooted.
   - Runs on the controller (delegated to C(localhost)); speaks plain Redfish over HTTP(S).
   - In check mode reads the system and reports what it would do, without any PATCH or reset.
 options:
@@ -70,6 +75,14 @@ boot_target:
   description: The one-time boot source set.
   returned: success
   type: str
+boot_enabled:
+  description: The override mode set (Once, or Continuous when the BMC does not offer Once).
+  returned: success
+  type: str
+boot_mode:
+  description: The boot mode set (UEFI).
+  returned: success
+  type: str
 """
 
 from typing import Any
@@ -107,6 +120,19 @@ def _call(
     return response.json() if response.content else {}
 
 
+def _override_enabled(module: AnsibleModule, boot: dict[str, Any]) -> str:
+    """Once, or Continuous for a BMC that does not offer Once (sushy's handling of such BMCs)."""
+    allowed = boot.get("BootSourceOverrideEnabled@Redfish.AllowableValues")
+    if not isinstance(allowed, list) or "Once" in allowed:
+        return "Once"
+    if "Continuous" in allowed:
+        return "Continuous"
+    module.fail_json(
+        msg=f"BMC {module.params['bmc_address']} offers no one-time or continuous boot override ({allowed})"
+    )
+    return ""  # not reached (fail_json exits)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -135,27 +161,39 @@ def main() -> None:
     system = _call(module, session, "GET", path)
     power = str(system.get("PowerState", "Unknown"))
     reset = "On" if power == "Off" else "ForceRestart"
+    boot = system.get("Boot") if isinstance(system.get("Boot"), dict) else {}
+    enabled = _override_enabled(module, boot)
+    modes = boot.get("BootSourceOverrideMode@Redfish.AllowableValues")
+    if isinstance(modes, list) and "UEFI" not in modes:
+        module.fail_json(
+            msg=f"BMC {module.params['bmc_address']} cannot set BootSourceOverrideMode UEFI (offers {modes})"
+        )
     result = {
         "changed": True,
         "system_id": system_id,
         "power_state": power,
         "reset_type": reset,
         "boot_target": module.params["boot_target"],
+        "boot_enabled": enabled,
+        "boot_mode": "UEFI",
     }
     if module.check_mode:
         module.exit_json(**result)
-    _call(
-        module,
-        session,
-        "PATCH",
-        path,
-        {
-            "Boot": {
-                "BootSourceOverrideTarget": module.params["boot_target"],
-                "BootSourceOverrideEnabled": "Once",
-            }
-        },
-    )
+    wanted = {
+        "BootSourceOverrideTarget": module.params["boot_target"],
+        "BootSourceOverrideEnabled": enabled,
+        "BootSourceOverrideMode": "UEFI",
+    }
+    _call(module, session, "PATCH", path, {"Boot": wanted})
+    # Read it back: a BMC that accepted the PATCH but kept another target/mode would boot the disk
+    # (or Legacy PXE) and the host would be waited for in vain.
+    kept = _call(module, session, "GET", path).get("Boot") or {}
+    differ = {k: kept.get(k) for k, v in wanted.items() if k in kept and kept.get(k) != v}
+    if differ:
+        module.fail_json(
+            msg=f"BMC {module.params['bmc_address']} did not keep the boot override: set {wanted}, "
+            f"reads {differ}; the server was not reset"
+        )
     _call(module, session, "POST", f"{path}/Actions/ComputerSystem.Reset", {"ResetType": reset})
     module.exit_json(**result)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from rebuild.cli.options import name_arg, path_arg
+from rebuild.orchestrator.tier0_gates import gates_of_plan, gates_text, load_gates
 from rebuild.plan import plan_for
 
 
@@ -34,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     plan = plan_for(args.site, register=args.register, inventory=args.inventory, sheet=args.sheet)
-    print(
-        plan.to_json() if args.format == "json" else plan.to_text(), end="" if args.format == "text" else "\n"
-    )
+    gates = load_gates()
+    if args.format == "json":
+        shown = {**plan.to_dict(), "gates": gates_of_plan(plan, gates)}
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+    else:
+        print(plan.to_text() + "\n" + gates_text(plan, gates))
     return 0

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from rebuild.cli.options import fraction_arg, hosts_arg, int_arg, name_arg, path_arg, unique_names
+from rebuild.errors import OptionError
 from rebuild.inventory import DEFAULT_OUT_DIR
 from rebuild.statedir import resolve_state_dir
 
@@ -51,6 +52,18 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="HOST",
         help="rebuild this verified/quarantined host again (repeatable)",
+    )
+    p.add_argument(
+        "--override-gate",
+        type=name_arg("--override-gate"),
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="go on although this tier-0 gate does not hold (repeatable; needs --reason, journaled; "
+        "--yes never overrides a gate)",
+    )
+    p.add_argument(
+        "--reason", default=None, help="why the --override-gate gates are let go (kept in the journal)"
     )
     p.add_argument("--confirm-each-wave", action="store_true", help="ask again before every wave")
     p.add_argument(
@@ -98,6 +111,13 @@ def run(args: argparse.Namespace) -> int:
     operator = args.operator or os.environ.get("USER") or getpass.getuser()
     forced = unique_names(n for names in args.force_host for n in names)
     say = (lambda text: None) if args.json else print
+    if args.reason is not None and not args.override_gate:
+        raise OptionError("--reason is given without --override-gate: name the gate it lets go")
+    if args.override_gate and not (args.reason or "").strip():
+        raise OptionError(
+            f"--override-gate {args.override_gate[0]}: needs --reason TEXT (kept in the journal)"
+        )
+    overrides = {name: args.reason for name in args.override_gate}
     result = run_site(
         SiteRunOptions(
             site=args.site,
@@ -117,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             say=say,
             imaging_capacity=args.capacity,
             pipeline_depth=args.pipeline_depth,
+            override_gates=overrides,
             **({"playbook": args.playbook} if args.playbook else {}),
         )
     )

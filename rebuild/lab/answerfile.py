@@ -94,6 +94,7 @@ class AnswerFile:
     source: str  # where it came from (path), for error messages
     computer_name: str
     time_zone: str
+    setup_ui_language: str  # windowsPE SetupUILanguage/UILanguage: the language Setup itself runs in
     ui_language: str
     input_locale: str
     system_locale: str
@@ -102,6 +103,8 @@ class AnswerFile:
     wipe_disk: bool
     partitions: tuple[Partition, ...]
     install_from: str  # InstallFrom/Path as written
+    # InstallFrom/Credentials (domain, user, password) Setup opens the share with; None: as guest
+    install_credentials: tuple[str, str, str] | None = field(repr=False)
     image_index: int | None
     image_name: str | None
     install_to_partition: int
@@ -275,6 +278,14 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
     install_from = r.text(osimage, "InstallFrom/Path")
     if not install_from:
         raise r.fail(where + "/InstallFrom/Path", "missing: which image to apply is not said")
+    credentials: tuple[str, str, str] | None = None
+    creds = osimage.find(f"{_q('InstallFrom')}/{_q('Credentials')}")
+    if creds is not None:
+        credentials = (
+            r.text(creds, "Domain") or "",
+            r.text(creds, "Username") or "",
+            r.text(creds, "Password") or "",
+        )
     image_index: int | None = None
     image_name: str | None = None
     for md in osimage.findall(f"{_q('InstallFrom')}/{_q('MetaData')}"):
@@ -323,6 +334,14 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
         if not pattern.match(value):
             raise r.fail(f"Microsoft-Windows-International-Core/{key}", f"{value!r} is not a locale")
         locales[key] = value
+
+    # Setup's own language (required for an unattended install; docs: SetupUILanguage).
+    where = "windowsPE/Microsoft-Windows-International-Core-WinPE/SetupUILanguage/UILanguage"
+    setup_ui_language = r.text(winpe_intl, "SetupUILanguage/UILanguage")
+    if not setup_ui_language:
+        raise r.fail(where, "missing: Setup would ask for its language")
+    if not _LOCALE.match(setup_ui_language):
+        raise r.fail(where, f"{setup_ui_language!r} is not a language tag")
 
     join = r.component("specialize", "Microsoft-Windows-UnattendedJoin")
     join_domain = r.text(join, "Identification/JoinDomain") or ""
@@ -387,6 +406,7 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
         source=source,
         computer_name=computer_name,
         time_zone=time_zone,
+        setup_ui_language=setup_ui_language,
         ui_language=locales["UILanguage"],
         input_locale=locales["InputLocale"],
         system_locale=locales["SystemLocale"],
@@ -395,6 +415,7 @@ def parse_answer_file(text: str | bytes, source: str = "<answer file>") -> Answe
         wipe_disk=True,
         partitions=tuple(partitions_sorted(partitions)),
         install_from=install_from,
+        install_credentials=credentials,
         image_index=image_index,
         image_name=image_name,
         install_to_partition=target_part,

@@ -52,6 +52,10 @@ class LabConfig:
     # set at `lab up` and seeded into the product's secret store as each site's domain_join_* secrets.
     domain_admin_user: str = ""
     domain_admin_password: str = field(default="", repr=False)
+    # The image share's read-only account (guest access is refused); generated when the reimage
+    # services start, seeded into the product's secret store as each site's image_share_* secrets.
+    image_share_user: str = "rebuild-image-reader"
+    image_share_password: str = field(default="", repr=False)
 
 
 @dataclass

@@ -38,6 +38,11 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     "drift_after_redeploy": {"changes": (list, True)},
     # read by Start-Process in the PowerShell evaluator: the installer leaves a child process running
     "installer_leaves_process": {},
+    # read by the win_hotfix twin (rebuild/lab/exec/modules/updates.py): Add-WindowsPackage throws
+    "update_fails": {"reason": (str, False)},
+    # read by the microsoft.ad.object_info twin of a DC (rebuild/lab/directory.py): krbtgt was reset
+    # only once since the incident; clearing the fault is the second reset
+    "krbtgt_reset_once": {},
 }
 
 

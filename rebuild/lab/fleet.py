@@ -19,7 +19,7 @@ from typing import Any
 
 from rebuild.errors import ConfigError
 from rebuild.inventory import build_inventory, write_inventory
-from rebuild.lab import images
+from rebuild.lab import directory, images
 from rebuild.lab.ca import LabCA
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
 from rebuild.lab.state import StateStore, TwinState
@@ -203,6 +203,8 @@ def write_overlay(
         # (the product checks every host's address against its site's networks).
         group = inventory["all"]["children"][get_site(site).group_name]
         group["vars"][SITE_NETWORKS_VAR] = [f"{lab.config.address_prefix}.0.0/16"]
+        # The incident record an operator writes down (tier-0 gates), for the lab's directory.
+        group["vars"]["rebuild_incident"] = directory.seed(lab.config.lab_dir)
         path = inventory_dir(lab.config.lab_dir) / f"{site}.yml"
         write_inventory(inventory, path, header=header)
         written[site] = path

@@ -21,6 +21,7 @@ ints, REG_SZ str, REG_MULTI_SZ lists. Values are the Windows defaults of that OS
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import re
 import secrets
@@ -168,6 +169,7 @@ class LabImage:
     file: str  # relative to the image share (<lab_dir>), e.g. images/ws2022-std-2026.11.wim
     path: Path
     sha256: str
+    ui_languages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,13 +182,16 @@ class AppliedImage:
     caption: str
     sha256: str
     path: Path
+    ui_languages: tuple[str, ...] = ()  # installed UI language packs (DISM /Get-ImageInfo Languages)
 
 
-def image_content(os_key: str, image_id: str, build: str, caption: str) -> bytes:
+def image_content(
+    os_key: str, image_id: str, build: str, caption: str, ui_languages: tuple[str, ...] = ("en-US",)
+) -> bytes:
     """Deterministic bytes of a simulated image: a readable header and filler."""
     header = (
         f"{SIMULATED_BANNER}\nimage_id: {image_id}\nos: {os_key}\nbuild: {build}\ncaption: {caption}\n"
-        "index: 1\n---\n"
+        f"ui_languages: {','.join(ui_languages)}\nindex: 1\n---\n"
     ).encode()
     seed = hashlib.sha256(header).digest()
     filler = b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(256))  # 8 KiB
@@ -204,11 +209,18 @@ def read_image(path: Path) -> AppliedImage:
     if not sep or not lines or lines[0] != SIMULATED_BANNER:
         raise ImageError(f"image {path}: not an image file (no image header)")
     meta = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
-    missing = [k for k in ("image_id", "os", "build", "caption") if k not in meta]
+    missing = [k for k in ("image_id", "os", "build", "caption", "ui_languages") if k not in meta]
     if missing:
         raise ImageError(f"image {path}: header lacks {', '.join(missing)}")
+    languages = tuple(lang.strip() for lang in meta["ui_languages"].split(",") if lang.strip())
     return AppliedImage(
-        meta["image_id"], meta["os"], meta["build"], meta["caption"], hashlib.sha256(data).hexdigest(), path
+        meta["image_id"],
+        meta["os"],
+        meta["build"],
+        meta["caption"],
+        hashlib.sha256(data).hexdigest(),
+        path,
+        languages,
     )
 
 
@@ -244,18 +256,32 @@ def ensure_repository(lab_dir: Path, product_catalogue: Path = PRODUCT_CATALOGUE
         raise ImageError(f"image catalogue {product_catalogue}: no 'images' mapping")
     images: dict[str, LabImage] = {}
     for os_key, entry in entries.items():
-        for key in ("image_id", "build", "caption", "file"):
+        for key in ("image_id", "build", "caption", "file", "ui_languages"):
             if not isinstance(entry, dict) or not entry.get(key):
                 raise ImageError(f"image catalogue {product_catalogue}: {os_key}: missing {key}")
+        languages = entry["ui_languages"]
+        if not isinstance(languages, list) or not all(isinstance(x, str) and x for x in languages):
+            raise ImageError(f"image catalogue {product_catalogue}: {os_key}: ui_languages is not a list")
         path = share_path(lab_dir, str(entry["file"]))
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(image_content(os_key, entry["image_id"], str(entry["build"]), entry["caption"]))
+            tmp.write_bytes(
+                image_content(
+                    os_key, entry["image_id"], str(entry["build"]), entry["caption"], tuple(languages)
+                )
+            )
             tmp.replace(path)
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         images[os_key] = LabImage(
-            os_key, entry["image_id"], str(entry["build"]), entry["caption"], str(entry["file"]), path, sha
+            os_key,
+            entry["image_id"],
+            str(entry["build"]),
+            entry["caption"],
+            str(entry["file"]),
+            path,
+            sha,
+            tuple(languages),
         )
     catalogue = {
         "images": {
@@ -265,6 +291,10 @@ def ensure_repository(lab_dir: Path, product_catalogue: Path = PRODUCT_CATALOGUE
                 "caption": i.caption,
                 "file": i.file,
                 "sha256": i.sha256,
+                "ui_languages": list(i.ui_languages),
+                # The lab makes its images itself: built the day their file was written (a lab
+                # kept for months has images that old, and the stale-image rule says so).
+                "built": dt.date.fromtimestamp(i.path.stat().st_mtime).isoformat(),
             }
             for k, i in images.items()
         }
@@ -705,6 +735,25 @@ def _winrm_listener_keys() -> dict[str, dict[str, Any]]:
     }
 
 
+def machine_disks(record: TwinRecord) -> list[dict[str, Any]]:
+    """The disks WinPE sees, in its numbering. A physical server's SAN LUN (data) enumerates
+    before its local RAID volume (system), as it can on real hardware: "disk 0" is not the system."""
+    if record.kind == "server" and record.platform == "physical":
+        return [
+            {
+                "number": 0,
+                "bus": "Fibre Channel",
+                "size_gb": 2048,
+                "serial": f"SAN-{record.name}",
+                "holds": "data",
+            },
+            {"number": 1, "bus": "RAID", "size_gb": 480, "serial": f"RAID-{record.name}", "holds": "system"},
+        ]
+    if record.platform == "virtual":
+        return [{"number": 0, "bus": "SCSI", "size_gb": 127, "serial": "", "holds": "system"}]
+    return [{"number": 0, "bus": "NVMe", "size_gb": 512, "serial": f"NVME-{record.name}", "holds": "system"}]
+
+
 def compromised_state(record: TwinRecord, rb_admin_password: str) -> TwinState:
     """The state every twin starts in: its old disk, as the attackers left it.
 
@@ -728,6 +777,7 @@ def compromised_state(record: TwinRecord, rb_admin_password: str) -> TwinState:
     for name in ("Administrator", "WDAGUtilityAccount", UNKNOWN_ADMIN):
         if name in state.users:
             state.users[name].password = secrets.token_urlsafe(24)
+    state.disks = machine_disks(record)
     state.phase = Phase.COMPROMISED
     return state
 
@@ -739,6 +789,62 @@ _HAS_WINRM_HTTPS = re.compile(
 )
 _TOKEN_FILTER = re.compile(r"LocalAccountTokenFilterPolicy", re.IGNORECASE)
 _STAMPS = re.compile(r"SOFTWARE\\+GHAL\\+Rebuild", re.IGNORECASE)
+
+
+_UNC = re.compile(r"'\\\\[^'\\]+\\[^'\\]+")
+_NET_USE_AS = re.compile(r"net(\.exe)?\s+use\s+\S+\s+\S+\s+\S*/user:", re.IGNORECASE)
+
+
+def _enrolment_failure(commands: str, answer: AnswerFile) -> str:
+    """Why Get-Certificate fails at first logon, or "" (no enrolment, or it can authenticate).
+
+    Microsoft Learn, "Get-Certificate": against an enrollment policy server URL the request is
+    authenticated with -Credential (username/password) or the caller's Kerberos identity; a
+    workgroup machine at first logon (no JoinDomain in the answer file) has no domain identity,
+    so without -Credential the enrolment fails and no HTTPS listener gets a certificate.
+    """
+    if "Get-Certificate" not in commands or "-Url" not in commands:
+        return ""
+    if "-Credential" in commands or answer.join_domain:
+        return ""
+    return "Get-Certificate: the enrollment policy server requires authentication (no credential)"
+
+
+_LOGS_OFF_OR_LOCKS = re.compile(
+    r"^\s*(shutdown(\.exe)?\s+(/l|-l)\b|logoff(\.exe)?\b|rundll32(\.exe)?\s+user32\.dll,\s*LockWorkStation)",
+    re.IGNORECASE,
+)
+
+
+def _console_after_first_logon(answer: AnswerFile) -> str:
+    """Who stays logged on at the console after AutoLogon ran the FirstLogonCommands.
+
+    Microsoft Learn, "AutoLogon" and "FirstLogonCommands" (Microsoft-Windows-Shell-Setup): AutoLogon
+    logs the account on and the commands run in that session before the desktop shows; nothing
+    ends the session afterwards. Only a last command that logs off (shutdown /l, logoff) or locks
+    the workstation leaves the console closed.
+    """
+    if not answer.auto_logon_user:
+        return ""
+    last = answer.first_logon_commands[-1] if answer.first_logon_commands else ""
+    return "" if _LOGS_OFF_OR_LOCKS.search(last) else answer.auto_logon_user
+
+
+def _first_logon_stamp(commands: str, image: AppliedImage) -> tuple[str, str] | None:
+    """What the first-logon stamp writes: (ImageId, ImageSha256), or None when it cannot run.
+
+    - REBUILD-IMAGE-ID / REBUILD-IMAGE-SHA256 still in the command: nobody filled them in
+      (rebuild-setup.ps1 did not run), so the literals are written.
+    - The command reads the WIM from a UNC share without mapping it with an account: at first
+      logon it runs as a local account, and SMB guest access is refused (Microsoft Learn, "Guest
+      access in SMB2 and SMB3 disabled by default in Windows"): access denied, no stamp.
+    - Otherwise the values of the image actually applied (read from the WIM / filled in WinPE).
+    """
+    if "REBUILD-IMAGE-ID" in commands or "REBUILD-IMAGE-SHA256" in commands:
+        return "REBUILD-IMAGE-ID", "REBUILD-IMAGE-SHA256"
+    if _UNC.search(commands) and not _NET_USE_AS.search(commands):
+        return None
+    return image.image_id, image.sha256
 
 
 def _signature_date(image_id: str) -> str:
@@ -779,15 +885,23 @@ def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> 
         if _HAS_WINRM_HTTPS.search(commands):
             state.services["WinRM"].start_mode = "Automatic"
             state.services["WinRM"].state = "Running"
-            state.registry.update(_winrm_listener_keys())
+            failure = _enrolment_failure(commands, answer)
+            if not failure:
+                state.registry.update(_winrm_listener_keys())
+            elif "WinRMHttpsError" in commands:
+                # The command catches the failure and writes it where the controller can read it.
+                state.registry.setdefault(STAMP_KEY, {})["WinRMHttpsError"] = failure
         if _TOKEN_FILTER.search(commands):
             state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"][
                 "LocalAccountTokenFilterPolicy"
             ] = 1
+        state.console_session = _console_after_first_logon(answer)
         if _STAMPS.search(commands):
-            state.registry[STAMP_KEY] = {"ImageId": image.image_id, "ImageSha256": image.sha256}
-            state.image_id = image.image_id
-            state.image_sha256 = image.sha256
+            stamp = _first_logon_stamp(commands, image)
+            if stamp is not None:
+                values = {"ImageId": stamp[0], "ImageSha256": stamp[1]}
+                state.registry.setdefault(STAMP_KEY, {}).update(values)
+                state.image_id, state.image_sha256 = stamp
     state.phase = Phase.CLEAN
     return state
 

@@ -9,7 +9,12 @@ wiped at start) and puts a thin front on `127.0.0.1:<redfish_port>` that:
   Continuous). The lab honours the Redfish meaning: `Once` is consumed by the next boot,
   `Continuous` stays, `Disabled` (the initial value) means no override; a PATCH naming a
   target without `Enabled` keeps the current mode, as the property semantics say. GET of a
-  system shows the lab's view of both properties;
+  system shows the lab's view of these properties, with their AllowableValues;
+- keeps `BootSourceOverrideMode` (DMTF ComputerSystem Boot: the BIOS boot mode used when booting
+  the override target; Legacy or UEFI). The BMCs start at Legacy and the twins are UEFI-only: a
+  PXE override left in Legacy mode boots the disk, not the network;
+- refuses (400, PropertyValueNotInList) a PATCH whose BootSourceOverrideEnabled/Mode is not one
+  of the schema's values, before the emulator sees it;
 - makes a BMC unreachable for the `bmc_unreachable` fault (connection dropped, no answer).
 
 Like a real BMC, the emulator requires HTTP basic auth (sushy's bcrypt user file) on
@@ -76,6 +81,25 @@ def _die_with_parent() -> Callable[[], None] | None:
     return lambda: prctl(1, term)  # PR_SET_PDEATHSIG
 
 
+OVERRIDE_MODES = ("UEFI", "Legacy")
+_OVERRIDE_ENUMS = {
+    # DMTF ComputerSystem schema (Boot): the values a Redfish service accepts for these properties.
+    "BootSourceOverrideEnabled": ("Once", "Continuous", "Disabled"),
+    "BootSourceOverrideMode": OVERRIDE_MODES,
+}
+
+
+def _schema_refusal(request: dict[str, Any]) -> str:
+    """Why a PATCH of a system's Boot breaks the DMTF schema's enums ("" when it does not)."""
+    boot = request.get("Boot")
+    if not isinstance(boot, dict):
+        return ""
+    for name, allowed in _OVERRIDE_ENUMS.items():
+        if name in boot and boot[name] not in allowed:
+            return f"The value {boot[name]!r} for the property {name} is not in the list of acceptable values"
+    return ""
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -116,6 +140,19 @@ class _Front(BaseHTTPRequestHandler):
                 request = parsed if isinstance(parsed, dict) else {}
             except (json.JSONDecodeError, UnicodeDecodeError):
                 request = {}
+        refusal = (
+            _schema_refusal(request) if self.command == "PATCH" and twin is not None and not rest else ""
+        )
+        if refusal:
+            data = json.dumps(
+                {"error": {"code": "Base.1.8.PropertyValueNotInList", "message": refusal}}
+            ).encode()
+            self.send_response(400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
         conn = http.client.HTTPConnection("127.0.0.1", owner.sushy_port, timeout=30)
         try:
@@ -191,7 +228,11 @@ class RedfishBmcs:
         self._lock = threading.Lock()
         # Lab view of each system's override: {"target": "Pxe"|"None"|..., "enabled": "Once"|...}.
         self.override: dict[str, dict[str, str]] = {
-            t.name: {"target": "None", "enabled": "Disabled"} for t in self.servers
+            # Mode: the BIOS boot mode of the override (DMTF ComputerSystem Boot.BootSourceOverrideMode).
+            # These BMCs hold Legacy (left by earlier tooling): an override that does not say UEFI
+            # PXE-boots in Legacy mode, which these UEFI-only machines cannot (they boot their disk).
+            t.name: {"target": "None", "enabled": "Disabled", "mode": "Legacy"}
+            for t in self.servers
         }
         self.power: dict[str, str] = {}
         # The store keeps the BMC account name as a credential: one per lab start, so tests that
@@ -338,9 +379,17 @@ class RedfishBmcs:
                 current["target"] = str(target)
             if enabled in ("Once", "Continuous", "Disabled"):
                 current["enabled"] = str(enabled)
+            mode = boot.get("BootSourceOverrideMode")
+            if mode in OVERRIDE_MODES:
+                current["mode"] = str(mode)
             view = dict(current)
         self.lab.record(
-            twin.name, "boot_override", via="redfish", target=view["target"], enabled=view["enabled"]
+            twin.name,
+            "boot_override",
+            via="redfish",
+            target=view["target"],
+            enabled=view["enabled"],
+            mode=view["mode"],
         )
 
     def rewrite_system(self, twin: TwinRecord, data: bytes) -> bytes:
@@ -352,6 +401,9 @@ class RedfishBmcs:
             view = dict(self.override[twin.name])
         boot = doc.setdefault("Boot", {})
         boot["BootSourceOverrideEnabled"] = view["enabled"]
+        boot["BootSourceOverrideMode"] = view["mode"]
+        boot["BootSourceOverrideEnabled@Redfish.AllowableValues"] = ["Once", "Continuous", "Disabled"]
+        boot["BootSourceOverrideMode@Redfish.AllowableValues"] = list(OVERRIDE_MODES)
         if view["enabled"] == "Disabled":
             boot["BootSourceOverrideTarget"] = "None"
         return json.dumps(doc).encode()
@@ -378,8 +430,11 @@ class RedfishBmcs:
         elif new == "On":
             with self._lock:
                 view = self.override[twin.name]
-                network = view["target"] == "Pxe" and view["enabled"] in ("Once", "Continuous")
-                consumed = network and view["enabled"] == "Once"
+                armed = view["target"] == "Pxe" and view["enabled"] in ("Once", "Continuous")
+                # A UEFI-only machine cannot PXE-boot in Legacy (BIOS) mode: it falls to its disk.
+                network = armed and view["mode"] == "UEFI"
+                legacy = armed and not network
+                consumed = armed and view["enabled"] == "Once"
                 if consumed:
                     view.update(target="None", enabled="Disabled")
             if consumed:
@@ -396,5 +451,14 @@ class RedfishBmcs:
                     target="None",
                     enabled="Disabled",
                     reason="Once override consumed by this boot",
+                )
+            if legacy:
+                self.lab.record(
+                    twin.name,
+                    "boot_override",
+                    via="redfish",
+                    target="Pxe",
+                    enabled="Once",
+                    reason="Legacy-mode PXE override on a UEFI-only machine: no network boot",
                 )
             self.imager.boot(twin.name, network, via="redfish")

@@ -8,11 +8,16 @@ the HTTP boot server, the Wake-on-LAN receiver, the hypervisor API and the Redfi
 A network boot does what iPXE + WinPE + Setup do on a real machine:
 1. fetch `mac-<hexraw>.ipxe?mac=<aa-bb-..>` from the boot server (the chain in `boot.ipxe`);
    none, or not an iPXE script, or one that does not load wimboot: boot the local disk;
-2. the script's `.xml` initrd is the answer file; fetch it (a path on the lab's boot
-   server), parse it as Setup does; a bad or missing one fails the install;
-3. apply the image `InstallFrom/Path` names, from the lab's image share (`<lab_dir>`);
-4. the twin is `imaging` (WinRM silent) for `imaging_seconds` (+ `slow_host` delay), then
-   `clean` in the state `images.clean_state` gives, or `failed` with the reason.
+2. download every file the script names (one missing: the boot fails); wimboot injects the
+   initrds into X:\\Windows\\System32 and WinPE runs its winpeshl.ini (`rebuild.lab.winpe`):
+   wpeinit first, then Setup with an answer file it can find (rebuild's WinPE script picks the
+   system disk and writes its DiskID); parse that answer file as Setup does;
+3. apply the image `InstallFrom/Path` names, from the lab's image share (`<lab_dir>`), in a UI
+   language the image has; Setup wipes DiskID: a data disk wiped fails the twin;
+4. the twin is `imaging` (WinRM silent) for `imaging_seconds` (+ `slow_host` delay); a PXE-first
+   PC asks the boot server again at Setup's restart (an install entry again: reinstall loop);
+   then OOBE (a Server needs AdministratorPassword); then `clean` in the state
+   `images.clean_state` gives, or `failed` with the reason.
 Everything is recorded in the twin's history with `lab.record`: boot, reset, packet,
 power_off, boot_override, reimage (started/done/failed).
 """
@@ -21,12 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import http.client
 import re
+import secrets
 import shlex
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -35,15 +40,17 @@ from urllib.parse import urljoin, urlsplit
 
 from rebuild.lab.answerfile import AnswerFile, AnswerFileError, parse_answer_file
 from rebuild.lab.bootserver import BootServer, mac_hexhyp, mac_hexraw
-from rebuild.lab.context import Lab
+from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.images import (
     AppliedImage,
     ImageError,
     clean_state,
     ensure_repository,
+    os_profile,
     read_image,
 )
 from rebuild.lab.state import Phase, TwinState
+from rebuild.lab.winpe import WinPeStop, run_winpe
 
 
 class Stoppable(Protocol):
@@ -58,6 +65,8 @@ class BootEntry:
     answer_url: str = ""  # absolute URL of the answer file (install entries)
     reason: str = ""  # why it is not an install entry
     files: tuple[str, ...] = ()  # absolute URLs iPXE downloads before booting (kernel, initrds)
+    # initrds wimboot injects into X:\Windows\System32: (file name there, lower case; URL)
+    injected: tuple[tuple[str, str], ...] = ()
 
 
 _VAR = re.compile(r"\$\{([^}]+)\}")
@@ -81,6 +90,7 @@ def read_ipxe_script(text: str, script_url: str, mac: str) -> BootEntry:
     loads_wimboot = False
     answer = ""
     files: list[str] = []
+    injected: list[tuple[str, str]] = []
     for raw in lines[1:]:
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith("#") or line.startswith(":"):
@@ -99,13 +109,69 @@ def read_ipxe_script(text: str, script_url: str, mac: str) -> BootEntry:
             files.append(url)
             if cmd in ("kernel", "chain", "imgexec") and PurePosixPath(urlsplit(url).path).name == "wimboot":
                 loads_wimboot = True
-            elif urlsplit(url).path.lower().endswith(".xml"):
+                continue
+            if urlsplit(url).path.lower().endswith(".xml"):
                 answer = url
+            target = args[1] if len(args) > 1 else PurePosixPath(urlsplit(url).path).name
+            if not target.lower().endswith((".wim", ".sdi")) and target.lower() != "bcd":
+                injected.append((target.lower(), url))
     if not loads_wimboot:
         return BootEntry(False, reason="script does not load wimboot (no install)")
     if not answer:
-        return BootEntry(True, reason="no answer file in the script", files=tuple(files))
-    return BootEntry(True, answer_url=answer, files=tuple(files))
+        return BootEntry(
+            True, reason="no answer file in the script", files=tuple(files), injected=tuple(injected)
+        )
+    return BootEntry(True, answer_url=answer, files=tuple(files), injected=tuple(injected))
+
+
+def language_stop(answer: AnswerFile, image: AppliedImage) -> str:
+    """Why Setup stops at its language page, or "" when the answer file's languages exist.
+
+    Microsoft Learn, "UILanguage (microsoft-windows-international-core-winpe-setupuilanguage-
+    uilanguage)" and "Microsoft-Windows-International-Core-WinPE": the UI language is one of the
+    available language packs (not case-sensitive). fr-BE is a locale with no language pack: a
+    UILanguage the image does not have leaves Setup waiting at the language page.
+    """
+    installed = {lang.lower() for lang in image.ui_languages}
+    for setting, value in (
+        ("SetupUILanguage/UILanguage", answer.setup_ui_language),
+        ("UILanguage", answer.ui_language),
+    ):
+        if value.lower() not in installed:
+            return (
+                f"Windows Setup stopped at the language page: {setting} {value} is not a UI language "
+                f"of image {image.image_id} (installed: {', '.join(image.ui_languages) or 'none'})"
+            )
+    return ""
+
+
+# A PC reimaged by Wake-on-LAN boots the network first (that is how it reaches iPXE without a
+# BMC): at every restart Setup makes (after applying the image), it asks the boot server again.
+REINSTALL_LOOP = (
+    "PXE-first PC fetched its install entry again at Setup's restart and started reinstalling: "
+    "the boot server still served the entry after the first fetch (reinstall loop)"
+)
+
+
+def pxe_first(record: TwinRecord) -> bool:
+    """Physical PCs boot the network first; BMC (Redfish Once) servers and VMs boot it once."""
+    return record.kind == "workstation" and record.platform == "physical"
+
+
+def oobe_stop(answer: AnswerFile, image: AppliedImage) -> str:
+    """Why OOBE stops on the first boot of the applied image (after the wipe), or "".
+
+    Microsoft Learn, "AdministratorPassword (microsoft-windows-shell-setup-useraccounts-
+    administratorpassword)": the built-in Administrator's password. Windows Server's OOBE asks
+    for it when the answer file does not set it, so the machine waits at that page: no logon,
+    no FirstLogonCommands, no WinRM.
+    """
+    if os_profile(image.os, f"image {image.path}").server and answer.administrator_password is None:
+        return (
+            f"Windows Setup stopped at OOBE: {image.caption} asks for the built-in Administrator's "
+            "password (the answer file has no UserAccounts/AdministratorPassword); WinRM never answers"
+        )
+    return ""
 
 
 @dataclass(order=True)
@@ -158,8 +224,11 @@ class Scheduler:
 class Imager:
     """Power and boot twins; run the SIMULATED install of a network boot."""
 
-    def __init__(self, lab: Lab, boot_url: str, scheduler: Scheduler) -> None:
+    def __init__(
+        self, lab: Lab, boot_url: str, scheduler: Scheduler, share_account: tuple[str, str] = ("", "")
+    ) -> None:
         self.lab = lab
+        self.share_account = share_account  # (user, password) of the image share; guest refused
         self.boot_url = boot_url.rstrip("/") + "/"
         self.scheduler = scheduler
         self._generation: dict[str, int] = {}
@@ -234,22 +303,29 @@ class Imager:
 
     # -- network boot -------------------------------------------------------------
 
-    def _get(self, url: str) -> bytes | None:
-        """GET from the lab's boot server only: a URL's path is looked up there (one boot server)."""
+    def _get(self, name: str, url: str) -> bytes | None:
+        """GET from the lab's boot server only (a URL's path is looked up there), from the twin's address."""
         parts = urlsplit(url)
-        local = urljoin(self.boot_url, parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
+        base = urlsplit(self.boot_url)
+        path = urljoin(base.path, parts.path.lstrip("/")) + (f"?{parts.query}" if parts.query else "")
+        source = (self.lab.twins[name].address, 0)
+        conn = http.client.HTTPConnection(
+            base.hostname or "127.0.0.1", base.port, timeout=10, source_address=source
+        )
         try:
-            with urllib.request.urlopen(local, timeout=10) as resp:
-                return bytes(resp.read())
-        except urllib.error.HTTPError:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            body = resp.read()
+            return bytes(body) if resp.status == 200 else None
+        except OSError:
             return None
-        except (urllib.error.URLError, OSError):
-            return None
+        finally:
+            conn.close()
 
     def _fetch_entry(self, name: str) -> BootEntry | None:
         mac = self.lab.twins[name].mac
         script_url = f"{self.boot_url}mac-{mac_hexraw(mac)}.ipxe"
-        data = self._get(f"{script_url}?mac={mac_hexhyp(mac)}")  # as boot.ipxe chains it
+        data = self._get(name, f"{script_url}?mac={mac_hexhyp(mac)}")  # as boot.ipxe chains it
         if data is None:
             return None
         return read_ipxe_script(data.decode("utf-8", "replace"), script_url, mac)
@@ -263,6 +339,26 @@ class Imager:
             state.phase = Phase.FAILED
 
         self.lab.update(name, failed)
+
+    def _open_share(self, answer: AnswerFile) -> None:
+        """The image share refuses guest access, as Windows clients do (AllowInsecureGuestAuth).
+
+        Microsoft Learn, "Guest access in SMB2 and SMB3 disabled by default in Windows": Windows 10/11
+        Enterprise and Education, Windows Server 2019 and later refuse insecure guest logons;
+        Setup opens InstallFrom/Path with InstallFrom/Credentials, or as guest without them.
+        """
+        creds = answer.install_credentials
+        if creds is None or not creds[1]:
+            raise ImageError(
+                f"image share {answer.install_from}: access denied: InstallFrom has no Credentials and "
+                "guest access to SMB shares is refused (Windows Setup cannot read the image)"
+            )
+        domain, user, password = creds
+        account = f"{domain}\\{user}" if domain else user
+        if (account, password) != self.share_account:
+            raise ImageError(
+                f"image share {answer.install_from}: access denied for {account} (logon failure)"
+            )
 
     def _resolve_image(self, install_from: str) -> Path:
         """Find InstallFrom/Path on the lab's image share (<lab_dir>): UNC, URL or drive path."""
@@ -282,27 +378,54 @@ class Imager:
         raise ImageError(f"image {install_from!r} not found on the image share")
 
     def _install(self, name: str, gen: int, entry: BootEntry, via: str) -> None:
+        fetched: dict[str, bytes] = {}
         for url in entry.files:
-            if url != entry.answer_url and self._get(url) is None:
+            data = self._get(name, url)
+            if data is None:
                 # iPXE cannot fetch what the entry needs: the boot fails (no WinPE, no install).
                 self._fail(name, f"iPXE could not download {urlsplit(url).path}: boot failed")
                 return
-        if not entry.answer_url:
-            self._fail(name, "WinPE started Setup without an answer file: Setup waits for input")
-            return
-        data = self._get(entry.answer_url)
-        if data is None:
-            self._fail(name, f"answer file {urlsplit(entry.answer_url).path} not found on the boot server")
-            return
+            fetched[url] = data
+        injected = {target: fetched[url] for target, url in entry.injected}
+        disks = self.lab.state(name).disks
         try:
-            answer = parse_answer_file(data, urlsplit(entry.answer_url).path)
+            text, answer_name = run_winpe(injected, disks)
+            answer = parse_answer_file(text, answer_name)
+            wiped = next((d for d in disks if d["number"] == answer.disk_id), None)
+            if wiped is None:
+                raise AnswerFileError(f"answer file {answer_name}: DiskID {answer.disk_id}: no such disk")
+            self._open_share(answer)
             image = read_image(self._resolve_image(answer.install_from))
+            if answer_name == "rebuild-unattend.xml":
+                # rebuild-setup.ps1 read the WIM's id and SHA-256 into the stamp command (its contract).
+                text = text.replace(b"REBUILD-IMAGE-ID", image.image_id.encode()).replace(
+                    b"REBUILD-IMAGE-SHA256", image.sha256.encode()
+                )
+                answer = parse_answer_file(text, answer_name)
             if answer.image_index not in (None, 1):
                 raise ImageError(f"image {image.path.name} has no index {answer.image_index}")
             if answer.image_name not in (None, image.caption, image.image_id):
                 raise ImageError(f"image {image.path.name} has no image named {answer.image_name!r}")
-        except (AnswerFileError, ImageError) as exc:
+            stop = language_stop(answer, image)
+            if stop:
+                raise ImageError(stop)
+        except (WinPeStop, AnswerFileError, ImageError) as exc:
             self._fail(name, str(exc))
+            return
+        # Setup's windowsPE pass wipes DiskID (WillWipeDisk) before it applies the image.
+        number = answer.disk_id
+
+        def wipe(state: TwinState) -> None:
+            state.wiped_disk = number
+
+        self.lab.update(name, wipe)
+        if wiped.get("holds") != "system":
+            self._fail(
+                name,
+                f"Windows Setup wiped disk {number} ({wiped['bus']} {wiped['size_gb']} GB, serial "
+                f"{wiped.get('serial', '')!r}), a DATA disk, not the system disk: its data is destroyed",
+                wiped=True,
+            )
             return
         delay = self.lab.config.imaging_seconds
         slow = self.lab.fault(name, "slow_host")
@@ -324,12 +447,21 @@ class Imager:
             why = fails.get("reason") or "Windows Setup failed applying the image"
             self._fail(name, f"{why} (injected fault reimage_fails)", wiped=True)
             return
+        if pxe_first(self.lab.twins[name]):
+            again = self._fetch_entry(name)
+            if again is not None and again.install:
+                self._fail(name, REINSTALL_LOOP, wiped=True)
+                return
+        oobe = oobe_stop(answer, image)
+        if oobe:
+            self._fail(name, oobe, wiped=True)
+            return
         new = clean_state(self.lab.twins[name], answer, image)
 
         def replace(state: TwinState) -> None:
-            history = state.history
+            history, disks, wiped = state.history, state.disks, state.wiped_disk
             state.__dict__.update(new.__dict__)
-            state.history = history
+            state.history, state.disks, state.wiped_disk = history, disks, wiped
 
         self.lab.update(name, replace)
         self.lab.record(name, "reimage", status="done", image_id=image.image_id, image_sha256=image.sha256)
@@ -353,7 +485,11 @@ class ReimageServices:
             self._stoppers.append(self.scheduler)
             self.boot = BootServer(cfg.lab_dir / "boot", logs / "bootserver.log", cfg.boot_http_port).start()
             self._stoppers.append(self.boot)
-            self.imager = Imager(lab, self.boot.url, self.scheduler)
+            # The image share's read-only account (a rehearsal's site secret image_share_*).
+            if not cfg.image_share_password:
+                cfg.image_share_password = secrets.token_urlsafe(18)
+            self.share_user, self.share_password = cfg.image_share_user, cfg.image_share_password
+            self.imager = Imager(lab, self.boot.url, self.scheduler, (self.share_user, self.share_password))
             self.wol = WolListener(lab, self._wake, logs / "wol.log", cfg.wol_port, self._wol_ignores).start()
             self._stoppers.append(self.wol)
             self.hypervisor = HypervisorApi(lab, self.imager, cfg.hypervisor_port).start()
@@ -405,6 +541,8 @@ class ReimageServices:
         found: dict[str, dict[str, str]] = {}
         for twin in self.lab.twins.values():
             entry = found.setdefault(f"site-{twin.site}", {})
+            entry["image_share_user"] = self.share_user
+            entry["image_share_password"] = self.share_password
             if twin.platform == "virtual":
                 entry["hypervisor_token"] = self.hypervisor.token
             elif twin.kind == "server":

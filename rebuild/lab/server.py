@@ -234,7 +234,7 @@ class WinRMServer:
 
     # -- one TCP connection ------------------------------------------------------------------
 
-    def _live_state(self, twin: TwinRecord) -> TwinState | None:
+    def _live_state(self, twin: TwinRecord, https: bool = False) -> TwinState | None:
         """The twin's state if it is running Windows with WinRM up, else None (refuse the client)."""
         state = self.lab.state(twin.name)
         if state.phase not in LIVE_PHASES:
@@ -242,6 +242,8 @@ class WinRMServer:
         service = next((s for n, s in state.services.items() if n.lower() == "winrm"), None)
         if service is not None and service.state != "Running":
             return None
+        if https and not any(key.upper().endswith("\\LISTENER\\*+HTTPS") for key in state.registry):
+            return None  # no HTTPS listener (e.g. its certificate enrolment failed): 5986 is closed
         return state
 
     async def _serve(
@@ -252,7 +254,7 @@ class WinRMServer:
         conn = _Conn(https=https)
         try:
             while True:
-                if self._live_state(endpoint.twin) is None:
+                if self._live_state(endpoint.twin, https) is None:
                     writer.transport.abort()  # nothing listens on a host that is off or imaging
                     return
                 try:
@@ -294,7 +296,7 @@ class WinRMServer:
 
     async def _answer(self, endpoint: _Endpoint, conn: _Conn, request: _HttpRequest) -> bytes | None:
         twin = endpoint.twin
-        state = self._live_state(twin)
+        state = self._live_state(twin, conn.https)
         if state is None:
             return None
         slow = self.lab.fault(twin.name, "slow_host")

@@ -87,6 +87,11 @@ class TwinState:
     security_policy: dict[str, Any] = field(default_factory=dict)  # secedit [System Access] etc.
     time_zone: str = "Romance Standard Time"
     locale: str = "fr-BE"
+    # The machine's disks, as WinPE numbers them (hardware: kept across reimages):
+    # {number, bus (MSFT_Disk BusType), size_gb, serial, holds: system|data}.
+    disks: list[dict[str, Any]] = field(default_factory=list)
+    wiped_disk: int = -1  # the DiskID Windows Setup last wiped (-1: never)
+    console_session: str = ""  # who is logged on, unlocked, at the console ("" = nobody)
     history: list[dict[str, Any]] = field(default_factory=list)  # lab events: boots, resets, packets
 
     def to_json(self) -> str:

@@ -22,6 +22,9 @@ ENV_CREDENTIALS = {
     "REBUILD_HYPERVISOR_TOKEN": "hypervisor_token",
     "REBUILD_DOMAIN_JOIN_USER": "domain_join_user",
     "REBUILD_DOMAIN_JOIN_PASSWORD": "domain_join_password",
+    # Read-only account of the image share (Setup's InstallFrom/Credentials): guest access is refused.
+    "REBUILD_IMAGE_SHARE_USER": "image_share_user",
+    "REBUILD_IMAGE_SHARE_PASSWORD": "image_share_password",
 }
 # The redeploy role joins a host to the site's domain with these (roles/redeploy/defaults).
 DOMAIN_JOIN_SECRETS = ("domain_join_user", "domain_join_password")
@@ -41,6 +44,10 @@ def rotate_before_wipe(store: SecretStore, host: str) -> None:
     if current is not None and store.get(host, "local_admin_previous") is None:
         store.put(host, current, "local_admin_previous")
     store.rotate(host)
+    # The built-in Administrator's password in the answer file (Server OOBE needs one).
+    store.rotate(host, "builtin_admin")
+    # The answer file's one-time local admin secret, replaced over WinRM at first contact.
+    store.rotate(host, "local_admin_bootstrap")
 
 
 def check_domain_join(

@@ -11,6 +11,7 @@ import yaml
 
 from rebuild.datadir import PROJECT_ROOT
 from rebuild.errors import OptionError
+from rebuild.orchestrator import tier0_gates
 from rebuild.tiers import tier_table
 from rebuild.yamlfile import load_yaml
 
@@ -40,6 +41,7 @@ class SiteRunOptions:
     pipeline_depth: int = 4  # batches in flight at once in a stage (1: strictly one after another)
     ask: Callable[[str], str] = input
     say: Callable[[str], None] = print
+    override_gates: dict[str, str] = field(default_factory=dict)  # tier-0 gate name -> typed reason
 
 
 @dataclass
@@ -57,6 +59,8 @@ class SiteRunResult:
             return EXIT_BREAKER
         if self.status == "interrupted":
             return EXIT_INTERRUPTED
+        if self.status == tier0_gates.GATE_STATUS:
+            return tier0_gates.EXIT_GATE_CLOSED
         return EXIT_FAILED_HOSTS if self.failed else EXIT_OK
 
 
@@ -67,6 +71,7 @@ def validate_options(o: SiteRunOptions) -> None:
             f"--breaker-threshold {o.breaker_threshold}: must be a share of the wave, more than 0 and "
             "at most 1 (0.2 = stop when more than 20% fail)"
         )
+    tier0_gates.check_overrides(o.override_gates)
     if o.pipeline_depth < 1:
         raise OptionError(f"--pipeline-depth {o.pipeline_depth}: must be 1 or more")
     if o.imaging_capacity is not None and o.imaging_capacity < 1:

@@ -175,7 +175,7 @@ class RichProgress:
         self.tally.update(kind, data)
         text = data.get("text")
         if text:
-            self.console.print(text)
+            self.console.print(text, markup=False)  # plain text (a typed override reason may hold [ ])
         elif kind == "wave_started":
             self.console.print(
                 f"[bold]Wave tier {data['tier']} {data.get('label', '')}[/]: "

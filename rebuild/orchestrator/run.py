@@ -25,12 +25,14 @@ from rebuild.errors import NO_ROOM_ERRNOS, RebuildError, SafetyError, StateError
 from rebuild.inventory import (
     group_var,
     hosts_of_inventory,
+    image_catalogues_of,
     read_ansible_inventory,
     site_groups_of_inventory,
 )
 from rebuild.journal import Journal
 from rebuild.launcher import new_run_id
 from rebuild.model import Host
+from rebuild.orchestrator import tier0_gates
 from rebuild.orchestrator.batch import BatchRun
 from rebuild.orchestrator.batch_inventory import BatchInventories
 from rebuild.orchestrator.batches import BatchStarter
@@ -49,6 +51,7 @@ from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, Rich
 from rebuild.orchestrator.resume import HostWork, host_work, playbook_gated, playbook_phases
 from rebuild.orchestrator.scheduler import StageScheduler
 from rebuild.orchestrator.sitelock import site_lock
+from rebuild.patch import refuse_stale_images
 from rebuild.plan import Plan, Wave, plan_site
 from rebuild.promote import load_config as load_promotion_config
 from rebuild.promote import promote_verified
@@ -98,6 +101,9 @@ class SiteRun:
             site_groups_of_inventory(inventory),
             site_networks(site, group_var(inventory, site.group_name, SITE_NETWORKS_VAR), where=label),
             inventory_label=label,
+        )
+        refuse_stale_images(  # before the journal records
+            image_catalogues_of(inventory, (h for h in hosts if h.site == site.name), site.group_name)
         )
         batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
@@ -225,6 +231,20 @@ class SiteRun:
         breaker = Breaker(self.o.breaker_threshold)
         self._promotion = load_promotion_config()
         status, reason = "completed", ""
+        gates = tier0_gates.GateCheck(  # tier-0 recovery gates, checked before the first tier-1+ wave
+            site=self.site.name,
+            domain=self.site.domain,
+            journal=self.journal,
+            inventory=self.inventory,
+            state_dir=self.state_dir,
+            run_dir=self.run_dir,
+            run_id=self.run_id,
+            operator=self.o.operator,
+            available=self.available,
+            key_file=self.store.key_path(),
+            overrides=self.o.override_gates,
+            dry_run=self.o.dry_run,
+        )
         progress.emit(
             "run_started",
             run_id=self.run_id,
@@ -235,6 +255,10 @@ class SiteRun:
             run_dir=str(self.run_dir),
         )
         try:
+            # the gates and incident record are readable before anything is wiped
+            tier0_gates.preflight(
+                gates, [(w.tier.id, tier0_gates.rejoining(w.hosts, work)) for w in plan.waves]
+            )
             with Interrupt() as interrupt:
                 for n, wave in enumerate(plan.waves):
                     if interrupt.requested:
@@ -253,6 +277,17 @@ class SiteRun:
                             self.run_id, self.site.name, self.o.operator, how, f"wave tier {wave.tier.id}"
                         )
                         progress.resume()
+                    # -- tier-0 recovery gates (rebuild/orchestrator/tier0_gates.py): before the first
+                    # tier-1+ wave whose hosts rejoin the domain (redeploy); one that does not hold
+                    # stops the run here (exit 6).
+                    rejoining = tier0_gates.rejoining(wave.hosts, work)
+                    closed = tier0_gates.check_before_wave(
+                        gates, wave.tier.id, rejoining, lambda text: progress.emit("tier0_gate", text=text)
+                    )
+                    if closed is not None:
+                        status, reason = closed
+                        break
+                    # -- end of tier-0 gates
                     breaker.start_wave(wave.tier.id)
                     progress.emit(
                         "wave_started",

@@ -112,12 +112,15 @@ class Counts:
     failed: int = 0
     quarantined: int = 0
     promoted: int = 0  # back and moved out of the recovery network (or decision recorded)
+    below_patch_level: int = 0  # held back by condition patch_level (also counted in its status)
 
-    def add(self, status: Status, promoted: bool = False) -> None:
+    def add(self, status: Status, promoted: bool = False, conditions: Sequence[str] = ()) -> None:
         self.total += 1
         setattr(self, status.value, getattr(self, status.value) + 1)
         if promoted and status is Status.BACK:
             self.promoted += 1
+        if "patch_level" in conditions and status is not Status.BACK:
+            self.below_patch_level += 1
 
 
 @dataclass
@@ -149,6 +152,7 @@ class Problem:
     reason: str
     failing_checks: list[str] = field(default_factory=list)
     at: float = 0.0
+    conditions: list[str] = field(default_factory=list)  # named hold-backs, e.g. patch_level
 
 
 @dataclass
@@ -193,6 +197,12 @@ def failing_checks(results: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def conditions(results: Mapping[str, Any]) -> list[str]:
+    """Named conditions holding a host back, as verification recorded them (`verify.conditions`)."""
+    found = (results.get("verify") or {}).get("conditions") or []
+    return [str(c) for c in found] if isinstance(found, list) else []
+
+
 def _phase(value: Any) -> str:
     return str(getattr(value, "value", value))
 
@@ -216,8 +226,9 @@ def build_report(
     for h in scoped:
         st = status_of(_phase(h.phase))
         promoted = (h.results.get("promote") or {}).get("status") == "promoted"
-        sites[h.site].add(st, promoted)
-        by_service[(h.site, h.tier, h.service)].add(st, promoted)
+        held = conditions(h.results)
+        sites[h.site].add(st, promoted, held)
+        by_service[(h.site, h.tier, h.service)].add(st, promoted, held)
         if st in (Status.FAILED, Status.QUARANTINED):
             problems.append(
                 Problem(
@@ -230,6 +241,7 @@ def build_report(
                     reason=h.reason,
                     failing_checks=failing_checks(h.results),
                     at=h.updated_at,
+                    conditions=held,
                 )
             )
     problems.sort(key=lambda p: (p.site, p.tier, p.service, p.host))

@@ -12,6 +12,7 @@ import jinja2
 from rebuild.csvsafe import SafeWriter
 from rebuild.report.chart import progress_svg
 from rebuild.report.model import STATUS_LABELS, Report, format_duration
+from rebuild.verify.conditions import CONDITION_LABELS
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("rebuild.report", "templates"),
@@ -46,6 +47,7 @@ def render_html(
         site_labels=site_labels,
         tier_labels=dict(tier_labels or {}),
         status_labels=STATUS_LABELS,
+        condition_labels=CONDITION_LABELS,
         charts=charts,
         generated=_clock(report.generated_at),
         dur=format_duration,
@@ -65,6 +67,7 @@ SERVICE_COLUMNS = (
     "failed",
     "quarantined",
     "promoted",
+    "below_patch_level",
 )
 
 
@@ -88,6 +91,7 @@ def render_csv(report: Report) -> str:
                 c.failed,
                 c.quarantined,
                 c.promoted,
+                c.below_patch_level,
             ]
         )
     return out.getvalue()
@@ -103,6 +107,7 @@ PROBLEM_COLUMNS = (
     "phase",
     "reason",
     "failing_checks",
+    "conditions",
 )
 
 
@@ -122,6 +127,7 @@ def render_problems_csv(report: Report) -> str:
                 p.phase,
                 p.reason,
                 " | ".join(p.failing_checks),
+                " ".join(p.conditions),
             ]
         )
     return out.getvalue()

@@ -15,6 +15,7 @@ from rebuild.applications import Catalogue, load_catalogue
 from rebuild.datadir import PROJECT_ROOT, data_file
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
+from rebuild.patch import PatchCatalogue, load_patch_catalogue
 from rebuild.yamlfile import load_shared_yaml
 
 # Setting types of the harden baseline that verification reads itself; the others are
@@ -43,6 +44,9 @@ class Expectations:
     iocs: dict[str, list[str]]
     hardening: list[dict[str, Any]]  # [{id, title, settings: [...]}] of the types verified here
     hardening_not_verified: list[str] = field(default_factory=list)  # control ids left to harden audit
+    # Patch catalogue (inventories/data/patch_levels.yml): CurrentBuildNumber and the minimum UBR.
+    patch_build: str = ""
+    patch_minimum_ubr: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +116,7 @@ def build_expectations(
     indicators: Indicators | None = None,
     defender_max_signature_age_hours: float = 48.0,
     with_hardening: bool = True,
+    patches: PatchCatalogue | None = None,
 ) -> Expectations:
     """From one host's inventory variables (docs/contracts.md names) and the project data."""
     host = str(hostvars.get("inventory_hostname") or hostvars.get("rebuild_hostname") or "")
@@ -132,6 +137,7 @@ def build_expectations(
     if not image_file.is_absolute():
         image_file = project_dir / image_file
     image = _image(image_file, os_key, host)
+    patch = (patches or load_patch_catalogue()).for_os(os_key, f"host {host}")
     deployment = catalogue.for_host(
         hostname=host,
         kind=kind,
@@ -179,4 +185,6 @@ def build_expectations(
         },
         hardening=hardening,
         hardening_not_verified=left,
+        patch_build=patch.build,
+        patch_minimum_ubr=patch.minimum_ubr,
     )

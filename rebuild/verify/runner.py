@@ -25,6 +25,7 @@ from typing import Any
 from defusedxml.ElementTree import parse as parse_xml  # host text lands in this XML: no entities
 
 from rebuild.childenv import child_env
+from rebuild.verify.conditions import conditions_of
 from rebuild.verify.expect import Expectations
 
 SUITES = Path(__file__).resolve().parent / "suites"
@@ -57,6 +58,7 @@ class VerifyResult:
     duration_s: float
     hardening_not_verified: list[str] = field(default_factory=list)
     redacted: bool = False  # a secret had to be scrubbed from the outputs (a bug to report)
+    conditions: list[str] = field(default_factory=list)  # named hold-back conditions (verify.conditions)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +67,8 @@ class VerifyResult:
         if self.passed:
             return f"{self.host}: verification passed ({self.tests} checks)"
         names = ", ".join(c["check"] for c in self.failed_checks[:8])
+        if self.conditions:
+            names = f"held back by {', '.join(self.conditions)}: {names}"
         more = f" (+{len(self.failed_checks) - 8} more)" if len(self.failed_checks) > 8 else ""
         return f"{self.host}: verification failed: {names}{more}"
 
@@ -76,6 +80,7 @@ def suite_files(kind: str) -> list[Path]:
         SUITES / f"test_kind_{kind}.py",
         SUITES / "test_service.py",
         SUITES / "test_hardening.py",
+        SUITES / "test_patch_level.py",
     ]
     missing = [str(f) for f in files if not f.exists()]
     if missing:
@@ -241,4 +246,5 @@ def run_verification(
         duration_s=round(duration, 2),
         hardening_not_verified=list(expectations.hardening_not_verified),
         redacted=hit_log or hit_junit,
+        conditions=conditions_of(failed),
     )

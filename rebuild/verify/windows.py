@@ -57,6 +57,7 @@ def ps_quote(text: str) -> str:
 
 
 STAMP_KEY = r"HKLM:\SOFTWARE\GHAL\Rebuild"
+CURRENT_VERSION_KEY = r"HKLM:\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
 
 
 def image_stamp_script(key: str = STAMP_KEY) -> str:
@@ -144,6 +145,17 @@ class WindowsReads:
             self.json(
                 "Get-CimInstance -ClassName Win32_OperatingSystem "
                 "| Select-Object Caption,BuildNumber,Version | ConvertTo-Json -Compress"
+            )
+            or {}
+        )
+
+    def patch_level(self) -> dict[str, Any]:
+        """CurrentBuildNumber and UBR (update build revision): the OS build as winver shows it,
+        raised by each cumulative update."""
+        return (
+            self.json(
+                f"Get-ItemProperty -Path {ps_quote(CURRENT_VERSION_KEY)} "
+                "| Select-Object CurrentBuildNumber,UBR | ConvertTo-Json -Compress"
             )
             or {}
         )

@@ -119,6 +119,11 @@ def test_a_rehearsal_batch_leaks_no_secret_and_joins_with_the_documented_credent
             playbook=DEFAULT_PLAYBOOK,
             limit=(HOST,),
             say=lambda text: None,
+            # the PC rejoins the domain with no directory server rebuilt in this test
+            override_gates={
+                gate: "secrets test: the directory is not part of it"
+                for gate in ("krbtgt-reset-twice", "admin-accounts-rotated")
+            },
         )
     )
     assert result.status == "completed", (result.status, result.reason, result.failed)

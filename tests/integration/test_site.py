@@ -26,10 +26,12 @@ from rebuild.journal import Journal, Phase
 from rebuild.lab.state import StateStore
 from rebuild.orchestrator import SiteRunOptions, run_site
 from rebuild.register import EXPORT_HEADERS_EN
+from rebuild.secrets import SecretStore
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+TIER0_GATES = ("krbtgt-reset-twice", "admin-accounts-rotated")  # inventories/data/recovery_gates.yml
 REIMAGE_ONLY = ROOT / "tests" / "integration" / "data" / "reimage-only.yml"
 TRIGGER_EVENTS = {"boot", "reset", "packet", "reimage", "power"}
 
@@ -236,6 +238,12 @@ def test_dry_run_renders_everything_and_touches_nothing(lab: Any, lab_environ: C
     text = answers[0].read_text()
     assert "<WillWipeDisk>true</WillWipeDisk>" in text and "Romance Standard Time" in text
     assert "DRY-RUN-NO-SECRET" in text
+    # UI language from the image's installed languages (fr-FR), locales Belgian; the system disk
+    # is chosen in WinPE (criteria file per host), never DiskID 0.
+    assert "<UILanguage>fr-FR</UILanguage>" in text and "<UserLocale>fr-BE</UserLocale>" in text
+    assert "<DiskID>REBUILD-SYSTEM-DISK</DiskID>" in text and "<DiskID>0</DiskID>" not in text
+    assert len(list((rendered / "unattend").glob("*.disk.json"))) == n_hosts
+    assert (rendered / "winpe" / "rebuild" / "winpeshl.ini").is_file()
     # The real boot server got nothing.
     assert not list((lab.lab_dir / "boot").glob("mac-*.ipxe"))
 
@@ -529,7 +537,11 @@ def test_batches_pipeline_within_capacity_through_every_phase(
     from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
 
     lab_environ(lab)
-    result = run_site(_options(lab, playbook=DEFAULT_PLAYBOOK, tier=7, imaging_capacity=2, pipeline_depth=3))
+    # Tier 7 alone rejoins the domain with no directory server rebuilt: the tier-0 gates are let go.
+    unrelated = {gate: "pipelining test: the directory is not part of it" for gate in TIER0_GATES}
+    options = _options(lab, playbook=DEFAULT_PLAYBOOK, tier=7, imaging_capacity=2, pipeline_depth=3)
+    options.override_gates = unrelated
+    result = run_site(options)
     assert result.status == "completed", result.reason
     journal = Journal.in_state_dir(lab.state_dir)
     plan = json.loads((result.run_dir / "plan.json").read_text())
@@ -554,3 +566,71 @@ def test_batches_pipeline_within_capacity_through_every_phase(
     for earlier, later in itertools.pairwise(batches):
         # ... but no batch waits for the harden, redeploy and verify of the one before.
         assert min(spans[n][0] for n in later) < max(verified_at[n] for n in earlier)
+
+
+def test_reimaged_hosts_keep_their_own_secret_not_the_answer_files(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    """Issue 11.7 / 12.2 / 12.4: the answer file's one-time secret is replaced at first contact."""
+    lab_environ(lab)
+    hosts = ("ARL-URG-0001", "ARL-WDS01")  # a PXE-first PC; a physical server whose disk 0 is a SAN LUN
+    run_site(_options(lab, limit=hosts))
+    journal = Journal.in_state_dir(lab.state_dir)
+    store = SecretStore(lab.state_dir)
+    twins = _twins(lab)
+    for host in hosts:
+        record = journal.host(host)
+        assert record.phase is Phase.REIMAGED, (host, record.phase, record.reason)
+        rb_admin = twins[host].users["rb-admin"].password
+        assert rb_admin == store.get(host) and rb_admin != store.get(host, "local_admin_bootstrap")
+        assert twins[host].users["Administrator"].password == store.get(host, "builtin_admin")
+        system = next(d["number"] for d in twins[host].disks if d["holds"] == "system")
+        assert twins[host].wiped_disk == system
+    assert twins["ARL-WDS01"].wiped_disk == 1  # not the SAN LUN at disk 0
+    # The boot server served each host's files to that host's address only, and nothing is left.
+    log = [json.loads(line) for line in (lab.lab_dir / "logs" / "bootserver.log").read_text().splitlines()]
+    assert not list((lab.lab_dir / "boot" / "unattend").glob("*"))
+    assert all(entry["status"] in (200, 404) for entry in log)
+
+
+def test_a_missing_image_share_secret_is_named_before_anything_boots(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    lab_environ(lab)
+    for path in (lab.state_dir / "secrets").glob("site-arlon.image_share_user*"):
+        path.unlink()
+    host = "ARL-URG-0001"
+    run_site(_options(lab, limit=(host,)))
+    record = Journal.in_state_dir(lab.state_dir).host(host)
+    assert record.phase is Phase.FAILED and "image_share_user" in record.reason, record.reason
+    assert not [e for e in _histories(lab)[host] if e["event"] in TRIGGER_EVENTS]  # nothing booted
+
+
+def test_host_back_before_its_bootstrap_secret_was_replaced_is_not_wiped_again(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    lab_environ(lab)
+    host = "ARL-WDS01"  # a server: a second reset through its BMC would wipe it again
+    run_site(_options(lab, limit=(host,)))
+    journal = Journal.in_state_dir(lab.state_dir)
+    store = SecretStore(lab.state_dir)
+    assert journal.host(host).phase is Phase.REIMAGED
+    # As if the run died after the host came back, before the role replaced the bootstrap secret.
+    twins = StateStore(lab.lab_dir / "twins.sqlite")
+    try:
+        state = twins.get(host)
+        assert state is not None
+        state.users["rb-admin"].password = str(store.get(host, "local_admin_bootstrap"))
+        twins.put(host, state)
+    finally:
+        twins.close()
+    journal.transition(host, Phase.REIMAGING, run_id=journal.runs()[-1].id, force=True)
+
+    assert _twins(lab)[host].users["rb-admin"].password != store.get(host)
+    assert Journal.in_state_dir(lab.state_dir).host(host).phase is Phase.REIMAGING
+    run_site(_options(lab, limit=(host,)))
+    record = Journal.in_state_dir(lab.state_dir).host(host)
+    assert record.phase is Phase.REIMAGED, (record.phase, record.reason)
+    history = _histories(lab)[host]
+    assert [e["status"] for e in history if e["event"] == "reimage"] == ["started", "done"]  # once
+    assert _twins(lab)[host].users["rb-admin"].password == store.get(host)

@@ -7,10 +7,12 @@ so the lab is tested against what the product really writes.
 
 from __future__ import annotations
 
+import json
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,20 @@ def make_lab(tmp_path: Path, imaging_seconds: float = 0.5, physical_servers: boo
     return Lab(config, store, records)
 
 
+@contextmanager
+def running_services(tmp_path: Path, physical_servers: bool = False) -> Iterator[tuple[Lab, Any]]:
+    """A lab with its reimage services running (Redfish only with physical servers); stopped after."""
+    from rebuild.lab import reimage
+
+    lab = make_lab(tmp_path, physical_servers=physical_servers)
+    services = reimage.start(lab)
+    try:
+        yield lab, services
+    finally:
+        services.stop()
+        lab.store.close()
+
+
 def catalogue(lab: Lab) -> dict[str, Any]:
     return dict(yaml.safe_load((lab.config.lab_dir / "images.yml").read_text())["images"])
 
@@ -108,6 +124,7 @@ def render_entry(
     password: str,
     image_share: str = "\\\\rebuild-lab\\share",
     os_key: str | None = None,
+    **options: str,
 ) -> tuple[Path, Path]:
     """Write the reimage role's per-MAC iPXE entry and answer file for a twin, as the role does."""
     twin = lab.twins[name]
@@ -121,6 +138,12 @@ def render_entry(
         boot_url,
         password,
         image_share,
+        **{
+            "boot_client": twin.address,
+            "image_share_user": lab.config.image_share_user,
+            "image_share_password": lab.config.image_share_password,
+            **options,
+        },
     )
 
 
@@ -134,6 +157,13 @@ def render_files(
     boot_url: str,
     password: str,
     image_share: str = "\\\\rebuild-lab\\share",
+    ui_language: str = "fr-FR",
+    builtin_admin_password: str = "Builtin-Admin-Pass-1",
+    boot_client: str = "",
+    system_disk_serial: str = "",
+    image_share_user: str = "rebuild-image-reader",
+    image_share_password: str = "",
+    enroll_url: str = "",
 ) -> tuple[Path, Path]:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -141,6 +171,7 @@ def render_files(
         autoescape=False,
         keep_trailing_newline=True,
     )
+    env.filters["to_json"] = json.dumps  # Ansible's filter, as the role renders it
     variables = {
         "inventory_hostname": name,
         "rebuild_mac": mac,
@@ -153,16 +184,41 @@ def render_files(
         "reimage__image_share": image_share,
         "reimage__stamp_key": "HKLM:\\SOFTWARE\\GHAL\\Rebuild",
         "reimage__locale": "fr-BE",
+        "reimage__ui_language": ui_language,
+        "reimage__builtin_admin_password": builtin_admin_password,
+        "reimage__boot_client": boot_client,
+        "reimage__system_disk_serial": system_disk_serial,
+        "reimage__system_disk_excluded_buses": [
+            "iSCSI",
+            "Fibre Channel",
+            "USB",
+            "SD",
+            "MMC",
+            "File Backed Virtual",
+            "Virtual",
+        ],
+        "reimage__system_disk_min_size_gb": 32,
+        "reimage__image_share_user": image_share_user,
+        "reimage__image_share_password": image_share_password,
         "reimage__input_locale": "080c:0000080c",
         "reimage__time_zone": "Romance Standard Time",
         "reimage__admin_name": "rb-admin",
         "reimage__admin_password": password,
-        "reimage__winrm_cert_enroll_url": "",
+        "reimage__bootstrap_password": password,  # what the answer file gives (the role rotates it)
+        "reimage__winrm_cert_enroll_url": enroll_url,
+        "reimage__winrm_cert_enroll_user": "PKI\\rebuild-enrol" if enroll_url else "",
+        "reimage__winrm_cert_enroll_password": "Enrol-Pass-1" if enroll_url else "",
         "reimage__winrm_cert_template": "RebuildWinRM",
     }
     (boot_root / "unattend").mkdir(parents=True, exist_ok=True)
     answer = boot_root / "unattend" / f"{mac_hexraw(mac)}.xml"
     answer.write_text(env.get_template("unattend.xml.j2").render(**variables))
+    winpe = boot_root / "winpe" / "rebuild"
+    winpe.mkdir(parents=True, exist_ok=True)
+    for static in (ROOT / "roles" / "reimage" / "files" / "winpe").iterdir():
+        (winpe / static.name).write_bytes(static.read_bytes())
+    disk = boot_root / "unattend" / f"{mac_hexraw(mac)}.disk.json"
+    disk.write_text(env.get_template("system-disk.json.j2").render(**variables))
     script = boot_root / f"mac-{mac_hexraw(mac)}.ipxe"
     script.write_text(env.get_template("ipxe.j2").render(**variables))
     return script, answer

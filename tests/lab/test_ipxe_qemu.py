@@ -32,7 +32,8 @@ TIME_LIMIT = 120.0  # TCG on a shared 2-core machine: iPXE fetched after ~5 s wh
 # One process per guest connection (qemu guestfwd cmd:), carrying it to the boot server.
 RELAY = """
 import os, selectors, socket, sys
-sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+# From the twin's own loopback address: the boot server serves a host's entry only to it.
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), source_address=(sys.argv[2], 0))
 sel = selectors.DefaultSelector()
 sel.register(0, selectors.EVENT_READ)
 sel.register(sock, selectors.EVENT_READ)
@@ -70,7 +71,8 @@ def test_real_ipxe_fetches_the_per_mac_script(tmp_path: Path) -> None:
         (tmp_path / "relay.py").write_text(RELAY)
         netdev = (
             f"user,id=n0,restrict=on,tftp={tftp},bootfile=undionly.ipxe,"
-            f"guestfwd=tcp:{GUEST_BOOT_SERVER}-cmd:{sys.executable} {tmp_path / 'relay.py'} {svc.boot.port}"
+            f"guestfwd=tcp:{GUEST_BOOT_SERVER}-cmd:{sys.executable} {tmp_path / 'relay.py'} "
+            f"{svc.boot.port} {lab.twins[name].address}"
         )
         command = [
             qemu, "-machine", "pc,accel=tcg", "-m", "64", "-nodefaults", "-display", "none",
@@ -93,8 +95,8 @@ def test_real_ipxe_fetches_the_per_mac_script(tmp_path: Path) -> None:
         # iPXE ran that script: it asked for the wimboot the script names, right after.
         wimboot = svc.boot.requests_for("/winpe/wimboot")
         assert wimboot and wimboot[0]["at"] >= fetched[0]["at"]
-        # Only the boot server was reached, and only by this VM.
-        assert {r["client"] for r in svc.boot.requests} == {"127.0.0.1"}
+        # Only the boot server was reached, and only by this VM (from the address its entry names).
+        assert {r["client"] for r in svc.boot.requests} == {lab.twins[name].address}
     finally:
         if proc is not None:
             proc.kill()

@@ -20,6 +20,7 @@ from reimage_helpers import (
     magic_packet,
     make_lab,
     render_entry,
+    running_services,
     send_wol,
     wait_for,
 )
@@ -35,13 +36,8 @@ NEW_PASSWORD = "N3w-Per-Host-Secret!<&>"  # XML-special characters: the answer f
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[Lab, reimage.ReimageServices]]:
-    lab = make_lab(tmp_path, physical_servers=False)  # Redfish has its own test module
-    services = reimage.start(lab)
-    try:
-        yield lab, services
-    finally:
-        services.stop()
-        lab.store.close()
+    with running_services(tmp_path) as pair:  # Redfish has its own test module
+        yield pair
 
 
 def phase(lab: Lab, name: str) -> str:
@@ -270,7 +266,13 @@ def test_hypervisor_api_requires_its_token(running: tuple[Lab, reimage.ReimageSe
     )
     assert post.status_code == 401
     assert not events(lab, "ARL-VM-0001")
-    assert svc.site_secrets() == {"site-arlon": {"hypervisor_token": svc.hypervisor.token}}
+    assert svc.site_secrets() == {
+        "site-arlon": {
+            "hypervisor_token": svc.hypervisor.token,
+            "image_share_user": svc.share_user,
+            "image_share_password": svc.share_password,
+        }
+    }
 
 
 def test_hypervisor_api_lists_and_network_boots_a_vm(running: tuple[Lab, reimage.ReimageServices]) -> None:

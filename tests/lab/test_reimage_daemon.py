@@ -80,6 +80,13 @@ def test_product_modules_trigger_the_lab_reimage_paths(lab: Any) -> None:
     catalogue = yaml.safe_load(Path(pcv["rebuild_image_catalogue"]).read_text())["images"]
     assert "hypervisor_token" not in text and "token" not in json.dumps(vmv)
 
+    # The image share's read-only account, as the role reads it: the site entry the lab seeded.
+    from rebuild.lab.fleet import secrets_dir
+    from rebuild.secrets import SecretStore
+
+    state = secrets_dir(lab.lab_dir)
+    store = SecretStore(state, key_file=state / "vault-password")
+    share = {n: str(store.get("site-arlon", f"image_share_{n}")) for n in ("user", "password")}
     for host, values, secret in ((pc, pcv, "Pc-1"), (vm, vmv, "Vm-1"), (srv, srvv, "Srv-1")):
         render_files(
             Path(values["rebuild_pxe_root"]),
@@ -90,6 +97,9 @@ def test_product_modules_trigger_the_lab_reimage_paths(lab: Any) -> None:
             catalogue[values["rebuild_os"]],
             values["rebuild_boot_url"],
             secret,
+            boot_client=values["ansible_host"],
+            image_share_user=share["user"],
+            image_share_password=share["password"],
         )
 
     wol = ansible(

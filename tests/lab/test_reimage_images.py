@@ -98,7 +98,8 @@ def _answer(tmp_path: Path, name: str = "ARL-PC-0001", password: str = "S3cret&<
     try:
         ensure_repository(lab.config.lab_dir)
         _, path = render_entry(lab, name, "http://boot.example:8080", password)
-        return path.read_text()
+        # As rebuild-setup.ps1 leaves it in WinPE: the chosen system disk in every DiskID.
+        return path.read_text().replace("<DiskID>REBUILD-SYSTEM-DISK</DiskID>", "<DiskID>0</DiskID>")
     finally:
         lab.store.close()
 
@@ -166,7 +167,10 @@ def test_incomplete_or_invalid_answer_file_fails(tmp_path: Path, old: str, new: 
 def test_clean_state_takes_answer_file_and_applied_image(tmp_path: Path) -> None:
     images = ensure_repository(tmp_path / "repo")
     image = read_image(images["windows-server-2016"].path)
-    answer = parse_answer_file(_answer(tmp_path, "ARL-VM-0001", "Vm-Pass-1"))
+    # As rebuild-setup.ps1 fills them in WinPE from the WIM Setup applies.
+    text = _answer(tmp_path, "ARL-VM-0001", "Vm-Pass-1")
+    text = text.replace("REBUILD-IMAGE-ID", image.image_id).replace("REBUILD-IMAGE-SHA256", image.sha256)
+    answer = parse_answer_file(text)
     state = clean_state(RECORDS["ARL-VM-0001"], answer, image)
     assert state.phase == Phase.CLEAN and state.hostname == "ARL-VM-0001" and not state.domain_joined
     assert state.registry[STAMP_KEY] == {"ImageId": image.image_id, "ImageSha256": image.sha256}

@@ -23,6 +23,7 @@ from rebuild.lab.state import Phase
 pytestmark = pytest.mark.slow
 
 SRV, OTHER = "ARL-SRV-0001", "ARL-SRV-0002"
+ONCE = {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}
 
 
 @pytest.fixture
@@ -78,11 +79,12 @@ def test_pxe_once_and_reset_reimages_and_reset_alone_does_not(
         system_url(svc, lab, SRV),
         timeout=10,
         auth=auth(svc),
-        json={"Boot": {"BootSourceOverrideTarget": "Pxe", "BootSourceOverrideEnabled": "Once"}},
+        json={"Boot": {**ONCE, "BootSourceOverrideMode": "UEFI"}},
     )
     assert patch.status_code == 204
     armed = requests.get(system_url(svc, lab, SRV), timeout=10, auth=auth(svc)).json()["Boot"]
     assert (armed["BootSourceOverrideTarget"], armed["BootSourceOverrideEnabled"]) == ("Pxe", "Once")
+    assert armed["BootSourceOverrideMode"] == "UEFI"
     reset(svc, lab, SRV)
     reset(svc, lab, OTHER)
 
@@ -159,3 +161,41 @@ def test_bmc_requires_its_credential(running: tuple[Lab, reimage.ReimageServices
     assert not events(lab, SRV)
     entries = svc.site_secrets()["site-arlon"]
     assert (entries["bmc_user"], entries["bmc_password"]) == auth(svc)
+
+
+def test_pxe_override_without_uefi_mode_boots_the_disk_and_bad_values_are_refused(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    lab, svc = running
+    for name in (SRV, OTHER):
+        render_entry(lab, name, svc.boot.url, "Srv-Mode-Secret-1")
+    # DMTF schema: BootSourceOverrideMode is Legacy or UEFI; anything else is refused.
+    bad = requests.patch(
+        system_url(svc, lab, SRV),
+        timeout=10,
+        auth=auth(svc),
+        json={"Boot": {**ONCE, "BootSourceOverrideMode": "Bios"}},
+    )
+    assert bad.status_code == 400 and "BootSourceOverrideMode" in bad.text
+    # The old PATCH: no mode, the BMC keeps Legacy; the UEFI-only server cannot PXE-boot so.
+    old = requests.patch(system_url(svc, lab, SRV), timeout=10, auth=auth(svc), json={"Boot": ONCE})
+    new = requests.patch(
+        system_url(svc, lab, OTHER),
+        timeout=10,
+        auth=auth(svc),
+        json={"Boot": {**ONCE, "BootSourceOverrideMode": "UEFI"}},
+    )
+    assert old.status_code == new.status_code == 204
+    view = requests.get(system_url(svc, lab, SRV), timeout=10, auth=auth(svc)).json()["Boot"]
+    assert (
+        view["BootSourceOverrideMode"] == "Legacy"
+        and "UEFI" in view["BootSourceOverrideMode@Redfish.AllowableValues"]
+    )
+    reset(svc, lab, SRV)
+    reset(svc, lab, OTHER)
+    wait_for(lambda: lab.state(OTHER).phase == Phase.CLEAN, 25, "OTHER reimaged (UEFI PXE)")
+    wait_for(
+        lambda: any(e.get("source") == "disk" for e in events(lab, SRV, "boot")), 20, "SRV boots its disk"
+    )
+    assert any("Legacy-mode" in str(e.get("reason")) for e in events(lab, SRV, "boot_override"))
+    assert lab.state(SRV).phase == Phase.COMPROMISED and not events(lab, SRV, "reimage")

@@ -552,3 +552,36 @@ def test_a_host_of_another_site_is_checked_by_its_own_site_run(site_dir: Path, s
     bastogne = dataclasses.replace(arlon, site="bastogne", new_journal=True)
     with pytest.raises(SafetyError, match=r"BAS-DC01: address 10\.11\.0\.99 is outside bastogne's networks"):
         run_site(bastogne)
+
+
+# -- issue 14 item 1: a stale golden image is refused before anything is recorded ---------------
+
+
+def test_a_stale_image_refuses_the_site_run_naming_it(
+    site_dir: Path,
+    state: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The site's image catalogue, as the inventory names it, has an image built long ago.
+    catalogue = yaml.safe_load(
+        (PROJECT_ROOT / "inventories" / "data" / "images.yml").read_text(encoding="utf-8")
+    )
+    catalogue["images"]["windows-server-2022"]["built"] = "2019-03-01"
+    images = tmp_path / "site-images.yml"
+    images.write_text(yaml.safe_dump(catalogue), encoding="utf-8")
+    _edit(
+        site_dir / "arlon.yml",
+        lambda groups: groups["site_arlon"]["vars"].update(rebuild_image_catalogue=str(images)),
+    )
+    _refused(
+        capsys,
+        2,
+        _site(site_dir, state),
+        "image ghal-ws2022-std-2026.11 (windows-server-2022) was built 2019-03-01",
+        "the patch catalogue allows 120 days",
+        "refused before anything was recorded or touched",
+    )
+    assert _runs(state) == 0
+    with Journal(state / JOURNAL_FILE) as journal:
+        assert {h.phase.value for h in journal.hosts()} == {"pending"}

@@ -228,3 +228,37 @@ def test_csv_cells_from_hosts_never_run_as_formulas(journal):
     for text in (render_problems_csv(r), render_csv(r)):
         cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
+
+
+def test_below_patch_level_is_its_own_column(tmp_path: Path):
+    with Journal.in_state_dir(tmp_path) as j:
+        j.start_run("run-1", "arlon", "alice")
+        j.ensure_hosts([host("URG-PC1", "emergency", 1), host("URG-PC2", "emergency", 1)])
+        for pc in ("URG-PC1", "URG-PC2"):
+            walk(j, pc, "run-1", "verifying")
+        j.transition("URG-PC1", "verified", run_id="run-1")
+        j.transition(
+            "URG-PC2",
+            "quarantined",
+            run_id="run-1",
+            reason="held back by patch_level; test_patch_level: below patch level",
+            result={
+                "passed": False,
+                "conditions": ["patch_level"],
+                "failed_checks": [{"check": "test_patch_level", "message": "below patch level: 22631.4460"}],
+            },
+            result_key="verify",
+        )
+        r = make(j)
+    emergency = next(line.counts for line in r.services if line.service == "emergency")
+    assert (emergency.back, emergency.quarantined, emergency.below_patch_level) == (1, 1, 1)
+    assert r.sites["arlon"].below_patch_level == 1
+    row = next(csv.DictReader(io.StringIO(render_csv(r))))
+    assert row["below_patch_level"] == "1"
+    problem = next(csv.DictReader(io.StringIO(render_problems_csv(r))))
+    assert (problem["host"], problem["conditions"]) == ("URG-PC2", "patch_level")
+    assert json.loads(render_json(r))["services"][0]["counts"]["below_patch_level"] == 1
+    html = render_html(r)
+    assert (
+        '<td class="n patch_level">1</td>' in html and '<td class="conditions">below patch level</td>' in html
+    )

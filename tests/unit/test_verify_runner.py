@@ -43,7 +43,13 @@ def test_expectations_refuse_incomplete_inventory():
 
 def test_suites_per_kind():
     names = [p.name for p in suite_files("server")]
-    assert names == ["test_common.py", "test_kind_server.py", "test_service.py", "test_hardening.py"]
+    assert names == [
+        "test_common.py",
+        "test_kind_server.py",
+        "test_service.py",
+        "test_hardening.py",
+        "test_patch_level.py",
+    ]
     with pytest.raises(FileNotFoundError):
         suite_files("toaster")
 

@@ -111,6 +111,8 @@ TWIN_MODULES = [
     "certificates",  # (win_reboot is an action plugin: its commands are in exec/reboot.py)
     "product",  # plugins/modules/*.ps1 run through the PowerShell evaluator (rebuild/lab/ps)
     "win_rebuild_baseline",  # harden engineer: plugins/modules/win_rebuild_baseline twin
+    "updates",  # patch level: win_get_url and win_hotfix (lab update packages)
+    "directory",  # tier-0 gates: microsoft.ad.object_info on DC twins (rebuild/lab/directory.py)
 ]
 
 

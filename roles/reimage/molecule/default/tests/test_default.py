@@ -83,12 +83,14 @@ def test_rb_admin_answers_with_the_new_secret(host):
     assert new and previous and str(new) != str(previous)
 
 
-def test_pre_incident_secret_is_refused(host):
+@pytest.mark.parametrize("which", ["local_admin_previous", "local_admin_bootstrap"])
+def test_pre_incident_and_answer_file_secrets_are_refused(host, which):
+    # The pre-incident secret, and the answer file's one-time secret (replaced at first contact).
     winrm = pytest.importorskip("winrm")
     from winrm.exceptions import InvalidCredentialsError
 
     name = name_of(host)
-    previous = store().get(name, "local_admin_previous")
+    previous = store().get(name, which)
     assert previous
     address, port = facts(host)["ansible_host"], facts(host).get("ansible_port", 5986)
     session = winrm.Session(
@@ -116,6 +118,7 @@ def test_boot_server_holds_no_entry_or_answer_file(host):
     root = Path(hv["rebuild_pxe_root"])
     assert not (root / f"mac-{key}.ipxe").exists()
     assert not (root / "unattend" / f"{key}.xml").exists()
+    assert not (root / "unattend" / f"{key}.disk.json").exists()
     assert (root / "boot.ipxe").exists()  # the generic entry stays: the right directory was checked
 
 

@@ -1,0 +1,29 @@
+"""Conditions a host can be held back by, named after the verification check that finds them.
+
+The journal keeps them with the verify result (`conditions`) and the crisis cell's report counts
+each as its own column, so "verified but below patch level" is not a generic failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+# check name (JUnit test case, parameters stripped) -> condition
+CHECK_CONDITIONS: dict[str, str] = {
+    "test_patch_level": "patch_level",
+}
+
+CONDITION_LABELS: dict[str, str] = {
+    "patch_level": "below patch level",
+}
+
+
+def conditions_of(failed_checks: Iterable[Mapping[str, str]]) -> list[str]:
+    """The named conditions among failed checks, each once, in check order."""
+    found: list[str] = []
+    for check in failed_checks:
+        name = str(check.get("check", "")).split("[", 1)[0]
+        condition = CHECK_CONDITIONS.get(name)
+        if condition and condition not in found:
+            found.append(condition)
+    return found
