@@ -8,10 +8,13 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from pathlib import Path
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
+
+from rebuild import atomicfile
 
 _MAC_KEY = re.compile(r"^[0-9a-f]{12}$")
 
@@ -25,17 +28,7 @@ def _write_atomic(path: str, data: str, mode: int) -> bool:
                 return False
     except FileNotFoundError:
         pass
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".rebuild-")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomicfile.write_text(Path(path), data, mode=mode)
     return True
 
 
