@@ -29,4 +29,4 @@ done
 echo "molecule: all scenarios passed"
 echo "timing: molecule (all scenarios) $((SECONDS - started)) s"
 
-python -m pytest "$@"
+python -m pytest --durations=10 "$@"
