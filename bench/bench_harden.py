@@ -37,7 +37,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rebuild.harden.baseline import DEFAULT_BASELINE, load_baseline  # noqa: E402
+from rebuild.datadir import data_file  # noqa: E402
+from rebuild.harden.baseline import BASELINE_FILE, load_baseline  # noqa: E402
 from rebuild.harden.compile import HostFacts, compile_host  # noqa: E402
 from rebuild.lab import daemon  # noqa: E402
 from rebuild.lab.prefix import claim_prefix  # noqa: E402
@@ -88,7 +89,7 @@ def write_register(path: Path, count: int) -> list[str]:
 
 def subset_baseline(out: Path) -> tuple[int, int]:
     """The project baseline restricted to settings the lab has per-setting module twins for."""
-    raw = yaml.safe_load(DEFAULT_BASELINE.read_text(encoding="utf-8"))
+    raw = yaml.safe_load(data_file(BASELINE_FILE).read_text(encoding="utf-8"))
     total = sum(len(c["settings"]) for c in raw["controls"])
     kept = []
     for c in raw["controls"]:

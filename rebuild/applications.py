@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
+from rebuild.datadir import default_data_dir
 from rebuild.errors import ConfigError
 from rebuild.yamlfile import load_shared_yaml, load_yaml
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "inventories" / "data"
 CATALOGUE_FILE = "applications.yml"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -342,7 +342,7 @@ def _service_keys(data_dir: Path) -> list[str]:
 
 def load_catalogue(path: Path | None = None, data_dir: Path | None = None) -> Catalogue:
     """Load and validate the catalogue (default: inventories/data/applications.yml)."""
-    data_dir = data_dir or DATA_DIR
+    data_dir = data_dir or default_data_dir()
     path = path or data_dir / CATALOGUE_FILE
     try:
         raw = load_shared_yaml(path)

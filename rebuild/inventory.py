@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,14 @@ from typing import Any
 
 import yaml
 
+from rebuild import atomicfile
+from rebuild.datadir import PROJECT_ROOT, default_data_dir
 from rebuild.errors import ConfigError, RebuildError, RegisterError
 from rebuild.hostnames import checked_hostname
 from rebuild.model import Host, Kind, Platform
 from rebuild.register import RegisterResult, load_register
 from rebuild.sites import Network, Site, get_site, load_sites
-from rebuild.tiers import PROJECT_ROOT, default_data_dir, tier_table
+from rebuild.tiers import tier_table
 from rebuild.yamlfile import load_yaml
 
 DEFAULT_WOL_PORT = 9
@@ -228,37 +229,9 @@ def dump_inventory(inv: Mapping[str, Any], header: str = "") -> str:
     return "".join(out)
 
 
-def _write_temp(path: Path, text: str) -> str:
-    """Write `text` to a temp file beside `path` (fsynced, mode 0644); returns its name."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes 0600; an inventory holds no secret (the password is a lookup), so 0644.
-        # (Not umask-derived: reading the umask means changing it, which races other threads.)
-        os.chmod(tmp, 0o644)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old file or the new one."""
-    tmp = _write_temp(path, text)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_inventory(inv: Mapping[str, Any], path: Path, *, header: str = "") -> None:
     """Write an inventory file atomically (temp file in the same directory, then rename)."""
-    _atomic_write_text(Path(path), dump_inventory(inv, header))
+    atomicfile.write_text(Path(path), dump_inventory(inv, header))
 
 
 def write_site_inventories(
@@ -281,12 +254,12 @@ def write_site_inventories(
     for host in hosts:
         by_site.setdefault(host.site, []).append(host)
     out_dir.mkdir(parents=True, exist_ok=True)
-    staged: dict[str, str] = {}  # site -> temp file, renamed into place once all are written
+    staged: dict[str, Path] = {}  # site -> temp file, renamed into place once all are written
     try:
         for name in wanted:
             if by_site.get(name):
                 # One site in memory at a time: build, emit, write, let go.
-                staged[name] = _write_temp(
+                staged[name] = atomicfile.write_temp(
                     out_dir / f"{name}.yml",
                     dump_inventory(build_inventory(by_site[name], data_dir=data_dir), header),
                 )

@@ -11,10 +11,11 @@ from typing import Any
 
 import yaml
 
+from rebuild.datadir import data_file
 from rebuild.errors import ConfigError
 from rebuild.yamlfile import load_shared_yaml
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "inventories" / "data"
+IOCS_FILE = "iocs.yml"  # in the data directory (rebuild.datadir)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -89,7 +90,7 @@ def parse_indicators(raw: Any, source: str = "iocs.yml") -> Indicators:
 
 
 def load_indicators(path: Path | None = None) -> Indicators:
-    path = path or DATA_DIR / "iocs.yml"
+    path = path or data_file(IOCS_FILE)
     try:
         raw = load_shared_yaml(path)
     except FileNotFoundError as exc:

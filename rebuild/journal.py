@@ -2,7 +2,7 @@
 
 SQLite in WAL mode with synchronous=FULL, one transaction per change, so a kill -9 or a
 power loss never loses a recorded transition and a rerun knows exactly where each host
-stood. Per host it keeps a phase state machine (see `ALLOWED`), attempts, timestamps,
+stood. Per host it keeps a phase state machine (the table of rebuild/lifecycle.py), attempts, timestamps,
 the failure phase and reason, and a JSON blob of results later phases and reports read
 (image_id, harden report, test results). Every transition is also appended to a history
 table, so timings (tier order, capacity held) can be proven after the fact.
@@ -20,11 +20,18 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from rebuild.errors import ConfigError, StateError
+
+# The states and the table of named moves live in rebuild/lifecycle.py (re-exported here).
+from rebuild.lifecycle import ACTIVE as ACTIVE
+from rebuild.lifecycle import ALLOWED as ALLOWED
+from rebuild.lifecycle import DONE as DONE
+from rebuild.lifecycle import WORK_PHASES as WORK_PHASES
+from rebuild.lifecycle import Phase as Phase
+from rebuild.lifecycle import find as find_transition
 from rebuild.model import Host
 
 JOURNAL_FILE = "journal.sqlite"
@@ -78,54 +85,6 @@ def journal_holds_site(path: Path, site: str) -> bool:
     except sqlite3.Error:
         return True  # there is a journal we cannot read: never assume it is empty
     return bool(row and row[0])
-
-
-class Phase(StrEnum):
-    """A host's state in the journal (docs/contracts.md "Phases, journal, events")."""
-
-    PENDING = "pending"
-    REIMAGING = "reimaging"
-    REIMAGED = "reimaged"
-    HARDENING = "hardening"
-    HARDENED = "hardened"
-    REDEPLOYING = "redeploying"
-    REDEPLOYED = "redeployed"
-    VERIFYING = "verifying"
-    VERIFIED = "verified"
-    FAILED = "failed"
-    QUARANTINED = "quarantined"
-
-
-# Work phases in order, each with the state while it runs and the state once done.
-WORK_PHASES: dict[str, tuple[Phase, Phase]] = {
-    "reimage": (Phase.REIMAGING, Phase.REIMAGED),
-    "harden": (Phase.HARDENING, Phase.HARDENED),
-    "redeploy": (Phase.REDEPLOYING, Phase.REDEPLOYED),
-    "verify": (Phase.VERIFYING, Phase.VERIFIED),
-}
-ACTIVE = {active: name for name, (active, _done) in WORK_PHASES.items()}
-DONE = {done: name for name, (_active, done) in WORK_PHASES.items()}
-
-
-def _allowed() -> dict[Phase, frozenset[Phase]]:
-    allowed: dict[Phase, set[Phase]] = {p: set() for p in Phase}
-    names = list(WORK_PHASES)
-    allowed[Phase.PENDING] = {Phase.REIMAGING, Phase.FAILED}
-    for i, name in enumerate(names):
-        active, done = WORK_PHASES[name]
-        # An active phase may be re-entered: a rerun re-checks a host caught mid-phase.
-        allowed[active] |= {active, done, Phase.FAILED}
-        if i + 1 < len(names):
-            allowed[done] |= {WORK_PHASES[names[i + 1]][0], Phase.FAILED}
-    allowed[Phase.VERIFYING].add(Phase.QUARANTINED)
-    # A failed host is retried from the phase it failed in, or rebuilt from scratch.
-    allowed[Phase.FAILED] = {active for active, _ in WORK_PHASES.values()}
-    # A quarantined host is either re-verified after a fix or rebuilt.
-    allowed[Phase.QUARANTINED] = {Phase.REIMAGING, Phase.VERIFYING}
-    return {k: frozenset(v) for k, v in allowed.items()}
-
-
-ALLOWED: dict[Phase, frozenset[Phase]] = _allowed()
 
 
 class IllegalTransition(RuntimeError):
@@ -387,10 +346,7 @@ class Journal:
             if row is None:
                 raise IllegalTransition(f"{name}: not in the journal, cannot move it to {target}")
             current = _host(row)
-            legal = target in ALLOWED[current.phase] or (
-                force and target is Phase.REIMAGING and current.phase is not Phase.REIMAGING
-            )
-            if not legal:
+            if find_transition(current.phase, target, force=force) is None:
                 raise IllegalTransition(f"{name}: {current.phase} -> {target} is not a legal transition")
             if target is Phase.FAILED and failed_phase not in WORK_PHASES:
                 raise IllegalTransition(

@@ -25,11 +25,12 @@ from typing import Any
 
 import requests
 
+from rebuild.datadir import data_file
 from rebuild.errors import ConfigError
 from rebuild.journal import Journal, Phase
 from rebuild.yamlfile import load_yaml
 
-DATA_FILE = Path(__file__).resolve().parent.parent / "inventories" / "data" / "promotion.yml"
+DATA_FILE = "promotion.yml"  # in the data directory (rebuild.datadir)
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) 
     """Environment beats the data file. A URL without a token is refused (the API needs one)."""
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
-    path = path or DATA_FILE
+    path = path or data_file(DATA_FILE)
     if path.exists():
         loaded = load_yaml(path) or {}
         if not isinstance(loaded, Mapping):

@@ -15,12 +15,12 @@ import os
 import secrets
 import stat
 import string
-import tempfile
 from pathlib import Path
 
 from ansible.constants import DEFAULT_VAULT_ID_MATCH
 from ansible.parsing.vault import VaultLib, VaultSecret
 
+from rebuild import atomicfile
 from rebuild.errors import ConfigError
 
 KEY_FILE_ENV = "REBUILD_VAULT_PASSWORD_FILE"
@@ -87,24 +87,8 @@ def create_key_file(path: Path) -> Path:
     """A new random vault key at `path` (mode 0600) unless one is there. Rehearsals only: a real
     recovery's key is made by the operator (KEY_HOWTO) and kept off the state disk."""
     if not path.exists():
-        _write_private(path, generate_secret(48).encode())
+        atomicfile.write_bytes(path, generate_secret(48).encode(), mode=atomicfile.PRIVATE)
     return check_key_file(path)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Atomically write a file only its owner can read."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class SecretStore:
@@ -176,7 +160,8 @@ class SecretStore:
             ) from None
 
     def put(self, host: str, value: str, name: str = "local_admin") -> None:
-        _write_private(self._path(host, name), self._lib().encrypt(value.encode()))
+        sealed = self._lib().encrypt(value.encode())
+        atomicfile.write_bytes(self._path(host, name), sealed, mode=atomicfile.PRIVATE)
 
     def rotate(self, host: str, name: str = "local_admin") -> Redacted:
         """Generate, store and return a new secret for the host."""

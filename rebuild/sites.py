@@ -10,8 +10,9 @@ from typing import Any
 
 import yaml
 
+from rebuild.datadir import default_data_dir
 from rebuild.errors import ConfigError
-from rebuild.tiers import default_data_dir, fold
+from rebuild.tiers import fold
 from rebuild.yamlfile import load_yaml
 
 

@@ -9,7 +9,6 @@ sends an emergency PC to the back of the queue.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -19,18 +18,12 @@ from typing import Any
 
 import yaml
 
+# Re-exported: older imports (lab, tests) read these from here; rebuild.datadir owns them.
+from rebuild.datadir import DATA_DIR_ENV as DATA_DIR_ENV
+from rebuild.datadir import PROJECT_ROOT as PROJECT_ROOT
+from rebuild.datadir import default_data_dir as default_data_dir
 from rebuild.errors import ConfigError
 from rebuild.yamlfile import load_yaml
-
-DATA_DIR_ENV = "REBUILD_DATA_DIR"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_data_dir() -> Path:
-    """inventories/data of this checkout, unless REBUILD_DATA_DIR names another."""
-    env = os.environ.get(DATA_DIR_ENV)
-    return Path(env) if env else PROJECT_ROOT / "inventories" / "data"
-
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 

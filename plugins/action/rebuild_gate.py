@@ -12,33 +12,26 @@ never opens or cancels, because the run was stopped, ends with the run.
 
 The file is only looked for on the controller; the wait talks to no host.
 
-Options:
-  path     the file to wait for (required)
-  timeout  seconds before giving up (default 86400: a wave can take hours)
-  poll     seconds between looks (default 0.05: the next host or batch waits on it)
+Options and result: plugins/modules/rebuild_gate.py (`ansible-doc -t module rebuild_gate`).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
-from ansible.plugins.action import ActionBase
-
-_ARGS = frozenset(("path", "timeout", "poll"))
-CANCEL_SUFFIX = ".cancel"
+from rebuild.ansible_action import RebuildAction
+from rebuild.contract import CANCEL_SUFFIX, NOT_STARTED_KEY
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = _ARGS
+class ActionModule(RebuildAction):
+    NAME = "rebuild_gate"
 
-    def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
-        result = super().run(tmp, task_vars)
-        args = self._task.args
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         path = str(args.get("path") or "")
         if not path:
-            return {**result, "failed": True, "msg": "rebuild_gate: path is required"}
+            return {"failed": True, "msg": "rebuild_gate: path is required"}
         timeout = float(args.get("timeout", 86400))
         poll = max(float(args.get("poll", 0.05)), 0.01)
         started = time.monotonic()
@@ -46,8 +39,8 @@ class ActionModule(ActionBase):
             if os.path.exists(path + CANCEL_SUFFIX):
                 with open(path + CANCEL_SUFFIX, encoding="utf-8") as handle:
                     why = handle.read().strip() or "the site is stopping"
-                return {**result, "failed": True, "rebuild_not_started": True, "msg": f"not started: {why}"}
+                return {"failed": True, NOT_STARTED_KEY: True, "msg": f"not started: {why}"}
             if time.monotonic() - started > timeout:
-                return {**result, "failed": True, "msg": f"rebuild_gate: {path} did not open within {timeout:g} s"}
+                return {"failed": True, "msg": f"rebuild_gate: {path} did not open within {timeout:g} s"}
             time.sleep(poll)
-        return {**result, "changed": False, "waited_s": round(time.monotonic() - started, 2)}
+        return {"changed": False, "waited_s": round(time.monotonic() - started, 2)}

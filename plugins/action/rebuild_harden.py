@@ -1,12 +1,7 @@
 """Action plugin rebuild_harden: compile the baseline for this host on the controller, then
 apply (or, in check mode, audit) it with ONE call of win_rebuild_baseline.
 
-Options (all optional):
-  baseline            path of the baseline YAML (default: the project's inventories/data/baseline.yml)
-  exceptions          path of the exceptions YAML (default: inventories/data/harden_exceptions.yml)
-  protected_accounts  accounts hardening must never touch; the connection user is always added
-  fail_on_manual      fail the host when a manual-remediation control is not compliant (default true)
-
+Options and result: plugins/modules/rebuild_harden.py (`ansible-doc -t module rebuild_harden`).
 Returns the module's per-control `controls`, `report` (rebuild.harden.report.HostReport as a
 dict, the journal's `harden` blob), `summary` (compact, for the phase's done marker) and
 `pending_reboot`. Fails the host, in apply mode, when any control failed; an audit (check
@@ -15,49 +10,32 @@ mode) fails only when the module itself could not run.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.text.converters import to_text
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.plugins.action import ActionBase
 
-try:
-    from rebuild.errors import RebuildError
-    from rebuild.harden.baseline import load_baseline
-    from rebuild.harden.compile import HostFacts, compile_host
-    from rebuild.harden.exceptions import load_exceptions
-    from rebuild.harden.report import build_report
-except ImportError as exc:  # the controller must have rebuild installed (pip install -e .)
-    _IMPORT_ERROR: Exception | None = exc
-else:
-    _IMPORT_ERROR = None
-    # Parsed now, in ansible-playbook's own process: Ansible imports action plugins there before it
-    # forks a worker per host and task, so every worker inherits the data already parsed.
-    with contextlib.suppress(RebuildError, OSError, ValueError):
-        load_exceptions(None, known_controls=load_baseline().ids)
+from rebuild.ansible_action import RebuildAction
+from rebuild.errors import RebuildError
+from rebuild.harden.baseline import load_baseline
+from rebuild.harden.compile import HostFacts, compile_host
+from rebuild.harden.exceptions import load_exceptions
+from rebuild.harden.report import build_report
 
 MODULE = "win_rebuild_baseline"
-_ARGS = frozenset(("baseline", "exceptions", "protected_accounts", "fail_on_manual"))
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = _ARGS
+class ActionModule(RebuildAction):
+    NAME = "rebuild_harden"
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        if _IMPORT_ERROR is not None:
-            raise AnsibleActionFail(
-                f"rebuild_harden needs the rebuild package on the controller: {_IMPORT_ERROR}"
-            )
-        args = self._task.args
-        unknown = set(args) - _ARGS
-        if unknown:
-            raise AnsibleActionFail(f"rebuild_harden: unknown option(s) {', '.join(sorted(unknown))}")
+    @classmethod
+    def preload(cls) -> None:
+        load_exceptions(None, known_controls=load_baseline().ids)
+
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
         host = task_vars.get("inventory_hostname", "")
         check_mode = bool(self._task.check_mode or self._play_context.check_mode)
         try:

@@ -5,50 +5,29 @@ details and the local admin secret are taken from the host's WinRM connection op
 Ansible itself connects with - so no secret is ever a task argument or part of the result;
 the task needs no no_log and its failure details (the failing checks) reach the journal.
 
-Options (all optional):
-  run_dir                      where JUnit (junit/<host>.xml) and logs (verify/<host>.log) go
-  defender_max_signature_age_hours   Defender signatures older than this fail (default 48)
-  previous_secret_name         secret-store name of the host's pre-incident admin password, if kept
-                               (default "local_admin_previous"); its refusal is then checked
-  timeout                      seconds for the whole verification of the host (default 900)
-
+Options and result: plugins/modules/rebuild_verify.py (`ansible-doc -t module rebuild_verify`).
 Result: `rebuild_verify` (the journal's `verify` blob: passed, counts, failed_checks, junit)
 and, when a check fails, `failed: true` and `rebuild_quarantine: true` (docs/contracts.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 
-try:
-    from rebuild.errors import RebuildError
-    from rebuild.secrets import SecretStore
-    from rebuild.verify import VerifyTarget, build_expectations, run_verification
-except ImportError as exc:  # the controller must have rebuild installed (pip install -e .)
-    _IMPORT_ERROR: Exception | None = exc
-else:
-    _IMPORT_ERROR = None
-    # Parsed now, in ansible-playbook's own process: Ansible imports action plugins there before it
-    # forks a worker per host and task, so every worker inherits the data already parsed.
-    with contextlib.suppress(RebuildError, OSError, ValueError):
-        from rebuild.applications import load_catalogue
-        from rebuild.harden.baseline import load_baseline
-        from rebuild.harden.exceptions import load_exceptions
-        from rebuild.iocs import load_indicators
-        from rebuild.patch import load_patch_catalogue
+from rebuild.ansible_action import RebuildAction
+from rebuild.applications import load_catalogue
+from rebuild.errors import RebuildError
+from rebuild.harden.baseline import load_baseline
+from rebuild.harden.exceptions import load_exceptions
+from rebuild.iocs import load_indicators
+from rebuild.patch import load_patch_catalogue
+from rebuild.secrets import SecretStore
+from rebuild.verify import VerifyTarget, build_expectations, run_verification
 
-        load_exceptions(None, known_controls=load_baseline().ids)
-        load_catalogue()
-        load_indicators()
-        load_patch_catalogue()
-
-_ARGS = frozenset(("run_dir", "defender_max_signature_age_hours", "previous_secret_name", "timeout"))
 _HOSTVARS = (
     "inventory_hostname",
     "group_names",
@@ -64,9 +43,15 @@ _HOSTVARS = (
 )
 
 
-class ActionModule(ActionBase):
-    TRANSFERS_FILES = False
-    _VALID_ARGS = _ARGS
+class ActionModule(RebuildAction):
+    NAME = "rebuild_verify"
+
+    @classmethod
+    def preload(cls) -> None:
+        load_exceptions(None, known_controls=load_baseline().ids)
+        load_catalogue()
+        load_indicators()
+        load_patch_catalogue()
 
     def _conn(self, name: str, default: Any = None) -> Any:
         try:
@@ -102,17 +87,8 @@ class ActionModule(ActionBase):
             cert_validation=extra("server_cert_validation", "validate"),
         ), str(password)
 
-    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        task_vars = task_vars or {}
-        result = super().run(tmp, task_vars)
-        if _IMPORT_ERROR is not None:
-            raise AnsibleActionFail(
-                f"rebuild_verify needs the rebuild package on the controller: {_IMPORT_ERROR}"
-            )
-        args = self._task.args
-        unknown = set(args) - _ARGS
-        if unknown:
-            raise AnsibleActionFail(f"rebuild_verify: unknown option(s) {', '.join(sorted(unknown))}")
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
         host = str(task_vars.get("inventory_hostname", ""))
         if self._task.check_mode:
             result.update(skipped=True, msg="verification reads the host; nothing to do in check mode")

@@ -2,7 +2,7 @@
 # One code path with `rebuild inventory build`: both call rebuild.register.load_register and
 # rebuild.inventory.build_inventory, so the plugin and the static files cannot disagree.
 
-# ruff: noqa: E402  (Ansible plugins put DOCUMENTATION before the imports)
+
 from __future__ import annotations
 
 DOCUMENTATION = r"""

@@ -49,11 +49,11 @@ _list:
   elements: str
 """
 
-import os  # noqa: E402 - Ansible plugins put their documentation first
-from pathlib import Path  # noqa: E402
+import os
+from pathlib import Path
 
-from ansible.errors import AnsibleError  # noqa: E402
-from ansible.plugins.lookup import LookupBase  # noqa: E402
+from ansible.errors import AnsibleError
+from ansible.plugins.lookup import LookupBase
 
 _MISSING = object()
 

@@ -10,7 +10,7 @@ description:
   - Reads the VM's power state, then asks the hypervisor to power it on (when off) or reset it
     (when on) with a one-time network boot, so it starts its reimaging entry
     (API in docs/hypervisor-api.md - C(GET /vms/{ref}), C(POST /vms/{ref}/power)).
-  - Runs on the controller (C(delegate_to: localhost)). In check mode it reads the VM and reports
+  - Runs on the controller (delegated to C(localhost)). In check mode it reads the VM and reports
     what it would do, without any power action.
 options:
   url:
@@ -22,7 +22,7 @@ options:
     type: str
     required: true
   token:
-    description: API token, sent as C(Authorization: Bearer).
+    description: API token, sent as an C(Authorization) C(Bearer) header.
     type: str
     required: true
   boot:

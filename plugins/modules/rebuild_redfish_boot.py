@@ -7,15 +7,15 @@ DOCUMENTATION = r"""
 module: rebuild_redfish_boot
 short_description: One-time PXE boot and reset of a server through its BMC's Redfish API
 description:
-  - Sets C(Boot.BootSourceOverrideTarget) with C(BootSourceOverrideMode=UEFI) (the install is UEFI:
+  - Sets C(Boot.BootSourceOverrideTarget) with C(BootSourceOverrideMode=UEFI) (the install is UEFI -
     a PXE boot in Legacy mode never reaches it) and C(BootSourceOverrideEnabled=Once) on the system,
     reads the override back, then resets it (C(ForceRestart), or C(On) when it is powered off), so the
     server network-boots once into its reimaging entry and boots its disk afterwards.
   - A BMC whose C(BootSourceOverrideEnabled@Redfish.AllowableValues) lacks C(Once) gets C(Continuous),
     as sushy does for such BMCs; the boot server's one-shot entry then sends every later network boot
     to the local disk. A BMC that cannot set UEFI mode, or that does not keep what was set, fails before
-    the reset: nothing is rebooted.
-  - Runs on the controller (C(delegate_to: localhost)); speaks plain Redfish over HTTP(S).
+    the reset - nothing is rebooted.
+  - Runs on the controller (delegated to C(localhost)); speaks plain Redfish over HTTP(S).
   - In check mode reads the system and reports what it would do, without any PATCH or reset.
 options:
   bmc_address:
@@ -153,7 +153,8 @@ def main() -> None:
         members = _call(module, session, "GET", "/redfish/v1/Systems").get("Members", [])
         if len(members) != 1:
             module.fail_json(
-                msg=f"BMC {module.params['bmc_address']} has {len(members)} systems; set rebuild_redfish_system_id"
+                msg=f"BMC {module.params['bmc_address']} has {len(members)} systems; "
+                "set rebuild_redfish_system_id"
             )
         system_id = members[0]["@odata.id"].rstrip("/").rsplit("/", 1)[-1]
     path = f"/redfish/v1/Systems/{system_id}"

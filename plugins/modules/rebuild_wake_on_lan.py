@@ -9,7 +9,7 @@ short_description: Send a Wake-on-LAN magic packet to a PC's network
 description:
   - Builds the magic packet (6 x C(FF) then 16 x the MAC address) and sends it as UDP to the
     directed broadcast address of the PC's network, so the PC powers on and network-boots.
-  - Runs on the controller (C(delegate_to: localhost)). In check mode the packet is built but not sent.
+  - Runs on the controller (delegated to C(localhost)). In check mode the packet is built but not sent.
 options:
   mac:
     description: MAC address of the PC (C(aa:bb:cc:dd:ee:ff), C(-) or no separators accepted).

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Documentation only: the module is win_rebuild_apps.ps1 (ansible.windows style).
 
 DOCUMENTATION = r"""
@@ -10,7 +9,8 @@ description:
     instead of one task per package.
   - Every installer and certificate file is downloaded over HTTPS to a local staging folder and its
     SHA-256 compared with the catalogue BEFORE anything runs. If any file needed does not match, nothing
-    is installed and the module fails naming the file (a tampered repository must never run on a clinical host).
+    is installed and the module fails naming the file (a tampered repository must never run on a
+    clinical host).
   - Idempotent. An application whose DisplayName is registered under the Uninstall keys with the pinned
     DisplayVersion is left alone; a certificate already in the store with its thumbprint is left alone;
     a printer already present with the same driver and port is left alone.

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Documentation only: the module is win_rebuild_baseline.ps1 (ansible.windows style).
 # The lab (rebuild/lab/exec/argspec.py) validates arguments against the `options` below before it
 # runs the .ps1 itself, so this file is the single argument spec both honour.
@@ -62,7 +61,8 @@ options:
           - Settings of the control; each a dict with C(type), C(key) and the type's fields
             (registry, service, feature, firewall_profile, firewall_rule, audit_policy,
             user_right, security_policy, defender_status, device_guard_running, local_user,
-            group_members, service_allowlist, task_allowlist), as documented in C(inventories/data/baseline.yml).
+            group_members, service_allowlist, task_allowlist), as documented in
+            C(inventories/data/baseline.yml).
         type: list
         elements: dict
         required: true

@@ -1,6 +1,6 @@
 """Audit a whole site against the baseline without changing anything: one command, one report.
 
-One ansible-runner call runs playbooks/harden_audit.yml (the harden role in check mode) on
+One playbook run (rebuild.launcher) of playbooks/harden_audit.yml (the harden role in check mode) on
 every host of the site; each host costs one module call. The per-host reports are written
 as text and HTML under `<state>/runs/<run-id>/` and, for hosts the journal knows, kept as
 their `harden_audit` result (an audit never overwrites the `harden` result of a real run).
@@ -9,19 +9,17 @@ Unreachable or failed hosts are listed in the report, never silently dropped.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuild.childenv import child_env
-from rebuild.errors import ConfigError, RebuildError
+from rebuild.datadir import PROJECT_ROOT
+from rebuild.errors import ConfigError
 from rebuild.harden.report import HostReport, render_html, render_text
-from rebuild.secrets import STATE_DIR_ENV, SecretStore
+from rebuild.launcher import Playbook, new_run_id, run_playbook
+from rebuild.secrets import SecretStore
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AUDIT_PLAYBOOK = PROJECT_ROOT / "playbooks" / "harden_audit.yml"
 HARDEN_ACTION = "rebuild_harden"
 
@@ -67,47 +65,27 @@ class _Collector:
 
 
 def audit_site(site: str, inventory: Path, state_dir: Path, run_id: str | None = None) -> AuditResult:
-    from ansible_runner.interface import init_runner
-
-    from rebuild.orchestrator.run import new_run_id
-
     if not inventory.exists():
         raise ConfigError(f"{inventory}: no such inventory (build it with `rebuild inventory build`)")
     SecretStore(state_dir).check_opens()  # the hosts' passwords come from it: refuse a bad key now
     run_id = run_id or new_run_id()
     run_dir = state_dir / "runs" / run_id
-    private = run_dir / "runner" / "harden-audit"
-    private.mkdir(parents=True, exist_ok=True)
     collector = _Collector()
-    runner = init_runner(
-        private_data_dir=str(private),
-        artifact_dir=str(run_dir / "artifacts"),
-        ident="harden-audit",
-        project_dir=str(PROJECT_ROOT),
-        playbook=str(AUDIT_PLAYBOOK),
-        inventory=str(inventory.resolve()),
-        limit=f"site_{site}",
-        extravars={"rebuild_harden_check_mode": True, "rebuild_run_id": run_id},
-        cmdline="--check",
-        quiet=True,
-        suppress_env_files=True,
-        event_handler=collector,
+    run_playbook(  # the same environment allow-list as a site run: no credential in the artifacts
+        Playbook(
+            what=f"harden audit of {site}",
+            playbook=AUDIT_PLAYBOOK,
+            inventory=inventory.resolve(),
+            state_dir=state_dir,
+            private_dir=run_dir / "runner" / "harden-audit",
+            artifact_dir=run_dir / "artifacts",
+            ident="harden-audit",
+            limit=f"site_{site}",
+            extravars={"rebuild_harden_check_mode": True, "rebuild_run_id": run_id},
+            cmdline="--check",
+            event_handler=collector,
+        )
     )
-    # The same allow-list as a site run (rebuild.childenv): no credential reaches the artifacts.
-    runner.config.env = child_env(
-        runner.config.env,
-        **{
-            STATE_DIR_ENV: str(state_dir),
-            "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-        },
-    )
-    try:
-        runner.run()
-    except Exception as exc:
-        raise RebuildError(
-            f"harden audit of {site}: ansible-runner failed: {type(exc).__name__}: {exc}"
-        ) from exc
     if not collector.reports and not collector.problems:
         raise ConfigError(
             f"harden audit: no host of site {site!r} in {inventory} (group site_{site} is empty)"

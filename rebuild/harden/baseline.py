@@ -15,10 +15,11 @@ from typing import Any
 
 import yaml
 
+from rebuild.datadir import data_file
 from rebuild.errors import ConfigError
 from rebuild.yamlfile import load_shared_yaml
 
-DEFAULT_BASELINE = Path(__file__).resolve().parents[2] / "inventories" / "data" / "baseline.yml"
+BASELINE_FILE = "baseline.yml"  # in the data directory (rebuild.datadir)
 
 KINDS = ("server", "workstation")
 CAPABILITIES = ("virtualization_based_security",)
@@ -189,7 +190,7 @@ class Baseline:
 
 def load_baseline(path: Path | None = None) -> Baseline:
     """Read and validate a baseline file; ConfigError lists every problem found."""
-    path = path or DEFAULT_BASELINE
+    path = path or data_file(BASELINE_FILE)
     try:
         raw = load_shared_yaml(path)
     except FileNotFoundError:

@@ -11,10 +11,11 @@ from typing import Any
 
 import yaml
 
+from rebuild.datadir import data_file
 from rebuild.errors import ConfigError
 from rebuild.yamlfile import load_shared_yaml
 
-DEFAULT_EXCEPTIONS = Path(__file__).resolve().parents[2] / "inventories" / "data" / "harden_exceptions.yml"
+EXCEPTIONS_FILE = "harden_exceptions.yml"  # in the data directory (rebuild.datadir)
 SCOPES = ("host", "group", "site")
 
 
@@ -52,11 +53,12 @@ def load_exceptions(
     path: Path | None = None, known_controls: Iterable[str] | None = None
 ) -> list[HardenException]:
     """Read and validate the exceptions file. A missing default file means no exceptions."""
-    path = path or DEFAULT_EXCEPTIONS
+    default = data_file(EXCEPTIONS_FILE)
+    path = path or default
     try:
         raw = load_shared_yaml(path)
     except FileNotFoundError:
-        if path == DEFAULT_EXCEPTIONS:
+        if path == default:
             return []
         raise ConfigError(f"{path}: exceptions file not found") from None
     except yaml.YAMLError as exc:

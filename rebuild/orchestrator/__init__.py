@@ -9,6 +9,7 @@ progress   live rich panel / JSON lines, per-host logs
 status     `rebuild status`: counts per site, tier, service and failures, from the journal
 """
 
-from rebuild.orchestrator.run import SiteRunOptions, SiteRunResult, run_site
+from rebuild.orchestrator.options import SiteRunOptions, SiteRunResult
+from rebuild.orchestrator.run import run_site
 
 __all__ = ["SiteRunOptions", "SiteRunResult", "run_site"]

@@ -22,16 +22,9 @@ from typing import Any
 
 import yaml
 
+from rebuild import atomicfile
+from rebuild.contract import PHASES, RECHECK_GROUP, RENDER_GROUP, phase_group
 from rebuild.errors import RebuildError
-from rebuild.journal import WORK_PHASES
-
-RECHECK_GROUP = "rebuild_recheck"
-RENDER_GROUP = "rebuild_render"
-
-
-def phase_group(phase: str) -> str:
-    """The group of the hosts that run `phase` in a batch (a play of playbooks/site.yml)."""
-    return f"rebuild_phase_{phase}"
 
 
 def work_groups(
@@ -39,7 +32,7 @@ def work_groups(
 ) -> dict[str, list[str]]:
     """Every work group, empty ones too (a play whose group is missing would warn, not skip).
     A dry run puts hosts in the render group only: they are in no play that can boot them."""
-    groups: dict[str, list[str]] = {phase_group(p): [] for p in WORK_PHASES}
+    groups: dict[str, list[str]] = {phase_group(p): [] for p in PHASES}
     groups[RECHECK_GROUP] = [] if dry_run else list(recheck)
     groups[RENDER_GROUP] = []
     for host, phases in host_phases.items():
@@ -81,7 +74,9 @@ class BatchInventories:
             )
         strays = sorted({h for members in groups.values() for h in members} - wanted)
         if strays:
-            raise RebuildError(f"batch {ident}: work groups name hosts outside the batch: {', '.join(strays)}")
+            raise RebuildError(
+                f"batch {ident}: work groups name hosts outside the batch: {', '.join(strays)}"
+            )
         self._link_vars_dirs()
         doc = {"all": self._group(self._manager.groups["all"], wanted, placed=set())}
         children = doc["all"].setdefault("children", {})
@@ -93,11 +88,11 @@ class BatchInventories:
         )
         from ansible.parsing.yaml.dumper import AnsibleDumper
 
-        text = yaml.dump(doc, Dumper=AnsibleDumper, default_flow_style=False, sort_keys=False, allow_unicode=True)
+        text = yaml.dump(
+            doc, Dumper=AnsibleDumper, default_flow_style=False, sort_keys=False, allow_unicode=True
+        )
         path = self.directory / f"{ident}.yml"
-        tmp = path.with_suffix(".yml.tmp")
-        tmp.write_text(header + text, encoding="utf-8")
-        tmp.replace(path)  # a batch never reads a half-written inventory
+        atomicfile.write_text(path, header + text)  # a batch never reads a half-written inventory
         return path
 
     def _group(self, group: Any, wanted: set[str], placed: set[str]) -> dict[str, Any]:

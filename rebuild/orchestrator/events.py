@@ -1,26 +1,26 @@
 """From ansible-runner events to journal transitions (docs/contracts.md "Phases, journal, events").
 
-Each role ends its phase with a task `rebuild phase | <phase> | done` (whose `msg` is a dict
-the journal keeps). Phases start without a task of their own (each would be one more worker
-per host): a host's first phase when Ansible may touch it (`begin`: at its imaging slot, or at
-its batch's gate when it does not reimage), each next phase when the one before is done. A failed or unreachable task (not ignored) fails the host
-in the phase it is in, with the task name and message as reason; the verify role asks for
-quarantine with `rebuild_quarantine: true`. A host the orchestrator held at its imaging slot and
-then let go (`rebuild_gate` fails it with `rebuild_not_started: true`) was never touched: it is
-not failed, and stays where the journal had it.
+Each role ends its phase with the action `rebuild_phase_done`, whose result names the phase and
+carries the facts the journal keeps (rebuild.contract: how a phase's end is recognised). Phases
+start without a task of their own (each would be one more worker per host): a host's first phase
+when Ansible may touch it (`begin`: at its imaging slot, or at its batch's gate when it does not
+reimage), each next phase when the one before is done. A failed or unreachable task (not
+ignored) fails the host in the phase it is in, with the task name and message as reason; the
+verify role asks for quarantine with `rebuild_quarantine: true`. A host the orchestrator held at
+its imaging slot and then let go (`rebuild_gate` fails it with `rebuild_not_started: true`) was
+never touched: it is not failed, and stays where the journal had it.
 The mapper is pure bookkeeping over one batch, so it can be tested with plain event dicts.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rebuild.contract import NOT_STARTED_KEY, phase_done
 from rebuild.journal import ACTIVE, WORK_PHASES, Journal, Phase
 
-MARKER = re.compile(r"^rebuild phase \| (?P<phase>[a-z]+) \| done$")
 _REASON_MAX = 500
 
 
@@ -89,10 +89,10 @@ class EventMapper:
             return None
         task = str(data.get("task", ""))
         res = data.get("res") or {}
-        marker = MARKER.match(task)
+        ended = phase_done(res) if kind == "runner_on_ok" else None
         outcome: HostEvent | None = None
-        if kind == "runner_on_ok" and marker:
-            outcome = self._done(host, marker["phase"], task, res)
+        if ended is not None:
+            outcome = self._done(host, ended[0], task, ended[1])
         elif kind in ("runner_on_failed", "runner_on_unreachable"):
             if data.get("ignore_errors"):
                 outcome = HostEvent(
@@ -123,12 +123,10 @@ class EventMapper:
         if self.on_host_event is not None:
             self.on_host_event(HostEvent(host, "start", phase, f"rebuild phase | {phase} | start", "ok"))
 
-    def _done(self, host: str, phase: str, task: str, res: Mapping[str, Any]) -> HostEvent:
+    def _done(self, host: str, phase: str, task: str, facts: dict[str, Any]) -> HostEvent:
         if phase not in WORK_PHASES:
-            raise ValueError(f"{host}: phase marker for unknown phase {phase!r} in task {task!r}")
+            raise ValueError(f"{host}: end of unknown phase {phase!r} in task {task!r}")
         _, done = WORK_PHASES[phase]
-        msg = res.get("msg")
-        facts: dict[str, Any] = dict(msg) if isinstance(msg, Mapping) else {}
         if not self.record_only and host not in self.failed:
             self.journal.transition(host, done, run_id=self.run_id, result=facts, result_key=phase)
         summary = ", ".join(f"{k}={v}" for k, v in facts.items() if not isinstance(v, Mapping | list))
@@ -143,7 +141,7 @@ class EventMapper:
         self, host: str, kind: str, data: Mapping[str, Any], task: str, res: Mapping[str, Any]
     ) -> HostEvent:
         status = "unreachable" if kind == "runner_on_unreachable" else "failed"
-        if res.get("rebuild_not_started") and host not in self.failed:
+        if res.get(NOT_STARTED_KEY) and host not in self.failed:
             self.not_started[host] = failure_message(res)
             return HostEvent(host, "not_started", "", task, "skipped", failure_message(res))
         reason = f"{task}: {'unreachable: ' if status == 'unreachable' else ''}{failure_message(res)}"

@@ -16,11 +16,14 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 
 from rebuild.errors import SafetyError
+from rebuild.journal import Journal, journal_holds_site
 from rebuild.model import Host, Kind
 from rebuild.orchestrator.resume import HostWork
 from rebuild.sites import Networks, Site
+from rebuild.statedir import other_journals
 
 
 def check_site_membership(
@@ -145,3 +148,27 @@ def confirm_site(site: str, prompt: str, *, yes: bool, ask: Callable[[str], str]
             f"confirmation {answer.strip()!r} does not match the site name {site!r}: nothing was wiped"
         )
     return "typed site name"
+
+
+def refuse_fresh_journal(state_dir: Path, site: str, *, rehearsal: bool, new_journal: bool) -> None:
+    """A journal that does not know the site yet is a first run, or a wrong state directory
+    (run from another folder, a typo): then verified hosts would be listed for WIPE again.
+    Only `--new-journal` says it is a first run, and not while another journal this run can
+    know of (the project's, $REBUILD_STATE_DIR's, ./state) holds the site - except for a
+    rehearsal, whose lab keeps its own journal."""
+    if journal_holds_site(Journal.path_in(state_dir), site):
+        return
+    elsewhere = other_journals(site, state_dir)
+    if elsewhere and not rehearsal:
+        raise SafetyError(
+            f"no journal of site {site} in the state directory {state_dir}, but the site's "
+            f"journal is at {', '.join(map(str, elsewhere))}: give --state-dir "
+            f"{elsewhere[0].parent} (a new, empty journal would list verified hosts for WIPE "
+            "again). Nothing was touched."
+        )
+    if not new_journal:
+        raise SafetyError(
+            f"no journal of site {site} in the state directory {state_dir}: refusing to "
+            "start a new, empty one. If this is the site's first run here, pass --new-journal. "
+            "Nothing was touched."
+        )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from rebuild.hostnames import host_file
+from rebuild.journal import WORK_PHASES, Phase
 from rebuild.orchestrator.events import HostEvent
 
 
@@ -74,20 +75,10 @@ class _Tally:
 
     def host_event(self, event: HostEvent) -> None:
         previous = self.where.get(event.host)
-        state = {
-            "start": {
-                "reimage": "reimaging",
-                "harden": "hardening",
-                "redeploy": "redeploying",
-                "verify": "verifying",
-            },
-            "done": {
-                "reimage": "reimaged",
-                "harden": "hardened",
-                "redeploy": "redeployed",
-                "verify": "verified",
-            },
-        }.get(event.kind, {}).get(event.phase)
+        state: str | None = None
+        if event.kind in ("start", "done") and event.phase in WORK_PHASES:
+            active, done = WORK_PHASES[event.phase]
+            state = (active if event.kind == "start" else done).value
         if event.kind in ("failed", "quarantined"):
             state = event.kind
         if state is None or state == previous:
@@ -136,19 +127,7 @@ class JsonProgress:
         self.stream.flush()
 
 
-_STATES = (
-    "pending",
-    "reimaging",
-    "reimaged",
-    "hardening",
-    "hardened",
-    "redeploying",
-    "redeployed",
-    "verifying",
-    "verified",
-    "failed",
-    "quarantined",
-)
+_STATES = tuple(p.value for p in Phase)  # the journal's states, in its order
 
 
 class RichProgress:

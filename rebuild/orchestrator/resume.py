@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
+from rebuild.contract import GATE_ACTION, PHASES, WIPING_PHASE
 from rebuild.errors import ConfigError
-from rebuild.journal import ACTIVE, DONE, WORK_PHASES, HostRecord, Phase
+from rebuild.journal import ACTIVE, DONE, HostRecord, Phase
 from rebuild.yamlfile import load_yaml
 
 
@@ -32,7 +33,8 @@ class HostWork:
 
 
 def playbook_phases(playbook: Path) -> tuple[str, ...]:
-    """Work phases the top playbook runs, in its order (so the order reads from one file)."""
+    """Work phases the playbook has a role for. The order is the contract's (rebuild.contract):
+    a playbook that runs them in another order, or does not start with reimage, is refused."""
     try:
         plays = load_yaml(playbook) or []
     except (OSError, yaml.YAMLError) as exc:
@@ -40,11 +42,11 @@ def playbook_phases(playbook: Path) -> tuple[str, ...]:
     phases: list[str] = []
     for play in plays:
         for name in _role_names(play or {}):
-            if name in WORK_PHASES and name not in phases:
+            if name in PHASES and name not in phases:
                 phases.append(name)
-    if not phases or phases[0] != "reimage":
-        raise ConfigError(f"{playbook}: the first role must be reimage, found {phases}")
-    order = list(WORK_PHASES)
+    if not phases or phases[0] != WIPING_PHASE:
+        raise ConfigError(f"{playbook}: the first role must be {WIPING_PHASE}, found {phases}")
+    order = list(PHASES)
     if phases != sorted(phases, key=order.index):
         raise ConfigError(f"{playbook}: roles out of order {phases}; expected the order {order}")
     return tuple(phases)
@@ -64,14 +66,14 @@ def playbook_gated(playbook: Path) -> bool:
     tasks = [t for key in ("pre_tasks", "tasks") for t in first.get(key) or []]
     if not tasks or not all(_is_gate(t) for t in tasks):
         return False
-    reimaging = [p for p in plays if "reimage" in _role_names(p)]
+    reimaging = [p for p in plays if WIPING_PHASE in _role_names(p)]
     return bool(reimaging) and all(
         any(_is_gate(t) for t in p.get("pre_tasks") or []) and not p.get("tasks") for p in reimaging
     )
 
 
 def _is_gate(task: object) -> bool:
-    return isinstance(task, dict) and "rebuild_gate" in task
+    return isinstance(task, dict) and GATE_ACTION in task
 
 
 def _role_names(play: dict[str, Any]) -> list[str]:
@@ -83,7 +85,7 @@ def host_work(record: HostRecord, available: tuple[str, ...], *, force: bool = F
     name, phase = record.name, record.phase
 
     def from_(start: str) -> tuple[str, ...]:
-        return tuple(p for p in available if list(WORK_PHASES).index(p) >= list(WORK_PHASES).index(start))
+        return tuple(p for p in available if PHASES.index(p) >= PHASES.index(start))
 
     if force and phase in (Phase.VERIFIED, Phase.QUARANTINED):
         return HostWork(
@@ -104,7 +106,7 @@ def host_work(record: HostRecord, available: tuple[str, ...], *, force: bool = F
             name, from_(start), start == "reimage", False, f"caught mid-{start}: re-checked and resumed"
         )
     if phase in DONE:
-        order = list(WORK_PHASES)
+        order = list(PHASES)
         nxt = order.index(DONE[phase]) + 1
         if nxt >= len(order):
             return HostWork(name, (), False, False, f"{phase}: nothing left")

@@ -15,23 +15,22 @@ kept in the journal's confirmations; `--yes` never does.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuild.childenv import child_env
-from rebuild.errors import ConfigError, OptionError, RebuildError
+from rebuild.datadir import data_file
+from rebuild.errors import ConfigError, OptionError
 from rebuild.journal import Journal, Phase
+from rebuild.launcher import Playbook, run_playbook
 from rebuild.model import Host
 from rebuild.orchestrator.resume import HostWork, host_work
 from rebuild.plan import Plan
 from rebuild.yamlfile import load_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-GATES_FILE = PROJECT_ROOT / "inventories" / "data" / "recovery_gates.yml"
+GATES_FILE = "recovery_gates.yml"  # in the data directory (rebuild.datadir)
 GATES_PLAYBOOK = PROJECT_ROOT / "playbooks" / "tier0_gates.yml"
 INCIDENT_VAR = "rebuild_incident"
 EXIT_GATE_CLOSED = 6
@@ -80,7 +79,8 @@ class GateConfig:
         return "\n".join(lines)
 
 
-def load_gates(path: Path = GATES_FILE) -> GateConfig:
+def load_gates(path: Path | None = None) -> GateConfig:
+    path = path or data_file(GATES_FILE)
     try:
         raw = load_yaml(path)
     except (OSError, ValueError) as exc:
@@ -341,39 +341,25 @@ def read_directory(
     run_dir: Path,
     key_file: Path | None,
 ) -> list[DirectoryReading]:
-    """One ansible-runner call of playbooks/tier0_gates.yml limited to `servers`."""
-    from ansible_runner.interface import init_runner
-
-    from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV
+    """One playbook run (rebuild.launcher) of playbooks/tier0_gates.yml limited to `servers`."""
+    from rebuild.secrets import KEY_FILE_ENV
 
     collector = _Collector()
-    private = run_dir / "runner" / "tier0-gates"
-    private.mkdir(parents=True, exist_ok=True)
-    runner = init_runner(
-        private_data_dir=str(private),
-        artifact_dir=str(run_dir / "artifacts"),
-        ident="tier0-gates",
-        project_dir=str(PROJECT_ROOT),
-        playbook=str(GATES_PLAYBOOK),
-        inventory=str(inventory),
-        limit=",".join(servers),
-        extravars={"rebuild_gate_accounts": list(accounts), "rebuild_gate_site": site},
-        quiet=True,
-        suppress_env_files=True,
-        event_handler=collector,
+    run_playbook(
+        Playbook(
+            what="tier-0 gates",
+            playbook=GATES_PLAYBOOK,
+            inventory=inventory,
+            state_dir=state_dir,
+            private_dir=run_dir / "runner" / "tier0-gates",
+            artifact_dir=run_dir / "artifacts",
+            ident="tier0-gates",
+            limit=",".join(servers),
+            extravars={"rebuild_gate_accounts": list(accounts), "rebuild_gate_site": site},
+            env={KEY_FILE_ENV: str(key_file.resolve())} if key_file is not None else {},
+            event_handler=collector,
+        )
     )
-    env = {
-        STATE_DIR_ENV: str(state_dir),
-        "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-    }
-    if key_file is not None:
-        env[KEY_FILE_ENV] = str(key_file.resolve())
-    runner.config.env = child_env(runner.config.env, **env)
-    try:
-        runner.run()
-    except Exception as exc:
-        raise RebuildError(f"tier-0 gates: ansible-runner failed: {type(exc).__name__}: {exc}") from exc
     return [collector.readings.get(s) or DirectoryReading(s, error="no answer") for s in servers]
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rebuild.datadir import PROJECT_ROOT
 from rebuild.register.readers import RawTable, read_table
 from rebuild.register.result import Problem, RegisterResult, Reject
 from rebuild.register.validate import validate_table
-from rebuild.tiers import PROJECT_ROOT
 
 EXAMPLE_REGISTER = PROJECT_ROOT / "inventories" / "example" / "register.csv"
 SMALL_REGISTER = PROJECT_ROOT / "inventories" / "example" / "register-small.csv"

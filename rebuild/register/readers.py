@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rebuild import atomicfile
 from rebuild.csvsafe import SafeWriter
 from rebuild.errors import RegisterError
 from rebuild.register.limits import (
@@ -468,17 +469,8 @@ def write_csv_atomic(
 ) -> None:
     """Write a CSV (UTF-8 with BOM so Excel opens it right, formula cells neutralised) via temp
     file + rename."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
-            writer = SafeWriter(handle, delimiter=delimiter)  # no cell runs as a formula
-            writer.writerow(list(headers))
-            writer.writerows(list(r) for r in rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Owner-only, as before: a rejects file repeats register rows.
+    with atomicfile.staged_text(path, mode=atomicfile.PRIVATE, encoding="utf-8-sig", newline="") as handle:
+        writer = SafeWriter(handle, delimiter=delimiter)  # no cell runs as a formula
+        writer.writerow(list(headers))
+        writer.writerows(list(r) for r in rows)

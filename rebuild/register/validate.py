@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.applications import Catalogue, load_catalogue
+from rebuild.datadir import default_data_dir
 from rebuild.model import Host, Kind, Platform
 from rebuild.register.aliases import FIELDS, AliasTable, load_aliases
 from rebuild.register.limits import MAX_CELL_CHARS, MAX_ROWS_NAMED, cell_problem, shown
 from rebuild.register.readers import RawTable
 from rebuild.register.result import Problem, RegisterResult, Reject
 from rebuild.sites import Site, find_site, load_sites
-from rebuild.tiers import UnknownServiceError, default_data_dir, tier_table
+from rebuild.tiers import UnknownServiceError, tier_table
 
 _HOSTNAME = re.compile(r"^[A-Z0-9](?:[A-Z0-9-]{0,13}[A-Z0-9])?$")
 _MAC_SEPARATORS = re.compile(r"[\s:.\-]")

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from rebuild.journal import WORK_PHASES, Phase
+
 
 class Status(StrEnum):
     """What the crisis cell counts. Only `back` means usable by clinicians again."""
@@ -32,7 +34,8 @@ STATUS_LABELS = {
     Status.QUARANTINED: "Quarantined",
 }
 
-_IN_PROGRESS = {"reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying"}
+# Somewhere between the first phase's start and the last phase's end.
+_IN_PROGRESS = {state.value for pair in WORK_PHASES.values() for state in pair} - {Phase.VERIFIED.value}
 
 
 def status_of(phase: str) -> Status:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rebuild import atomicfile
 from rebuild.errors import ConfigError
 from rebuild.journal import JOURNAL_FILE, Journal
 from rebuild.report.model import Report, build_report
@@ -31,12 +31,6 @@ def _labels() -> tuple[dict[str, str], dict[int, str]]:
         return {s.name: s.label for s in load_sites()}, {t.id: t.label for t in load_tiers()}
     except Exception:
         return {}, {}
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_report(
@@ -65,8 +59,8 @@ def write_report(
         problems_csv=out_dir / f"{stem}-problems.csv",
         json=out_dir / f"{stem}.json",
     )
-    _write(files.html, render_html(report, site_labels=site_labels, tier_labels=tier_labels))
-    _write(files.csv, render_csv(report))
-    _write(files.problems_csv, render_problems_csv(report))
-    _write(files.json, render_json(report))
+    atomicfile.write_text(files.html, render_html(report, site_labels=site_labels, tier_labels=tier_labels))
+    atomicfile.write_text(files.csv, render_csv(report))
+    atomicfile.write_text(files.problems_csv, render_problems_csv(report))
+    atomicfile.write_text(files.json, render_json(report))
     return files

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.applications import Catalogue, load_catalogue
+from rebuild.datadir import PROJECT_ROOT, data_file
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
 from rebuild.patch import PatchCatalogue, load_patch_catalogue
 from rebuild.yamlfile import load_shared_yaml
-
-DATA_DIR = Path(__file__).resolve().parents[2] / "inventories" / "data"
 
 # Setting types of the harden baseline that verification reads itself; the others are
 # left to the harden phase's own audit (`rebuild harden audit`) and listed as such.
@@ -128,13 +127,13 @@ def build_expectations(
     ]
     if missing:
         raise ConfigError(f"host {host}: inventory lacks {', '.join(missing)}")
-    project_dir = project_dir or DATA_DIR.parents[1]
+    project_dir = project_dir or PROJECT_ROOT
     catalogue = catalogue or load_catalogue()
     indicators = indicators or load_indicators()
     kind, service, os_key, site = (
         str(hostvars[k]) for k in ("rebuild_kind", "rebuild_service", "rebuild_os", "rebuild_site")
     )
-    image_file = Path(str(hostvars.get("rebuild_image_catalogue") or "inventories/data/images.yml"))
+    image_file = Path(str(hostvars.get("rebuild_image_catalogue") or data_file("images.yml")))
     if not image_file.is_absolute():
         image_file = project_dir / image_file
     image = _image(image_file, os_key, host)

@@ -191,7 +191,7 @@ def test_pending_reboot_settings_get_a_restart_then_are_in_force(lab: Any, tmp_p
     done = next(
         t for t in out["plays"][0]["tasks"] if t["task"]["name"].endswith("rebuild phase | harden | done")
     )
-    msg = done["hosts"][SERVER]["msg"]
+    msg = done["hosts"][SERVER]["facts"]
     assert msg["pending_reboot"] == []  # restarted: nothing waits any more
     assert msg["after_reboot"]["pending_reboot"] == []
     assert all(

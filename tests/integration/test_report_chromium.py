@@ -9,6 +9,7 @@ back, one is quarantined with failing checks and one failed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -91,10 +92,8 @@ class DevTools:
                 return reply.get("result", {})
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):
             self.call("Browser.close")
-        except RuntimeError:
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -202,7 +201,8 @@ def test_report_as_rendered_by_chromium(report_html: Path, tmp_path: Path):
         assert by_service["directory"][3:5] == ["1", "1"]
 
         # The quarantined host with its failing check, and the failed one with its reason.
-        problem = js("""Array.from(document.querySelectorAll('#problems tr[data-host="ARL-URG-0003"] td')).map(
+        cells = """document.querySelectorAll('#problems tr[data-host="ARL-URG-0003"] td')"""
+        problem = js(f"""Array.from({cells}).map(
                         c => c.innerText.trim())""")
         assert problem[0] == "ARL-URG-0003" and problem[3] == "Quarantined"
         assert "test_defender_realtime_protection_on: Defender protection off" in problem[6]

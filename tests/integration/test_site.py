@@ -26,6 +26,7 @@ from rebuild.journal import Journal, Phase
 from rebuild.lab.state import StateStore
 from rebuild.orchestrator import SiteRunOptions, run_site
 from rebuild.register import EXPORT_HEADERS_EN
+from rebuild.secrets import SecretStore
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -533,7 +534,7 @@ def test_batches_pipeline_within_capacity_through_every_phase(
 ) -> None:
     """Hosts take imaging slots in plan order as earlier ones are reimaged, not once their batch
     is verified; the imaging capacity still holds, and every host goes through all four phases."""
-    from rebuild.orchestrator.run import DEFAULT_PLAYBOOK
+    from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
 
     lab_environ(lab)
     # Tier 7 alone rejoins the domain with no directory server rebuilt: the tier-0 gates are let go.

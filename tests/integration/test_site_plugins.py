@@ -118,7 +118,7 @@ def test_wake_on_lan_module_sends_the_same_packet_from_a_relay(tmp_path: Path) -
 
 
 def test_gate_opens_on_its_file_and_a_cancelled_wait_does_not_start(tmp_path: Path) -> None:
-    from rebuild.orchestrator.run import GATE_CANCEL_SUFFIX
+    from rebuild.contract import CANCEL_SUFFIX
 
     opened = tmp_path / "t1-b001-slots" / "PC1"
     opened.parent.mkdir()
@@ -128,21 +128,58 @@ def test_gate_opens_on_its_file_and_a_cancelled_wait_does_not_start(tmp_path: Pa
 
     # What the orchestrator writes when the site stops while PC2 waits for its slot.
     waiting = opened.parent / "PC2"
-    Path(f"{waiting}{GATE_CANCEL_SUFFIX}").write_text("the site is stopping - circuit breaker\n")
+    Path(f"{waiting}{CANCEL_SUFFIX}").write_text("the site is stopping - circuit breaker\n")
     result = _ansible(["-m", "rebuild_gate", "-a", f"path={waiting} timeout=30"])
     assert result["_failed"] and result["rebuild_not_started"] is True
     assert result["msg"] == "not started: the site is stopping - circuit breaker"
+
+
+def test_boot_trigger_reads_only_its_method_s_variables() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.settimeout(5)
+        port = listener.getsockname()[1]
+        host_vars = {"rebuild_mac": "aa:bb:cc:dd:ee:01", "rebuild_wol_broadcast": "127.0.0.1"}
+        # A BMC password lookup that would fail if templated: a PC's trigger must not touch it.
+        poisoned = {
+            **host_vars,
+            "rebuild_wol_port": port,
+            "reimage__wol_count": 1,
+            "reimage__bmc_password": "{{ undefined_variable_boom }}",
+        }
+        result = _ansible(
+            ["-m", "rebuild_boot_trigger", "-a", "method=wake_on_lan", "-e", json.dumps(poisoned)]
+        )
+        packet, _ = listener.recvfrom(200)
+    assert not result["_failed"] and result["method"] == "wake_on_lan" and result["sent"] == 1
+    assert packet == b"\xff" * 6 + bytes.fromhex("aabbccddee01") * 16
+    missing = _ansible(["-m", "rebuild_boot_trigger", "-a", "method=wake_on_lan"])
+    assert missing["_failed"] and "needs the host variable rebuild_mac (mac)" in str(missing["msg"])
+
+
+def test_phase_done_names_its_phase_and_refuses_an_unknown_one_or_an_undocumented_option() -> None:
+    facts = {"counts": {"ok": 3}}
+    done = _ansible(["-m", "rebuild_phase_done", "-a", json.dumps({"phase": "harden", "facts": facts})])
+    assert not done["_failed"] and done["rebuild_phase"] == "harden" and done["facts"] == facts
+    unknown = _ansible(["-m", "rebuild_phase_done", "-a", "phase=backup"])
+    assert unknown["_failed"] and "must be one of reimage, harden, redeploy, verify" in str(unknown["msg"])
+    extra = _ansible(["-m", "rebuild_gate", "-a", "path=/nonexistent wait=3"])
+    assert extra["_failed"] and "wait" in str(extra["msg"])  # only the documented options
 
 
 def test_boot_trigger_refuses_to_send_anything_in_a_dry_run() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
         listener.bind(("127.0.0.1", 0))
         port = listener.getsockname()[1]
-        params = json.dumps({"mac": "aa:bb:cc:dd:ee:ff", "broadcast": "127.0.0.1", "port": port})
-        result = _ansible(
-            ["-m", "rebuild_boot_trigger", "-a", f'{{"method": "wake_on_lan", "params": {params}}}',
-             "-e", "rebuild_dry_run=true"]
+        host_vars = json.dumps(
+            {
+                "rebuild_mac": "aa:bb:cc:dd:ee:ff",
+                "rebuild_wol_broadcast": "127.0.0.1",
+                "rebuild_wol_port": port,
+                "rebuild_dry_run": True,
+            }
         )
+        result = _ansible(["-m", "rebuild_boot_trigger", "-a", "method=wake_on_lan", "-e", host_vars])
         listener.settimeout(0.5)
         with pytest.raises(TimeoutError):
             listener.recvfrom(200)
@@ -209,7 +246,7 @@ def test_image_check_fails_early_when_winrm_answers_on_http_only(lab_prefix: str
     address = f"{lab_prefix}.0.9"
 
     class WinRMHttpOnly(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             self.send_response(401)
             self.send_header("WWW-Authenticate", "Negotiate")
             self.send_header("Content-Length", "0")

@@ -46,7 +46,8 @@ def test_registry_reads_and_missing_paths(lab: Lab) -> None:
     assert ps(lab, f"Get-ItemPropertyValue -Path '{key}' -Name SMB1")[1] == "1\r\n"
     rc, out, _ = ps(
         lab,
-        f"Get-ItemProperty -Path 'Registry::HKEY_LOCAL_MACHINE{key[5:]}' -Name SMB1 | ConvertTo-Json -Compress",
+        f"Get-ItemProperty -Path 'Registry::HKEY_LOCAL_MACHINE{key[5:]}' -Name SMB1 "
+        "| ConvertTo-Json -Compress",
     )
     data = json.loads(out)
     assert data["SMB1"] == 1 and data["PSChildName"] == "Parameters"
@@ -75,7 +76,8 @@ def test_error_action_silently_continue_and_stop(lab: Lab) -> None:
 def test_installed_applications_via_uninstall_keys_and_get_package(lab: Lab) -> None:
     script = (
         r"Get-ItemProperty 'HKLM:\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\*' | "
-        r"Where-Object { $_.DisplayName -like 'Any*' } | Select-Object DisplayName,DisplayVersion | ConvertTo-Json -Compress"
+        r"Where-Object { $_.DisplayName -like 'Any*' } | Select-Object DisplayName,DisplayVersion | "
+        r"ConvertTo-Json -Compress"
     )
     assert json.loads(ps(lab, script)[1]) == {"DisplayName": "AnyDesk", "DisplayVersion": "7.0.14"}
     assert ps(lab, "Get-Package -Name AnyDesk | Select-Object -ExpandProperty Version")[1] == "7.0.14\r\n"
@@ -126,7 +128,7 @@ def test_os_information(lab: Lab) -> None:
     )
     assert os_info == {"Caption": "Microsoft Windows Server 2022 Standard", "BuildNumber": "20348"}
     assert ps(lab, "hostname")[1] == "ARL-SRV-0001\r\n"
-    rc, out, _ = cmd(lab, "systeminfo")
+    _, out, _ = cmd(lab, "systeminfo")
     assert "OS Name:                   Microsoft Windows Server 2022 Standard" in out
 
 
@@ -154,7 +156,7 @@ def test_cmd_programs(lab: Lab) -> None:
 )
 def test_outside_the_subset_fails_loudly(lab: Lab, script: str) -> None:
     before = lab.state(SERVER.name).to_json()
-    rc, out, err = ps(lab, script)
+    rc, _, err = ps(lab, script)
     assert rc == 1 and "the rebuild lab (a simulation) does not simulate" in err
     assert lab.state(SERVER.name).to_json() == before
 

@@ -53,7 +53,7 @@ def test_the_image_check_reads_no_stamp_as_an_answer(reads: WindowsReads) -> Non
 
 
 def test_every_read_runs_on_a_twin(reads: WindowsReads) -> None:
-    with pytest.raises(ReadError, match="Cannot find path 'HKLM:.SOFTWARE.GHAL.Rebuild'"):
+    with pytest.raises(ReadError, match=r"Cannot find path 'HKLM:.SOFTWARE.GHAL.Rebuild'"):
         reads.image_stamp()  # the compromised disk has no rebuild stamp: Windows' own error
     assert reads.operating_system()["BuildNumber"] == "20348"
     assert reads.computer_system()["PartOfDomain"] is True

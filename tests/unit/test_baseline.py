@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 import yaml
 
+from rebuild.datadir import data_file
 from rebuild.errors import ConfigError
-from rebuild.harden.baseline import DEFAULT_BASELINE, load_baseline, parse_baseline, setting_key
+from rebuild.harden.baseline import BASELINE_FILE, load_baseline, parse_baseline, setting_key
 
 
 @pytest.fixture(scope="module")
 def raw() -> dict[str, Any]:
-    return yaml.safe_load(DEFAULT_BASELINE.read_text(encoding="utf-8"))
+    return yaml.safe_load(data_file(BASELINE_FILE).read_text(encoding="utf-8"))
 
 
 def _settings(b: Any, control_id: str) -> list[dict[str, Any]]:

@@ -50,7 +50,8 @@ def site_inventory(tmp_path: Path) -> Path:
     group_vars.mkdir()
     (group_vars / "kind_workstation.yml").write_text("rebuild_from_group_vars_dir: pc\n", encoding="utf-8")
     vaulted = "\n".join("  " + line for line in _vaulted(SECRET).splitlines())
-    (group_vars / "site_arlon.yml").write_text(f"reimage__bmc_password: !vault |\n{vaulted}\n", encoding="utf-8")
+    site_vars = f"reimage__bmc_password: !vault |\n{vaulted}\n"
+    (group_vars / "site_arlon.yml").write_text(site_vars, encoding="utf-8")
     return path
 
 
@@ -82,7 +83,8 @@ def test_vaulted_values_stay_encrypted(site_inventory: Path, tmp_path: Path) -> 
     doc["all"]["children"]["site_arlon"]["hosts"]["ARL-DC01"]["reimage__bmc_password"] = "VAULT-PLACEHOLDER"
     text = yaml.safe_dump(doc, sort_keys=False)
     vaulted = "\n".join("            " + line for line in _vaulted(SECRET).splitlines())
-    text = text.replace("reimage__bmc_password: VAULT-PLACEHOLDER", f"reimage__bmc_password: !vault |\n{vaulted}")
+    vault_line = f"reimage__bmc_password: !vault |\n{vaulted}"
+    text = text.replace("reimage__bmc_password: VAULT-PLACEHOLDER", vault_line)
     site_inventory.write_text(text, encoding="utf-8")
 
     site = read_ansible_inventory(site_inventory)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rebuild.applications import DATA_DIR, load_catalogue, parse_catalogue
+from rebuild.applications import load_catalogue, parse_catalogue
+from rebuild.datadir import default_data_dir
 from rebuild.errors import ConfigError
 from rebuild.iocs import load_indicators, parse_indicators
 
@@ -25,7 +26,7 @@ CLINICAL = [
 
 @pytest.fixture(scope="module")
 def raw() -> dict:
-    return yaml.safe_load((DATA_DIR / "applications.yml").read_text(encoding="utf-8"))
+    return yaml.safe_load((default_data_dir() / "applications.yml").read_text(encoding="utf-8"))
 
 
 def ids(deployment) -> list[str]:

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from rebuild.datadir import data_file
 from rebuild.errors import ConfigError
 from rebuild.harden.baseline import load_baseline, parse_baseline
 from rebuild.harden.compile import HostFacts, compile_host
-from rebuild.harden.exceptions import DEFAULT_EXCEPTIONS, load_exceptions, parse_exceptions
+from rebuild.harden.exceptions import EXCEPTIONS_FILE, load_exceptions, parse_exceptions
 from rebuild.harden.report import HostReport, Status, build_report, render_html, render_text
 
 SERVER = HostFacts(
@@ -67,9 +68,9 @@ def test_every_setting_carries_its_key() -> None:
 def _raw_with(change: Any) -> Any:
     import yaml
 
-    from rebuild.harden.baseline import DEFAULT_BASELINE
+    from rebuild.harden.baseline import BASELINE_FILE
 
-    raw = yaml.safe_load(DEFAULT_BASELINE.read_text(encoding="utf-8"))
+    raw = yaml.safe_load(data_file(BASELINE_FILE).read_text(encoding="utf-8"))
     change(raw)
     return parse_baseline(raw)
 
@@ -171,7 +172,7 @@ def test_exception_validation_names_the_entry() -> None:
 
 
 def test_project_exceptions_file_is_valid() -> None:
-    assert load_exceptions(DEFAULT_EXCEPTIONS, load_baseline().ids) == []
+    assert load_exceptions(data_file(EXCEPTIONS_FILE), load_baseline().ids) == []
 
 
 def test_exception_expiry(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import signal
@@ -63,7 +64,7 @@ def test_full_walk_records_every_transition_with_timestamps(journal: Journal) ->
     history = journal.transitions("SRV1")
     assert [t.to_phase for t in history][-1] is Phase.VERIFIED
     assert len(history) == 8
-    assert all(a.at <= b.at for a, b in zip(history, history[1:], strict=False))
+    assert all(a.at <= b.at for a, b in itertools.pairwise(history))
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from rebuild.childenv import child_env
 from rebuild.errors import ConfigError, SafetyError
 from rebuild.journal import Journal, Phase
 from rebuild.model import Host, Kind, Platform
@@ -14,7 +15,6 @@ from rebuild.orchestrator.breaker import Breaker
 from rebuild.orchestrator.events import EventMapper, failure_message
 from rebuild.orchestrator.interlocks import confirm_site, select_hosts
 from rebuild.orchestrator.resume import host_work, playbook_phases
-from rebuild.orchestrator.run import child_env
 
 ALL = ("reimage", "harden", "redeploy", "verify")
 
@@ -58,11 +58,13 @@ def test_phases_start_at_the_gate_and_after_the_one_before_and_keep_done_facts(j
     m.begin(m.phases)
     assert journal.host("PC1").phase is Phase.REIMAGING
     assert journal.host("PC2").phase is Phase.PENDING  # nothing to do in this batch
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", {"msg": {"image_id": "img-9"}}))
+    done = {"rebuild_phase": "reimage", "facts": {"image_id": "img-9"}}
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", done))
     rec = journal.host("PC1")
     assert rec.phase is Phase.HARDENING and rec.results["reimage"]["image_id"] == "img-9"
     assert [t.to_phase for t in journal.transitions("PC1")][-2:] == [Phase.REIMAGED, Phase.HARDENING]
-    m(_ev("runner_on_ok", "PC1", "rebuild phase | harden | done", {"msg": {"counts": {"ok": 3}}}))
+    # The result names the phase, whatever the task is called.
+    m(_ev("runner_on_ok", "PC1", "any name", {"rebuild_phase": "harden", "facts": {"counts": {"ok": 3}}}))
     assert journal.host("PC1").phase is Phase.HARDENED  # its last phase in this batch
     assert [(h, k, p) for h, k, p in seen if k != "task"] == [
         ("PC1", "start", "reimage"),
@@ -70,6 +72,15 @@ def test_phases_start_at_the_gate_and_after_the_one_before_and_keep_done_facts(j
         ("PC1", "start", "harden"),
         ("PC1", "done", "harden"),
     ]
+
+
+def test_a_task_named_like_the_old_marker_does_not_end_a_phase(journal: Journal) -> None:
+    m = EventMapper(journal, "r1", phases={"PC1": ["reimage", "harden"]})
+    m.begin(["PC1"])
+    m(_ev("runner_on_ok", "PC1", "rebuild phase | reimage | done", {"msg": {"image_id": "img-9"}}))
+    assert journal.host("PC1").phase is Phase.REIMAGING  # only the rebuild_phase_done result counts
+    with pytest.raises(ValueError, match="unknown phase 'backup'"):
+        m(_ev("runner_on_ok", "PC1", "x", {"rebuild_phase": "backup", "facts": {}}))
 
 
 def test_a_host_caught_mid_phase_is_restarted_as_a_re_check(journal: Journal) -> None:
@@ -271,7 +282,9 @@ def test_only_a_gated_playbook_lets_batches_start_early(tmp_path: Path) -> None:
     assert not playbook_gated(ungated)  # would wipe at once: the orchestrator must not start it early
     gate = "  - rebuild_gate: {path: g}\n    run_once: true\n"
     busy = tmp_path / "busy-gate-play.yml"
-    busy.write_text(f"- hosts: all\n  tasks:\n{gate}  - rebuild_boot_trigger: {{}}\n- hosts: all\n  roles: [reimage]\n")
+    busy.write_text(
+        f"- hosts: all\n  tasks:\n{gate}  - rebuild_boot_trigger: {{}}\n- hosts: all\n  roles: [reimage]\n"
+    )
     assert not playbook_gated(busy)  # the gate's play touches hosts too
     some = tmp_path / "gate-on-some.yml"
     some.write_text(f"- hosts: rebuild_phase_reimage\n  tasks:\n{gate}- hosts: all\n  roles: [reimage]\n")
@@ -374,7 +387,8 @@ def test_progress_views_count_states_and_write_host_logs(tmp_path: Path) -> None
     view.seed({"PC1": "pending", "PC2": "pending"})
     view.emit("run_started", hosts=2)
     view.host_event(HostEvent("PC1", "start", "reimage", "rebuild phase | reimage | start", "ok"))
-    view.host_event(HostEvent("PC1", "task", "reimage", "reimage | trigger | one-time network boot (Redfish, hypervisor or Wake-on-LAN)", "changed"))
+    trigger = "reimage | trigger | one-time network boot (Redfish, hypervisor or Wake-on-LAN)"
+    view.host_event(HostEvent("PC1", "task", "reimage", trigger, "changed"))
     view.host_event(
         HostEvent("PC2", "failed", "reimage", "reimage | wait", "failed", "reimage | wait: timeout")
     )

@@ -6,6 +6,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -47,7 +48,7 @@ def journal(tmp_path: Path):
 
 
 class Api(BaseHTTPRequestHandler):
-    calls: list[tuple[dict, str]] = []
+    calls: ClassVar[list[tuple[dict, str]]] = []
     status = 200
 
     def do_POST(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import itertools
 import json
 import time
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_counts_per_site_and_service(journal):
     r = make(journal)
     c = r.sites["arlon"]
     assert (c.total, c.back, c.in_progress, c.pending, c.failed, c.quarantined) == (6, 3, 0, 1, 1, 1)
-    lines = {l.service: l.counts for l in r.services}
+    lines = {line.service: line.counts for line in r.services}
     assert (lines["emergency"].total, lines["emergency"].back, lines["emergency"].quarantined) == (3, 2, 1)
     assert (lines["radiology"].failed, lines["radiology"].pending) == (1, 1)
     assert "marche" not in r.sites  # scoped to the site asked for
@@ -133,14 +134,14 @@ def test_timeline_replays_transitions(journal):
     assert backs == sorted(backs)  # nobody left "back" in this history
     last = pts[-1]
     assert (last.back, last.in_progress, last.failed, last.quarantined) == (3, 0, 1, 1)
-    assert all(a.at <= b.at for a, b in zip(pts, pts[1:]))
+    assert all(a.at <= b.at for a, b in itertools.pairwise(pts))
 
 
 def test_tier_times(journal):
     r = make(journal)
     tiers = {t.tier: t for t in r.tiers}
     run_start = journal.run("run-1").started_at
-    dc_back = [t.at for t in journal.transitions("DC01") if t.to_phase is Phase.VERIFIED][0]
+    dc_back = next(t.at for t in journal.transitions("DC01") if t.to_phase is Phase.VERIFIED)
     assert tiers[0].all_back_s == dc_back - run_start
     assert tiers[1].back == 2 and tiers[1].total == 3 and tiers[1].all_back_s is None
     assert tiers[1].first_back_s is not None

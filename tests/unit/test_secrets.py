@@ -141,7 +141,12 @@ def test_rebuild_site_without_a_key_exits_2_and_records_nothing(
     tmp_path: Path, arlon_inventory: Path, no_key_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "state"
-    code = main(["site", "arlon", "--inventory", str(arlon_inventory), "--state-dir", str(state), "--yes", "--new-journal"])
+    code = main(
+        [
+            *("site", "arlon", "--inventory", str(arlon_inventory)),
+            *("--state-dir", str(state), "--yes", "--new-journal"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert f"{KEY_FILE_ENV} is not set" in err and "Traceback" not in err
@@ -155,7 +160,12 @@ def test_rebuild_site_with_a_world_readable_key_exits_2(
     key = _key(tmp_path / "vault.key", 0o644)
     monkeypatch.setenv(KEY_FILE_ENV, str(key))
     state = tmp_path / "state"
-    code = main(["site", "arlon", "--inventory", str(arlon_inventory), "--state-dir", str(state), "--yes", "--new-journal"])
+    code = main(
+        [
+            *("site", "arlon", "--inventory", str(arlon_inventory)),
+            *("--state-dir", str(state), "--yes", "--new-journal"),
+        ]
+    )
     assert code == 2
     assert f"vault key {key} ({KEY_FILE_ENV}): mode 0644" in capsys.readouterr().err
     assert not (state / "journal.sqlite").exists()
@@ -231,7 +241,9 @@ def test_a_dry_run_needs_neither_key_nor_join_credential_to_pass_these_checks(
     run = SiteRun(_options(arlon_inventory, tmp_path / "state", dry_run=True))
     run._check_vault_key()
     _, work, _ = run.prepare()
-    run._check_domain_join(work)  # no exception: a dry run joins nothing
+    from rebuild.orchestrator.credentials import check_domain_join
+
+    check_domain_join(run.store, run.site, work, dry_run=True, env={})  # a dry run joins nothing
 
 
 # -- item 9: Ansible's environment is an allow-list -----------------------------------------------

@@ -29,8 +29,8 @@ def test_expectations_from_catalogues():
     assert {a["id"] for a in e.applications} == {"edr-agent", "omnipro-client", "pacs-viewer"}
     assert [p["name"] for p in e.printers] == ["ARL-RX-PRT01"]
     assert "rb-admin" in e.admin_allowed
-    assert e.hardening and all(s["type"] in ("registry", "service", "feature", "firewall_profile", "defender_status")
-                               for c in e.hardening for s in c["settings"])
+    kinds = ("registry", "service", "feature", "firewall_profile", "defender_status")
+    assert e.hardening and all(s["type"] in kinds for c in e.hardening for s in c["settings"])
     assert "Restore-My-Files.txt" in e.iocs["note_names"]
 
 
@@ -54,14 +54,22 @@ def test_suites_per_kind():
         suite_files("toaster")
 
 
-JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="verify-X" errors="1" failures="1"
-skipped="1" tests="4"><testcase classname="test_common" name="test_image_id_is_the_catalogue_clean_image"/>
-<testcase classname="test_common" name="test_defender_realtime_protection_on"><failure
-message="AssertionError: Defender protection off: RealTimeProtectionEnabled is False&#10;assert False">x</failure>
-</testcase><testcase classname="test_common" name="test_domain_joined"><error message="failed on setup with
-&quot;ReadError&quot;">y</error></testcase><testcase classname="test_common" name="test_pre_incident_admin_password_refused">
-<skipped type="pytest.skip" message="no pre-incident password on record">z</skipped></testcase></testsuite></testsuites>
-"""
+JUNIT = (
+    '<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="verify-X"'
+    ' errors="1" failures="1"\n'
+    'skipped="1" tests="4"><testcase classname="test_common"'
+    ' name="test_image_id_is_the_catalogue_clean_image"/>\n'
+    '<testcase classname="test_common"'
+    ' name="test_defender_realtime_protection_on"><failure\n'
+    'message="AssertionError: Defender protection off: RealTimeProtectionEnabled is'
+    ' False&#10;assert False">x</failure>\n'
+    '</testcase><testcase classname="test_common" name="test_domain_joined"><error'
+    ' message="failed on setup with\n'
+    '&quot;ReadError&quot;">y</error></testcase><testcase classname="test_common"'
+    ' name="test_pre_incident_admin_password_refused">\n'
+    '<skipped type="pytest.skip" message="no pre-incident password on'
+    ' record">z</skipped></testcase></testsuite></testsuites>\n'
+)
 
 
 def test_parse_junit(tmp_path: Path):

@@ -76,13 +76,15 @@ def _run_executor_script(lab: Lab, twin: TwinRecord, request: ExecRequest) -> Ou
         parent = ntpath.dirname(path)
         if not is_dir(state, parent):
             return _err(
-                f'Exception calling "Create" with "1" argument(s): "Could not find a part of the path \'{path}\'."'
+                'Exception calling "Create" with "1" argument(s): '
+                f'"Could not find a part of the path \'{path}\'."'
             )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             return _err(
-                "the rebuild lab (a simulation) does not simulate binary file content (files are kept as text)"
+                "the rebuild lab (a simulation) does not simulate binary file content "
+                "(files are kept as text)"
             )
 
         def put(s: TwinState) -> None:

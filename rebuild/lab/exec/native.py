@@ -218,7 +218,8 @@ def net(state: TwinState, args: list[str]) -> Output:
             return (
                 2,
                 b"",
-                b"The user name could not be found.\r\n\r\nMore help is available by typing NET HELPMSG 2221.\r\n\r\n",
+                b"The user name could not be found.\r\n\r\n"
+                b"More help is available by typing NET HELPMSG 2221.\r\n\r\n",
             )
         groups = [g for g, members in state.groups.items() if user.name in members]
         rows = [
@@ -241,7 +242,8 @@ def net(state: TwinState, args: list[str]) -> Output:
             return (
                 2,
                 b"",
-                b"The specified local group does not exist.\r\n\r\nMore help is available by typing NET HELPMSG 3780.\r\n\r\n",
+                b"The specified local group does not exist.\r\n\r\n"
+                b"More help is available by typing NET HELPMSG 3780.\r\n\r\n",
             )
         body = (
             f"Alias name     {group}\r\nComment        \r\n\r\nMembers\r\n\r\n"

@@ -98,7 +98,8 @@ def run_powershell_exe(lab: Lab, twin: TwinRecord, args: list[str], stdin: bytes
                 1,
                 b"",
                 (
-                    f"-{tok[1:]} : The term '{tok}' is not recognized as a valid parameter of powershell.exe\r\n"
+                    f"-{tok[1:]} : The term '{tok}' is not recognized as a valid parameter of "
+                    "powershell.exe\r\n"
                 ).encode(),
             )
         if name in _EXE_SWITCHES:
@@ -116,7 +117,10 @@ def run_powershell_exe(lab: Lab, twin: TwinRecord, args: list[str], stdin: bytes
                 return (
                     1,
                     b"",
-                    f"Cannot process the command because the value specified with -EncodedCommand is not properly encoded: {exc}\r\n".encode(),
+                    (
+                        "Cannot process the command because the value specified with -EncodedCommand "
+                        f"is not properly encoded: {exc}\r\n"
+                    ).encode(),
                 )
             break
         if name == "command":

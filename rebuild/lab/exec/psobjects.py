@@ -33,7 +33,8 @@ class PSDate:
     def __str__(self) -> str:
         w = self.when
         hour = w.hour % 12 or 12
-        return f"{w.strftime('%A')}, {w.strftime('%B')} {w.day}, {w.year} {hour}:{w.minute:02d}:{w.second:02d} {'AM' if w.hour < 12 else 'PM'}"
+        clock = f"{hour}:{w.minute:02d}:{w.second:02d} {'AM' if w.hour < 12 else 'PM'}"
+        return f"{w.strftime('%A')}, {w.strftime('%B')} {w.day}, {w.year} {clock}"
 
     def to_file_time(self) -> int:
         epoch = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)

@@ -18,10 +18,15 @@ LOGON_UI_KEY = "HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Winlogon
 
 _REBOOT = re.compile(
     r"^\$ErrorActionPreference = 'Continue'\s*"
-    r"if \(\$(?P<remove>True|False)\) \{\s*Remove-Item -LiteralPath '(?P<key>[^']*)' -Force -ErrorAction SilentlyContinue\s*\}\s*"
+    r"if \(\$(?P<remove>True|False)\) \{\s*"
+    r"Remove-Item -LiteralPath '(?P<key>[^']*)' -Force -ErrorAction SilentlyContinue\s*\}\s*"
     r"\$stdout = \$null\s*"
-    r"\$stderr = \. \{ C:\\Windows\\System32\\shutdown\.exe /r /t (?P<delay>\d+) /c (?P<msg>'(?:[^']|'')*') \| Set-Variable stdout \} 2>&1 \| ForEach-Object ToString\s*"
-    r"ConvertTo-Json -Compress -InputObject @\{\s*stdout = \(@\(\$stdout\) -join \"`n\"\)\s*stderr = \(@\(\$stderr\) -join \"`n\"\)\s*rc = \$LASTEXITCODE\s*\}\s*"
+    r"\$stderr = \. \{ C:\\Windows\\System32\\shutdown\.exe /r /t (?P<delay>\d+) "
+    r"/c (?P<msg>'(?:[^']|'')*') \| Set-Variable stdout \} 2>&1 \| ForEach-Object ToString\s*"
+    r"ConvertTo-Json -Compress -InputObject @\{\s*"
+    r"stdout = \(@\(\$stdout\) -join \"`n\"\)\s*"
+    r"stderr = \(@\(\$stderr\) -join \"`n\"\)\s*"
+    r"rc = \$LASTEXITCODE\s*\}\s*"
     r"(?:;\s*If \(-not \$\?\).*)?$",
     re.S,
 )

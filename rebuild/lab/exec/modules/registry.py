@@ -71,7 +71,8 @@ def _convert(data: Any, kind: str) -> Any:
                 value = int(text, 16) if text.lower().startswith("0x") else int(float(text))
                 if not text.lower().startswith("0x") and float(text) != int(float(text)):
                     raise ModuleFailed(
-                        f"data '{data}' cannot be a decimal or float value with a remainder when type is {kind}"
+                        f"data '{data}' cannot be a decimal or float value with a remainder "
+                        f"when type is {kind}"
                     )
             except ValueError:
                 raise ModuleFailed(f"data '{data}' is not a valid integer for type {kind}") from None

@@ -42,7 +42,8 @@ SIMULATED = MIN | {
 
 
 def _subsets(raw: list[str]) -> set[str]:
-    """gather_subset as setup.ps1 reads it: `min` unless `!min`; `!all` drops the rest; names win over `!all`."""
+    """gather_subset as setup.ps1 reads it: `min` unless `!min`; `!all` drops the rest; names win
+    over `!all`."""
     include: set[str] = set()
     exclude: set[str] = set()
     named: set[str] = set()

@@ -32,14 +32,18 @@ def test_service_specific_application(host):
 
 
 def test_group_root_ca_in_machine_store(host):
-    key = r"HKLM:\SOFTWARE\Microsoft\SystemCertificates\ROOT\Certificates\F3C807AEEB47CED4A328983ABC938868D360BB0A"
+    key = (
+        r"HKLM:\SOFTWARE\Microsoft\SystemCertificates\ROOT\Certificates"
+        r"\F3C807AEEB47CED4A328983ABC938868D360BB0A"
+    )
     assert host.ansible("ansible.windows.win_reg_stat", f"path={key}", check=False)["exists"]
 
 
 def test_room_printer_added(host):
-    printer = {"emergency": "ARL-URG-PRT01", "radiology": "ARL-RX-PRT01"}[host.ansible.get_variables()["rebuild_service"]]
-    reg = host.ansible("ansible.windows.win_reg_stat",
-                       rf"path=HKLM:\SYSTEM\CurrentControlSet\Control\Print\Printers\{printer} name=Port", check=False)
+    service = host.ansible.get_variables()["rebuild_service"]
+    printer = {"emergency": "ARL-URG-PRT01", "radiology": "ARL-RX-PRT01"}[service]
+    path = rf"HKLM:\SYSTEM\CurrentControlSet\Control\Print\Printers\{printer}"
+    reg = host.ansible("ansible.windows.win_reg_stat", f"path={path} name=Port", check=False)
     assert reg["exists"] and reg["value"].startswith("IP_10.11.")
 
 

@@ -50,5 +50,7 @@ def test_no_secret_in_junit(host):
 
 
 def test_image_stamp_present(host):
-    stamp = host.ansible("ansible.windows.win_reg_stat", r"path=HKLM:\SOFTWARE\GHAL\Rebuild name=ImageId", check=False)
+    stamp = host.ansible(
+        "ansible.windows.win_reg_stat", r"path=HKLM:\SOFTWARE\GHAL\Rebuild name=ImageId", check=False
+    )
     assert stamp["exists"] and stamp["value"].startswith("ghal-w11-")
