@@ -18,7 +18,7 @@ import pytest
 from rebuild.journal import Journal, Phase
 from rebuild.lab.state import StateStore
 from rebuild.orchestrator import SiteRunOptions, run_site
-from rebuild.orchestrator.run import DEFAULT_PLAYBOOK
+from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
 from rebuild.orchestrator.tier0_gates import RESULT_KEY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
