@@ -205,7 +205,9 @@ def test_report_as_rendered_by_chromium(report_html: Path, tmp_path: Path):
         problem = js(f"""Array.from({cells}).map(
                         c => c.innerText.trim())""")
         assert problem[0] == "ARL-URG-0003" and problem[3] == "Quarantined"
-        assert "test_defender_realtime_protection_on: Defender protection off" in problem[6]
+        # Columns: host, site, service, status, phase, held back by, reason, failing checks.
+        assert problem[5] == ""  # no named hold-back condition (e.g. patch_level) for this one
+        assert "test_defender_realtime_protection_on: Defender protection off" in problem[7]
         assert "ARL-URG-0002" in text and "WinRM timed out" in text
 
         # The progress chart is drawn inline (no network), with its legend.
