@@ -16,15 +16,18 @@ from rebuild.secrets import SecretStore, create_key_file
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _ansible(args: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
-    """Run an ad-hoc module on the controller; return its JSON result."""
+def _ansible(
+    args: list[str], env: dict[str, str] | None = None, host: str = "localhost", connection: str = "local"
+) -> dict[str, object]:
+    """Run an ad-hoc module (on the controller unless `host`/`connection` say otherwise); return
+    its JSON result."""
     cmd = [
         str(Path(sys.executable).parent / "ansible"),
-        "localhost",
+        host,
         "-i",
-        "localhost,",
+        f"{host},",
         "-c",
-        "local",
+        connection,
         "-o",
         *args,
     ]
@@ -201,39 +204,20 @@ def test_secret_lookup_refuses_a_missing_or_unsafe_key(tmp_path: Path) -> None:
 
 def _image_check_over_https(address: str, extra: str) -> dict[str, object]:
     """rebuild_image_check through Ansible's winrm connection (HTTPS, 5986) to `address`."""
-    cmd = [
-        str(Path(sys.executable).parent / "ansible"),
-        address,
-        "-i",
-        f"{address},",
-        "-c",
-        "ansible.builtin.winrm",
-        "-o",
-        "-e",
-        "ansible_port=5986 ansible_winrm_scheme=https ansible_user=rb-admin ansible_password=x "
-        "ansible_winrm_transport=ntlm ansible_winrm_server_cert_validation=validate",
-        "-m",
-        "rebuild_image_check",
-        "-a",
-        f"image_id=img sha256=00 sleep=1 {extra}",
-    ]
-    out = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_INVENTORY_ENABLED": "host_list",
-        },
+    return _ansible(
+        [
+            "-e",
+            "ansible_port=5986 ansible_winrm_scheme=https ansible_user=rb-admin ansible_password=x "
+            "ansible_winrm_transport=ntlm ansible_winrm_server_cert_validation=validate",
+            "-m",
+            "rebuild_image_check",
+            "-a",
+            f"image_id=img sha256=00 sleep=1 {extra}",
+        ],
+        {"ANSIBLE_INVENTORY_ENABLED": "host_list"},
+        host=address,
+        connection="ansible.builtin.winrm",
     )
-    line = (out.stdout.strip().splitlines() or [""])[-1]
-    assert "=>" in line, out.stdout + out.stderr
-    result: dict[str, object] = json.loads(line.split("=>", 1)[1])
-    return result
 
 
 def test_image_check_fails_early_when_winrm_answers_on_http_only(lab_prefix: str) -> None:
