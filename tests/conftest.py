@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,6 +165,34 @@ def lab_prefix() -> Iterator[str]:
         yield prefix
     finally:
         lock.close()
+
+
+def rehearsal_site_argv(lab: RunningLab, hosts: list[str], why: str) -> list[str]:
+    """`rebuild site arlon` as a rehearsal of just `hosts` (PCs that rejoin the domain with no
+    directory server rebuilt in the test: the tier-0 gates are overridden, with `why` as reason)."""
+    return [
+        sys.executable,
+        "-m",
+        "rebuild",
+        "site",
+        "arlon",
+        "--inventory",
+        str(lab.inventory("arlon")),
+        "--state-dir",
+        str(lab.state_dir),
+        "--yes",
+        "--new-journal",
+        "--rehearsal",
+        "--limit",
+        ",".join(hosts),
+        "--json",
+        "--override-gate",
+        "krbtgt-reset-twice",
+        "--override-gate",
+        "admin-accounts-rotated",
+        "--reason",
+        why,
+    ]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -34,7 +34,7 @@ PACKAGE = "updates/windows11.0-kb5999001-x64.msu"
 @pytest.fixture(scope="module")
 def rehearsal(tmp_path_factory: pytest.TempPathFactory):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import _running_lab
+    from conftest import _running_lab, rehearsal_site_argv
 
     base = tmp_path_factory.mktemp("patch-lab")
     data = base / "data"
@@ -56,30 +56,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory):
         lab.client.set_fault(FAILING, "update_fails")
         env = {**os.environ, **lab.env, "REBUILD_DATA_DIR": str(data)}
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "rebuild",
-                "site",
-                "arlon",
-                "--inventory",
-                str(lab.inventory("arlon")),
-                "--state-dir",
-                str(lab.state_dir),
-                "--yes",
-                "--new-journal",
-                "--rehearsal",
-                "--limit",
-                f"{UPDATED},{FAILING}",
-                "--json",
-                # the PCs rejoin the domain with no directory server rebuilt in this test
-                "--override-gate",
-                "krbtgt-reset-twice",
-                "--override-gate",
-                "admin-accounts-rotated",
-                "--reason",
-                "patch level test: the directory is not part of it",
-            ],
+            rehearsal_site_argv(lab, [UPDATED, FAILING], "patch level test: the directory is not part of it"),
             env=env,
             capture_output=True,
             text=True,

@@ -30,37 +30,14 @@ CLEAN, DRIFTED = "ARL-URG-0002", "ARL-URG-0001"  # same service and wave: the br
 def rehearsal(tmp_path_factory: pytest.TempPathFactory):
     # One lab and one site run for the module's assertions (a run takes ~20 s on 2 cores).
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import _running_lab
+    from conftest import _running_lab, rehearsal_site_argv
 
     base = tmp_path_factory.mktemp("verify-lab")
     with _running_lab(base / "lab", site="arlon") as lab:
         lab.client.set_fault(DRIFTED, "drift_after_redeploy", changes=["defender_off", "ransom_note"])
         env = {**os.environ, **lab.env}
         proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "rebuild",
-                "site",
-                "arlon",
-                "--inventory",
-                str(lab.inventory("arlon")),
-                "--state-dir",
-                str(lab.state_dir),
-                "--yes",
-                "--new-journal",
-                "--rehearsal",
-                "--limit",
-                f"{CLEAN},{DRIFTED}",
-                "--json",
-                # the PCs rejoin the domain with no directory server rebuilt in this test
-                "--override-gate",
-                "krbtgt-reset-twice",
-                "--override-gate",
-                "admin-accounts-rotated",
-                "--reason",
-                "verification test: the directory is not part of it",
-            ],
+            rehearsal_site_argv(lab, [CLEAN, DRIFTED], "verification test: the directory is not part of it"),
             env=env,
             capture_output=True,
             text=True,
