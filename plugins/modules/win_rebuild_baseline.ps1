@@ -40,30 +40,17 @@ $currentUser = [Security.Principal.WindowsIdentity]::GetCurrent().Name.Split('\'
 $protected += $currentUser
 
 $markerKey = 'HKLM:\SOFTWARE\GHAL\Rebuild\Harden'
+# Restart-bound controls written since the last restart are listed in a volatile key: Windows
+# keeps it in memory only and discards it at the next restart (RegCreateKeyEx REG_OPTION_VOLATILE),
+# so its existence means "not restarted since". No boot time compared, no clock involved.
+$pendingSubKey = 'SOFTWARE\GHAL\Rebuild\Harden\RestartPending'
+$pendingKey = "HKLM:\$pendingSubKey"
 $defaultHive = 'GHAL_RebuildDefaultUser'
 $script:hiveLoaded = $false
-# Boot time drifts by seconds when the clock syncs (w32time): compare with a tolerance.
-$bootToleranceSeconds = 120
 $script:auditCache = $null
 $script:seceditCache = $null
 
 # ---------------------------------------------------------------- helpers
-
-Function Get-BootTime {
-    (Get-CimInstance -ClassName Win32_OperatingSystem).LastBootUpTime.ToUniversalTime().ToString('o')
-}
-
-Function Test-SameBoot {
-    # The marker's boot time against this boot's: equal within the clock-sync tolerance.
-    param([string]$Recorded, [string]$Current)
-    if (-not $Recorded) { return $false }
-    try {
-        $a = [DateTime]::Parse($Recorded, [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::RoundtripKind)
-        $b = [DateTime]::Parse($Current, [Globalization.CultureInfo]::InvariantCulture, [Globalization.DateTimeStyles]::RoundtripKind)
-    }
-    catch { return $false }
-    return [Math]::Abs(($a.ToUniversalTime() - $b.ToUniversalTime()).TotalSeconds) -le $bootToleranceSeconds
-}
 
 Function Invoke-NativeCommand {
     # Runs a console program and returns its exit code and text. In Windows PowerShell 5.1,
@@ -543,11 +530,11 @@ Function Set-Setting {
 
 # ---------------------------------------------------------------- main
 
-$bootTime = Get-BootTime
 $pending = @()
-$marker = Get-Item -LiteralPath $markerKey -ErrorAction SilentlyContinue
-if ($null -ne $marker -and (Test-SameBoot -Recorded $marker.GetValue('PendingBootTime') -Current $bootTime)) {
-    $pending = @($marker.GetValue('PendingReboot'))
+$marker = Get-Item -LiteralPath $pendingKey -ErrorAction SilentlyContinue
+if ($null -ne $marker) {
+    $pending = @($marker.GetValue('Controls') | Where-Object { $_ })
+    $marker.Close()
 }
 
 $results = [System.Collections.Generic.List[object]]@()
@@ -646,10 +633,13 @@ try {
         }
     }
 
-    if (-not $checkMode -and $anyChanged) {
+    if (-not $checkMode -and $anyChanged -and $pending.Count -gt 0) {
+        # The parent first, non-volatile: CreateSubKey makes every key it creates volatile, and a
+        # volatile parent would refuse the stable keys other runs create under it.
         if (-not (Test-Path -LiteralPath $markerKey)) { $null = New-Item -Path $markerKey -Force }
-        $null = New-ItemProperty -LiteralPath $markerKey -Name PendingReboot -PropertyType MultiString -Value ([string[]]$pending) -Force
-        $null = New-ItemProperty -LiteralPath $markerKey -Name PendingBootTime -PropertyType String -Value $bootTime -Force
+        $key = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey($pendingSubKey, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, [Microsoft.Win32.RegistryOptions]::Volatile)
+        $key.Close()
+        $null = New-ItemProperty -LiteralPath $pendingKey -Name Controls -PropertyType MultiString -Value ([string[]]$pending) -Force
     }
 }
 finally {

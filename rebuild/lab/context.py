@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuild.lab.state import StateStore, TwinState
+from rebuild.lab.state import RESTART_EVENTS, StateStore, TwinState
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ class Lab:
 
         def add(state: TwinState) -> None:
             state.history.append(entry)
+            if event in RESTART_EVENTS:
+                state.forget_volatile_keys()
 
         self.update(name, add)
         for listener in list(self._listeners):

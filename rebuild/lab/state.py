@@ -31,6 +31,9 @@ class Phase(StrEnum):
 
 RANSOM_NOTE = r"C:\Users\Public\Desktop\Restore-My-Files.txt"
 
+# Lab events after which the machine's memory is gone: a restart, a power cycle, a reimage.
+RESTART_EVENTS = frozenset({"boot", "reboot", "reset", "power_off", "reimage"})
+
 
 @dataclass
 class Service:
@@ -92,7 +95,25 @@ class TwinState:
     disks: list[dict[str, Any]] = field(default_factory=list)
     wiped_disk: int = -1  # the DiskID Windows Setup last wiped (-1: never)
     console_session: str = ""  # who is logged on, unlocked, at the console ("" = nobody)
+    # Registry keys created volatile (REG_OPTION_VOLATILE): kept in memory only, gone at restart.
+    volatile_keys: list[str] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)  # lab events: boots, resets, packets
+
+    def volatile_key_holding(self, key: str) -> str | None:
+        """The volatile key that is `key` or one of its parents, or None (all of a volatile key's
+        subkeys are volatile: RegCreateKeyEx, ERROR_CHILD_MUST_BE_VOLATILE)."""
+        low = key.rstrip("\\").lower()
+        return next(
+            (k for k in self.volatile_keys if low == k.lower() or low.startswith(k.lower() + "\\")), None
+        )
+
+    def forget_volatile_keys(self) -> None:
+        """A restart: Windows discards volatile keys (and their subkeys) when HKLM is unloaded at a
+        full shutdown (Microsoft Learn, RegCreateKeyEx REG_OPTION_VOLATILE)."""
+        gone = [k for k in self.registry if self.volatile_key_holding(k)]
+        for k in gone:
+            del self.registry[k]
+        self.volatile_keys = []
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -206,8 +206,11 @@ def test_expired_exception_no_longer_applies(lab: Lab) -> None:
 
 
 def test_pending_reboot_clears_only_after_the_twin_boots(lab: Lab) -> None:
+    """The twin restarts seconds after its previous boot (what a boot-time marker with a 120 s
+    tolerance took for the same boot): the volatile restart-pending key is gone all the same."""
     host = "ARL-SRV-0001"
     c = compiled(host)
+    lab.record(host, "boot", reason="freshly booted")
     call(lab, host, c.module_args())
     again = call(lab, host, c.module_args(), check=True)
     pending = {r["id"] for r in again["controls"] if r["pending_reboot"]}

@@ -285,25 +285,50 @@ def test_every_setting_type_applies_or_fails_as_windows_does(lab: Lab) -> None:
     assert result["T-BOGUS"]["error"] == "unknown setting type 'bogus'"
 
 
-def test_diff_mode_and_a_marker_from_another_boot(lab: Lab) -> None:
-    """A pending-reboot marker whose boot time is missing or unreadable is from no known boot: it
-    is ignored. In diff mode the result carries before/after per control."""
-    marker = "HKLM:\\SOFTWARE\\GHAL\\Rebuild\\Harden"
-    args = {
+PENDING_KEY = "HKLM:\\SOFTWARE\\GHAL\\Rebuild\\Harden\\RestartPending"
+
+
+def restart_bound_control() -> dict[str, Any]:
+    return {
         "protected_accounts": ["rb-admin"],
         "controls": [
             control(
-                "T-REG",
+                "T-REBOOT",
                 {"type": "registry", "path": TEST_KEY, "name": "X", "value_type": "string", "data": "y"},
+                reboot_required=True,
             )
         ],
     }
-    for boot_time in (None, "not a date"):
-        values: dict[str, Any] = {"PendingReboot": ["T-REG"]}
-        if boot_time:
-            values["PendingBootTime"] = boot_time
-        lab.update(HOST, lambda st, values=values: st.registry.__setitem__(marker, values))
-        result = call(lab, args=args, check=True, diff=True)
-        assert result["diff"]["before"] == {"T-REG": {"T-REG:0": None}}
-        assert result["diff"]["after"] == result["diff"]["before"]
-        assert result["pending_reboot"] is False
+
+
+def test_diff_mode_and_a_pending_list_in_a_stable_key_is_not_read(lab: Lab) -> None:
+    """Only the volatile key says "not restarted since": the list an older module kept in the stable
+    marker key (it survives restarts) is ignored. In diff mode the result carries before/after."""
+    marker = "HKLM:\\SOFTWARE\\GHAL\\Rebuild\\Harden"
+    values = {"PendingReboot": ["T-REBOOT"], "PendingBootTime": "2026-01-05T07:30:00.0000000Z"}
+    lab.update(HOST, lambda st: st.registry.__setitem__(marker, values))
+    result = call(lab, args=restart_bound_control(), check=True, diff=True)
+    assert result["diff"]["before"] == {"T-REBOOT": {"T-REBOOT:0": None}}
+    assert result["diff"]["after"] == result["diff"]["before"]
+    assert result["pending_reboot"] is False
+
+
+def test_restart_pending_is_a_volatile_key_judged_right_seconds_after_a_boot(lab: Lab) -> None:
+    """The old marker compared boot times within 120 s: a restart less than 120 s after the recorded
+    boot looked like the same boot. The volatile key survives no restart, whenever it comes."""
+    lab.record(HOST, "boot", via="test")  # the twin has just booted
+    applied = call(lab, args=restart_bound_control())
+    assert applied["pending_reboot"] is True
+    state = lab.state(HOST)
+    assert state.registry[PENDING_KEY] == {"Controls": ["T-REBOOT"]}
+    assert state.volatile_keys == [PENDING_KEY]  # only it: its parent is created stable first
+
+    same_boot = call(lab, args=restart_bound_control(), check=True)
+    assert same_boot["pending_reboot"] is True  # no restart yet: the key is still there
+
+    lab.record(HOST, "reboot", via="test", delay=0)  # seconds after the boot above
+    after = call(lab, args=restart_bound_control(), check=True)
+    assert after["pending_reboot"] is False
+    assert by_id(after)["T-REBOOT"]["compliant"] is True
+    assert PENDING_KEY not in lab.state(HOST).registry
+    assert "HKLM:\\SOFTWARE\\GHAL\\Rebuild\\Harden" in lab.state(HOST).registry  # the stable parent stays

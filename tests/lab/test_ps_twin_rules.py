@@ -203,3 +203,81 @@ def test_ansible_basic_refuses_a_differently_cased_option_or_choice(lab: Lab) ->
     assert rc == 1 and str(result["msg"]).startswith("Unsupported parameters for (probe) module: Items.")
     rc, result = run_module(lab, {"mode": "Auto"})
     assert rc == 1 and result["msg"] == "value of mode must be one of: auto, manual, got: Auto"
+
+
+# --- volatile registry keys (RegCreateKeyEx REG_OPTION_VOLATILE; RegistryKey.CreateSubKey) --------
+
+HKLM_CREATE = (
+    "$k = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey('{path}', "
+    "[Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, "
+    "[Microsoft.Win32.RegistryOptions]::{opt})\n"
+    "$k.Close()\n"
+)
+
+
+def test_a_volatile_key_is_gone_after_a_restart_and_a_stable_one_stays(lab: Lab) -> None:
+    src = (
+        "$null = New-Item -Path 'HKLM:\\SOFTWARE\\GHAL\\T' -Force\n"
+        + HKLM_CREATE.format(path="SOFTWARE\\GHAL\\T\\Mem", opt="Volatile")
+        + "$null = New-ItemProperty -LiteralPath 'HKLM:\\SOFTWARE\\GHAL\\T\\Mem' -Name V -Value 1 "
+        + "-PropertyType DWord\n"
+    )
+    run(lab, src)
+    assert lab.state(TWIN).registry["HKLM:\\SOFTWARE\\GHAL\\T\\Mem"] == {"V": 1}
+    lab.record(TWIN, "boot_override", via="redfish", target="Pxe")  # not a restart
+    assert "HKLM:\\SOFTWARE\\GHAL\\T\\Mem" in lab.state(TWIN).registry  # survives anything but a restart
+    lab.record(TWIN, "reboot", via="shutdown.exe /r", delay=0)
+    state = lab.state(TWIN)
+    assert "HKLM:\\SOFTWARE\\GHAL\\T\\Mem" not in state.registry and state.volatile_keys == []
+    assert "HKLM:\\SOFTWARE\\GHAL\\T" in state.registry
+    assert run(lab, "Test-Path -LiteralPath 'HKLM:\\SOFTWARE\\GHAL\\T\\Mem'").output == [False]
+
+
+def test_a_stable_subkey_under_a_volatile_key_is_refused(lab: Lab) -> None:
+    """ERROR_CHILD_MUST_BE_VOLATILE (1021): through .NET (RegistryOptions.None) and through the
+    registry provider (New-Item creates stable keys); a volatile subkey is allowed."""
+    create = "$null = New-Item -Path 'HKLM:\\SOFTWARE\\GHAL\\T' -Force\n" + HKLM_CREATE.format(
+        path="SOFTWARE\\GHAL\\T\\Mem", opt="Volatile"
+    )
+    stable = HKLM_CREATE.format(path="SOFTWARE\\GHAL\\T\\Mem\\Child", opt="None")
+    result = run(lab, create + "try {\n" + stable + "'created' } catch { $_.Exception.Message }\n")
+    assert result.output == [
+        'Exception calling "CreateSubKey" with "3" argument(s): '
+        '"Cannot create a stable subkey under a volatile parent key."'
+    ]
+    provider = run(
+        lab,
+        "New-Item -Path 'HKLM:\\SOFTWARE\\GHAL\\T\\Mem\\Child' -ErrorAction SilentlyContinue\n"
+        "$Error[0].Exception.Message",
+    )
+    assert provider.output == ["Cannot create a stable subkey under a volatile parent key."]
+    assert not any(k.lower().endswith("\\child") for k in lab.state(TWIN).registry)
+    run(lab, HKLM_CREATE.format(path="SOFTWARE\\GHAL\\T\\Mem\\Child", opt="Volatile"))
+    lab.record(TWIN, "reboot", via="shutdown.exe /r", delay=0)
+    assert not any("\\mem" in k.lower() for k in lab.state(TWIN).registry)
+
+
+def test_volatile_is_ignored_for_an_existing_key_and_applies_to_every_parent_it_creates(lab: Lab) -> None:
+    """RegCreateKeyEx: "This flag is ignored for keys that already exist"; "All keys created by the
+    function are volatile" (the missing parents too)."""
+    run(lab, "$null = New-Item -Path 'HKLM:\\SOFTWARE\\GHAL\\Stable' -Force\n")
+    run(lab, HKLM_CREATE.format(path="SOFTWARE\\GHAL\\Stable", opt="Volatile"))
+    run(lab, HKLM_CREATE.format(path="SOFTWARE\\GHAL\\New\\Deep", opt="Volatile"))
+    refused = run(
+        lab, "New-Item -Path 'HKLM:\\SOFTWARE\\GHAL\\New\\Other' -ErrorAction SilentlyContinue\n$Error.Count"
+    )
+    assert refused.output == [1]  # GHAL\New was created volatile with Deep
+    lab.record(TWIN, "boot", via="power-button")
+    keys = {k.lower() for k in lab.state(TWIN).registry}
+    assert "hklm:\\software\\ghal\\stable" in keys
+    assert not any(k.startswith("hklm:\\software\\ghal\\new") for k in keys)
+
+
+def test_other_create_subkey_overloads_are_not_simulated(lab: Lab) -> None:
+    with pytest.raises(Exception, match=r"does not simulate RegistryKey\.CreateSubKey other than"):
+        run(lab, "$k = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey('SOFTWARE\\GHAL\\X', $true)\n")
+
+
+def test_creating_a_volatile_key_in_check_mode_is_refused(lab: Lab) -> None:
+    with pytest.raises(CheckModeWrite):
+        run(lab, HKLM_CREATE.format(path="SOFTWARE\\GHAL\\X", opt="Volatile"), check_mode=True)

@@ -64,6 +64,11 @@ def static(
         return PSEnum(_DATETIME_STYLES[m][0], _DATETIME_STYLES[m][1], "System.Globalization.DateTimeStyles")
     if t == "system.datetime" and m == "parse" and args is not None and len(args) == 3:
         return _parse_roundtrip(args)
+    if t == "microsoft.win32.registry" and m == "localmachine" and args is None:
+        return _registry_root(host, "HKLM:\\")
+    if t in _REGISTRY_ENUMS and args is None and m in _REGISTRY_ENUMS[t]:
+        name, value = _REGISTRY_ENUMS[t][m]
+        return PSEnum(name, value, type_name)
     if t == "system.io.path" and m == "gettempfilename" and args == []:
         return _temp_file(host)
     if t == "system.io.path" and m == "changeextension" and args is not None and len(args) == 2:
@@ -174,6 +179,75 @@ def registry_key(host: TwinHost, obj: PSObj) -> v.DotNetObject:
     )
 
 
+# --- volatile keys: RegistryKey.CreateSubKey(String, RegistryKeyPermissionCheck, RegistryOptions) ---
+
+# learn.microsoft.com/dotnet/api/microsoft.win32.registryoptions, .../registrykeypermissioncheck
+REGISTRY_OPTIONS = "Microsoft.Win32.RegistryOptions"
+PERMISSION_CHECK = "Microsoft.Win32.RegistryKeyPermissionCheck"
+_REGISTRY_ENUMS = {
+    REGISTRY_OPTIONS.lower(): {"none": ("None", 0), "volatile": ("Volatile", 1)},
+    PERMISSION_CHECK.lower(): {
+        "default": ("Default", 0),
+        "readsubtree": ("ReadSubTree", 1),
+        "readwritesubtree": ("ReadWriteSubTree", 2),
+    },
+}
+# System error 1021 (ERROR_CHILD_MUST_BE_VOLATILE), as .NET's IOException carries it.
+CHILD_MUST_BE_VOLATILE = "Cannot create a stable subkey under a volatile parent key."
+
+
+def _registry_root(host: TwinHost, root: str) -> v.DotNetObject:
+    """[Microsoft.Win32.Registry]::LocalMachine: only CreateSubKey is simulated on it."""
+
+    def create_subkey(args: list[Any]) -> v.DotNetObject:
+        return create_subkey_3(host, root, args)
+
+    return v.DotNetObject(
+        "Microsoft.Win32.RegistryKey", {"Name": "HKEY_LOCAL_MACHINE"}, {"createsubkey": create_subkey}
+    )
+
+
+def create_subkey_3(host: TwinHost, root: str, args: list[Any]) -> v.DotNetObject:
+    """RegistryKey.CreateSubKey(String, RegistryKeyPermissionCheck, RegistryOptions) (.NET Framework
+    4.0+, so Windows PowerShell 5.1 has it): creates the key and any missing parents, or opens it.
+    RegCreateKeyEx (REG_OPTION_VOLATILE): every key the call creates is volatile (gone at restart);
+    the option is ignored for keys that already exist; a non-volatile key cannot be created under a
+    volatile one (ERROR_CHILD_MUST_BE_VOLATILE, an IOException in .NET)."""
+    if (
+        len(args) != 3
+        or not isinstance(args[1], PSEnum)
+        or args[1].type_name != PERMISSION_CHECK
+        or not isinstance(args[2], PSEnum)
+        or args[2].type_name != REGISTRY_OPTIONS
+    ):
+        raise NotSimulated(
+            "RegistryKey.CreateSubKey other than (String, RegistryKeyPermissionCheck, RegistryOptions)", ""
+        )
+    volatile = args[2].value == 1
+    parts = [p for p in v.to_string(args[0]).split("\\") if p]
+    state = host.state()
+    view = cmdlets.registry_view(state)
+    created: list[str] = []
+    key = root.rstrip("\\")
+    for part in parts:
+        key = f"{key}\\{part}"
+        if cmdlets.reg_exists(view, key):
+            continue
+        if not volatile and state.volatile_key_holding(key.rsplit("\\", 1)[0]):
+            raise _method_error("CreateSubKey", 3, CHILD_MUST_BE_VOLATILE, "System.IO.IOException")
+        created.append(key)
+    if created:
+
+        def create(s: TwinState) -> None:
+            for k in created:
+                s.registry.setdefault(k, {})
+            if volatile:
+                s.volatile_keys.append(created[0])  # its subkeys are volatile with it
+
+        host.write(f"CreateSubKey {key}{' (volatile)' if volatile else ''}", create)
+    return registry_key(host, PSObj("Microsoft.Win32.RegistryKey", {"PSPath": key, "Name": key}))
+
+
 # --- registry writes ---------------------------------------------------------------------------
 
 # New-ItemProperty -PropertyType (learn.microsoft.com/powershell/module/microsoft.powershell.management/
@@ -205,6 +279,16 @@ def new_registry_key(c: Call, host: TwinHost, path: str, key: str) -> list[Any]:
         )
         return []
     if cmdlets.reg_find(view, key) is None:
+        if host.state().volatile_key_holding(parent):
+            # The registry provider creates non-volatile keys: refused under a volatile key.
+            c.write_error(
+                CHILD_MUST_BE_VOLATILE,
+                "System.IO.IOException",
+                "NotSpecified",
+                "System.IO.IOException,Microsoft.PowerShell.Commands.NewItemCommand",
+                path,
+            )
+            return []
 
         def create(s: TwinState) -> None:
             s.registry.setdefault(key, {})
