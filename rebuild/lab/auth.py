@@ -24,8 +24,8 @@ What a Windows host does, and so what the lab does:
   HKLM\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Group Policy\\State\\Machine
   `Distinguished-Name`.
 
-NTLM message sealing (the multipart/encrypted bodies clients use over plain HTTP) is NOT
-implemented; the server refuses such bodies with a clear message instead of pretending.
+NTLM message sealing (the multipart/encrypted bodies clients use over plain HTTP) uses the
+session key the acceptor keeps (rebuild.lab.winrm_sealing).
 """
 
 from __future__ import annotations
@@ -236,6 +236,8 @@ class NtlmAcceptor:
         self._negotiate: bytes | None = None
         self._challenge: Challenge | None = None
         self.user: LocalUser | None = None
+        self.flags = 0
+        self.session_key = b""
 
     @property
     def complete(self) -> bool:
@@ -309,13 +311,11 @@ class NtlmAcceptor:
             expected_binding = md5(GssChannelBindings(application_data=self._binding).pack())
             if sent != b"\x00" * 16 and sent != expected_binding:
                 raise AuthError("channel binding token does not match this TLS channel")
+        if auth.flags & NegotiateFlags.key_exch and auth.flags & (NegotiateFlags.sign | NegotiateFlags.seal):
+            session_key = rc4k(session_base_key, auth.encrypted_random_session_key or b"")
+        else:
+            session_key = session_base_key
         if pairs.get(AvId.flags, 0) & AvFlags.mic:
-            if auth.flags & NegotiateFlags.key_exch and auth.flags & (
-                NegotiateFlags.sign | NegotiateFlags.seal
-            ):
-                session_key = rc4k(session_base_key, auth.encrypted_random_session_key or b"")
-            else:
-                session_key = session_base_key
             sent_mic = auth.mic or b""
             auth.mic = b"\x00" * 16
             mic = hmac_md5(session_key, self._negotiate + self._challenge.pack() + auth.pack())
@@ -323,6 +323,9 @@ class NtlmAcceptor:
                 raise AuthError("NTLM MIC does not verify")
         authorise(state, user)
         self.user = user
+        # Session security for message encryption over HTTP (rebuild.lab.winrm_sealing).
+        self.flags = int(auth.flags)
+        self.session_key = session_key
 
 
 def tls_server_end_point(cert_der: bytes) -> bytes:

@@ -7,8 +7,12 @@ connection), refusing clients while the twin is not running Windows (off, imagin
 its WinRM service is stopped, and the WinRM-side injected faults (winrm_auth_refused,
 drop_mid_command, slow_host). SOAP itself is rebuild.lab.wsman.
 
-SIMULATION limits: no Kerberos/CredSSP/certificate auth, no SPNEGO-wrapped tokens, and no
-NTLM message encryption over plain HTTP (such bodies get a 400 saying so); no chunked bodies.
+NTLM message encryption over plain HTTP (multipart/encrypted, [MS-WSMV] 2.2.9.1.1) is
+rebuild.lab.winrm_sealing: an NTLM-authenticated HTTP connection may send sealed messages
+without AllowUnencrypted, as Windows allows.
+
+SIMULATION limits: no Kerberos/CredSSP/certificate auth, no SPNEGO-wrapped tokens, no sealing
+after Basic or over HTTPS (such bodies get a 400 saying so); no chunked bodies.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from rebuild.lab.auth import AuthError, NtlmAcceptor, check_basic, service_polic
 from rebuild.lab.ca import LabCA
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.state import LocalUser, Phase, TwinState
+from rebuild.lab.winrm_sealing import CONTENT_TYPE, NtlmSealing, SealingError
 from rebuild.lab.wsman import DropConnection, Executor, WinRS
 
 log = logging.getLogger("rebuild.lab.server")
@@ -37,8 +42,8 @@ _MAX_HEADER = 64 * 1024
 _MAX_BODY = 4 * 1024 * 1024
 _IDLE_SECONDS = 120.0  # HTTP.sys closes idle keep-alive connections after 2 minutes
 _NOT_IMPLEMENTED_ENCRYPTION = (
-    b"SIMULATED lab: WinRM message encryption over plain HTTP (NTLM sealing, multipart/encrypted) is not "
-    b"implemented by the rebuild lab. Connect over HTTPS (port 5986) instead."
+    b"SIMULATED lab: WinRM message encryption is simulated only for NTLM over plain HTTP (the rebuild "
+    b"lab does not simulate it after Basic authentication or over HTTPS)."
 )
 
 
@@ -70,6 +75,7 @@ class _Conn:
     user: LocalUser | None = None  # set once NTLM completed on this connection
     ntlm: NtlmAcceptor | None = None
     scheme: str = "Negotiate"
+    sealing: NtlmSealing | None = None  # NTLM session security of this connection (HTTP)
 
 
 @dataclass
@@ -314,14 +320,14 @@ class WinRMServer:
         refused = self.lab.fault(twin.name, "winrm_auth_refused") is not None
         try:
             if scheme.lower() == "basic":
-                conn.user = conn.ntlm = None
+                conn.user = conn.ntlm = conn.sealing = None
                 user = check_basic(state, token.strip(), https=conn.https)
             elif scheme.lower() in ("negotiate", "ntlm"):
                 raw = base64.b64decode(token.strip(), validate=True)
                 if not raw.startswith(b"NTLMSSP\x00"):
                     raise AuthError("only raw NTLM tokens are simulated (no Kerberos / SPNEGO)")
                 if raw[8:12] == b"\x01\x00\x00\x00":  # NEGOTIATE: start a handshake on this connection
-                    conn.user = None
+                    conn.user = conn.sealing = None
                     conn.scheme = scheme
                     conn.ntlm = NtlmAcceptor(
                         state.hostname,
@@ -337,6 +343,7 @@ class WinRMServer:
                 acceptor, conn.ntlm = conn.ntlm, None
                 acceptor.step(raw)
                 conn.user = user = acceptor.user
+                conn.sealing = None if conn.https else NtlmSealing(acceptor.flags, acceptor.session_key)
             elif conn.user is not None:
                 user = conn.user
             else:
@@ -344,7 +351,7 @@ class WinRMServer:
             if refused:
                 raise AuthError("injected fault winrm_auth_refused")
         except (AuthError, binascii.Error) as exc:
-            conn.user = conn.ntlm = None
+            conn.user = conn.ntlm = conn.sealing = None
             log.info("lab WinRM auth refused on %s: %s", twin.name, exc)
             self.lab.record(twin.name, "winrm_auth_refused", reason=str(exc))
             return unauthorised
@@ -353,22 +360,34 @@ class WinRMServer:
         if not request.body:
             return _response(200, "OK")  # the empty POST clients use to set up a security context
         content_type = request.headers.get("content-type", "")
+        body = request.body
+        sealing: NtlmSealing | None = None
         if "multipart/encrypted" in content_type.lower():
-            return _response(
-                400, "Bad Request", _NOT_IMPLEMENTED_ENCRYPTION, [("Content-Type", "text/plain")]
-            )
-        if not conn.https and not service_policy(state).allow_unencrypted:
+            if conn.sealing is None:
+                return _response(
+                    400, "Bad Request", _NOT_IMPLEMENTED_ENCRYPTION, [("Content-Type", "text/plain")]
+                )
+            sealing = conn.sealing
+            try:
+                body = sealing.open(body)
+            except SealingError as exc:
+                log.info("lab WinRM refused an encrypted message on %s: %s", twin.name, exc)
+                conn.user = conn.sealing = None
+                return unauthorised
+        elif not conn.https and not service_policy(state).allow_unencrypted:
             # Windows refuses unencrypted WS-Man over HTTP unless AllowUnencrypted is set.
             conn.user = None
             return unauthorised
 
         port = self.lab.config.winrm_https_port if conn.https else self.lab.config.winrm_http_port
         endpoint_url = f"{'https' if conn.https else 'http'}://{twin.address}:{port}/wsman"
-        status, body = await endpoint.winrs.handle(
-            request.body, user.name, endpoint_url, drop_on_receive=partial(self._take_drop, twin.name)
+        status, answer = await endpoint.winrs.handle(
+            body, user.name, endpoint_url, drop_on_receive=partial(self._take_drop, twin.name)
         )
         reason = "OK" if status == 200 else "Internal Server Error"
-        return _response(status, reason, body, [("Content-Type", "application/soap+xml;charset=UTF-8")])
+        if sealing is not None:
+            return _response(status, reason, sealing.close(answer), [("Content-Type", CONTENT_TYPE)])
+        return _response(status, reason, answer, [("Content-Type", "application/soap+xml;charset=UTF-8")])
 
     def _take_drop(self, name: str) -> bool:
         """Consume one drop_mid_command fault occurrence (params: count, default every time)."""

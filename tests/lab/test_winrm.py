@@ -207,11 +207,27 @@ def test_basic_is_off_by_default_and_never_over_plain_http_without_allow_unencry
         harness.session(transport="basic").run_cmd("hostname")
 
 
-def test_ntlm_over_plain_http_fails_clearly_instead_of_pretending_to_encrypt(harness: Harness) -> None:
-    with pytest.raises(WinRMTransportError) as caught:
-        harness.session(https=False).run_cmd("hostname")
-    assert caught.value.code == 400
-    assert "encryption" in caught.value.response_text and "not implemented" in caught.value.response_text
+def test_ntlm_over_plain_http_runs_sealed_and_a_tampered_message_is_refused(harness: Harness) -> None:
+    """[MS-WSMV] 2.2.9.1.1: over HTTP, NTLM seals each message (multipart/encrypted) and needs no
+    AllowUnencrypted; a message whose signature does not verify is refused."""
+    result = harness.session(https=False).run_cmd("hostname")  # pywinrm encrypts over HTTP with NTLM
+    assert result.status_code == 0 and result.std_out == b"ARL-SRV-0001\r\n"
+
+    from winrm.encryption import Encryption
+
+    session = harness.session(https=False)
+    original = Encryption._build_ntlm_message
+
+    def tampered(self: Encryption, message: bytes, host: object) -> bytes:
+        stream = original(self, message, host)
+        return stream[:-1] + bytes([stream[-1] ^ 1])  # one bit of the sealed SOAP flipped
+
+    Encryption._build_ntlm_message = tampered  # type: ignore[method-assign]
+    try:
+        with pytest.raises((InvalidCredentialsError, WinRMTransportError)):
+            session.run_cmd("hostname")
+    finally:
+        Encryption._build_ntlm_message = original  # type: ignore[method-assign]
 
 
 def test_shell_quota_fault_past_max_shells_per_user(harness: Harness) -> None:
