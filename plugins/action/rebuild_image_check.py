@@ -13,6 +13,7 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 
 try:
+    from rebuild.verify.https_setup_error import read_https_setup_error
     from rebuild.verify.windows import STAMP_KEY, image_stamp_script
 except ImportError as exc:  # pragma: no cover - a controller without the rebuild package
     raise ImportError(
@@ -63,6 +64,15 @@ class ActionModule(ActionBase):
         except (AttributeError, KeyError, ValueError):
             return None
 
+    def _host_reason(self, address: str, port: int, key: str) -> str:
+        """The host's own WinRMHttpsError, read over HTTP with this task's credential ("" if none)."""
+        try:
+            user = str(self._connection.get_option("remote_user") or "")
+            password = str(self._connection.get_option("remote_password") or "")
+        except (AttributeError, KeyError, ValueError):
+            return ""
+        return read_https_setup_error(address, port, user, password, key) if user else ""
+
     def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
         result = super().run(tmp, task_vars)
         task_vars = task_vars or {}
@@ -100,6 +110,10 @@ class ActionModule(ActionBase):
             elif https_target is not None and _winrm_http_answers(https_target, http_port):
                 # Up, WinRM on HTTP only: the first logon's HTTPS listener was not made (yet).
                 http_only_since = http_only_since or time.monotonic()
+                reason = self._host_reason(https_target, http_port, key)
+                if reason:  # the host says why: no point waiting out the grace
+                    result.update(winrm_https_missing=True, winrm_https_error=reason)
+                    break
                 if time.monotonic() - http_only_since >= https_grace:
                     result["winrm_https_missing"] = True
                     break
@@ -109,7 +123,14 @@ class ActionModule(ActionBase):
                 break
             time.sleep(sleep)
         result["attempts"] = attempts
-        if result.get("winrm_https_missing"):
+        if result.get("winrm_https_error"):
+            result["failed"] = True
+            result["msg"] = (
+                f"the host answers WinRM over HTTP (port {http_port}) but has no HTTPS listener; its first "
+                f"logon reports ({key} WinRMHttpsError): {result['winrm_https_error']} - fix that and "
+                "reimage it"
+            )
+        elif result.get("winrm_https_missing"):
             result["failed"] = True
             result["msg"] = (
                 f"the host answers WinRM over HTTP (port {http_port}) but its HTTPS listener refuses "

@@ -52,6 +52,9 @@ options:
         instead of waiting out C(timeout). The first-logon command removes the HTTP listener only once
         the HTTPS one exists; a host left on HTTP alone failed its certificate enrolment and wrote why
         to C(stamp_key) C(WinRMHttpsError).
+      - While HTTP answers and HTTPS does not, the check reads C(WinRMHttpsError) over HTTP (NTLM with
+        message encryption, the task's own user and password); when the host has recorded a reason the
+        check fails at once with it (result C(winrm_https_error)) instead of waiting out the grace.
       - Only used when the connection is WinRM over HTTPS.
     type: int
     default: 600

@@ -43,6 +43,9 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     # read by the microsoft.ad.object_info twin of a DC (rebuild/lab/directory.py): krbtgt was reset
     # only once since the incident; clearing the fault is the second reset
     "krbtgt_reset_once": {},
+    # read at the first logon of a reimage (rebuild/lab/images.py): Get-Certificate -Url fails (the CA
+    # denies the request), so no HTTPS listener; the product's command records why (WinRMHttpsError)
+    "certificate_enrolment_fails": {"reason": (str, False)},
 }
 
 

@@ -797,16 +797,25 @@ _UNC = re.compile(r"'\\\\[^'\\]+\\[^'\\]+")
 _NET_USE_AS = re.compile(r"net(\.exe)?\s+use\s+\S+\s+\S+\s+\S*/user:", re.IGNORECASE)
 
 
-def _enrolment_failure(commands: str, answer: AnswerFile) -> str:
+# What the lab fault certificate_enrolment_fails makes Get-Certificate say without a `reason`.
+ENROLMENT_DENIED = (
+    "Get-Certificate: the CA denied the certificate request (lab fault certificate_enrolment_fails)"
+)
+
+
+def _enrolment_failure(commands: str, answer: AnswerFile, refused: str = "") -> str:
     """Why Get-Certificate fails at first logon, or "" (no enrolment, or it can authenticate).
 
     Microsoft Learn, "Get-Certificate": against an enrollment policy server URL the request is
     authenticated with -Credential (username/password) or the caller's Kerberos identity; a
     workgroup machine at first logon (no JoinDomain in the answer file) has no domain identity,
     so without -Credential the enrolment fails and no HTTPS listener gets a certificate.
+    `refused`: the injected fault certificate_enrolment_fails (the CA denies the request).
     """
     if "Get-Certificate" not in commands or "-Url" not in commands:
         return ""
+    if refused:
+        return refused
     if "-Credential" in commands or answer.join_domain:
         return ""
     return "Get-Certificate: the enrollment policy server requires authentication (no credential)"
@@ -854,7 +863,9 @@ def _signature_date(image_id: str) -> str:
     return f"{found.group(1)}-{found.group(2)}-01T00:00:00" if found else ""
 
 
-def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> TwinState:
+def clean_state(
+    record: TwinRecord, answer: AnswerFile, image: AppliedImage, enrolment_refused: str = ""
+) -> TwinState:
     """The first boot of a freshly applied image, configured by the answer file.
 
     Clean-install defaults of the applied image's OS, then what Setup took from the
@@ -887,7 +898,7 @@ def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> 
         if _HAS_WINRM_HTTPS.search(commands):
             state.services["WinRM"].start_mode = "Automatic"
             state.services["WinRM"].state = "Running"
-            failure = _enrolment_failure(commands, answer)
+            failure = _enrolment_failure(commands, answer, enrolment_refused)
             if not failure:
                 state.registry.update(_winrm_listener_keys())
             elif "WinRMHttpsError" in commands:

@@ -42,6 +42,7 @@ from rebuild.lab.answerfile import AnswerFile, AnswerFileError, parse_answer_fil
 from rebuild.lab.bootserver import BootServer, mac_hexhyp, mac_hexraw
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.images import (
+    ENROLMENT_DENIED,
     AppliedImage,
     ImageError,
     clean_state,
@@ -456,7 +457,9 @@ class Imager:
         if oobe:
             self._fail(name, oobe, wiped=True)
             return
-        new = clean_state(self.lab.twins[name], answer, image)
+        refused = self.lab.fault(name, "certificate_enrolment_fails")
+        enrolment_refused = "" if refused is None else str(refused.get("reason") or ENROLMENT_DENIED)
+        new = clean_state(self.lab.twins[name], answer, image, enrolment_refused)
 
         def replace(state: TwinState) -> None:
             history, disks, wiped = state.history, state.disks, state.wiped_disk

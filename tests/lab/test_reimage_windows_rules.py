@@ -362,3 +362,92 @@ def test_an_entry_written_again_is_served_again_once() -> None:
             assert b"kernel wimboot" in server.resolve(entry.name, "127.9.0.2")[1]
         finally:
             server.stop()
+
+
+def test_image_check_reports_the_hosts_own_enrolment_error_at_once(
+    running: tuple[Lab, reimage.ReimageServices],
+) -> None:
+    """Issue 12 item 8: with the lab fault certificate_enrolment_fails the first logon keeps HTTP,
+    makes no HTTPS listener and records why; the image check (HTTPS) reads that reason over HTTP
+    (NTLM, sealed) with its own credential and fails at once with it, not after https_grace."""
+    import asyncio
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from rebuild.lab.ca import LabCA
+    from rebuild.lab.server import WinRMServer
+
+    lab, svc = running
+    name = "ARL-PC-0001"
+    url = "https://pki.ghal.lan/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP"
+    render_entry(lab, name, svc.boot.url, PASSWORD, enroll_url=url)
+    reason = "Get-Certificate : Refusé par le module de stratégie"  # a French host's own words
+    lab.faults[name] = {"certificate_enrolment_fails": {"reason": reason}}
+    svc.imager.boot(name, True, "test")
+    wait_for(lambda: lab.state(name).phase == Phase.CLEAN, 10, "clean")
+
+    ca = LabCA.create(lab.config.lab_dir / "ca")
+    for twin in lab.twins.values():
+        ca.issue(twin.name, twin.address)
+    loop = asyncio.new_event_loop()
+    server = WinRMServer(lab, ca)
+    loop.run_until_complete(server.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    root = Path(__file__).resolve().parents[2]
+    connection = lab.config.lab_dir / "connection.json"  # the password stays off the command line
+    connection.write_text(
+        json.dumps(
+            {
+                "ansible_port": 5986,
+                "ansible_winrm_scheme": "https",
+                "ansible_user": "rb-admin",
+                "ansible_password": PASSWORD,
+                "ansible_winrm_transport": "ntlm",
+                "ansible_winrm_ca_trust_path": str(ca.bundle_path),
+            }
+        )
+    )
+    try:
+        out = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "ansible"),
+                lab.twins[name].address,
+                "-i",
+                f"{lab.twins[name].address},",
+                "-c",
+                "ansible.builtin.winrm",
+                "-o",
+                "-e",
+                f"@{connection}",
+                "-m",
+                "rebuild_image_check",
+                "-a",
+                "image_id=img sha256=00 sleep=1 timeout=600 https_grace=600",
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                **os.environ,
+                "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+                "ANSIBLE_INVENTORY_ENABLED": "host_list",
+                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.oneline",
+            },
+        )
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    line = (out.stdout.strip().splitlines() or [""])[-1]
+    assert "FAILED" in line, out.stdout + out.stderr
+    result = json.loads(line.split("=>", 1)[1])
+    assert result["winrm_https_error"] == reason
+    assert "its first logon reports" in result["msg"] and reason in result["msg"]
+    assert int(result["attempts"]) <= 2  # at once, not after the 600 s grace
+    assert PASSWORD not in out.stdout + out.stderr
