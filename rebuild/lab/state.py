@@ -110,6 +110,8 @@ class TwinState:
     def forget_volatile_keys(self) -> None:
         """A restart: Windows discards volatile keys (and their subkeys) when HKLM is unloaded at a
         full shutdown (Microsoft Learn, RegCreateKeyEx REG_OPTION_VOLATILE)."""
+        if not self.volatile_keys:
+            return
         gone = [k for k in self.registry if self.volatile_key_holding(k)]
         for k in gone:
             del self.registry[k]
