@@ -33,7 +33,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -235,3 +237,42 @@ def bundled_images_serviced_today(tmp_path_factory: pytest.TempPathFactory) -> I
 
 # Wall time per test group (unit, lab, integration), printed before pytest's summary (issue 15).
 from group_timing import pytest_runtest_logreport, pytest_terminal_summary  # noqa: E402, F401
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def ansible_ad_hoc(
+    args: list[str], env: dict[str, str] | None = None, host: str = "localhost", connection: str = "local"
+) -> dict[str, object]:
+    """Run an ad-hoc module (on the controller unless `host`/`connection` say otherwise); return
+    its JSON result."""
+    cmd = [
+        str(Path(sys.executable).parent / "ansible"),
+        host,
+        "-i",
+        f"{host},",
+        "-c",
+        connection,
+        "-o",
+        *args,
+    ]
+    out = subprocess.run(
+        cmd,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.oneline",
+            **(env or {}),
+        },
+    )
+    line = (out.stdout.strip().splitlines() or [""])[-1]
+    assert "=>" in line, out.stdout + out.stderr
+    head, body = line.split("=>", 1)
+    result: dict[str, object] = json.loads(body)
+    result["_failed"] = "FAILED" in head
+    return result

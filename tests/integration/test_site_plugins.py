@@ -3,54 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import ansible_ad_hoc as _ansible
 
 from rebuild.secrets import SecretStore, create_key_file
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _ansible(
-    args: list[str], env: dict[str, str] | None = None, host: str = "localhost", connection: str = "local"
-) -> dict[str, object]:
-    """Run an ad-hoc module (on the controller unless `host`/`connection` say otherwise); return
-    its JSON result."""
-    cmd = [
-        str(Path(sys.executable).parent / "ansible"),
-        host,
-        "-i",
-        f"{host},",
-        "-c",
-        connection,
-        "-o",
-        *args,
-    ]
-    out = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
-            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.oneline",
-            **(env or {}),
-        },
-    )
-    line = (out.stdout.strip().splitlines() or [""])[-1]
-    assert "=>" in line, out.stdout + out.stderr
-    head, body = line.split("=>", 1)
-    result: dict[str, object] = json.loads(body)
-    result["_failed"] = "FAILED" in head
-    return result
 
 
 def test_wake_on_lan_sends_one_magic_packet_and_not_in_check_mode() -> None:

@@ -372,10 +372,9 @@ def test_image_check_reports_the_hosts_own_enrolment_error_at_once(
     (NTLM, sealed) with its own credential and fails at once with it, not after https_grace."""
     import asyncio
     import json
-    import os
-    import subprocess
-    import sys
     import threading
+
+    from conftest import ansible_ad_hoc
 
     from rebuild.lab.ca import LabCA
     from rebuild.lab.server import WinRMServer
@@ -397,7 +396,6 @@ def test_image_check_reports_the_hosts_own_enrolment_error_at_once(
     loop.run_until_complete(server.start())
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    root = Path(__file__).resolve().parents[2]
     connection = lab.config.lab_dir / "connection.json"  # the password stays off the command line
     connection.write_text(
         json.dumps(
@@ -412,15 +410,8 @@ def test_image_check_reports_the_hosts_own_enrolment_error_at_once(
         )
     )
     try:
-        out = subprocess.run(
+        result = ansible_ad_hoc(
             [
-                str(Path(sys.executable).parent / "ansible"),
-                lab.twins[name].address,
-                "-i",
-                f"{lab.twins[name].address},",
-                "-c",
-                "ansible.builtin.winrm",
-                "-o",
                 "-e",
                 f"@{connection}",
                 "-m",
@@ -428,26 +419,16 @@ def test_image_check_reports_the_hosts_own_enrolment_error_at_once(
                 "-a",
                 "image_id=img sha256=00 sleep=1 timeout=600 https_grace=600",
             ],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={
-                **os.environ,
-                "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
-                "ANSIBLE_INVENTORY_ENABLED": "host_list",
-                "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.oneline",
-            },
+            {"ANSIBLE_INVENTORY_ENABLED": "host_list"},
+            host=lab.twins[name].address,
+            connection="ansible.builtin.winrm",
         )
     finally:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
-    line = (out.stdout.strip().splitlines() or [""])[-1]
-    assert "FAILED" in line, out.stdout + out.stderr
-    result = json.loads(line.split("=>", 1)[1])
+    assert result["_failed"] is True
     assert result["winrm_https_error"] == reason
-    assert "its first logon reports" in result["msg"] and reason in result["msg"]
-    assert int(result["attempts"]) <= 2  # at once, not after the 600 s grace
-    assert PASSWORD not in out.stdout + out.stderr
+    assert "its first logon reports" in str(result["msg"]) and reason in str(result["msg"])
+    assert int(str(result["attempts"])) <= 2  # at once, not after the 600 s grace
+    assert PASSWORD not in json.dumps(result)
