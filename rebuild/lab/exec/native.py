@@ -15,6 +15,9 @@ from rebuild.lab.state import TwinState
 
 Output = tuple[int, bytes, bytes]
 
+# The programs here that a PowerShell script can call too (the twin host runs them for the evaluator).
+READ_PROGRAMS = ("hostname", "whoami", "systeminfo", "net")
+
 AUDIT_CATEGORIES = {
     "System": [
         "Security State Change",
