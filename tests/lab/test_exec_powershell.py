@@ -218,3 +218,19 @@ def test_bare_cmdlet_in_cmd_is_not_recognized_as_on_windows(lab: Lab) -> None:
     rc, out, err = cmd(lab, "Get-Service 'WinRM' | Select -ExpandProperty Status")
     assert rc == 1 and out == ""
     assert err.startswith("'Get-Service' is not recognized as an internal or external command")
+
+
+def test_a_native_program_inside_powershell_keeps_its_streams_and_exit_code(lab: Lab) -> None:
+    rc, out, err = ps(lab, "net user nobody; $LASTEXITCODE")
+    assert (rc, out) == (0, "2\r\n")  # the last statement succeeded
+    assert err.startswith("The user name could not be found.")
+    rc, out, _ = ps(lab, "auditpol /get '/subcategory:Process Creation'")
+    assert rc == 0 and "Process Creation" in out and "No Auditing" in out
+    # The lab's grammar would split this one argument in two: refused, never guessed.
+    rc, _, err = ps(lab, 'auditpol /get /subcategory:"Process Creation"')
+    assert rc == 1 and "does not simulate a bare-word argument with a quoted part" in err
+
+
+def test_comma_separated_bare_words_are_one_array_argument(lab: Lab) -> None:
+    rc, out, _ = ps(lab, "Get-Service WinRM,WinDefend | Select-Object Name,Status | ConvertTo-Json -Compress")
+    assert rc == 0 and json.loads(out) == [{"Name": "WinRM", "Status": 4}, {"Name": "WinDefend", "Status": 1}]

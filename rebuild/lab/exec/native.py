@@ -16,7 +16,7 @@ from rebuild.lab.state import TwinState
 Output = tuple[int, bytes, bytes]
 
 # The programs here that a PowerShell script can call too (the twin host runs them for the evaluator).
-READ_PROGRAMS = ("hostname", "whoami", "systeminfo", "net")
+READ_PROGRAMS = ("hostname", "whoami", "systeminfo", "net", "auditpol")
 
 AUDIT_CATEGORIES = {
     "System": [

@@ -16,6 +16,7 @@ each error record shown as `Command : message` on stderr.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rebuild.lab.context import Lab, TwinRecord
@@ -121,14 +122,18 @@ def run_script(lab: Lab, twin: TwinRecord, script: str) -> Output:
         run = ev.run(script, "<command>")
     except (NotSimulated, PSParseError) as exc:
         # Whatever ran before the construct the lab cannot follow has been stored (`TwinHost.finish`).
-        return 1, "".join(line + "\r\n" for line in ev.host_lines).encode(), (str(exc) + "\r\n").encode()
-    out = "".join(line + "\r\n" for line in run.host_lines) + render(run.output)
-    out += "".join(f"WARNING: {w}\r\n" for w in run.warnings)
-    err = "".join(rec.render() + "\r\n" for rec in run.errors)
+        return 1, _lines(ev.host_lines), _lines([*ev.native_stderr, str(exc)])
+    out = _lines(run.host_lines) + render(run.output).encode("utf-8")
+    out += _lines(f"WARNING: {w}" for w in run.warnings)
+    err = _lines([*run.native_stderr, *(rec.render() for rec in run.errors)])
     code = run.exit_code
     if code == 0 and not run.last_succeeded:
         code = 1
-    return code, out.encode("utf-8"), err.encode("utf-8")
+    return code, out, err
+
+
+def _lines(lines: Iterable[str]) -> bytes:
+    return "".join(line + "\r\n" for line in lines).encode("utf-8")
 
 
 def render(values: list[Any]) -> str:

@@ -159,8 +159,8 @@ class TwinHost(Host):
         program = name.lower().rsplit("\\", 1)[-1]
         if program in ("reg", "reg.exe") and args and args[0].lower() in ("load", "unload"):
             return _reg_hive(self, args)
-        if program in ("auditpol", "auditpol.exe"):
-            return twin_policy.auditpol(self, args)
+        if program in ("auditpol", "auditpol.exe") and (policy := twin_policy.auditpol(self, args)):
+            return policy  # /backup, /set; /get is a read below
         if program in ("secedit", "secedit.exe"):
             return twin_policy.secedit(self, args)
         if program in ("shutdown", "shutdown.exe"):

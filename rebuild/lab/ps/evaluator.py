@@ -156,6 +156,7 @@ class RunResult:
     host_lines: list[str]
     warnings: list[str]
     last_succeeded: bool = True  # $? after the script's last statement
+    native_stderr: list[str] = field(default_factory=list)
 
 
 class Scope:
@@ -311,6 +312,7 @@ class Evaluator:
         self.errors_shown: list[ErrorRecord] = []
         self.error_list: list[ErrorRecord] = []
         self.host_lines: list[str] = []
+        self.native_stderr: list[str] = []  # a native program's stderr when not redirected
         self.warnings: list[str] = []
         self.strict = 0
         self.try_depth = 0
@@ -373,6 +375,7 @@ class Evaluator:
             list(self.host_lines),
             list(self.warnings),
             succeeded or exited,
+            list(self.native_stderr),
         )
 
     def where(self, node: Node | None) -> str:
@@ -1336,7 +1339,14 @@ class Evaluator:
     def argument_value(self, node: Node) -> Any:
         """Argument mode (about_Parsing): bare words are strings, everything else an expression."""
         if node.type == "generic_token":
-            return _unescape(self.text(node))
+            text = self.text(node)
+            if text.count('"') % 2 or text.count("'") % 2:
+                # `/subcategory:"Process Creation"` is one argument to PowerShell; the grammar ends the
+                # bare word at the space inside the quotes.
+                raise self.not_simulated(
+                    f"a bare-word argument with a quoted part holding a space ({text})", node
+                )
+            return _unescape(text)
         if node.type == "command_parameter":
             return self.text(node)
         return self.expression(node)
@@ -1469,7 +1479,7 @@ class Evaluator:
                     )
                     self.non_terminating(rec)
             else:
-                self.host_lines.extend(result.stderr)  # straight to the process's stderr
+                self.native_stderr.extend(result.stderr)  # straight to the process's stderr
         return out
 
     # --- expressions ---
