@@ -165,10 +165,9 @@ class TwinHost(Host):
             return twin_policy.secedit(self, args)
         if program in ("shutdown", "shutdown.exe"):
             return reboot.shutdown(self, args)
-        if program.removesuffix(".exe") in native.READ_PROGRAMS:
-            from rebuild.lab.exec.commandline import quote_argv
-
-            rc, out, err = native.run_native(self.lab, self.twin, quote_argv([program, *args]))
+        answer = native.read_program(self.state(), program.removesuffix(".exe"), args)
+        if answer is not None:
+            rc, out, err = answer
             refused = err.decode("utf-8", "replace").strip()
             if refused.startswith(NOT_SIMULATED):
                 raise call.not_simulated(refused.removeprefix(NOT_SIMULATED))
