@@ -274,12 +274,17 @@ def test_setup_facts_and_minimal_subset(lab: Lab) -> None:
     }
 
 
-def test_win_shell_runs_only_the_read_subset(lab: Lab) -> None:
+def test_win_shell_runs_its_script_through_the_evaluator(lab: Lab) -> None:
     rc, result = run_module(lab, "ansible.windows.win_shell", {"_raw_params": "(Get-Service WinRM).Status"})
     assert rc == 0 and result["stdout"] == "Running\r\n"
-    rc, result = run_module(lab, "ansible.windows.win_shell", {"_raw_params": "Stop-Service WinRM"})
-    assert rc == 1 and "does not simulate the command Stop-Service" in result["msg"]
-    assert lab.state(SERVER.name).services["WinRM"].state == "Running"
+    rc, result = run_module(lab, "ansible.windows.win_shell", {"_raw_params": "Get-Process | Format-List"})
+    assert rc == 1 and "does not simulate the cmdlet Get-Process at <command>:1" in result["msg"]
+    rc, result = run_module(lab, "ansible.windows.win_shell", {"_raw_params": "Get-Service Nope"})
+    assert rc == 1 and result["msg"] == "non-zero return code"
+    assert "Cannot find any service with service name 'Nope'." in result["stderr"]
+    rc, result = run_module(lab, "ansible.windows.win_shell", {"_raw_params": "Stop-Service WinRM -Force"})
+    assert rc == 0
+    assert lab.state(SERVER.name).services["WinRM"].state == "Stopped"
 
 
 def test_win_certificate_store_imports_and_records_thumbprint(lab: Lab) -> None:

@@ -1,4 +1,6 @@
-"""The PowerShell / cmd read subset: Windows' output shapes, and loud failure outside the subset."""
+"""PowerShell and cmd commands sent over WinRS: they run through the lab's PowerShell evaluator on
+the twin (rebuild.lab.exec.powershell_exe); Windows' output shapes, its errors and exit codes, and
+loud failure for what the lab does not simulate."""
 
 from __future__ import annotations
 
@@ -145,25 +147,54 @@ def test_cmd_programs(lab: Lab) -> None:
 @pytest.mark.parametrize(
     "script",
     [
-        "Stop-Service WinRM",
-        "Set-ItemProperty -Path 'HKLM:\\SOFTWARE\\X' -Name A -Value 1",
-        "$x = Get-Service WinRM",
-        "Get-Service | ForEach-Object { $_.Name }",
         "Get-Service WinRM | Format-Table",
         "Invoke-Expression 'Get-Service'",
-        'Get-Service "$env:COMPUTERNAME"',
+        "Get-Process",
+        # [ADSI] (System.DirectoryServices.DirectoryEntry) is not simulated: it fails, never guessed.
+        "[ADSI]'WinNT://./Administrators,group'",
+        "Get-ChildItem C:\\Windows | Get-Member",
     ],
 )
-def test_outside_the_subset_fails_loudly(lab: Lab, script: str) -> None:
+def test_outside_what_the_lab_simulates_fails_loudly_with_the_script_line(lab: Lab, script: str) -> None:
     before = lab.state(SERVER.name).to_json()
     rc, _, err = ps(lab, script)
     assert rc == 1 and "the rebuild lab (a simulation) does not simulate" in err
+    assert "at <command>:" in err  # where in the script
     assert lab.state(SERVER.name).to_json() == before
+
+
+def test_the_commands_run_through_the_evaluator_variables_loops_and_writes(lab: Lab) -> None:
+    script = "$names = foreach ($s in Get-Service WinRM,WinDefend) { $s.Name.ToUpper() }; $names -join '+'"
+    assert ps(lab, script)[1] == "WINRM+WINDEFEND\r\n"
+    # A write cmdlet does on the twin what it does on Windows (it is not refused as outside a subset).
+    rc, _, err = ps(lab, "Stop-Service WinRM -Force")
+    assert rc == 0, err
+    assert lab.state(SERVER.name).services["WinRM"].state == "Stopped"
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("Get-Service WinRM && hostname", "the pipeline chain operator '&&' exists only in PowerShell 7"),
+        ("(Get-Service WinRM)?.Status", "exist only in PowerShell 7"),
+        ("$null ?? 'x'", "exist only in PowerShell 7"),
+    ],
+)
+def test_a_read_with_powershell_7_syntax_fails_as_windows_powershell_5_1_would(
+    lab: Lab, script: str, message: str
+) -> None:
+    rc, out, err = ps(lab, script)
+    assert (rc, out) == (1, "")
+    assert "Windows PowerShell 5.1 cannot parse this script" in err and message in err
 
 
 def test_unknown_parameter_fails_as_powershell(lab: Lab) -> None:
     rc, _, err = ps(lab, "Get-Service -Nmae WinRM")
     assert rc == 1 and "A parameter cannot be found that matches parameter name 'Nmae'." in err
+    # The read verification sends, with one parameter PowerShell 5.1's Get-ItemProperty lacks.
+    rc, out, err = ps(lab, r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\GHAL\Rebuild' -Recurse | ConvertTo-Json")
+    assert (rc, out) == (1, "")
+    assert "Get-ItemProperty : A parameter cannot be found that matches parameter name 'Recurse'." in err
 
 
 def test_cmd_syntax_and_programs_outside_the_subset(lab: Lab) -> None:
@@ -187,3 +218,19 @@ def test_bare_cmdlet_in_cmd_is_not_recognized_as_on_windows(lab: Lab) -> None:
     rc, out, err = cmd(lab, "Get-Service 'WinRM' | Select -ExpandProperty Status")
     assert rc == 1 and out == ""
     assert err.startswith("'Get-Service' is not recognized as an internal or external command")
+
+
+def test_a_native_program_inside_powershell_keeps_its_streams_and_exit_code(lab: Lab) -> None:
+    rc, out, err = ps(lab, "net user nobody; $LASTEXITCODE")
+    assert (rc, out) == (0, "2\r\n")  # the last statement succeeded
+    assert err.startswith("The user name could not be found.")
+    rc, out, _ = ps(lab, "auditpol /get '/subcategory:Process Creation'")
+    assert rc == 0 and "Process Creation" in out and "No Auditing" in out
+    # The lab's grammar would split this one argument in two: refused, never guessed.
+    rc, _, err = ps(lab, 'auditpol /get /subcategory:"Process Creation"')
+    assert rc == 1 and "does not simulate a bare-word argument with a quoted part" in err
+
+
+def test_comma_separated_bare_words_are_one_array_argument(lab: Lab) -> None:
+    rc, out, _ = ps(lab, "Get-Service WinRM,WinDefend | Select-Object Name,Status | ConvertTo-Json -Compress")
+    assert rc == 0 and json.loads(out) == [{"Name": "WinRM", "Status": 4}, {"Name": "WinDefend", "Status": 1}]

@@ -1,4 +1,5 @@
-"""The verification suites' reads (rebuild.verify.windows) are all inside the lab's read subset."""
+"""The verification suites' reads (rebuild.verify.windows) run on a twin through the lab's PowerShell
+evaluator, and a read Windows PowerShell 5.1 would refuse fails the check the same way."""
 
 from __future__ import annotations
 
@@ -76,3 +77,28 @@ def test_every_read_runs_on_a_twin(reads: WindowsReads) -> None:
     assert profiles["Domain"]["Enabled"] == 0
     assert reads.json("whoami | ConvertTo-Json -Compress").startswith("arl-srv-0001\\")
     assert reads.json("(Get-MpComputerStatus).AntivirusEnabled | ConvertTo-Json -Compress") is False
+
+
+@pytest.mark.parametrize(
+    ("script", "windows_says"),
+    [
+        # -Recurse is not a parameter of Get-ItemProperty (microsoft.powershell.management/get-itemproperty).
+        (
+            r"Get-ItemProperty -Path 'HKLM:\SOFTWARE\GHAL' -Recurse | ConvertTo-Json -Compress",
+            "A parameter cannot be found that matches parameter name 'Recurse'.",
+        ),
+        # The null-conditional member access exists only in PowerShell 7.1+.
+        ("(Get-MpComputerStatus)?.AntivirusEnabled | ConvertTo-Json -Compress", "Windows PowerShell 5.1"),
+        # ConvertTo-Json -AsArray came with PowerShell 6.2.
+        (
+            "Get-Service WinRM | Select-Object Name | ConvertTo-Json -AsArray",
+            "A parameter cannot be found that matches parameter name 'AsArray'.",
+        ),
+    ],
+)
+def test_a_read_windows_would_refuse_fails_the_check_with_windows_message(
+    reads: WindowsReads, script: str, windows_says: str
+) -> None:
+    with pytest.raises(ReadError, match=r"failed on the host \(rc 1\)") as failed:
+        reads.json(script)
+    assert windows_says in str(failed.value)

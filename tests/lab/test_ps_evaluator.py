@@ -314,9 +314,14 @@ class _Natives(Host):
 
 def test_native_command_exit_code_and_dollar_question() -> None:
     """about_Automatic_Variables: $LASTEXITCODE is the native program's exit code, $? is false
-    when it is not 0."""
-    result = run("tool.exe 3; $LASTEXITCODE; $?", _Natives())
-    assert result.output == ["out line", 3, False]
+    when it is not 0; a later statement that succeeds, a pure value included, sets $? back to
+    true (PowerShell's own tests, "Tests for setting $? for execution success": 'Write-Error
+    "Bad"; "Hi"; Hook $?' hooks $true)."""
+    result = run("tool.exe 3; $failed = -not $?; $LASTEXITCODE; $failed; $?", _Natives())
+    assert result.output == ["out line", 3, True, True]
+    result = run("tool.exe 3; 'value'", _Natives())
+    assert result.last_succeeded is True
+    assert run("tool.exe 3", _Natives()).last_succeeded is False
 
 
 def test_native_stderr_with_2to1_under_stop_is_terminating() -> None:

@@ -1,13 +1,14 @@
-"""What a twin does with a WinRS command: Ansible payloads, module twins, a PowerShell read subset.
+"""What a twin does with a WinRS command: Ansible payloads, module twins, PowerShell, cmd.
 
 SIMULATION. The WinRM transport (rebuild/lab/server.py) calls `execute` once a command's stdin
-is complete. Nothing is interpreted generally: the command is recognised as one of
+is complete. The command is one of
 
 * Ansible's bootstrap wrapper (`PowerShell ... -EncodedCommand <bootstrap_wrapper.ps1>`) with the
   exec wrapper payload on stdin -> a module twin (`modules/`) or an executor script
   (temp directory, home expansion, file copy);
-* a command from the documented read subset (`powershell.py`, docs/lab-powershell.md),
-  in PowerShell or cmd form, as testinfra and verification suites send it.
+* any other PowerShell script (`powershell_exe.py`): run by the lab's PowerShell evaluator
+  (`rebuild.lab.ps`) on the twin, as testinfra, verification and win_reboot send them;
+* a cmd.exe command line of the documented programs (`commandline.py`, `native.py`).
 
 Anything else fails loudly with a message saying the lab does not simulate it. Module twins
 are added by dropping a module in `modules/` (see `rebuild.lab.exec.modules`).

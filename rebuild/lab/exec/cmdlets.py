@@ -1,8 +1,10 @@
-"""The cmdlets of the read subset: what each returns from a twin's state, in Windows' shapes.
+"""The read cmdlets: what each returns from a twin's state, in Windows' shapes.
 
-Each source cmdlet binds its parameters like PowerShell (unknown ones fail) and returns a list
-of values (PSObj with the real property names and enums as real enum values). Property sets
-are the ones listed in docs/lab-powershell.md, not every property Windows has.
+The PowerShell evaluator binds a read cmdlet's parameters (twin_host.py holds the signatures:
+unknown parameters fail there, as PowerShell's binder does); the function here gets the bound
+values and returns a list of values (PSObj with the real property names, enums as real enum
+values). Property sets are the ones listed in docs/lab-powershell.md, not every property
+Windows has.
 """
 
 from __future__ import annotations
@@ -11,18 +13,17 @@ import datetime as dt
 import hashlib
 import ntpath
 import re
-import types
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-from rebuild.lab.exec import native
+from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj
-from rebuild.lab.exec.winenv import DIRECTORY, children, find_path, is_dir, is_file, norm_path
+from rebuild.lab.exec.winenv import DIRECTORY, children, find_path, is_dir, is_file
 from rebuild.lab.firewall import effective_profile
+from rebuild.lab.ps.errors import NotSimulated
 from rebuild.lab.state import TwinState
-
-if TYPE_CHECKING:
-    from rebuild.lab.exec.powershell import Session
 
 UNINSTALL_KEYS = (
     "HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall",
@@ -49,10 +50,55 @@ SERVICE_STATUS = {
 START_TYPE = {"Boot": 0, "System": 1, "Automatic": 2, "Manual": 3, "Disabled": 4}
 
 
-def _ps() -> types.ModuleType:  # late import: powershell imports this module
-    from rebuild.lab.exec import powershell
+Bound = dict[str, Any]  # parameter name -> value, as the evaluator bound them
 
-    return powershell
+
+@dataclass
+class ReadContext:
+    """The lab and the twin a read cmdlet answers for."""
+
+    lab: Lab
+    twin: TwinRecord
+
+
+class ReadError(Exception):
+    """A PowerShell error record of a read cmdlet: `Cmdlet : message`; terminating or not."""
+
+    def __init__(self, command: str, message: str, terminating: bool = False) -> None:
+        super().__init__(message)
+        self.command = command
+        self.message = message
+        self.terminating = terminating
+
+
+def not_simulated(what: str) -> NotSimulated:
+    return NotSimulated(what)  # the twin host adds the script line
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
+    """Last boot: the latest boot-like event in the twin's history (a fixed date before any)."""
+    state = lab.state(twin.name)
+    now = time.time()
+    booted: float | None = None
+    for entry in state.history:
+        event = str(entry.get("event", "")).lower()
+        if any(word in event for word in ("boot", "reset", "reimage", "power")):
+            # A restart requested with a delay (shutdown /r /t N) boots N seconds later, and a
+            # machine boots after its previous boot: each restart moves the boot time forward
+            # by at least a second (the WMI value's resolution), as on a real host.
+            at = float(entry["at"]) + float(entry.get("delay") or 0)
+            if at > now:
+                continue  # restart scheduled, not happened yet: still the previous boot
+            booted = at if booted is None else max(at, int(booted) + 1.0)
+    if booted is None:
+        return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))
+    return PSDate(dt.datetime.fromtimestamp(booted, tz=dt.UTC).replace(microsecond=0))
 
 
 # --- registry ----------------------------------------------------------------------------------
@@ -138,7 +184,7 @@ def _expand_wild(view: dict[str, dict[str, Any]], key: str) -> list[str]:
         return [key]
     parent, _, leaf = key.rpartition("\\")
     if "*" in parent or "?" in parent:
-        raise _ps().not_simulated(f"wildcards above the last registry path element ({key})")
+        raise not_simulated(f"wildcards above the last registry path element ({key})")
     rx = re.compile("^" + re.escape(leaf).replace("\\*", ".*").replace("\\?", ".") + "$", re.I)
     return [k for k in reg_subkeys(view, parent) if rx.match(k.rsplit("\\", 1)[-1])]
 
@@ -146,35 +192,34 @@ def _expand_wild(view: dict[str, dict[str, Any]], key: str) -> list[str]:
 def _path_arg(command: str, b: dict[str, Any]) -> str:
     path = b.get("LiteralPath", b.get("Path"))
     if path is None:
-        raise _ps().PSError(
+        raise ReadError(
             command,
             "Cannot process command because of one or more missing mandatory parameters: Path.",
             terminating=True,
         )
     if isinstance(path, list):
         if len(path) != 1:
-            raise _ps().not_simulated(f"{command} with several paths")
+            raise not_simulated(f"{command} with several paths")
         path = path[0]
     return str(path)
 
 
 def _missing(command: str, path: str) -> Exception:
-    error: Exception = _ps().PSError(command, f"Cannot find path '{path}' because it does not exist.")
+    error: Exception = ReadError(command, f"Cannot find path '{path}' because it does not exist.")
     return error
 
 
-def get_item_property(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-ItemProperty", args, ["Path", "LiteralPath", "Name"], ["Path", "Name"])
+def get_item_property(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-ItemProperty", b)
     key = reg_canonical(raw)
     if key is None:
-        raise _ps().not_simulated(f"Get-ItemProperty on file system paths ({raw})")
+        raise not_simulated(f"Get-ItemProperty on file system paths ({raw})")
     state = s.lab.state(s.twin.name)
     view = registry_view(state)
     keys = _expand_wild(view, key) if "LiteralPath" not in b else [key]
     if not keys or not all(reg_exists(view, k) for k in keys):
         raise _missing("Get-ItemProperty", raw)
-    names = [str(n) for n in _ps().as_list(b.get("Name"))]
+    names = [str(n) for n in as_list(b.get("Name"))]
     out: list[Any] = []
     for k in keys:
         stored = reg_find(view, k)
@@ -188,7 +233,7 @@ def get_item_property(s: Session, args: list[Any]) -> list[Any]:
                         rx = re.compile("^" + re.escape(n).replace("\\*", ".*") + "$", re.I)
                         picked.update({vn: values[vn] for vn in values if rx.match(vn)})
                         continue
-                    raise _ps().PSError(
+                    raise ReadError(
                         "Get-ItemProperty", f"Property {n} does not exist at path {_long(stored or k)}."
                     )
                 picked[hit] = values[hit]
@@ -204,22 +249,21 @@ def get_item_property(s: Session, args: list[Any]) -> list[Any]:
     return out
 
 
-def get_item_property_value(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-ItemPropertyValue", args, ["Path", "LiteralPath", "Name"], ["Path", "Name"])
+def get_item_property_value(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-ItemPropertyValue", b)
     key = reg_canonical(raw)
     if key is None:
-        raise _ps().not_simulated(f"Get-ItemPropertyValue on file system paths ({raw})")
+        raise not_simulated(f"Get-ItemPropertyValue on file system paths ({raw})")
     view = registry_view(s.lab.state(s.twin.name))
     stored = reg_find(view, key)
     if not reg_exists(view, key):
         raise _missing("Get-ItemPropertyValue", raw)
     values = view.get(stored, {}) if stored else {}
     out: list[Any] = []
-    for n in _ps().as_list(b.get("Name")):
+    for n in as_list(b.get("Name")):
         hit = next((vn for vn in values if vn.lower() == str(n).lower()), None)
         if hit is None:
-            raise _ps().PSError(
+            raise ReadError(
                 "Get-ItemPropertyValue", f"Property {n} does not exist at path {_long(stored or key)}."
             )
         out.append(_reg_value(values[hit]))
@@ -268,22 +312,19 @@ def _file_obj(state: TwinState, path: str) -> PSObj:
 
 def _fs_path(command: str, raw: str) -> str:
     if not re.match(r"^[A-Za-z]:[\\/]", raw):
-        raise _ps().not_simulated(
+        raise not_simulated(
             f"{command} on {raw!r} (only absolute file system paths like C:\\... and registry paths)"
         )
     return raw
 
 
-def test_path(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
-        "Test-Path", args, ["Path", "LiteralPath", "PathType", "IsValid"], ["Path"], switches=("IsValid",)
-    )
+def test_path(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Test-Path", b)
     kind = str(b.get("PathType", "Any")).lower()
     state = s.lab.state(s.twin.name)
     key = reg_canonical(raw)
     if b.get("IsValid"):
-        raise _ps().not_simulated("Test-Path -IsValid")
+        raise not_simulated("Test-Path -IsValid")
     if key is not None:
         view = registry_view(state)
         keys = _expand_wild(view, key) if "LiteralPath" not in b else [key]
@@ -297,14 +338,7 @@ def test_path(s: Session, args: list[Any]) -> list[Any]:
     return [is_file(state, path) or is_dir(state, path)]
 
 
-def get_item(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
-        "Get-Item",
-        args,
-        ["Path", "LiteralPath", "Force", "ReadOnly"],
-        ["Path"],
-        switches=("Force", "ReadOnly"),
-    )
+def get_item(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-Item", b)
     state = s.lab.state(s.twin.name)
     key = reg_canonical(raw)
@@ -333,14 +367,7 @@ def get_item(s: Session, args: list[Any]) -> list[Any]:
     return [_file_obj(state, path)]
 
 
-def get_child_item(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
-        "Get-ChildItem",
-        args,
-        ["Path", "LiteralPath", "Filter", "File", "Directory", "Force", "Name"],
-        ["Path", "Filter"],
-        switches=("File", "Directory", "Force", "Name"),
-    )
+def get_child_item(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-ChildItem", b)
     state = s.lab.state(s.twin.name)
     key = reg_canonical(raw)
@@ -380,24 +407,17 @@ def get_child_item(s: Session, args: list[Any]) -> list[Any]:
     return out
 
 
-def get_content(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
-        "Get-Content",
-        args,
-        ["Path", "LiteralPath", "Raw", "Encoding", "TotalCount", "Tail"],
-        ["Path"],
-        switches=("Raw",),
-    )
+def get_content(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-Content", b)
     if reg_canonical(raw) is not None:
-        raise _ps().PSError(
+        raise ReadError(
             "Get-Content",
             "Cannot use interface. The IContentCmdletProvider interface is not implemented by this provider.",
         )
     state = s.lab.state(s.twin.name)
     path = _fs_path("Get-Content", raw)
     if is_dir(state, path):
-        raise _ps().PSError(
+        raise ReadError(
             "Get-Content",
             f"Unable to get content because it is a directory: '{raw}'. Please use 'Get-ChildItem' instead.",
         )
@@ -414,37 +434,6 @@ def get_content(s: Session, args: list[Any]) -> list[Any]:
     if "Tail" in b:
         lines = lines[-int(b["Tail"]) :]
     return list(lines)
-
-
-def remove_item(s: Session, args: list[Any]) -> list[Any]:
-    """Only for Ansible's own temp-dir cleanup (`Remove-Item '<tmp>' -Force -Recurse`)."""
-    b = _ps().bind(
-        "Remove-Item",
-        args,
-        ["Path", "LiteralPath", "Force", "Recurse", "ErrorAction"],
-        ["Path"],
-        switches=("Force", "Recurse"),
-    )
-    raw = _path_arg("Remove-Item", b)
-    if reg_canonical(raw) is not None:
-        raise _ps().not_simulated("Remove-Item on registry keys (use win_regedit)")
-    state = s.lab.state(s.twin.name)
-    path = _fs_path("Remove-Item", raw)
-    if not (is_file(state, path) or is_dir(state, path)):
-        raise _missing("Remove-Item", raw)
-    key = norm_path(path)
-    victims = [p for p in state.files if norm_path(p) == key or norm_path(p).startswith(key + "\\")]
-    if is_dir(state, path) and len(victims) > 1 and not b.get("Recurse"):
-        raise _ps().not_simulated(
-            "Remove-Item of a non-empty directory without -Recurse (Windows would prompt)"
-        )
-
-    def drop(st: TwinState) -> None:
-        for p in victims:
-            st.files.pop(p, None)
-
-    s.lab.update(s.twin.name, drop)
-    return []
 
 
 # --- services, features, firewall ---------------------------------------------------------------
@@ -468,14 +457,13 @@ def _service_obj(svc: Any) -> PSObj:
     )
 
 
-def get_service(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-Service", args, ["Name", "DisplayName"], ["Name"])
+def get_service(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     if "Name" not in b and "DisplayName" not in b:
         return [_service_obj(v) for _, v in sorted(state.services.items(), key=lambda kv: kv[0].lower())]
     out: list[Any] = []
     field = "Name" if "Name" in b else "DisplayName"
-    for wanted in _ps().as_list(b[field]):
+    for wanted in as_list(b[field]):
         w = str(wanted)
         rx = re.compile("^" + re.escape(w).replace("\\*", ".*").replace("\\?", ".") + "$", re.I)
         hits = [v for v in state.services.values() if rx.match(v.name if field == "Name" else v.display_name)]
@@ -483,7 +471,7 @@ def get_service(s: Session, args: list[Any]) -> list[Any]:
             hits = [v for v in state.services.values() if v.display_name.lower() == w.lower()]
         if not hits and "*" not in w:
             what = "service name" if field == "Name" else "display name"
-            raise _ps().PSError("Get-Service", f"Cannot find any service with {what} '{w}'.")
+            raise ReadError("Get-Service", f"Cannot find any service with {what} '{w}'.")
         out.extend(_service_obj(v) for v in sorted(hits, key=lambda v: v.name.lower()))
     return out
 
@@ -494,19 +482,16 @@ FEATURE_STATE = {
 }
 
 
-def get_windows_optional_feature(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
-        "Get-WindowsOptionalFeature", args, ["Online", "FeatureName", "Path"], [], switches=("Online",)
-    )
+def get_windows_optional_feature(s: ReadContext, b: Bound) -> list[Any]:
     if not b.get("Online"):
-        raise _ps().not_simulated("Get-WindowsOptionalFeature on offline images (use -Online)")
+        raise not_simulated("Get-WindowsOptionalFeature on offline images (use -Online)")
     state = s.lab.state(s.twin.name)
-    names = [str(n) for n in _ps().as_list(b.get("FeatureName"))] or sorted(state.features, key=str.lower)
+    names = [str(n) for n in as_list(b.get("FeatureName"))] or sorted(state.features, key=str.lower)
     out: list[Any] = []
     for n in names:
         hit = next((f for f in state.features if f.lower() == n.lower()), None)
         if hit is None:
-            raise _ps().PSError("Get-WindowsOptionalFeature", f"Feature name {n} is unknown.")
+            raise ReadError("Get-WindowsOptionalFeature", f"Feature name {n} is unknown.")
         out.append(
             PSObj(
                 "Microsoft.Dism.Commands.AdvancedFeatureObject",
@@ -530,21 +515,18 @@ SERVER_FEATURE_ALIASES = {
 }
 
 
-def get_windows_feature(s: Session, args: list[Any]) -> list[Any]:
+def get_windows_feature(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     if state.kind != "server":
-        raise _ps().PSError(
-            "",
-            "Get-WindowsFeature : The term 'Get-WindowsFeature' is not recognized as the name of a "
+        raise ReadError(
+            "Get-WindowsFeature",
+            "The term 'Get-WindowsFeature' is not recognized as the name of a "
             "cmdlet, function, script file, or operable program.",
             terminating=True,
         )
-    b = _ps().bind("Get-WindowsFeature", args, ["Name"], ["Name"])
     reverse = {v.lower(): k for k, v in SERVER_FEATURE_ALIASES.items()}
     out: list[Any] = []
-    for n in [str(x) for x in _ps().as_list(b.get("Name"))] or [
-        reverse.get(f.lower(), f) for f in state.features
-    ]:
+    for n in [str(x) for x in as_list(b.get("Name"))] or [reverse.get(f.lower(), f) for f in state.features]:
         name = SERVER_FEATURE_ALIASES.get(n.lower(), n)
         hit = next((f for f in state.features if f.lower() == name.lower()), None)
         if hit is None:
@@ -573,17 +555,14 @@ GPO_BOOL = {True: PSEnum("True", 1), False: PSEnum("False", 0), None: PSEnum("No
 FW_ACTION = {"NotConfigured": 0, "Allow": 2, "Block": 4}
 
 
-def get_net_firewall_profile(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
-        "Get-NetFirewallProfile", args, ["Name", "Profile", "PolicyStore", "All"], ["Name"], switches=("All",)
-    )
+def get_net_firewall_profile(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
-    wanted = [str(n) for n in _ps().as_list(b.get("Name", b.get("Profile")))] or list(state.firewall)
+    wanted = [str(n) for n in as_list(b.get("Name", b.get("Profile")))] or list(state.firewall)
     out: list[Any] = []
     for n in wanted:
         hit = next((p for p in state.firewall if p.lower() == n.lower()), None)
         if hit is None:
-            raise _ps().PSError(
+            raise ReadError(
                 "Get-NetFirewallProfile",
                 f"No MSFT_NetFirewallProfile objects found with property 'Name' "
                 f"equal to '{n}'.  Verify the value of the property and retry.",
@@ -652,17 +631,16 @@ def _sid(value: str) -> PSObj:
     )
 
 
-def get_local_user(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-LocalUser", args, ["Name", "SID"], ["Name"])
+def get_local_user(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
-    names = [str(n) for n in _ps().as_list(b.get("Name"))]
+    names = [str(n) for n in as_list(b.get("Name"))]
     users = sorted(state.users.values(), key=lambda u: u.name.lower())
     if names:
         picked = []
         for n in names:
             hit = next((u for u in users if u.name.lower() == n.lower()), None)
             if hit is None:
-                raise _ps().PSError("Get-LocalUser", f"User {n} was not found.")
+                raise ReadError("Get-LocalUser", f"User {n} was not found.")
             picked.append(hit)
         users = picked
     return [
@@ -683,15 +661,14 @@ def get_local_user(s: Session, args: list[Any]) -> list[Any]:
     ]
 
 
-def get_local_group(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-LocalGroup", args, ["Name"], ["Name"])
+def get_local_group(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
-    names = [str(n) for n in _ps().as_list(b.get("Name"))] or sorted(state.groups, key=str.lower)
+    names = [str(n) for n in as_list(b.get("Name"))] or sorted(state.groups, key=str.lower)
     out: list[Any] = []
     for n in names:
         hit = next((g for g in state.groups if g.lower() == n.lower()), None)
         if hit is None:
-            raise _ps().PSError("Get-LocalGroup", f"Group {n} was not found.")
+            raise ReadError("Get-LocalGroup", f"Group {n} was not found.")
         out.append(
             PSObj(
                 "Microsoft.PowerShell.Commands.LocalGroup",
@@ -715,18 +692,17 @@ _BUILTIN_GROUP_SIDS = {
 }
 
 
-def get_local_group_member(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-LocalGroupMember", args, ["Group", "Name", "Member", "SID"], ["Group", "Member"])
+def get_local_group_member(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     group = str(b.get("Group", b.get("Name", "")))
     if "SID" in b:  # -SID: well-known builtin groups by SID (locale-proof; added for verification)
         sid = str(b["SID"]).upper()
         group = _BUILTIN_GROUP_SIDS.get(sid, "")
         if not group:
-            raise _ps().PSError("Get-LocalGroupMember", f"Group {b['SID']} was not found.")
+            raise ReadError("Get-LocalGroupMember", f"Group {b['SID']} was not found.")
     hit = next((g for g in state.groups if g.lower() == group.lower()), None)
     if hit is None:
-        raise _ps().PSError("Get-LocalGroupMember", f"Group {group} was not found.")
+        raise ReadError("Get-LocalGroupMember", f"Group {group} was not found.")
     host = state.hostname.upper()[:15]
     out: list[Any] = []
     for member in state.groups[hit]:
@@ -753,24 +729,23 @@ def get_local_group_member(s: Session, args: list[Any]) -> list[Any]:
         m = str(b["Member"]).lower()
         out = [o for o in out if o.props["Name"].lower() in (m, f"{host.lower()}\\{m}")]
         if not out:
-            raise _ps().PSError("Get-LocalGroupMember", f"Principal {b['Member']} was not found.")
+            raise ReadError("Get-LocalGroupMember", f"Principal {b['Member']} was not found.")
     return out
 
 
 # --- applications, tasks, Defender -------------------------------------------------------------
 
 
-def get_package(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-Package", args, ["Name", "ProviderName"], ["Name"])
+def get_package(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
-    names = [str(n) for n in _ps().as_list(b.get("Name"))]
+    names = [str(n) for n in as_list(b.get("Name"))]
     apps = sorted(state.applications.items(), key=lambda kv: kv[0].lower())
     out: list[Any] = []
     for n in names or [a for a, _ in apps]:
         rx = re.compile("^" + re.escape(n).replace("\\*", ".*") + "$", re.I)
         hits = [(a, v) for a, v in apps if rx.match(a)]
         if not hits:
-            raise _ps().PSError("Get-Package", f"No package found for '{n}'.")
+            raise ReadError("Get-Package", f"No package found for '{n}'.")
         out.extend(
             PSObj(
                 "Microsoft.PackageManagement.Packaging.SoftwareIdentity",
@@ -785,8 +760,7 @@ def get_package(s: Session, args: list[Any]) -> list[Any]:
 TASK_STATE = {"Disabled": 1, "Ready": 3, "Running": 4}
 
 
-def get_scheduled_task(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-ScheduledTask", args, ["TaskName", "TaskPath"], ["TaskName", "TaskPath"])
+def get_scheduled_task(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     out: list[Any] = []
     for t in sorted(state.tasks.values(), key=lambda t: t.name.lower()):
@@ -819,11 +793,11 @@ def get_scheduled_task(s: Session, args: list[Any]) -> list[Any]:
         )
     for field in ("TaskName", "TaskPath"):
         if field in b:
-            wanted = [str(x) for x in _ps().as_list(b[field])]
+            wanted = [str(x) for x in as_list(b[field])]
             rxs = [re.compile("^" + re.escape(w).replace("\\*", ".*") + "$", re.I) for w in wanted]
             out = [o for o in out if any(rx.match(o.props[field]) for rx in rxs)]
             if not out and not any("*" in w for w in wanted):
-                raise _ps().PSError(
+                raise ReadError(
                     "Get-ScheduledTask",
                     f"No MSFT_ScheduledTask objects found with property '{field}' equal "
                     f"to '{wanted[0]}'.  Verify the value of the property and retry.",
@@ -840,8 +814,7 @@ def _as_date(text: Any) -> Any:
     return None if text == "" else text
 
 
-def get_mp_computer_status(s: Session, args: list[Any]) -> list[Any]:
-    _ps().bind("Get-MpComputerStatus", args, [], [])
+def get_mp_computer_status(s: ReadContext, b: Bound) -> list[Any]:
     d = s.lab.state(s.twin.name).defender
     props = {k: (_as_date(v) if k.endswith(("Updated", "Time")) else v) for k, v in d.items()}
     return [
@@ -853,8 +826,7 @@ def get_mp_computer_status(s: Session, args: list[Any]) -> list[Any]:
     ]
 
 
-def get_mp_preference(s: Session, args: list[Any]) -> list[Any]:
-    _ps().bind("Get-MpPreference", args, [], [])
+def get_mp_preference(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     d = state.defender
     policy = registry_view(state)
@@ -895,12 +867,9 @@ def _product_type(state: TwinState) -> int:
     return 3 if state.kind == "server" else 1
 
 
-def get_cim_instance(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
-        "Get-CimInstance", args, ["ClassName", "Class", "Property", "Namespace", "Filter"], ["ClassName"]
-    )
+def get_cim_instance(s: ReadContext, b: Bound) -> list[Any]:
     if "Filter" in b:
-        raise _ps().not_simulated("Get-CimInstance -Filter")
+        raise not_simulated("Get-CimInstance -Filter")
     cls = str(b.get("ClassName", b.get("Class", ""))).lower()
     state = s.lab.state(s.twin.name)
     host = state.hostname.upper()[:15]
@@ -912,7 +881,7 @@ def get_cim_instance(s: Session, args: list[Any]) -> list[Any]:
             "CSName": host,
             "OSArchitecture": "64-bit",
             "ProductType": _product_type(state),
-            "LastBootUpTime": _ps().boot_time(s.lab, s.twin),
+            "LastBootUpTime": boot_time(s.lab, s.twin),
             "Locale": state.locale,
         }
         name = "Win32_OperatingSystem"
@@ -929,15 +898,14 @@ def get_cim_instance(s: Session, args: list[Any]) -> list[Any]:
         }
         name = "Win32_ComputerSystem"
     else:
-        raise _ps().not_simulated(f"the CIM class {b.get('ClassName', b.get('Class'))}")
-    wanted = [str(p) for p in _ps().as_list(b.get("Property"))]
+        raise not_simulated(f"the CIM class {b.get('ClassName', b.get('Class'))}")
+    wanted = [str(p) for p in as_list(b.get("Property"))]
     if wanted:
         props = {k: (v if any(k.lower() == w.lower() for w in wanted) else None) for k, v in props.items()}
     return [PSObj(f"Microsoft.Management.Infrastructure.CimInstance#root/cimv2/{name}", props, name)]
 
 
-def get_computer_info(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-ComputerInfo", args, ["Property"], ["Property"])
+def get_computer_info(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     host = state.hostname.upper()[:15]
     props = {
@@ -951,7 +919,7 @@ def get_computer_info(s: Session, args: list[Any]) -> list[Any]:
         "TimeZone": state.time_zone,
         "OsLocale": state.locale,
     }
-    wanted = [str(p) for p in _ps().as_list(b.get("Property"))]
+    wanted = [str(p) for p in as_list(b.get("Property"))]
     if wanted:
         props = {
             k: v
@@ -965,96 +933,48 @@ def get_computer_info(s: Session, args: list[Any]) -> list[Any]:
     ]
 
 
-def get_time_zone(s: Session, args: list[Any]) -> list[Any]:
-    _ps().bind("Get-TimeZone", args, [], [])
+def get_time_zone(s: ReadContext, b: Bound) -> list[Any]:
     tz = s.lab.state(s.twin.name).time_zone
     return [PSObj("System.TimeZoneInfo", {"Id": tz, "StandardName": tz}, tz)]
 
 
-def get_win_system_locale(s: Session, args: list[Any]) -> list[Any]:
-    _ps().bind("Get-WinSystemLocale", args, [], [])
+def get_win_system_locale(s: ReadContext, b: Bound) -> list[Any]:
     loc = s.lab.state(s.twin.name).locale
     return [PSObj("System.Globalization.CultureInfo", {"Name": loc}, loc)]
 
 
-def _native(name: str) -> Callable[[Session, list[Any]], list[Any]]:
-    def run(s: Session, args: list[Any]) -> list[Any]:
-        line = " ".join([name, *[str(a) if not isinstance(a, _ps().Param) else "-" + a.name for a in args]])
-        rc, out, err = native.run_native(s.lab, s.twin, line)
-        if rc != 0:
-            raise _ps().PSError("", err.decode().strip() or f"{name} exited with {rc}")
-        return out.decode().replace("\r\n", "\n").rstrip("\n").split("\n") if out else []
-
-    return run
-
-
-SOURCES = {
-    "get-itemproperty": get_item_property,
-    "gp": get_item_property,
-    "get-itempropertyvalue": get_item_property_value,
-    "gpv": get_item_property_value,
-    "test-path": test_path,
-    "get-item": get_item,
-    "gi": get_item,
-    "get-childitem": get_child_item,
-    "gci": get_child_item,
-    "dir": get_child_item,
-    "ls": get_child_item,
-    "get-content": get_content,
-    "gc": get_content,
-    "type": get_content,
-    "cat": get_content,
-    "remove-item": remove_item,
-    "get-service": get_service,
-    "gsv": get_service,
-    "get-windowsoptionalfeature": get_windows_optional_feature,
-    "get-windowsfeature": get_windows_feature,
-    "get-netfirewallprofile": get_net_firewall_profile,
-    "get-localuser": get_local_user,
-    "get-localgroup": get_local_group,
-    "get-localgroupmember": get_local_group_member,
-    "get-package": get_package,
-    "get-scheduledtask": get_scheduled_task,
-    "get-mpcomputerstatus": get_mp_computer_status,
-    "get-mppreference": get_mp_preference,
-    "get-ciminstance": get_cim_instance,
-    "get-wmiobject": get_cim_instance,
-    "gwmi": get_cim_instance,
-    "get-computerinfo": get_computer_info,
-    "get-timezone": get_time_zone,
-    "get-winsystemlocale": get_win_system_locale,
-    "hostname": _native("hostname"),
-    "hostname.exe": _native("hostname"),
-    "whoami": _native("whoami"),
-    "whoami.exe": _native("whoami"),
-    "systeminfo": _native("systeminfo"),
-    "systeminfo.exe": _native("systeminfo"),
-    "auditpol": _native("auditpol"),
-    "auditpol.exe": _native("auditpol"),
+# The read cmdlets the evaluator's twin host (twin_host.py) binds and then runs from here.
+READ_CMDLETS: dict[str, Callable[[ReadContext, Bound], list[Any]]] = {
+    "Get-ItemProperty": get_item_property,
+    "Get-ItemPropertyValue": get_item_property_value,
+    "Test-Path": test_path,
+    "Get-Item": get_item,
+    "Get-ChildItem": get_child_item,
+    "Get-Content": get_content,
+    "Get-Service": get_service,
+    "Get-WindowsOptionalFeature": get_windows_optional_feature,
+    "Get-WindowsFeature": get_windows_feature,
+    "Get-NetFirewallProfile": get_net_firewall_profile,
+    "Get-LocalUser": get_local_user,
+    "Get-LocalGroup": get_local_group,
+    "Get-LocalGroupMember": get_local_group_member,
+    "Get-Package": get_package,
+    "Get-ScheduledTask": get_scheduled_task,
+    "Get-MpComputerStatus": get_mp_computer_status,
+    "Get-MpPreference": get_mp_preference,
+    "Get-CimInstance": get_cim_instance,
+    "Get-ComputerInfo": get_computer_info,
+    "Get-TimeZone": get_time_zone,
+    "Get-WinSystemLocale": get_win_system_locale,
 }
 
 
-def run_source(session: Session, name: str, args: list[Any]) -> list[Any]:
-    fn = SOURCES.get(name.lower())
-    if fn is None:
-        raise _ps().not_simulated(f"the command {name} (see docs/lab-powershell.md for the read subset)")
-    b_ea = next(
-        (
-            args[i + 1]
-            for i, a in enumerate(args[:-1])
-            if isinstance(a, _ps().Param) and a.name.lower() in ("erroraction", "ea")
-        ),
-        None,
-    )
-    try:
-        return fn(session, args)
-    except _ps().PSError as exc:
-        action = str(b_ea).lower() if b_ea is not None else ""
-        if action in ("silentlycontinue", "ignore") and not exc.terminating:
-            raise _ps().PSError(exc.command, "", False) from None
-        if action == "stop":
-            exc.terminating = True
-        raise
-
-
-__all__ = ["DIRECTORY", "SOURCES", "reg_canonical", "registry_view", "run_source"]
+__all__ = [
+    "DIRECTORY",
+    "READ_CMDLETS",
+    "ReadContext",
+    "ReadError",
+    "boot_time",
+    "reg_canonical",
+    "registry_view",
+]

@@ -142,7 +142,7 @@ def program_name(token: str) -> str:
 
 
 def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes) -> Output:
-    from rebuild.lab.exec import native, powershell
+    from rebuild.lab.exec import native, powershell_exe
 
     state = lab.state(twin.name)
     line = expand(line, environment(state, twin))
@@ -158,7 +158,7 @@ def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes) -> Out
     if prog == "powershell":
         if len(stages) > 1:
             return lab_refuses("piping powershell output into another program")
-        return powershell.run_powershell_exe(lab, twin, split_args(first)[1:], stdin)
+        return powershell_exe.run_powershell_exe(lab, twin, split_args(first)[1:], stdin)
     rc, out, err = native.run_native(lab, twin, first)
     for stage in stages[1:]:
         rc, out, err2 = native.filter_stage(stage, out)

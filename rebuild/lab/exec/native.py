@@ -109,27 +109,35 @@ def run_native(lab: Lab, twin: TwinRecord, line: str) -> Output:
     prog = argv[0].replace("/", "\\").rsplit("\\", 1)[-1].lower()
     prog = prog[:-4] if prog.endswith(".exe") else prog
     args = argv[1:]
-    state = lab.state(twin.name)
+    if prog == "echo":
+        rest = line.strip()[len(argv[0]) :].strip()
+        return _ok((rest if rest else "ECHO is on.") + "\r\n")
+    answer = read_program(lab.state(twin.name), prog, args)
+    if answer is not None:
+        return answer
+    from rebuild.lab.exec.commandline import UNIX_ONLY, not_recognized
+
+    if prog in UNIX_ONLY:
+        return not_recognized(prog)
+    return _refuse(f"the program {argv[0]!r} (see docs/lab-powershell.md for the read subset)")
+
+
+def read_program(state: TwinState, prog: str, args: list[str]) -> Output | None:
+    """hostname, whoami, systeminfo, auditpol /get, net (`prog` without `.exe`, lower case) on the
+    twin, for cmd.exe and for a PowerShell script (the twin host); None for any other program."""
     if prog == "hostname":
         return _ok(state.hostname.upper()[:15] + "\r\n") if not args else _refuse("hostname with arguments")
     if prog == "whoami":
         if args:
             return _refuse(f"whoami {' '.join(args)}")
         return _ok(f"{state.hostname.lower()[:15]}\\{_logon_user(state).lower()}\r\n")
-    if prog == "echo":
-        rest = line.strip()[len(argv[0]) :].strip()
-        return _ok((rest if rest else "ECHO is on.") + "\r\n")
     if prog == "systeminfo":
         return _ok(systeminfo(state)) if not args else _refuse(f"systeminfo {' '.join(args)}")
     if prog == "auditpol":
         return auditpol(state, args)
     if prog == "net":
         return net(state, args)
-    from rebuild.lab.exec.commandline import UNIX_ONLY, not_recognized
-
-    if prog in UNIX_ONLY:
-        return not_recognized(prog)
-    return _refuse(f"the program {argv[0]!r} (see docs/lab-powershell.md for the read subset)")
+    return None
 
 
 def _logon_user(state: TwinState) -> str:

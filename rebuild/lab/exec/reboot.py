@@ -1,51 +1,59 @@
-"""What ansible.windows.win_reboot sends (plugin_utils/_reboot.py), recognised as a whole.
+"""shutdown.exe /r as the lab simulates it: what ansible.windows.win_reboot asks for.
 
-The reboot script removes the LogonUI marker key, runs `shutdown.exe /r /t <n> /c <msg>` and
-prints `{"stdout","stderr","rc"}` as compressed JSON. The twin records a `reboot` event (its
-LastBootUpTime moves to now) and LogonUI recreates the marker key on the way back up. The
-boot-time probe and the `Get-Item <marker>` test command are ordinary read-subset commands.
+win_reboot (plugin_utils/_reboot.py) sends a PowerShell script that removes the LogonUI marker
+key, runs `shutdown.exe /r /t <n> /c <msg>` and prints `{"stdout","stderr","rc"}`; the script
+runs through the evaluator like any other, and only the program is simulated here. The twin
+records a `reboot` event (its LastBootUpTime moves once the delay has passed) and LogonUI
+recreates the volatile marker key on the way back up.
+
+shutdown options (Microsoft Learn, "shutdown", windows-commands/shutdown): /r full shutdown
+and restart, /t xxx delay in seconds (0-315360000, default 30), /c "comment" (at most 512
+characters). Any other option fails loudly here.
 """
 
 from __future__ import annotations
 
-import json
-import re
+from typing import TYPE_CHECKING
 
-from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.state import TwinState
 
+if TYPE_CHECKING:
+    from rebuild.lab.exec.twin_host import TwinHost
+    from rebuild.lab.ps.evaluator import NativeResult
+
 LOGON_UI_KEY = "HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Winlogon\\AutoLogonChecked"
-
-_REBOOT = re.compile(
-    r"^\$ErrorActionPreference = 'Continue'\s*"
-    r"if \(\$(?P<remove>True|False)\) \{\s*"
-    r"Remove-Item -LiteralPath '(?P<key>[^']*)' -Force -ErrorAction SilentlyContinue\s*\}\s*"
-    r"\$stdout = \$null\s*"
-    r"\$stderr = \. \{ C:\\Windows\\System32\\shutdown\.exe /r /t (?P<delay>\d+) "
-    r"/c (?P<msg>'(?:[^']|'')*') \| Set-Variable stdout \} 2>&1 \| ForEach-Object ToString\s*"
-    r"ConvertTo-Json -Compress -InputObject @\{\s*"
-    r"stdout = \(@\(\$stdout\) -join \"`n\"\)\s*"
-    r"stderr = \(@\(\$stderr\) -join \"`n\"\)\s*"
-    r"rc = \$LASTEXITCODE\s*\}\s*"
-    r"(?:;\s*If \(-not \$\?\).*)?$",
-    re.S,
-)
+MAX_DELAY = 315360000  # shutdown /t: "The valid range is 0-315360000 (10 years)"
+MAX_COMMENT = 512
 
 
-def match_reboot_script(script: str) -> re.Match[str] | None:
-    return _REBOOT.match(script.strip())
+def shutdown(host: TwinHost, args: list[str]) -> NativeResult | None:
+    """`shutdown /r [/t N] [/c msg]`; None (not simulated) for anything else."""
+    from rebuild.lab.ps.evaluator import NativeResult
 
+    restart, delay, comment = False, 30, ""
+    i = 0
+    while i < len(args):
+        opt = args[i].lower()
+        if opt in ("/r", "-r"):
+            restart = True
+        elif opt in ("/t", "-t") and i + 1 < len(args) and args[i + 1].isdigit():
+            delay = int(args[i + 1])
+            i += 1
+        elif opt in ("/c", "-c") and i + 1 < len(args):
+            comment = args[i + 1]
+            i += 1
+        else:
+            return None
+        i += 1
+    if not restart:
+        return None
+    if delay > MAX_DELAY or len(comment) > MAX_COMMENT:
+        return NativeResult(87, [], ["The parameter is incorrect.(87)"])
 
-def run_reboot_script(lab: Lab, twin: TwinRecord, m: re.Match[str]) -> tuple[int, bytes, bytes]:
-    def reboot(state: TwinState) -> None:
-        if m.group("remove") == "True":
-            state.registry.pop(
-                next((k for k in state.registry if k.lower() == m.group("key").lower()), ""), None
-            )
+    def logon_ui_marker(state: TwinState) -> None:
         # LogonUI writes the volatile marker again when the logon screen comes up after the restart.
         state.registry[LOGON_UI_KEY] = {}
 
-    lab.update(twin.name, reboot)
-    lab.record(twin.name, "reboot", delay=int(m.group("delay")), via="shutdown.exe /r")
-    out = json.dumps({"stdout": "", "stderr": "", "rc": 0}, separators=(",", ":"))
-    return 0, (out + "\r\n").encode(), b""
+    host.write("shutdown /r", logon_ui_marker)
+    host.lab.record(host.twin.name, "reboot", delay=delay, via="shutdown.exe /r")
+    return NativeResult(0, [], [])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from rebuild.lab.exec import cmdlets, powershell
+from rebuild.lab.exec import cmdlets
 from rebuild.lab.exec.psobjects import PSEnum, PSObj
 from rebuild.lab.firewall import DEVICE_GUARD_POLICY, credential_guard_configured, secure_boot
 from rebuild.lab.ps import values as v
@@ -273,7 +273,7 @@ def set_net_firewall_profile(c: Call) -> list[Any]:
 
 def device_guard_written(host: Any) -> None:
     """A write to the Device Guard policy applies from the next boot: remember this boot."""
-    boot = powershell.boot_time(host.lab, host.twin).when.isoformat()
+    boot = cmdlets.boot_time(host.lab, host.twin).when.isoformat()
 
     def mark(s: TwinState) -> None:
         s.registry[DEVICE_GUARD_WRITTEN] = {"BootTime": boot}
@@ -295,7 +295,7 @@ def win32_device_guard(host: Any) -> PSObj:
     if secure_boot(state):
         available.append(2)
     written = state.registry.get(DEVICE_GUARD_WRITTEN, {}).get("BootTime")
-    boot = powershell.boot_time(host.lab, host.twin).when.isoformat()
+    boot = cmdlets.boot_time(host.lab, host.twin).when.isoformat()
     running = credential_guard_configured(state) and written != boot and 1 in available
     return PSObj(
         "Microsoft.Management.Infrastructure.CimInstance#root/Microsoft/Windows/DeviceGuard/Win32_DeviceGuard",

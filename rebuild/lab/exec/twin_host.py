@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rebuild.lab.context import Lab, TwinRecord
-from rebuild.lab.exec import cmdlets, powershell, twin_firewall, twin_policy, twin_security, twin_system
+from rebuild.lab.exec import cmdlets, native, reboot, twin_firewall, twin_policy, twin_security, twin_system
 from rebuild.lab.exec.psobjects import PSDate, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import SIMULATED_BANNER, local_path
@@ -45,6 +45,9 @@ INBOX_DRIVERS = {
     "Microsoft XPS Document Writer v4",
     "Generic / Text Only",
 }
+
+
+NOT_SIMULATED = "the rebuild lab (a simulation) does not simulate "
 
 
 class CheckModeWrite(Exception):
@@ -156,10 +159,19 @@ class TwinHost(Host):
         program = name.lower().rsplit("\\", 1)[-1]
         if program in ("reg", "reg.exe") and args and args[0].lower() in ("load", "unload"):
             return _reg_hive(self, args)
-        if program in ("auditpol", "auditpol.exe"):
-            return twin_policy.auditpol(self, args)
+        if program in ("auditpol", "auditpol.exe") and (policy := twin_policy.auditpol(self, args)):
+            return policy  # /backup, /set; /get is a read below
         if program in ("secedit", "secedit.exe"):
             return twin_policy.secedit(self, args)
+        if program in ("shutdown", "shutdown.exe"):
+            return reboot.shutdown(self, args)
+        answer = native.read_program(self.state(), program.removesuffix(".exe"), args)
+        if answer is not None:
+            rc, out, err = answer
+            refused = err.decode("utf-8", "replace").strip()
+            if refused.startswith(NOT_SIMULATED):
+                raise call.not_simulated(refused.removeprefix(NOT_SIMULATED))
+            return NativeResult(rc, _lines(out), _lines(err))
         return None
 
     def touch_registry(self, path: str) -> None:
@@ -215,6 +227,12 @@ class TwinHost(Host):
         return state.files[stored].encode("utf-8")
 
 
+def _lines(data: bytes) -> list[str]:
+    """A program's output as the lines PowerShell reads from it."""
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n").removesuffix("\n")
+    return text.split("\n") if text else []
+
+
 def _host(c: Call) -> TwinHost:
     host = c.ev.host
     assert isinstance(host, TwinHost)
@@ -244,7 +262,7 @@ def _not_found(c: Call, path: str) -> None:
 
 def _bridge(name: str) -> Callable[[Call], list[Any]]:
     """Run a read cmdlet of cmdlets.py with the parameters the evaluator bound."""
-    legacy = cmdlets.SOURCES[name.lower()]
+    read = cmdlets.READ_CMDLETS[name]
 
     def run(c: Call) -> list[Any]:
         # Several -Path values: each path is processed in turn, with its own errors (as PowerShell does).
@@ -267,23 +285,21 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
         for pname in ("Path", "LiteralPath"):
             if pname in c.bound:
                 host.touch_registry(v.to_string(c.bound.get(pname)))
-        session = powershell.Session(_RunLab(host), host.twin)  # type: ignore[arg-type]
-        tokens: list[Any] = []
-        for pname, value in c.bound.values.items():
-            if pname in ("ErrorAction", "WarningAction", "ErrorVariable", "OutVariable"):
-                continue
-            param = next((p for p in c_sig(name).params if p.name == pname), None)
-            tokens.append(powershell.Param(pname))
-            if param is None or not param.switch:
-                tokens.append(_legacy_value(value))
+        context = cmdlets.ReadContext(_RunLab(host), host.twin)  # type: ignore[arg-type]
+        switches = {p.name for p in c_sig(name).params if p.switch}
+        bound = {
+            pname: (v.truthy(value) if pname in switches else _read_value(value))
+            for pname, value in c.bound.values.items()
+            if pname not in ("ErrorAction", "WarningAction", "ErrorVariable", "OutVariable")
+        }
         try:
             return [
                 twin_security.registry_key(host, x)
                 if isinstance(x, PSObj) and x.type_name == "Microsoft.Win32.RegistryKey"
                 else x
-                for x in legacy(session, tokens)
+                for x in read(context, bound)
             ]
-        except powershell.PSError as exc:
+        except cmdlets.ReadError as exc:
             if exc.terminating:
                 raise PSRuntimeError(ErrorRecord(exc.message, command=c.name)) from None
             c.write_error(
@@ -294,10 +310,10 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
                 "ObjectNotFound",
             )
             return []
-        except powershell.NotSimulated as exc:
-            raise NotSimulated(
-                str(exc).removeprefix("the rebuild lab (a simulation) does not simulate "), c.ev.where(c.node)
-            ) from None
+        except NotSimulated as exc:
+            if exc.where:
+                raise
+            raise NotSimulated(exc.what, c.ev.where(c.node)) from None
 
     return run
 
@@ -317,7 +333,7 @@ class _RunLab:
         return getattr(self._host.lab, name)
 
 
-def _legacy_value(value: Any) -> Any:
+def _read_value(value: Any) -> Any:
     if isinstance(value, list):
         return [v.to_string(x) if not isinstance(x, int | bool) else x for x in value]
     return value if isinstance(value, int | bool) else v.to_string(value)
@@ -373,6 +389,12 @@ _READ_SIGS: dict[str, tuple[Param, ...]] = {
     "Get-MpComputerStatus": (),
     "Get-MpPreference": (),
     "Get-CimInstance": (Param("ClassName", ("Class",), position=0), Param("Property"), Param("Filter")),
+    # Parameters as on each cmdlet's Learn page; the ones the twin does not answer fail loudly.
+    "Get-Package": (Param("Name", position=0), Param("ProviderName", ("Provider",))),
+    "Get-WindowsFeature": (Param("Name", position=0),),
+    "Get-ComputerInfo": (Param("Property", position=0),),
+    "Get-TimeZone": (),
+    "Get-WinSystemLocale": (),
 }
 
 
@@ -648,6 +670,9 @@ def _remove_item(c: Call) -> list[Any]:
             )
         return []
     path = _path(c).rstrip("\\")
+    key = cmdlets.reg_canonical(path)
+    if key is not None:
+        return _remove_registry_key(c, key, path)
     if path.lower() in host.scratch:
         del host.scratch[path.lower()]  # a temporary file of this run
         return []
@@ -671,6 +696,28 @@ def _remove_item(c: Call) -> list[Any]:
                 s.files.pop(k, None)
 
         host.write(f"Remove-Item {path}", remove)
+    return []
+
+
+def _remove_registry_key(c: Call, key: str, path: str) -> list[Any]:
+    """Remove-Item on a registry key: the key and its values; a key with subkeys needs -Recurse
+    (without it Windows asks for confirmation, which a non-interactive session cannot give)."""
+    host = _host(c)
+    low = key.rstrip("\\").lower()
+    stored = [k for k in host.state().registry if k.lower() == low or k.lower().startswith(low + "\\")]
+    if not stored:
+        if cmdlets.reg_exists(cmdlets.registry_view(host.state()), key):
+            raise c.not_simulated(f"Remove-Item on {path} (a key derived from installed applications)")
+        _not_found(c, path)
+        return []
+    if any(k.lower() != low for k in stored) and not v.truthy(c.bound.get("Recurse")):
+        raise c.not_simulated(f"Remove-Item of the registry key {path} with subkeys without -Recurse")
+
+    def remove(s: TwinState) -> None:
+        for k in stored:
+            s.registry.pop(k, None)
+
+    host.write(f"Remove-Item {path}", remove)
     return []
 
 
@@ -1077,6 +1124,11 @@ def _table() -> dict[str, Cmdlet]:
             ("Get-ScheduledTask", "scheduledtasks/get-scheduledtask"),
             ("Get-MpComputerStatus", "defender/get-mpcomputerstatus"),
             ("Get-MpPreference", "defender/get-mppreference"),
+            ("Get-Package", "packagemanagement/get-package"),
+            ("Get-WindowsFeature", "servermanager/get-windowsfeature"),
+            ("Get-ComputerInfo", "microsoft.powershell.management/get-computerinfo"),
+            ("Get-TimeZone", "microsoft.powershell.management/get-timezone"),
+            ("Get-WinSystemLocale", "international/get-winsystemlocale"),
         )
     ]
     entries += [

@@ -21,7 +21,7 @@ from rebuild.lab.ps.errors import ErrorRecord, NotSimulated, PSRuntimeError
 from rebuild.lab.ps.values import GenericList, Hashtable, ScriptBlock, TypeRef
 
 if TYPE_CHECKING:
-    from rebuild.lab.ps.evaluator import Call, Cmdlet, Evaluator
+    from rebuild.lab.ps.evaluator import Call, Cmdlet, Evaluator, Scope
     from rebuild.lab.ps.parser import Node
 
 LEARN = "https://learn.microsoft.com/powershell/module/"
@@ -820,14 +820,28 @@ def _with_item(c: Call, sb: ScriptBlock, item: Any) -> list[Any]:
     return c.ev.invoke_block(sb, dollar_under=item, new_scope=True)
 
 
+def _member_of(c: Call, item: Any, name: str) -> Any:
+    """ForEach-Object -MemberName: "the member property to get or the member method to call"."""
+    assert c.node is not None
+    try:
+        return get_member(c.ev, item, name, c.node)
+    except NotSimulated:
+        return call_method(c.ev, item, name, [], c.node)
+
+
 def _foreach_object(c: Call) -> list[Any]:
     """ForEach-Object: -Process runs once per input object with $_ set; -MemberName gets a member."""
     out: list[Any] = []
     process = c.bound.get("Process")
     begin, end = c.bound.get("Begin"), c.bound.get("End")
-    if "MemberName" in c.bound:
+    member = c.bound.get("MemberName")
+    if isinstance(process, str) and begin is None and end is None:
+        # `ForEach-Object ToString`: a string cannot become a script block, so the binder takes the
+        # PropertyAndMethodSet, where -MemberName is at position 0.
+        member = process
+    if member is not None:
         for item in c.input:
-            out.extend(v.as_list(get_member(c.ev, item, v.to_string(c.bound.get("MemberName")), c.node)))  # type: ignore[arg-type]
+            out.extend(v.as_list(_member_of(c, item, v.to_string(member))))
         return out
     if isinstance(begin, ScriptBlock):
         out.extend(c.ev.invoke_block(begin))
@@ -1088,6 +1102,8 @@ def _new_object(c: Call) -> list[Any]:
 
 def _convert_to_json(c: Call) -> list[Any]:
     items = list(c.input) if c.has_input else v.as_list(c.bound.get("InputObject"))
+    if c.has_input and not items:
+        return []  # no object came down the pipeline: ConvertTo-Json writes nothing
     depth = v.to_int(c.bound.get("Depth")) if "Depth" in c.bound else 2
     return [convert_to_json([_plain(x) for x in items], v.truthy(c.bound.get("Compress")), depth)]
 
@@ -1098,6 +1114,54 @@ def _plain(x: Any) -> Any:
     if isinstance(x, list):
         return [_plain(y) for y in x]
     return x
+
+
+def _lookup_var(ev: Evaluator, name: str) -> tuple[bool, Any]:
+    """A variable as Get-Variable finds it: in the current scope or a parent one."""
+    scope: Scope | None = ev.scope
+    while scope is not None:
+        if name.lower() in scope.vars:
+            return True, scope.vars[name.lower()]
+        scope = scope.parent
+    return False, None
+
+
+def _get_variable(c: Call) -> list[Any]:
+    """Get-Variable [-Name] <names> [-ValueOnly]: a missing variable is a non-terminating
+    ItemNotFoundException "Cannot find a variable with the name 'X'." (VariableNotFound)."""
+    if "Scope" in c.bound:
+        raise c.not_simulated("Get-Variable -Scope")
+    names = [v.to_string(x) for x in v.as_list(c.bound.get("Name"))]
+    if not names or any(ch in n for n in names for ch in "*?["):
+        raise c.not_simulated("Get-Variable listing variables by wildcard")
+    out: list[Any] = []
+    for name in names:
+        found, value = _lookup_var(c.ev, name)
+        if not found:
+            c.write_error(
+                f"Cannot find a variable with the name '{name}'.",
+                "System.Management.Automation.ItemNotFoundException",
+                "ObjectNotFound",
+                "VariableNotFound",
+                name,
+            )
+            continue
+        if v.truthy(c.bound.get("ValueOnly")):
+            out.append(value)
+        else:
+            out.append(PSObj("System.Management.Automation.PSVariable", {"Name": name, "Value": value}, name))
+    return out
+
+
+def _set_variable(c: Call) -> list[Any]:
+    """Set-Variable [-Name] <name> [[-Value] <v>]: in the caller's scope; pipeline input is the value
+    (several objects become an array)."""
+    if "Scope" in c.bound or "Option" in c.bound:
+        raise c.not_simulated("Set-Variable -Scope/-Option")
+    value = (c.input[0] if len(c.input) == 1 else list(c.input)) if c.has_input else c.bound.get("Value")
+    for name in v.as_list(c.bound.get("Name")):
+        c.ev.set_var(v.to_string(name), value, c.node)
+    return []
 
 
 def _engine() -> dict[str, Cmdlet]:
@@ -1287,6 +1351,27 @@ def _engine() -> dict[str, Cmdlet]:
             ),
             _set_strict_mode,
             "microsoft.powershell.core/set-strictmode",
+        ),
+        (
+            _sig(
+                "Get-Variable",
+                Param("Name", position=0),
+                Param("ValueOnly", switch=True),
+                Param("Scope"),
+            ),
+            _get_variable,
+            "microsoft.powershell.utility/get-variable",
+        ),
+        (
+            _sig(
+                "Set-Variable",
+                Param("Name", position=0, mandatory=True),
+                Param("Value", position=1, pipeline=True),
+                Param("Scope"),
+                Param("Option"),
+            ),
+            _set_variable,
+            "microsoft.powershell.utility/set-variable",
         ),
         (
             _sig("Get-Date", Param("Date", position=0), Param("Format"), Param("UFormat")),

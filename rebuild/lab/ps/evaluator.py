@@ -155,6 +155,8 @@ class RunResult:
     exit_code: int
     host_lines: list[str]
     warnings: list[str]
+    last_succeeded: bool = True  # $? after the script's last statement
+    native_stderr: list[str] = field(default_factory=list)
 
 
 class Scope:
@@ -168,12 +170,18 @@ _UNSET = object()
 
 # Cmdlets of the modules Windows 10/11 and Server 2016+ ship (Microsoft.PowerShell.*, LocalAccounts,
 # NetSecurity, Dism, ScheduledTasks, Defender, CimCmdlets, PrintManagement, PKI, NetAdapter, NetTCPIP,
-# DnsClient, Storage, BitLocker), by noun: one the lab does not simulate fails loudly.
+# DnsClient, Storage, BitLocker), by noun: one the lab does not simulate fails loudly. The nouns of
+# Microsoft.PowerShell.Utility/Management/Core (Format-Table, Invoke-Expression, Get-Member ...) are
+# from their Learn module pages (learn.microsoft.com/powershell/module/microsoft.powershell.utility).
 WINDOWS_CMDLET = re.compile(
     r"[a-z]+-(NetFirewall\w*|Local(User|Group|GroupMember)|Windows(OptionalFeature|Feature|Capability)|"
     r"ScheduledTask\w*|Mp\w+|Service|Item\w*|Content|Csv|Sleep|Acl|Cim\w+|Wmi\w*|Printer\w*|Certificate|"
     r"NetAdapter\w*|NetIPAddress|NetIPConfiguration|DnsClient\w*|Disk|Partition|Volume|BitLocker\w*|"
-    r"Process|Computer|Location|ExecutionPolicy|AuthenticodeSignature|WSManInstance|PSSessionConfiguration)",
+    r"Process|Computer|Location|ExecutionPolicy|AuthenticodeSignature|WSManInstance|PSSession\w*|"
+    r"ChildItem|Path|Object|Member|Expression|Table|List|Wide|Custom|String|Json|Csv|Xml|CliXml|Html|"
+    r"Host|Variable|Alias|Random|Culture|UICulture|Event\w*|WinEvent|EventLog|WebRequest|RestMethod|"
+    r"Command|Module|History|Help|Job|PSDrive|PSProvider|TimeSpan|Unique|HotFix|TimeZone|SecureString|"
+    r"FileHash|Error|Output|Warning|Verbose|Debug|Information|Progress|Default|Null|Printer)",
     re.I,
 )
 
@@ -304,6 +312,7 @@ class Evaluator:
         self.errors_shown: list[ErrorRecord] = []
         self.error_list: list[ErrorRecord] = []
         self.host_lines: list[str] = []
+        self.native_stderr: list[str] = []  # a native program's stderr when not redirected
         self.warnings: list[str] = []
         self.strict = 0
         self.try_depth = 0
@@ -323,7 +332,6 @@ class Evaluator:
                 "progresspreference": "Continue",
                 "whatifpreference": False,
                 "?": True,
-                "lastexitcode": None,
                 "ofs": " ",
                 "error": self.error_list,
                 "psversiontable": builtins.ps_version_table(),
@@ -336,6 +344,8 @@ class Evaluator:
         script = parse(source, name)
         code = 0
         out: list[Any] = []
+        succeeded = True
+        exited = False  # `exit N` sets the exit code itself, whatever $? says
         previous = self.script
         self.script = script
         self.scope = Scope(self.global_scope)  # the script scope
@@ -344,6 +354,7 @@ class Evaluator:
             self._statement_list_with_traps(script.root, out)
         except ExitScript as e:
             code = e.code
+            exited = True
         except PSRuntimeError as e:
             self._show(e.record)
             code = 1
@@ -352,11 +363,20 @@ class Evaluator:
         except _Return as r:
             out.extend(r.out)
         finally:
+            succeeded = v.truthy(self.scope.vars.get("?", True))
             self.scope = self.global_scope
             self.script = previous
             if previous is None:
                 self.host.finish()  # the script ended, however it ended
-        return RunResult(out, list(self.errors_shown), code, list(self.host_lines), list(self.warnings))
+        return RunResult(
+            out,
+            list(self.errors_shown),
+            code,
+            list(self.host_lines),
+            list(self.warnings),
+            succeeded or exited,
+            list(self.native_stderr),
+        )
 
     def where(self, node: Node | None) -> str:
         if node is None or self.script is None:
@@ -562,9 +582,9 @@ class Evaluator:
             self._last_failed = False
             value = self.pipeline(node, out_direct=True)
             out.extend(value)
-            inner = self._pipeline_inner(node)
-            if inner is not None and inner.type in ("command", "pipeline_chain"):
-                self.scope.vars["?"] = not self._last_failed
+            # $? tells whether the last statement succeeded, a command's or an expression's
+            # (about_Automatic_Variables): `Get-Service nope; 'after'` leaves it $true.
+            self.scope.vars["?"] = not self._last_failed
         elif t == "if_statement":
             self.if_statement(node, out)
         elif t == "foreach_statement":
@@ -1319,7 +1339,14 @@ class Evaluator:
     def argument_value(self, node: Node) -> Any:
         """Argument mode (about_Parsing): bare words are strings, everything else an expression."""
         if node.type == "generic_token":
-            return _unescape(self.text(node))
+            text = self.text(node)
+            if text.count('"') % 2 or text.count("'") % 2:
+                # `/subcategory:"Process Creation"` is one argument to PowerShell; the grammar ends the
+                # bare word at the space inside the quotes.
+                raise self.not_simulated(
+                    f"a bare-word argument with a quoted part holding a space ({text})", node
+                )
+            return _unescape(text)
         if node.type == "command_parameter":
             return self.text(node)
         return self.expression(node)
@@ -1452,7 +1479,7 @@ class Evaluator:
                     )
                     self.non_terminating(rec)
             else:
-                self.host_lines.extend(result.stderr)  # straight to the process's stderr
+                self.native_stderr.extend(result.stderr)  # straight to the process's stderr
         return out
 
     # --- expressions ---

@@ -90,6 +90,8 @@ def _check_51(script: Script) -> None:
     stack: list[Any] = [script.root]
     while stack:
         node = stack.pop()
+        if node.is_missing and _bareword_list_gap(script, node):
+            continue
         if node.type == "ERROR" or node.is_missing:
             text = script.text(node).strip()[:40]
             if "?" in text:
@@ -121,6 +123,17 @@ def _check_51(script: Script) -> None:
                 "the 'clean' block exists only in PowerShell 7.3"
             )
         stack.extend(node.children)
+
+
+def _bareword_list_gap(script: Script, node: Node) -> bool:
+    """`Select-Object Name,Status`: PowerShell reads comma-separated barewords as one array argument
+    (about_Parsing, argument mode); the grammar gives `Name`, a MISSING separator, `,Status`, which
+    the evaluator joins back into the array."""
+    sep = node.parent
+    following = sep.next_sibling if sep is not None and sep.type == "command_argument_sep" else None
+    return (
+        following is not None and following.type == "generic_token" and script.text(following).startswith(",")
+    )
 
 
 def _is_clean_block(script: Script, node: Node) -> bool:

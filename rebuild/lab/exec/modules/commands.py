@@ -1,8 +1,9 @@
-"""ansible.windows.win_shell and win_command: only what the lab's read subset can answer.
+"""ansible.windows.win_shell and win_command, run on the twin.
 
-The command runs through the same recogniser as a WinRS command (rebuild.lab.exec.powershell /
-commandline). If the lab does not simulate it, the task fails saying so: a rehearsal must never
-report success for work that was not simulated.
+A PowerShell command runs through the lab's PowerShell evaluator, as a WinRS command does
+(rebuild.lab.exec.powershell_exe); a cmd command through commandline. If the lab does not
+simulate it, the task fails saying so: a rehearsal must never report success for work that
+was not simulated.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ _MARK = b"does not simulate"
 
 
 def _run(ctx: ModuleContext, kind: str, command: str, stdin: str | None) -> dict[str, Any]:
-    from rebuild.lab.exec import commandline, powershell
+    from rebuild.lab.exec import commandline, powershell_exe
 
     start = dt.datetime.now()
     if stdin:
         raise ModuleFailed("the rebuild lab (a simulation) does not simulate stdin for commands")
     if kind == "powershell":
-        rc, out, err = powershell.run_script(ctx.lab, ctx.twin, command)
+        rc, out, err = powershell_exe.run_script(ctx.lab, ctx.twin, command)
     else:
         rc, out, err = commandline.run_command_line(ctx.lab, ctx.twin, command, b"")
     end = dt.datetime.now()

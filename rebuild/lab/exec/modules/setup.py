@@ -70,7 +70,7 @@ def _subsets(raw: list[str]) -> set[str]:
 
 @module_twin("ansible.windows.setup")
 def setup(ctx: ModuleContext) -> dict[str, Any]:
-    from rebuild.lab.exec.powershell import boot_time
+    from rebuild.lab.exec.cmdlets import boot_time
 
     state = ctx.state()
     subsets = _subsets(list(ctx.params.get("gather_subset") or ["all"]))
