@@ -11,18 +11,15 @@ import datetime as dt
 import hashlib
 import ntpath
 import re
-import types
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rebuild.lab.exec import native
+from rebuild.lab.exec.pscommon import Param, PSError, Session, as_list, bind, boot_time, not_simulated
 from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, children, find_path, is_dir, is_file, norm_path
 from rebuild.lab.firewall import effective_profile
 from rebuild.lab.state import TwinState
-
-if TYPE_CHECKING:
-    from rebuild.lab.exec.powershell import Session
 
 UNINSTALL_KEYS = (
     "HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Uninstall",
@@ -47,12 +44,6 @@ SERVICE_STATUS = {
     "Paused": 7,
 }
 START_TYPE = {"Boot": 0, "System": 1, "Automatic": 2, "Manual": 3, "Disabled": 4}
-
-
-def _ps() -> types.ModuleType:  # late import: powershell imports this module
-    from rebuild.lab.exec import powershell
-
-    return powershell
 
 
 # --- registry ----------------------------------------------------------------------------------
@@ -138,7 +129,7 @@ def _expand_wild(view: dict[str, dict[str, Any]], key: str) -> list[str]:
         return [key]
     parent, _, leaf = key.rpartition("\\")
     if "*" in parent or "?" in parent:
-        raise _ps().not_simulated(f"wildcards above the last registry path element ({key})")
+        raise not_simulated(f"wildcards above the last registry path element ({key})")
     rx = re.compile("^" + re.escape(leaf).replace("\\*", ".*").replace("\\?", ".") + "$", re.I)
     return [k for k in reg_subkeys(view, parent) if rx.match(k.rsplit("\\", 1)[-1])]
 
@@ -146,35 +137,35 @@ def _expand_wild(view: dict[str, dict[str, Any]], key: str) -> list[str]:
 def _path_arg(command: str, b: dict[str, Any]) -> str:
     path = b.get("LiteralPath", b.get("Path"))
     if path is None:
-        raise _ps().PSError(
+        raise PSError(
             command,
             "Cannot process command because of one or more missing mandatory parameters: Path.",
             terminating=True,
         )
     if isinstance(path, list):
         if len(path) != 1:
-            raise _ps().not_simulated(f"{command} with several paths")
+            raise not_simulated(f"{command} with several paths")
         path = path[0]
     return str(path)
 
 
 def _missing(command: str, path: str) -> Exception:
-    error: Exception = _ps().PSError(command, f"Cannot find path '{path}' because it does not exist.")
+    error: Exception = PSError(command, f"Cannot find path '{path}' because it does not exist.")
     return error
 
 
 def get_item_property(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-ItemProperty", args, ["Path", "LiteralPath", "Name"], ["Path", "Name"])
+    b = bind("Get-ItemProperty", args, ["Path", "LiteralPath", "Name"], ["Path", "Name"])
     raw = _path_arg("Get-ItemProperty", b)
     key = reg_canonical(raw)
     if key is None:
-        raise _ps().not_simulated(f"Get-ItemProperty on file system paths ({raw})")
+        raise not_simulated(f"Get-ItemProperty on file system paths ({raw})")
     state = s.lab.state(s.twin.name)
     view = registry_view(state)
     keys = _expand_wild(view, key) if "LiteralPath" not in b else [key]
     if not keys or not all(reg_exists(view, k) for k in keys):
         raise _missing("Get-ItemProperty", raw)
-    names = [str(n) for n in _ps().as_list(b.get("Name"))]
+    names = [str(n) for n in as_list(b.get("Name"))]
     out: list[Any] = []
     for k in keys:
         stored = reg_find(view, k)
@@ -188,7 +179,7 @@ def get_item_property(s: Session, args: list[Any]) -> list[Any]:
                         rx = re.compile("^" + re.escape(n).replace("\\*", ".*") + "$", re.I)
                         picked.update({vn: values[vn] for vn in values if rx.match(vn)})
                         continue
-                    raise _ps().PSError(
+                    raise PSError(
                         "Get-ItemProperty", f"Property {n} does not exist at path {_long(stored or k)}."
                     )
                 picked[hit] = values[hit]
@@ -205,21 +196,21 @@ def get_item_property(s: Session, args: list[Any]) -> list[Any]:
 
 
 def get_item_property_value(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-ItemPropertyValue", args, ["Path", "LiteralPath", "Name"], ["Path", "Name"])
+    b = bind("Get-ItemPropertyValue", args, ["Path", "LiteralPath", "Name"], ["Path", "Name"])
     raw = _path_arg("Get-ItemPropertyValue", b)
     key = reg_canonical(raw)
     if key is None:
-        raise _ps().not_simulated(f"Get-ItemPropertyValue on file system paths ({raw})")
+        raise not_simulated(f"Get-ItemPropertyValue on file system paths ({raw})")
     view = registry_view(s.lab.state(s.twin.name))
     stored = reg_find(view, key)
     if not reg_exists(view, key):
         raise _missing("Get-ItemPropertyValue", raw)
     values = view.get(stored, {}) if stored else {}
     out: list[Any] = []
-    for n in _ps().as_list(b.get("Name")):
+    for n in as_list(b.get("Name")):
         hit = next((vn for vn in values if vn.lower() == str(n).lower()), None)
         if hit is None:
-            raise _ps().PSError(
+            raise PSError(
                 "Get-ItemPropertyValue", f"Property {n} does not exist at path {_long(stored or key)}."
             )
         out.append(_reg_value(values[hit]))
@@ -268,14 +259,14 @@ def _file_obj(state: TwinState, path: str) -> PSObj:
 
 def _fs_path(command: str, raw: str) -> str:
     if not re.match(r"^[A-Za-z]:[\\/]", raw):
-        raise _ps().not_simulated(
+        raise not_simulated(
             f"{command} on {raw!r} (only absolute file system paths like C:\\... and registry paths)"
         )
     return raw
 
 
 def test_path(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
+    b = bind(
         "Test-Path", args, ["Path", "LiteralPath", "PathType", "IsValid"], ["Path"], switches=("IsValid",)
     )
     raw = _path_arg("Test-Path", b)
@@ -283,7 +274,7 @@ def test_path(s: Session, args: list[Any]) -> list[Any]:
     state = s.lab.state(s.twin.name)
     key = reg_canonical(raw)
     if b.get("IsValid"):
-        raise _ps().not_simulated("Test-Path -IsValid")
+        raise not_simulated("Test-Path -IsValid")
     if key is not None:
         view = registry_view(state)
         keys = _expand_wild(view, key) if "LiteralPath" not in b else [key]
@@ -298,7 +289,7 @@ def test_path(s: Session, args: list[Any]) -> list[Any]:
 
 
 def get_item(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
+    b = bind(
         "Get-Item",
         args,
         ["Path", "LiteralPath", "Force", "ReadOnly"],
@@ -334,7 +325,7 @@ def get_item(s: Session, args: list[Any]) -> list[Any]:
 
 
 def get_child_item(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
+    b = bind(
         "Get-ChildItem",
         args,
         ["Path", "LiteralPath", "Filter", "File", "Directory", "Force", "Name"],
@@ -381,7 +372,7 @@ def get_child_item(s: Session, args: list[Any]) -> list[Any]:
 
 
 def get_content(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
+    b = bind(
         "Get-Content",
         args,
         ["Path", "LiteralPath", "Raw", "Encoding", "TotalCount", "Tail"],
@@ -390,14 +381,14 @@ def get_content(s: Session, args: list[Any]) -> list[Any]:
     )
     raw = _path_arg("Get-Content", b)
     if reg_canonical(raw) is not None:
-        raise _ps().PSError(
+        raise PSError(
             "Get-Content",
             "Cannot use interface. The IContentCmdletProvider interface is not implemented by this provider.",
         )
     state = s.lab.state(s.twin.name)
     path = _fs_path("Get-Content", raw)
     if is_dir(state, path):
-        raise _ps().PSError(
+        raise PSError(
             "Get-Content",
             f"Unable to get content because it is a directory: '{raw}'. Please use 'Get-ChildItem' instead.",
         )
@@ -418,7 +409,7 @@ def get_content(s: Session, args: list[Any]) -> list[Any]:
 
 def remove_item(s: Session, args: list[Any]) -> list[Any]:
     """Only for Ansible's own temp-dir cleanup (`Remove-Item '<tmp>' -Force -Recurse`)."""
-    b = _ps().bind(
+    b = bind(
         "Remove-Item",
         args,
         ["Path", "LiteralPath", "Force", "Recurse", "ErrorAction"],
@@ -427,7 +418,7 @@ def remove_item(s: Session, args: list[Any]) -> list[Any]:
     )
     raw = _path_arg("Remove-Item", b)
     if reg_canonical(raw) is not None:
-        raise _ps().not_simulated("Remove-Item on registry keys (use win_regedit)")
+        raise not_simulated("Remove-Item on registry keys (use win_regedit)")
     state = s.lab.state(s.twin.name)
     path = _fs_path("Remove-Item", raw)
     if not (is_file(state, path) or is_dir(state, path)):
@@ -435,7 +426,7 @@ def remove_item(s: Session, args: list[Any]) -> list[Any]:
     key = norm_path(path)
     victims = [p for p in state.files if norm_path(p) == key or norm_path(p).startswith(key + "\\")]
     if is_dir(state, path) and len(victims) > 1 and not b.get("Recurse"):
-        raise _ps().not_simulated(
+        raise not_simulated(
             "Remove-Item of a non-empty directory without -Recurse (Windows would prompt)"
         )
 
@@ -469,13 +460,13 @@ def _service_obj(svc: Any) -> PSObj:
 
 
 def get_service(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-Service", args, ["Name", "DisplayName"], ["Name"])
+    b = bind("Get-Service", args, ["Name", "DisplayName"], ["Name"])
     state = s.lab.state(s.twin.name)
     if "Name" not in b and "DisplayName" not in b:
         return [_service_obj(v) for _, v in sorted(state.services.items(), key=lambda kv: kv[0].lower())]
     out: list[Any] = []
     field = "Name" if "Name" in b else "DisplayName"
-    for wanted in _ps().as_list(b[field]):
+    for wanted in as_list(b[field]):
         w = str(wanted)
         rx = re.compile("^" + re.escape(w).replace("\\*", ".*").replace("\\?", ".") + "$", re.I)
         hits = [v for v in state.services.values() if rx.match(v.name if field == "Name" else v.display_name)]
@@ -483,7 +474,7 @@ def get_service(s: Session, args: list[Any]) -> list[Any]:
             hits = [v for v in state.services.values() if v.display_name.lower() == w.lower()]
         if not hits and "*" not in w:
             what = "service name" if field == "Name" else "display name"
-            raise _ps().PSError("Get-Service", f"Cannot find any service with {what} '{w}'.")
+            raise PSError("Get-Service", f"Cannot find any service with {what} '{w}'.")
         out.extend(_service_obj(v) for v in sorted(hits, key=lambda v: v.name.lower()))
     return out
 
@@ -495,18 +486,18 @@ FEATURE_STATE = {
 
 
 def get_windows_optional_feature(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
+    b = bind(
         "Get-WindowsOptionalFeature", args, ["Online", "FeatureName", "Path"], [], switches=("Online",)
     )
     if not b.get("Online"):
-        raise _ps().not_simulated("Get-WindowsOptionalFeature on offline images (use -Online)")
+        raise not_simulated("Get-WindowsOptionalFeature on offline images (use -Online)")
     state = s.lab.state(s.twin.name)
-    names = [str(n) for n in _ps().as_list(b.get("FeatureName"))] or sorted(state.features, key=str.lower)
+    names = [str(n) for n in as_list(b.get("FeatureName"))] or sorted(state.features, key=str.lower)
     out: list[Any] = []
     for n in names:
         hit = next((f for f in state.features if f.lower() == n.lower()), None)
         if hit is None:
-            raise _ps().PSError("Get-WindowsOptionalFeature", f"Feature name {n} is unknown.")
+            raise PSError("Get-WindowsOptionalFeature", f"Feature name {n} is unknown.")
         out.append(
             PSObj(
                 "Microsoft.Dism.Commands.AdvancedFeatureObject",
@@ -533,16 +524,16 @@ SERVER_FEATURE_ALIASES = {
 def get_windows_feature(s: Session, args: list[Any]) -> list[Any]:
     state = s.lab.state(s.twin.name)
     if state.kind != "server":
-        raise _ps().PSError(
+        raise PSError(
             "",
             "Get-WindowsFeature : The term 'Get-WindowsFeature' is not recognized as the name of a "
             "cmdlet, function, script file, or operable program.",
             terminating=True,
         )
-    b = _ps().bind("Get-WindowsFeature", args, ["Name"], ["Name"])
+    b = bind("Get-WindowsFeature", args, ["Name"], ["Name"])
     reverse = {v.lower(): k for k, v in SERVER_FEATURE_ALIASES.items()}
     out: list[Any] = []
-    for n in [str(x) for x in _ps().as_list(b.get("Name"))] or [
+    for n in [str(x) for x in as_list(b.get("Name"))] or [
         reverse.get(f.lower(), f) for f in state.features
     ]:
         name = SERVER_FEATURE_ALIASES.get(n.lower(), n)
@@ -574,16 +565,16 @@ FW_ACTION = {"NotConfigured": 0, "Allow": 2, "Block": 4}
 
 
 def get_net_firewall_profile(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
+    b = bind(
         "Get-NetFirewallProfile", args, ["Name", "Profile", "PolicyStore", "All"], ["Name"], switches=("All",)
     )
     state = s.lab.state(s.twin.name)
-    wanted = [str(n) for n in _ps().as_list(b.get("Name", b.get("Profile")))] or list(state.firewall)
+    wanted = [str(n) for n in as_list(b.get("Name", b.get("Profile")))] or list(state.firewall)
     out: list[Any] = []
     for n in wanted:
         hit = next((p for p in state.firewall if p.lower() == n.lower()), None)
         if hit is None:
-            raise _ps().PSError(
+            raise PSError(
                 "Get-NetFirewallProfile",
                 f"No MSFT_NetFirewallProfile objects found with property 'Name' "
                 f"equal to '{n}'.  Verify the value of the property and retry.",
@@ -653,16 +644,16 @@ def _sid(value: str) -> PSObj:
 
 
 def get_local_user(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-LocalUser", args, ["Name", "SID"], ["Name"])
+    b = bind("Get-LocalUser", args, ["Name", "SID"], ["Name"])
     state = s.lab.state(s.twin.name)
-    names = [str(n) for n in _ps().as_list(b.get("Name"))]
+    names = [str(n) for n in as_list(b.get("Name"))]
     users = sorted(state.users.values(), key=lambda u: u.name.lower())
     if names:
         picked = []
         for n in names:
             hit = next((u for u in users if u.name.lower() == n.lower()), None)
             if hit is None:
-                raise _ps().PSError("Get-LocalUser", f"User {n} was not found.")
+                raise PSError("Get-LocalUser", f"User {n} was not found.")
             picked.append(hit)
         users = picked
     return [
@@ -684,14 +675,14 @@ def get_local_user(s: Session, args: list[Any]) -> list[Any]:
 
 
 def get_local_group(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-LocalGroup", args, ["Name"], ["Name"])
+    b = bind("Get-LocalGroup", args, ["Name"], ["Name"])
     state = s.lab.state(s.twin.name)
-    names = [str(n) for n in _ps().as_list(b.get("Name"))] or sorted(state.groups, key=str.lower)
+    names = [str(n) for n in as_list(b.get("Name"))] or sorted(state.groups, key=str.lower)
     out: list[Any] = []
     for n in names:
         hit = next((g for g in state.groups if g.lower() == n.lower()), None)
         if hit is None:
-            raise _ps().PSError("Get-LocalGroup", f"Group {n} was not found.")
+            raise PSError("Get-LocalGroup", f"Group {n} was not found.")
         out.append(
             PSObj(
                 "Microsoft.PowerShell.Commands.LocalGroup",
@@ -716,17 +707,17 @@ _BUILTIN_GROUP_SIDS = {
 
 
 def get_local_group_member(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-LocalGroupMember", args, ["Group", "Name", "Member", "SID"], ["Group", "Member"])
+    b = bind("Get-LocalGroupMember", args, ["Group", "Name", "Member", "SID"], ["Group", "Member"])
     state = s.lab.state(s.twin.name)
     group = str(b.get("Group", b.get("Name", "")))
     if "SID" in b:  # -SID: well-known builtin groups by SID (locale-proof; added for verification)
         sid = str(b["SID"]).upper()
         group = _BUILTIN_GROUP_SIDS.get(sid, "")
         if not group:
-            raise _ps().PSError("Get-LocalGroupMember", f"Group {b['SID']} was not found.")
+            raise PSError("Get-LocalGroupMember", f"Group {b['SID']} was not found.")
     hit = next((g for g in state.groups if g.lower() == group.lower()), None)
     if hit is None:
-        raise _ps().PSError("Get-LocalGroupMember", f"Group {group} was not found.")
+        raise PSError("Get-LocalGroupMember", f"Group {group} was not found.")
     host = state.hostname.upper()[:15]
     out: list[Any] = []
     for member in state.groups[hit]:
@@ -753,7 +744,7 @@ def get_local_group_member(s: Session, args: list[Any]) -> list[Any]:
         m = str(b["Member"]).lower()
         out = [o for o in out if o.props["Name"].lower() in (m, f"{host.lower()}\\{m}")]
         if not out:
-            raise _ps().PSError("Get-LocalGroupMember", f"Principal {b['Member']} was not found.")
+            raise PSError("Get-LocalGroupMember", f"Principal {b['Member']} was not found.")
     return out
 
 
@@ -761,16 +752,16 @@ def get_local_group_member(s: Session, args: list[Any]) -> list[Any]:
 
 
 def get_package(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-Package", args, ["Name", "ProviderName"], ["Name"])
+    b = bind("Get-Package", args, ["Name", "ProviderName"], ["Name"])
     state = s.lab.state(s.twin.name)
-    names = [str(n) for n in _ps().as_list(b.get("Name"))]
+    names = [str(n) for n in as_list(b.get("Name"))]
     apps = sorted(state.applications.items(), key=lambda kv: kv[0].lower())
     out: list[Any] = []
     for n in names or [a for a, _ in apps]:
         rx = re.compile("^" + re.escape(n).replace("\\*", ".*") + "$", re.I)
         hits = [(a, v) for a, v in apps if rx.match(a)]
         if not hits:
-            raise _ps().PSError("Get-Package", f"No package found for '{n}'.")
+            raise PSError("Get-Package", f"No package found for '{n}'.")
         out.extend(
             PSObj(
                 "Microsoft.PackageManagement.Packaging.SoftwareIdentity",
@@ -786,7 +777,7 @@ TASK_STATE = {"Disabled": 1, "Ready": 3, "Running": 4}
 
 
 def get_scheduled_task(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-ScheduledTask", args, ["TaskName", "TaskPath"], ["TaskName", "TaskPath"])
+    b = bind("Get-ScheduledTask", args, ["TaskName", "TaskPath"], ["TaskName", "TaskPath"])
     state = s.lab.state(s.twin.name)
     out: list[Any] = []
     for t in sorted(state.tasks.values(), key=lambda t: t.name.lower()):
@@ -819,11 +810,11 @@ def get_scheduled_task(s: Session, args: list[Any]) -> list[Any]:
         )
     for field in ("TaskName", "TaskPath"):
         if field in b:
-            wanted = [str(x) for x in _ps().as_list(b[field])]
+            wanted = [str(x) for x in as_list(b[field])]
             rxs = [re.compile("^" + re.escape(w).replace("\\*", ".*") + "$", re.I) for w in wanted]
             out = [o for o in out if any(rx.match(o.props[field]) for rx in rxs)]
             if not out and not any("*" in w for w in wanted):
-                raise _ps().PSError(
+                raise PSError(
                     "Get-ScheduledTask",
                     f"No MSFT_ScheduledTask objects found with property '{field}' equal "
                     f"to '{wanted[0]}'.  Verify the value of the property and retry.",
@@ -841,7 +832,7 @@ def _as_date(text: Any) -> Any:
 
 
 def get_mp_computer_status(s: Session, args: list[Any]) -> list[Any]:
-    _ps().bind("Get-MpComputerStatus", args, [], [])
+    bind("Get-MpComputerStatus", args, [], [])
     d = s.lab.state(s.twin.name).defender
     props = {k: (_as_date(v) if k.endswith(("Updated", "Time")) else v) for k, v in d.items()}
     return [
@@ -854,7 +845,7 @@ def get_mp_computer_status(s: Session, args: list[Any]) -> list[Any]:
 
 
 def get_mp_preference(s: Session, args: list[Any]) -> list[Any]:
-    _ps().bind("Get-MpPreference", args, [], [])
+    bind("Get-MpPreference", args, [], [])
     state = s.lab.state(s.twin.name)
     d = state.defender
     policy = registry_view(state)
@@ -887,32 +878,28 @@ def get_mp_preference(s: Session, args: list[Any]) -> list[Any]:
 # --- OS information ----------------------------------------------------------------------------
 
 
-def os_version(state: TwinState) -> str:
-    return f"10.0.{state.os_build}"
-
-
 def _product_type(state: TwinState) -> int:
     return 3 if state.kind == "server" else 1
 
 
 def get_cim_instance(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind(
+    b = bind(
         "Get-CimInstance", args, ["ClassName", "Class", "Property", "Namespace", "Filter"], ["ClassName"]
     )
     if "Filter" in b:
-        raise _ps().not_simulated("Get-CimInstance -Filter")
+        raise not_simulated("Get-CimInstance -Filter")
     cls = str(b.get("ClassName", b.get("Class", ""))).lower()
     state = s.lab.state(s.twin.name)
     host = state.hostname.upper()[:15]
     if cls == "win32_operatingsystem":
         props = {
             "Caption": state.os_caption,
-            "Version": os_version(state),
+            "Version": native.os_version(state),
             "BuildNumber": state.os_build,
             "CSName": host,
             "OSArchitecture": "64-bit",
             "ProductType": _product_type(state),
-            "LastBootUpTime": _ps().boot_time(s.lab, s.twin),
+            "LastBootUpTime": boot_time(s.lab, s.twin),
             "Locale": state.locale,
         }
         name = "Win32_OperatingSystem"
@@ -929,21 +916,21 @@ def get_cim_instance(s: Session, args: list[Any]) -> list[Any]:
         }
         name = "Win32_ComputerSystem"
     else:
-        raise _ps().not_simulated(f"the CIM class {b.get('ClassName', b.get('Class'))}")
-    wanted = [str(p) for p in _ps().as_list(b.get("Property"))]
+        raise not_simulated(f"the CIM class {b.get('ClassName', b.get('Class'))}")
+    wanted = [str(p) for p in as_list(b.get("Property"))]
     if wanted:
         props = {k: (v if any(k.lower() == w.lower() for w in wanted) else None) for k, v in props.items()}
     return [PSObj(f"Microsoft.Management.Infrastructure.CimInstance#root/cimv2/{name}", props, name)]
 
 
 def get_computer_info(s: Session, args: list[Any]) -> list[Any]:
-    b = _ps().bind("Get-ComputerInfo", args, ["Property"], ["Property"])
+    b = bind("Get-ComputerInfo", args, ["Property"], ["Property"])
     state = s.lab.state(s.twin.name)
     host = state.hostname.upper()[:15]
     props = {
         "WindowsProductName": state.os_caption.replace("Microsoft ", ""),
         "OsName": state.os_caption,
-        "OsVersion": os_version(state),
+        "OsVersion": native.os_version(state),
         "OsBuildNumber": state.os_build,
         "CsName": host,
         "CsDomain": state.domain if state.domain_joined else "WORKGROUP",
@@ -951,7 +938,7 @@ def get_computer_info(s: Session, args: list[Any]) -> list[Any]:
         "TimeZone": state.time_zone,
         "OsLocale": state.locale,
     }
-    wanted = [str(p) for p in _ps().as_list(b.get("Property"))]
+    wanted = [str(p) for p in as_list(b.get("Property"))]
     if wanted:
         props = {
             k: v
@@ -966,23 +953,23 @@ def get_computer_info(s: Session, args: list[Any]) -> list[Any]:
 
 
 def get_time_zone(s: Session, args: list[Any]) -> list[Any]:
-    _ps().bind("Get-TimeZone", args, [], [])
+    bind("Get-TimeZone", args, [], [])
     tz = s.lab.state(s.twin.name).time_zone
     return [PSObj("System.TimeZoneInfo", {"Id": tz, "StandardName": tz}, tz)]
 
 
 def get_win_system_locale(s: Session, args: list[Any]) -> list[Any]:
-    _ps().bind("Get-WinSystemLocale", args, [], [])
+    bind("Get-WinSystemLocale", args, [], [])
     loc = s.lab.state(s.twin.name).locale
     return [PSObj("System.Globalization.CultureInfo", {"Name": loc}, loc)]
 
 
 def _native(name: str) -> Callable[[Session, list[Any]], list[Any]]:
     def run(s: Session, args: list[Any]) -> list[Any]:
-        line = " ".join([name, *[str(a) if not isinstance(a, _ps().Param) else "-" + a.name for a in args]])
+        line = " ".join([name, *[str(a) if not isinstance(a, Param) else "-" + a.name for a in args]])
         rc, out, err = native.run_native(s.lab, s.twin, line)
         if rc != 0:
-            raise _ps().PSError("", err.decode().strip() or f"{name} exited with {rc}")
+            raise PSError("", err.decode().strip() or f"{name} exited with {rc}")
         return out.decode().replace("\r\n", "\n").rstrip("\n").split("\n") if out else []
 
     return run
@@ -1037,21 +1024,21 @@ SOURCES = {
 def run_source(session: Session, name: str, args: list[Any]) -> list[Any]:
     fn = SOURCES.get(name.lower())
     if fn is None:
-        raise _ps().not_simulated(f"the command {name} (see docs/lab-powershell.md for the read subset)")
+        raise not_simulated(f"the command {name} (see docs/lab-powershell.md for the read subset)")
     b_ea = next(
         (
             args[i + 1]
             for i, a in enumerate(args[:-1])
-            if isinstance(a, _ps().Param) and a.name.lower() in ("erroraction", "ea")
+            if isinstance(a, Param) and a.name.lower() in ("erroraction", "ea")
         ),
         None,
     )
     try:
         return fn(session, args)
-    except _ps().PSError as exc:
+    except PSError as exc:
         action = str(b_ea).lower() if b_ea is not None else ""
         if action in ("silentlycontinue", "ignore") and not exc.terminating:
-            raise _ps().PSError(exc.command, "", False) from None
+            raise PSError(exc.command, "", False) from None
         if action == "stop":
             exc.terminating = True
         raise
