@@ -9,12 +9,13 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ansible.errors import AnsibleActionFail
-from ansible.plugins.action import ActionBase
 from ansible.template import trust_as_template
 
 from rebuild import atomicfile
+from rebuild.ansible_action import RebuildAction
 
 _MAC_KEY = re.compile(r"^[0-9a-f]{12}$")
 
@@ -32,18 +33,14 @@ def _write_atomic(path: str, data: str, mode: int) -> bool:
     return True
 
 
-class ActionModule(ActionBase):
+class ActionModule(RebuildAction):
+    NAME = "rebuild_boot_entry"
     TRANSFERS_FILES = True
-    _VALID_ARGS = frozenset(
-        ("pxe_root", "mac_key", "state", "ipxe_template", "answer_template", "disk_template")
-    )
     # What WinPE runs (the iPXE entry injects them): same for every host, from the role's files/.
     WINPE_FILES = ("winpeshl.ini", "rebuild-setup.ps1")
 
-    def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
-        result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
-        args = self._task.args
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
         root = str(args.get("pxe_root") or "")
         mac = str(args.get("mac_key") or "")
         state = args.get("state", "present")

@@ -8,17 +8,13 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from typing import Any
 
 from ansible.module_utils.common.text.converters import to_text
-from ansible.plugins.action import ActionBase
 
-try:
-    from rebuild.verify.https_setup_error import read_https_setup_error
-    from rebuild.verify.windows import STAMP_KEY, image_stamp_script
-except ImportError as exc:  # pragma: no cover - a controller without the rebuild package
-    raise ImportError(
-        "rebuild_image_check needs the rebuild package on the controller (pip install -e .)"
-    ) from exc
+from rebuild.ansible_action import RebuildAction
+from rebuild.verify.https_setup_error import read_https_setup_error
+from rebuild.verify.windows import STAMP_KEY, image_stamp_script
 
 
 def _stamp(stdout: str) -> tuple[str, str]:
@@ -48,10 +44,8 @@ def _winrm_http_answers(address: str, port: int) -> bool:
         conn.close()
 
 
-class ActionModule(ActionBase):
-    _VALID_ARGS = frozenset(
-        ("image_id", "sha256", "stamp_key", "timeout", "sleep", "must_match", "https_grace", "http_port")
-    )
+class ActionModule(RebuildAction):
+    NAME = "rebuild_image_check"
 
     def _https_target(self) -> str | None:
         """The host's address when this task's connection is WinRM over HTTPS, else None."""
@@ -73,10 +67,8 @@ class ActionModule(ActionBase):
             return ""
         return read_https_setup_error(address, port, user, password, key) if user else ""
 
-    def run(self, tmp=None, task_vars=None):  # type: ignore[no-untyped-def]
-        result = super().run(tmp, task_vars)
-        task_vars = task_vars or {}
-        args = self._task.args
+    def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
         expected_id = str(args["image_id"])
         expected_sha = str(args["sha256"]).lower()
         key = str(args.get("stamp_key") or STAMP_KEY)

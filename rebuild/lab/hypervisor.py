@@ -15,15 +15,13 @@ import secrets
 import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.httpservice import LoopbackHttpService, OwnedServer
+from rebuild.lab.imaging import Imager
 from rebuild.lab.state import Phase
-
-if TYPE_CHECKING:
-    from rebuild.lab.reimage import Imager
 
 ACTIONS = ("reset", "on", "off")
 BOOTS = ("network", "disk")

@@ -47,14 +47,12 @@ import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from rebuild.lab.context import Lab, TwinRecord
+from rebuild.lab.imaging import Imager, Scheduler
 from rebuild.lab.state import Phase
-
-if TYPE_CHECKING:
-    from rebuild.lab.reimage import Imager, Scheduler
 
 _NAMESPACE = uuid.UUID("3f0c1a52-7d1e-4c59-9a53-2f6e0c1b7a10")
 MAX_BODY = 1024 * 1024

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -22,8 +23,26 @@ from rebuild.errors import SafetyError
 from rebuild.journal import Journal, journal_holds_site
 from rebuild.model import Host, Kind
 from rebuild.orchestrator.resume import HostWork
-from rebuild.sites import Networks, Site
+from rebuild.sites import Networks, Site, get_site
 from rebuild.statedir import other_journals
+
+
+def site_for_run(name: str, capacity: int | None) -> Site:
+    """The one site of the run, named exactly by its key; `--capacity` may only lower its
+    imaging capacity."""
+    site = get_site(name)
+    if site.name != name:
+        raise SafetyError(
+            f"site {name!r}: give the site's key {site.name!r} (one site per run, named exactly)"
+        )
+    if capacity is None:
+        return site
+    if not 1 <= capacity <= site.imaging_capacity:
+        raise SafetyError(
+            f"--capacity {capacity}: must be between 1 and the site's imaging capacity "
+            f"{site.imaging_capacity} (sites.yml); it can only lower it"
+        )
+    return dataclasses.replace(site, imaging_capacity=capacity)
 
 
 def check_site_membership(

@@ -3,9 +3,10 @@ and the check of every option before anything is locked, recorded or touched."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,6 +43,18 @@ class SiteRunOptions:
     ask: Callable[[str], str] = input
     say: Callable[[str], None] = print
     override_gates: dict[str, str] = field(default_factory=dict)  # tier-0 gate name -> typed reason
+
+    def recorded(self, inventory: Path, phases: Sequence[str]) -> dict[str, Any]:
+        """What the journal keeps of the run's options (`rebuild report` shows them)."""
+        return {
+            "inventory": str(inventory),
+            "limit": list(self.limit),
+            "tier": self.tier,
+            "force_hosts": list(self.force_hosts),
+            "breaker_threshold": self.breaker_threshold,
+            "pipeline_depth": self.pipeline_depth,
+            "phases": list(phases),
+        }
 
 
 @dataclass

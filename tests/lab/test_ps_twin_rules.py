@@ -9,39 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from twins import bare_state, one_twin_lab
 
-from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.context import Lab
 from rebuild.lab.exec.twin_host import CheckModeWrite, ScriptHangs, TwinHost
 from rebuild.lab.ps import Evaluator
 from rebuild.lab.ps.evaluator import RunResult
-from rebuild.lab.state import Service, StateStore, TwinState
+from rebuild.lab.state import Service
 
 TWIN = "ARL-RX-PC01"
 
 
 @pytest.fixture()
 def lab(tmp_path: Path) -> Lab:
-    store = StateStore(tmp_path / "state.sqlite")
-    rec = TwinRecord(
-        name=TWIN,
-        address="127.77.0.2",
-        mac="aa:bb:cc:00:00:01",
-        kind="workstation",
-        platform="physical",
-        site="arlon",
-        os="windows-11-23h2",
-        service="radiology",
-    )
-    store.put(
-        TWIN,
-        TwinState(
-            hostname=TWIN,
-            kind="workstation",
-            os_caption="Microsoft Windows 11 Enterprise",
-            os_build="22631",
-            image_id="w11",
-            image_sha256="0" * 64,
-            phase="clean",
+    return one_twin_lab(
+        tmp_path,
+        bare_state(
             files={"C:\\Users\\Default\\NTUSER.DAT": "SIMULATED hive file"},
             services={
                 "wscsvc": Service("wscsvc", "Security Center"),
@@ -50,7 +33,6 @@ def lab(tmp_path: Path) -> Lab:
             },
         ),
     )
-    return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
 
 
 def run(lab: Lab, src: str, check_mode: bool = False, staged: dict[str, bytes] | None = None) -> RunResult:

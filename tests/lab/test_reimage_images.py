@@ -22,7 +22,7 @@ from rebuild.lab.images import (
     ensure_repository,
     read_image,
 )
-from rebuild.lab.reimage import read_ipxe_script
+from rebuild.lab.imaging import read_ipxe_script
 from rebuild.lab.state import Phase, TwinState
 
 SMB_SERVER = "HKLM:\\SYSTEM\\CurrentControlSet\\Services\\LanmanServer\\Parameters"

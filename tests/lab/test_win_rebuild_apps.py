@@ -10,47 +10,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from twins import bare_state, one_twin_lab
 
 from rebuild.applications import load_catalogue
-from rebuild.lab.context import Lab, LabConfig, TwinRecord
+from rebuild.lab.context import Lab
 from rebuild.lab.exec import argspec
 from rebuild.lab.exec.modules import ModuleContext, ModuleFailed
 from rebuild.lab.exec.modules.product import win_rebuild_apps
 from rebuild.lab.exec.twin_host import CERT_KEY, PRINTER_KEY
 from rebuild.lab.installers import local_path
-from rebuild.lab.state import StateStore, TwinState
+from rebuild.lab.state import TwinState
 
 
 @pytest.fixture()
 def lab(tmp_path: Path) -> Lab:
-    store = StateStore(tmp_path / "state.sqlite")
-    rec = TwinRecord(
-        name="ARL-RX-PC01",
-        address="127.77.0.2",
-        mac="aa:bb:cc:00:00:01",
-        kind="workstation",
-        platform="physical",
-        site="arlon",
-        os="windows-11-23h2",
-        service="radiology",
-    )
-    store.put(
-        rec.name,
-        TwinState(
-            hostname=rec.name,
-            kind="workstation",
-            os_caption="Microsoft Windows 11 Enterprise",
-            os_build="22631",
-            image_id="w11",
-            image_sha256="0" * 64,
-            phase="clean",
+    return one_twin_lab(
+        tmp_path,
+        bare_state(
             defender={
                 "AntivirusSignatureVersion": "1.421.0.0",
                 "AntivirusSignatureLastUpdated": "2026-11-01T00:00:00",
             },
         ),
     )
-    return Lab(config=LabConfig(lab_dir=tmp_path), store=store, twins={rec.name: rec})
 
 
 def call(lab: Lab, args: dict, check: bool = False, delegated: bool = True) -> dict:

@@ -13,102 +13,11 @@ from __future__ import annotations
 import re
 
 from rebuild.lab.context import Lab, TwinRecord
+from rebuild.lab.exec import native, powershell_exe
+from rebuild.lab.exec.cmdwords import UNIX_ONLY, Output, lab_refuses, not_recognized, split_args
 from rebuild.lab.exec.winenv import environment, expand
 
-Output = tuple[int, bytes, bytes]
-
-# Programs that do not exist on Windows: cmd.exe's own error, never a lab message.
-UNIX_ONLY = {
-    "uname",
-    "cat",
-    "ls",
-    "id",
-    "test",
-    "which",
-    "command",
-    "sh",
-    "bash",
-    "grep",
-    "awk",
-    "sed",
-    "stat",
-    "readlink",
-    "getent",
-    "systemctl",
-    "service",
-    "rpm",
-    "dpkg",
-    "dpkg-query",
-    "apt",
-    "yum",
-    "ps",
-    "sudo",
-    "true",
-    "false",
-    "env",
-    "head",
-    "tail",
-    "pwsh",
-}
-
-
 _CMDLET_NAME = re.compile(r"^[a-z]+-[a-z]+$")
-
-
-def not_recognized(name: str) -> Output:
-    msg = (
-        f"'{name}' is not recognized as an internal or external command,\r\n"
-        "operable program or batch file.\r\n"
-    )
-    return 1, b"", msg.encode()  # over WinRS the shell reports 1, not cmd's interactive 9009
-
-
-def lab_refuses(what: str) -> Output:
-    msg = f"the rebuild lab (a simulation) does not simulate {what}\r\n"
-    return 1, b"", msg.encode()
-
-
-def split_args(text: str) -> list[str]:
-    """CommandLineToArgvW: how a Windows program (powershell.exe included) splits its command line."""
-    args: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in " \t":
-            i += 1
-        if i >= n:
-            break
-        buf: list[str] = []
-        quoted = False
-        while i < n and (quoted or text[i] not in " \t"):
-            c = text[i]
-            if c == "\\":
-                j = i
-                while j < n and text[j] == "\\":
-                    j += 1
-                count = j - i
-                if j < n and text[j] == '"':
-                    buf.append("\\" * (count // 2))
-                    if count % 2:
-                        buf.append('"')
-                        i = j + 1
-                    else:
-                        i = j
-                    continue
-                buf.append("\\" * count)
-                i = j
-                continue
-            if c == '"':
-                if quoted and i + 1 < n and text[i + 1] == '"':
-                    buf.append('"')
-                    i += 2
-                    continue
-                quoted = not quoted
-                i += 1
-                continue
-            buf.append(c)
-            i += 1
-        args.append("".join(buf))
-    return args
 
 
 def split_cmd_pipeline(line: str) -> list[str] | None:
@@ -142,8 +51,6 @@ def program_name(token: str) -> str:
 
 
 def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes) -> Output:
-    from rebuild.lab.exec import native, powershell_exe
-
     state = lab.state(twin.name)
     line = expand(line, environment(state, twin))
     stages = split_cmd_pipeline(line)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from rebuild.lab.context import Lab, TwinRecord
+from rebuild.lab.exec.cmdwords import UNIX_ONLY, not_recognized, split_args
 from rebuild.lab.exec.winenv import environment, lookup
 from rebuild.lab.state import TwinState
 
@@ -101,8 +102,6 @@ def _refuse(what: str) -> Output:
 
 
 def run_native(lab: Lab, twin: TwinRecord, line: str) -> Output:
-    from rebuild.lab.exec.commandline import split_args
-
     argv = split_args(line)
     if not argv:
         return _refuse("an empty command")
@@ -115,8 +114,6 @@ def run_native(lab: Lab, twin: TwinRecord, line: str) -> Output:
     answer = read_program(lab.state(twin.name), prog, args)
     if answer is not None:
         return answer
-    from rebuild.lab.exec.commandline import UNIX_ONLY, not_recognized
-
     if prog in UNIX_ONLY:
         return not_recognized(prog)
     return _refuse(f"the program {argv[0]!r} (see docs/lab-powershell.md for the read subset)")
@@ -148,9 +145,11 @@ def _logon_user(state: TwinState) -> str:
     )
 
 
-def systeminfo(state: TwinState) -> str:
-    from rebuild.lab.exec.cmdlets import os_version
+def os_version(state: TwinState) -> str:
+    return f"10.0.{state.os_build}"
 
+
+def systeminfo(state: TwinState) -> str:
     domain = state.domain if state.domain_joined else "WORKGROUP"
     rows = [
         ("Host Name", state.hostname.upper()[:15]),
@@ -266,8 +265,6 @@ def net(state: TwinState, args: list[str]) -> Output:
 
 def filter_stage(stage: str, text: bytes) -> Output:
     """findstr / find reading the previous program's output."""
-    from rebuild.lab.exec.commandline import split_args
-
     argv = split_args(stage)
     prog = argv[0].lower().removesuffix(".exe") if argv else ""
     if prog not in ("findstr", "find"):

@@ -1,0 +1,144 @@
+"""One wave of a site run: its stages one after the other, and what follows each batch.
+
+Inside a stage, batches are pipelined (scheduler.py): a batch touches hosts only once the one
+before it has finished reimaging, and at most `pipeline_depth` batches are in flight. After each
+batch its failures are kept, the hosts it verified are promoted off the recovery network
+(rebuild.promote) and the circuit breaker (breaker.py) decides whether the site goes on.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rebuild.journal import Journal
+from rebuild.orchestrator.batch import BatchRun
+from rebuild.orchestrator.batches import BatchStarter
+from rebuild.orchestrator.breaker import Breaker, Trip
+from rebuild.orchestrator.interlocks import confirm_site
+from rebuild.orchestrator.interrupt import Interrupt
+from rebuild.orchestrator.options import SiteRunOptions
+from rebuild.orchestrator.progress import Progress
+from rebuild.orchestrator.resume import HostWork
+from rebuild.orchestrator.scheduler import Outcome, StageScheduler
+from rebuild.plan import Wave
+from rebuild.promote import PromotionConfig, promote_verified
+from rebuild.sites import Site
+
+
+@dataclass
+class WaveRunner:
+    """What every wave of one site run shares."""
+
+    options: SiteRunOptions
+    site: Site
+    journal: Journal
+    run_id: str
+    run_dir: Path
+    gated: bool  # the playbook waits at its gate (resume.playbook_gated)
+    batches: BatchStarter
+    promotion: PromotionConfig
+    progress: Progress
+    interrupt: Interrupt
+    breaker: Breaker
+    abort: threading.Event  # the run is failing: cancel the batches still running
+    failed: dict[str, str] = field(default_factory=dict)  # host -> reason, over the whole run
+
+    def confirm(self, n: int, wave: Wave) -> None:
+        """--confirm-each-wave: the operator types the site name again before wave n (from 0)."""
+        if not self.options.confirm_each_wave or n == 0 or self.options.dry_run:
+            return
+        self.progress.suspend()
+        how = confirm_site(
+            self.site.name,
+            f"Wave {n + 1} (tier {wave.tier.id} {wave.tier.label}, {len(wave.hosts)} hosts): "
+            f"type the site name ({self.site.name}) to go on: ",
+            yes=False,
+            ask=self.options.ask,
+        )
+        self.journal.record_confirmation(
+            self.run_id, self.site.name, self.options.operator, how, f"wave tier {wave.tier.id}"
+        )
+        self.progress.resume()
+
+    def run(self, wave: Wave, work: dict[str, HostWork]) -> Outcome:
+        """The wave's stages; ("completed", "") or the (status, reason) that stopped it."""
+        self.breaker.start_wave(wave.tier.id)
+        self.progress.emit(
+            "wave_started",
+            tier=wave.tier.id,
+            label=wave.tier.label,
+            hosts=len(wave.hosts),
+            batches=len(wave.batches),
+        )
+        numbers = {id(batch): b for b, batch in enumerate(wave.batches, 1)}
+        scheduler = StageScheduler(
+            capacity=self.site.imaging_capacity,
+            pipeline_depth=self.options.pipeline_depth,
+            gated=self.gated,
+            dry_run=self.options.dry_run,
+            breaker=self.breaker,
+            interrupt=self.interrupt,
+            start_batch=lambda batch, gated, news: self.batches.start(
+                wave, numbers[id(batch)], batch, work, self.progress, self.interrupt, news, gated
+            ),
+            batch_finished=lambda run: self._batch_finished(wave, run),
+            tripped=self._tripped,
+            abort=self.abort,
+        )
+        sample = min(self.site.imaging_capacity, len(wave.hosts))
+        for stage in wave.stages():
+            outcome = scheduler.run_stage(stage, sample)
+            if outcome is not None:
+                return outcome
+        return "completed", ""
+
+    def _batch_finished(self, wave: Wave, run: BatchRun) -> Outcome | None:
+        failures, runner_status = run.outcome
+        if run.cancelled.is_set() and not run.gate_open:
+            self.progress.emit(
+                "batch_finished",
+                tier=wave.tier.id,
+                batch=run.number,
+                ident=run.ident,
+                hosts=0,  # stopped at its gate: nothing of it was processed
+                failed=[],
+                runner_status="not started (site stopping)",
+            )
+            return None
+        self.failed.update(failures)
+        self.progress.emit(
+            "batch_finished",
+            tier=wave.tier.id,
+            batch=run.number,
+            ident=run.ident,
+            hosts=run.processed(),
+            failed=sorted(failures),
+            runner_status=runner_status,
+        )
+        if not self.options.dry_run:
+            # Quarantine then promote: hosts that passed verification leave the
+            # recovery network now (rebuild.promote); quarantined ones stay.
+            promoted = promote_verified(
+                self.journal,
+                self.site.name,
+                run_id=self.run_id,
+                operator=self.options.operator,
+                config=self.promotion,
+            )
+            if promoted.promoted or promoted.errors:
+                self.progress.emit("promoted", hosts=promoted.promoted, errors=promoted.errors)
+        if runner_status in ("canceled", "timeout") or self.interrupt.requested:
+            return "interrupted", f"batch {run.ident} {runner_status}: interrupted"
+        trip = self.breaker.record_batch(run.processed(), failures)
+        if trip is not None and not self.options.dry_run:
+            return self._tripped(trip)
+        return None
+
+    def _tripped(self, trip: Trip) -> Outcome:
+        reason = trip.explain() + f"\nPer-host logs: {self.run_dir / 'hosts'}"
+        self.progress.emit(
+            "breaker", tier=trip.tier, failed=trip.failed, processed=trip.processed, text=reason
+        )
+        return "stopped", reason
