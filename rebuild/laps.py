@@ -8,7 +8,7 @@ Format: docs/contracts.md, "Windows LAPS policy".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from rebuild.errors import ConfigError
-from rebuild.patch import PatchCatalogue
+from rebuild.patch import PatchCatalogue, load_patch_catalogue
 from rebuild.tiers import default_data_dir
 from rebuild.yamlfile import load_shared_yaml
 
@@ -172,3 +172,17 @@ def load_laps_policy(path: Path | None = None) -> LapsPolicy:
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"Windows LAPS policy {path}: cannot be read: {exc}") from None
     return parse_laps_policy(raw, path)
+
+
+def refuse_unmanageable_oses(os_keys: Iterable[str]) -> None:
+    """Plan time, before anything is recorded: the LAPS policy is valid, has an entry for every OS
+    planned, and no OS's patch minimum predates Windows LAPS. ConfigError naming each problem."""
+    policy = load_laps_policy()
+    for os_key in sorted(set(os_keys)):
+        policy.unavailable_reason(os_key, "hosts of this run")
+    gaps = policy.patch_gaps(load_patch_catalogue())
+    if gaps:
+        raise ConfigError(
+            "the patch minimum of some OSes predates Windows LAPS, so a host promoted at it could "
+            "have no LAPS to manage its administrator:\n  " + "\n  ".join(gaps)
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,12 @@ import pytest
 import yaml
 
 from rebuild.bitlocker import Requirement, load_bitlocker_policy, parse_bitlocker_policy
+from rebuild.cli import main
 from rebuild.errors import ConfigError
 from rebuild.laps import load_laps_policy, parse_laps_policy
 from rebuild.model import Kind
 from rebuild.patch import load_patch_catalogue
+from rebuild.register import SMALL_REGISTER
 from rebuild.tiers import PROJECT_ROOT, tier_table
 
 DATA = PROJECT_ROOT / "inventories" / "data"
@@ -132,3 +135,56 @@ def test_unreadable_bitlocker_file_is_a_clear_error(tmp_path: Path) -> None:
         ConfigError, match=re.escape(f"BitLocker policy {tmp_path / 'bitlocker.yml'}: cannot be read")
     ):
         load_bitlocker_policy(tmp_path)
+
+
+def _data_with(tmp_path: Path, name: str, change: dict[str, Any]) -> Path:
+    """A copy of the project data whose file `name` has some top-level keys changed."""
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    raw = _raw(data / name)
+    raw.update(change)
+    (data / name).write_text(yaml.safe_dump(raw))
+    return data
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        (
+            "laps.yml",
+            {"password_length": 100},
+            "laps.yml: password_length must be a whole number from 8 to 64",
+        ),
+        (
+            "laps.yml",
+            {"os": {"windows-server-2022": {"minimum_ubr": 1}}},
+            "hosts of this run: OS 'windows-10-22h2' has no entry in the Windows LAPS policy",
+        ),
+        (
+            "laps.yml",
+            {"os": {**_raw(LAPS)["os"], "windows-11-23h2": {"minimum_ubr": 999999}}},
+            "windows-11-23h2: the patch catalogue's minimum UBR 4460 is below 999999",
+        ),
+        (
+            "bitlocker.yml",
+            {"services": {"wards": {"required": False}}},
+            "services wards: BitLocker off needs",
+        ),
+    ],
+)
+def test_plan_refuses_a_bad_policy_naming_file_and_key(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    change: dict[str, Any],
+    message: str,
+) -> None:
+    monkeypatch.setenv("REBUILD_DATA_DIR", str(_data_with(tmp_path, name, change)))
+    assert main(["plan", "site", "bastogne", "--register", str(SMALL_REGISTER)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_plan_accepts_the_bundled_policies(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "site", "bastogne", "--register", str(SMALL_REGISTER)]) == 0
