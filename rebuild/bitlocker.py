@@ -11,12 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rebuild.errors import ConfigError
 from rebuild.model import Kind
 from rebuild.tiers import TierTable, default_data_dir, tier_table
-from rebuild.yamlfile import load_shared_yaml
+from rebuild.yamlfile import load_data_file
 
 BITLOCKER_FILE = "bitlocker.yml"
 # Enable-BitLocker -EncryptionMethod (Microsoft Learn, Enable-BitLocker); XTS since Windows 10 1511.
@@ -108,10 +106,5 @@ def parse_bitlocker_policy(raw: Any, source: Path, tiers: TierTable) -> BitLocke
 def load_bitlocker_policy(data_dir: Path | None = None) -> BitLockerPolicy:
     data_dir = data_dir or default_data_dir()
     path = data_dir / BITLOCKER_FILE
-    try:
-        raw = load_shared_yaml(path)
-    except FileNotFoundError:
-        raise ConfigError(f"BitLocker policy {path} not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"BitLocker policy {path}: cannot be read: {exc}") from None
+    raw = load_data_file(path, "BitLocker policy")
     return parse_bitlocker_policy(raw, path, tier_table(data_dir))

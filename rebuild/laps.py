@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rebuild.errors import ConfigError
 from rebuild.patch import PatchCatalogue, load_patch_catalogue
 from rebuild.tiers import default_data_dir
-from rebuild.yamlfile import load_shared_yaml
+from rebuild.yamlfile import load_data_file
 
 LAPS_FILE = "laps.yml"
 # Microsoft Learn, "Configure policy settings for Windows LAPS": the LAPS Group Policy root.
@@ -165,12 +163,7 @@ def parse_laps_policy(raw: Any, source: Path) -> LapsPolicy:
 
 def load_laps_policy(path: Path | None = None) -> LapsPolicy:
     path = path or default_data_dir() / LAPS_FILE
-    try:
-        raw = load_shared_yaml(path)
-    except FileNotFoundError:
-        raise ConfigError(f"Windows LAPS policy {path} not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Windows LAPS policy {path}: cannot be read: {exc}") from None
+    raw = load_data_file(path, "Windows LAPS policy")
     return parse_laps_policy(raw, path)
 
 
