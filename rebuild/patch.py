@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rebuild.errors import ConfigError
 from rebuild.tiers import default_data_dir
-from rebuild.yamlfile import load_shared_yaml
+from rebuild.yamlfile import load_data_file
 
 PATCH_FILE = "patch_levels.yml"
 SOURCES = ("offline", "wsus")
@@ -154,12 +152,7 @@ def parse_patch_catalogue(raw: Any, source: Path) -> PatchCatalogue:
 
 def load_patch_catalogue(path: Path | None = None) -> PatchCatalogue:
     path = path or default_data_dir() / PATCH_FILE
-    try:
-        raw = load_shared_yaml(path)
-    except FileNotFoundError:
-        raise ConfigError(f"patch catalogue {path} not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"patch catalogue {path}: cannot be read: {exc}") from None
+    raw = load_data_file(path, "patch catalogue")
     return parse_patch_catalogue(raw, path)
 
 
@@ -177,12 +170,7 @@ def catalogue_images(images_file: Path | None = None) -> dict[str, CatalogueImag
     The build date lives with the image it describes (images.yml `built`), so a catalogue of
     other images (a site's own, the lab's) carries its own dates."""
     path = images_file or default_data_dir() / "images.yml"
-    try:
-        raw = load_shared_yaml(path)
-    except FileNotFoundError:
-        raise ConfigError(f"image catalogue {path} not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"image catalogue {path}: cannot be read: {exc}") from None
+    raw = load_data_file(path, "image catalogue")
     entries = raw.get("images") if isinstance(raw, Mapping) else None
     if not isinstance(entries, Mapping):
         raise ConfigError(f"image catalogue {path}: no 'images' mapping")

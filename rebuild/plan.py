@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rebuild.bitlocker import load_bitlocker_policy
 from rebuild.errors import ConfigError
 from rebuild.inventory import hosts_of_inventory, image_catalogues_of, read_ansible_inventory
+from rebuild.laps import refuse_unmanageable_oses
 from rebuild.model import Host, Kind
 from rebuild.patch import refuse_stale_images
 from rebuild.register import EXAMPLE_REGISTER, load_register
@@ -226,4 +228,6 @@ def plan_for(
         hosts = result.hosts
         catalogues = {None: [h.os for h in hosts if h.site == site.name]}
     refuse_stale_images(catalogues)
+    refuse_unmanageable_oses(os_key for keys in catalogues.values() for os_key in keys)
+    load_bitlocker_policy()  # a bad policy is refused now, not host by host in redeploy
     return plan_site(hosts, site)

@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from rebuild.errors import ConfigError
+
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -48,3 +50,14 @@ def load_shared_yaml(path: Path) -> Any:
     if key not in _SHARED:
         _SHARED[key] = load_yaml_text(data.decode("utf-8"))
     return _SHARED[key]
+
+
+def load_data_file(path: Path, what: str) -> Any:
+    """`load_shared_yaml` for a project data file: a missing or unreadable file is a ConfigError
+    naming `what` (e.g. "patch catalogue") and the path, never a traceback."""
+    try:
+        return load_shared_yaml(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{what} {path}: cannot be read: {exc}") from None

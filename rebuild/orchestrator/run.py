@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 
+from rebuild.bitlocker import load_bitlocker_policy
 from rebuild.errors import RebuildError, SafetyError
 from rebuild.inventory import (
     group_var,
@@ -22,6 +23,7 @@ from rebuild.inventory import (
     site_groups_of_inventory,
 )
 from rebuild.journal import Journal
+from rebuild.laps import refuse_unmanageable_oses
 from rebuild.launcher import new_run_id
 from rebuild.model import Host
 from rebuild.orchestrator import tier0_gates
@@ -78,9 +80,12 @@ class SiteRun:
             site_networks(site, group_var(inventory, site.group_name, SITE_NETWORKS_VAR), where=label),
             inventory_label=label,
         )
-        refuse_stale_images(  # before the journal records
-            image_catalogues_of(inventory, (h for h in hosts if h.site == site.name), site.group_name)
+        catalogues = image_catalogues_of(
+            inventory, (h for h in hosts if h.site == site.name), site.group_name
         )
+        refuse_stale_images(catalogues)  # before the journal records
+        refuse_unmanageable_oses(os_key for keys in catalogues.values() for os_key in keys)
+        load_bitlocker_policy()  # a bad policy is refused now, not host by host in redeploy
         batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,
