@@ -43,6 +43,11 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     # read by the microsoft.ad.object_info twin of a DC (rebuild/lab/directory.py): krbtgt was reset
     # only once since the incident; clearing the fault is the second reset
     "krbtgt_reset_once": {},
+    # read by the SecureBoot cmdlets (rebuild/lab/exec/twin_firmware.py): the machine boots legacy BIOS,
+    # has Secure Boot off, or its db lacks the Windows UEFI CA 2023 (2011 certificates only)
+    "legacy_bios": {},
+    "secure_boot_off": {},
+    "db_2011_only": {},
 }
 
 

@@ -16,6 +16,7 @@ from rebuild.datadir import PROJECT_ROOT, data_file
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
 from rebuild.patch import PatchCatalogue, load_patch_catalogue
+from rebuild.secureboot import SecureBootPolicy, load_secure_boot_policy
 from rebuild.yamlfile import load_shared_yaml
 
 # Setting types of the harden baseline that verification reads itself; the others are
@@ -47,6 +48,9 @@ class Expectations:
     # Patch catalogue (inventories/data/patch_levels.yml): CurrentBuildNumber and the minimum UBR.
     patch_build: str = ""
     patch_minimum_ubr: int = 0
+    # Secure Boot policy (inventories/data/secure_boot.yml): required | reported, per check.
+    secure_boot: str = "required"
+    uefi_ca_2023: str = "required"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,6 +121,7 @@ def build_expectations(
     defender_max_signature_age_hours: float = 48.0,
     with_hardening: bool = True,
     patches: PatchCatalogue | None = None,
+    secure_boot: SecureBootPolicy | None = None,
 ) -> Expectations:
     """From one host's inventory variables (docs/contracts.md names) and the project data."""
     host = str(hostvars.get("inventory_hostname") or hostvars.get("rebuild_hostname") or "")
@@ -138,6 +143,7 @@ def build_expectations(
         image_file = project_dir / image_file
     image = _image(image_file, os_key, host)
     patch = (patches or load_patch_catalogue()).for_os(os_key, f"host {host}")
+    firmware = (secure_boot or load_secure_boot_policy()).for_host(kind, service)
     deployment = catalogue.for_host(
         hostname=host,
         kind=kind,
@@ -187,4 +193,6 @@ def build_expectations(
         hardening_not_verified=left,
         patch_build=patch.build,
         patch_minimum_ubr=patch.minimum_ubr,
+        secure_boot=firmware.secure_boot,
+        uefi_ca_2023=firmware.uefi_ca_2023,
     )

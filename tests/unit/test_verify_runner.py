@@ -49,6 +49,7 @@ def test_suites_per_kind():
         "test_service.py",
         "test_hardening.py",
         "test_patch_level.py",
+        "test_secure_boot.py",
     ]
     with pytest.raises(FileNotFoundError):
         suite_files("toaster")

@@ -15,7 +15,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from rebuild.lab.exec import native
+from rebuild.lab.exec import native, twin_firmware
 from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, children, find_path, is_dir, is_file, norm_path
 from rebuild.lab.firewall import effective_profile
@@ -1017,6 +1017,8 @@ SOURCES = {
     "get-scheduledtask": get_scheduled_task,
     "get-mpcomputerstatus": get_mp_computer_status,
     "get-mppreference": get_mp_preference,
+    "confirm-securebootuefi": twin_firmware.confirm_secure_boot_uefi,
+    "get-securebootuefi": twin_firmware.get_secure_boot_uefi,
     "get-ciminstance": get_cim_instance,
     "get-wmiobject": get_cim_instance,
     "gwmi": get_cim_instance,

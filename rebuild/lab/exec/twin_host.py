@@ -372,6 +372,8 @@ _READ_SIGS: dict[str, tuple[Param, ...]] = {
     "Get-ScheduledTask": (Param("TaskName", position=0), Param("TaskPath", position=1)),
     "Get-MpComputerStatus": (),
     "Get-MpPreference": (),
+    "Confirm-SecureBootUEFI": (),
+    "Get-SecureBootUEFI": (Param("Name", position=0), Param("OutputFilePath")),
     "Get-CimInstance": (Param("ClassName", ("Class",), position=0), Param("Property"), Param("Filter")),
 }
 
@@ -1077,6 +1079,8 @@ def _table() -> dict[str, Cmdlet]:
             ("Get-ScheduledTask", "scheduledtasks/get-scheduledtask"),
             ("Get-MpComputerStatus", "defender/get-mpcomputerstatus"),
             ("Get-MpPreference", "defender/get-mppreference"),
+            ("Confirm-SecureBootUEFI", "secureboot/confirm-securebootuefi"),
+            ("Get-SecureBootUEFI", "secureboot/get-securebootuefi"),
         )
     ]
     entries += [
