@@ -89,5 +89,9 @@ def test_twin_whose_update_fails_is_held_back_by_patch_level(rehearsal, tmp_path
     emergency = next(
         r for r in csv.DictReader(io.StringIO(files.csv.read_text())) if r["service"] == "emergency"
     )
-    assert (emergency["back"], emergency["quarantined"], emergency["below_patch_level"]) == ("1", "1", "1")
+    assert (emergency["back"], emergency["quarantined"], emergency["held_back_patch_level"]) == (
+        "1",
+        "1",
+        "1",
+    )
     assert "below patch level" in files.html.read_text()
