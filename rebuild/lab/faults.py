@@ -48,6 +48,8 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     "legacy_bios": {},
     "secure_boot_off": {},
     "db_2011_only": {},
+    # read by the simulated EDR agent's installer (rebuild/lab/installers.py): installed, not onboarded
+    "edr_not_onboarded": {},
 }
 
 

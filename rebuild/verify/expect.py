@@ -13,6 +13,7 @@ from typing import Any
 
 from rebuild.applications import Catalogue, load_catalogue
 from rebuild.datadir import PROJECT_ROOT, data_file
+from rebuild.edr import EdrCatalogue, load_edr_catalogue
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
 from rebuild.patch import PatchCatalogue, load_patch_catalogue
@@ -51,6 +52,8 @@ class Expectations:
     # Secure Boot policy (inventories/data/secure_boot.yml): required | reported, per check.
     secure_boot: str = "required"
     uefi_ca_2023: str = "required"
+    # EDR catalogue (inventories/data/edr.yml): per deployed agent, service and onboarding value.
+    edr: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +125,7 @@ def build_expectations(
     with_hardening: bool = True,
     patches: PatchCatalogue | None = None,
     secure_boot: SecureBootPolicy | None = None,
+    edr: EdrCatalogue | None = None,
 ) -> Expectations:
     """From one host's inventory variables (docs/contracts.md names) and the project data."""
     host = str(hostvars.get("inventory_hostname") or hostvars.get("rebuild_hostname") or "")
@@ -195,4 +199,8 @@ def build_expectations(
         patch_minimum_ubr=patch.minimum_ubr,
         secure_boot=firmware.secure_boot,
         uefi_ca_2023=firmware.uefi_ca_2023,
+        edr=[
+            p.to_dict()
+            for p in (edr or load_edr_catalogue()).for_applications(a.id for a in deployment.applications)
+        ],
     )

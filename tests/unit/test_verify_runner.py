@@ -50,6 +50,7 @@ def test_suites_per_kind():
         "test_hardening.py",
         "test_patch_level.py",
         "test_secure_boot.py",
+        "test_edr.py",
     ]
     with pytest.raises(FileNotFoundError):
         suite_files("toaster")

@@ -24,7 +24,7 @@ from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec import cmdlets, powershell, twin_firewall, twin_policy, twin_security, twin_system
 from rebuild.lab.exec.psobjects import PSDate, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
-from rebuild.lab.installers import SIMULATED_BANNER, local_path
+from rebuild.lab.installers import EDR_AGENT_ID, SIMULATED_BANNER, edr_install_effects, local_path
 from rebuild.lab.ps import ansible_basic
 from rebuild.lab.ps import values as v
 from rebuild.lab.ps.binding import Param, Signature
@@ -912,8 +912,12 @@ def _run_installer(host: TwinHost, data: bytes) -> int:
         return 1603
     version = installs[1]
 
+    onboarded = host.lab.fault(host.twin.name, "edr_not_onboarded") is None
+
     def install(s: TwinState) -> None:
         s.applications[app.name] = version
+        if app.id == EDR_AGENT_ID:
+            edr_install_effects(s, onboarded)
 
     host.write(f"install {app.name} {version}", install)
     host.lab.record(host.twin.name, "application_installed", application=app.id, version=version)
