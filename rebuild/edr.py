@@ -13,11 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rebuild.errors import ConfigError
 from rebuild.tiers import default_data_dir
-from rebuild.yamlfile import load_shared_yaml
+from rebuild.yamlfile import load_data_file
 
 EDR_FILE = "edr.yml"
 _SERVICE = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
@@ -87,10 +85,5 @@ def parse_edr_catalogue(raw: Any, source: Path) -> EdrCatalogue:
 
 def load_edr_catalogue(path: Path | None = None) -> EdrCatalogue:
     path = path or default_data_dir() / EDR_FILE
-    try:
-        raw = load_shared_yaml(path)
-    except FileNotFoundError:
-        raise ConfigError(f"EDR catalogue {path} not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"EDR catalogue {path}: cannot be read: {exc}") from None
+    raw = load_data_file(path, "EDR catalogue")
     return parse_edr_catalogue(raw, path)

@@ -18,7 +18,7 @@ import yaml
 
 from rebuild.errors import ConfigError
 from rebuild.tiers import default_data_dir
-from rebuild.yamlfile import load_shared_yaml
+from rebuild.yamlfile import load_data_file, load_shared_yaml
 
 PATCH_FILE = "patch_levels.yml"
 SOURCES = ("offline", "wsus")
@@ -154,12 +154,7 @@ def parse_patch_catalogue(raw: Any, source: Path) -> PatchCatalogue:
 
 def load_patch_catalogue(path: Path | None = None) -> PatchCatalogue:
     path = path or default_data_dir() / PATCH_FILE
-    try:
-        raw = load_shared_yaml(path)
-    except FileNotFoundError:
-        raise ConfigError(f"patch catalogue {path} not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"patch catalogue {path}: cannot be read: {exc}") from None
+    raw = load_data_file(path, "patch catalogue")
     return parse_patch_catalogue(raw, path)
 
 

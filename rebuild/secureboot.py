@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from rebuild.errors import ConfigError
 from rebuild.tiers import default_data_dir
-from rebuild.yamlfile import load_shared_yaml
+from rebuild.yamlfile import load_data_file
 
 SECURE_BOOT_FILE = "secure_boot.yml"
 CHECKS = ("secure_boot", "uefi_ca_2023")
@@ -86,10 +84,5 @@ def parse_secure_boot_policy(raw: Any, source: Path) -> SecureBootPolicy:
 
 def load_secure_boot_policy(path: Path | None = None) -> SecureBootPolicy:
     path = path or default_data_dir() / SECURE_BOOT_FILE
-    try:
-        raw = load_shared_yaml(path)
-    except FileNotFoundError:
-        raise ConfigError(f"Secure Boot policy {path} not found") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"Secure Boot policy {path}: cannot be read: {exc}") from None
+    raw = load_data_file(path, "Secure Boot policy")
     return parse_secure_boot_policy(raw, path)

@@ -48,3 +48,16 @@ def load_shared_yaml(path: Path) -> Any:
     if key not in _SHARED:
         _SHARED[key] = load_yaml_text(data.decode("utf-8"))
     return _SHARED[key]
+
+
+def load_data_file(path: Path, what: str) -> Any:
+    """A shared data file (`load_shared_yaml`); ConfigError naming `what` and the file when it is
+    missing or cannot be parsed, so no traceback reaches the operator."""
+    from rebuild.errors import ConfigError
+
+    try:
+        return load_shared_yaml(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} not found") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{what} {path}: cannot be read: {exc}") from None
