@@ -22,6 +22,7 @@ from rebuild.patch import refuse_stale_images
 from rebuild.register import EXAMPLE_REGISTER, load_register
 from rebuild.sites import Site, get_site
 from rebuild.tiers import Tier, tier_table
+from rebuild.verify.expect import refuse_bad_verification_data
 
 
 @dataclass(frozen=True)
@@ -226,4 +227,5 @@ def plan_for(
         hosts = result.hosts
         catalogues = {None: [h.os for h in hosts if h.site == site.name]}
     refuse_stale_images(catalogues)
+    refuse_bad_verification_data()
     return plan_site(hosts, site)

@@ -57,6 +57,7 @@ from rebuild.promote import load_config as load_promotion_config
 from rebuild.promote import promote_verified
 from rebuild.secrets import SecretStore
 from rebuild.sites import SITE_NETWORKS_VAR, Site, get_site, site_networks
+from rebuild.verify.expect import refuse_bad_verification_data
 
 
 class SiteRun:
@@ -105,6 +106,7 @@ class SiteRun:
         refuse_stale_images(  # before the journal records
             image_catalogues_of(inventory, (h for h in hosts if h.site == site.name), site.group_name)
         )
+        refuse_bad_verification_data()
         batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,

@@ -63,6 +63,14 @@ class Expectations:
         return cls(**dict(raw))
 
 
+def refuse_bad_verification_data() -> None:
+    """Load the data files verification reads per host (Secure Boot policy, EDR catalogue): a bad
+    one stops `rebuild plan` and `rebuild site` with its file and key named, before anything is
+    recorded or touched, instead of failing every host at verification."""
+    load_secure_boot_policy()
+    load_edr_catalogue()
+
+
 def _image(catalogue_file: Path, os_key: str, host: str) -> dict[str, str]:
     try:
         raw = load_shared_yaml(catalogue_file) or {}
