@@ -10,8 +10,6 @@ The Secure Boot policy of the run (REBUILD_DATA_DIR, a copy of the project data)
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
 import subprocess
@@ -22,7 +20,6 @@ import pytest
 import yaml
 
 from rebuild.journal import Journal, Phase
-from rebuild.report import write_report
 from rebuild.tiers import PROJECT_ROOT
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -64,14 +61,12 @@ def test_secure_boot_off_is_held_back_and_counted(rehearsal, tmp_path):
     assert host.results["verify"]["conditions"] == ["secure_boot"]
     assert "held back by secure_boot" in host.reason and "Secure Boot off" in host.reason
     assert "promote" not in host.results
-    files = write_report(lab.state_dir, tmp_path / "report", "arlon")
-    emergency = next(
-        r for r in csv.DictReader(io.StringIO(files.csv.read_text())) if r["service"] == "emergency"
-    )
+    from conftest import service_report
+
+    emergency, html = service_report(lab, tmp_path / "report", "emergency")
     counts = (emergency["back"], emergency["quarantined"], emergency["held_back_secure_boot"])
     assert counts == ("1", "2", "1")
     assert (emergency["held_back_edr_onboarded"], emergency["held_back_patch_level"]) == ("1", "0")
-    html = files.html.read_text()
     assert "Held back: Secure Boot off or 2011 CAs only" in html and "Held back: EDR not onboarded" in html
 
 
