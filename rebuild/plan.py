@@ -24,6 +24,7 @@ from rebuild.patch import refuse_stale_images
 from rebuild.register import EXAMPLE_REGISTER, load_register
 from rebuild.sites import Site, get_site
 from rebuild.tiers import Tier, tier_table
+from rebuild.verify.expect import refuse_bad_verification_data
 
 
 @dataclass(frozen=True)
@@ -230,4 +231,5 @@ def plan_for(
     refuse_stale_images(catalogues)
     refuse_unmanageable_oses(os_key for keys in catalogues.values() for os_key in keys)
     load_bitlocker_policy()  # a bad policy is refused now, not host by host in redeploy
+    refuse_bad_verification_data()
     return plan_site(hosts, site)

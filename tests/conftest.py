@@ -197,6 +197,18 @@ def rehearsal_site_argv(lab: RunningLab, hosts: list[str], why: str) -> list[str
     ]
 
 
+def service_report(lab: RunningLab, out: Path, service: str) -> tuple[dict[str, str], str]:
+    """The Arlon report written from the lab run's journal: the CSV row of `service`, and the HTML."""
+    import csv
+    import io
+
+    from rebuild.report import write_report
+
+    files = write_report(lab.state_dir, out, "arlon")
+    rows = csv.DictReader(io.StringIO(files.csv.read_text(encoding="utf-8")))
+    return next(r for r in rows if r["service"] == service), files.html.read_text(encoding="utf-8")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def bundled_images_serviced_today(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The bundled fictional hospital's golden images count as serviced on the day the tests run.

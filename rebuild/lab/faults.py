@@ -46,6 +46,13 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     # read at the first logon of a reimage (rebuild/lab/images.py): Get-Certificate -Url fails (the CA
     # denies the request), so no HTTPS listener; the product's command records why (WinRMHttpsError)
     "certificate_enrolment_fails": {"reason": (str, False)},
+    # read by the SecureBoot cmdlets (rebuild/lab/exec/twin_firmware.py): the machine boots legacy BIOS,
+    # has Secure Boot off, or its db lacks the Windows UEFI CA 2023 (2011 certificates only)
+    "legacy_bios": {},
+    "secure_boot_off": {},
+    "db_2011_only": {},
+    # read by the simulated EDR agent's installer (rebuild/lab/installers.py): installed, not onboarded
+    "edr_not_onboarded": {},
 }
 
 

@@ -457,9 +457,9 @@ class Imager:
         new = clean_state(self.lab.twins[name], answer, image, enrolment_refused)
 
         def replace(state: TwinState) -> None:
-            history, disks, wiped = state.history, state.disks, state.wiped_disk
+            history, disks, wiped, firmware = state.history, state.disks, state.wiped_disk, state.firmware
             state.__dict__.update(new.__dict__)
-            state.history, state.disks, state.wiped_disk = history, disks, wiped
+            state.history, state.disks, state.wiped_disk, state.firmware = history, disks, wiped, firmware
 
         self.lab.update(name, replace)
         self.lab.record(name, "reimage", status="done", image_id=image.image_id, image_sha256=image.sha256)

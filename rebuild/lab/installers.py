@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path, PureWindowsPath
 
+from rebuild.lab.state import Service, TwinState
+
 SIMULATED_BANNER = "SIMULATED installer - lab rehearsal only, not software"
 
 
@@ -24,6 +26,23 @@ def simulated_content(entry_id: str, version: str) -> bytes:
 
 def simulated_sha256(entry_id: str, version: str) -> str:
     return hashlib.sha256(simulated_content(entry_id, version)).hexdigest()
+
+
+# The fictional Harfang EDR agent's MSI (SIMULATED; vendor and product invented for the lab): it
+# installs its sensor service and onboards the sensor to the tenant it was given, writing the
+# onboarding state under its Status key (1 = onboarded), as Defender for Endpoint writes
+# OnboardingState under ...\Windows Advanced Threat Protection\Status. The lab fault
+# `edr_not_onboarded` is an install whose onboarding did not complete (state 0, sensor stopped).
+EDR_SENSOR_SERVICE = ("HarfangSensor", "Harfang EDR Sensor")
+EDR_STATUS_KEY = "HKLM:\\SOFTWARE\\Harfang\\EDR\\Status"
+EDR_AGENT_ID = "edr-agent"
+
+
+def edr_install_effects(state: TwinState, onboarded: bool) -> None:
+    """What the simulated EDR agent's installer leaves on the twin."""
+    name, display = EDR_SENSOR_SERVICE
+    state.services[name] = Service(name, display, "Automatic", "Running" if onboarded else "Stopped")
+    state.registry.setdefault(EDR_STATUS_KEY, {})["OnboardingState"] = 1 if onboarded else 0
 
 
 def repository_dir(lab_dir: Path) -> Path:

@@ -18,6 +18,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from rebuild.lab.firmware import default_firmware
+
 
 class Phase(StrEnum):
     """Lifecycle of a twin as the lab sees it (not the journal's phases)."""
@@ -93,6 +95,9 @@ class TwinState:
     # The machine's disks, as WinPE numbers them (hardware: kept across reimages):
     # {number, bus (MSFT_Disk BusType), size_gb, serial, holds: system|data}.
     disks: list[dict[str, Any]] = field(default_factory=list)
+    # UEFI or legacy BIOS, Secure Boot, the db's certificates (hardware: kept across reimages);
+    # read by the SecureBoot cmdlets (rebuild/lab/exec/twin_firmware.py).
+    firmware: dict[str, Any] = field(default_factory=default_firmware)
     wiped_disk: int = -1  # the DiskID Windows Setup last wiped (-1: never)
     console_session: str = ""  # who is logged on, unlocked, at the console ("" = nobody)
     # Registry keys created volatile (REG_OPTION_VOLATILE): kept in memory only, gone at restart.

@@ -51,6 +51,7 @@ from rebuild.plan import Plan, plan_site
 from rebuild.promote import load_config as load_promotion_config
 from rebuild.secrets import SecretStore
 from rebuild.sites import SITE_NETWORKS_VAR, site_networks
+from rebuild.verify.expect import refuse_bad_verification_data
 
 
 class SiteRun:
@@ -86,6 +87,7 @@ class SiteRun:
         refuse_stale_images(catalogues)  # before the journal records
         refuse_unmanageable_oses(os_key for keys in catalogues.values() for os_key in keys)
         load_bitlocker_policy()  # a bad policy is refused now, not host by host in redeploy
+        refuse_bad_verification_data()
         batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from rebuild.journal import WORK_PHASES, Phase
+from rebuild.verify.conditions import CONDITION_LABELS
 
 
 class Status(StrEnum):
@@ -112,15 +113,17 @@ class Counts:
     failed: int = 0
     quarantined: int = 0
     promoted: int = 0  # back and moved out of the recovery network (or decision recorded)
-    below_patch_level: int = 0  # held back by condition patch_level (also counted in its status)
+    # condition name (rebuild.verify.conditions) -> hosts it holds back (also counted in their status)
+    held_back: dict[str, int] = field(default_factory=dict)
 
     def add(self, status: Status, promoted: bool = False, conditions: Sequence[str] = ()) -> None:
         self.total += 1
         setattr(self, status.value, getattr(self, status.value) + 1)
         if promoted and status is Status.BACK:
             self.promoted += 1
-        if "patch_level" in conditions and status is not Status.BACK:
-            self.below_patch_level += 1
+        if status is not Status.BACK:
+            for condition in dict.fromkeys(conditions):
+                self.held_back[condition] = self.held_back.get(condition, 0) + 1
 
 
 @dataclass
@@ -177,6 +180,8 @@ class Report:
     problems: list[Problem]
     timeline: dict[str, list[Point]]  # per site
     started_at: dict[str, float]
+    # the hold-back columns: every known condition, then any other one a host was held back by
+    conditions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -310,6 +315,8 @@ def build_report(
         ServiceLine(s, tier, service, counts) for (s, tier, service), counts in sorted(by_service.items())
     ]
     simulated_runs = [r.id for r in scoped_runs if r.rehearsal]
+    seen = {c for counts in sites.values() for c in counts.held_back}
+    columns = [*CONDITION_LABELS, *sorted(seen - set(CONDITION_LABELS))]
     return Report(
         scope=site or "all sites",
         generated_at=now,
@@ -332,6 +339,7 @@ def build_report(
         problems=problems,
         timeline=dict(timeline),
         started_at=started,
+        conditions=columns,
     )
 
 

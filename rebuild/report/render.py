@@ -67,15 +67,15 @@ SERVICE_COLUMNS = (
     "failed",
     "quarantined",
     "promoted",
-    "below_patch_level",
 )
+HELD_BACK_PREFIX = "held_back_"  # then one column per condition: held_back_patch_level, ...
 
 
 def render_csv(report: Report) -> str:
     """One line per site and service (what the crisis cell pastes into its spreadsheet)."""
     out = io.StringIO()
     writer = SafeWriter(out, lineterminator="\n")  # host names, reasons: no formulas
-    writer.writerow(SERVICE_COLUMNS)
+    writer.writerow([*SERVICE_COLUMNS, *(HELD_BACK_PREFIX + c for c in report.conditions)])
     for line in report.services:
         c = line.counts
         writer.writerow(
@@ -91,7 +91,7 @@ def render_csv(report: Report) -> str:
                 c.failed,
                 c.quarantined,
                 c.promoted,
-                c.below_patch_level,
+                *(c.held_back.get(name, 0) for name in report.conditions),
             ]
         )
     return out.getvalue()

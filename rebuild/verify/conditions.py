@@ -11,10 +11,15 @@ from collections.abc import Iterable, Mapping
 # check name (JUnit test case, parameters stripped) -> condition
 CHECK_CONDITIONS: dict[str, str] = {
     "test_patch_level": "patch_level",
+    "test_secure_boot": "secure_boot",
+    "test_uefi_ca_2023": "secure_boot",
+    "test_edr_onboarded": "edr_onboarded",
 }
 
 CONDITION_LABELS: dict[str, str] = {
     "patch_level": "below patch level",
+    "secure_boot": "Secure Boot off or 2011 CAs only",
+    "edr_onboarded": "EDR not onboarded",
 }
 
 

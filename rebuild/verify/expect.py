@@ -13,9 +13,11 @@ from typing import Any
 
 from rebuild.applications import Catalogue, load_catalogue
 from rebuild.datadir import PROJECT_ROOT, data_file
+from rebuild.edr import EdrCatalogue, load_edr_catalogue
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
 from rebuild.patch import PatchCatalogue, load_patch_catalogue
+from rebuild.secureboot import SecureBootPolicy, load_secure_boot_policy
 from rebuild.yamlfile import load_shared_yaml
 
 # Setting types of the harden baseline that verification reads itself; the others are
@@ -47,6 +49,11 @@ class Expectations:
     # Patch catalogue (inventories/data/patch_levels.yml): CurrentBuildNumber and the minimum UBR.
     patch_build: str = ""
     patch_minimum_ubr: int = 0
+    # Secure Boot policy (inventories/data/secure_boot.yml): required | reported, per check.
+    secure_boot: str = "required"
+    uefi_ca_2023: str = "required"
+    # EDR catalogue (inventories/data/edr.yml): per deployed agent, service and onboarding value.
+    edr: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +61,14 @@ class Expectations:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Expectations:
         return cls(**dict(raw))
+
+
+def refuse_bad_verification_data() -> None:
+    """Load the data files verification reads per host (Secure Boot policy, EDR catalogue): a bad
+    one stops `rebuild plan` and `rebuild site` with its file and key named, before anything is
+    recorded or touched, instead of failing every host at verification."""
+    load_secure_boot_policy()
+    load_edr_catalogue()
 
 
 def _image(catalogue_file: Path, os_key: str, host: str) -> dict[str, str]:
@@ -117,6 +132,8 @@ def build_expectations(
     defender_max_signature_age_hours: float = 48.0,
     with_hardening: bool = True,
     patches: PatchCatalogue | None = None,
+    secure_boot: SecureBootPolicy | None = None,
+    edr: EdrCatalogue | None = None,
 ) -> Expectations:
     """From one host's inventory variables (docs/contracts.md names) and the project data."""
     host = str(hostvars.get("inventory_hostname") or hostvars.get("rebuild_hostname") or "")
@@ -138,6 +155,7 @@ def build_expectations(
         image_file = project_dir / image_file
     image = _image(image_file, os_key, host)
     patch = (patches or load_patch_catalogue()).for_os(os_key, f"host {host}")
+    firmware = (secure_boot or load_secure_boot_policy()).for_host(kind, service)
     deployment = catalogue.for_host(
         hostname=host,
         kind=kind,
@@ -187,4 +205,10 @@ def build_expectations(
         hardening_not_verified=left,
         patch_build=patch.build,
         patch_minimum_ubr=patch.minimum_ubr,
+        secure_boot=firmware.secure_boot,
+        uefi_ca_2023=firmware.uefi_ca_2023,
+        edr=[
+            p.to_dict()
+            for p in (edr or load_edr_catalogue()).for_applications(a.id for a in deployment.applications)
+        ],
     )

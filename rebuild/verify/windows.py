@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -74,6 +75,32 @@ def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+@dataclass(frozen=True)
+class SecureBootState:
+    """What Confirm-SecureBootUEFI and the firmware's db say (Microsoft Learn, SecureBoot module)."""
+
+    uefi: bool  # False: a BIOS (non-UEFI) machine, where the SecureBoot cmdlets are not supported
+    enabled: bool
+    uefi_ca_2023: bool  # the db trusts the Windows UEFI CA 2023 (the 2011 CAs expire in 2026)
+
+    def describe(self) -> str:
+        if not self.uefi:
+            return "legacy BIOS boot (Confirm-SecureBootUEFI: Cmdlet not supported on this platform)"
+        ca = "trusts" if self.uefi_ca_2023 else "does not trust"
+        return f"Secure Boot {'on' if self.enabled else 'off'}, db {ca} the {WINDOWS_UEFI_CA_2023}"
+
+
+# Both SecureBoot cmdlets fail so on a BIOS (non-UEFI) machine (learn.microsoft.com, Confirm-SecureBootUEFI).
+SECURE_BOOT_NOT_SUPPORTED = "Cmdlet not supported on this platform"
+WINDOWS_UEFI_CA_2023 = "Windows UEFI CA 2023"
+
+
+def db_trusts_uefi_ca_2023(db: list[int]) -> bool:
+    """Microsoft's documented check, done on the controller: the db's bytes read as ASCII contain
+    the CA's name (`[Text.Encoding]::ASCII.GetString((Get-SecureBootUEFI db).bytes) -match ...`)."""
+    return WINDOWS_UEFI_CA_2023 in bytes(int(b) & 0xFF for b in db).decode("ascii", "replace")
 
 
 _MS_DATE = re.compile(r"/Date\((-?\d+)(?:[+-]\d{4})?\)/")
@@ -159,6 +186,29 @@ class WindowsReads:
             )
             or {}
         )
+
+    def secure_boot(self) -> SecureBootState:
+        """Secure Boot state and whether the db trusts the 2023 CA. A BIOS machine answers with the
+        cmdlet's documented error, which is a state here, not a failed read."""
+        script = "Confirm-SecureBootUEFI | ConvertTo-Json -Compress"
+        if script not in self._cache:
+            result = self._run(encoded(script))
+            if result.rc != 0 and SECURE_BOOT_NOT_SUPPORTED in result.stderr:
+                self._cache[script] = None
+            elif result.rc != 0:
+                raise ReadError(
+                    f"`{script}` failed on the host (rc {result.rc}): {result.stderr.strip()[:400]}"
+                )
+            else:
+                self._cache[script] = json.loads(result.stdout.strip() or "null")
+        enabled = self._cache[script]
+        if enabled is None:
+            return SecureBootState(uefi=False, enabled=False, uefi_ca_2023=False)
+        db = (
+            self.json("Get-SecureBootUEFI -Name db | Select-Object Name,Bytes | ConvertTo-Json -Compress")
+            or {}
+        )
+        return SecureBootState(True, enabled is True, db_trusts_uefi_ca_2023(as_list(db.get("Bytes"))))
 
     def computer_system(self) -> dict[str, Any]:
         return (

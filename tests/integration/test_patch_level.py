@@ -8,9 +8,7 @@ for one UBR above the image's and offers one SIMULATED update package on the lab
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import shutil
 import subprocess
@@ -22,7 +20,6 @@ import yaml
 
 from rebuild.journal import Journal, Phase
 from rebuild.lab.exec.modules.updates import simulated_msu
-from rebuild.report import write_report
 from rebuild.tiers import PROJECT_ROOT
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -85,9 +82,12 @@ def test_twin_whose_update_fails_is_held_back_by_patch_level(rehearsal, tmp_path
     assert "held back by patch_level" in host.reason and "22631.4460" in host.reason
     assert "promote" not in host.results
     assert host.results["redeploy"]["patch_level"]["after"] == "22631.4460"
-    files = write_report(lab.state_dir, tmp_path / "report", "arlon")
-    emergency = next(
-        r for r in csv.DictReader(io.StringIO(files.csv.read_text())) if r["service"] == "emergency"
+    from conftest import service_report
+
+    emergency, html = service_report(lab, tmp_path / "report", "emergency")
+    assert (emergency["back"], emergency["quarantined"], emergency["held_back_patch_level"]) == (
+        "1",
+        "1",
+        "1",
     )
-    assert (emergency["back"], emergency["quarantined"], emergency["below_patch_level"]) == ("1", "1", "1")
-    assert "below patch level" in files.html.read_text()
+    assert "below patch level" in html

@@ -525,6 +525,34 @@ def test_project_data_that_is_not_utf8_is_a_message(
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "bad", "message"),
+    [
+        ("secure_boot.yml", "default: {secure_boot: on, uefi_ca_2023: required}\n", "secure_boot is True"),
+        ("edr.yml", "products: {edr-agent: {service: HarfangSensor}}\n", "products edr-agent: registry"),
+    ],
+)
+def test_bad_verification_data_stops_plan_and_site_before_anything_runs(
+    name: str,
+    bad: str,
+    message: str,
+    tmp_path: Path,
+    site_dir: Path,
+    state: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(Path(os.environ.get("REBUILD_DATA_DIR") or PROJECT_ROOT / "inventories" / "data"), data)
+    (data / name).write_text(bad, encoding="utf-8")
+    monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
+    _refused(
+        capsys, 2, ["plan", "site", "arlon", "--register", str(SMALL_REGISTER)], f"{data / name}", message
+    )
+    _refused(capsys, 2, _site(site_dir, state), f"{data / name}", message)
+    assert _runs(state) == 0  # nothing recorded
+
+
 def test_select_hosts_takes_a_repeated_name_once(site_dir: Path) -> None:
     hosts = load_inventory_hosts(site_dir / "arlon.yml")
     chosen = select_hosts(hosts, "arlon", limit=("ARL-DC01", "arl-dc01", "ARL-DC01"))

@@ -230,11 +230,17 @@ def test_csv_cells_from_hosts_never_run_as_formulas(journal):
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
 
 
-def test_below_patch_level_is_its_own_column(tmp_path: Path):
+def test_each_hold_back_condition_is_its_own_column(tmp_path: Path):
     with Journal.in_state_dir(tmp_path) as j:
         j.start_run("run-1", "arlon", "alice")
-        j.ensure_hosts([host("URG-PC1", "emergency", 1), host("URG-PC2", "emergency", 1)])
-        for pc in ("URG-PC1", "URG-PC2"):
+        j.ensure_hosts(
+            [
+                host("URG-PC1", "emergency", 1),
+                host("URG-PC2", "emergency", 1),
+                host("URG-PC3", "emergency", 1),
+            ]
+        )
+        for pc in ("URG-PC1", "URG-PC2", "URG-PC3"):
             walk(j, pc, "run-1", "verifying")
         j.transition("URG-PC1", "verified", run_id="run-1")
         j.transition(
@@ -249,16 +255,30 @@ def test_below_patch_level_is_its_own_column(tmp_path: Path):
             },
             result_key="verify",
         )
+        j.transition(
+            "URG-PC3",
+            "quarantined",
+            run_id="run-1",
+            reason="held back by secure_boot, patch_level; ...",
+            result={"passed": False, "conditions": ["secure_boot", "patch_level", "edr_unknown"]},
+            result_key="verify",
+        )
         r = make(j)
     emergency = next(line.counts for line in r.services if line.service == "emergency")
-    assert (emergency.back, emergency.quarantined, emergency.below_patch_level) == (1, 1, 1)
-    assert r.sites["arlon"].below_patch_level == 1
+    assert (emergency.back, emergency.quarantined) == (1, 2)
+    assert emergency.held_back == {"patch_level": 2, "secure_boot": 1, "edr_unknown": 1}
+    assert r.sites["arlon"].held_back["patch_level"] == 2
+    # every known condition has its column, even at 0; an unknown one seen gets one after them
+    assert r.conditions[:2] == ["patch_level", "secure_boot"] and r.conditions[-1] == "edr_unknown"
     row = next(csv.DictReader(io.StringIO(render_csv(r))))
-    assert row["below_patch_level"] == "1"
+    assert (row["held_back_patch_level"], row["held_back_secure_boot"], row["held_back_edr_unknown"]) == (
+        "2",
+        "1",
+        "1",
+    )
     problem = next(csv.DictReader(io.StringIO(render_problems_csv(r))))
     assert (problem["host"], problem["conditions"]) == ("URG-PC2", "patch_level")
-    assert json.loads(render_json(r))["services"][0]["counts"]["below_patch_level"] == 1
+    assert json.loads(render_json(r))["services"][0]["counts"]["held_back"]["patch_level"] == 2
     html = render_html(r)
-    assert (
-        '<td class="n patch_level">1</td>' in html and '<td class="conditions">below patch level</td>' in html
-    )
+    assert '<td class="n held patch_level">2</td>' in html and "<th>Held back: below patch level</th>" in html
+    assert '<td class="conditions">below patch level</td>' in html

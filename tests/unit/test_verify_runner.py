@@ -49,6 +49,8 @@ def test_suites_per_kind():
         "test_service.py",
         "test_hardening.py",
         "test_patch_level.py",
+        "test_secure_boot.py",
+        "test_edr.py",
     ]
     with pytest.raises(FileNotFoundError):
         suite_files("toaster")

@@ -21,10 +21,19 @@ from collections.abc import Callable
 from typing import Any
 
 from rebuild.lab.context import Lab, TwinRecord
-from rebuild.lab.exec import cmdlets, native, reboot, twin_firewall, twin_policy, twin_security, twin_system
+from rebuild.lab.exec import (
+    cmdlets,
+    native,
+    reboot,
+    twin_firewall,
+    twin_firmware,
+    twin_policy,
+    twin_security,
+    twin_system,
+)
 from rebuild.lab.exec.psobjects import PSDate, PSObj
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
-from rebuild.lab.installers import SIMULATED_BANNER, local_path
+from rebuild.lab.installers import EDR_AGENT_ID, SIMULATED_BANNER, edr_install_effects, local_path
 from rebuild.lab.ps import ansible_basic
 from rebuild.lab.ps import values as v
 from rebuild.lab.ps.binding import Param, Signature
@@ -261,8 +270,8 @@ def _not_found(c: Call, path: str) -> None:
 
 
 def _bridge(name: str) -> Callable[[Call], list[Any]]:
-    """Run a read cmdlet of cmdlets.py with the parameters the evaluator bound."""
-    read = cmdlets.READ_CMDLETS[name]
+    """Run a read cmdlet of cmdlets.py (or twin_firmware.py) with the parameters the evaluator bound."""
+    read = cmdlets.READ_CMDLETS.get(name) or twin_firmware.READ_CMDLETS[name]
 
     def run(c: Call) -> list[Any]:
         # Several -Path values: each path is processed in turn, with its own errors (as PowerShell does).
@@ -388,6 +397,8 @@ _READ_SIGS: dict[str, tuple[Param, ...]] = {
     "Get-ScheduledTask": (Param("TaskName", position=0), Param("TaskPath", position=1)),
     "Get-MpComputerStatus": (),
     "Get-MpPreference": (),
+    "Confirm-SecureBootUEFI": (),
+    "Get-SecureBootUEFI": (Param("Name", position=0, mandatory=True), Param("OutputFilePath")),
     "Get-CimInstance": (Param("ClassName", ("Class",), position=0), Param("Property"), Param("Filter")),
     # Parameters as on each cmdlet's Learn page; the ones the twin does not answer fail loudly.
     "Get-Package": (Param("Name", position=0), Param("ProviderName", ("Provider",))),
@@ -957,8 +968,12 @@ def _run_installer(host: TwinHost, data: bytes) -> int:
         return 1603
     version = installs[1]
 
+    onboarded = host.lab.fault(host.twin.name, "edr_not_onboarded") is None
+
     def install(s: TwinState) -> None:
         s.applications[app.name] = version
+        if app.id == EDR_AGENT_ID:
+            edr_install_effects(s, onboarded)
 
     host.write(f"install {app.name} {version}", install)
     host.lab.record(host.twin.name, "application_installed", application=app.id, version=version)
@@ -1129,6 +1144,8 @@ def _table() -> dict[str, Cmdlet]:
             ("Get-ComputerInfo", "microsoft.powershell.management/get-computerinfo"),
             ("Get-TimeZone", "microsoft.powershell.management/get-timezone"),
             ("Get-WinSystemLocale", "international/get-winsystemlocale"),
+            ("Confirm-SecureBootUEFI", "secureboot/confirm-securebootuefi"),
+            ("Get-SecureBootUEFI", "secureboot/get-securebootuefi"),
         )
     ]
     entries += [
