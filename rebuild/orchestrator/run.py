@@ -22,6 +22,7 @@ import threading
 from dataclasses import asdict
 
 from rebuild.errors import NO_ROOM_ERRNOS, RebuildError, SafetyError, StateError
+from rebuild.execution_node import refuse_remote_site
 from rebuild.inventory import (
     group_var,
     hosts_of_inventory,
@@ -84,6 +85,7 @@ class SiteRun:
     def prepare(self) -> tuple[list[Host], dict[str, HostWork], Plan | None]:
         o = self.o
         site = self._named_site()
+        refuse_remote_site(site.name, site.execution)
         if o.imaging_capacity is not None:
             if not 1 <= o.imaging_capacity <= site.imaging_capacity:
                 raise SafetyError(
