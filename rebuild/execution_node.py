@@ -18,7 +18,8 @@ from rebuild.errors import ConfigError, SafetyError
 # A user or host name that ssh takes as one argument and never as an option ("-oProxyCommand=...").
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
 _HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*\Z|\[?[0-9A-Fa-f:]+\]?\Z")
-_NODE_KEYS = {"host", "port", "user", "known_hosts", "identity_file", "venv"}
+_NODE_KEYS = {"host", "port", "user", "known_hosts", "identity_file", "venv", "project"}
+_REQUIRED = {"host", "user", "known_hosts", "venv", "project"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ class ExecutionNode:
     user: str
     known_hosts: str  # one known_hosts line for `host` (its public host key): pinned, never learned
     venv: str  # the node's virtualenv with the project installed (its bin/ansible-runner)
+    project: str  # the node's copy of this project (playbooks, roles, plugins, ansible.cfg)
     port: int = 22
     identity_file: Path | None = None  # None: the key comes from the operator's ssh-agent
 
@@ -42,7 +44,7 @@ def parse_execution(raw: Any, where: str) -> ExecutionNode | None:
     if raw is None or raw == "local":
         return None
     if not isinstance(raw, dict) or set(raw) != {"node"} or not isinstance(raw["node"], dict):
-        shape = "{node: {host, user, known_hosts, venv, ...}}"
+        shape = "{node: {host, user, known_hosts, venv, project, ...}}"
         raise ConfigError(f"{where}: execution must be 'local' or {shape}")
     node: dict[str, Any] = raw["node"]
     where = f"{where}: execution.node"
@@ -50,7 +52,7 @@ def parse_execution(raw: Any, where: str) -> ExecutionNode | None:
     if unknown:
         known = ", ".join(sorted(_NODE_KEYS))
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {known}")
-    missing = sorted({"host", "user", "known_hosts", "venv"} - set(node))
+    missing = sorted(_REQUIRED - set(node))
     if missing:
         raise ConfigError(f"{where}: missing {', '.join(missing)}")
     host, user = str(node["host"]), str(node["user"])
@@ -63,9 +65,10 @@ def parse_execution(raw: Any, where: str) -> ExecutionNode | None:
         raise ConfigError(f"{where}: port {port!r} must be a number from 1 to 65535")
     known_hosts = str(node["known_hosts"]).strip()
     _check_known_hosts(known_hosts, host, port, where)
-    venv = str(node["venv"])
-    if not PurePosixPath(venv).is_absolute():
-        raise ConfigError(f"{where}: venv {venv!r} must be an absolute path on the node")
+    venv, project = str(node["venv"]), str(node["project"])
+    for key, value in (("venv", venv), ("project", project)):
+        if not PurePosixPath(value).is_absolute():
+            raise ConfigError(f"{where}: {key} {value!r} must be an absolute path on the node")
     identity = node.get("identity_file")
     if identity is not None and not str(identity).strip():
         raise ConfigError(f"{where}: identity_file is empty (leave it out to use the ssh-agent)")
@@ -74,6 +77,7 @@ def parse_execution(raw: Any, where: str) -> ExecutionNode | None:
         user=user,
         known_hosts=known_hosts,
         venv=venv,
+        project=project,
         port=port,
         identity_file=Path(str(identity)).expanduser() if identity is not None else None,
     )

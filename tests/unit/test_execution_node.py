@@ -22,6 +22,7 @@ def _node(**changes: Any) -> dict[str, Any]:
         "user": "rebuild",
         "known_hosts": f"exec-arlon.ghal.lan {KEY}",
         "venv": "/opt/rebuild/.venv",
+        "project": "/opt/rebuild",
     }
     node.update(changes)
     return {k: v for k, v in node.items() if v is not None}
@@ -46,6 +47,7 @@ def test_a_node_is_read_with_its_defaults(tmp_path: Path) -> None:
         user="rebuild",
         known_hosts=f"exec-arlon.ghal.lan {KEY}",
         venv="/opt/rebuild/.venv",
+        project="/opt/rebuild",
         port=22,
         identity_file=None,
     )
@@ -71,7 +73,8 @@ def test_a_node_on_another_port_with_a_key_file(tmp_path: Path) -> None:
         ({"node": _node(user="-lroot")}, "is not a user name"),
         ({"node": _node(port=0)}, "port 0 must be a number"),
         ({"node": _node(port="22")}, "port '22' must be a number"),
-        ({"node": _node(venv="opt/venv")}, "must be an absolute path"),
+        ({"node": _node(venv="opt/venv")}, "venv 'opt/venv' must be an absolute path"),
+        ({"node": _node(project=".")}, "project '.' must be an absolute path"),
         ({"node": _node(known_hosts="ssh-ed25519")}, "known_hosts must be one line"),
         ({"node": _node(known_hosts=f"other.ghal.lan {KEY}")}, "not the node 'exec-arlon.ghal.lan'"),
         ({"node": _node(port=2222)}, "not the node '[exec-arlon.ghal.lan]:2222'"),
