@@ -88,17 +88,36 @@ def check_node(node: ExecutionNode, known_hosts: Path) -> None:
         )
 
 
+# Runs the worker on the node and stops it (SIGTERM: ansible-runner's own cancel, then --delete)
+# when the ssh session that started it is gone, e.g. the connection was cut or the controller
+# killed: without a tty sshd sends no SIGHUP, and the worker would otherwise run on. The job
+# reaches it on fd 3 (a non-interactive shell gives a background command /dev/null as stdin).
+_WORKER_SCRIPT = f"""exec 3<&0
+"$@" <&3 3<&- &
+w=$!
+echo "{_PID_LINE}$w" >&2
+session=$PPID
+( while [ -d "/proc/$session" ]; do sleep {{poll}}; done; kill -TERM "$w" ) </dev/null >/dev/null 2>&1 &
+watchdog=$!
+wait "$w"
+rc=$?
+kill "$watchdog" 2>/dev/null
+exit "$rc"
+"""
+SESSION_POLL_S = 2
+
+
 def start_worker(
     node: ExecutionNode, known_hosts: Path, job: IO[bytes], stderr: IO[bytes]
 ) -> subprocess.Popen[bytes]:
     """`ansible-runner worker --delete` on the node reading `job`; its stdout is the event stream.
 
     The worker unpacks the job into a fresh folder of its own and deletes it when the job ends
-    (`--delete`), so the run's files, extravars included, do not stay on the node. It first
-    writes its PID on stderr (the shell `exec`s it: same PID) for stop_worker."""
+    (`--delete`), so the run's files, extravars included, do not stay on the node. Its PID is
+    written first on stderr, for stop_worker."""
     folder = f"/tmp/rebuild-worker-{secrets.token_hex(8)}"
     runner = [f"{node.venv}/bin/ansible-runner", "worker", "--private-data-dir", folder, "--delete"]
-    remote = ["sh", "-c", f'echo "{_PID_LINE}$$" >&2; exec "$@"', "sh", *runner]
+    remote = ["sh", "-c", _WORKER_SCRIPT.format(poll=SESSION_POLL_S), "sh", *runner]
     return subprocess.Popen(
         ssh_argv(node, known_hosts, remote), stdin=job, stdout=subprocess.PIPE, stderr=stderr
     )

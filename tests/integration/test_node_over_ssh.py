@@ -141,10 +141,20 @@ def _worker_folders() -> set[Path]:
     return set(Path("/tmp").glob("rebuild-worker-*"))
 
 
-def _processes() -> list[str]:
-    return subprocess.run(
-        ["ps", "-eo", "args"], capture_output=True, text=True, check=True
+def _processes(with_pid: bool = False) -> list[str]:
+    columns = "pid,args" if with_pid else "args"
+    lines = subprocess.run(
+        ["ps", "-ww", "-eo", columns], capture_output=True, text=True, check=True
     ).stdout.splitlines()
+    return [line.strip() for line in lines[1:]]
+
+
+def _worker_processes() -> list[str]:
+    return [
+        line
+        for line in _processes()
+        if "ansible-runner worker --private-data-dir /tmp/rebuild-worker-" in line
+    ]
 
 
 def test_a_run_on_the_node_gives_the_same_events_as_a_local_run_and_leaves_nothing_there(
@@ -216,3 +226,31 @@ def test_cancel_stops_the_run_on_the_node(node: ExecutionNode, tmp_path: Path) -
         for line in _processes()
         if "ansible-runner worker --private-data-dir /tmp/rebuild-worker-" in line
     ]
+
+
+def test_a_cut_connection_stops_the_worker_on_the_node(node: ExecutionNode, tmp_path: Path) -> None:
+    """The controller's ssh is killed mid-run: the run fails with the reason here (the journal
+    keeps the hosts where they were), and the worker on the node stops and deletes its folder."""
+    inventory = tmp_path / "slow.yml"
+    inventory.write_text(
+        INVENTORY.read_text(encoding="utf-8").replace("pc-ok: {}", "pc-ok: {node_smoke_pause: 30}")
+    )
+    before = _worker_folders()
+    cut: list[str] = []
+
+    def cut_ssh_once_started(event: Mapping[str, Any]) -> bool:
+        if event.get("event") == "runner_on_start" and not cut:
+            mine = [line.split(None, 1) for line in _processes(with_pid=True) if f"-p {node.port}" in line]
+            ssh = [pid for pid, args in mine if args.startswith("ssh ") and "worker" in args]
+            cut.extend(ssh)
+            for pid in ssh:
+                os.kill(int(pid), 9)
+        return True
+
+    with pytest.raises(RebuildError, match=r"execution node .*worker stream"):
+        _run(tmp_path, node, "cut", inventory=inventory, event_handler=cut_ssh_once_started)
+    assert len(cut) == 1
+    deadline = time.monotonic() + 20
+    while _worker_folders() != before or _worker_processes():
+        assert time.monotonic() < deadline, "the worker outlived its connection"
+        time.sleep(0.5)

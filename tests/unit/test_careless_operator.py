@@ -600,7 +600,8 @@ def test_a_site_sent_to_an_execution_node_is_refused_before_anything_is_recorded
     shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
     sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-    node = {"host": "exec-arlon", "user": "rebuild", "known_hosts": f"exec-arlon {key}", "venv": "/v", "project": "/p"}
+    node = {"host": "exec-arlon", "user": "rebuild", "known_hosts": f"exec-arlon {key}"}
+    node.update(venv="/opt/rebuild/.venv", project="/opt/rebuild")
     sites["sites"][0]["execution"] = {"node": node}
     (data / "sites.yml").write_text(yaml.safe_dump(sites), encoding="utf-8")
     monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
