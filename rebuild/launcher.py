@@ -127,7 +127,12 @@ def _run_on_node(
         check_node(node, known_hosts)  # unreachable or another version: no batch starts
         job = _node_job(run, node, options, env)
         with tempfile.TemporaryFile() as packed, tempfile.TemporaryFile() as stderr:
-            init_runner(streamer="transmit", _output=packed, **job).run()
+            try:
+                init_runner(streamer="transmit", _output=packed, **job).run()
+            except Exception as exc:  # packing the job broke: nothing was sent
+                raise RebuildError(
+                    f"{run.what}: ansible-runner transmit failed: {type(exc).__name__}: {exc}"
+                ) from exc
             packed.seek(0)
             worker = start_worker(node, known_hosts, packed, stderr)
             cancelled = threading.Event()
@@ -176,19 +181,24 @@ def _node_job(
 
     The inventory travels inside the private data dir; the playbook, roles and plugins are the
     node's own copy of the project (the same version: check_node)."""
-    inventory = run.private_dir / "inventory" / run.inventory.name
-    shutil.rmtree(inventory.parent, ignore_errors=True)
-    if run.inventory.is_dir():
-        shutil.copytree(run.inventory, inventory)
-    else:
-        inventory.parent.mkdir(parents=True)
-        shutil.copy2(run.inventory, inventory)
     project = Path(node.project)
     playbook = run.playbook.resolve()
     if not playbook.is_relative_to(PROJECT_ROOT):
         raise RebuildError(
             f"{run.what}: {playbook} is not in the project: a node runs only the project's playbooks"
         )
+    inventory = run.private_dir / "inventory" / run.inventory.name
+    shutil.rmtree(inventory.parent, ignore_errors=True)
+    try:
+        if run.inventory.is_dir():
+            shutil.copytree(run.inventory, inventory)
+        else:
+            inventory.parent.mkdir(parents=True)
+            shutil.copy2(run.inventory, inventory)
+    except OSError as exc:
+        raise RebuildError(
+            f"{run.what}: cannot pack the inventory {run.inventory} for the node: {exc}"
+        ) from exc
     node_env = {
         **env,
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),

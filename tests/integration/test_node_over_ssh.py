@@ -254,3 +254,12 @@ def test_a_cut_connection_stops_the_worker_on_the_node(node: ExecutionNode, tmp_
     while _worker_folders() != before or _worker_processes():
         assert time.monotonic() < deadline, "the worker outlived its connection"
         time.sleep(0.5)
+
+
+def test_a_playbook_outside_the_project_is_not_sent(node: ExecutionNode, tmp_path: Path) -> None:
+    """The node runs its own copy of the project's playbooks: a path it could not map is refused."""
+    stray = tmp_path / "elsewhere.yml"
+    stray.write_text(PLAYBOOK.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(RebuildError, match="is not in the project"):
+        _run(tmp_path, node, "stray", playbook=stray)
+    assert not (tmp_path / "stray" / "artifacts").exists()
