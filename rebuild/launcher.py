@@ -9,22 +9,33 @@ What it guarantees for every run:
 - the environment reduced to the allow-list of rebuild.childenv: ansible-runner records the
   environment and command line in its artifacts, so no credential may be in them;
 - a failure of ansible-runner itself becomes a RebuildError naming the run, never a traceback.
+
+A run given an execution node (rebuild.execution_node) goes through ansible-runner's streaming
+interface instead: transmit here, `ansible-runner worker` on the node over SSH (rebuild.node_ssh),
+process here - its events reach the same event_handler, live, as a local run's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets as pysecrets
+import shutil
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rebuild.childenv import child_env
 from rebuild.datadir import PROJECT_ROOT
 from rebuild.errors import RebuildError
+from rebuild.execution_node import ExecutionNode
+from rebuild.node_ssh import check_node, pinned_host_key, start_worker, stop_worker
 from rebuild.secrets import STATE_DIR_ENV
 
 
@@ -51,6 +62,7 @@ class Playbook:
     cmdline: str = ""
     event_handler: Callable[[Mapping[str, Any]], bool] | None = None
     cancel_callback: Callable[[], bool] | None = None
+    node: ExecutionNode | None = None  # None: run here; else ansible-runner worker on that node
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,8 @@ def run_playbook(run: Playbook) -> PlaybookOutcome:
         options["forks"] = run.forks
     if run.cmdline:
         options["cmdline"] = run.cmdline
+    if run.node is not None:
+        return _run_on_node(run, run.node, options, env)
     if run.cancel_callback is not None:
         options["cancel_callback"] = run.cancel_callback
     runner = init_runner(**options)
@@ -97,3 +111,128 @@ def run_playbook(run: Playbook) -> PlaybookOutcome:
     except Exception as exc:  # the runner itself broke: nothing more is known about the hosts
         raise RebuildError(f"{run.what}: ansible-runner failed: {type(exc).__name__}: {exc}") from exc
     return PlaybookOutcome(str(runner.status), runner.rc)
+
+
+CANCEL_POLL_S = 0.2
+CANCEL_GRACE_S = 60  # a cancelled worker stops ansible-playbook and streams its end within this
+
+
+def _run_on_node(
+    run: Playbook, node: ExecutionNode, options: dict[str, Any], env: dict[str, str]
+) -> PlaybookOutcome:
+    """transmit -> `ansible-runner worker` on the node -> process; the node is checked first."""
+    from ansible_runner.interface import init_runner
+
+    with pinned_host_key(node) as known_hosts:
+        check_node(node, known_hosts)  # unreachable or another version: no batch starts
+        job = _node_job(run, node, options, env)
+        with tempfile.TemporaryFile() as packed, tempfile.TemporaryFile() as stderr:
+            try:
+                init_runner(streamer="transmit", _output=packed, **job).run()
+            except Exception as exc:  # packing the job broke: nothing was sent
+                raise RebuildError(
+                    f"{run.what}: ansible-runner transmit failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            packed.seek(0)
+            worker = start_worker(node, known_hosts, packed, stderr)
+            cancelled = threading.Event()
+            watcher = threading.Thread(
+                target=_watch_cancel, args=(run, node, known_hosts, worker, stderr, cancelled), daemon=True
+            )
+            watcher.start()
+            last_status: dict[str, Any] = {}
+            processor = init_runner(
+                streamer="process",
+                _input=worker.stdout,
+                private_data_dir=str(run.private_dir),
+                artifact_dir=str(run.artifact_dir / run.ident),
+                ident=run.ident,
+                quiet=True,
+                event_handler=run.event_handler,
+                status_handler=lambda data, runner_config: last_status.update(data),
+            )
+            try:
+                processor.run()
+            except Exception as exc:  # the stream itself broke
+                worker.kill()
+                raise RebuildError(
+                    f"{run.what}: execution node {node.label}: {type(exc).__name__}: {exc}"
+                ) from exc
+            finally:
+                rc = worker.wait()
+            if cancelled.is_set():
+                return PlaybookOutcome("canceled", rc)
+            status = str(processor.status)
+            if status not in ("successful", "failed", "canceled", "timeout"):
+                stderr.seek(0)
+                said = stderr.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+                why = last_status.get("job_explanation") or f"worker ended with status {status}"
+                raise RebuildError(
+                    f"{run.what}: execution node {node.label}: {why}"
+                    + (f"; ssh/worker stderr: {' | '.join(said)}" if said else "")
+                )
+            return PlaybookOutcome(status, rc)
+
+
+def _node_job(
+    run: Playbook, node: ExecutionNode, options: dict[str, Any], env: dict[str, str]
+) -> dict[str, Any]:
+    """The transmitted job: paths as the node sees them, the same allow-listed environment.
+
+    The inventory travels inside the private data dir; the playbook, roles and plugins are the
+    node's own copy of the project (the same version: check_node)."""
+    project = Path(node.project)
+    playbook = run.playbook.resolve()
+    if not playbook.is_relative_to(PROJECT_ROOT):
+        raise RebuildError(
+            f"{run.what}: {playbook} is not in the project: a node runs only the project's playbooks"
+        )
+    inventory = run.private_dir / "inventory" / run.inventory.name
+    shutil.rmtree(inventory.parent, ignore_errors=True)
+    try:
+        if run.inventory.is_dir():
+            shutil.copytree(run.inventory, inventory)
+        else:
+            inventory.parent.mkdir(parents=True)
+            shutil.copy2(run.inventory, inventory)
+    except OSError as exc:
+        raise RebuildError(
+            f"{run.what}: cannot pack the inventory {run.inventory} for the node: {exc}"
+        ) from exc
+    node_env = {
+        **env,
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "PATH": f"{node.venv}/bin:/usr/local/bin:/usr/bin:/bin",
+    }
+    job = {k: v for k, v in options.items() if k not in ("artifact_dir", "event_handler")}
+    job.update(
+        project_dir=str(project),
+        playbook=str(project / playbook.relative_to(PROJECT_ROOT)),
+        inventory=str(inventory),  # inside the private data dir: transmitted, relative on the node
+        envvars=child_env({}, **node_env),
+    )
+    return job
+
+
+def _watch_cancel(
+    run: Playbook,
+    node: ExecutionNode,
+    known_hosts: Path,
+    worker: subprocess.Popen[bytes],
+    stderr: IO[bytes],
+    cancelled: threading.Event,
+) -> None:
+    """Cancel honoured on a node: the worker is told to stop and ends its stream itself; ssh is
+    ended only if it has not within CANCEL_GRACE_S (or before the worker started)."""
+    if run.cancel_callback is None:
+        return
+    while worker.poll() is None:
+        if run.cancel_callback():
+            cancelled.set()
+            if stop_worker(node, known_hosts, stderr):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(timeout=CANCEL_GRACE_S)
+            if worker.poll() is None:
+                worker.terminate()
+            return
+        time.sleep(CANCEL_POLL_S)

@@ -12,6 +12,7 @@ import yaml
 
 from rebuild.datadir import default_data_dir
 from rebuild.errors import ConfigError
+from rebuild.execution_node import ExecutionNode, parse_execution
 from rebuild.tiers import fold
 from rebuild.yamlfile import load_yaml
 
@@ -44,6 +45,7 @@ class Site:
     image_catalogue: str
     aliases: tuple[str, ...] = field(default=())
     order: int = 0  # position in restart order (0 first)
+    execution: ExecutionNode | None = None  # None: batches run on the controller (rebuild.execution_node)
 
     @property
     def group_name(self) -> str:
@@ -106,6 +108,7 @@ def _parse(path: Path) -> tuple[Site, ...]:
                 domain=str(entry.get("domain", raw.get("domain", ""))),
                 aliases=tuple(str(a) for a in entry.get("aliases") or ()),
                 order=order,
+                execution=parse_execution(entry.get("execution"), f"{path}: site {name}"),
                 **settings,
             )
         except (KeyError, TypeError, ValueError) as exc:

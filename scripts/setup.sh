@@ -16,12 +16,13 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
     [ -e /usr/lib/ipxe/qemu/pxe-e1000.rom ] || [ -e /usr/lib/ipxe/qemu/efi-e1000.rom ] || missing+=(ipxe-qemu)
     command -v chromium >/dev/null || missing+=(chromium)
+    [ -x /usr/sbin/sshd ] || missing+=(openssh-server)  # the execution-node test's sshd (issue 17)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "setup: installing system packages: ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
 else
-    echo "setup: not root or no apt-get: install qemu-system-x86, ipxe-qemu and chromium yourself for the full test suite"
+    echo "setup: not root or no apt-get: install qemu-system-x86, ipxe-qemu, chromium and openssh-server yourself for the full test suite"
 fi
 echo "setup: done. Activate with: source .venv/bin/activate"

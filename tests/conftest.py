@@ -247,8 +247,17 @@ def bundled_images_serviced_today(tmp_path_factory: pytest.TempPathFactory) -> I
             os.environ[DATA_DIR_ENV] = before
 
 
-# Wall time per test group (unit, lab, integration), printed before pytest's summary (issue 15).
-from group_timing import pytest_runtest_logreport, pytest_terminal_summary  # noqa: E402, F401
+# Wall time per test group (unit, lab, integration), printed before pytest's summary (issue 15),
+# and in CI a skipped test fails the run (no_skips_in_ci.py).
+import group_timing  # noqa: E402
+import no_skips_in_ci  # noqa: E402
+from group_timing import pytest_terminal_summary  # noqa: E402, F401
+from no_skips_in_ci import pytest_sessionfinish  # noqa: E402, F401
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    group_timing.pytest_runtest_logreport(report)
+    no_skips_in_ci.pytest_runtest_logreport(report)
 
 REPO = Path(__file__).resolve().parents[1]
 
