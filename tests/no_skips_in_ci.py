@@ -16,7 +16,8 @@ _skipped: list[str] = []
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and not hasattr(report, "wasxfail"):
-        _skipped.append(f"{report.nodeid}: {report.longrepr[2] if isinstance(report.longrepr, tuple) else ''}")
+        why = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        _skipped.append(f"{report.nodeid}: {why}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
