@@ -8,8 +8,9 @@ Starts a lab of the bundled register (inventories/example/register.csv) on a fre
 runs `rebuild site <site> --yes --json --rehearsal` as a child process per site and reports
 wall time and controller CPU seconds (the rebuild process and everything it started: ansible,
 its workers and modules - measured with wait4, so the lab daemon's CPU is not counted but it
-shares the same cores, as it would not in a real recovery). Target for the whole fleet:
-under 15 minutes on a 2-core machine.
+shares the same cores, as it would not in a real recovery), the lab's CPU, the utilisation of
+the machine's cores, and where the wall time went (bench/site_breakdown.py). Target for the
+whole fleet: under 15 minutes on a 2-core machine. Simulated durations set to 0 here: imaging.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import site_breakdown  # noqa: E402  (bench/ is not a package)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -89,6 +93,10 @@ def _run_site(
             final = json.loads(line)
     counts = final.get("counts", {}) if isinstance(final.get("counts"), dict) else {}
     hosts = sum(int(v) for v in counts.values()) or 1  # type: ignore[union-attr]
+    runs = sorted((lab.state_dir / "runs").iterdir(), key=lambda p: p.stat().st_mtime)  # type: ignore[attr-defined]
+    where = site_breakdown.breakdown(runs[-1]) if runs else {}
+    if where:
+        print(site_breakdown.render(where), flush=True)
     return {
         "site": site,
         "hosts": hosts,
@@ -99,6 +107,8 @@ def _run_site(
         "wall_per_host_s": round(wall / hosts, 3),
         "status": final.get("status", f"exit {os.waitstatus_to_exitcode(status)}"),
         "counts": counts,
+        "cpu_utilisation": round((cpu + lab_cpu) / max(wall, 1e-9) / (os.cpu_count() or 1), 3),
+        "breakdown": where,
     }
 
 
