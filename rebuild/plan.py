@@ -15,16 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rebuild.bitlocker import load_bitlocker_policy
+from rebuild.datachecks import refuse_bad_data
 from rebuild.errors import ConfigError
 from rebuild.inventory import hosts_of_inventory, image_catalogues_of, read_ansible_inventory
-from rebuild.laps import refuse_unmanageable_oses
 from rebuild.model import Host, Kind
-from rebuild.patch import refuse_stale_images
 from rebuild.register import EXAMPLE_REGISTER, load_register
 from rebuild.sites import Site, get_site
 from rebuild.tiers import Tier, tier_table
-from rebuild.verify.expect import refuse_bad_verification_data
 
 
 @dataclass(frozen=True)
@@ -228,8 +225,5 @@ def plan_for(
         result.raise_for_problems()
         hosts = result.hosts
         catalogues = {None: [h.os for h in hosts if h.site == site.name]}
-    refuse_stale_images(catalogues)
-    refuse_unmanageable_oses(os_key for keys in catalogues.values() for os_key in keys)
-    load_bitlocker_policy()  # a bad policy is refused now, not host by host in redeploy
-    refuse_bad_verification_data()
+    refuse_bad_data(catalogues)
     return plan_site(hosts, site)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 
-from rebuild.bitlocker import load_bitlocker_policy
+from rebuild.datachecks import refuse_bad_data
 from rebuild.errors import RebuildError, SafetyError
 from rebuild.inventory import (
     group_var,
@@ -23,7 +23,6 @@ from rebuild.inventory import (
     site_groups_of_inventory,
 )
 from rebuild.journal import Journal
-from rebuild.laps import refuse_unmanageable_oses
 from rebuild.launcher import new_run_id
 from rebuild.model import Host
 from rebuild.orchestrator import tier0_gates
@@ -46,12 +45,10 @@ from rebuild.orchestrator.resume import HostWork, host_work, playbook_gated, pla
 from rebuild.orchestrator.run_folder import rendered_summary, write_run_files
 from rebuild.orchestrator.sitelock import site_lock
 from rebuild.orchestrator.waves import WaveRunner
-from rebuild.patch import refuse_stale_images
 from rebuild.plan import Plan, plan_site
 from rebuild.promote import load_config as load_promotion_config
 from rebuild.secrets import SecretStore
 from rebuild.sites import SITE_NETWORKS_VAR, site_networks
-from rebuild.verify.expect import refuse_bad_verification_data
 
 
 class SiteRun:
@@ -84,10 +81,7 @@ class SiteRun:
         catalogues = image_catalogues_of(
             inventory, (h for h in hosts if h.site == site.name), site.group_name
         )
-        refuse_stale_images(catalogues)  # before the journal records
-        refuse_unmanageable_oses(os_key for keys in catalogues.values() for os_key in keys)
-        load_bitlocker_policy()  # a bad policy is refused now, not host by host in redeploy
-        refuse_bad_verification_data()
+        refuse_bad_data(catalogues)  # before the journal records
         batch_inventories = BatchInventories(inventory, self.inventory, self.run_dir / "inventory")
         selected = select_hosts(
             hosts,
