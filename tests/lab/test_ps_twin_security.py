@@ -73,6 +73,26 @@ def test_new_item_property_writes_registry_values_with_their_kind(lab: Lab) -> N
     assert values["Flag"] == 0xFFFFFFFF and values["List"] == ["a", "b"] and values["Answer"] == 7
 
 
+def test_set_item_property_writes_registry_values(lab: Lab) -> None:
+    """Set-ItemProperty -Path -Name -Value (microsoft.powershell.management/set-itemproperty): a new
+    value's kind follows the .NET type; an existing value keeps its kind; a missing key is
+    ItemNotFound; nothing is written in check mode."""
+    src = (
+        f"$null = New-ItemProperty -LiteralPath '{KEY}' -Name Count -PropertyType DWord -Value 1\n"
+        f"Set-ItemProperty -Path '{KEY}' -Name Count -Value '5'\n"
+        f"Set-ItemProperty -Path '{KEY}' -Name Stamp -Value (Get-Date -Format o)\n"
+        f"Set-ItemProperty '{KEY}' Number 7\n"
+        "try { Set-ItemProperty -Path 'HKLM:\\SOFTWARE\\Missing' -Name X -Value 1 -ErrorAction Stop }\n"
+        "catch { $_.FullyQualifiedErrorId }\n"
+    )
+    assert run(lab, src).output == ["PathNotFound,Microsoft.PowerShell.Commands.SetItemPropertyCommand"]
+    values = lab.state(TWIN).registry[KEY]
+    assert values["Count"] == 5 and values["Number"] == 7 and values["Stamp"].startswith("20")
+    with pytest.raises(CheckModeWrite):
+        run(lab, f"Set-ItemProperty -Path '{KEY}' -Name Count -Value 6", check_mode=True)
+    assert lab.state(TWIN).registry[KEY]["Count"] == 5
+
+
 def test_new_item_registry_key_needs_force_for_missing_parents(lab: Lab) -> None:
     """New-Item of a key: without -Force a missing parent is ItemNotFound; -Force creates the path."""
     src = (

@@ -598,19 +598,30 @@ def _populate(lab: Lab) -> None:
     ensure_repository(lab.config.lab_dir, entries)
 
 
+def _share_refused(c: Call, path: str, command_class: str) -> bool:
+    """A UNC path read without a credential the file server accepts: "Access is denied."
+
+    The second hop: a WinRM session authenticated with NTLM or Basic holds no credential the
+    host can present to another server (learn.microsoft.com/powershell/scripting/security/remoting/
+    ps-remoting-second-hop); a local account at first logon has none either. The file server
+    sees an anonymous (guest) logon and refuses it (Microsoft Learn, "Guest access in SMB2 and
+    SMB3 disabled by default in Windows").
+    """
+    if not path.startswith("\\\\") or _host(c).network_credentials:
+        return False
+    c.write_error(
+        "Access is denied.",
+        "System.UnauthorizedAccessException",
+        "PermissionDenied",
+        f"System.UnauthorizedAccessException,Microsoft.PowerShell.Commands.{command_class}",
+        path,
+    )
+    return True
+
+
 def _stage(c: Call, source: str, destination: str) -> list[Any]:
     host = _host(c)
-    if source.startswith("\\\\") and not host.network_credentials:
-        # The second hop: a WinRM session authenticated with NTLM or Basic holds no credential the
-        # host can present to another server, so the file server sees an anonymous logon and
-        # refuses (learn.microsoft.com/powershell/scripting/security/remoting/ps-remoting-second-hop).
-        c.write_error(
-            "Access is denied.",
-            "System.UnauthorizedAccessException",
-            "PermissionDenied",
-            "System.UnauthorizedAccessException,Microsoft.PowerShell.Commands.CopyItemCommand",
-            source,
-        )
+    if _share_refused(c, source, "CopyItemCommand"):
         return []
     data = _repository_file(c, source) if source.startswith(("\\\\", "https://")) else host.file_bytes(source)
     if data is None:
@@ -643,6 +654,8 @@ def _get_file_hash(c: Call) -> list[Any]:
     algorithm = v.to_string(c.bound.get("Algorithm") or "SHA256").upper()
     if algorithm not in ("SHA256", "SHA1"):
         raise c.not_simulated(f"Get-FileHash -Algorithm {algorithm}")
+    if _share_refused(c, path, "GetFileHashCommand"):
+        return []
     data = _host(c).file_bytes(path)
     if data is None:
         _not_found(c, path)
@@ -1332,6 +1345,17 @@ def _table() -> dict[str, Cmdlet]:
             ),
             twin_security.new_item_property,
             "microsoft.powershell.management/new-itemproperty",
+        ),
+        (
+            _sig(
+                "Set-ItemProperty",
+                *path,
+                Param("Name", position=1, mandatory=True),
+                Param("Value", position=2),
+                should_process=True,
+            ),
+            twin_security.set_item_property,
+            "microsoft.powershell.management/set-itemproperty",
         ),
         (
             _sig(
