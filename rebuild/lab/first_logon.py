@@ -8,9 +8,9 @@ the program: powershell.exe's options, then the PowerShell evaluator on the new 
 `rebuild.lab.exec.commandline`), so the product's own first-logon PowerShell executes.
 
 Not yet executed (still recognised by `images.clean_state`): the WinRM HTTPS listener
-command, `reg.exe add ... LocalAccountTokenFilterPolicy` and the closing log-off. Running
-them needs Enable-PSRemoting, New-SelfSignedCertificate, Get-Certificate, the WSMan: drive,
-reg.exe add and shutdown /l in the evaluator (docs/lab-powershell.md).
+command. Running it needs Enable-PSRemoting, New-SelfSignedCertificate, Get-Certificate,
+ConvertTo-SecureString, PSCredential and the WSMan: drive in the evaluator
+(docs/lab-windows-rules.md, "Simulated, not executed").
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from rebuild.lab.answerfile import AnswerFile
 from rebuild.lab.context import Lab
 from rebuild.lab.images import STAMP_KEY, recognised_first_logon_command
 from rebuild.lab.state import TwinState
+
+_AFTER_LOG_OFF = (
+    "the rebuild lab (a simulation) does not simulate first-logon commands after one logged the session off"
+)
 
 
 def run_first_logon(lab: Lab, name: str, answer: AnswerFile) -> None:
@@ -31,7 +35,11 @@ def run_first_logon(lab: Lab, name: str, answer: AnswerFile) -> None:
     for order, line in enumerate(answer.first_logon_commands, start=1):
         if recognised_first_logon_command(line):
             continue
-        code, _, err = run_command_line(lab, twin, line, b"")
+        if not lab.state(name).console_session:
+            # A command logged the session off: what Windows does with the commands left is not known here.
+            lab.record(name, "first_logon_command", order=order, exit_code=1, stderr=_AFTER_LOG_OFF)
+            continue
+        code, _, err = run_command_line(lab, twin, line, b"", console=True)
         lab.record(name, "first_logon_command", order=order, exit_code=code, stderr=_redacted(err, answer))
     lab.update(name, _image_from_stamp)
 

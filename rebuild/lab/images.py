@@ -789,7 +789,6 @@ _HAS_WINRM_HTTPS = re.compile(
     r"listener.*https|https.*listener)",
     re.IGNORECASE,
 )
-_TOKEN_FILTER = re.compile(r"LocalAccountTokenFilterPolicy", re.IGNORECASE)
 
 
 # What the lab fault certificate_enrolment_fails makes Get-Certificate say without a `reason`.
@@ -816,32 +815,10 @@ def _enrolment_failure(commands: str, answer: AnswerFile, refused: str = "") -> 
     return "Get-Certificate: the enrollment policy server requires authentication (no credential)"
 
 
-_LOGS_OFF_OR_LOCKS = re.compile(
-    r"^\s*(shutdown(\.exe)?\s+(/l|-l)\b|logoff(\.exe)?\b|rundll32(\.exe)?\s+user32\.dll,\s*LockWorkStation)",
-    re.IGNORECASE,
-)
-
-
 def recognised_first_logon_command(line: str) -> bool:
     """A first-logon command the lab still recognises here instead of running it
     (`rebuild.lab.first_logon` runs every other one through the PowerShell evaluator)."""
-    return bool(
-        _HAS_WINRM_HTTPS.search(line) or _TOKEN_FILTER.search(line) or _LOGS_OFF_OR_LOCKS.search(line)
-    )
-
-
-def _console_after_first_logon(answer: AnswerFile) -> str:
-    """Who stays logged on at the console after AutoLogon ran the FirstLogonCommands.
-
-    Microsoft Learn, "AutoLogon" and "FirstLogonCommands" (Microsoft-Windows-Shell-Setup): AutoLogon
-    logs the account on and the commands run in that session before the desktop shows; nothing
-    ends the session afterwards. Only a last command that logs off (shutdown /l, logoff) or locks
-    the workstation leaves the console closed.
-    """
-    if not answer.auto_logon_user:
-        return ""
-    last = answer.first_logon_commands[-1] if answer.first_logon_commands else ""
-    return "" if _LOGS_OFF_OR_LOCKS.search(last) else answer.auto_logon_user
+    return bool(_HAS_WINRM_HTTPS.search(line))
 
 
 def _signature_date(image_id: str) -> str:
@@ -856,8 +833,8 @@ def clean_state(
 
     Clean-install defaults of the applied image's OS, then what Setup took from the
     answer file (computer name, accounts, locale, time zone, workgroup/domain), then
-    what the FirstLogonCommands did that the lab still recognises (the WinRM HTTPS listener,
-    LocalAccountTokenFilterPolicy, the closing log-off). Every other first-logon command (the
+    what the one FirstLogonCommand the lab still recognises did (the WinRM HTTPS listener).
+    Every other first-logon command (the
     rebuild stamp among them) runs through the PowerShell evaluator once the twin holds this
     state (`rebuild.lab.first_logon.run_first_logon`).
     """
@@ -890,11 +867,9 @@ def clean_state(
             elif "WinRMHttpsError" in commands:
                 # The command catches the failure and writes it where the controller can read it.
                 state.registry.setdefault(STAMP_KEY, {})["WinRMHttpsError"] = failure
-        if _TOKEN_FILTER.search(commands):
-            state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"][
-                "LocalAccountTokenFilterPolicy"
-            ] = 1
-        state.console_session = _console_after_first_logon(answer)
+        # AutoLogon's session, open while the commands run (Microsoft Learn, "AutoLogon",
+        # "FirstLogonCommands": nothing ends it afterwards unless a command logs off).
+        state.console_session = answer.auto_logon_user
     state.phase = Phase.CLEAN
     return state
 

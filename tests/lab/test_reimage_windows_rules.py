@@ -331,21 +331,22 @@ def test_first_logon_powershell_windows_refuses_leaves_no_stamp(
 
 
 def test_autologon_session_is_closed_by_the_last_first_logon_command(tmp_path: Path) -> None:
-    from rebuild.lab.answerfile import parse_answer_file
-    from rebuild.lab.images import clean_state, ensure_repository, read_image
-
     lab = make_lab(tmp_path, physical_servers=False)
     try:
-        image = read_image(ensure_repository(lab.config.lab_dir)["windows-11-23h2"].path)
-        _, path = render_entry(lab, "ARL-PC-0001", "http://boot:8080", PASSWORD)
-        new = path.read_text().replace("REBUILD-SYSTEM-DISK", "0")
+        image, new = _first_logon_answer(lab)
+        old = re.sub(
+            r"<SynchronousCommand[^>]*>\s*<Order>4</Order>.*?</SynchronousCommand>", "", new, flags=re.S
+        )
+        assert "shutdown.exe /l" in new and "shutdown.exe /l" not in old
+        assert install_and_log_on(lab, "ARL-PC-0001", old, image).console_session == "rb-admin"
+        state = install_and_log_on(lab, "ARL-PC-0001", new, image)
+        assert state.console_session == ""  # shutdown.exe /l /f ran in the console session
+        policies = state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"]
+        assert policies["LocalAccountTokenFilterPolicy"] == 1  # reg.exe add ran through cmd.exe
+        ran = events(lab, "ARL-PC-0001", "first_logon_command")[-3:]  # 3, the WinRM one, is recognised
+        assert [(e["order"], e["exit_code"]) for e in ran] == [(1, 0), (2, 0), (4, 0)]
     finally:
         lab.store.close()
-    old = re.sub(r"<SynchronousCommand[^>]*>\s*<Order>4</Order>.*?</SynchronousCommand>", "", new, flags=re.S)
-    assert "shutdown.exe /l" in new and "shutdown.exe /l" not in old
-    record = lab.twins["ARL-PC-0001"]
-    assert clean_state(record, parse_answer_file(old), image).console_session == "rb-admin"
-    assert clean_state(record, parse_answer_file(new), image).console_session == ""
 
 
 def test_certificate_enrolment_without_credential_leaves_no_https_listener(tmp_path: Path) -> None:

@@ -141,7 +141,9 @@ def program_name(token: str) -> str:
     return name[:-4] if name.endswith(".exe") else name
 
 
-def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes) -> Output:
+def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes, console: bool = False) -> Output:
+    """Run `line` as cmd.exe would; `console`: in the interactive console session (the first
+    logon's), not a WinRS one."""
     from rebuild.lab.exec import native, powershell_exe
 
     state = lab.state(twin.name)
@@ -159,7 +161,7 @@ def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes) -> Out
         if len(stages) > 1:
             return lab_refuses("piping powershell output into another program")
         return powershell_exe.run_powershell_exe(lab, twin, split_args(first)[1:], stdin)
-    rc, out, err = native.run_native(lab, twin, first)
+    rc, out, err = native.run_native(lab, twin, first, console)
     for stage in stages[1:]:
         rc, out, err2 = native.filter_stage(stage, out)
         err += err2

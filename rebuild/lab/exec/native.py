@@ -100,8 +100,9 @@ def _refuse(what: str) -> Output:
     return 1, b"", f"the rebuild lab (a simulation) does not simulate {what}\r\n".encode()
 
 
-def run_native(lab: Lab, twin: TwinRecord, line: str) -> Output:
+def run_native(lab: Lab, twin: TwinRecord, line: str, console: bool = False) -> Output:
     from rebuild.lab.exec.commandline import split_args
+    from rebuild.lab.exec.twin_host import run_writing_program
 
     argv = split_args(line)
     if not argv:
@@ -112,7 +113,9 @@ def run_native(lab: Lab, twin: TwinRecord, line: str) -> Output:
     if prog == "echo":
         rest = line.strip()[len(argv[0]) :].strip()
         return _ok((rest if rest else "ECHO is on.") + "\r\n")
-    answer = read_program(lab.state(twin.name), prog, args)
+    answer = run_writing_program(lab, twin, prog, args, console)
+    if answer is None:
+        answer = read_program(lab.state(twin.name), prog, args)
     if answer is not None:
         return answer
     from rebuild.lab.exec.commandline import UNIX_ONLY, not_recognized
