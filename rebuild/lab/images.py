@@ -789,12 +789,6 @@ _HAS_WINRM_HTTPS = re.compile(
     r"listener.*https|https.*listener)",
     re.IGNORECASE,
 )
-_TOKEN_FILTER = re.compile(r"LocalAccountTokenFilterPolicy", re.IGNORECASE)
-_STAMPS = re.compile(r"SOFTWARE\\+GHAL\\+Rebuild", re.IGNORECASE)
-
-
-_UNC = re.compile(r"'\\\\[^'\\]+\\[^'\\]+")
-_NET_USE_AS = re.compile(r"net(\.exe)?\s+use\s+\S+\s+\S+\s+\S*/user:", re.IGNORECASE)
 
 
 # What the lab fault certificate_enrolment_fails makes Get-Certificate say without a `reason`.
@@ -821,41 +815,10 @@ def _enrolment_failure(commands: str, answer: AnswerFile, refused: str = "") -> 
     return "Get-Certificate: the enrollment policy server requires authentication (no credential)"
 
 
-_LOGS_OFF_OR_LOCKS = re.compile(
-    r"^\s*(shutdown(\.exe)?\s+(/l|-l)\b|logoff(\.exe)?\b|rundll32(\.exe)?\s+user32\.dll,\s*LockWorkStation)",
-    re.IGNORECASE,
-)
-
-
-def _console_after_first_logon(answer: AnswerFile) -> str:
-    """Who stays logged on at the console after AutoLogon ran the FirstLogonCommands.
-
-    Microsoft Learn, "AutoLogon" and "FirstLogonCommands" (Microsoft-Windows-Shell-Setup): AutoLogon
-    logs the account on and the commands run in that session before the desktop shows; nothing
-    ends the session afterwards. Only a last command that logs off (shutdown /l, logoff) or locks
-    the workstation leaves the console closed.
-    """
-    if not answer.auto_logon_user:
-        return ""
-    last = answer.first_logon_commands[-1] if answer.first_logon_commands else ""
-    return "" if _LOGS_OFF_OR_LOCKS.search(last) else answer.auto_logon_user
-
-
-def _first_logon_stamp(commands: str, image: AppliedImage) -> tuple[str, str] | None:
-    """What the first-logon stamp writes: (ImageId, ImageSha256), or None when it cannot run.
-
-    - REBUILD-IMAGE-ID / REBUILD-IMAGE-SHA256 still in the command: nobody filled them in
-      (rebuild-setup.ps1 did not run), so the literals are written.
-    - The command reads the WIM from a UNC share without mapping it with an account: at first
-      logon it runs as a local account, and SMB guest access is refused (Microsoft Learn, "Guest
-      access in SMB2 and SMB3 disabled by default in Windows"): access denied, no stamp.
-    - Otherwise the values of the image actually applied (read from the WIM / filled in WinPE).
-    """
-    if "REBUILD-IMAGE-ID" in commands or "REBUILD-IMAGE-SHA256" in commands:
-        return "REBUILD-IMAGE-ID", "REBUILD-IMAGE-SHA256"
-    if _UNC.search(commands) and not _NET_USE_AS.search(commands):
-        return None
-    return image.image_id, image.sha256
+def recognised_first_logon_command(line: str) -> bool:
+    """A first-logon command the lab still recognises here instead of running it
+    (`rebuild.lab.first_logon` runs every other one through the PowerShell evaluator)."""
+    return bool(_HAS_WINRM_HTTPS.search(line))
 
 
 def _signature_date(image_id: str) -> str:
@@ -870,10 +833,10 @@ def clean_state(
 
     Clean-install defaults of the applied image's OS, then what Setup took from the
     answer file (computer name, accounts, locale, time zone, workgroup/domain), then
-    what the FirstLogonCommands did, which the lab recognises for the WinRM HTTPS
-    listener, LocalAccountTokenFilterPolicy and the rebuild stamp. The stamp's values come
-    from the image file actually applied (its header and its SHA-256), never from the
-    answer file, so the wrong image shows.
+    what the one FirstLogonCommand the lab still recognises did (the WinRM HTTPS listener).
+    Every other first-logon command (the
+    rebuild stamp among them) runs through the PowerShell evaluator once the twin holds this
+    state (`rebuild.lab.first_logon.run_first_logon`).
     """
     p = os_profile(image.os, f"image {image.path}")
     domain = answer.join_domain or "WORKGROUP"
@@ -893,7 +856,7 @@ def clean_state(
         for g in account.groups:
             state.groups.setdefault(g, []).append(account.name)
     if answer.auto_logon_user:
-        # The first logon runs FirstLogonCommands (the lab recognises, it does not execute).
+        # The commands the lab recognises (`recognised_first_logon_command`); the rest run later.
         commands = "\n".join(answer.first_logon_commands)
         if _HAS_WINRM_HTTPS.search(commands):
             state.services["WinRM"].start_mode = "Automatic"
@@ -904,17 +867,9 @@ def clean_state(
             elif "WinRMHttpsError" in commands:
                 # The command catches the failure and writes it where the controller can read it.
                 state.registry.setdefault(STAMP_KEY, {})["WinRMHttpsError"] = failure
-        if _TOKEN_FILTER.search(commands):
-            state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"][
-                "LocalAccountTokenFilterPolicy"
-            ] = 1
-        state.console_session = _console_after_first_logon(answer)
-        if _STAMPS.search(commands):
-            stamp = _first_logon_stamp(commands, image)
-            if stamp is not None:
-                values = {"ImageId": stamp[0], "ImageSha256": stamp[1]}
-                state.registry.setdefault(STAMP_KEY, {}).update(values)
-                state.image_id, state.image_sha256 = stamp
+        # AutoLogon's session, open while the commands run (Microsoft Learn, "AutoLogon",
+        # "FirstLogonCommands": nothing ends it afterwards unless a command logs off).
+        state.console_session = answer.auto_logon_user
     state.phase = Phase.CLEAN
     return state
 

@@ -37,6 +37,7 @@ from urllib.parse import urljoin, urlsplit
 from rebuild.lab.answerfile import AnswerFile, AnswerFileError, parse_answer_file
 from rebuild.lab.bootserver import mac_hexhyp, mac_hexraw
 from rebuild.lab.context import Lab, TwinRecord
+from rebuild.lab.first_logon import run_first_logon
 from rebuild.lab.images import (
     ENROLMENT_DENIED,
     AppliedImage,
@@ -461,5 +462,9 @@ class Imager:
             state.__dict__.update(new.__dict__)
             state.history, state.disks, state.wiped_disk, state.firmware = history, disks, wiped, firmware
 
+        # The host is up only once AutoLogon's first logon has run its commands.
+        up, new.phase = new.phase, Phase.IMAGING
         self.lab.update(name, replace)
+        run_first_logon(self.lab, name, answer)
+        self.lab.update(name, lambda state: setattr(state, "phase", up))
         self.lab.record(name, "reimage", status="done", image_id=image.image_id, image_sha256=image.sha256)

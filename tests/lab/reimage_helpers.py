@@ -19,10 +19,12 @@ from typing import Any
 import jinja2
 import yaml
 
+from rebuild.lab.answerfile import parse_answer_file
 from rebuild.lab.bootserver import mac_hexraw
 from rebuild.lab.context import Lab, LabConfig, TwinRecord
-from rebuild.lab.images import initial_state
-from rebuild.lab.state import StateStore
+from rebuild.lab.first_logon import run_first_logon
+from rebuild.lab.images import AppliedImage, clean_state, initial_state
+from rebuild.lab.state import StateStore, TwinState
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "roles" / "reimage" / "templates"
@@ -245,3 +247,12 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def events(lab: Lab, name: str, event: str | None = None) -> list[dict[str, Any]]:
     return [e for e in lab.state(name).history if event is None or e["event"] == event]
+
+
+def install_and_log_on(lab: Lab, name: str, answer_text: str, image: AppliedImage) -> TwinState:
+    """What Setup leaves on twin `name` from this answer file, then its first logon's commands run."""
+    answer = parse_answer_file(answer_text)
+    new = clean_state(lab.twins[name], answer, image)
+    lab.update(name, lambda state: state.__dict__.update(new.__dict__))
+    run_first_logon(lab, name, answer)
+    return lab.state(name)

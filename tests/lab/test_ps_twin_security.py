@@ -73,6 +73,26 @@ def test_new_item_property_writes_registry_values_with_their_kind(lab: Lab) -> N
     assert values["Flag"] == 0xFFFFFFFF and values["List"] == ["a", "b"] and values["Answer"] == 7
 
 
+def test_set_item_property_writes_registry_values(lab: Lab) -> None:
+    """Set-ItemProperty -Path -Name -Value (microsoft.powershell.management/set-itemproperty): a new
+    value's kind follows the .NET type; an existing value keeps its kind; a missing key is
+    ItemNotFound; nothing is written in check mode."""
+    src = (
+        f"$null = New-ItemProperty -LiteralPath '{KEY}' -Name Count -PropertyType DWord -Value 1\n"
+        f"Set-ItemProperty -Path '{KEY}' -Name Count -Value '5'\n"
+        f"Set-ItemProperty -Path '{KEY}' -Name Stamp -Value (Get-Date -Format o)\n"
+        f"Set-ItemProperty '{KEY}' Number 7\n"
+        "try { Set-ItemProperty -Path 'HKLM:\\SOFTWARE\\Missing' -Name X -Value 1 -ErrorAction Stop }\n"
+        "catch { $_.FullyQualifiedErrorId }\n"
+    )
+    assert run(lab, src).output == ["PathNotFound,Microsoft.PowerShell.Commands.SetItemPropertyCommand"]
+    values = lab.state(TWIN).registry[KEY]
+    assert values["Count"] == 5 and values["Number"] == 7 and values["Stamp"].startswith("20")
+    with pytest.raises(CheckModeWrite):
+        run(lab, f"Set-ItemProperty -Path '{KEY}' -Name Count -Value 6", check_mode=True)
+    assert lab.state(TWIN).registry[KEY]["Count"] == 5
+
+
 def test_new_item_registry_key_needs_force_for_missing_parents(lab: Lab) -> None:
     """New-Item of a key: without -Force a missing parent is ItemNotFound; -Force creates the path."""
     src = (
@@ -150,3 +170,38 @@ def test_a_stopped_protected_service_can_be_started_and_configured(tmp_path: Pat
     assert run(lab, src).output == ["refused"]
     svc = lab.state(TWIN).services["WinDefend"]
     assert (svc.start_mode, svc.state) == ("Automatic", "Running")
+
+
+def test_reg_add_through_cmd_writes_the_value_and_refuses_what_reg_refuses(lab: Lab) -> None:
+    """reg add <key> /v /t /d /f (Microsoft Learn, "reg add"): creates the key; REG_DWORD data
+    must fit 32 bits; without /f an existing value would prompt on the console (not simulated)."""
+    from rebuild.lab.exec.commandline import run_command_line
+
+    twin = lab.twins[TWIN]
+    ok = run_command_line(
+        lab, twin, "reg.exe add HKLM\\SOFTWARE\\GHAL\\New /v Flag /t REG_DWORD /d 1 /f", b""
+    )
+    assert ok == (0, b"The operation completed successfully.\r\n\r\n", b"")
+    assert lab.state(TWIN).registry["HKLM:\\SOFTWARE\\GHAL\\New"] == {"Flag": 1}
+    too_big = run_command_line(
+        lab, twin, f"reg add {KEY[:4]}{KEY[5:]} /v X /t REG_DWORD /d 4294967296 /f", b""
+    )
+    assert too_big[0] == 1 and b"Invalid syntax" in too_big[2]
+    bad_root = run_command_line(lab, twin, "reg add HKXX\\Soft /v X /d y /f", b"")
+    assert bad_root[0] == 1 and b"Invalid key name" in bad_root[2]
+    prompt = run_command_line(lab, twin, "reg add HKLM\\SOFTWARE\\GHAL\\Test /v Answer /d 1", b"")
+    assert prompt[0] == 1 and b"does not simulate reg add's console prompt" in prompt[2]
+    assert lab.state(TWIN).registry[KEY]["Answer"] == 42
+
+
+def test_shutdown_log_off_only_in_the_console_session(lab: Lab) -> None:
+    """shutdown /l [/f] (Microsoft Learn, "shutdown") logs the console's user off; over WinRS the
+    lab does not simulate a log-off."""
+    from rebuild.lab.exec.commandline import run_command_line
+
+    lab.update(TWIN, lambda s: setattr(s, "console_session", "rb-admin"))
+    winrs = run_command_line(lab, lab.twins[TWIN], "shutdown.exe /l /f", b"")
+    assert winrs[0] == 1 and b"does not simulate shutdown /l outside the console" in winrs[2]
+    assert lab.state(TWIN).console_session == "rb-admin"
+    assert run_command_line(lab, lab.twins[TWIN], "shutdown.exe /l /f", b"", console=True)[0] == 0
+    assert lab.state(TWIN).console_session == ""

@@ -56,7 +56,9 @@ def test_wol_with_install_entry_reimages_into_clean_image(
     state = wait_for(lambda: (s := lab.state(name)).phase == Phase.CLEAN and s, 10, "clean state")
 
     image = catalogue(lab)["windows-11-23h2"]
-    assert state.registry[STAMP_KEY] == {"ImageId": image["image_id"], "ImageSha256": image["sha256"]}
+    stamp = state.registry[STAMP_KEY]  # written by the answer file's own first-logon PowerShell
+    assert (stamp["ImageId"], stamp["ImageSha256"]) == (image["image_id"], image["sha256"])
+    assert stamp["StampedAt"].startswith("20")  # Get-Date -Format o
     assert (state.image_id, state.image_sha256) == (image["image_id"], image["sha256"])
     assert state.os_caption == "Microsoft Windows 11 Enterprise" and state.os_build == "22631"
     assert state.hostname == "ARL-PC-0001"

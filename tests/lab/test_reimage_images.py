@@ -173,14 +173,14 @@ def test_clean_state_takes_answer_file_and_applied_image(tmp_path: Path) -> None
     answer = parse_answer_file(text)
     state = clean_state(RECORDS["ARL-VM-0001"], answer, image)
     assert state.phase == Phase.CLEAN and state.hostname == "ARL-VM-0001" and not state.domain_joined
-    assert state.registry[STAMP_KEY] == {"ImageId": image.image_id, "ImageSha256": image.sha256}
+    assert STAMP_KEY not in state.registry  # the first logon's own PowerShell writes it (first_logon)
     assert state.os_caption == "Microsoft Windows Server 2016 Standard"
     assert state.features["SMB1Protocol"] is True  # Server 2016's own default: not hardened yet
     assert state.registry[SMB_SERVER].get("SMB1") is None  # no value written: OS default
     assert state.users["rb-admin"].password == "Vm-Pass-1" and state.users["Administrator"].enabled
     assert RANSOM_NOTE not in state.files and UNKNOWN_ADMIN not in state.users
     policies = state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"]
-    assert policies["LocalAccountTokenFilterPolicy"] == 1  # set by a first logon command
+    assert "LocalAccountTokenFilterPolicy" not in policies  # the first logon's reg.exe add sets it
 
 
 def test_first_logon_commands_do_not_run_without_autologon(tmp_path: Path) -> None:

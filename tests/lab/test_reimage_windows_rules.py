@@ -11,11 +11,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reimage_helpers import catalogue, events, make_lab, render_entry, running_services, wait_for
+from reimage_helpers import (
+    catalogue,
+    events,
+    install_and_log_on,
+    make_lab,
+    render_entry,
+    running_services,
+    wait_for,
+)
 
 from rebuild.lab import reimage
 from rebuild.lab.context import Lab
-from rebuild.lab.images import RANSOM_NOTE
+from rebuild.lab.images import RANSOM_NOTE, STAMP_KEY, AppliedImage
 from rebuild.lab.state import Phase, TwinState
 
 PASSWORD = "Rule-Test-Pass-1"
@@ -266,50 +274,79 @@ def test_image_share_refuses_guest_access(running: tuple[Lab, reimage.ReimageSer
     assert (state.image_id, state.image_sha256) == (image["image_id"], image["sha256"])
 
 
-def test_first_logon_stamp_reading_the_share_as_a_local_account_is_refused(tmp_path: Path) -> None:
-    from rebuild.lab.answerfile import parse_answer_file
-    from rebuild.lab.images import STAMP_KEY, clean_state, ensure_repository, read_image
+def _first_logon_answer(lab: Lab) -> tuple[AppliedImage, str]:
+    from rebuild.lab.images import ensure_repository, read_image
 
+    image = read_image(ensure_repository(lab.config.lab_dir)["windows-11-23h2"].path)
+    _, path = render_entry(lab, "ARL-PC-0001", "http://boot:8080", PASSWORD)
+    return image, path.read_text().replace("REBUILD-SYSTEM-DISK", "0")
+
+
+def test_first_logon_stamp_reading_the_share_as_a_local_account_is_refused(tmp_path: Path) -> None:
     lab = make_lab(tmp_path, physical_servers=False)
     try:
-        images = ensure_repository(lab.config.lab_dir)
-        image = read_image(images["windows-11-23h2"].path)
-        _, path = render_entry(lab, "ARL-PC-0001", "http://boot:8080", PASSWORD)
-        text = path.read_text().replace("REBUILD-SYSTEM-DISK", "0")
+        image, text = _first_logon_answer(lab)
+        # The old stamp: hash the WIM over SMB at first logon, as the local rebuild admin.
+        wim = "'\\\\rebuild-lab\\share\\images\\w.wim'"
+        old = (
+            text.replace("New-Item -Path", f"$h = (Get-FileHash -LiteralPath {wim}).Hash; New-Item -Path")
+            .replace("'REBUILD-IMAGE-ID'", "$i")
+            .replace("'REBUILD-IMAGE-SHA256'", "$h")
+        )
+        state = install_and_log_on(lab, "ARL-PC-0001", old, image)
+        assert state.registry[STAMP_KEY]["ImageSha256"] == "" and state.image_id == ""
+        ran = events(lab, "ARL-PC-0001", "first_logon_command")
+        # Get-FileHash's error (no guest access to the share); the later statements still ran.
+        assert "Get-FileHash : Access is denied." in ran[0]["stderr"]
+        # Not filled in (WinPE's script did not run): the literals are what gets stamped.
+        state = install_and_log_on(lab, "ARL-PC-0001", text, image)
+        assert state.registry[STAMP_KEY]["ImageSha256"] == "REBUILD-IMAGE-SHA256"
     finally:
         lab.store.close()
-    # The old stamp: hash the WIM over SMB at first logon, as the local rebuild admin.
-    old = (
-        text.replace(
-            "New-Item -Path",
-            "$h = (Get-FileHash -LiteralPath '\\\\rebuild-lab\\share\\images\\w.wim').Hash; New-Item -Path",
-        )
-        .replace("'REBUILD-IMAGE-ID'", "$i")
-        .replace("'REBUILD-IMAGE-SHA256'", "$h")
-    )
-    state = clean_state(lab.twins["ARL-PC-0001"], parse_answer_file(old), image)
-    assert STAMP_KEY not in state.registry and state.image_id == ""
-    # Not filled in (WinPE's script did not run): the literals are what gets stamped.
-    state = clean_state(lab.twins["ARL-PC-0001"], parse_answer_file(text), image)
-    assert state.registry[STAMP_KEY]["ImageSha256"] == "REBUILD-IMAGE-SHA256"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        # ?? is PowerShell 7's null-coalescing operator: 5.1 does not parse the script at all.
+        ("-Value 'REBUILD-IMAGE-ID'", "-Value ($null ?? 'REBUILD-IMAGE-ID')", "cannot parse this script"),
+        # A misspelt parameter: Set-ItemProperty refuses to bind it, that value is never written
+        # (the statement ends; the script goes on, so the command's exit code is still 0).
+        ("-Name ImageId", "-Nmae ImageId", "A parameter cannot be found that matches parameter name 'Nmae'"),
+    ],
+)
+def test_first_logon_powershell_windows_refuses_leaves_no_stamp(
+    tmp_path: Path, old: str, new: str, says: str
+) -> None:
+    lab = make_lab(tmp_path, physical_servers=False)
+    try:
+        image, text = _first_logon_answer(lab)
+        assert old in text
+        state = install_and_log_on(lab, "ARL-PC-0001", text.replace(old, new, 1), image)
+        assert "ImageId" not in state.registry.get(STAMP_KEY, {}) and state.image_id == ""
+        ran = events(lab, "ARL-PC-0001", "first_logon_command")
+        assert ran[0]["order"] == 1 and says in ran[0]["stderr"]
+    finally:
+        lab.store.close()
 
 
 def test_autologon_session_is_closed_by_the_last_first_logon_command(tmp_path: Path) -> None:
-    from rebuild.lab.answerfile import parse_answer_file
-    from rebuild.lab.images import clean_state, ensure_repository, read_image
-
     lab = make_lab(tmp_path, physical_servers=False)
     try:
-        image = read_image(ensure_repository(lab.config.lab_dir)["windows-11-23h2"].path)
-        _, path = render_entry(lab, "ARL-PC-0001", "http://boot:8080", PASSWORD)
-        new = path.read_text().replace("REBUILD-SYSTEM-DISK", "0")
+        image, new = _first_logon_answer(lab)
+        old = re.sub(
+            r"<SynchronousCommand[^>]*>\s*<Order>4</Order>.*?</SynchronousCommand>", "", new, flags=re.S
+        )
+        assert "shutdown.exe /l" in new and "shutdown.exe /l" not in old
+        assert install_and_log_on(lab, "ARL-PC-0001", old, image).console_session == "rb-admin"
+        state = install_and_log_on(lab, "ARL-PC-0001", new, image)
+        assert state.console_session == ""  # shutdown.exe /l /f ran in the console session
+        policies = state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"]
+        assert policies["LocalAccountTokenFilterPolicy"] == 1  # reg.exe add ran through cmd.exe
+        ran = events(lab, "ARL-PC-0001", "first_logon_command")[-3:]  # 3, the WinRM one, is recognised
+        assert [(e["order"], e["exit_code"]) for e in ran] == [(1, 0), (2, 0), (4, 0)]
     finally:
         lab.store.close()
-    old = re.sub(r"<SynchronousCommand[^>]*>\s*<Order>4</Order>.*?</SynchronousCommand>", "", new, flags=re.S)
-    assert "shutdown.exe /l" in new and "shutdown.exe /l" not in old
-    record = lab.twins["ARL-PC-0001"]
-    assert clean_state(record, parse_answer_file(old), image).console_session == "rb-admin"
-    assert clean_state(record, parse_answer_file(new), image).console_session == ""
 
 
 def test_certificate_enrolment_without_credential_leaves_no_https_listener(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from rebuild.lab.context import Lab, TwinRecord
-from rebuild.lab.exec import native, powershell_exe
+from rebuild.lab.exec import native, powershell_exe, twin_host
 from rebuild.lab.exec.cmdwords import UNIX_ONLY, Output, lab_refuses, not_recognized, split_args
 from rebuild.lab.exec.winenv import environment, expand
 
@@ -50,7 +50,9 @@ def program_name(token: str) -> str:
     return name[:-4] if name.endswith(".exe") else name
 
 
-def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes) -> Output:
+def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes, console: bool = False) -> Output:
+    """Run `line` as cmd.exe would; `console`: in the interactive console session (the first
+    logon's), not a WinRS one."""
     state = lab.state(twin.name)
     line = expand(line, environment(state, twin))
     stages = split_cmd_pipeline(line)
@@ -66,7 +68,9 @@ def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes) -> Out
         if len(stages) > 1:
             return lab_refuses("piping powershell output into another program")
         return powershell_exe.run_powershell_exe(lab, twin, split_args(first)[1:], stdin)
-    rc, out, err = native.run_native(lab, twin, first)
+    # Programs that change the twin (reg add, shutdown) first, then the read-only ones.
+    written = twin_host.run_writing_program(lab, twin, prog, split_args(first)[1:], console)
+    rc, out, err = written if written is not None else native.run_native(lab, twin, first)
     for stage in stages[1:]:
         rc, out, err2 = native.filter_stage(stage, out)
         err += err2

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rebuild.lab.ps.errors import NotSimulated
 from rebuild.lab.state import TwinState
 
 if TYPE_CHECKING:
@@ -26,10 +27,30 @@ MAX_DELAY = 315360000  # shutdown /t: "The valid range is 0-315360000 (10 years)
 MAX_COMMENT = 512
 
 
-def shutdown(host: TwinHost, args: list[str]) -> NativeResult | None:
-    """`shutdown /r [/t N] [/c msg]`; None (not simulated) for anything else."""
+def _log_off(host: TwinHost, rest: list[str]) -> NativeResult | None:
+    """`shutdown /l [/f]` (Microsoft Learn, "shutdown"): logs the current user off at once, /f
+    closing running applications without warning. Only the console session is simulated (a
+    WinRM session's log-off is not): the console is left at the logon screen."""
     from rebuild.lab.ps.evaluator import NativeResult
 
+    if any(opt.lower() not in ("/f", "-f") for opt in rest):
+        return None
+    if not host.console:
+        raise NotSimulated("shutdown /l outside the console session")
+
+    def closed(state: TwinState) -> None:
+        state.console_session = ""
+
+    host.write("shutdown /l", closed)
+    return NativeResult(0, [], [])
+
+
+def shutdown(host: TwinHost, args: list[str]) -> NativeResult | None:
+    """`shutdown /r [/t N] [/c msg]`, `shutdown /l [/f]`; None (not simulated) for anything else."""
+    from rebuild.lab.ps.evaluator import NativeResult
+
+    if args and args[0].lower() in ("/l", "-l"):
+        return _log_off(host, args[1:])
     restart, delay, comment = False, 30, ""
     i = 0
     while i < len(args):

@@ -77,8 +77,11 @@ class TwinHost(Host):
         module_name: str = "",
         check_mode: bool = False,
         session_user: str | None = None,
+        console: bool = False,
     ) -> None:
         self.lab = lab
+        # Runs in the interactive console session (AutoLogon's first logon), not a WinRM one.
+        self.console = console
         self.twin = twin
         self.complex_args = complex_args or {}
         self.module_name = module_name
@@ -168,6 +171,8 @@ class TwinHost(Host):
         program = name.lower().rsplit("\\", 1)[-1]
         if program in ("reg", "reg.exe") and args and args[0].lower() in ("load", "unload"):
             return _reg_hive(self, args)
+        if program in ("reg", "reg.exe") and args and args[0].lower() == "add":
+            return _reg_add(self, args)
         if program in ("auditpol", "auditpol.exe") and (policy := twin_policy.auditpol(self, args)):
             return policy  # /backup, /set; /get is a read below
         if program in ("secedit", "secedit.exe"):
@@ -609,19 +614,30 @@ def _populate(lab: Lab) -> None:
     ensure_repository(lab.config.lab_dir, entries)
 
 
+def _share_refused(c: Call, path: str, command_class: str) -> bool:
+    """A UNC path read without a credential the file server accepts: "Access is denied."
+
+    The second hop: a WinRM session authenticated with NTLM or Basic holds no credential the
+    host can present to another server (learn.microsoft.com/powershell/scripting/security/remoting/
+    ps-remoting-second-hop); a local account at first logon has none either. The file server
+    sees an anonymous (guest) logon and refuses it (Microsoft Learn, "Guest access in SMB2 and
+    SMB3 disabled by default in Windows").
+    """
+    if not path.startswith("\\\\") or _host(c).network_credentials:
+        return False
+    c.write_error(
+        "Access is denied.",
+        "System.UnauthorizedAccessException",
+        "PermissionDenied",
+        f"System.UnauthorizedAccessException,Microsoft.PowerShell.Commands.{command_class}",
+        path,
+    )
+    return True
+
+
 def _stage(c: Call, source: str, destination: str) -> list[Any]:
     host = _host(c)
-    if source.startswith("\\\\") and not host.network_credentials:
-        # The second hop: a WinRM session authenticated with NTLM or Basic holds no credential the
-        # host can present to another server, so the file server sees an anonymous logon and
-        # refuses (learn.microsoft.com/powershell/scripting/security/remoting/ps-remoting-second-hop).
-        c.write_error(
-            "Access is denied.",
-            "System.UnauthorizedAccessException",
-            "PermissionDenied",
-            "System.UnauthorizedAccessException,Microsoft.PowerShell.Commands.CopyItemCommand",
-            source,
-        )
+    if _share_refused(c, source, "CopyItemCommand"):
         return []
     data = _repository_file(c, source) if source.startswith(("\\\\", "https://")) else host.file_bytes(source)
     if data is None:
@@ -654,6 +670,8 @@ def _get_file_hash(c: Call) -> list[Any]:
     algorithm = v.to_string(c.bound.get("Algorithm") or "SHA256").upper()
     if algorithm not in ("SHA256", "SHA1"):
         raise c.not_simulated(f"Get-FileHash -Algorithm {algorithm}")
+    if _share_refused(c, path, "GetFileHashCommand"):
+        return []
     data = _host(c).file_bytes(path)
     if data is None:
         _not_found(c, path)
@@ -735,6 +753,80 @@ def _remove_registry_key(c: Call, key: str, path: str) -> list[Any]:
 # --- reg.exe load/unload ------------------------------------------------------------------------
 
 HIVE_STORE = "HKLM:\\SYSTEM\\RebuildLab\\HiveFiles\\{file}"  # SIMULATION: a hive file's keys while unloaded
+
+
+def run_writing_program(
+    lab: Lab, twin: TwinRecord, prog: str, args: list[str], console: bool
+) -> tuple[int, bytes, bytes] | None:
+    """`reg add` and `shutdown` started by cmd.exe (`prog` without `.exe`): they change the twin;
+    None for any other program."""
+    if not ((prog == "reg" and args[:1] and args[0].lower() == "add") or prog == "shutdown"):
+        return None
+    host = TwinHost(lab, twin, console=console)
+    try:
+        result = _reg_add(host, args) if prog == "reg" else reboot.shutdown(host, args)
+    except NotSimulated as exc:
+        return 1, b"", f"{exc}\r\n".encode()
+    finally:
+        host.finish()
+    if result is None:
+        return 1, b"", f"{NOT_SIMULATED}shutdown {' '.join(args)}\r\n".encode()
+    out = "".join(line + "\r\n" for line in result.stdout).encode()
+    return result.rc, out, "".join(line + "\r\n" for line in result.stderr).encode()
+
+
+_REG_ROOT = re.compile(r"^(HKLM|HKCU|HKCR|HKU|HKCC)(?=\\|$)", re.I)
+
+
+def _reg_add(host: TwinHost, args: list[str]) -> NativeResult:
+    """`reg add <key> [/v <name>] [/t REG_SZ|REG_DWORD] [/d <data>] [/f]` (Microsoft Learn, "reg add").
+
+    The key and its parents are created; /t defaults to REG_SZ; REG_DWORD data is decimal or 0x
+    hex and must fit 32 bits. Without /f an existing value makes reg ask "overwrite (Yes/No)?"
+    on the console, which the lab does not simulate."""
+    key = cmdlets.reg_canonical(_REG_ROOT.sub(r"\1:", args[1])) if len(args) > 1 else None
+    if key is None:
+        return NativeResult(1, [], ["ERROR: Invalid key name.", 'Type "REG ADD /?" for usage.'])
+    options: dict[str, str] = {}
+    i = 2
+    while i < len(args):
+        opt = args[i].lower()
+        if opt == "/f":
+            options["/f"] = ""
+        elif opt in ("/v", "/t", "/d") and i + 1 < len(args) and opt not in options:
+            options[opt] = args[i + 1]
+            i += 1
+        else:
+            raise cmdlets.not_simulated(f"reg add {args[i]} (only /v /t /d /f)")
+        i += 1
+    kind = options.get("/t", "REG_SZ").upper()
+    text = options.get("/d", "")
+    data: Any
+    if kind == "REG_SZ":
+        data = text
+    elif kind == "REG_DWORD":
+        number = int(text, 16) if text.lower().startswith("0x") else int(text) if text.isdigit() else -1
+        if not 0 <= number < 2**32:
+            return NativeResult(1, [], ["ERROR: Invalid syntax.", 'Type "REG ADD /?" for usage.'])
+        data = number
+    else:
+        raise cmdlets.not_simulated(f"reg add /t {kind}")
+    view = cmdlets.registry_view(host.state())
+    stored = cmdlets.reg_find(view, key) or key
+    name = options.get("/v")
+    existing = (
+        None if name is None else next((n for n in view.get(stored, {}) if n.lower() == name.lower()), None)
+    )
+    if existing is not None and "/f" not in options:
+        raise cmdlets.not_simulated("reg add's console prompt to overwrite an existing value (use /f)")
+
+    def add(s: TwinState) -> None:
+        values = s.registry.setdefault(stored, {})
+        if name is not None:
+            values[existing or name] = data
+
+    host.write(f"reg add {stored}", add)
+    return NativeResult(0, ["The operation completed successfully.", ""], [])
 
 
 def _reg_hive(host: TwinHost, args: list[str]) -> NativeResult:
@@ -1349,6 +1441,17 @@ def _table() -> dict[str, Cmdlet]:
             ),
             twin_security.new_item_property,
             "microsoft.powershell.management/new-itemproperty",
+        ),
+        (
+            _sig(
+                "Set-ItemProperty",
+                *path,
+                Param("Name", position=1, mandatory=True),
+                Param("Value", position=2),
+                should_process=True,
+            ),
+            twin_security.set_item_property,
+            "microsoft.powershell.management/set-itemproperty",
         ),
         (
             _sig(

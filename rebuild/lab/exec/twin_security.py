@@ -297,6 +297,41 @@ def new_registry_key(c: Call, host: TwinHost, path: str, key: str) -> list[Any]:
     return [registry_key(host, PSObj("Microsoft.Win32.RegistryKey", {"PSPath": key, "Name": key}))]
 
 
+def set_item_property(c: Call) -> list[Any]:
+    """Set-ItemProperty -Path <key> -Name -Value (Microsoft Learn, "Set-ItemProperty"): the key
+    must exist; the value is created when missing (REG_DWORD for an integer, REG_SZ otherwise,
+    the .NET type's RegistryValueKind) and keeps its kind when it exists. No output without -PassThru."""
+    from rebuild.lab.exec.twin_host import _host, _path
+
+    host = _host(c)
+    path = _path(c)
+    key = cmdlets.reg_canonical(path)
+    if key is None:
+        raise c.not_simulated(f"Set-ItemProperty outside the registry ({path})")
+    name = v.to_string(c.bound.get("Name"))
+    value = c.bound.get("Value")
+    view = cmdlets.registry_view(host.state())
+    stored = cmdlets.reg_find(view, key)
+    if stored is None:
+        c.write_error(
+            f"Cannot find path '{path}' because it does not exist.",
+            "System.Management.Automation.ItemNotFoundException",
+            "ObjectNotFound",
+            "PathNotFound,Microsoft.PowerShell.Commands.SetItemPropertyCommand",
+            path,
+        )
+        return []
+    existing = next((n for n in view[stored] if n.lower() == name.lower()), None)
+    as_number = isinstance(view[stored].get(existing), int) if existing else isinstance(value, int)
+    data: Any = v.to_int(value) if as_number and not isinstance(value, bool) else v.to_string(value)
+
+    def put(s: TwinState) -> None:
+        s.registry.setdefault(stored, {})[existing or name] = data
+
+    host.write(f"Set-ItemProperty {stored}\\{name}", put)
+    return []
+
+
 def new_item_property(c: Call) -> list[Any]:
     """New-ItemProperty -LiteralPath <key> -Name -PropertyType -Value [-Force]: the key must exist;
     an existing value is an error unless -Force overwrites it."""
