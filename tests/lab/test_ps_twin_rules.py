@@ -263,3 +263,31 @@ def test_other_create_subkey_overloads_are_not_simulated(lab: Lab) -> None:
 def test_creating_a_volatile_key_in_check_mode_is_refused(lab: Lab) -> None:
     with pytest.raises(CheckModeWrite):
         run(lab, HKLM_CREATE.format(path="SOFTWARE\\GHAL\\X", opt="Volatile"), check_mode=True)
+
+
+def test_new_item_force_on_an_existing_key_deletes_it_and_creates_it_again_empty(lab: Lab) -> None:
+    """PowerShell's registry provider (RegistryProvider.NewItem): an existing key is "A key at this
+    path already exists." without -Force; with -Force it is removed (values and subkeys) before
+    CreateSubKey. A script that stamps values and later runs `New-Item -Force` on the same key
+    loses them, as on Windows; `Test-Path` first keeps them."""
+    stamp = "HKLM:\\SOFTWARE\\GHAL\\Rebuild"
+    setup = (
+        f"$null = New-Item -Path '{stamp}\\Sub' -Force\n"
+        f"Set-ItemProperty -Path '{stamp}' -Name ImageId -Value 'img-1'\n"
+    )
+    kept = run(
+        lab,
+        setup + f"New-Item -Path '{stamp}' -ErrorAction SilentlyContinue\n$Error[0].Exception.Message\n"
+        f"if (-not (Test-Path '{stamp}')) {{ $null = New-Item -Path '{stamp}' -Force }}\n"
+        f"(Get-ItemProperty -Path '{stamp}').ImageId",
+    )
+    assert kept.output == ["A key at this path already exists.", "img-1"]
+    assert "HKLM:\\SOFTWARE\\GHAL\\Rebuild\\Sub" in lab.state(TWIN).registry
+    wiped = run(
+        lab,
+        f"$null = New-Item -Path '{stamp}' -Force\n"
+        f"Set-ItemProperty -Path '{stamp}' -Name WinRMHttpsError -Value 'denied'\n"
+        f"Test-Path '{stamp}\\Sub'",
+    )
+    assert wiped.output == [False]
+    assert lab.state(TWIN).registry["HKLM:\\SOFTWARE\\GHAL\\Rebuild"] == {"WinRMHttpsError": "denied"}

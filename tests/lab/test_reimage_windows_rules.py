@@ -368,7 +368,7 @@ def test_certificate_enrolment_without_credential_leaves_no_https_listener(tmp_p
     old = re.sub(r"\$p = ConvertTo-SecureString.*?\$cred = [^;]*; ", "", new).replace(
         " -Credential $cred", ""
     )
-    old = re.sub(r"try \{ (.*?) \} catch \{[^}]*\}", r"\1", old)
+    old = re.sub(r"try \{ (.*?) \} catch \{.*?\}\"</CommandLine>", r'\1"</CommandLine>', old, flags=re.S)
     state = clean_state(record, parse_answer_file(old), image)
     assert listener not in state.registry and "WinRMHttpsError" not in state.registry.get(STAMP_KEY, {})
     # The product's command with the failure (same missing credential): the failure is reported.

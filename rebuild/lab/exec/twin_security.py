@@ -257,9 +257,27 @@ PROPERTY_TYPES = {"string", "expandstring", "binary", "dword", "multistring", "q
 
 def new_registry_key(c: Call, host: TwinHost, path: str, key: str) -> list[Any]:
     """New-Item <registry key> [-Force]: -Force creates missing parents; without it a missing
-    parent is an error, and an existing key is 'already exists' (with -Force it is returned)."""
+    parent is an error, and an existing key is 'already exists'.
+
+    With -Force an existing key is DELETED (its values and subkeys) and created again empty:
+    PowerShell's registry provider (RegistryProvider.NewItem in PowerShell's source, the same in
+    Windows PowerShell 5.1) calls RemoveItem on the existing key before CreateSubKey. A script
+    that means "make sure the key exists" must test for it first (Test-Path)."""
     view = cmdlets.registry_view(host.state())
     parent = key.rsplit("\\", 1)[0]
+    forced = v.truthy(c.bound.get("Force"))
+    low = key.rstrip("\\").lower()
+    existing = [k for k in host.state().registry if k.lower() == low or k.lower().startswith(low + "\\")]
+    if existing and forced:
+
+        def recreate(s: TwinState) -> None:
+            for k in existing:
+                s.registry.pop(k, None)
+            s.volatile_keys = [k for k in s.volatile_keys if k not in existing]
+            s.registry[key] = {}
+
+        host.write(f"New-Item -Force {key} (the existing key is deleted and created again)", recreate)
+        return [registry_key(host, PSObj("Microsoft.Win32.RegistryKey", {"PSPath": key, "Name": key}))]
     if cmdlets.reg_exists(view, key) and not v.truthy(c.bound.get("Force")):
         c.write_error(
             "A key at this path already exists.",
@@ -312,6 +330,9 @@ def set_item_property(c: Call) -> list[Any]:
     value = c.bound.get("Value")
     view = cmdlets.registry_view(host.state())
     stored = cmdlets.reg_find(view, key)
+    if stored is None and cmdlets.reg_exists(view, key):
+        stored = key  # a parent New-Item -Force created on the way to a subkey: it exists, with no values
+        view[stored] = {}
     if stored is None:
         c.write_error(
             f"Cannot find path '{path}' because it does not exist.",
