@@ -46,6 +46,8 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     # read at the first logon of a reimage (rebuild/lab/images.py): Get-Certificate -Url fails (the CA
     # denies the request), so no HTTPS listener; the product's command records why (WinRMHttpsError)
     "certificate_enrolment_fails": {"reason": (str, False)},
+    # read by Get-Tpm and Enable-BitLocker (rebuild/lab/exec/twin_bitlocker.py): the machine has no TPM
+    "no_tpm": {},
 }
 
 
