@@ -11,10 +11,12 @@ from collections.abc import Iterable, Mapping
 # check name (JUnit test case, parameters stripped) -> condition
 CHECK_CONDITIONS: dict[str, str] = {
     "test_patch_level": "patch_level",
+    "test_bitlocker": "bitlocker",
 }
 
 CONDITION_LABELS: dict[str, str] = {
     "patch_level": "below patch level",
+    "bitlocker": "not BitLocker-protected",
 }
 
 

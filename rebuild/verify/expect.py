@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.applications import Catalogue, load_catalogue
+from rebuild.bitlocker import BitLockerPolicy, load_bitlocker_policy
 from rebuild.datadir import PROJECT_ROOT, data_file
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
+from rebuild.model import Kind
 from rebuild.patch import PatchCatalogue, load_patch_catalogue
 from rebuild.yamlfile import load_shared_yaml
 
@@ -47,6 +49,8 @@ class Expectations:
     # Patch catalogue (inventories/data/patch_levels.yml): CurrentBuildNumber and the minimum UBR.
     patch_build: str = ""
     patch_minimum_ubr: int = 0
+    # BitLocker policy (inventories/data/bitlocker.yml): must the OS volume come back encrypted.
+    bitlocker_required: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -117,6 +121,7 @@ def build_expectations(
     defender_max_signature_age_hours: float = 48.0,
     with_hardening: bool = True,
     patches: PatchCatalogue | None = None,
+    bitlocker: BitLockerPolicy | None = None,
 ) -> Expectations:
     """From one host's inventory variables (docs/contracts.md names) and the project data."""
     host = str(hostvars.get("inventory_hostname") or hostvars.get("rebuild_hostname") or "")
@@ -187,4 +192,5 @@ def build_expectations(
         hardening_not_verified=left,
         patch_build=patch.build,
         patch_minimum_ubr=patch.minimum_ubr,
+        bitlocker_required=(bitlocker or load_bitlocker_policy()).requirement(Kind(kind), service).required,
     )

@@ -81,6 +81,7 @@ def suite_files(kind: str) -> list[Path]:
         SUITES / "test_service.py",
         SUITES / "test_hardening.py",
         SUITES / "test_patch_level.py",
+        SUITES / "test_bitlocker.py",
     ]
     missing = [str(f) for f in files if not f.exists()]
     if missing:

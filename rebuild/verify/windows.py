@@ -160,6 +160,24 @@ class WindowsReads:
             or {}
         )
 
+    def bitlocker_volume(self) -> dict[str, Any]:
+        """The OS volume's BitLocker state (Get-BitLockerVolume): statuses as their names (5.1's
+        ConvertTo-Json writes enums as numbers) and each key protector's id and type only (the
+        recovery password itself never leaves the host)."""
+        return (
+            self.json(
+                "$v = Get-BitLockerVolume -MountPoint C:\n"
+                "[pscustomobject]@{VolumeStatus = [string]$v.VolumeStatus; "
+                "ProtectionStatus = [string]$v.ProtectionStatus; "
+                "EncryptionPercentage = $v.EncryptionPercentage; "
+                "KeyProtector = @($v.KeyProtector | ForEach-Object { [pscustomobject]@{"
+                "KeyProtectorId = [string]$_.KeyProtectorId; "
+                "KeyProtectorType = [string]$_.KeyProtectorType} })"
+                "} | ConvertTo-Json -Compress -Depth 3"
+            )
+            or {}
+        )
+
     def computer_system(self) -> dict[str, Any]:
         return (
             self.json(

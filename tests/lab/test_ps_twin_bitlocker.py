@@ -105,3 +105,42 @@ def test_check_mode_refuses_the_write_and_other_volumes_fail_loudly(tmp_path: Pa
         run_ps(lab, "Get-BitLockerVolume -MountPoint D:")
     with pytest.raises(NotSimulated, match="SkipHardwareTest"):
         run_ps(lab, "Enable-BitLocker -MountPoint C: -TpmProtector")
+
+
+# --- the redeploy step's script (roles/redeploy/tasks/bitlocker.yml), run on a twin -------------
+
+
+def step_script(timeout_minutes: int = 240) -> str:
+    """The win_shell script of the redeploy step, rendered as Ansible would for one host."""
+    import jinja2
+    import yaml
+
+    from rebuild.datadir import PROJECT_ROOT
+
+    tasks = yaml.safe_load((PROJECT_ROOT / "roles/redeploy/tasks/bitlocker.yml").read_text(encoding="utf-8"))
+    (task,) = [t for t in tasks if "ansible.windows.win_shell" in t]
+    settings = {"encryption_method": "XtsAes256", "used_space_only": True}
+    settings["encryption_timeout_minutes"] = timeout_minutes
+    return jinja2.Template(task["ansible.windows.win_shell"]).render(redeploy__bitlocker=settings)
+
+
+def test_redeploy_step_protects_escrows_and_is_idempotent(tmp_path: Path) -> None:
+    lab = lab_of(tmp_path)
+    assert run_ps(lab, step_script()).output == ["changed=True"]
+    state = lab.state(TWIN).bitlocker
+    assert sorted(p["type"] for p in state["protectors"]) == ["RecoveryPassword", "Tpm"]
+    assert state["encryption_method"] == "XtsAes256" and state["used_space_only"] is True
+    (recovery,) = [p for p in state["protectors"] if p["type"] == "RecoveryPassword"]
+    assert directory.escrowed_protector_ids(directory.load(tmp_path), TWIN) == [recovery["id"]]
+    assert run_ps(lab, step_script()).output == ["changed=False"]
+    assert lab.state(TWIN).bitlocker == state
+
+
+def test_redeploy_step_without_a_tpm_fails_naming_it_and_leaves_c_decrypted(tmp_path: Path) -> None:
+    lab = lab_of(tmp_path)
+    faults.apply(lab.faults, {TWIN: {"no_tpm": {}}})
+    result = run_ps(lab, "try {\n" + step_script() + "\n} catch { 'failed: ' + $_.Exception.Message }")
+    assert result.output == [
+        "failed: no ready TPM (TpmPresent False, TpmReady False): C: cannot get a TPM protector"
+    ]
+    assert lab.state(TWIN).bitlocker == {}
