@@ -178,6 +178,10 @@ class WindowsReads:
             or {}
         )
 
+    def tpm(self) -> dict[str, Any]:
+        """Get-Tpm: whether the machine has a TPM BitLocker can use."""
+        return self.json("Get-Tpm | Select-Object TpmPresent,TpmReady | ConvertTo-Json -Compress") or {}
+
     def computer_system(self) -> dict[str, Any]:
         return (
             self.json(

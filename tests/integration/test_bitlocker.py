@@ -58,5 +58,6 @@ def test_pc_without_a_tpm_is_held_back_by_bitlocker(rehearsal):
     assert host.phase is Phase.QUARANTINED, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert host.results["verify"]["conditions"] == ["bitlocker"]
     assert "held back by bitlocker" in host.reason and "not BitLocker-protected" in host.reason
+    assert "TPM present False, ready False" in host.reason
     assert "promote" not in host.results
     assert lab.client.twin(NO_TPM)["bitlocker"] == {}

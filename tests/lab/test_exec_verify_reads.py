@@ -114,6 +114,7 @@ def test_bitlocker_read_gives_statuses_and_protector_types_but_no_recovery_passw
         "EncryptionPercentage": 0,
         "KeyProtector": [],
     }
+    assert reads.tpm() == {"TpmPresent": True, "TpmReady": True}
     script = (
         "$null = Enable-BitLocker -MountPoint C: -EncryptionMethod XtsAes256 -UsedSpaceOnly "
         "-SkipHardwareTest -TpmProtector; $null = Add-BitLockerKeyProtector -MountPoint C: "

@@ -21,7 +21,10 @@ def test_bitlocker(win: WindowsReads, expect):
     volume = win.bitlocker_volume()
     types = sorted({str(p.get("KeyProtectorType", "")) for p in as_list(volume.get("KeyProtector"))})
     status = f"C: {volume.get('VolumeStatus')}, protection {volume.get('ProtectionStatus')}"
-    assert volume.get("ProtectionStatus") == "On", f"not BitLocker-protected: {status}"
+    if volume.get("ProtectionStatus") != "On":
+        tpm = win.tpm()  # read only for the message: a missing TPM is the usual cause
+        ready = f"TPM present {tpm.get('TpmPresent')}, ready {tpm.get('TpmReady')}"
+        pytest.fail(f"not BitLocker-protected: {status} ({ready})")
     assert "Tpm" in types, f"not BitLocker-protected: no TPM protector on C: (protectors: {types})"
     assert "RecoveryPassword" in types, (
         f"not BitLocker-protected: no recovery password protector on C: (protectors: {types})"
