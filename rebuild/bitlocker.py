@@ -108,3 +108,20 @@ def load_bitlocker_policy(data_dir: Path | None = None) -> BitLockerPolicy:
     path = data_dir / BITLOCKER_FILE
     raw = load_data_file(path, "BitLocker policy")
     return parse_bitlocker_policy(raw, path, tier_table(data_dir))
+
+
+def redeploy_settings(policy: BitLockerPolicy, kind: str, service: str) -> dict[str, Any]:
+    """What the redeploy step (roles/redeploy/tasks/bitlocker.yml) needs for one host: whether to
+    encrypt, why not, and how (Enable-BitLocker's parameters, the bound of the wait)."""
+    try:
+        host_kind = Kind(kind)
+    except ValueError:
+        raise ConfigError(f"{policy.source}: host kind {kind!r} is not server or workstation") from None
+    need = policy.requirement(host_kind, service)
+    return {
+        "required": need.required,
+        "reason": need.reason,
+        "encryption_method": policy.encryption_method,
+        "used_space_only": policy.used_space_only,
+        "encryption_timeout_minutes": policy.encryption_timeout_minutes,
+    }

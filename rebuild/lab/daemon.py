@@ -239,6 +239,9 @@ class LabDaemon:
             state = json.loads(lab.state(name).to_json())
             for user in state.get("users", {}).values():  # never hand out a password, even a simulated one
                 user["password"] = "***" if user.get("password") else ""
+            for protector in state.get("bitlocker", {}).get("protectors", []):  # recovery passwords too
+                if protector.get("password"):
+                    protector["password"] = "***"
             return 200, state
         data = json.loads(body or b"{}")
         if method == "POST" and path == "/faults":

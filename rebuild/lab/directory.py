@@ -20,6 +20,8 @@ Every krbtgt password set increments msDS-KeyVersionNumber by one (MS-ADTS 3.1.1
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -95,3 +97,27 @@ def account(state: dict[str, Any], name: str, *, reset_once: bool) -> dict[str, 
         if known.lower() == name.lower():
             return {"sAMAccountName": known, "pwdLastSet": filetime(float(attrs["pwdLastSet"]))}
     return None
+
+
+# --- BitLocker recovery passwords (msFVE-RecoveryInformation objects under the computer object) ---
+
+_ESCROW_LOCK = threading.Lock()
+
+
+def escrow_recovery_password(lab_dir: Path, computer: str, protector_id: str, password: str) -> None:
+    """Backup-BitLockerKeyProtector: the directory keeps the recovery password under the computer
+    object, one entry per key protector id (Microsoft Learn, "BitLocker and AD DS FAQ": what is
+    stored). Twins back up concurrently, so one writer at a time and an atomic replace."""
+    path = path_in(lab_dir)
+    with _ESCROW_LOCK:
+        state = load(lab_dir) if path.is_file() else default_state(time.time())
+        escrowed = state.setdefault("bitlocker_recovery", {}).setdefault(computer.upper(), {})
+        escrowed[protector_id] = password
+        scratch = path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(state, indent=1), encoding="utf-8")
+        os.replace(scratch, path)
+
+
+def escrowed_protector_ids(state: dict[str, Any], computer: str) -> list[str]:
+    """The recovery password protector ids the directory holds for a computer."""
+    return sorted(state.get("bitlocker_recovery", {}).get(computer.upper(), {}))

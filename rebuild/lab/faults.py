@@ -53,6 +53,8 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     "db_2011_only": {},
     # read by the simulated EDR agent's installer (rebuild/lab/installers.py): installed, not onboarded
     "edr_not_onboarded": {},
+    # read by Get-Tpm and Enable-BitLocker (rebuild/lab/exec/twin_bitlocker.py): the machine has no TPM
+    "no_tpm": {},
 }
 
 

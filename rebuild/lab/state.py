@@ -102,6 +102,11 @@ class TwinState:
     console_session: str = ""  # who is logged on, unlocked, at the console ("" = nobody)
     # Registry keys created volatile (REG_OPTION_VOLATILE): kept in memory only, gone at restart.
     volatile_keys: list[str] = field(default_factory=list)
+    # BitLocker on the OS volume C: (rebuild/lab/exec/twin_bitlocker.py): {} = never enabled
+    # (FullyDecrypted, protection off, no protectors); else encryption_method, used_space_only,
+    # protectors [{id, type: Tpm|RecoveryPassword, password}]. Lives on the disk: a reimage clears it.
+    # The TPM is hardware and present and ready unless the fault `no_tpm` says otherwise.
+    bitlocker: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # lab events: boots, resets, packets
 
     def volatile_key_holding(self, key: str) -> str | None:

@@ -14,12 +14,14 @@ CHECK_CONDITIONS: dict[str, str] = {
     "test_secure_boot": "secure_boot",
     "test_uefi_ca_2023": "secure_boot",
     "test_edr_onboarded": "edr_onboarded",
+    "test_bitlocker": "bitlocker",
 }
 
 CONDITION_LABELS: dict[str, str] = {
     "patch_level": "below patch level",
     "secure_boot": "Secure Boot off or 2011 CAs only",
     "edr_onboarded": "EDR not onboarded",
+    "bitlocker": "not BitLocker-protected",
 }
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from rebuild.applications import Catalogue, load_catalogue
+from rebuild.bitlocker import BitLockerPolicy, load_bitlocker_policy
 from rebuild.datadir import PROJECT_ROOT, data_file
 from rebuild.edr import EdrCatalogue, load_edr_catalogue
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
+from rebuild.model import Kind
 from rebuild.patch import PatchCatalogue, load_patch_catalogue
 from rebuild.secureboot import SecureBootPolicy, load_secure_boot_policy
 from rebuild.yamlfile import load_shared_yaml
@@ -54,6 +56,8 @@ class Expectations:
     uefi_ca_2023: str = "required"
     # EDR catalogue (inventories/data/edr.yml): per deployed agent, service and onboarding value.
     edr: list[dict[str, Any]] = field(default_factory=list)
+    # BitLocker policy (inventories/data/bitlocker.yml): must the OS volume come back encrypted.
+    bitlocker_required: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +138,7 @@ def build_expectations(
     patches: PatchCatalogue | None = None,
     secure_boot: SecureBootPolicy | None = None,
     edr: EdrCatalogue | None = None,
+    bitlocker: BitLockerPolicy | None = None,
 ) -> Expectations:
     """From one host's inventory variables (docs/contracts.md names) and the project data."""
     host = str(hostvars.get("inventory_hostname") or hostvars.get("rebuild_hostname") or "")
@@ -211,4 +216,5 @@ def build_expectations(
             p.to_dict()
             for p in (edr or load_edr_catalogue()).for_applications(a.id for a in deployment.applications)
         ],
+        bitlocker_required=(bitlocker or load_bitlocker_policy()).requirement(Kind(kind), service).required,
     )

@@ -210,6 +210,28 @@ class WindowsReads:
         )
         return SecureBootState(True, enabled is True, db_trusts_uefi_ca_2023(as_list(db.get("Bytes"))))
 
+    def bitlocker_volume(self) -> dict[str, Any]:
+        """The OS volume's BitLocker state (Get-BitLockerVolume): statuses as their names (5.1's
+        ConvertTo-Json writes enums as numbers) and each key protector's id and type only (the
+        recovery password itself never leaves the host)."""
+        return (
+            self.json(
+                "$v = Get-BitLockerVolume -MountPoint C:\n"
+                "[pscustomobject]@{VolumeStatus = [string]$v.VolumeStatus; "
+                "ProtectionStatus = [string]$v.ProtectionStatus; "
+                "EncryptionPercentage = $v.EncryptionPercentage; "
+                "KeyProtector = @($v.KeyProtector | ForEach-Object { [pscustomobject]@{"
+                "KeyProtectorId = [string]$_.KeyProtectorId; "
+                "KeyProtectorType = [string]$_.KeyProtectorType} })"
+                "} | ConvertTo-Json -Compress -Depth 3"
+            )
+            or {}
+        )
+
+    def tpm(self) -> dict[str, Any]:
+        """Get-Tpm: whether the machine has a TPM BitLocker can use."""
+        return self.json("Get-Tpm | Select-Object TpmPresent,TpmReady | ConvertTo-Json -Compress") or {}
+
     def computer_system(self) -> dict[str, Any]:
         return (
             self.json(

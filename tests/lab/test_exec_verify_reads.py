@@ -102,3 +102,28 @@ def test_a_read_windows_would_refuse_fails_the_check_with_windows_message(
     with pytest.raises(ReadError, match=r"failed on the host \(rc 1\)") as failed:
         reads.json(script)
     assert windows_says in str(failed.value)
+
+
+def test_bitlocker_read_gives_statuses_and_protector_types_but_no_recovery_password(
+    reads: WindowsReads,
+) -> None:
+    """test_bitlocker's read: status names and protector ids/types; the password stays on the host."""
+    assert reads.bitlocker_volume() == {
+        "VolumeStatus": "FullyDecrypted",
+        "ProtectionStatus": "Off",
+        "EncryptionPercentage": 0,
+        "KeyProtector": [],
+    }
+    assert reads.tpm() == {"TpmPresent": True, "TpmReady": True}
+    script = (
+        "$null = Enable-BitLocker -MountPoint C: -EncryptionMethod XtsAes256 -UsedSpaceOnly "
+        "-SkipHardwareTest -TpmProtector; $null = Add-BitLockerKeyProtector -MountPoint C: "
+        "-RecoveryPasswordProtector"
+    )
+    from rebuild.verify.windows import encoded
+
+    assert reads.host.run(encoded(script)).rc == 0
+    volume = WindowsReads(reads.host).bitlocker_volume()  # reads are cached per WindowsReads
+    assert (volume["VolumeStatus"], volume["ProtectionStatus"]) == ("FullyEncrypted", "On")
+    assert sorted(p["KeyProtectorType"] for p in volume["KeyProtector"]) == ["RecoveryPassword", "Tpm"]
+    assert all(set(p) == {"KeyProtectorId", "KeyProtectorType"} for p in volume["KeyProtector"])

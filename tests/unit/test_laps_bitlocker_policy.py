@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rebuild.bitlocker import Requirement, load_bitlocker_policy, parse_bitlocker_policy
+from rebuild.bitlocker import Requirement, load_bitlocker_policy, parse_bitlocker_policy, redeploy_settings
 from rebuild.cli import main
 from rebuild.errors import ConfigError
 from rebuild.laps import load_laps_policy, parse_laps_policy
@@ -188,3 +188,22 @@ def test_plan_refuses_a_bad_policy_naming_file_and_key(
 
 def test_plan_accepts_the_bundled_policies(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "site", "bastogne", "--register", str(SMALL_REGISTER)]) == 0
+
+
+def test_redeploy_settings_carry_requirement_reason_and_method() -> None:
+    """What roles/redeploy/tasks/bitlocker.yml gets through the rebuild_bitlocker lookup."""
+    policy = load_bitlocker_policy()
+    pc = redeploy_settings(policy, "workstation", "radiology")
+    assert pc == {
+        "required": True,
+        "reason": "",
+        "encryption_method": "XtsAes256",
+        "used_space_only": True,
+        "encryption_timeout_minutes": 240,
+    }
+    imaging = redeploy_settings(policy, "server", "imaging")
+    assert imaging["required"] is False and "PXE-boot" in imaging["reason"]
+    with pytest.raises(
+        ConfigError, match=r"bitlocker\.yml: host kind 'toaster' is not server or workstation"
+    ):
+        redeploy_settings(policy, "toaster", "radiology")

@@ -32,6 +32,11 @@ def test_expectations_from_catalogues():
     kinds = ("registry", "service", "feature", "firewall_profile", "defender_status")
     assert e.hardening and all(s["type"] in kinds for c in e.hardening for s in c["settings"])
     assert "Restore-My-Files.txt" in e.iocs["note_names"]
+    assert e.bitlocker_required  # workstations by default (inventories/data/bitlocker.yml)
+    imaging = build_expectations(
+        {**HOSTVARS, "rebuild_kind": "server", "rebuild_service": "imaging"}, with_hardening=False
+    )
+    assert not imaging.bitlocker_required  # the policy's exception for the imaging servers
 
 
 def test_expectations_refuse_incomplete_inventory():
@@ -51,6 +56,7 @@ def test_suites_per_kind():
         "test_patch_level.py",
         "test_secure_boot.py",
         "test_edr.py",
+        "test_bitlocker.py",
     ]
     with pytest.raises(FileNotFoundError):
         suite_files("toaster")

@@ -25,6 +25,7 @@ from rebuild.lab.exec import (
     cmdlets,
     native,
     reboot,
+    twin_bitlocker,
     twin_firewall,
     twin_firmware,
     twin_policy,
@@ -1598,6 +1599,47 @@ def _table() -> dict[str, Cmdlet]:
             _sig("Start-Service", Param("Name", ("ServiceName",), position=0), should_process=True),
             _start_service,
             "microsoft.powershell.management/start-service",
+        ),
+        (_sig("Get-Tpm"), twin_bitlocker.get_tpm, "trustedplatformmodule/get-tpm"),
+        (
+            _sig("Get-BitLockerVolume", Param("MountPoint", position=0, pipeline=True)),
+            twin_bitlocker.get_bitlocker_volume,
+            "bitlocker/get-bitlockervolume",
+        ),
+        (
+            _sig(
+                "Enable-BitLocker",
+                Param("MountPoint", position=0, mandatory=True, pipeline=True),
+                Param("EncryptionMethod"),
+                Param("HardwareEncryption", switch=True),
+                Param("SkipHardwareTest", ("s",), switch=True),
+                Param("UsedSpaceOnly", ("qe",), switch=True),
+                Param("TpmProtector", switch=True),
+                should_process=True,
+            ),
+            twin_bitlocker.enable_bitlocker,
+            "bitlocker/enable-bitlocker",
+        ),
+        (
+            _sig(
+                "Add-BitLockerKeyProtector",
+                Param("MountPoint", position=0, mandatory=True, pipeline=True),
+                Param("RecoveryPasswordProtector", ("rpp",), switch=True),
+                Param("RecoveryPassword", ("pw",), position=1),
+                should_process=True,
+            ),
+            twin_bitlocker.add_key_protector,
+            "bitlocker/add-bitlockerkeyprotector",
+        ),
+        (
+            _sig(
+                "Backup-BitLockerKeyProtector",
+                Param("MountPoint", position=0, mandatory=True, pipeline=True),
+                Param("KeyProtectorId", ("id",), position=1, mandatory=True),
+                should_process=True,
+            ),
+            twin_bitlocker.backup_key_protector,
+            "bitlocker/backup-bitlockerkeyprotector",
         ),
     ]
     return {sig.name.lower(): Cmdlet(sig, fn, LEARN + doc) for sig, fn, doc in entries}
