@@ -7,17 +7,16 @@ one. The lab runs each command line as a WinRS command line runs (cmd.exe's expa
 the program: powershell.exe's options, then the PowerShell evaluator on the new twin's state,
 `rebuild.lab.exec.commandline`), so the product's own first-logon PowerShell executes.
 
-Not yet executed (still recognised by `images.clean_state`): the WinRM HTTPS listener
-command. Running it needs Enable-PSRemoting, New-SelfSignedCertificate, Get-Certificate,
-ConvertTo-SecureString, PSCredential and the WSMan: drive in the evaluator
-(docs/lab-windows-rules.md, "Simulated, not executed").
+Every command runs so, the WinRM HTTPS listener one among them (`rebuild.lab.exec.twin_remoting`).
 """
 
 from __future__ import annotations
 
+import re
+
 from rebuild.lab.answerfile import AnswerFile
 from rebuild.lab.context import Lab
-from rebuild.lab.images import STAMP_KEY, recognised_first_logon_command
+from rebuild.lab.images import STAMP_KEY
 from rebuild.lab.state import TwinState
 
 _AFTER_LOG_OFF = (
@@ -33,14 +32,13 @@ def run_first_logon(lab: Lab, name: str, answer: AnswerFile) -> None:
         return  # nobody logs on: the commands never run
     twin = lab.twins[name]
     for order, line in enumerate(answer.first_logon_commands, start=1):
-        if recognised_first_logon_command(line):
-            continue
         if not lab.state(name).console_session:
             # A command logged the session off: what Windows does with the commands left is not known here.
             lab.record(name, "first_logon_command", order=order, exit_code=1, stderr=_AFTER_LOG_OFF)
             continue
         code, _, err = run_command_line(lab, twin, line, b"", console=True)
-        lab.record(name, "first_logon_command", order=order, exit_code=code, stderr=_redacted(err, answer))
+        stderr = _redacted(err, answer, line)
+        lab.record(name, "first_logon_command", order=order, exit_code=code, stderr=stderr)
     lab.update(name, _image_from_stamp)
 
 
@@ -51,10 +49,16 @@ def _image_from_stamp(state: TwinState) -> None:
     state.image_sha256 = str(stamp.get("ImageSha256") or "")
 
 
-def _redacted(err: bytes, answer: AnswerFile) -> str:
-    """A command's error output for the twin's history, with the answer file's passwords masked."""
+# A password the command line itself carries (the enrolment account's, for Get-Certificate).
+_PLAIN_TEXT_SECRET = re.compile(r"ConvertTo-SecureString\s+'((?:[^']|'')*)'", re.IGNORECASE)
+
+
+def _redacted(err: bytes, answer: AnswerFile, line: str) -> str:
+    """A command's error output for the twin's history, with the answer file's passwords and the
+    command's own plain-text password masked (PowerShell's error position echoes the line)."""
     text = err.decode("utf-8", "replace").strip()[:2000]
     secrets = [answer.administrator_password or "", *(a.password for a in answer.accounts)]
+    secrets += [found.replace("''", "'") for found in _PLAIN_TEXT_SECRET.findall(line)]
     for secret in secrets:
         if secret:
             text = text.replace(secret, "********")

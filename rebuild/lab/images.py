@@ -784,59 +784,18 @@ def compromised_state(record: TwinRecord, rb_admin_password: str) -> TwinState:
     return state
 
 
-_HAS_WINRM_HTTPS = re.compile(
-    r"(transport\s*[=:]?\s*\"?https|\*\+https|-transport\s+https|"
-    r"listener.*https|https.*listener)",
-    re.IGNORECASE,
-)
-
-
-# What the lab fault certificate_enrolment_fails makes Get-Certificate say without a `reason`.
-ENROLMENT_DENIED = (
-    "Get-Certificate: the CA denied the certificate request (lab fault certificate_enrolment_fails)"
-)
-
-
-def _enrolment_failure(commands: str, answer: AnswerFile, refused: str = "") -> str:
-    """Why Get-Certificate fails at first logon, or "" (no enrolment, or it can authenticate).
-
-    Microsoft Learn, "Get-Certificate": against an enrollment policy server URL the request is
-    authenticated with -Credential (username/password) or the caller's Kerberos identity; a
-    workgroup machine at first logon (no JoinDomain in the answer file) has no domain identity,
-    so without -Credential the enrolment fails and no HTTPS listener gets a certificate.
-    `refused`: the injected fault certificate_enrolment_fails (the CA denies the request).
-    """
-    if "Get-Certificate" not in commands or "-Url" not in commands:
-        return ""
-    if refused:
-        return refused
-    if "-Credential" in commands or answer.join_domain:
-        return ""
-    return "Get-Certificate: the enrollment policy server requires authentication (no credential)"
-
-
-def recognised_first_logon_command(line: str) -> bool:
-    """A first-logon command the lab still recognises here instead of running it
-    (`rebuild.lab.first_logon` runs every other one through the PowerShell evaluator)."""
-    return bool(_HAS_WINRM_HTTPS.search(line))
-
-
 def _signature_date(image_id: str) -> str:
     found = re.search(r"(20\d\d)\.(\d\d)$", image_id)
     return f"{found.group(1)}-{found.group(2)}-01T00:00:00" if found else ""
 
 
-def clean_state(
-    record: TwinRecord, answer: AnswerFile, image: AppliedImage, enrolment_refused: str = ""
-) -> TwinState:
+def clean_state(record: TwinRecord, answer: AnswerFile, image: AppliedImage) -> TwinState:
     """The first boot of a freshly applied image, configured by the answer file.
 
     Clean-install defaults of the applied image's OS, then what Setup took from the
-    answer file (computer name, accounts, locale, time zone, workgroup/domain), then
-    what the one FirstLogonCommand the lab still recognises did (the WinRM HTTPS listener).
-    Every other first-logon command (the
-    rebuild stamp among them) runs through the PowerShell evaluator once the twin holds this
-    state (`rebuild.lab.first_logon.run_first_logon`).
+    answer file (computer name, accounts, locale, time zone, workgroup/domain). The
+    first-logon commands (the rebuild stamp, the WinRM HTTPS listener) run through the PowerShell
+    evaluator once the twin holds this state (`rebuild.lab.first_logon.run_first_logon`).
     """
     p = os_profile(image.os, f"image {image.path}")
     domain = answer.join_domain or "WORKGROUP"
@@ -856,17 +815,6 @@ def clean_state(
         for g in account.groups:
             state.groups.setdefault(g, []).append(account.name)
     if answer.auto_logon_user:
-        # The commands the lab recognises (`recognised_first_logon_command`); the rest run later.
-        commands = "\n".join(answer.first_logon_commands)
-        if _HAS_WINRM_HTTPS.search(commands):
-            state.services["WinRM"].start_mode = "Automatic"
-            state.services["WinRM"].state = "Running"
-            failure = _enrolment_failure(commands, answer, enrolment_refused)
-            if not failure:
-                state.registry.update(_winrm_listener_keys())
-            elif "WinRMHttpsError" in commands:
-                # The command catches the failure and writes it where the controller can read it.
-                state.registry.setdefault(STAMP_KEY, {})["WinRMHttpsError"] = failure
         # AutoLogon's session, open while the commands run (Microsoft Learn, "AutoLogon",
         # "FirstLogonCommands": nothing ends it afterwards unless a command logs off).
         state.console_session = answer.auto_logon_user

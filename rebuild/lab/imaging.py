@@ -39,7 +39,6 @@ from rebuild.lab.bootserver import mac_hexhyp, mac_hexraw
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.first_logon import run_first_logon
 from rebuild.lab.images import (
-    ENROLMENT_DENIED,
     AppliedImage,
     ImageError,
     clean_state,
@@ -453,9 +452,7 @@ class Imager:
         if oobe:
             self._fail(name, oobe, wiped=True)
             return
-        refused = self.lab.fault(name, "certificate_enrolment_fails")
-        enrolment_refused = "" if refused is None else str(refused.get("reason") or ENROLMENT_DENIED)
-        new = clean_state(self.lab.twins[name], answer, image, enrolment_refused)
+        new = clean_state(self.lab.twins[name], answer, image)
 
         def replace(state: TwinState) -> None:
             history, disks, wiped, firmware = state.history, state.disks, state.wiped_disk, state.firmware

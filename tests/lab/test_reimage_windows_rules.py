@@ -343,15 +343,14 @@ def test_autologon_session_is_closed_by_the_last_first_logon_command(tmp_path: P
         assert state.console_session == ""  # shutdown.exe /l /f ran in the console session
         policies = state.registry["HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Policies\\System"]
         assert policies["LocalAccountTokenFilterPolicy"] == 1  # reg.exe add ran through cmd.exe
-        ran = events(lab, "ARL-PC-0001", "first_logon_command")[-3:]  # 3, the WinRM one, is recognised
-        assert [(e["order"], e["exit_code"]) for e in ran] == [(1, 0), (2, 0), (4, 0)]
+        ran = events(lab, "ARL-PC-0001", "first_logon_command")[-4:]
+        assert [(e["order"], e["exit_code"]) for e in ran] == [(1, 0), (2, 0), (3, 0), (4, 0)]
     finally:
         lab.store.close()
 
 
 def test_certificate_enrolment_without_credential_leaves_no_https_listener(tmp_path: Path) -> None:
-    from rebuild.lab.answerfile import parse_answer_file
-    from rebuild.lab.images import STAMP_KEY, clean_state, ensure_repository, read_image
+    from rebuild.lab.images import STAMP_KEY, ensure_repository, read_image
 
     lab = make_lab(tmp_path, physical_servers=False)
     try:
@@ -363,21 +362,66 @@ def test_certificate_enrolment_without_credential_leaves_no_https_listener(tmp_p
         lab.store.close()
     assert "-Credential $cred" in new and "Enrol-Pass-1" in new
     listener = "HKLM:\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WSMAN\\Listener\\*+HTTPS"
-    record = lab.twins["ARL-PC-0001"]
     # The old command: Get-Certificate -Url without -Credential, HTTP listener removed regardless.
     old = re.sub(r"\$p = ConvertTo-SecureString.*?\$cred = [^;]*; ", "", new).replace(
         " -Credential $cred", ""
     )
     old = re.sub(r"try \{ (.*?) \} catch \{.*?\}\"</CommandLine>", r'\1"</CommandLine>', old, flags=re.S)
-    state = clean_state(record, parse_answer_file(old), image)
-    assert listener not in state.registry and "WinRMHttpsError" not in state.registry.get(STAMP_KEY, {})
-    # The product's command with the failure (same missing credential): the failure is reported.
-    failing = new.replace(" -Credential $cred", "")
-    state = clean_state(record, parse_answer_file(failing), image)
-    assert listener not in state.registry
-    assert "requires authentication" in state.registry[STAMP_KEY]["WinRMHttpsError"]
-    # With the enrolment credential: the HTTPS listener exists.
-    assert listener in clean_state(record, parse_answer_file(new), image).registry
+    lab = make_lab(tmp_path / "again", physical_servers=False)
+    try:
+        state = install_and_log_on(lab, "ARL-PC-0001", old, image)
+        assert listener not in state.registry and "WinRMHttpsError" not in state.registry[STAMP_KEY]
+        # The product's command with the failure (same missing credential): the failure is reported.
+        failing = new.replace(" -Credential $cred", "")
+        state = install_and_log_on(lab, "ARL-PC-0001", failing, image)
+        assert listener not in state.registry
+        assert "requires authentication" in state.registry[STAMP_KEY]["WinRMHttpsError"]
+        # With the enrolment credential: the HTTPS listener exists, on the enrolled certificate.
+        state = install_and_log_on(lab, "ARL-PC-0001", new, image)
+        thumb = state.registry[listener]["certThumbprint"]
+        assert f"HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\MY\\Certificates\\{thumb}" in state.registry
+        assert not any(key.endswith("\\Listener\\*+HTTP") for key in state.registry)
+        assert "Enrol-Pass-1" not in str(state.history)
+    finally:
+        lab.store.close()
+
+
+def test_first_logon_winrm_https_command_runs_through_powershell(tmp_path: Path) -> None:
+    """Order 3 runs after Order 1 like the others: WinRM on, an HTTPS listener on the self-signed
+    certificate's thumbprint, the HTTP listener Enable-PSRemoting made removed."""
+    lab = make_lab(tmp_path, physical_servers=False)
+    try:
+        image, text = _first_logon_answer(lab)
+        state = install_and_log_on(lab, "ARL-PC-0001", text, image)
+        ran = [(e["order"], e["exit_code"]) for e in events(lab, "ARL-PC-0001", "first_logon_command")]
+        assert ran[-4:] == [(1, 0), (2, 0), (3, 0), (4, 0)]
+        listeners = {
+            k.rsplit("\\", 1)[-1]: x for k, x in state.registry.items() if "\\WSMAN\\Listener\\" in k
+        }
+        assert list(listeners) == ["*+HTTPS"]
+        thumb = listeners["*+HTTPS"]["certThumbprint"]
+        cert = f"HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\MY\\Certificates\\{thumb}"
+        assert thumb and state.registry[cert]["Subject"] == "CN=ARL-PC-0001"
+        assert (state.services["WinRM"].start_mode, state.services["WinRM"].state) == ("Automatic", "Running")
+        assert "WinRMHttpsError" not in state.registry[STAMP_KEY]
+    finally:
+        lab.store.close()
+
+
+def test_first_logon_winrm_command_with_a_misspelt_parameter_keeps_http_and_says_why(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, physical_servers=False)
+    try:
+        image, text = _first_logon_answer(lab)
+        wrong = text.replace("-CertificateThumbPrint", "-CertificateThumbprnt")
+        assert wrong != text
+        state = install_and_log_on(lab, "ARL-PC-0001", wrong, image)
+        assert not any(k.endswith("\\Listener\\*+HTTPS") for k in state.registry)
+        assert any(k.endswith("\\Listener\\*+HTTP") for k in state.registry)  # Enable-PSRemoting's
+        assert state.registry[STAMP_KEY]["WinRMHttpsError"] == (
+            "A parameter cannot be found that matches parameter name 'CertificateThumbprnt'."
+        )
+    finally:
+        lab.store.close()
 
 
 def test_an_entry_written_again_is_served_again_once() -> None:
@@ -469,3 +513,24 @@ def test_image_check_reports_the_hosts_own_enrolment_error_at_once(
     assert "its first logon reports" in str(result["msg"]) and reason in str(result["msg"])
     assert int(str(result["attempts"])) <= 2  # at once, not after the 600 s grace
     assert PASSWORD not in json.dumps(result)
+
+
+def test_first_logon_history_masks_the_enrolment_password_its_command_carries(tmp_path: Path) -> None:
+    """PowerShell's error position echoes the command line: the recorded stderr must not hold the
+    enrolment account's password the WinRM command passes to ConvertTo-SecureString."""
+    from rebuild.lab.answerfile import parse_answer_file
+    from rebuild.lab.first_logon import _redacted
+    from rebuild.lab.images import ensure_repository
+
+    lab = make_lab(tmp_path, physical_servers=False)
+    try:
+        ensure_repository(lab.config.lab_dir)
+        url = "https://pki.ghal.lan/ADPolicyProvider_CEP_UsernamePassword/service.svc/CEP"
+        _, path = render_entry(lab, "ARL-PC-0001", "http://boot:8080", PASSWORD, enroll_url=url)
+        answer = parse_answer_file(path.read_text().replace("REBUILD-SYSTEM-DISK", "0"))
+    finally:
+        lab.store.close()
+    line = next(c for c in answer.first_logon_commands if "ConvertTo-SecureString" in c)
+    err = f"At line:1 char:60\n+ {line}\nEnable-PSRemotin : The term is not recognized".encode()
+    text = _redacted(err, answer, line)
+    assert "Enrol-Pass-1" not in text and "********" in text and "Enable-PSRemotin" in text

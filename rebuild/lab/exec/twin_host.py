@@ -29,6 +29,7 @@ from rebuild.lab.exec import (
     twin_firewall,
     twin_firmware,
     twin_policy,
+    twin_remoting,
     twin_security,
     twin_system,
 )
@@ -45,7 +46,7 @@ from rebuild.lab.ps.values import TypeRef
 from rebuild.lab.state import TwinState
 
 LEARN = "https://learn.microsoft.com/powershell/module/"
-CERT_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\{store}\\Certificates\\{thumb}"
+CERT_KEY = twin_remoting.CERT_KEY
 PRINTER_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Print\\Printers\\{name}"
 PORT_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Print\\Monitors\\Standard TCP/IP Port\\Ports\\{name}"
 # Drivers present on a clean Windows install (our module adds queues, not drivers).
@@ -227,9 +228,12 @@ class TwinHost(Host):
         super().static_set(ev, type_name, member, value, node)
 
     def new_object(self, c: Call, tref: TypeRef, args: list[Any]) -> Any:
-        """New-Object Security.Principal.NTAccount <name> / SecurityIdentifier <sid string>."""
+        """New-Object Security.Principal.NTAccount <name> / SecurityIdentifier <sid string> /
+        System.Management.Automation.PSCredential(<user>, <SecureString>)."""
         if tref.name in (twin_policy.NTACCOUNT, twin_policy.SECURITY_IDENTIFIER) and len(args) == 1:
             return twin_policy.identity(self.state(), tref.name, v.to_string(args[0]))
+        if tref.name == twin_remoting.PS_CREDENTIAL:
+            return twin_remoting.new_credential(c, args)
         return None
 
     def file_bytes(self, path: str) -> bytes | None:
@@ -554,6 +558,11 @@ def _get_net_firewall_rule(c: Call) -> list[Any]:
 def _new_item(c: Call) -> list[Any]:
     """New-Item -ItemType Directory [-Force]: with -Force an existing directory is returned, not an error."""
     path = _path(c)
+    if twin_remoting.is_listener_path(path):
+        return twin_remoting.new_listener(c, path)
+    for dynamic in twin_remoting.LISTENER_PARAMS:
+        if dynamic in c.bound:  # the WSMan provider's dynamic parameters exist only under WSMan:
+            raise _no_parameter(c, dynamic)
     key = cmdlets.reg_canonical(path)
     if key is not None and "ItemType" not in c.bound:
         return twin_security.new_registry_key(c, _host(c), path, key)
@@ -580,6 +589,22 @@ def _new_item(c: Call) -> list[Any]:
 
         host.write(f"New-Item {path}", mkdir)
     return [PSObj("System.IO.DirectoryInfo", {"FullName": path, "Name": path.rsplit("\\", 1)[-1]})]
+
+
+def _no_parameter(c: Call, name: str) -> PSRuntimeError:
+    """What the binder says of a parameter the cmdlet does not have at this path."""
+    return c.fail(
+        f"A parameter cannot be found that matches parameter name '{name}'.",
+        "System.Management.Automation.ParameterBindingException",
+        "InvalidArgument",
+    )
+
+
+def _get_child_item(c: Call) -> list[Any]:
+    path = v.to_string(c.bound.get("LiteralPath", c.bound.get("Path")))
+    if twin_remoting.is_listener_path(path):
+        return twin_remoting.get_listeners(c, path)
+    return _bridge("Get-ChildItem")(c)
 
 
 def _repository_file(c: Call, source: str) -> bytes | None:
@@ -685,7 +710,13 @@ def _get_file_hash(c: Call) -> list[Any]:
 
 def _remove_item(c: Call) -> list[Any]:
     host = _host(c)
-    paths = [v.to_string(x) for x in v.as_list(c.bound.get("LiteralPath", c.bound.get("Path")))]
+    given = c.bound.get("LiteralPath", c.bound.get("Path"))
+    if given is None and c.has_input:
+        # -LiteralPath takes pipeline input by property name (PSPath): Learn, "Remove-Item".
+        given = [x.props.get("PSPath") if isinstance(x, PSObj) else x for x in c.input]
+        if not given:
+            return []
+    paths = [v.to_string(x) for x in v.as_list(given)]
     if len(paths) > 1:  # several paths: each removed in turn, with its own errors
         for one in paths:
             _remove_item(
@@ -699,7 +730,9 @@ def _remove_item(c: Call) -> list[Any]:
                 )
             )
         return []
-    path = _path(c).rstrip("\\")
+    path = v.to_string(paths[0]).rstrip("\\") if paths else _path(c).rstrip("\\")
+    if twin_remoting.is_listener_path(path):
+        return twin_remoting.remove_listener(c, path)
     key = cmdlets.reg_canonical(path)
     if key is not None:
         return _remove_registry_key(c, key, path)
@@ -1222,7 +1255,6 @@ def _table() -> dict[str, Cmdlet]:
             ("Get-ItemProperty", "microsoft.powershell.management/get-itemproperty"),
             ("Get-ItemPropertyValue", "microsoft.powershell.management/get-itempropertyvalue"),
             ("Get-Item", "microsoft.powershell.management/get-item"),
-            ("Get-ChildItem", "microsoft.powershell.management/get-childitem"),
             ("Get-Service", "microsoft.powershell.management/get-service"),
             ("Get-WindowsOptionalFeature", "dism/get-windowsoptionalfeature"),
             ("Get-NetFirewallProfile", "netsecurity/get-netfirewallprofile"),
@@ -1277,6 +1309,43 @@ def _table() -> dict[str, Cmdlet]:
             _sig("Remove-NetFirewallRule", Param("InputObject", pipeline=True), should_process=True),
             twin_firewall.remove_net_firewall_rule,
             "netsecurity/remove-netfirewallrule",
+        ),
+        (c_sig("Get-ChildItem"), _get_child_item, "microsoft.powershell.management/get-childitem"),
+        (
+            _sig(
+                "Enable-PSRemoting",
+                Param("Force", switch=True),
+                Param("SkipNetworkProfileCheck", switch=True),
+            ),
+            twin_remoting.enable_psremoting,
+            "microsoft.powershell.core/enable-psremoting",
+        ),
+        (
+            _sig(
+                "ConvertTo-SecureString",
+                Param("String", position=0, mandatory=True, pipeline=True),
+                Param("AsPlainText", switch=True),
+                Param("Force", switch=True),
+            ),
+            twin_remoting.convert_to_secure_string,
+            "microsoft.powershell.security/convertto-securestring",
+        ),
+        (
+            _sig(
+                "Get-Certificate",
+                Param("Template", mandatory=True),
+                Param("Url"),
+                Param("Credential"),
+                Param("DnsName"),
+                Param("CertStoreLocation"),
+            ),
+            twin_remoting.get_certificate,
+            "pki/get-certificate",
+        ),
+        (
+            _sig("New-SelfSignedCertificate", Param("DnsName"), Param("CertStoreLocation")),
+            twin_remoting.new_self_signed_certificate,
+            "pki/new-selfsignedcertificate",
         ),
         (
             _sig(
@@ -1425,6 +1494,7 @@ def _table() -> dict[str, Cmdlet]:
                 Param("Name"),
                 Param("Value", position=1),
                 Param("Force", switch=True),
+                *(Param(name) for name in twin_remoting.LISTENER_PARAMS),
                 should_process=True,
             ),
             _new_item,

@@ -1326,6 +1326,13 @@ class Evaluator:
                 args.append(Argument(None, value, True, self.text(k)))
                 i += 2
                 continue
+            if k.type == "argument_list":
+                # `New-Object T('a', $b)`: about_Parsing, a bare word ends at `(`, which opens an
+                # expression argument of its own (here the array -ArgumentList binds to).
+                items = self._call_args(k)
+                args.append(Argument(None, items[0] if len(items) == 1 else items, True, self.text(k)))
+                i += 1
+                continue
             value = self.argument_value(k)
             if k.type == "generic_token" and self.text(k).startswith(",") and args and args[-1].name is None:
                 prev = args[-1]
