@@ -248,16 +248,22 @@ def bundled_images_serviced_today(tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 # Wall time per test group (unit, lab, integration), printed before pytest's summary (issue 15),
-# and in CI a skipped test fails the run (no_skips_in_ci.py).
+# the product PowerShell's statement coverage, and in CI a skipped test fails the run (no_skips_in_ci.py).
 import group_timing  # noqa: E402
 import no_skips_in_ci  # noqa: E402
-from group_timing import pytest_terminal_summary  # noqa: E402, F401
+import ps_coverage_summary  # noqa: E402
 from no_skips_in_ci import pytest_sessionfinish  # noqa: E402, F401
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    ps_coverage_summary.pytest_terminal_summary(terminalreporter)
+    group_timing.pytest_terminal_summary(terminalreporter)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     group_timing.pytest_runtest_logreport(report)
     no_skips_in_ci.pytest_runtest_logreport(report)
+
 
 REPO = Path(__file__).resolve().parents[1]
 
