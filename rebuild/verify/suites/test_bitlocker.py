@@ -1,8 +1,10 @@
 """The OS volume is BitLocker-protected where the policy requires it (condition `bitlocker`).
 
 Host side only: protection on, a TPM protector and a recovery password protector present. That
-the directory holds the recovery password is not read here (verification has no directory read
-yet); the redeploy step fails when Backup-BitLockerKeyProtector does.
+the directory holds the recovery password is NOT checked here (verification has no directory read
+yet). The redeploy step's Backup-BitLockerKeyProtector failing fails that task, but the task's
+errors are ignored so verification can hold the host back: a host whose volume is protected but
+whose escrow failed is therefore not held back yet (issue 14 item 3, left open).
 """
 
 # mypy: disable-error-code="no-untyped-def"
