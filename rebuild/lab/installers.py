@@ -4,7 +4,7 @@ A real hospital keeps vendor installers on a deployment share; the lab keeps one
 deterministic file per catalogue entry under `<lab_dir>/installers/<relative path>`.
 The content is fixed by (id, version), so the product catalogue's SHA-256 can be checked
 against it exactly as on Windows: a file changed afterwards (tampering) no longer matches
-and the twin of win_rebuild_apps refuses to run it.
+and win_rebuild_apps.ps1, run by the evaluator, refuses to run it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 An imported certificate is kept where Windows keeps it, as a registry key
 `HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\<store>\\Certificates\\<THUMBPRINT>` (the same
-convention the win_rebuild_apps twin uses). The thumbprint is the SHA-1 of the DER bytes.
+convention the twin host uses when win_rebuild_apps.ps1 imports one through the evaluator).
+The thumbprint is the SHA-1 of the DER bytes.
 """
 
 from __future__ import annotations
