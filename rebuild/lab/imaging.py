@@ -283,18 +283,20 @@ class Imager:
                 return "install"
             reason = entry.reason if entry else "no per-MAC entry on the boot server"
             return self._boot_disk(name, via, reason)
-        self.lab.record(name, "boot", via=via, source="disk")
         return self._boot_disk(name, via, "")
 
     def _boot_disk(self, name: str, via: str, reason: str) -> str:
         disk = self._disk_phase(name, self.lab.state(name))
-        if reason:
-            self.lab.record(name, "boot", via=via, source="disk", reason=reason, disk=disk)
 
         def on(state: TwinState) -> None:
             state.phase = disk
 
         self.lab.update(name, on)
+        # Journaled once the twin is up, so whoever sees this boot also sees the machine on.
+        if reason:
+            self.lab.record(name, "boot", via=via, source="disk", reason=reason, disk=disk)
+        else:
+            self.lab.record(name, "boot", via=via, source="disk")
         return "disk"
 
     # -- network boot -------------------------------------------------------------
