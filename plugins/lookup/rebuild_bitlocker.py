@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from ansible.errors import AnsibleError
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: rebuild_bitlocker
 short_description: Whether a host's OS volume must be BitLocker-encrypted, and how
@@ -44,17 +38,16 @@ _list:
 """
 
 
-class LookupModule(LookupBase):
-    def run(self, terms, variables=None, **kwargs):  # type: ignore[no-untyped-def]
-        from rebuild.bitlocker import load_bitlocker_policy, redeploy_settings
-        from rebuild.errors import RebuildError
+from typing import Any
 
-        self.set_options(var_options=variables, direct=kwargs)
-        data_dir = self.get_option("data_dir")
+from rebuild.ansible_lookup import RebuildLookup
+from rebuild.bitlocker import load_bitlocker_policy, redeploy_settings
+
+
+class LookupModule(RebuildLookup):
+    NAME = "rebuild_bitlocker"
+
+    def look_up(self, terms: list[str]) -> list[dict[str, Any]]:
+        policy = load_bitlocker_policy(self.path_option("data_dir"))
         service = str(self.get_option("service"))
-        try:
-            policy = load_bitlocker_policy(Path(data_dir) if data_dir else None)
-            entries: list[dict[str, Any]] = [redeploy_settings(policy, str(t), service) for t in terms]
-        except RebuildError as exc:
-            raise AnsibleError(f"rebuild_bitlocker: {exc}") from None
-        return entries
+        return [redeploy_settings(policy, term, service) for term in terms]

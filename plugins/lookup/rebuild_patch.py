@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from ansible.errors import AnsibleError
-from ansible.plugins.lookup import LookupBase
-
 DOCUMENTATION = r"""
 name: rebuild_patch
 short_description: The patch catalogue's minimum level and update source for an OS key
@@ -45,40 +39,41 @@ _list:
 """
 
 
-class LookupModule(LookupBase):
-    def run(self, terms, variables=None, **kwargs):  # type: ignore[no-untyped-def]
-        from rebuild.errors import RebuildError
-        from rebuild.patch import load_patch_catalogue
+from pathlib import Path
+from typing import Any
 
-        self.set_options(var_options=variables, direct=kwargs)
-        path = self.get_option("catalogue")
+from rebuild.ansible_lookup import RebuildLookup
+from rebuild.patch import load_patch_catalogue
+
+
+class LookupModule(RebuildLookup):
+    NAME = "rebuild_patch"
+
+    def look_up(self, terms: list[str]) -> list[dict[str, Any]]:
+        catalogue = load_patch_catalogue(self.path_option("catalogue"))
         ubr = int(self.get_option("ubr"))
-        try:
-            catalogue = load_patch_catalogue(Path(path) if path else None)
-            entries: list[dict[str, Any]] = []
-            for term in terms:
-                level = catalogue.for_os(str(term))
-                packages = level.missing_packages(ubr) if ubr >= 0 else list(level.packages)
-                entries.append(
-                    {
-                        "build": level.build,
-                        "minimum_ubr": level.minimum_ubr,
-                        "source": level.source,
-                        "wsus_server": level.wsus_server,
-                        "repository": catalogue.repository,
-                        "update_timeout_minutes": catalogue.update_timeout_minutes,
-                        "packages": [
-                            {
-                                "kb": p.kb,
-                                "url": f"{catalogue.repository.rstrip('/')}/{p.file}",
-                                "file": Path(p.file).name,
-                                "sha256": p.sha256,
-                                "ubr": p.ubr,
-                            }
-                            for p in packages
-                        ],
-                    }
-                )
-        except RebuildError as exc:
-            raise AnsibleError(f"rebuild_patch: {exc}") from None
+        entries: list[dict[str, Any]] = []
+        for term in terms:
+            level = catalogue.for_os(term)
+            packages = level.missing_packages(ubr) if ubr >= 0 else list(level.packages)
+            entries.append(
+                {
+                    "build": level.build,
+                    "minimum_ubr": level.minimum_ubr,
+                    "source": level.source,
+                    "wsus_server": level.wsus_server,
+                    "repository": catalogue.repository,
+                    "update_timeout_minutes": catalogue.update_timeout_minutes,
+                    "packages": [
+                        {
+                            "kb": p.kb,
+                            "url": f"{catalogue.repository.rstrip('/')}/{p.file}",
+                            "file": Path(p.file).name,
+                            "sha256": p.sha256,
+                            "ubr": p.ubr,
+                        }
+                        for p in packages
+                    ],
+                }
+            )
         return entries
