@@ -164,6 +164,50 @@ def test_strict_mode_refuses_unset_variables() -> None:
     assert "cannot be retrieved because it has not been set" in result.errors[0].message
 
 
+CUSTOM_OBJECTS = """
+$cast = [pscustomobject]@{ Name = 'a' }
+$new = New-Object PSObject -Property @{ Name = 'b' }
+$selected = $cast | Select-Object Name
+"""
+
+
+def test_a_missing_property_of_a_custom_object_is_null() -> None:
+    """Set-StrictMode (5.1), strict mode off: "References to non-existent properties return $null"
+    (about_Properties: a PSCustomObject has the note properties it was given)."""
+    got = out(
+        CUSTOM_OBJECTS + "$null -eq $cast.Missing; $null -eq $new.Missing; $null -eq $selected.Missing\n"
+        "[pscustomobject]@{ A = 1 }, [pscustomobject]@{ B = 2 } | ForEach-Object { $null -eq $_.A }"
+    )
+    assert got == [True, True, True, False, True]
+
+
+@pytest.mark.parametrize("version", ["2.0", "3.0", "Latest"])
+def test_strict_mode_2_refuses_a_missing_property(version: str) -> None:
+    """Set-StrictMode -Version 2.0 and later "prohibits references to non-existent properties of an
+    object": a terminating PropertyNotFoundStrict error a catch sees; 1.0 does not."""
+    script = CUSTOM_OBJECTS + (
+        f"Set-StrictMode -Version {version}\n"
+        "try { $cast.Missing; 'read' } catch { $_.FullyQualifiedErrorId; $_.Exception.Message }\n"
+        "try { $null.Missing } catch [System.Management.Automation.RuntimeException] { 'caught' }\n"
+        "$cast.Name"
+    )
+    assert out(script) == [
+        "PropertyNotFoundStrict",
+        "The property 'Missing' cannot be found on this object. Verify that the property exists.",
+        "caught",
+        "a",
+    ]
+    assert out(CUSTOM_OBJECTS + "Set-StrictMode -Version 1.0\n$null -eq $cast.Missing") == [True]
+
+
+def test_a_missing_member_of_a_typed_object_stays_loud() -> None:
+    """The lab models only some properties of a .NET object (a service, a registry key): a name it
+    lacks may exist on Windows, so reading it fails loudly in either mode instead of giving $null."""
+    for strict in ("", "Set-StrictMode -Version Latest\n"):
+        with pytest.raises(NotSimulated, match=r"the member 'Nonexistent' of \[\S+\.GroupInfo\] at test.ps1"):
+            run(f"{strict}$g = New-Object PSObject | Group-Object\n$g.Nonexistent")
+
+
 # --- functions and parameter binding ---------------------------------------------------------
 
 

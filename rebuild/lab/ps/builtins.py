@@ -422,17 +422,37 @@ def type_label(obj: Any) -> str:
     return f"[{type(obj).__name__}]"
 
 
+def _all_properties_known(obj: PSObj) -> bool:
+    """A PSCustomObject (a [pscustomobject] cast, New-Object PSObject, Get-ItemProperty, Import-Csv)
+    or Select-Object's output has exactly the note properties the lab gave it: a name it lacks does
+    not exist on Windows either. A typed object (a service, a registry key...) carries only the
+    properties the lab models, so a missing name may be one it does not simulate."""
+    return obj.type_name == "System.Management.Automation.PSCustomObject" or obj.type_name.startswith(
+        "Selected."
+    )
+
+
+def _property_not_found_strict(name: str) -> PSRuntimeError:
+    """Reading a property an object does not have under Set-StrictMode -Version 2.0 or later
+    (Microsoft Learn, Set-StrictMode, 5.1: "prohibits references to non-existent properties of an
+    object"; the error's id is PropertyNotFoundStrict). Without strict mode the read gives $null."""
+    return PSRuntimeError(
+        ErrorRecord(
+            f"The property '{name}' cannot be found on this object. Verify that the property exists.",
+            "System.Management.Automation.PropertyNotFoundException",
+            category="InvalidOperation",
+            error_id="PropertyNotFoundStrict",
+        )
+    )
+
+
 def get_member(ev: Evaluator, obj: Any, name: str, node: Node) -> Any:
     low = name.lower()
     if isinstance(obj, AnsibleModule):
         return obj.member(ev, name, node)
     if obj is None:
         if ev.strict >= 2:
-            raise PSRuntimeError(
-                ErrorRecord(
-                    f"The property '{name}' cannot be found on this object. Verify that the property exists."
-                )
-            )
+            raise _property_not_found_strict(name)
         return None
     if isinstance(obj, Hashtable):
         if name in obj:
@@ -471,13 +491,11 @@ def get_member(ev: Evaluator, obj: Any, name: str, node: Node) -> Any:
                     ]
                 },
             )
+        if not _all_properties_known(obj):
+            raise _no_member(ev, obj, name, node)  # a .NET member the lab may not model: loud
         if ev.strict >= 2:
-            raise PSRuntimeError(
-                ErrorRecord(
-                    f"The property '{name}' cannot be found on this object. Verify that the property exists."
-                )
-            )
-        raise _no_member(ev, obj, name, node)
+            raise _property_not_found_strict(name)
+        return None
     if isinstance(obj, ErrorRecord):
         if low == "exception":
             return PSObj(obj.exception_type, {"Message": obj.message, "GetType": obj.exception_type})

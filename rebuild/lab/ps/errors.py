@@ -72,6 +72,8 @@ _PARENT = {
     "System.Management.Automation.ItemNotFoundException": "System.Management.Automation.SessionStateException",  # noqa: E501
     "System.Management.Automation.SessionStateException": "System.Management.Automation.RuntimeException",
     "System.Management.Automation.MethodInvocationException": "System.Management.Automation.RuntimeException",
+    "System.Management.Automation.PropertyNotFoundException": "System.Management.Automation.ExtendedTypeSystemException",  # noqa: E501
+    "System.Management.Automation.ExtendedTypeSystemException": "System.Management.Automation.RuntimeException",  # noqa: E501
     "System.Management.Automation.RuntimeException": "System.SystemException",
     "System.Management.Automation.CommandNotFoundException": "System.Management.Automation.RuntimeException",
     "System.UnauthorizedAccessException": "System.SystemException",
