@@ -35,30 +35,30 @@ from rebuild.errors import RebuildError
 NS = "urn:schemas-microsoft-com:unattend"
 WCM = "http://schemas.microsoft.com/WMIConfig/2002/State"
 
-# Windows time zone ids (tzutil /l). Setup rejects an id it does not know.
-WINDOWS_TIME_ZONES = frozenset(
-    {
-        "Romance Standard Time",
-        "W. Europe Standard Time",
-        "Central Europe Standard Time",
-        "Central European Standard Time",
-        "GMT Standard Time",
-        "Greenwich Standard Time",
-        "UTC",
-        "E. Europe Standard Time",
-        "FLE Standard Time",
-        "GTB Standard Time",
-        "Russian Standard Time",
-        "Eastern Standard Time",
-        "Central Standard Time",
-        "Mountain Standard Time",
-        "Pacific Standard Time",
-        "Tokyo Standard Time",
-        "China Standard Time",
-        "India Standard Time",
-        "AUS Eastern Standard Time",
-    }
-)
+# Windows time zone ids (tzutil /l). Setup rejects an id it does not know. Each with the IANA zone
+# of the same rules (CLDR windowsZones.xml, territory 001): the clock a twin's Get-Date shows
+# (rebuild/lab/exec/twin_host.py).
+WINDOWS_TIME_ZONES = {
+    "Romance Standard Time": "Europe/Paris",
+    "W. Europe Standard Time": "Europe/Berlin",
+    "Central Europe Standard Time": "Europe/Budapest",
+    "Central European Standard Time": "Europe/Warsaw",
+    "GMT Standard Time": "Europe/London",
+    "Greenwich Standard Time": "Atlantic/Reykjavik",
+    "UTC": "UTC",
+    "E. Europe Standard Time": "Europe/Chisinau",
+    "FLE Standard Time": "Europe/Kiev",
+    "GTB Standard Time": "Europe/Bucharest",
+    "Russian Standard Time": "Europe/Moscow",
+    "Eastern Standard Time": "America/New_York",
+    "Central Standard Time": "America/Chicago",
+    "Mountain Standard Time": "America/Denver",
+    "Pacific Standard Time": "America/Los_Angeles",
+    "Tokyo Standard Time": "Asia/Tokyo",
+    "China Standard Time": "Asia/Shanghai",
+    "India Standard Time": "Asia/Calcutta",
+    "AUS Eastern Standard Time": "Australia/Sydney",
+}
 
 _LOCALE = re.compile(r"^[a-z]{2,3}-[A-Z]{2}$")
 _INPUT_LOCALE = re.compile(r"^([a-z]{2,3}-[A-Z]{2}|[0-9a-fA-F]{4}:[0-9a-fA-F]{8})(;.*)?$")

@@ -6,6 +6,7 @@ behaviour the cited Microsoft page documents.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,43 @@ def test_datetime_parse_roundtrip_and_format_exception(lab: Lab) -> None:
     )
     out = run(lab, src).output
     assert out[0].startswith("2026-12-04T09:00:00") and out[1] == "format"
+
+
+ROUND_TRIP = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{7}"
+
+
+@pytest.mark.parametrize(
+    ("time_zone", "offsets"),
+    [
+        ("Tokyo Standard Time", {"+09:00"}),
+        ("Romance Standard Time", {"+01:00", "+02:00"}),
+        ("UTC", {"+00:00"}),
+    ],
+)
+def test_round_trip_format_follows_the_date_kind(tmp_path: Path, time_zone: str, offsets: set[str]) -> None:
+    """The "o" format of a Local DateTime (Get-Date, [DateTime]::Now) ends with the machine's UTC
+    offset, of a Utc one ([DateTime]::UtcNow, .ToUniversalTime()) with Z (learn.microsoft.com/dotnet/
+    standard/base-types/standard-date-and-time-format-strings, round-trip format; DateTime.Kind); the
+    clock a Local date shows is the twin's time zone (its answer file's TimeZone)."""
+    lab = one_twin_lab(tmp_path, bare_state(time_zone=time_zone))
+    src = (
+        "Get-Date -Format o\n"
+        "[DateTime]::Now.ToString('o')\n"
+        "[DateTime]::UtcNow.ToString('o')\n"
+        "(Get-Date).ToUniversalTime().ToString('o')\n"
+        "$now = Get-Date; (24 + $now.Hour - $now.ToUniversalTime().Hour) % 24\n"
+    )
+    local, now, utc, universal, hours = run(lab, src).output
+    for text in (local, now):
+        assert re.fullmatch(ROUND_TRIP + r"[+-]\d{2}:\d{2}", text) and text[-6:] in offsets, text
+    assert re.fullmatch(ROUND_TRIP + "Z", utc) and re.fullmatch(ROUND_TRIP + "Z", universal)
+    assert f"+{hours:02d}:00" in offsets
+
+
+def test_a_time_zone_the_lab_cannot_map_fails_loudly(tmp_path: Path) -> None:
+    lab = one_twin_lab(tmp_path, bare_state(time_zone="Mars Standard Time"))
+    with pytest.raises(NotSimulated, match="clock of time zone 'Mars Standard Time'"):
+        run(lab, "Get-Date -Format o")
 
 
 def test_is_ilist_and_temp_file_names(lab: Lab) -> None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,33 @@ class PSEnum:
 
 @dataclass(frozen=True)
 class PSDate:
+    """A .NET DateTime: the instant (`when`, UTC) and its Kind. A Local date (Get-Date,
+    [DateTime]::Now) shows the clock of the machine's time zone `zone` (an IANA key); a Utc date
+    shows UTC. Arithmetic and comparisons use the instant; what a script reads or prints of a date
+    (Hour, ToString, -Format) uses its clock (learn.microsoft.com/dotnet/api/system.datetime.kind)."""
+
     when: dt.datetime  # UTC
+    kind: str = "Utc"  # DateTimeKind: Utc or Local
+    zone: str = "UTC"  # a Local date's time zone
+
+    def clock(self) -> dt.datetime:
+        """The date and time as the DateTime holds them (aware: its offset is the Kind's)."""
+        if self.kind != "Local":
+            return self.when
+        return self.when.astimezone(local_zone(self.zone))
+
+    def shifted(self, delta: dt.timedelta) -> PSDate:
+        """This date plus a TimeSpan, of the same Kind (DateTime.Add adds to the clock)."""
+        if self.kind != "Local":
+            return replace(self, when=self.when + delta)
+        clock = self.clock().replace(tzinfo=None) + delta
+        return replace(self, when=clock.replace(tzinfo=local_zone(self.zone)).astimezone(dt.UTC))
+
+    def to_universal(self) -> PSDate:
+        return PSDate(self.when)
 
     def __str__(self) -> str:
-        w = self.when
+        w = self.clock()
         hour = w.hour % 12 or 12
         clock = f"{hour}:{w.minute:02d}:{w.second:02d} {'AM' if w.hour < 12 else 'PM'}"
         return f"{w.strftime('%A')}, {w.strftime('%B')} {w.day}, {w.year} {clock}"
@@ -39,6 +63,11 @@ class PSDate:
     def to_file_time(self) -> int:
         epoch = dt.datetime(1601, 1, 1, tzinfo=dt.UTC)
         return int((self.when - epoch).total_seconds() * 10_000_000)
+
+
+def local_zone(key: str) -> dt.tzinfo:
+    """The time zone an IANA key names (the host checked it exists: TwinHost.time_zone)."""
+    return dt.UTC if key == "UTC" else ZoneInfo(key)
 
 
 @dataclass

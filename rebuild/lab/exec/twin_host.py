@@ -19,7 +19,9 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
+from rebuild.lab.answerfile import WINDOWS_TIME_ZONES
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec import (
     cmdlets,
@@ -33,7 +35,7 @@ from rebuild.lab.exec import (
     twin_security,
     twin_system,
 )
-from rebuild.lab.exec.psobjects import PSDate, PSObj
+from rebuild.lab.exec.psobjects import PSDate, PSObj, local_zone
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import EDR_AGENT_ID, SIMULATED_BANNER, edr_install_effects, local_path
 from rebuild.lab.ps import ansible_basic
@@ -165,6 +167,22 @@ class TwinHost(Host):
 
     def env(self) -> dict[str, str]:
         return self._env
+
+    def time_zone(self) -> str:
+        """The twin's time zone (its answer file's TimeZone) as the IANA zone of the same rules."""
+        windows_id = self.state().time_zone
+        zone = WINDOWS_TIME_ZONES.get(windows_id)
+        if zone is None:
+            raise NotSimulated(
+                f"the clock of time zone {windows_id!r} (not in rebuild/lab/answerfile.py)", ""
+            )
+        try:
+            local_zone(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise NotSimulated(
+                f"the clock of time zone {windows_id!r} (no tz database on this machine)", ""
+            ) from None
+        return zone
 
     def cmdlet(self, name: str) -> Cmdlet | None:
         return _CMDLETS.get(name.lower())

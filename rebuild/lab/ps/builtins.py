@@ -318,12 +318,12 @@ def arithmetic(op: str, left: Any, right: Any) -> Any:
                 merged.add(k, x)
             return merged
         if isinstance(left, PSDate) and isinstance(right, v.PSTimeSpan):
-            return PSDate(left.when + right.delta)
+            return left.shifted(right.delta)
     if op == "-":
         if isinstance(left, PSDate) and isinstance(right, PSDate):
             return v.PSTimeSpan(left.when - right.when)
         if isinstance(left, PSDate) and isinstance(right, v.PSTimeSpan):
-            return PSDate(left.when - right.delta)
+            return left.shifted(-right.delta)
     if op == "*" and isinstance(left, str):
         return left * v.to_int(right)
     a, b = v.to_number(left), v.to_number(right)
@@ -385,11 +385,18 @@ def _format_spec(value: Any, spec: str) -> str:
 
 
 def date_format(d: PSDate, fmt: str) -> str:
-    w = d.when
+    """DateTime.ToString(fmt) of the date's clock. "o" (round-trip) ends with the Kind: Z for a Utc
+    date, the offset for a Local one (learn.microsoft.com/dotnet/standard/base-types/
+    standard-date-and-time-format-strings, "The round-trip (O, o) format specifier")."""
+    w = d.clock()
     if fmt == "s":
         return w.strftime("%Y-%m-%dT%H:%M:%S")
     if fmt == "o":
-        return w.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
+        text = w.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0"
+        if d.kind != "Local":
+            return text + "Z"
+        offset = w.strftime("%z")
+        return f"{text}{offset[:3]}:{offset[3:]}"
     if fmt == "u":
         return w.strftime("%Y-%m-%d %H:%M:%SZ")
     tokens = {"yyyy": "%Y", "MM": "%m", "dd": "%d", "HH": "%H", "mm": "%M", "ss": "%S"}
@@ -506,13 +513,14 @@ def get_member(ev: Evaluator, obj: Any, name: str, node: Node) -> Any:
         if low == "targetobject":
             return obj.target
     if isinstance(obj, PSDate):
+        clock = obj.clock()
         attrs = {
-            "year": obj.when.year,
-            "month": obj.when.month,
-            "day": obj.when.day,
-            "hour": obj.when.hour,
-            "minute": obj.when.minute,
-            "second": obj.when.second,
+            "year": clock.year,
+            "month": clock.month,
+            "day": clock.day,
+            "hour": clock.hour,
+            "minute": clock.minute,
+            "second": clock.second,
             "ticks": obj.to_file_time() + 504911232000000000,
         }
         if low in attrs:
@@ -613,13 +621,13 @@ def call_method(ev: Evaluator, obj: Any, name: str, args: list[Any], node: Node)
     if isinstance(obj, PSDate):
         if low == "tostring":
             return date_format(obj, v.to_string(args[0])) if args else v.to_string(obj)
-        if low == "touniversaltime":
-            return obj
+        if low == "touniversaltime" and not args:
+            return obj.to_universal()
         if low == "tofiletime" or low == "tofiletimeutc":
             return obj.to_file_time()
         adds = {"adddays": "days", "addhours": "hours", "addminutes": "minutes", "addseconds": "seconds"}
         if low in adds and len(args) == 1:
-            return PSDate(obj.when + dt.timedelta(**{adds[low]: float(v.to_number(args[0]))}))
+            return obj.shifted(dt.timedelta(**{adds[low]: float(v.to_number(args[0]))}))
     if low == "tostring" and not args:
         return v.to_string(obj)
     if low == "gettype" and not args:
@@ -758,7 +766,9 @@ def static_member(
             "abs": abs,
         }
         return True, fns[m](*nums)
-    if n == "system.datetime" and m in ("now", "utcnow") and args is None:
+    if n == "system.datetime" and m == "now" and args is None:
+        return True, local_now(ev)
+    if n == "system.datetime" and m == "utcnow" and args is None:
         return True, PSDate(dt.datetime.now(dt.UTC))
     if n == "system.environment" and m == "newline" and args is None:
         return True, "\r\n"
@@ -1087,8 +1097,13 @@ def _set_strict_mode(c: Call) -> list[Any]:
     return []
 
 
+def local_now(ev: Evaluator) -> PSDate:
+    """DateTime.Now: a Local date, the clock of the machine's time zone."""
+    return PSDate(dt.datetime.now(dt.UTC), "Local", ev.host.time_zone())
+
+
 def _get_date(c: Call) -> list[Any]:
-    d = v.parse_datetime(c.bound.get("Date")) if "Date" in c.bound else PSDate(dt.datetime.now(dt.UTC))
+    d = v.parse_datetime(c.bound.get("Date")) if "Date" in c.bound else local_now(c.ev)
     if "Format" in c.bound:
         return [date_format(d, v.to_string(c.bound.get("Format")))]
     return [d]

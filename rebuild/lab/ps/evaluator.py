@@ -133,6 +133,10 @@ class Host:
     def env(self) -> dict[str, str]:
         return {}
 
+    def time_zone(self) -> str:
+        """The machine's time zone (IANA key): the clock of a Local date (Get-Date, [DateTime]::Now)."""
+        return "UTC"
+
     def finish(self) -> None:
         """The top-level script has ended (normally, by exit, or by an error)."""
 

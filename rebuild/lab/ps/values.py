@@ -205,7 +205,7 @@ def to_string(value: Any, ofs: str = " ") -> str:
             else "System.Collections.Hashtable"
         )
     if isinstance(value, PSDate):
-        w = value.when
+        w = value.clock()
         clock = f"{w.hour % 12 or 12}:{w.minute:02d}:{w.second:02d} {'AM' if w.hour < 12 else 'PM'}"
         return f"{w.month}/{w.day}/{w.year} {clock}"
     if isinstance(value, TypeRef):
@@ -335,7 +335,9 @@ def equals(left: Any, right: Any, case: bool = False) -> bool:
         return left == r if case else left.lower() == str(r).lower()
     if isinstance(left, PSEnum):
         return left.name.lower() == r.lower() if isinstance(r, str) else left.value == r
-    if isinstance(left, PSVersion | PSDate):
+    if isinstance(left, PSDate):
+        return bool(left.when == r.when)  # the same instant, whatever the Kind
+    if isinstance(left, PSVersion):
         return bool(left == r)
     if isinstance(left, SwitchParameter):
         return left.present == truthy(r)
