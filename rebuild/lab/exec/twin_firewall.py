@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rebuild.lab.exec import cmdlets
 from rebuild.lab.exec.psobjects import PSEnum, PSObj
+from rebuild.lab.exec.twin_call import host_of
 from rebuild.lab.firewall import DEVICE_GUARD_POLICY, credential_guard_configured, secure_boot
 from rebuild.lab.ps import values as v
 from rebuild.lab.state import TwinState
@@ -31,12 +32,6 @@ DEVICE_GUARD_WRITTEN = "HKLM:\\SYSTEM\\RebuildLab\\DeviceGuardPolicyWritten"
 _PROTOCOLS = {"TCP": 6, "UDP": 17, "ICMPV4": 1, "ICMPV6": 58}
 _DIRECTION = {"in": ("Inbound", 1), "out": ("Outbound", 2)}
 _ACTION = {"allow": ("Allow", 2), "block": ("Block", 4)}
-
-
-def _host(c: Call) -> Any:
-    from rebuild.lab.exec.twin_host import _host as host_of
-
-    return host_of(c)
 
 
 def _fields(data: Any) -> dict[str, str]:
@@ -84,7 +79,7 @@ def get_net_firewall_rule(c: Call) -> list[Any]:
     if store.lower() not in ("activestore", "persistentstore"):
         raise c.not_simulated(f"Get-NetFirewallRule -PolicyStore {store}")
     wanted = [v.to_string(x) for x in v.as_list(c.bound.get("DisplayName"))]
-    rules = _rules(_host(c).state(), store.lower() == "activestore")
+    rules = _rules(host_of(c).state(), store.lower() == "activestore")
     out = [_rule_object(s, n, f) for s, n, f in rules if not wanted or f.get("Name", n) in wanted]
     if wanted and not out:
         c.write_error(
@@ -123,7 +118,7 @@ def get_net_firewall_port_filter(c: Call) -> list[Any]:
 
 def remove_net_firewall_rule(c: Call) -> list[Any]:
     """Remove-NetFirewallRule (rules from the pipeline): a Group Policy rule cannot be removed locally."""
-    host = _host(c)
+    host = host_of(c)
     for rule in v.as_list(c.bound.get("InputObject")):
         if not isinstance(rule, PSObj) or "_Store" not in rule.props:
             raise c.not_simulated("Remove-NetFirewallRule of something other than a firewall rule")
@@ -149,7 +144,7 @@ def remove_net_firewall_rule(c: Call) -> list[Any]:
 def new_net_firewall_rule(c: Call) -> list[Any]:
     """New-NetFirewallRule -DisplayName -Direction -Protocol -LocalPort -Action -Enabled -Profile
     (Microsoft Learn, new-netfirewallrule): Name defaults to a new GUID; LocalPort needs TCP or UDP."""
-    host = _host(c)
+    host = host_of(c)
     display = v.to_string(c.bound.get("DisplayName"))
     direction = v.to_string(c.bound.get("Direction") or "Inbound")
     action = v.to_string(c.bound.get("Action") or "Allow")
@@ -215,7 +210,7 @@ _PROFILE_SETTINGS = {
 def set_net_firewall_profile(c: Call) -> list[Any]:
     """Set-NetFirewallProfile -Name <profile> -Enabled True|False -DefaultInboundAction … : the local
     PersistentStore (Group Policy values still win in the ActiveStore)."""
-    host = _host(c)
+    host = host_of(c)
     names = [v.to_string(x) for x in v.as_list(c.bound.get("Name"))]
     state = host.state()
     changes: dict[str, Any] = {}

@@ -36,6 +36,7 @@ from rebuild.lab.exec import (
     twin_system,
 )
 from rebuild.lab.exec.psobjects import PSDate, PSObj, local_zone
+from rebuild.lab.exec.twin_call import single_path
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import EDR_AGENT_ID, SIMULATED_BANNER, edr_install_effects, local_path
 from rebuild.lab.ps import ansible_basic
@@ -276,14 +277,6 @@ def _host(c: Call) -> TwinHost:
     return host
 
 
-def _path(c: Call) -> str:
-    value = c.bound.get("LiteralPath", c.bound.get("Path"))
-    items = v.as_list(value)
-    if len(items) != 1:
-        raise c.not_simulated(f"{c.name} with {len(items)} paths")
-    return v.to_string(items[0])
-
-
 def _not_found(c: Call, path: str) -> None:
     c.write_error(
         f"Cannot find path '{path}' because it does not exist.",
@@ -446,7 +439,7 @@ def c_sig(name: str) -> Signature:
 
 def _test_path(c: Call) -> list[Any]:
     """Test-Path: Cert:\\LocalMachine\\<store>\\<thumbprint> is a certificate in that store."""
-    path = _path(c)
+    path = single_path(c)
     m = re.fullmatch(r"cert:\\localmachine\\([^\\]+)\\([0-9a-f]+)", path, re.I)
     if m:
         key = CERT_KEY.format(store=m.group(1).upper(), thumb=m.group(2).upper())
@@ -516,7 +509,7 @@ def _set_content(c: Call) -> list[Any]:
     """Set-Content -LiteralPath -Value [-Encoding]: lines joined with CRLF, each ended by one (5.1).
     Only temporary files of this run (from [IO.Path]::GetTempFileName) are writable in the lab."""
     host = _host(c)
-    path = _path(c)
+    path = single_path(c)
     if path.lower() not in host.scratch:
         raise c.not_simulated(f"Set-Content on {path} (only temporary files of the run)")
     lines = [v.to_string(x) for x in v.as_list(c.bound.get("Value"))]
@@ -530,7 +523,7 @@ def _import_csv(c: Call) -> list[Any]:
     import csv
 
     host = _host(c)
-    path = _path(c)
+    path = single_path(c)
     data = host.scratch.get(path.lower())
     if data is None:
         data = host.file_bytes(path)
@@ -575,7 +568,7 @@ def _get_net_firewall_rule(c: Call) -> list[Any]:
 
 def _new_item(c: Call) -> list[Any]:
     """New-Item -ItemType Directory [-Force]: with -Force an existing directory is returned, not an error."""
-    path = _path(c)
+    path = single_path(c)
     if twin_remoting.is_listener_path(path):
         return twin_remoting.new_listener(c, path)
     for dynamic in twin_remoting.LISTENER_PARAMS:
@@ -696,7 +689,7 @@ def _stage(c: Call, source: str, destination: str) -> list[Any]:
 
 def _copy_item(c: Call) -> list[Any]:
     """Copy-Item -LiteralPath <src> -Destination <file>."""
-    return _stage(c, _path(c), v.to_string(c.bound.get("Destination")))
+    return _stage(c, single_path(c), v.to_string(c.bound.get("Destination")))
 
 
 def _invoke_web_request(c: Call) -> list[Any]:
@@ -710,7 +703,7 @@ def _invoke_web_request(c: Call) -> list[Any]:
 
 
 def _get_file_hash(c: Call) -> list[Any]:
-    path = _path(c)
+    path = single_path(c)
     algorithm = v.to_string(c.bound.get("Algorithm") or "SHA256").upper()
     if algorithm not in ("SHA256", "SHA1"):
         raise c.not_simulated(f"Get-FileHash -Algorithm {algorithm}")
@@ -748,7 +741,7 @@ def _remove_item(c: Call) -> list[Any]:
                 )
             )
         return []
-    path = v.to_string(paths[0]).rstrip("\\") if paths else _path(c).rstrip("\\")
+    path = v.to_string(paths[0]).rstrip("\\") if paths else single_path(c).rstrip("\\")
     if twin_remoting.is_listener_path(path):
         return twin_remoting.remove_listener(c, path)
     key = cmdlets.reg_canonical(path)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rebuild.lab.exec import cmdlets
 from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj
+from rebuild.lab.exec.twin_call import host_of, single_path
 from rebuild.lab.ps import values as v
 from rebuild.lab.ps.errors import ErrorRecord, NotSimulated, PSRuntimeError
 from rebuild.lab.state import TwinState
@@ -319,10 +320,8 @@ def set_item_property(c: Call) -> list[Any]:
     """Set-ItemProperty -Path <key> -Name -Value (Microsoft Learn, "Set-ItemProperty"): the key
     must exist; the value is created when missing (REG_DWORD for an integer, REG_SZ otherwise,
     the .NET type's RegistryValueKind) and keeps its kind when it exists. No output without -PassThru."""
-    from rebuild.lab.exec.twin_host import _host, _path
-
-    host = _host(c)
-    path = _path(c)
+    host = host_of(c)
+    path = single_path(c)
     key = cmdlets.reg_canonical(path)
     if key is None:
         raise c.not_simulated(f"Set-ItemProperty outside the registry ({path})")
@@ -356,10 +355,8 @@ def set_item_property(c: Call) -> list[Any]:
 def new_item_property(c: Call) -> list[Any]:
     """New-ItemProperty -LiteralPath <key> -Name -PropertyType -Value [-Force]: the key must exist;
     an existing value is an error unless -Force overwrites it."""
-    from rebuild.lab.exec.twin_host import _host, _path
-
-    host = _host(c)
-    path = _path(c)
+    host = host_of(c)
+    path = single_path(c)
     key = cmdlets.reg_canonical(path)
     if key is None:
         raise c.not_simulated(f"New-ItemProperty outside the registry ({path})")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from rebuild.lab.exec import cmdlets
 from rebuild.lab.exec.psobjects import PSObj
+from rebuild.lab.exec.twin_call import host_of
 from rebuild.lab.ps import values as v
 from rebuild.lab.state import TwinState
 
@@ -17,12 +18,6 @@ if TYPE_CHECKING:
     from rebuild.lab.ps.evaluator import Call
 
 DEFENDER_POLICY = "HKLM:\\SOFTWARE\\Policies\\Microsoft\\Windows Defender"
-
-
-def _host(c: Call) -> Any:
-    from rebuild.lab.exec.twin_host import _host as host_of
-
-    return host_of(c)
 
 
 # --- optional features -------------------------------------------------------------------------
@@ -34,7 +29,7 @@ def set_optional_feature(c: Call, enable: bool) -> list[Any]:
     (the features our baseline changes, like SMB1Protocol, need one)."""
     if not v.truthy(c.bound.get("Online")):
         raise c.not_simulated(f"{c.name} on offline images (use -Online)")
-    host = _host(c)
+    host = host_of(c)
     name = v.to_string(c.bound.get("FeatureName"))
     state = host.state()
     hit = next((f for f in state.features if f.lower() == name.lower()), None)
@@ -61,7 +56,7 @@ def set_optional_feature(c: Call, enable: bool) -> list[Any]:
 
 def disable_scheduled_task(c: Call) -> list[Any]:
     """Disable-ScheduledTask -TaskPath -TaskName: the task stays, its State becomes Disabled."""
-    host = _host(c)
+    host = host_of(c)
     path = v.to_string(c.bound.get("TaskPath") or "\\")
     name = v.to_string(c.bound.get("TaskName"))
     full = path + name
@@ -113,7 +108,7 @@ _SAM_ENABLED = {500: "EnableAdminAccount", 501: "EnableGuestAccount"}
 
 def rename_local_user(c: Call) -> list[Any]:
     """Rename-LocalUser -InputObject|-SID|-Name -NewName: a name in use is NameInUse."""
-    host = _host(c)
+    host = host_of(c)
     state = host.state()
     param = next(p for p in ("InputObject", "SID", "Name") if p in c.bound)
     user = _user_by(c, state, param)
@@ -148,7 +143,7 @@ def rename_local_user(c: Call) -> list[Any]:
 
 def enable_local_user(c: Call, enable: bool) -> list[Any]:
     """Enable-LocalUser / Disable-LocalUser -SID|-Name|-InputObject."""
-    host = _host(c)
+    host = host_of(c)
     state = host.state()
     param = next(p for p in ("InputObject", "SID", "Name") if p in c.bound)
     user = _user_by(c, state, param)
@@ -171,7 +166,7 @@ def remove_local_group_member(c: Call) -> list[Any]:
     group is MemberNotFound."""
     from rebuild.lab.exec.twin_policy import WELL_KNOWN_SIDS
 
-    host = _host(c)
+    host = host_of(c)
     state = host.state()
     group_sid = v.to_string(c.bound.get("SID")).upper() if "SID" in c.bound else ""
     group = WELL_KNOWN_SIDS.get(group_sid) if group_sid else v.to_string(c.bound.get("Group"))

@@ -17,11 +17,12 @@ from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj, convert_to_json
 from rebuild.lab.ps import values as v
 from rebuild.lab.ps.ansible_basic import AnsibleModule
 from rebuild.lab.ps.binding import Param, Signature
+from rebuild.lab.ps.commands import Call, Cmdlet
 from rebuild.lab.ps.errors import ErrorRecord, NotSimulated, PSRuntimeError
 from rebuild.lab.ps.values import GenericList, Hashtable, ScriptBlock, TypeRef
 
 if TYPE_CHECKING:
-    from rebuild.lab.ps.evaluator import Call, Cmdlet, Evaluator, Scope
+    from rebuild.lab.ps.evaluator import Evaluator, Scope
     from rebuild.lab.ps.parser import Node
 
 LEARN = "https://learn.microsoft.com/powershell/module/"
@@ -1198,8 +1199,6 @@ def _set_variable(c: Call) -> list[Any]:
 
 
 def _engine() -> dict[str, Cmdlet]:
-    from rebuild.lab.ps.evaluator import Cmdlet
-
     obj = Param("InputObject", pipeline=True)
     table: list[tuple[Signature, Any, str]] = [
         (

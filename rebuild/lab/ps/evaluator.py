@@ -12,13 +12,21 @@ unless `-ErrorAction`/`$ErrorActionPreference` says otherwise, and becomes termi
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rebuild.lab.exec.psobjects import PSObj
+from rebuild.lab.ps import builtins
 from rebuild.lab.ps import values as v
 from rebuild.lab.ps.binding import Argument, Bound, Param, Signature, bind
+
+# Call, Cmdlet, Host and NativeResult live in `commands` (a leaf, so `builtins` needs no import of
+# this module); named here too for the modules that import them from the evaluator.
+from rebuild.lab.ps.commands import Call as Call
+from rebuild.lab.ps.commands import Cmdlet as Cmdlet
+from rebuild.lab.ps.commands import CmdletFn as CmdletFn
+from rebuild.lab.ps.commands import Host as Host
+from rebuild.lab.ps.commands import NativeResult as NativeResult
 from rebuild.lab.ps.errors import ErrorRecord, NotSimulated, PSRuntimeError, exception_isa
 from rebuild.lab.ps.parser import Node, Script, parse
 from rebuild.lab.ps.values import Hashtable, ScriptBlock, TypeRef
@@ -50,95 +58,6 @@ class ExitScript(_Flow):
     def __init__(self, code: int) -> None:
         super().__init__()
         self.code = code
-
-
-# --- commands ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Call:
-    """What a cmdlet implementation receives."""
-
-    ev: Evaluator
-    name: str
-    bound: Bound
-    input: list[Any]
-    has_input: bool
-    node: Node | None
-    errors: list[ErrorRecord] = field(default_factory=list)
-
-    def write_error(
-        self,
-        message: str,
-        exception_type: str = "System.Management.Automation.RuntimeException",
-        category: str = "NotSpecified",
-        error_id: str = "",
-        target: Any = None,
-    ) -> None:
-        """A non-terminating error (terminating if this call's ErrorAction is Stop)."""
-        rec = ErrorRecord(
-            message, exception_type, command=self.name, category=category, error_id=error_id, target=target
-        )
-        self.errors.append(rec)
-        self.ev.non_terminating(rec, self.bound.get("ErrorAction"))
-
-    def fail(
-        self,
-        message: str,
-        exception_type: str = "System.Management.Automation.RuntimeException",
-        category: str = "NotSpecified",
-    ) -> PSRuntimeError:
-        """A terminating error of this command (what `ThrowTerminatingError` does)."""
-        return PSRuntimeError(ErrorRecord(message, exception_type, command=self.name, category=category))
-
-    def not_simulated(self, what: str) -> NotSimulated:
-        return NotSimulated(what, self.ev.where(self.node))
-
-    def whatif(self) -> bool:
-        return v.truthy(self.bound.get("WhatIf")) or v.truthy(self.ev.get_var("WhatIfPreference"))
-
-
-CmdletFn = Callable[[Call], list[Any]]
-
-
-@dataclass(frozen=True)
-class Cmdlet:
-    sig: Signature
-    run: CmdletFn
-    doc: str = ""  # the Microsoft Learn page it follows
-
-
-@dataclass
-class NativeResult:
-    rc: int
-    stdout: list[str] = field(default_factory=list)
-    stderr: list[str] = field(default_factory=list)
-
-
-class Host:
-    """What a script can reach outside the engine: cmdlets, native programs, static .NET members."""
-
-    def cmdlet(self, name: str) -> Cmdlet | None:
-        return None
-
-    def native(self, call: Call, name: str, args: list[str]) -> NativeResult | None:
-        return None
-
-    def static(self, ev: Evaluator, type_name: str, member: str, args: list[Any] | None, node: Node) -> Any:
-        raise NotSimulated(f"the .NET member [{type_name}]::{member}", ev.where(node))
-
-    def static_set(self, ev: Evaluator, type_name: str, member: str, value: Any, node: Node) -> None:
-        raise NotSimulated(f"setting the .NET member [{type_name}]::{member}", ev.where(node))
-
-    def env(self) -> dict[str, str]:
-        return {}
-
-    def time_zone(self) -> str:
-        """The machine's time zone (IANA key): the clock of a Local date (Get-Date, [DateTime]::Now)."""
-        return "UTC"
-
-    def finish(self) -> None:
-        """The top-level script has ended (normally, by exit, or by an error)."""
 
 
 @dataclass
@@ -308,8 +227,6 @@ class Evaluator:
     """One PowerShell session (a runspace): global scope, $Error, output streams."""
 
     def __init__(self, host: Host | None = None, *, coverage: dict[str, set[int]] | None = None) -> None:
-        from rebuild.lab.ps import builtins
-
         self.host = host or Host()
         self.global_scope = Scope(None)
         self.scope = self.global_scope
