@@ -127,3 +127,23 @@ def test_bitlocker_read_gives_statuses_and_protector_types_but_no_recovery_passw
     assert (volume["VolumeStatus"], volume["ProtectionStatus"]) == ("FullyEncrypted", "On")
     assert sorted(p["KeyProtectorType"] for p in volume["KeyProtector"]) == ["RecoveryPassword", "Tpm"]
     assert all(set(p) == {"KeyProtectorId", "KeyProtectorType"} for p in volume["KeyProtector"])
+
+
+def test_every_registered_read_cmdlet_is_served_by_the_twin_host() -> None:
+    """One table of read cmdlets (read_cmdlets.READ_CMDLETS): those of cmdlets.py and of
+    twin_firmware.py alike are bound by the twin host with their registered parameters, and a name
+    registered twice is refused at import."""
+    from rebuild.lab.exec.read_cmdlets import READ_CMDLETS, read_cmdlet
+    from rebuild.lab.exec.twin_host import twin_cmdlets
+
+    served = twin_cmdlets()
+    assert {"Get-Service", "Get-ItemProperty", "Confirm-SecureBootUEFI", "Get-SecureBootUEFI"} <= set(
+        READ_CMDLETS
+    )
+    for name, read in READ_CMDLETS.items():
+        assert served[name.lower()].sig.name == name
+        assert {p.name for p in read.signature.params} <= {p.name for p in served[name.lower()].sig.params}
+    with pytest.raises(ValueError, match="read cmdlet Get-Service registered twice"):
+        read_cmdlet("Get-Service", "microsoft.powershell.management/get-service")(
+            READ_CMDLETS["Get-Service"].read
+        )

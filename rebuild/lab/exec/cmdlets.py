@@ -1,10 +1,10 @@
 """The read cmdlets: what each returns from a twin's state, in Windows' shapes.
 
-The PowerShell evaluator binds a read cmdlet's parameters (twin_host.py holds the signatures:
-unknown parameters fail there, as PowerShell's binder does); the function here gets the bound
-values and returns a list of values (PSObj with the real property names, enums as real enum
-values). Property sets are the ones listed in docs/lab-powershell.md, not every property
-Windows has.
+Each function is registered with its parameters and Learn page (`@read_cmdlet`, read_cmdlets.py);
+the PowerShell evaluator binds them (twin_host.py: unknown parameters fail there, as PowerShell's
+binder does), and the function gets the bound values and returns a list of values (PSObj with the
+real property names, enums as real enum values). Property sets are the ones listed in
+docs/lab-powershell.md, not every property Windows has.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import hashlib
 import ntpath
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj
+from rebuild.lab.exec.read_cmdlets import read_cmdlet
 from rebuild.lab.exec.winenv import DIRECTORY, children, find_path, is_dir, is_file
 from rebuild.lab.firewall import effective_profile
+from rebuild.lab.ps.binding import Param
 from rebuild.lab.ps.errors import NotSimulated
 from rebuild.lab.state import TwinState
 
@@ -209,6 +210,13 @@ def _missing(command: str, path: str) -> Exception:
     return error
 
 
+@read_cmdlet(
+    "Get-ItemProperty",
+    "microsoft.powershell.management/get-itemproperty",
+    Param("Path", ("PSPath",), position=0),
+    Param("LiteralPath", ("LP",)),
+    Param("Name", position=1),
+)
 def get_item_property(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-ItemProperty", b)
     key = reg_canonical(raw)
@@ -249,6 +257,13 @@ def get_item_property(s: ReadContext, b: Bound) -> list[Any]:
     return out
 
 
+@read_cmdlet(
+    "Get-ItemPropertyValue",
+    "microsoft.powershell.management/get-itempropertyvalue",
+    Param("Path", ("PSPath",), position=0),
+    Param("LiteralPath", ("LP",)),
+    Param("Name", position=1),
+)
 def get_item_property_value(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-ItemPropertyValue", b)
     key = reg_canonical(raw)
@@ -318,6 +333,14 @@ def _fs_path(command: str, raw: str) -> str:
     return raw
 
 
+@read_cmdlet(
+    "Test-Path",
+    "microsoft.powershell.management/test-path",
+    Param("Path", position=0),
+    Param("LiteralPath", ("LP", "PSPath")),
+    Param("PathType"),
+    Param("IsValid", switch=True),
+)
 def test_path(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Test-Path", b)
     kind = str(b.get("PathType", "Any")).lower()
@@ -338,6 +361,13 @@ def test_path(s: ReadContext, b: Bound) -> list[Any]:
     return [is_file(state, path) or is_dir(state, path)]
 
 
+@read_cmdlet(
+    "Get-Item",
+    "microsoft.powershell.management/get-item",
+    Param("Path", position=0),
+    Param("LiteralPath", ("LP", "PSPath")),
+    Param("Force", switch=True),
+)
 def get_item(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-Item", b)
     state = s.lab.state(s.twin.name)
@@ -367,6 +397,17 @@ def get_item(s: ReadContext, b: Bound) -> list[Any]:
     return [_file_obj(state, path)]
 
 
+@read_cmdlet(
+    "Get-ChildItem",
+    "microsoft.powershell.management/get-childitem",
+    Param("Path", position=0),
+    Param("LiteralPath", ("LP", "PSPath")),
+    Param("Filter", position=1),
+    Param("File", switch=True),
+    Param("Directory", switch=True),
+    Param("Name", switch=True),
+    Param("Force", switch=True),
+)
 def get_child_item(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-ChildItem", b)
     state = s.lab.state(s.twin.name)
@@ -407,6 +448,15 @@ def get_child_item(s: ReadContext, b: Bound) -> list[Any]:
     return out
 
 
+@read_cmdlet(
+    "Get-Content",
+    "microsoft.powershell.management/get-content",
+    Param("Path", position=0),
+    Param("LiteralPath", ("LP", "PSPath")),
+    Param("Raw", switch=True),
+    Param("TotalCount", ("First", "Head")),
+    Param("Tail", ("Last",)),
+)
 def get_content(s: ReadContext, b: Bound) -> list[Any]:
     raw = _path_arg("Get-Content", b)
     if reg_canonical(raw) is not None:
@@ -457,6 +507,12 @@ def _service_obj(svc: Any) -> PSObj:
     )
 
 
+@read_cmdlet(
+    "Get-Service",
+    "microsoft.powershell.management/get-service",
+    Param("Name", ("ServiceName",), position=0),
+    Param("DisplayName"),
+)
 def get_service(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     if "Name" not in b and "DisplayName" not in b:
@@ -482,6 +538,12 @@ FEATURE_STATE = {
 }
 
 
+@read_cmdlet(
+    "Get-WindowsOptionalFeature",
+    "dism/get-windowsoptionalfeature",
+    Param("Online", switch=True),
+    Param("FeatureName"),
+)
 def get_windows_optional_feature(s: ReadContext, b: Bound) -> list[Any]:
     if not b.get("Online"):
         raise not_simulated("Get-WindowsOptionalFeature on offline images (use -Online)")
@@ -515,6 +577,7 @@ SERVER_FEATURE_ALIASES = {
 }
 
 
+@read_cmdlet("Get-WindowsFeature", "servermanager/get-windowsfeature", Param("Name", position=0))
 def get_windows_feature(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     if state.kind != "server":
@@ -555,6 +618,13 @@ GPO_BOOL = {True: PSEnum("True", 1), False: PSEnum("False", 0), None: PSEnum("No
 FW_ACTION = {"NotConfigured": 0, "Allow": 2, "Block": 4}
 
 
+@read_cmdlet(
+    "Get-NetFirewallProfile",
+    "netsecurity/get-netfirewallprofile",
+    Param("Name", ("Profile",), position=0),
+    Param("PolicyStore"),
+    Param("All", switch=True),
+)
 def get_net_firewall_profile(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     wanted = [str(n) for n in as_list(b.get("Name", b.get("Profile")))] or list(state.firewall)
@@ -631,6 +701,12 @@ def _sid(value: str) -> PSObj:
     )
 
 
+@read_cmdlet(
+    "Get-LocalUser",
+    "microsoft.powershell.localaccounts/get-localuser",
+    Param("Name", position=0),
+    Param("SID"),
+)
 def get_local_user(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     names = [str(n) for n in as_list(b.get("Name"))]
@@ -661,6 +737,12 @@ def get_local_user(s: ReadContext, b: Bound) -> list[Any]:
     ]
 
 
+@read_cmdlet(
+    "Get-LocalGroup",
+    "microsoft.powershell.localaccounts/get-localgroup",
+    Param("Name", position=0),
+    Param("SID"),
+)
 def get_local_group(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     names = [str(n) for n in as_list(b.get("Name"))] or sorted(state.groups, key=str.lower)
@@ -692,6 +774,13 @@ _BUILTIN_GROUP_SIDS = {
 }
 
 
+@read_cmdlet(
+    "Get-LocalGroupMember",
+    "microsoft.powershell.localaccounts/get-localgroupmember",
+    Param("Group", ("Name",), position=0),
+    Param("Member", position=1),
+    Param("SID"),
+)
 def get_local_group_member(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     group = str(b.get("Group", b.get("Name", "")))
@@ -736,6 +825,12 @@ def get_local_group_member(s: ReadContext, b: Bound) -> list[Any]:
 # --- applications, tasks, Defender -------------------------------------------------------------
 
 
+@read_cmdlet(
+    "Get-Package",
+    "packagemanagement/get-package",
+    Param("Name", position=0),
+    Param("ProviderName", ("Provider",)),
+)
 def get_package(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     names = [str(n) for n in as_list(b.get("Name"))]
@@ -760,6 +855,12 @@ def get_package(s: ReadContext, b: Bound) -> list[Any]:
 TASK_STATE = {"Disabled": 1, "Ready": 3, "Running": 4}
 
 
+@read_cmdlet(
+    "Get-ScheduledTask",
+    "scheduledtasks/get-scheduledtask",
+    Param("TaskName", position=0),
+    Param("TaskPath", position=1),
+)
 def get_scheduled_task(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     out: list[Any] = []
@@ -814,6 +915,7 @@ def _as_date(text: Any) -> Any:
     return None if text == "" else text
 
 
+@read_cmdlet("Get-MpComputerStatus", "defender/get-mpcomputerstatus")
 def get_mp_computer_status(s: ReadContext, b: Bound) -> list[Any]:
     d = s.lab.state(s.twin.name).defender
     props = {k: (_as_date(v) if k.endswith(("Updated", "Time")) else v) for k, v in d.items()}
@@ -826,6 +928,7 @@ def get_mp_computer_status(s: ReadContext, b: Bound) -> list[Any]:
     ]
 
 
+@read_cmdlet("Get-MpPreference", "defender/get-mppreference")
 def get_mp_preference(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     d = state.defender
@@ -867,6 +970,13 @@ def _product_type(state: TwinState) -> int:
     return 3 if state.kind == "server" else 1
 
 
+@read_cmdlet(
+    "Get-CimInstance",
+    "cimcmdlets/get-ciminstance",
+    Param("ClassName", ("Class",), position=0),
+    Param("Property"),
+    Param("Filter"),
+)
 def get_cim_instance(s: ReadContext, b: Bound) -> list[Any]:
     if "Filter" in b:
         raise not_simulated("Get-CimInstance -Filter")
@@ -905,6 +1015,11 @@ def get_cim_instance(s: ReadContext, b: Bound) -> list[Any]:
     return [PSObj(f"Microsoft.Management.Infrastructure.CimInstance#root/cimv2/{name}", props, name)]
 
 
+@read_cmdlet(
+    "Get-ComputerInfo",
+    "microsoft.powershell.management/get-computerinfo",
+    Param("Property", position=0),
+)
 def get_computer_info(s: ReadContext, b: Bound) -> list[Any]:
     state = s.lab.state(s.twin.name)
     host = state.hostname.upper()[:15]
@@ -933,45 +1048,20 @@ def get_computer_info(s: ReadContext, b: Bound) -> list[Any]:
     ]
 
 
+@read_cmdlet("Get-TimeZone", "microsoft.powershell.management/get-timezone")
 def get_time_zone(s: ReadContext, b: Bound) -> list[Any]:
     tz = s.lab.state(s.twin.name).time_zone
     return [PSObj("System.TimeZoneInfo", {"Id": tz, "StandardName": tz}, tz)]
 
 
+@read_cmdlet("Get-WinSystemLocale", "international/get-winsystemlocale")
 def get_win_system_locale(s: ReadContext, b: Bound) -> list[Any]:
     loc = s.lab.state(s.twin.name).locale
     return [PSObj("System.Globalization.CultureInfo", {"Name": loc}, loc)]
 
 
-# The read cmdlets the evaluator's twin host (twin_host.py) binds and then runs from here.
-READ_CMDLETS: dict[str, Callable[[ReadContext, Bound], list[Any]]] = {
-    "Get-ItemProperty": get_item_property,
-    "Get-ItemPropertyValue": get_item_property_value,
-    "Test-Path": test_path,
-    "Get-Item": get_item,
-    "Get-ChildItem": get_child_item,
-    "Get-Content": get_content,
-    "Get-Service": get_service,
-    "Get-WindowsOptionalFeature": get_windows_optional_feature,
-    "Get-WindowsFeature": get_windows_feature,
-    "Get-NetFirewallProfile": get_net_firewall_profile,
-    "Get-LocalUser": get_local_user,
-    "Get-LocalGroup": get_local_group,
-    "Get-LocalGroupMember": get_local_group_member,
-    "Get-Package": get_package,
-    "Get-ScheduledTask": get_scheduled_task,
-    "Get-MpComputerStatus": get_mp_computer_status,
-    "Get-MpPreference": get_mp_preference,
-    "Get-CimInstance": get_cim_instance,
-    "Get-ComputerInfo": get_computer_info,
-    "Get-TimeZone": get_time_zone,
-    "Get-WinSystemLocale": get_win_system_locale,
-}
-
-
 __all__ = [
     "DIRECTORY",
-    "READ_CMDLETS",
     "ReadContext",
     "ReadError",
     "boot_time",

@@ -22,7 +22,9 @@ from typing import Any
 
 from rebuild.lab.exec.cmdlets import Bound, ReadContext, ReadError, not_simulated
 from rebuild.lab.exec.psobjects import PSObj
+from rebuild.lab.exec.read_cmdlets import read_cmdlet
 from rebuild.lab.firmware import db_bytes, effective_firmware
+from rebuild.lab.ps.binding import Param
 
 VARIABLES = (
     "PK",
@@ -45,6 +47,7 @@ def _firmware(s: ReadContext) -> dict[str, Any]:
     return effective_firmware(s.lab, s.twin.name, s.lab.state(s.twin.name).firmware)
 
 
+@read_cmdlet("Confirm-SecureBootUEFI", "secureboot/confirm-securebootuefi")
 def confirm_secure_boot_uefi(s: ReadContext, bound: Bound) -> list[Any]:
     firmware = _firmware(s)
     if firmware["mode"] != "uefi":
@@ -52,6 +55,12 @@ def confirm_secure_boot_uefi(s: ReadContext, bound: Bound) -> list[Any]:
     return [bool(firmware["secure_boot"])]
 
 
+@read_cmdlet(
+    "Get-SecureBootUEFI",
+    "secureboot/get-securebootuefi",
+    Param("Name", position=0, mandatory=True),
+    Param("OutputFilePath"),
+)
 def get_secure_boot_uefi(s: ReadContext, bound: Bound) -> list[Any]:
     # -Name is mandatory: the evaluator's binder refuses a call without it, as PowerShell does.
     if "OutputFilePath" in bound:
@@ -86,10 +95,3 @@ def get_secure_boot_uefi(s: ReadContext, bound: Bound) -> list[Any]:
             "Microsoft.SecureBoot.Commands.UEFIEnvironmentVariable",
         )
     ]
-
-
-# Bound by the evaluator's twin host (twin_host.py), like cmdlets.READ_CMDLETS.
-READ_CMDLETS = {
-    "Confirm-SecureBootUEFI": confirm_secure_boot_uefi,
-    "Get-SecureBootUEFI": get_secure_boot_uefi,
-}

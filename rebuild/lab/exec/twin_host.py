@@ -29,24 +29,28 @@ from rebuild.lab.exec import (
     reboot,
     twin_bitlocker,
     twin_firewall,
-    twin_firmware,
     twin_policy,
     twin_remoting,
     twin_security,
     twin_system,
 )
 from rebuild.lab.exec.psobjects import PSDate, PSObj, local_zone
+from rebuild.lab.exec.read_cmdlets import READ_CMDLETS
 from rebuild.lab.exec.twin_call import single_path
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import EDR_AGENT_ID, SIMULATED_BANNER, edr_install_effects, local_path
 from rebuild.lab.ps import ansible_basic
 from rebuild.lab.ps import values as v
 from rebuild.lab.ps.binding import Param, Signature
+from rebuild.lab.ps.commands import Call, Cmdlet, Host, NativeResult
 from rebuild.lab.ps.errors import ErrorRecord, NotSimulated, PSRuntimeError
-from rebuild.lab.ps.evaluator import Call, Cmdlet, Evaluator, Host, NativeResult
+from rebuild.lab.ps.evaluator import Evaluator
 from rebuild.lab.ps.parser import Node
 from rebuild.lab.ps.values import TypeRef
 from rebuild.lab.state import TwinState
+
+# Imported for their @read_cmdlet registrations in READ_CMDLETS (cmdlets.py is imported above).
+from rebuild.lab.exec import twin_firmware  # noqa: F401  isort: skip
 
 LEARN = "https://learn.microsoft.com/powershell/module/"
 CERT_KEY = twin_remoting.CERT_KEY
@@ -291,8 +295,8 @@ def _not_found(c: Call, path: str) -> None:
 
 
 def _bridge(name: str) -> Callable[[Call], list[Any]]:
-    """Run a read cmdlet of cmdlets.py (or twin_firmware.py) with the parameters the evaluator bound."""
-    read = cmdlets.READ_CMDLETS.get(name) or twin_firmware.READ_CMDLETS[name]
+    """Run a registered read cmdlet (read_cmdlets.py) with the parameters the evaluator bound."""
+    read = READ_CMDLETS[name].read
 
     def run(c: Call) -> list[Any]:
         # Several -Path values: each path is processed in turn, with its own errors (as PowerShell does).
@@ -316,7 +320,7 @@ def _bridge(name: str) -> Callable[[Call], list[Any]]:
             if pname in c.bound:
                 host.touch_registry(v.to_string(c.bound.get(pname)))
         context = cmdlets.ReadContext(_RunLab(host), host.twin)  # type: ignore[arg-type]
-        switches = {p.name for p in c_sig(name).params if p.switch}
+        switches = {p.name for p in READ_CMDLETS[name].signature.params if p.switch}
         bound = {
             pname: (v.truthy(value) if pname in switches else _read_value(value))
             for pname, value in c.bound.values.items()
@@ -369,71 +373,6 @@ def _read_value(value: Any) -> Any:
     return value if isinstance(value, int | bool) else v.to_string(value)
 
 
-_READ_SIGS: dict[str, tuple[Param, ...]] = {
-    "Get-ItemProperty": (
-        Param("Path", ("PSPath",), position=0),
-        Param("LiteralPath", ("LP",)),
-        Param("Name", position=1),
-    ),
-    "Get-ItemPropertyValue": (
-        Param("Path", ("PSPath",), position=0),
-        Param("LiteralPath", ("LP",)),
-        Param("Name", position=1),
-    ),
-    "Get-Item": (
-        Param("Path", position=0),
-        Param("LiteralPath", ("LP", "PSPath")),
-        Param("Force", switch=True),
-    ),
-    "Get-ChildItem": (
-        Param("Path", position=0),
-        Param("LiteralPath", ("LP", "PSPath")),
-        Param("Filter", position=1),
-        Param("File", switch=True),
-        Param("Directory", switch=True),
-        Param("Name", switch=True),
-        Param("Force", switch=True),
-    ),
-    "Get-Content": (
-        Param("Path", position=0),
-        Param("LiteralPath", ("LP", "PSPath")),
-        Param("Raw", switch=True),
-        Param("TotalCount", ("First", "Head")),
-        Param("Tail", ("Last",)),
-    ),
-    "Get-Service": (Param("Name", ("ServiceName",), position=0), Param("DisplayName")),
-    "Get-WindowsOptionalFeature": (Param("Online", switch=True), Param("FeatureName")),
-    "Get-NetFirewallProfile": (
-        Param("Name", ("Profile",), position=0),
-        Param("PolicyStore"),
-        Param("All", switch=True),
-    ),
-    "Get-LocalUser": (Param("Name", position=0), Param("SID")),
-    "Get-LocalGroup": (Param("Name", position=0), Param("SID")),
-    "Get-LocalGroupMember": (
-        Param("Group", ("Name",), position=0),
-        Param("Member", position=1),
-        Param("SID"),
-    ),
-    "Get-ScheduledTask": (Param("TaskName", position=0), Param("TaskPath", position=1)),
-    "Get-MpComputerStatus": (),
-    "Get-MpPreference": (),
-    "Confirm-SecureBootUEFI": (),
-    "Get-SecureBootUEFI": (Param("Name", position=0, mandatory=True), Param("OutputFilePath")),
-    "Get-CimInstance": (Param("ClassName", ("Class",), position=0), Param("Property"), Param("Filter")),
-    # Parameters as on each cmdlet's Learn page; the ones the twin does not answer fail loudly.
-    "Get-Package": (Param("Name", position=0), Param("ProviderName", ("Provider",))),
-    "Get-WindowsFeature": (Param("Name", position=0),),
-    "Get-ComputerInfo": (Param("Property", position=0),),
-    "Get-TimeZone": (),
-    "Get-WinSystemLocale": (),
-}
-
-
-def c_sig(name: str) -> Signature:
-    return Signature(name, _READ_SIGS[name])
-
-
 # --- files -------------------------------------------------------------------------------------
 
 
@@ -447,14 +386,6 @@ def _test_path(c: Call) -> list[Any]:
     if path.lower() in _host(c).staged:
         return [True]
     return _bridge("Test-Path")(c)
-
-
-_READ_SIGS["Test-Path"] = (
-    Param("Path", position=0),
-    Param("LiteralPath", ("LP", "PSPath")),
-    Param("PathType"),
-    Param("IsValid", switch=True),
-)
 
 
 # Encodings of Set-Content/Get-Content -Encoding in Windows PowerShell 5.1 (FileSystemCmdletProviderEncoding):
@@ -1261,31 +1192,7 @@ def _sig(name: str, *params: Param, should_process: bool = False) -> Signature:
 def _table() -> dict[str, Cmdlet]:
     path = (Param("Path", position=0), Param("LiteralPath", ("LP", "PSPath")))
     entries: list[tuple[Signature, Callable[[Call], list[Any]], str]] = [
-        (c_sig(n), _bridge(n), doc)
-        for n, doc in (
-            ("Get-ItemProperty", "microsoft.powershell.management/get-itemproperty"),
-            ("Get-ItemPropertyValue", "microsoft.powershell.management/get-itempropertyvalue"),
-            ("Get-Item", "microsoft.powershell.management/get-item"),
-            ("Get-Service", "microsoft.powershell.management/get-service"),
-            ("Get-WindowsOptionalFeature", "dism/get-windowsoptionalfeature"),
-            ("Get-NetFirewallProfile", "netsecurity/get-netfirewallprofile"),
-            ("Get-LocalUser", "microsoft.powershell.localaccounts/get-localuser"),
-            ("Get-LocalGroup", "microsoft.powershell.localaccounts/get-localgroup"),
-            ("Get-LocalGroupMember", "microsoft.powershell.localaccounts/get-localgroupmember"),
-            ("Get-ScheduledTask", "scheduledtasks/get-scheduledtask"),
-            ("Get-MpComputerStatus", "defender/get-mpcomputerstatus"),
-            ("Get-MpPreference", "defender/get-mppreference"),
-            ("Get-Package", "packagemanagement/get-package"),
-            ("Get-WindowsFeature", "servermanager/get-windowsfeature"),
-            ("Get-ComputerInfo", "microsoft.powershell.management/get-computerinfo"),
-            ("Get-TimeZone", "microsoft.powershell.management/get-timezone"),
-            ("Get-WinSystemLocale", "international/get-winsystemlocale"),
-            ("Confirm-SecureBootUEFI", "secureboot/confirm-securebootuefi"),
-            ("Get-SecureBootUEFI", "secureboot/get-securebootuefi"),
-        )
-    ]
-    entries += [
-        (c_sig("Test-Path"), _test_path, "microsoft.powershell.management/test-path"),
+        (READ_CMDLETS["Test-Path"].signature, _test_path, "microsoft.powershell.management/test-path"),
         (
             _sig(
                 "Get-CimInstance",
@@ -1321,7 +1228,11 @@ def _table() -> dict[str, Cmdlet]:
             twin_firewall.remove_net_firewall_rule,
             "netsecurity/remove-netfirewallrule",
         ),
-        (c_sig("Get-ChildItem"), _get_child_item, "microsoft.powershell.management/get-childitem"),
+        (
+            READ_CMDLETS["Get-ChildItem"].signature,
+            _get_child_item,
+            "microsoft.powershell.management/get-childitem",
+        ),
         (
             _sig(
                 "Enable-PSRemoting",
@@ -1723,6 +1634,9 @@ def _table() -> dict[str, Cmdlet]:
             "bitlocker/backup-bitlockerkeyprotector",
         ),
     ]
+    # Every other read cmdlet runs as registered (a cmdlet above wraps the read of its name).
+    own = {sig.name for sig, _, _ in entries}
+    entries += [(r.signature, _bridge(n), r.learn) for n, r in READ_CMDLETS.items() if n not in own]
     return {sig.name.lower(): Cmdlet(sig, fn, LEARN + doc) for sig, fn, doc in entries}
 
 
