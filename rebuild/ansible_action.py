@@ -70,6 +70,21 @@ class RebuildAction(ActionBase):  # type: ignore[misc]  # ansible ships no type 
         result.update(self.act(dict(self._task.args), task_vars))
         return result
 
+    def run_action(self, name: str, args: dict[str, Any], task_vars: Any) -> dict[str, Any]:
+        """Run another action plugin (e.g. ansible.builtin.copy) as part of this task, with `args`."""
+        task = self._task.copy()
+        task.args = args
+        action = self._shared_loader_obj.action_loader.get(
+            name,
+            task=task,
+            connection=self._connection,
+            play_context=self._play_context,
+            loader=self._loader,
+            templar=self._templar,
+            shared_loader_obj=self._shared_loader_obj,
+        )
+        return dict(action.run(task_vars=task_vars))
+
     def act(self, args: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
         """The plugin's work; returns what to add to the task's result."""
         raise NotImplementedError

@@ -143,18 +143,9 @@ class ActionModule(RebuildAction):
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
                     handle.write(text)
-                task = self._task.copy()
-                task.args = {"src": local_tmp, "dest": path, "mode": modes[path]}
-                copy = self._shared_loader_obj.action_loader.get(
-                    "ansible.builtin.copy",
-                    task=task,
-                    connection=self._connection,
-                    play_context=self._play_context,
-                    loader=self._loader,
-                    templar=self._templar,
-                    shared_loader_obj=self._shared_loader_obj,
+                res = self.run_action(
+                    "ansible.builtin.copy", {"src": local_tmp, "dest": path, "mode": modes[path]}, task_vars
                 )
-                res = copy.run(task_vars=task_vars)
             finally:
                 os.unlink(local_tmp)
             if res.get("failed"):

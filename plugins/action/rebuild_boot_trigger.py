@@ -95,21 +95,7 @@ class ActionModule(RebuildAction):
             params[option] = value
         if name == "wake_on_lan":
             # The WoL action sends the packet in-process on the controller (no Python module run).
-            result = self._run_action(method.module, params, task_vars)
+            result = self.run_action(method.module, params, task_vars)
         else:
             result = self._execute_module(module_name=method.module, module_args=params, task_vars=task_vars)
         return {**result, "method": name}
-
-    def _run_action(self, name: str, params: dict[str, Any], task_vars: Any) -> dict[str, Any]:
-        task = self._task.copy()
-        task.args = params
-        action = self._shared_loader_obj.action_loader.get(
-            name,
-            task=task,
-            connection=self._connection,
-            play_context=self._play_context,
-            loader=self._loader,
-            templar=self._templar,
-            shared_loader_obj=self._shared_loader_obj,
-        )
-        return dict(action.run(task_vars=task_vars))

@@ -104,6 +104,36 @@ def test_new_item_registry_key_needs_force_for_missing_parents(lab: Lab) -> None
     assert run(lab, src).output == ["PathNotFound,Microsoft.PowerShell.Commands.NewItemCommand", True]
 
 
+def test_new_item_property_on_a_missing_key_is_item_not_found(lab: Lab) -> None:
+    """New-ItemProperty on a key that does not exist: a non-terminating ItemNotFound naming the
+    cmdlet (microsoft.powershell.management/new-itemproperty)."""
+    src = (
+        "New-ItemProperty -LiteralPath 'HKLM:\\SOFTWARE\\Missing' -Name X -PropertyType String -Value y "
+        "-ErrorAction SilentlyContinue\n"
+        "$Error[0].FullyQualifiedErrorId; $Error[0].Exception.Message\n"
+    )
+    assert run(lab, src).output == [
+        "PathNotFound,Microsoft.PowerShell.Commands.NewItemPropertyCommand",
+        "Cannot find path 'HKLM:\\SOFTWARE\\Missing' because it does not exist.",
+    ]
+
+
+def test_set_net_firewall_profile_refuses_a_value_outside_its_enum(lab: Lab) -> None:
+    """Set-NetFirewallProfile -Enabled takes a GpoBoolean, -DefaultInboundAction an Action
+    (netsecurity/set-netfirewallprofile): another value fails parameter binding, naming the type."""
+    for param, value, type_name in (
+        ("Enabled", "Yes", "GpoBoolean"),
+        ("DefaultInboundAction", "Deny", "Action"),
+    ):
+        src = (
+            f"try {{ Set-NetFirewallProfile -Name Domain -{param} {value} }} catch {{ $_.Exception.Message }}"
+        )
+        assert run(lab, src).output == [
+            f'Cannot convert value "{value}" to type '
+            f'"Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity.{type_name}".'
+        ]
+
+
 def test_registry_writes_in_check_mode_fail_the_task(lab: Lab) -> None:
     with pytest.raises(CheckModeWrite):
         run(

@@ -92,3 +92,58 @@ def test_the_base_reads_options_from_the_documentation_only(tmp_path: Path) -> N
 
         class Nameless(RebuildAction):  # a plugin must say which documentation is its own
             pass
+
+
+def test_an_action_runs_another_action_for_its_task_with_other_arguments() -> None:
+    """RebuildAction.run_action (rebuild_boot_trigger's Wake-on-LAN, rebuild_boot_entry's copy to a
+    remote boot server): the other plugin gets a copy of the task with the new arguments and this
+    task's connection; its result comes back; the task itself is left as it was."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location(
+        "_rebuild_action_run_action", PLUGINS / "action" / "rebuild_boot_trigger.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+
+    class Task:
+        def __init__(self, args: dict[str, object]) -> None:
+            self.args = args
+
+        def copy(self) -> Task:
+            return Task(dict(self.args))
+
+    asked: list[tuple[str, dict[str, object]]] = []
+
+    class Other:
+        def __init__(self, task: Task, **context: object) -> None:
+            self.task, self.context = task, context
+
+        def run(self, task_vars: dict[str, object]) -> dict[str, object]:
+            return {
+                "changed": True,
+                "args": self.task.args,
+                "vars": task_vars,
+                "connection": self.context["connection"],
+            }
+
+    def get(name: str, task: Task, **context: object) -> Other:
+        asked.append((name, task.args))
+        return Other(task, **context)
+
+    action = object.__new__(module.ActionModule)
+    action._task = Task({"method": "wake_on_lan"})
+    action._shared_loader_obj = SimpleNamespace(action_loader=SimpleNamespace(get=get))
+    action._connection, action._play_context, action._loader, action._templar = "conn", None, None, None
+    result = action.run_action("ansible.builtin.copy", {"src": "a", "dest": "b"}, {"x": 1})
+    assert asked == [("ansible.builtin.copy", {"src": "a", "dest": "b"})]
+    assert result == {
+        "changed": True,
+        "args": {"src": "a", "dest": "b"},
+        "vars": {"x": 1},
+        "connection": "conn",
+    }
+    assert action._task.args == {"method": "wake_on_lan"}

@@ -207,6 +207,18 @@ _PROFILE_SETTINGS = {
 }
 
 
+def _netsecurity_enum(c: Call, value: Any, type_name: str, names: tuple[str, ...]) -> str:
+    """A NetSecurity enum parameter's value; another is the binder's conversion error."""
+    text = v.to_string(value)
+    if text not in names:
+        raise c.fail(
+            f'Cannot convert value "{text}" to type '
+            f'"Microsoft.PowerShell.Cmdletization.GeneratedTypes.NetSecurity.{type_name}".',
+            "System.Management.Automation.ParameterBindingException",
+        )
+    return text
+
+
 def set_net_firewall_profile(c: Call) -> list[Any]:
     """Set-NetFirewallProfile -Name <profile> -Enabled True|False -DefaultInboundAction … : the local
     PersistentStore (Group Policy values still win in the ActiveStore)."""
@@ -219,25 +231,11 @@ def set_net_firewall_profile(c: Call) -> list[Any]:
             continue
         value = c.bound.get(param)
         if param in ("Enabled", "LogAllowed", "LogBlocked"):
-            text = v.to_string(value)
-            if text not in ("True", "False", "NotConfigured"):
-                raise c.fail(
-                    f'Cannot convert value "{text}" to type '
-                    '"Microsoft.PowerShell.Cmdletization.GeneratedTypes.'
-                    'NetSecurity.GpoBoolean".',
-                    "System.Management.Automation.ParameterBindingException",
-                )
-            changes[prop] = text == "True"
+            changes[prop] = (
+                _netsecurity_enum(c, value, "GpoBoolean", ("True", "False", "NotConfigured")) == "True"
+            )
         elif param in ("DefaultInboundAction", "DefaultOutboundAction"):
-            text = v.to_string(value)
-            if text not in ("Allow", "Block", "NotConfigured"):
-                raise c.fail(
-                    f'Cannot convert value "{text}" to type '
-                    '"Microsoft.PowerShell.Cmdletization.GeneratedTypes.'
-                    'NetSecurity.Action".',
-                    "System.Management.Automation.ParameterBindingException",
-                )
-            changes[prop] = text
+            changes[prop] = _netsecurity_enum(c, value, "Action", ("Allow", "Block", "NotConfigured"))
         else:
             changes[prop] = v.to_int(value)
     hits = []

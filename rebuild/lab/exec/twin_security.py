@@ -316,6 +316,17 @@ def new_registry_key(c: Call, host: TwinHost, path: str, key: str) -> list[Any]:
     return [registry_key(host, PSObj("Microsoft.Win32.RegistryKey", {"PSPath": key, "Name": key}))]
 
 
+def _key_not_found(c: Call, path: str) -> None:
+    """The non-terminating ItemNotFound of a registry cmdlet on a key that does not exist."""
+    c.write_error(
+        f"Cannot find path '{path}' because it does not exist.",
+        "System.Management.Automation.ItemNotFoundException",
+        "ObjectNotFound",
+        f"PathNotFound,Microsoft.PowerShell.Commands.{c.name.replace('-', '')}Command",
+        path,
+    )
+
+
 def set_item_property(c: Call) -> list[Any]:
     """Set-ItemProperty -Path <key> -Name -Value (Microsoft Learn, "Set-ItemProperty"): the key
     must exist; the value is created when missing (REG_DWORD for an integer, REG_SZ otherwise,
@@ -333,13 +344,7 @@ def set_item_property(c: Call) -> list[Any]:
         stored = key  # a parent New-Item -Force created on the way to a subkey: it exists, with no values
         view[stored] = {}
     if stored is None:
-        c.write_error(
-            f"Cannot find path '{path}' because it does not exist.",
-            "System.Management.Automation.ItemNotFoundException",
-            "ObjectNotFound",
-            "PathNotFound,Microsoft.PowerShell.Commands.SetItemPropertyCommand",
-            path,
-        )
+        _key_not_found(c, path)
         return []
     existing = next((n for n in view[stored] if n.lower() == name.lower()), None)
     as_number = isinstance(view[stored].get(existing), int) if existing else isinstance(value, int)
@@ -386,13 +391,7 @@ def new_item_property(c: Call) -> list[Any]:
     view = cmdlets.registry_view(host.state())
     stored = cmdlets.reg_find(view, key)
     if stored is None:
-        c.write_error(
-            f"Cannot find path '{path}' because it does not exist.",
-            "System.Management.Automation.ItemNotFoundException",
-            "ObjectNotFound",
-            "PathNotFound,Microsoft.PowerShell.Commands.NewItemPropertyCommand",
-            path,
-        )
+        _key_not_found(c, path)
         return []
     existing = next((n for n in view[stored] if n.lower() == name.lower()), None)
     if existing is not None and not v.truthy(c.bound.get("Force")):

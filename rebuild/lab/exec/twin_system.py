@@ -82,7 +82,9 @@ def disable_scheduled_task(c: Call) -> list[Any]:
 # --- local accounts ----------------------------------------------------------------------------
 
 
-def _user_by(c: Call, state: TwinState, param: str) -> Any:
+def _target_user(c: Call, state: TwinState) -> Any:
+    """The local user a cmdlet names by -InputObject, -SID or -Name; else UserNotFound (None)."""
+    param = next(p for p in ("InputObject", "SID", "Name") if p in c.bound)
     raw = c.bound.get(param)
     if param == "InputObject" and isinstance(raw, PSObj):
         raw = raw.props.get("SID")
@@ -110,8 +112,7 @@ def rename_local_user(c: Call) -> list[Any]:
     """Rename-LocalUser -InputObject|-SID|-Name -NewName: a name in use is NameInUse."""
     host = host_of(c)
     state = host.state()
-    param = next(p for p in ("InputObject", "SID", "Name") if p in c.bound)
-    user = _user_by(c, state, param)
+    user = _target_user(c, state)
     if user is None:
         return []
     new = v.to_string(c.bound.get("NewName"))
@@ -145,8 +146,7 @@ def enable_local_user(c: Call, enable: bool) -> list[Any]:
     """Enable-LocalUser / Disable-LocalUser -SID|-Name|-InputObject."""
     host = host_of(c)
     state = host.state()
-    param = next(p for p in ("InputObject", "SID", "Name") if p in c.bound)
-    user = _user_by(c, state, param)
+    user = _target_user(c, state)
     if user is None:
         return []
     name = user.name

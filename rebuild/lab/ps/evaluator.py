@@ -1524,19 +1524,19 @@ class Evaluator:
     def _x_pipeline(self, node: Node) -> Any:
         return self.pipeline_value(node)
 
-    def _x_sub_expression(self, node: Node) -> Any:
-        out: list[Any] = []
-        sl = next((c for c in node.named_children if c.type == "statement_list"), None)
-        if sl is not None:
-            self.block(sl, out)
-        return v.collapse(out)
-
-    def _x_array_expression(self, node: Node) -> Any:
+    def _inner_output(self, node: Node) -> list[Any]:
+        """What the statements inside `$( )` or `@( )` write."""
         out: list[Any] = []
         sl = next((c for c in node.named_children if c.type == "statement_list"), None)
         if sl is not None:
             self.block(sl, out)
         return out
+
+    def _x_sub_expression(self, node: Node) -> Any:
+        return v.collapse(self._inner_output(node))
+
+    def _x_array_expression(self, node: Node) -> Any:
+        return self._inner_output(node)
 
     def _x_statement_list(self, node: Node) -> Any:
         out: list[Any] = []
