@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rebuild import atomicfile
-from rebuild.errors import ConfigError
+from rebuild.errors import ConfigError, RebuildError
 from rebuild.journal import JOURNAL_FILE, Journal
 from rebuild.report.model import Report, build_report
 from rebuild.report.render import render_csv, render_html, render_json, render_problems_csv
@@ -23,13 +23,14 @@ class ReportFiles:
 
 
 def _labels() -> tuple[dict[str, str], dict[int, str]]:
-    # Labels are cosmetic: a report must still be produced if the data files moved.
+    # Labels are cosmetic: a report must still be produced if the data files moved or are wrong
+    # (the loaders say so as a RebuildError); any other exception is a bug and shows as one.
     try:
         from rebuild.sites import load_sites
         from rebuild.tiers import load_tiers
 
         return {s.name: s.label for s in load_sites()}, {t.id: t.label for t in load_tiers()}
-    except Exception:
+    except RebuildError:
         return {}, {}
 
 

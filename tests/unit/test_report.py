@@ -282,3 +282,19 @@ def test_each_hold_back_condition_is_its_own_column(tmp_path: Path):
     html = render_html(r)
     assert '<td class="n held patch_level">2</td>' in html and "<th>Held back: below patch level</th>" in html
     assert '<td class="conditions">below patch level</td>' in html
+
+
+def test_a_broken_data_file_costs_the_labels_not_the_report(journal, tmp_path, monkeypatch):
+    """Site and tier labels are cosmetic: with a sites.yml that does not parse, the report is still
+    written (site keys instead of labels); an unexpected exception is a bug and is not hidden."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sites.yml").write_text("sites: [\n")
+    monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
+    files = write_report(journal.path.parent, tmp_path / "out", "arlon")
+    assert "URG-PC3" in files.html.read_text()
+    with (
+        mock.patch("rebuild.sites.load_sites", side_effect=RuntimeError("bug")),
+        pytest.raises(RuntimeError, match="bug"),
+    ):
+        write_report(journal.path.parent, tmp_path / "out2", "arlon")
