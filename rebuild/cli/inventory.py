@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rebuild.cli.options import name_arg, path_arg
+from rebuild.cli.options import dir_arg, name_arg, path_arg
 from rebuild.errors import listed
 from rebuild.inventory import DEFAULT_OUT_DIR, build_from_register
 
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     build.add_argument("register", type=path_arg("REGISTER"), help="asset register (.csv, .xlsx or .json)")
     build.add_argument(
         "--out",
-        type=path_arg("--out"),
+        type=dir_arg("--out"),
         default=DEFAULT_OUT_DIR,
         help=f"output directory (default: {DEFAULT_OUT_DIR})",
     )

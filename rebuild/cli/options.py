@@ -91,3 +91,16 @@ def path_arg(option: str) -> Callable[[str], Path]:
         return Path(text)
 
     return parse
+
+
+def dir_arg(option: str) -> Callable[[str], Path]:
+    """An output folder option: a path (never empty) that is not an existing file."""
+    as_path = path_arg(option)
+
+    def parse(text: str) -> Path:
+        path = as_path(text)
+        if path.exists() and not path.is_dir():
+            raise OptionError(f"{option} {path}: is a file, not a directory")
+        return path
+
+    return parse

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rebuild.cli.options import name_arg, path_arg
+from rebuild.cli.options import dir_arg, name_arg, path_arg
 from rebuild.report import write_report
 from rebuild.statedir import resolve_state_dir
 
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="journal location (default $REBUILD_STATE_DIR, else state/ of the project)",
     )
     p.add_argument(
-        "--out", type=path_arg("--out"), default=None, help="output directory (default <state-dir>/reports)"
+        "--out", type=dir_arg("--out"), default=None, help="output directory (default <state-dir>/reports)"
     )
     p.set_defaults(func=run)
 

@@ -57,6 +57,8 @@ def _too_many(path: Path, what: str, count: int, limit: int) -> RegisterError:
 
 def read_table(path: Path, *, sheet: str | None = None) -> RawTable:
     """Read a register by its extension (.csv/.txt, .xlsx/.xlsm, .json)."""
+    if path.is_dir():
+        raise RegisterError([f"{path}: is a folder, not a register file"])
     if not path.is_file():
         raise RegisterError([f"{path}: no such register file"])
     size = path.stat().st_size

@@ -435,14 +435,24 @@ def test_a_full_disk_while_the_run_folder_is_written_records_nothing(
         (["status", "--state-dir", "{tmp}/dirjournal"], 2, "is a directory, not a journal"),
         (["plan", "site", "arlon", "--inventory", "{tmp}/latin1.yml"], 2, "inventory has no hosts"),
         (["plan", "site", "arlon", "--inventory", "{tmp}/list.yml"], 2, "inventory has no hosts"),
-        (["plan", "site", "arlon", "--register", "{tmp}"], 2, "no such register file"),
+        (["plan", "site", "arlon", "--register", "{tmp}"], 2, "{tmp}: is a folder, not a register file"),
+        (["plan", "site", "arlon", "--register", "{tmp}/nope.csv"], 2, "no such register file"),
         (
             ["site", "arlon", "--inventory", "{tmp}/list.yml", "--state-dir", "{tmp}/s", "--new-journal"],
             2,
             "no hosts",
         ),
         (["site", "arlon", "--state-dir", "{tmp}/file", "--new-journal"], 3, "is a file, not a directory"),
-        (["inventory", "build", str(SMALL_REGISTER), "--out", "{tmp}/file"], 2, "{tmp}/file"),
+        (
+            ["inventory", "build", str(SMALL_REGISTER), "--out", "{tmp}/file"],
+            3,
+            "--out {tmp}/file: is a file, not",
+        ),
+        (
+            ["report", "--state-dir", "{tmp}/garbage", "--out", "{tmp}/file"],
+            3,
+            "--out {tmp}/file: is a file, not",
+        ),
     ],
 )
 def test_bad_paths_and_files_are_messages_not_tracebacks(
