@@ -181,6 +181,24 @@ def test_a_missing_property_of_a_custom_object_is_null() -> None:
     assert got == [True, True, True, False, True]
 
 
+def test_count_and_length_of_a_single_object_and_of_null() -> None:
+    """about_Intrinsic_Members (5.1): Count and Length exist on every scalar object (1) and on $null
+    (0), unless the object has its own; under Set-StrictMode 2.0+ 5.1 refuses them as missing."""
+    assert out(
+        CUSTOM_OBJECTS + "$cast.Count; $cast.Length; $null.Count; ([pscustomobject]@{ Count = 7 }).Count"
+    ) == [
+        1,
+        1,
+        0,
+        7,
+    ]
+    strict = run(
+        CUSTOM_OBJECTS
+        + "Set-StrictMode -Version Latest\ntry { $cast.Count } catch { $_.FullyQualifiedErrorId }"
+    )
+    assert strict.output == ["PropertyNotFoundStrict"]
+
+
 @pytest.mark.parametrize("version", ["2.0", "3.0", "Latest"])
 def test_strict_mode_2_refuses_a_missing_property(version: str) -> None:
     """Set-StrictMode -Version 2.0 and later "prohibits references to non-existent properties of an

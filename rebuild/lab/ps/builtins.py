@@ -430,6 +430,11 @@ def type_label(obj: Any) -> str:
     return f"[{type(obj).__name__}]"
 
 
+# about_Intrinsic_Members (5.1): every scalar has Count and Length (1; 0 for $null) unless it has its
+# own; under Set-StrictMode 2.0+ Windows PowerShell 5.1 refuses them as missing properties.
+_INTRINSIC_COUNT = {"count", "length"}
+
+
 def _all_properties_known(obj: PSObj) -> bool:
     """A PSCustomObject (a [pscustomobject] cast, New-Object PSObject, Get-ItemProperty, Import-Csv)
     or Select-Object's output has exactly the note properties the lab gave it: a name it lacks does
@@ -461,7 +466,7 @@ def get_member(ev: Evaluator, obj: Any, name: str, node: Node) -> Any:
     if obj is None:
         if ev.strict >= 2:
             raise _property_not_found_strict(name)
-        return None
+        return 0 if low in _INTRINSIC_COUNT else None
     if isinstance(obj, Hashtable):
         if name in obj:
             return obj.get(name)
@@ -503,7 +508,7 @@ def get_member(ev: Evaluator, obj: Any, name: str, node: Node) -> Any:
             raise _no_member(ev, obj, name, node)  # a .NET member the lab may not model: loud
         if ev.strict >= 2:
             raise _property_not_found_strict(name)
-        return None
+        return 1 if low in _INTRINSIC_COUNT else None
     if isinstance(obj, ErrorRecord):
         if low == "exception":
             return PSObj(obj.exception_type, {"Message": obj.message, "GetType": obj.exception_type})
