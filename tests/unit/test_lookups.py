@@ -13,6 +13,7 @@ import pytest
 import yaml
 from ansible.errors import AnsibleError
 from ansible.plugins.loader import init_plugin_loader, lookup_loader
+from ansible.utils.collection_loader import AnsibleCollectionConfig
 
 from rebuild.bitlocker import load_bitlocker_policy, redeploy_settings
 from rebuild.tiers import PROJECT_ROOT
@@ -22,7 +23,8 @@ DATA = PROJECT_ROOT / "inventories" / "data"
 
 @functools.cache
 def _init_loader() -> None:
-    init_plugin_loader()  # once per process, as ansible-playbook does
+    if AnsibleCollectionConfig.collection_finder is None:  # once per process, as ansible-playbook does
+        init_plugin_loader()
     lookup_loader.add_directory(str(PROJECT_ROOT / "plugins" / "lookup"))
 
 
