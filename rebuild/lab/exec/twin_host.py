@@ -36,7 +36,7 @@ from rebuild.lab.exec import (
 )
 from rebuild.lab.exec.psobjects import PSDate, PSObj, local_zone
 from rebuild.lab.exec.read_cmdlets import READ_CMDLETS
-from rebuild.lab.exec.twin_call import single_path
+from rebuild.lab.exec.twin_call import single_path as _path
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
 from rebuild.lab.installers import EDR_AGENT_ID, SIMULATED_BANNER, edr_install_effects, local_path
 from rebuild.lab.ps import ansible_basic
@@ -378,7 +378,7 @@ def _read_value(value: Any) -> Any:
 
 def _test_path(c: Call) -> list[Any]:
     """Test-Path: Cert:\\LocalMachine\\<store>\\<thumbprint> is a certificate in that store."""
-    path = single_path(c)
+    path = _path(c)
     m = re.fullmatch(r"cert:\\localmachine\\([^\\]+)\\([0-9a-f]+)", path, re.I)
     if m:
         key = CERT_KEY.format(store=m.group(1).upper(), thumb=m.group(2).upper())
@@ -440,7 +440,7 @@ def _set_content(c: Call) -> list[Any]:
     """Set-Content -LiteralPath -Value [-Encoding]: lines joined with CRLF, each ended by one (5.1).
     Only temporary files of this run (from [IO.Path]::GetTempFileName) are writable in the lab."""
     host = _host(c)
-    path = single_path(c)
+    path = _path(c)
     if path.lower() not in host.scratch:
         raise c.not_simulated(f"Set-Content on {path} (only temporary files of the run)")
     lines = [v.to_string(x) for x in v.as_list(c.bound.get("Value"))]
@@ -454,7 +454,7 @@ def _import_csv(c: Call) -> list[Any]:
     import csv
 
     host = _host(c)
-    path = single_path(c)
+    path = _path(c)
     data = host.scratch.get(path.lower())
     if data is None:
         data = host.file_bytes(path)
@@ -499,7 +499,7 @@ def _get_net_firewall_rule(c: Call) -> list[Any]:
 
 def _new_item(c: Call) -> list[Any]:
     """New-Item -ItemType Directory [-Force]: with -Force an existing directory is returned, not an error."""
-    path = single_path(c)
+    path = _path(c)
     if twin_remoting.is_listener_path(path):
         return twin_remoting.new_listener(c, path)
     for dynamic in twin_remoting.LISTENER_PARAMS:
@@ -620,7 +620,7 @@ def _stage(c: Call, source: str, destination: str) -> list[Any]:
 
 def _copy_item(c: Call) -> list[Any]:
     """Copy-Item -LiteralPath <src> -Destination <file>."""
-    return _stage(c, single_path(c), v.to_string(c.bound.get("Destination")))
+    return _stage(c, _path(c), v.to_string(c.bound.get("Destination")))
 
 
 def _invoke_web_request(c: Call) -> list[Any]:
@@ -634,7 +634,7 @@ def _invoke_web_request(c: Call) -> list[Any]:
 
 
 def _get_file_hash(c: Call) -> list[Any]:
-    path = single_path(c)
+    path = _path(c)
     algorithm = v.to_string(c.bound.get("Algorithm") or "SHA256").upper()
     if algorithm not in ("SHA256", "SHA1"):
         raise c.not_simulated(f"Get-FileHash -Algorithm {algorithm}")
@@ -672,7 +672,7 @@ def _remove_item(c: Call) -> list[Any]:
                 )
             )
         return []
-    path = v.to_string(paths[0]).rstrip("\\") if paths else single_path(c).rstrip("\\")
+    path = v.to_string(paths[0]).rstrip("\\") if paths else _path(c).rstrip("\\")
     if twin_remoting.is_listener_path(path):
         return twin_remoting.remove_listener(c, path)
     key = cmdlets.reg_canonical(path)
