@@ -207,6 +207,25 @@ def test_round_trip_format_follows_the_date_kind(tmp_path: Path, time_zone: str,
     assert f"+{hours:02d}:00" in offsets
 
 
+def test_cim_and_defender_dates_are_local_to_the_twin(tmp_path: Path) -> None:
+    """Get-CimInstance's LastBootUpTime and Get-MpComputerStatus' dates are Local DateTimes (the
+    machine's clock, learn.microsoft.com/dotnet/api/system.datetime.kind): "o" ends with the
+    twin's offset, while ConvertTo-Json still gives the instant (\\/Date(ms)\\/)."""
+    state = bare_state(time_zone="Tokyo Standard Time")
+    state.defender["AntivirusSignatureLastUpdated"] = "2026-11-01T00:00:00"
+    lab = one_twin_lab(tmp_path, state)
+    src = (
+        "(Get-CimInstance Win32_OperatingSystem).LastBootUpTime.ToString('o')\n"
+        "$updated = (Get-MpComputerStatus).AntivirusSignatureLastUpdated\n"
+        "$updated.ToString('s'); $updated.ToString('o')\n"
+        "$updated | ConvertTo-Json\n"
+    )
+    boot, clock, round_trip, as_json = run(lab, src).output
+    assert boot.endswith("+09:00")
+    assert (clock, round_trip) == ("2026-11-01T09:00:00", "2026-11-01T09:00:00.0000000+09:00")
+    assert as_json == '"\\/Date(1793491200000)\\/"'
+
+
 def test_a_time_zone_the_lab_cannot_map_fails_loudly(tmp_path: Path) -> None:
     lab = one_twin_lab(tmp_path, bare_state(time_zone="Mars Standard Time"))
     with pytest.raises(NotSimulated, match="clock of time zone 'Mars Standard Time'"):

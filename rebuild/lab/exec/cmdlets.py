@@ -16,9 +16,11 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
+from rebuild.lab.answerfile import WINDOWS_TIME_ZONES
 from rebuild.lab.context import Lab, TwinRecord
-from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj
+from rebuild.lab.exec.psobjects import PSDate, PSEnum, PSObj, local_zone
 from rebuild.lab.exec.read_cmdlets import read_cmdlet
 from rebuild.lab.exec.winenv import DIRECTORY, children, find_path, is_dir, is_file
 from rebuild.lab.firewall import effective_profile
@@ -82,6 +84,29 @@ def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def twin_time_zone(state: TwinState) -> str:
+    """The twin's time zone (its answer file's TimeZone) as the IANA zone of the same rules: the
+    clock its Local dates show (Get-Date, CIM dates)."""
+    zone = WINDOWS_TIME_ZONES.get(state.time_zone)
+    if zone is None:
+        raise NotSimulated(
+            f"the clock of time zone {state.time_zone!r} (not in rebuild/lab/answerfile.py)", ""
+        )
+    try:
+        local_zone(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise NotSimulated(
+            f"the clock of time zone {state.time_zone!r} (no tz database on this machine)", ""
+        ) from None
+    return zone
+
+
+def local_date(state: TwinState, when: dt.datetime) -> PSDate:
+    """A DateTime of Kind Local on the twin: CIM and Defender return their dates converted to the
+    machine's time (learn.microsoft.com/dotnet/api/system.datetime.kind)."""
+    return PSDate(when.astimezone(dt.UTC), "Local", twin_time_zone(state))
+
+
 def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
     """Last boot: the latest boot-like event in the twin's history (a fixed date before any)."""
     state = lab.state(twin.name)
@@ -98,8 +123,8 @@ def boot_time(lab: Lab, twin: TwinRecord) -> PSDate:
                 continue  # restart scheduled, not happened yet: still the previous boot
             booted = at if booted is None else max(at, int(booted) + 1.0)
     if booted is None:
-        return PSDate(dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))
-    return PSDate(dt.datetime.fromtimestamp(booted, tz=dt.UTC).replace(microsecond=0))
+        return local_date(state, dt.datetime(2026, 1, 5, 7, 30, tzinfo=dt.UTC))
+    return local_date(state, dt.datetime.fromtimestamp(booted, tz=dt.UTC).replace(microsecond=0))
 
 
 # --- registry ----------------------------------------------------------------------------------
@@ -906,10 +931,11 @@ def get_scheduled_task(s: ReadContext, b: Bound) -> list[Any]:
     return out
 
 
-def _as_date(text: Any) -> Any:
+def _as_date(state: TwinState, text: Any) -> Any:
+    """A Defender date the twin keeps as UTC ISO text, as the Local DateTime the cmdlet returns."""
     if isinstance(text, str) and text:
         try:
-            return PSDate(dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC))
+            return local_date(state, dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC))
         except ValueError:
             return text
     return None if text == "" else text
@@ -917,8 +943,10 @@ def _as_date(text: Any) -> Any:
 
 @read_cmdlet("Get-MpComputerStatus", "defender/get-mpcomputerstatus")
 def get_mp_computer_status(s: ReadContext, b: Bound) -> list[Any]:
-    d = s.lab.state(s.twin.name).defender
-    props = {k: (_as_date(v) if k.endswith(("Updated", "Time")) else v) for k, v in d.items()}
+    state = s.lab.state(s.twin.name)
+    props = {
+        k: (_as_date(state, v) if k.endswith(("Updated", "Time")) else v) for k, v in state.defender.items()
+    }
     return [
         PSObj(
             "Microsoft.Management.Infrastructure.CimInstance#ROOT/Microsoft/Windows/Defender/MSFT_MpComputerStatus",

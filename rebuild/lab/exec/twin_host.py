@@ -19,9 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from zoneinfo import ZoneInfoNotFoundError
 
-from rebuild.lab.answerfile import WINDOWS_TIME_ZONES
 from rebuild.lab.context import Lab, TwinRecord
 from rebuild.lab.exec import (
     cmdlets,
@@ -34,7 +32,7 @@ from rebuild.lab.exec import (
     twin_security,
     twin_system,
 )
-from rebuild.lab.exec.psobjects import PSDate, PSObj, local_zone
+from rebuild.lab.exec.psobjects import PSDate, PSObj
 from rebuild.lab.exec.read_cmdlets import READ_CMDLETS
 from rebuild.lab.exec.twin_call import single_path as _path
 from rebuild.lab.exec.winenv import DIRECTORY, environment, find_path
@@ -174,20 +172,7 @@ class TwinHost(Host):
         return self._env
 
     def time_zone(self) -> str:
-        """The twin's time zone (its answer file's TimeZone) as the IANA zone of the same rules."""
-        windows_id = self.state().time_zone
-        zone = WINDOWS_TIME_ZONES.get(windows_id)
-        if zone is None:
-            raise NotSimulated(
-                f"the clock of time zone {windows_id!r} (not in rebuild/lab/answerfile.py)", ""
-            )
-        try:
-            local_zone(zone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise NotSimulated(
-                f"the clock of time zone {windows_id!r} (no tz database on this machine)", ""
-            ) from None
-        return zone
+        return cmdlets.twin_time_zone(self.state())
 
     def cmdlet(self, name: str) -> Cmdlet | None:
         return _CMDLETS.get(name.lower())
