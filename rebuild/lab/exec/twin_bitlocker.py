@@ -35,6 +35,11 @@ NOT_JOINED = (
     "The specified domain either does not exist or could not be contacted. "
     "(Exception from HRESULT: 0x8007054B)"
 )
+# E_ACCESSDENIED: the domain was not prepared to let computers write their recovery information
+# (Microsoft Learn, Event ID 514 "BitLocker Recovery Password Backup": "The AD DS domain has not been
+# properly configured to store recovery information"; the computer object's SELF needs the right to
+# create msFVE-RecoveryInformation children). Fault `escrow_refused`.
+ESCROW_REFUSED = "Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"
 COM_EXCEPTION = "System.Runtime.InteropServices.COMException"
 
 
@@ -191,7 +196,8 @@ def add_key_protector(c: Call) -> list[Any]:
 def backup_key_protector(c: Call) -> list[Any]:
     """Backup-BitLockerKeyProtector -MountPoint C: -KeyProtectorId id (Microsoft Learn,
     BitLocker/Backup-BitLockerKeyProtector): saves a recovery password protector to AD DS, which
-    a computer outside the domain cannot reach."""
+    a computer outside the domain cannot reach and a directory that refuses the write (fault
+    `escrow_refused`) does not keep."""
     host = _host(c)
     _mount_point(c)
     wanted = v.to_string(c.bound.get("KeyProtectorId")).strip().upper()
@@ -201,6 +207,11 @@ def backup_key_protector(c: Call) -> list[Any]:
         raise c.not_simulated(f"Backup-BitLockerKeyProtector of {wanted}, not a recovery password protector")
     if not state.domain_joined:
         c.write_error(NOT_JOINED, COM_EXCEPTION, "NotSpecified", "Backup-BitLockerKeyProtector", OS_VOLUME)
+        return []
+    if host.lab.fault(host.twin.name, "escrow_refused") is not None:
+        c.write_error(
+            ESCROW_REFUSED, COM_EXCEPTION, "NotSpecified", "Backup-BitLockerKeyProtector", OS_VOLUME
+        )
         return []
     if c.whatif():
         return []
