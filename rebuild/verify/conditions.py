@@ -16,6 +16,7 @@ CHECK_CONDITIONS: dict[str, str] = {
     "test_edr_onboarded": "edr_onboarded",
     "test_bitlocker": "bitlocker",
     "test_bitlocker_escrowed": "bitlocker",
+    "test_laps": "laps",
 }
 
 CONDITION_LABELS: dict[str, str] = {
@@ -23,6 +24,7 @@ CONDITION_LABELS: dict[str, str] = {
     "secure_boot": "Secure Boot off or 2011 CAs only",
     "edr_onboarded": "EDR not onboarded",
     "bitlocker": "not BitLocker-protected or key not escrowed",
+    "laps": "local admin not under Windows LAPS",
 }
 
 

@@ -28,6 +28,7 @@ from rebuild.lab.exec import (
     twin_bitlocker,
     twin_firewall,
     twin_firmware,
+    twin_laps,
     twin_policy,
     twin_remoting,
     twin_security,
@@ -1710,6 +1711,12 @@ def _table() -> dict[str, Cmdlet]:
             ),
             twin_bitlocker.backup_key_protector,
             "bitlocker/backup-bitlockerkeyprotector",
+        ),
+        (_sig("Reset-LapsPassword"), twin_laps.reset_laps_password, "laps/reset-lapspassword"),
+        (
+            _sig("Get-WinEvent", Param("FilterHashtable", mandatory=True)),
+            twin_laps.get_win_event,
+            "microsoft.powershell.diagnostics/get-winevent",
         ),
     ]
     return {sig.name.lower(): Cmdlet(sig, fn, LEARN + doc) for sig, fn, doc in entries}
