@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,13 +15,12 @@ import pytest
 
 from rebuild.lab import directory, faults
 from rebuild.lab.context import Lab
-from rebuild.lab.exec import execute
 from rebuild.lab.exec.twin_bitlocker import ESCROW_REFUSED
 from rebuild.lab.exec.twin_host import CheckModeWrite
 from rebuild.lab.ps import NotSimulated
 from rebuild.verify.suites import test_bitlocker as suite
 from rebuild.verify.windows import WindowsReads
-from tests.lab.twins import RX_PC, bare_state, one_twin_lab, run_ps
+from tests.lab.twins import RX_PC, ReadHost, bare_state, one_twin_lab, run_ps
 
 TWIN = RX_PC.name
 STAMP = "HKLM:\\SOFTWARE\\GHAL\\Rebuild"
@@ -182,28 +180,10 @@ def test_redeploy_step_whose_escrow_is_refused_fails_and_records_no_escrow(tmp_p
 # --- the verification suite (rebuild/verify/suites/test_bitlocker.py) on a twin -------------------
 
 
-@dataclass
-class _Result:
-    rc: int
-    stdout: str
-    stderr: str
-
-
-class _Host:
-    """testinfra's winrm backend: the whole command line is the WinRS command."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-
-    def run(self, command: str, *args: str) -> _Result:
-        rc, out, err = execute(self.lab, RX_PC, command, [], b"")
-        return _Result(rc, out.decode(), err.decode())
-
-
 def _suite_outcome(lab: Lab, check: Callable[..., None]) -> str:
     """'passed', or the failure message the journal and report would show."""
     try:
-        check(WindowsReads(_Host(lab)), SimpleNamespace(bitlocker_required=True))
+        check(WindowsReads(ReadHost(lab)), SimpleNamespace(bitlocker_required=True))
     except (AssertionError, pytest.fail.Exception) as exc:
         return str(exc)
     return "passed"

@@ -5,7 +5,6 @@ test_laps.py), run as PowerShell through the evaluator (rebuild/lab/exec/twin_la
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,14 +13,13 @@ import pytest
 from rebuild.datadir import PROJECT_ROOT
 from rebuild.lab import directory, faults
 from rebuild.lab.context import Lab
-from rebuild.lab.exec import execute
 from rebuild.lab.exec.twin_host import CheckModeWrite
 from rebuild.lab.ps import NotSimulated
 from rebuild.lab.state import LocalUser
 from rebuild.laps import host_settings, load_laps_policy
 from rebuild.verify.suites import test_laps as suite
 from rebuild.verify.windows import WindowsReads
-from tests.lab.twins import RX_PC, bare_state, one_twin_lab, run_ps
+from tests.lab.twins import RX_PC, ReadHost, bare_state, one_twin_lab, run_ps
 
 TWIN = RX_PC.name
 ROOT = "HKLM:\\Software\\Microsoft\\Windows\\CurrentVersion\\Policies\\LAPS"
@@ -124,29 +122,11 @@ def test_redeploy_step_whose_rotation_is_refused_fails_naming_the_event(tmp_path
 # --- the verification suite (rebuild/verify/suites/test_laps.py) on a twin ------------------------
 
 
-@dataclass
-class _Result:
-    rc: int
-    stdout: str
-    stderr: str
-
-
-class _Host:
-    """testinfra's winrm backend: the whole command line is the WinRS command."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-
-    def run(self, command: str, *args: str) -> _Result:
-        rc, out, err = execute(self.lab, RX_PC, command, [], b"")
-        return _Result(rc, out.decode(), err.decode())
-
-
 def _suite_outcome(lab: Lab, managed: bool = True) -> str:
     """'passed', 'skipped: …', or the failure message the journal and report would show."""
     expect = SimpleNamespace(laps_managed=managed, laps_reason="not domain-joined")
     try:
-        suite.test_laps(WindowsReads(_Host(lab)), expect)
+        suite.test_laps(WindowsReads(ReadHost(lab)), expect)
     except pytest.skip.Exception as exc:
         return f"skipped: {exc}"
     except (AssertionError, pytest.fail.Exception) as exc:
