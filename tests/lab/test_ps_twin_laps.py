@@ -5,6 +5,7 @@ test_laps.py), run as PowerShell through the evaluator (rebuild/lab/exec/twin_la
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -70,6 +71,38 @@ def test_rotation_refused_by_the_directory_is_only_in_the_event_log(tmp_path: Pa
     assert events(lab) == [10017]
     assert events(lab, "10018") == ["No events were found that match the specified selection criteria."]
     assert not directory.path_in(tmp_path).exists()
+
+
+@pytest.mark.parametrize(
+    ("build", "ubr", "has_laps"),
+    [
+        ("22631", 0, True),
+        ("20348", 1662, False),
+        ("20348", 1663, True),
+        ("17763", 4244, True),
+        ("14393", 9999, False),
+    ],
+)
+def test_windows_laps_exists_only_from_the_april_2023_update(
+    tmp_path: Path, build: str, ubr: int, has_laps: bool
+) -> None:
+    """LAPS CSP "Applicable OS": 20348.1663, 17763.4244, …; Windows Server 2016 (14393) never."""
+    lab = lab_of(tmp_path)
+    version = "HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"
+    lab.store.put(
+        TWIN, replace(lab.state(TWIN), registry={version: {"CurrentBuildNumber": build, "UBR": ubr}})
+    )
+    src = (
+        POLICY
+        + "try { Reset-LapsPassword; 'rotated' } catch { $_.Exception.Message }\n"
+        + EVENTS.format(log=LOG, ids="10018")
+    )
+    out = [str(x) for x in run_ps(lab, src).output]
+    if has_laps:
+        assert out == ["rotated", "10018"]
+    else:
+        assert out[0].startswith("The term 'Reset-LapsPassword' is not recognized")
+        assert out[1] == f'There is not an event log on the localhost computer that matches "{LOG}".'
 
 
 def test_what_the_lab_cannot_know_fails_loudly(tmp_path: Path) -> None:

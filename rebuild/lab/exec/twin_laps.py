@@ -43,6 +43,21 @@ EVENTS = {
     10020: "LAPS successfully updated the local admin account with the new password.",
 }
 ACCESS_DENIED = "80070005"
+# Windows LAPS ships with the April 11 2023 update: per build, the first UBR that has it (Microsoft
+# Learn, LAPS CSP "Applicable OS"; "Windows LAPS availability"). Windows 10 21H2/22H2 share 2004's
+# servicing (19041.x UBRs); Windows 11 23H2 (22631) has it from release. A build not listed
+# (Windows Server 2016, 14393) never gets it.
+LAPS_FROM_UBR = {
+    "17763": 4244,
+    "19041": 2784,
+    "19044": 2784,
+    "19045": 2784,
+    "20348": 1663,
+    "22000": 1754,
+    "22621": 1480,
+    "22631": 0,
+}
+CURRENT_VERSION = "HKLM:\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"
 # Get-WinEvent with a filter nothing matches (Microsoft Learn, Get-WinEvent: NoMatchingEventsFound).
 NO_EVENTS = "No events were found that match the specified selection criteria."
 
@@ -58,6 +73,13 @@ def _now() -> str:
 
 def _event(event_id: int, **fields: str) -> dict[str, Any]:
     return {"id": event_id, "time": _now(), "message": EVENTS[event_id].format(**fields)}
+
+
+def has_laps(state: TwinState) -> bool:
+    """Whether the twin's build and UBR include Windows LAPS (its cmdlets and event log)."""
+    version = next((vals for k, vals in state.registry.items() if k.lower() == CURRENT_VERSION.lower()), {})
+    first = LAPS_FROM_UBR.get(str(version.get("CurrentBuildNumber") or state.os_build))
+    return first is not None and int(version.get("UBR") or 0) >= first
 
 
 def _managed_account(state: TwinState, policy: dict[str, Any]) -> str | None:
@@ -82,6 +104,14 @@ def reset_laps_password(c: Call) -> list[Any]:
     Directory first, then to the local account. No output: the events say what happened."""
     host = _host(c)
     state = host.state()
+    if not has_laps(state):
+        raise c.fail(
+            "The term 'Reset-LapsPassword' is not recognized as the name of a cmdlet, function, script "
+            "file, or operable program. Check the spelling of the name, or if a path was included, verify "
+            "that the path is correct and try again.",
+            "System.Management.Automation.CommandNotFoundException",
+            "ObjectNotFound",
+        )
     registry = state.registry
     if any(k.lower() == CSP_ROOT.lower() for k in registry):
         raise c.not_simulated("Windows LAPS configured through the CSP root")
@@ -156,9 +186,17 @@ def get_win_event(c: Call) -> list[Any]:
     logs = [v.to_string(x) for x in v.as_list(table.get("LogName"))]
     if [x.lower() for x in logs] != [LAPS_LOG.lower()]:
         raise c.not_simulated(f"Get-WinEvent of the log(s) {', '.join(logs) or '(none)'} (only {LAPS_LOG})")
+    state = host.state()
+    if not has_laps(state):
+        c.write_error(
+            f'There is not an event log on the localhost computer that matches "{LAPS_LOG}".',
+            "System.Exception",
+            "ObjectNotFound",
+            "NoMatchingLogsFound,Microsoft.PowerShell.Commands.GetWinEventCommand",
+        )
+        return []
     ids = {v.to_int(x) for x in v.as_list(table.get("Id"))}
     start = v.parse_datetime(table.get("StartTime")).when if "StartTime" in table else None
-    state = host.state()
     found = [
         e
         for e in state.laps.get("events", [])
