@@ -1,8 +1,10 @@
 """Windows LAPS on the lab (issue 14 item 2): a rehearsal of two emergency PCs, one whose directory
 refuses the new LAPS password (lab fault `laps_rotation_fails`). Both join the domain; redeploy
 applies the LAPS policy and forces a rotation of the built-in Administrator's password. The PC
-whose rotation is confirmed verifies and is promoted, still reached as rb-admin until then; the
-other is held back by condition `laps`, named in the journal and counted in the report.
+whose rotation is confirmed verifies and is promoted, reached as rb-admin until then: verify's last
+host task disables rb-admin and the controller deletes its rebuild secret (journal `rebuild_secret`
+retired). The other is held back by condition `laps`, named in the journal and counted in the
+report, and keeps rb-admin and its secret (never retired before verification).
 """
 
 from __future__ import annotations
@@ -76,3 +78,28 @@ def test_pc_whose_rotation_is_refused_is_held_back_and_counted(rehearsal, tmp_pa
     emergency, html = service_report(lab, tmp_path / "report", "emergency")
     assert (emergency["back"], emergency["held_back_laps"]) == ("1", "1")
     assert "Held back: local admin not under Windows LAPS" in html
+
+
+def test_verified_laps_managed_pc_has_its_rebuild_secret_retired(rehearsal):
+    lab, proc = rehearsal
+    with Journal.in_state_dir(lab.state_dir) as j:
+        host = j.host(ROTATED)
+    assert host.phase is Phase.VERIFIED, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert host.results["verify"]["rebuild_secret"]["disabled"] is True
+    record = host.results["rebuild_secret"]
+    assert record["status"] == "retired" and "rebuild secret retired" in record["reason"]
+    assert "local_admin" in record["deleted"]
+    assert lab.client.twin(ROTATED)["users"]["rb-admin"]["enabled"] is False
+    store = lab.store()
+    assert store.get(ROTATED) is None and store.get(ROTATED, "local_admin_bootstrap") is None
+    assert not list((lab.state_dir / "secrets").glob(f"{ROTATED}.local_admin.*"))  # no temp left
+
+
+def test_held_back_pc_keeps_rb_admin_and_its_secret(rehearsal):
+    lab, proc = rehearsal
+    with Journal.in_state_dir(lab.state_dir) as j:
+        host = j.host(REFUSED)
+    assert host.phase is Phase.QUARANTINED, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "rebuild_secret" not in host.results
+    assert lab.client.twin(REFUSED)["users"]["rb-admin"]["enabled"] is True
+    assert lab.store().get(REFUSED) is not None
