@@ -15,10 +15,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rebuild.journal import HostRecord, Journal, Phase
-from rebuild.secrets import SecretStore
+
+if TYPE_CHECKING:  # the report reads RESULT_KEY without loading the vault (ansible)
+    from rebuild.secrets import SecretStore
 
 RESULT_KEY = "rebuild_secret"  # in the journal's host results, and in the verify done marker's facts
 RETIRED, KEPT = "retired", "kept"

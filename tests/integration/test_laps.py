@@ -80,7 +80,7 @@ def test_pc_whose_rotation_is_refused_is_held_back_and_counted(rehearsal, tmp_pa
     assert "Held back: local admin not under Windows LAPS" in html
 
 
-def test_verified_laps_managed_pc_has_its_rebuild_secret_retired(rehearsal):
+def test_verified_laps_managed_pc_has_its_rebuild_secret_retired(rehearsal, tmp_path):
     lab, proc = rehearsal
     with Journal.in_state_dir(lab.state_dir) as j:
         host = j.host(ROTATED)
@@ -93,6 +93,10 @@ def test_verified_laps_managed_pc_has_its_rebuild_secret_retired(rehearsal):
     store = lab.store()
     assert store.get(ROTATED) is None and store.get(ROTATED, "local_admin_bootstrap") is None
     assert not list((lab.state_dir / "secrets").glob(f"{ROTATED}.local_admin.*"))  # no temp left
+    from conftest import service_report
+
+    emergency, _html = service_report(lab, tmp_path / "report", "emergency")
+    assert (emergency["rebuild_secret_retired"], emergency["rebuild_secret_kept"]) == ("1", "0")
 
 
 def test_held_back_pc_keeps_rb_admin_and_its_secret(rehearsal):
