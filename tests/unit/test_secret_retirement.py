@@ -192,3 +192,47 @@ def test_force_host_on_a_retired_host_rotates_fresh_secrets_and_keeps_the_pre_in
     journal.set_result("PC", "verify", {"rebuild_secret": {"disabled": True, "reason": "rb-admin disabled"}})
     retire_rebuild_secrets(journal, "arlon", store, run_id="r2")
     assert store.get("PC") is None and journal.host("PC").results["rebuild_secret"]["run_id"] == "r2"
+
+
+# -- hardening leaves a retired host's disabled rb-admin alone -------------------------------------
+
+
+def test_the_baseline_asserts_nothing_about_rb_admins_enabled_state() -> None:
+    from rebuild.harden.baseline import load_baseline
+    from rebuild.harden.compile import ADMINISTRATORS_SID, HostFacts, compile_host
+
+    pc = HostFacts("ARL-URG-0001", "windows-11-23h2", "workstation", "arlon", ("site_arlon",), "emergency")
+    compiled = compile_host(load_baseline(), pc, protected_accounts=["rb-admin"])
+    settings = [s for control in compiled.controls for s in control["settings"]]
+    # account state is set only for the built-in RIDs 500 and 501, never for rb-admin (RID >= 1000)
+    assert {s["rid"] for s in settings if s["type"] == "local_user"} == {500, 501}
+    assert not any(s.get("name") == "rb-admin" for s in settings if s["type"] == "local_user")
+    # a disabled rb-admin still in Administrators is allowed there, so never flagged nor removed
+    admins = [s for s in settings if s["type"] == "group_members" and s["group_sid"] == ADMINISTRATORS_SID]
+    assert admins and all("rb-admin" in s["allowed"] for s in admins)
+
+
+def test_harden_audit_does_not_log_on_to_a_retired_host_and_says_why(
+    journal: Journal, store: SecretStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rebuild.harden import audit
+
+    promote_verified(journal, "arlon", run_id="r1", operator="alice", config=PromotionConfig())
+    retire_rebuild_secrets(journal, "arlon", store, run_id="r1")
+    inventory = tmp_path / "arlon.yml"
+    inventory.write_text("all: {}\n")
+    limits: list[str] = []
+
+    def run_playbook(playbook: audit.Playbook) -> None:
+        limits.append(playbook.limit)
+        playbook.artifact_dir.mkdir(parents=True)  # as ansible-runner makes the run's folders
+        assert playbook.event_handler is not None
+        playbook.event_handler({"event": "runner_on_unreachable", "event_data": {"host": "DC", "res": {}}})
+
+    monkeypatch.setattr(audit, "run_playbook", run_playbook)
+    monkeypatch.setattr(SecretStore, "check_opens", lambda self: None)
+    result = audit.audit_site("arlon", inventory, store.state_dir.parent, run_id="a1")
+    assert limits == ["site_arlon:!PC"]
+    assert list(result.retired) == ["PC"] and "rebuild secret retired" in result.retired["PC"]
+    assert result.text_path is not None and "PC: rebuild secret retired" in result.text_path.read_text()
+    assert result.exit_code == 1 and list(result.unreachable) == ["DC"]  # only the real problem counts
