@@ -1,10 +1,12 @@
-"""Windows LAPS on the lab (issue 14 item 2): a rehearsal of two emergency PCs, one whose directory
+"""Windows LAPS on the lab (issue 14 item 2): a rehearsal of a domain controller and two emergency
+PCs, one whose directory
 refuses the new LAPS password (lab fault `laps_rotation_fails`). Both join the domain; redeploy
 applies the LAPS policy and forces a rotation of the built-in Administrator's password. The PC
 whose rotation is confirmed verifies and is promoted, reached as rb-admin until then: verify's last
 host task disables rb-admin and the controller deletes its rebuild secret (journal `rebuild_secret`
 retired). The other is held back by condition `laps`, named in the journal and counted in the
-report, and keeps rb-admin and its secret (never retired before verification).
+report, and keeps rb-admin and its secret (never retired before verification). The domain
+controller, which Windows LAPS does not manage, verifies and keeps both; the journal says why.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rebuild.lab import directory
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
 ROTATED, REFUSED = "ARL-URG-0001", "ARL-URG-0002"  # Windows 11 23H2 PCs
+DC = "ARL-DC02"  # a domain controller (virtual): Windows LAPS does not manage it (laps.yml services)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +36,7 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory):
     with _running_lab(base / "lab", site="arlon") as lab:
         lab.client.set_fault(REFUSED, "laps_rotation_fails")
         proc = subprocess.run(
-            rehearsal_site_argv(lab, [ROTATED, REFUSED], "LAPS test: the directory is not part of it"),
+            rehearsal_site_argv(lab, [DC, ROTATED, REFUSED], "LAPS test: the directory is not part of it"),
             env={**os.environ, **lab.env},
             capture_output=True,
             text=True,
@@ -107,3 +110,15 @@ def test_held_back_pc_keeps_rb_admin_and_its_secret(rehearsal):
     assert "rebuild_secret" not in host.results
     assert lab.client.twin(REFUSED)["users"]["rb-admin"]["enabled"] is True
     assert lab.store().get(REFUSED) is not None
+
+
+def test_domain_controller_keeps_rb_admin_and_its_secret_and_says_why(rehearsal, tmp_path):
+    lab, proc = rehearsal
+    with Journal.in_state_dir(lab.state_dir) as j:
+        host = j.host(DC)
+    assert host.phase is Phase.VERIFIED, proc.stdout[-3000:] + proc.stderr[-2000:]
+    record = host.results["rebuild_secret"]
+    assert record["status"] == "kept" and "Windows LAPS does not manage this host" in record["reason"]
+    assert host.results["verify"]["rebuild_secret"]["disabled"] is False
+    assert lab.client.twin(DC)["users"]["rb-admin"]["enabled"] is True
+    assert lab.store().get(DC) is not None
