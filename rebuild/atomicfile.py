@@ -70,6 +70,22 @@ def write_temp(path: Path, text: str, *, mode: int = PUBLIC) -> Path:
     return tmp
 
 
+def remove(path: Path) -> bool:
+    """Delete `path` whole (unlink is atomic) and durably: the directory entry's removal is synced,
+    so after a power cut the file is gone or still whole, never half of it. False when it was not
+    there."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
 def _rename(tmp: Path, path: Path) -> None:
     try:
         os.replace(tmp, path)

@@ -9,7 +9,7 @@ Format: docs/contracts.md, "Windows LAPS policy".
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,13 @@ LAPS_FILE = "laps.yml"
 POLICY_ROOT = r"HKLM:\Software\Microsoft\Windows\CurrentVersion\Policies\LAPS"
 BACKUP_DIRECTORIES = {"active_directory": 2}  # BackupDirectory; 1 (Entra ID) is not what rebuild joins
 POST_AUTHENTICATION_ACTIONS = (1, 3, 5, 11)
+# Microsoft Learn, "Use Windows LAPS event logs": the log, and the password update confirmations
+# (10018: Active Directory has the new password; 10020: the local account has it). 10017: the
+# directory refused it. Redeploy waits for them after Reset-LapsPassword; verification reads them.
+EVENT_LOG = "Microsoft-Windows-LAPS/Operational"
+EVENT_AD_UPDATED = 10018
+EVENT_LOCAL_UPDATED = 10020
+EVENT_AD_UPDATE_FAILED = 10017
 _KEYS = {
     "backup_directory",
     "password_age_days",
@@ -34,6 +41,7 @@ _KEYS = {
     "rotation_timeout_minutes",
     "os",
 }
+_OPTIONAL_KEYS = {"services"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class LapsPolicy:
     rotation_timeout_minutes: int
     os_minimum_ubr: dict[str, int]  # OS key -> UBR from which the build has Windows LAPS
     os_unavailable: dict[str, str]  # OS key -> why Windows LAPS cannot manage it
+    services_unavailable: dict[str, str] = field(default_factory=dict)  # service key -> why not
 
     def registry_values(self) -> dict[str, int]:
         """REG_DWORD values written under POLICY_ROOT (names as Microsoft Learn spells them)."""
@@ -85,6 +94,32 @@ class LapsPolicy:
         ]
 
 
+def host_settings(policy: LapsPolicy, os_key: str, domain: str, service: str = "") -> dict[str, Any]:
+    """What the redeploy step (roles/redeploy/tasks/laps.yml) and verification need for one host:
+    whether Windows LAPS takes over its local administrator, why not, and the values to write.
+    A host that stays in a workgroup, of a service the policy exempts (the domain controllers), or
+    whose OS has no Windows LAPS, keeps the rebuild secret."""
+    if not domain:
+        reason = "not domain-joined: the rebuild secret stays the local administrator's"
+    elif service in policy.services_unavailable:
+        reason = policy.services_unavailable[service]
+    else:
+        reason = policy.unavailable_reason(os_key, f"OS {os_key}")
+    return {
+        "managed": not reason,
+        "reason": reason,
+        "policy_root": POLICY_ROOT,
+        "registry_values": policy.registry_values(),
+        "rotation_timeout_minutes": policy.rotation_timeout_minutes,
+        "event_log": EVENT_LOG,
+        "events": {
+            "ad_updated": EVENT_AD_UPDATED,
+            "local_updated": EVENT_LOCAL_UPDATED,
+            "ad_update_failed": EVENT_AD_UPDATE_FAILED,
+        },
+    }
+
+
 def _int(raw: Any, what: str, low: int, high: int) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
         raise ConfigError(f"{what} must be a whole number from {low} to {high}, not {raw!r}")
@@ -114,11 +149,26 @@ def _os_entries(raw: Any, source: Path) -> tuple[dict[str, int], dict[str, str]]
     return minimum, unavailable
 
 
+def _service_entries(raw: Any, source: Path) -> dict[str, str]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: 'services' must map service keys of tiers.yml to {{unavailable: why}}")
+    found: dict[str, str] = {}
+    for key, entry in raw.items():
+        where = f"{source}: services {key}"
+        if not isinstance(entry, Mapping) or set(entry) != {"unavailable"}:
+            raise ConfigError(f"{where}: expected {{unavailable: why}}")
+        reason = str(entry["unavailable"] or "").strip()
+        if not reason:
+            raise ConfigError(f"{where}: unavailable needs the reason (shown in the journal and report)")
+        found[str(key)] = reason
+    return found
+
+
 def parse_laps_policy(raw: Any, source: Path) -> LapsPolicy:
     """Validate the whole file; ConfigError naming the file, the key and what is wrong."""
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a mapping (backup_directory, password_age_days, ..., os)")
-    unknown = sorted(set(raw) - _KEYS)
+    unknown = sorted(set(raw) - _KEYS - _OPTIONAL_KEYS)
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(map(str, unknown))}")
     missing = sorted(_KEYS - set(raw))
@@ -139,6 +189,7 @@ def parse_laps_policy(raw: Any, source: Path) -> LapsPolicy:
             f"{', '.join(map(str, POST_AUTHENTICATION_ACTIONS))}"
         )
     minimum, unavailable = _os_entries(raw["os"], source)
+    services = _service_entries(raw.get("services") or {}, source)
     return LapsPolicy(
         source=source,
         backup_directory=backup,
@@ -158,6 +209,7 @@ def parse_laps_policy(raw: Any, source: Path) -> LapsPolicy:
         ),
         os_minimum_ubr=minimum,
         os_unavailable=unavailable,
+        services_unavailable=services,
     )
 
 

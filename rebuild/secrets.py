@@ -163,6 +163,11 @@ class SecretStore:
         sealed = self._lib().encrypt(value.encode())
         atomicfile.write_bytes(self._path(host, name), sealed, mode=atomicfile.PRIVATE)
 
+    def delete(self, host: str, name: str = "local_admin") -> bool:
+        """Remove the host's secret for good (atomicfile.remove: gone or whole, never half).
+        False when there was none. Needs no key: nothing is decrypted."""
+        return atomicfile.remove(self._path(host, name))
+
     def rotate(self, host: str, name: str = "local_admin") -> Redacted:
         """Generate, store and return a new secret for the host."""
         value = generate_secret()

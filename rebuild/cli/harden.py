@@ -67,5 +67,7 @@ def run_audit(args: argparse.Namespace) -> int:
         print(f"{rep.host}: {counts}")
     for host, why in sorted(result.unreachable.items()):
         print(f"{host}: NOT AUDITED - {why}")
+    for host, why in sorted(result.retired.items()):
+        print(f"{host}: not audited - {why}")
     print(f"report: {result.text_path}\n        {result.html_path}")
     return result.exit_code

@@ -4,7 +4,9 @@ One playbook run (rebuild.launcher) of playbooks/harden_audit.yml (the harden ro
 every host of the site; each host costs one module call. The per-host reports are written
 as text and HTML under `<state>/runs/<run-id>/` and, for hosts the journal knows, kept as
 their `harden_audit` result (an audit never overwrites the `harden` result of a real run).
-Unreachable or failed hosts are listed in the report, never silently dropped.
+Unreachable or failed hosts are listed in the report, never silently dropped. A host whose rebuild
+secret is retired (rebuild.secret_retirement: rb-admin disabled, Windows LAPS manages it) is not
+logged on to - rebuild has no account there any more - and is listed as such, not as a failure.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class AuditResult:
     run_dir: Path
     reports: list[HostReport]
     unreachable: dict[str, str] = field(default_factory=dict)  # host -> why no report
+    retired: dict[str, str] = field(default_factory=dict)  # host -> why not audited (not a failure)
     text_path: Path | None = None
     html_path: Path | None = None
 
@@ -70,6 +73,7 @@ def audit_site(site: str, inventory: Path, state_dir: Path, run_id: str | None =
     SecretStore(state_dir).check_opens()  # the hosts' passwords come from it: refuse a bad key now
     run_id = run_id or new_run_id()
     run_dir = state_dir / "runs" / run_id
+    retired = _retired_hosts(state_dir, site)
     collector = _Collector()
     run_playbook(  # the same environment allow-list as a site run: no credential in the artifacts
         Playbook(
@@ -80,19 +84,21 @@ def audit_site(site: str, inventory: Path, state_dir: Path, run_id: str | None =
             private_dir=run_dir / "runner" / "harden-audit",
             artifact_dir=run_dir / "artifacts",
             ident="harden-audit",
-            limit=f"site_{site}",
+            limit=f"site_{site}" + "".join(f":!{host}" for host in sorted(retired)),
             extravars={"rebuild_harden_check_mode": True, "rebuild_run_id": run_id},
             cmdline="--check",
             event_handler=collector,
         )
     )
-    if not collector.reports and not collector.problems:
+    if not collector.reports and not collector.problems and not retired:
         raise ConfigError(
             f"harden audit: no host of site {site!r} in {inventory} (group site_{site} is empty)"
         )
     reports = [collector.reports[h] for h in sorted(collector.reports)]
     unreachable = {h: why for h, why in collector.problems.items() if h not in collector.reports}
-    result = AuditResult(run_id=run_id, run_dir=run_dir, reports=reports, unreachable=unreachable)
+    result = AuditResult(
+        run_id=run_id, run_dir=run_dir, reports=reports, unreachable=unreachable, retired=retired
+    )
     write_reports(result, site)
     _journal(state_dir, reports)
     return result
@@ -105,10 +111,31 @@ def write_reports(result: AuditResult, site: str) -> None:
         text += "\nNo report (host not audited):\n" + "".join(
             f"  {h}: {why}\n" for h, why in sorted(result.unreachable.items())
         )
+    if result.retired:
+        text += "\nNot audited (rebuild secret retired, no rebuild account on the host):\n" + "".join(
+            f"  {h}: {why}\n" for h, why in sorted(result.retired.items())
+        )
     result.text_path = result.run_dir / "harden-audit.txt"
     result.html_path = result.run_dir / "harden-audit.html"
     result.text_path.write_text(text, encoding="utf-8")
     result.html_path.write_text(render_html(result.reports, title), encoding="utf-8")
+
+
+def _retired_hosts(state_dir: Path, site: str) -> dict[str, str]:
+    """Verified hosts of `site` whose rebuild secret is retired: rb-admin is disabled there."""
+    from rebuild.journal import JOURNAL_FILE, Journal, Phase
+    from rebuild.secret_retirement import RESULT_KEY, RETIRED
+
+    path = state_dir / JOURNAL_FILE
+    if not path.exists():
+        return {}
+    with Journal(path) as journal:
+        return {
+            h.name: "rebuild secret retired: rb-admin is disabled and Windows LAPS manages the local "
+            "administrator; audit it with domain accounts"
+            for h in journal.hosts(site)
+            if h.phase is Phase.VERIFIED and (h.results.get(RESULT_KEY) or {}).get("status") == RETIRED
+        }
 
 
 def _journal(state_dir: Path, reports: list[HostReport]) -> None:

@@ -173,7 +173,7 @@ def baseline_gpo_applies(state: TwinState) -> bool:
 
 def authorise(state: TwinState, user: LocalUser) -> None:
     """May this (authenticated) local user use WinRM? Raises AuthError when Windows would refuse."""
-    if not user.enabled:
+    if not user.enabled:  # Microsoft Learn, Disable-LocalUser: a disabled account "cannot log on"
         raise AuthError(f"account {user.name} is disabled")
     groups = _groups_of(state, user)
     if "administrators" in groups and baseline_gpo_applies(state):

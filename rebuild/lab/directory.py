@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,18 +105,45 @@ def account(state: dict[str, Any], name: str, *, reset_once: bool) -> dict[str, 
 _ESCROW_LOCK = threading.Lock()
 
 
-def escrow_recovery_password(lab_dir: Path, computer: str, protector_id: str, password: str) -> None:
-    """Backup-BitLockerKeyProtector: the directory keeps the recovery password under the computer
-    object, one entry per key protector id (Microsoft Learn, "BitLocker and AD DS FAQ": what is
-    stored). Twins back up concurrently, so one writer at a time and an atomic replace."""
+def _update(lab_dir: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    """Twins write to the directory concurrently: one writer at a time and an atomic replace."""
     path = path_in(lab_dir)
     with _ESCROW_LOCK:
         state = load(lab_dir) if path.is_file() else default_state(time.time())
-        escrowed = state.setdefault("bitlocker_recovery", {}).setdefault(computer.upper(), {})
-        escrowed[protector_id] = password
+        change(state)
         scratch = path.with_suffix(".tmp")
         scratch.write_text(json.dumps(state, indent=1), encoding="utf-8")
         os.replace(scratch, path)
+
+
+def escrow_recovery_password(lab_dir: Path, computer: str, protector_id: str, password: str) -> None:
+    """Backup-BitLockerKeyProtector: the directory keeps the recovery password under the computer
+    object, one entry per key protector id (Microsoft Learn, "BitLocker and AD DS FAQ": what is
+    stored)."""
+
+    def escrow(state: dict[str, Any]) -> None:
+        state.setdefault("bitlocker_recovery", {}).setdefault(computer.upper(), {})[protector_id] = password
+
+    _update(lab_dir, escrow)
+
+
+def record_laps_password(lab_dir: Path, computer: str, expiration_filetime: int) -> None:
+    """A Windows LAPS rotation backed up to AD: the computer object's msLAPS-PasswordExpirationTime
+    (Microsoft Learn, "Windows LAPS schema extensions"). The password itself is not kept: nothing
+    in the lab reads it back."""
+
+    def record(state: dict[str, Any]) -> None:
+        state.setdefault("laps", {})[computer.upper()] = {
+            "msLAPS-PasswordExpirationTime": expiration_filetime
+        }
+
+    _update(lab_dir, record)
+
+
+def laps_expiration(state: dict[str, Any], computer: str) -> int | None:
+    """msLAPS-PasswordExpirationTime of a computer (None: LAPS never backed a password up for it)."""
+    found = state.get("laps", {}).get(computer.upper())
+    return None if found is None else int(found["msLAPS-PasswordExpirationTime"])
 
 
 def escrowed_protector_ids(state: dict[str, Any], computer: str) -> list[str]:

@@ -55,6 +55,12 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     "edr_not_onboarded": {},
     # read by Get-Tpm and Enable-BitLocker (rebuild/lab/exec/twin_bitlocker.py): the machine has no TPM
     "no_tpm": {},
+    # read by Backup-BitLockerKeyProtector (rebuild/lab/exec/twin_bitlocker.py): the directory refuses
+    # the computer's write of its recovery information (access denied), so nothing is escrowed
+    "escrow_refused": {},
+    # read by Reset-LapsPassword (rebuild/lab/exec/twin_laps.py): the directory refuses the new LAPS
+    # password (event 10017), the managed account keeps its password
+    "laps_rotation_fails": {},
 }
 
 

@@ -107,6 +107,10 @@ class TwinState:
     # protectors [{id, type: Tpm|RecoveryPassword, password}]. Lives on the disk: a reimage clears it.
     # The TPM is hardware and present and ready unless the fault `no_tpm` says otherwise.
     bitlocker: dict[str, Any] = field(default_factory=dict)
+    # Windows LAPS (rebuild/lab/exec/twin_laps.py): {} = never rotated; events [{id, time, message}]
+    # of the Microsoft-Windows-LAPS/Operational log, managed_account, rotated_at. On the disk: a
+    # reimage clears it.
+    laps: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)  # lab events: boots, resets, packets
 
     def volatile_key_holding(self, key: str) -> str | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rebuild.journal import HostRecord, Journal, Phase
+from rebuild.secret_retirement import KEPT, RESULT_KEY, RETIRED
 
 STATES = [p.value for p in Phase]
 
@@ -19,6 +20,8 @@ class SiteStatus:
     by_service: dict[str, dict[str, int]]
     problems: list[HostRecord]  # failed and quarantined hosts, with reasons
     last_run: dict[str, Any] | None
+    secrets_retired: int = 0  # verified hosts whose rebuild secret is retired (Windows LAPS took over)
+    secrets_kept: dict[str, str] | None = None  # verified host -> why it keeps its rebuild secret
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,12 +41,18 @@ class SiteStatus:
                 for h in self.problems
             ],
             "last_run": self.last_run,
+            "rebuild_secrets": {"retired": self.secrets_retired, "kept": self.secrets_kept or {}},
         }
 
 
 def _counts(hosts: list[HostRecord]) -> dict[str, int]:
     c = Counter(h.phase.value for h in hosts)
     return {s: c[s] for s in STATES if c[s]}
+
+
+def _secret(h: HostRecord) -> dict[str, Any]:
+    found = h.results.get(RESULT_KEY) if h.phase is Phase.VERIFIED else None
+    return found if isinstance(found, dict) else {}
 
 
 def site_status(journal: Journal, site: str | None = None) -> list[SiteStatus]:
@@ -69,6 +78,12 @@ def site_status(journal: Journal, site: str | None = None) -> list[SiteStatus]:
                     s: _counts(v) for s, v in sorted(services.items(), key=lambda kv: (kv[1][0].tier, kv[0]))
                 },
                 problems=[h for h in members if h.phase in (Phase.FAILED, Phase.QUARANTINED)],
+                secrets_retired=sum(1 for h in members if _secret(h).get("status") == RETIRED),
+                secrets_kept={
+                    h.name: str(_secret(h).get("reason") or "")
+                    for h in members
+                    if _secret(h).get("status") == KEPT
+                },
                 last_run=None
                 if last is None
                 else {
@@ -108,6 +123,14 @@ def render_text(statuses: list[SiteStatus]) -> str:
         lines.append("  per service:")
         for service, counts in s.by_service.items():
             lines.append(f"    {service}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if s.secrets_retired or s.secrets_kept:
+            lines.append(
+                f"  rebuild secret: retired on {s.secrets_retired} (Windows LAPS manages them), "
+                f"kept on {len(s.secrets_kept or {})}"
+            )
+            lines.extend(
+                f"    {host} keeps it: {why}" for host, why in sorted((s.secrets_kept or {}).items())
+            )
         if s.problems:
             lines.append("  failed / quarantined:")
             for h in s.problems:

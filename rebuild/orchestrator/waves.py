@@ -3,7 +3,8 @@
 Inside a stage, batches are pipelined (scheduler.py): a batch touches hosts only once the one
 before it has finished reimaging, and at most `pipeline_depth` batches are in flight. After each
 batch its failures are kept, the hosts it verified are promoted off the recovery network
-(rebuild.promote) and the circuit breaker (breaker.py) decides whether the site goes on.
+(rebuild.promote), their rebuild secrets retired where Windows LAPS took over
+(rebuild.secret_retirement), and the circuit breaker (breaker.py) decides whether the site goes on.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from rebuild.orchestrator.resume import HostWork
 from rebuild.orchestrator.scheduler import Outcome, StageScheduler
 from rebuild.plan import Wave
 from rebuild.promote import PromotionConfig, promote_verified
+from rebuild.secret_retirement import retire_rebuild_secrets
 from rebuild.sites import Site
 
 
@@ -129,6 +131,9 @@ class WaveRunner:
             )
             if promoted.promoted or promoted.errors:
                 self.progress.emit("promoted", hosts=promoted.promoted, errors=promoted.errors)
+            # Promoted hosts whose rb-admin the verify role disabled (Windows LAPS manages them)
+            # lose their rebuild secret; the others keep it, the journal says why.
+            retire_rebuild_secrets(self.journal, self.site.name, self.batches.store, run_id=self.run_id)
         if runner_status in ("canceled", "timeout") or self.interrupt.requested:
             return "interrupted", f"batch {run.ident} {runner_status}: interrupted"
         trip = self.breaker.record_batch(run.processed(), failures)

@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from rebuild.journal import WORK_PHASES, Phase
+from rebuild.secret_retirement import KEPT, RETIRED
+from rebuild.secret_retirement import RESULT_KEY as SECRET_RESULT_KEY
 from rebuild.verify.conditions import CONDITION_LABELS
 
 
@@ -115,9 +117,22 @@ class Counts:
     promoted: int = 0  # back and moved out of the recovery network (or decision recorded)
     # condition name (rebuild.verify.conditions) -> hosts it holds back (also counted in their status)
     held_back: dict[str, int] = field(default_factory=dict)
+    # rebuild secret (rebuild.secret_retirement): retired where Windows LAPS took over, kept elsewhere
+    secret_retired: int = 0
+    secret_kept: int = 0
 
-    def add(self, status: Status, promoted: bool = False, conditions: Sequence[str] = ()) -> None:
+    def add(
+        self,
+        status: Status,
+        promoted: bool = False,
+        conditions: Sequence[str] = (),
+        rebuild_secret: str = "",
+    ) -> None:
         self.total += 1
+        if status is Status.BACK and rebuild_secret == RETIRED:
+            self.secret_retired += 1
+        elif status is Status.BACK and rebuild_secret == KEPT:
+            self.secret_kept += 1
         setattr(self, status.value, getattr(self, status.value) + 1)
         if promoted and status is Status.BACK:
             self.promoted += 1
@@ -232,8 +247,9 @@ def build_report(
         st = status_of(_phase(h.phase))
         promoted = (h.results.get("promote") or {}).get("status") == "promoted"
         held = conditions(h.results)
-        sites[h.site].add(st, promoted, held)
-        by_service[(h.site, h.tier, h.service)].add(st, promoted, held)
+        secret = str((h.results.get(SECRET_RESULT_KEY) or {}).get("status") or "")
+        sites[h.site].add(st, promoted, held, secret)
+        by_service[(h.site, h.tier, h.service)].add(st, promoted, held, secret)
         if st in (Status.FAILED, Status.QUARANTINED):
             problems.append(
                 Problem(

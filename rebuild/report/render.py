@@ -67,6 +67,8 @@ SERVICE_COLUMNS = (
     "failed",
     "quarantined",
     "promoted",
+    "rebuild_secret_retired",
+    "rebuild_secret_kept",
 )
 HELD_BACK_PREFIX = "held_back_"  # then one column per condition: held_back_patch_level, ...
 
@@ -91,6 +93,8 @@ def render_csv(report: Report) -> str:
                 c.failed,
                 c.quarantined,
                 c.promoted,
+                c.secret_retired,
+                c.secret_kept,
                 *(c.held_back.get(name, 0) for name in report.conditions),
             ]
         )

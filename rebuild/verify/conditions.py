@@ -15,13 +15,16 @@ CHECK_CONDITIONS: dict[str, str] = {
     "test_uefi_ca_2023": "secure_boot",
     "test_edr_onboarded": "edr_onboarded",
     "test_bitlocker": "bitlocker",
+    "test_bitlocker_escrowed": "bitlocker",
+    "test_laps": "laps",
 }
 
 CONDITION_LABELS: dict[str, str] = {
     "patch_level": "below patch level",
     "secure_boot": "Secure Boot off or 2011 CAs only",
     "edr_onboarded": "EDR not onboarded",
-    "bitlocker": "not BitLocker-protected",
+    "bitlocker": "not BitLocker-protected or key not escrowed",
+    "laps": "local admin not under Windows LAPS",
 }
 
 

@@ -17,6 +17,7 @@ from rebuild.datadir import PROJECT_ROOT, data_file
 from rebuild.edr import EdrCatalogue, load_edr_catalogue
 from rebuild.errors import ConfigError
 from rebuild.iocs import Indicators, load_indicators
+from rebuild.laps import LapsPolicy, host_settings, load_laps_policy
 from rebuild.model import Kind
 from rebuild.patch import PatchCatalogue, load_patch_catalogue
 from rebuild.secureboot import SecureBootPolicy, load_secure_boot_policy
@@ -58,6 +59,10 @@ class Expectations:
     edr: list[dict[str, Any]] = field(default_factory=list)
     # BitLocker policy (inventories/data/bitlocker.yml): must the OS volume come back encrypted.
     bitlocker_required: bool = False
+    # Windows LAPS policy (inventories/data/laps.yml): does LAPS manage the local administrator once
+    # joined, and why not (workgroup host, OS without Windows LAPS).
+    laps_managed: bool = False
+    laps_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,6 +144,7 @@ def build_expectations(
     secure_boot: SecureBootPolicy | None = None,
     edr: EdrCatalogue | None = None,
     bitlocker: BitLockerPolicy | None = None,
+    laps: LapsPolicy | None = None,
 ) -> Expectations:
     """From one host's inventory variables (docs/contracts.md names) and the project data."""
     host = str(hostvars.get("inventory_hostname") or hostvars.get("rebuild_hostname") or "")
@@ -170,6 +176,8 @@ def build_expectations(
         extra=[str(a) for a in hostvars.get("rebuild_applications") or []],
     )
     admin_name = str(hostvars.get("rebuild_local_admin_name") or "rb-admin")
+    domain = str(hostvars.get("rebuild_domain") or "")
+    laps_host = host_settings(laps or load_laps_policy(), os_key, domain, service)
     hardening: list[dict[str, Any]] = []
     left: list[str] = []
     admins: list[str] = []
@@ -187,7 +195,7 @@ def build_expectations(
         image_sha256=image["sha256"].lower(),
         build=image["build"],
         caption=image["caption"],
-        domain=str(hostvars.get("rebuild_domain") or ""),
+        domain=domain,
         admin_name=admin_name,
         admin_allowed=sorted({admin_name, *admins}),
         applications=[{"id": a.id, "name": a.name, "version": a.version} for a in deployment.applications],
@@ -217,4 +225,6 @@ def build_expectations(
             for p in (edr or load_edr_catalogue()).for_applications(a.id for a in deployment.applications)
         ],
         bitlocker_required=(bitlocker or load_bitlocker_policy()).requirement(Kind(kind), service).required,
+        laps_managed=bool(laps_host["managed"]),
+        laps_reason=str(laps_host["reason"]),
     )

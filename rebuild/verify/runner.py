@@ -84,6 +84,7 @@ def suite_files(kind: str) -> list[Path]:
         SUITES / "test_secure_boot.py",
         SUITES / "test_edr.py",
         SUITES / "test_bitlocker.py",
+        SUITES / "test_laps.py",
     ]
     missing = [str(f) for f in files if not f.exists()]
     if missing:

@@ -228,6 +228,22 @@ class WindowsReads:
             or {}
         )
 
+    def laps_rotations(self, log: str, event_ids: tuple[int, ...]) -> list[dict[str, Any]]:
+        """The Windows LAPS events of these ids (Get-WinEvent): id and time only. None found is an
+        answer (no rotation), not a failed read."""
+        ids = ",".join(str(i) for i in event_ids)
+        return as_list(
+            self.json(
+                # Two statements: powershell.exe's exit code is the last one's, so no event found
+                # (NoMatchingEventsFound) does not fail the read; foreach, because `$null | Select-Object`
+                # would print one empty object.
+                f"$found = Get-WinEvent -FilterHashtable @{{LogName = {ps_quote(log)}; Id = {ids}}} "
+                "-ErrorAction SilentlyContinue\n"
+                "@(foreach ($e in $found) { [pscustomobject]@{Id = $e.Id; TimeCreated = $e.TimeCreated} }) "
+                "| ConvertTo-Json -Compress"
+            )
+        )
+
     def tpm(self) -> dict[str, Any]:
         """Get-Tpm: whether the machine has a TPM BitLocker can use."""
         return self.json("Get-Tpm | Select-Object TpmPresent,TpmReady | ConvertTo-Json -Compress") or {}

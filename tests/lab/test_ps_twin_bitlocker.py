@@ -7,17 +7,23 @@ documents (rebuild/lab/exec/twin_bitlocker.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from rebuild.lab import directory, faults
 from rebuild.lab.context import Lab
+from rebuild.lab.exec.twin_bitlocker import ESCROW_REFUSED
 from rebuild.lab.exec.twin_host import CheckModeWrite
 from rebuild.lab.ps import NotSimulated
-from tests.lab.twins import RX_PC, bare_state, one_twin_lab, run_ps
+from rebuild.verify.suites import test_bitlocker as suite
+from rebuild.verify.windows import WindowsReads
+from tests.lab.twins import RX_PC, ReadHost, bare_state, one_twin_lab, run_ps
 
 TWIN = RX_PC.name
+STAMP = "HKLM:\\SOFTWARE\\GHAL\\Rebuild"
 ENABLE = (
     "Enable-BitLocker -MountPoint C: -EncryptionMethod XtsAes256 -UsedSpaceOnly "
     "-SkipHardwareTest -TpmProtector"
@@ -97,6 +103,21 @@ def test_backup_on_a_computer_outside_the_domain_fails_and_escrows_nothing(tmp_p
     assert not directory.path_in(tmp_path).exists()
 
 
+def test_backup_the_directory_refuses_fails_as_windows_does_and_escrows_nothing(tmp_path: Path) -> None:
+    """Fault escrow_refused: E_ACCESSDENIED (Event ID 514, domain not configured to store recovery
+    information); the protector stays on C:, nothing reaches the directory."""
+    lab = lab_of(tmp_path)
+    faults.apply(lab.faults, {TWIN: {"escrow_refused": {}}})
+    src = (
+        PROTECT
+        + "try { Backup-BitLockerKeyProtector -MountPoint C: -KeyProtectorId $id }\n"
+        + "catch { $_.Exception.Message }"
+    )
+    (message,) = run_ps(lab, src).output
+    assert "0x80070005" in str(message) and "Access is denied" in str(message)
+    assert not directory.path_in(tmp_path).exists()
+
+
 def test_check_mode_refuses_the_write_and_other_volumes_fail_loudly(tmp_path: Path) -> None:
     lab = lab_of(tmp_path)
     with pytest.raises(CheckModeWrite):
@@ -132,6 +153,7 @@ def test_redeploy_step_protects_escrows_and_is_idempotent(tmp_path: Path) -> Non
     assert state["encryption_method"] == "XtsAes256" and state["used_space_only"] is True
     (recovery,) = [p for p in state["protectors"] if p["type"] == "RecoveryPassword"]
     assert directory.escrowed_protector_ids(directory.load(tmp_path), TWIN) == [recovery["id"]]
+    assert lab.state(TWIN).registry[STAMP]["BitLockerEscrowedProtectors"] == recovery["id"]
     assert run_ps(lab, step_script()).output == ["changed=False"]
     assert lab.state(TWIN).bitlocker == state
 
@@ -144,3 +166,43 @@ def test_redeploy_step_without_a_tpm_fails_naming_it_and_leaves_c_decrypted(tmp_
         "failed: no ready TPM (TpmPresent False, TpmReady False): C: cannot get a TPM protector"
     ]
     assert lab.state(TWIN).bitlocker == {}
+
+
+def test_redeploy_step_whose_escrow_is_refused_fails_and_records_no_escrow(tmp_path: Path) -> None:
+    lab = lab_of(tmp_path)
+    faults.apply(lab.faults, {TWIN: {"escrow_refused": {}}})
+    result = run_ps(lab, "try {\n" + step_script() + "\n} catch { 'failed: ' + $_.Exception.Message }")
+    assert result.output == [f"failed: {ESCROW_REFUSED}"]
+    assert sorted(p["type"] for p in lab.state(TWIN).bitlocker["protectors"]) == ["RecoveryPassword", "Tpm"]
+    assert "BitLockerEscrowedProtectors" not in lab.state(TWIN).registry.get(STAMP, {})
+
+
+# --- the verification suite (rebuild/verify/suites/test_bitlocker.py) on a twin -------------------
+
+
+def _suite_outcome(lab: Lab, check: Callable[..., None]) -> str:
+    """'passed', or the failure message the journal and report would show."""
+    try:
+        check(WindowsReads(ReadHost(lab)), SimpleNamespace(bitlocker_required=True))
+    except (AssertionError, pytest.fail.Exception) as exc:
+        return str(exc)
+    return "passed"
+
+
+@pytest.mark.parametrize(
+    ("fault", "protected", "escrowed"),
+    [
+        (None, "passed", "passed"),
+        ("escrow_refused", "passed", "recovery password not escrowed to Active Directory"),
+        ("no_tpm", "not BitLocker-protected", "C: has no recovery password protector"),
+    ],
+)
+def test_suite_holds_back_an_unprotected_or_unescrowed_volume(
+    tmp_path: Path, fault: str | None, protected: str, escrowed: str
+) -> None:
+    lab = lab_of(tmp_path)
+    if fault:
+        faults.apply(lab.faults, {TWIN: {fault: {}}})
+    run_ps(lab, "try {\n" + step_script() + "\n} catch { }")
+    assert protected in _suite_outcome(lab, suite.test_bitlocker)
+    assert escrowed in _suite_outcome(lab, suite.test_bitlocker_escrowed)

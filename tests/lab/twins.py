@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +87,24 @@ def run_ps(lab: Lab, src: str, *, check_mode: bool = False, user: str | None = "
     ev = Evaluator(TwinHost(lab, twin, check_mode=check_mode, session_user=user))
     ev.global_scope.vars["erroractionpreference"] = "Stop"
     return ev.run(src, "rule.ps1")
+
+
+@dataclass
+class ReadResult:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+class ReadHost:
+    """What verification's WindowsReads talks to (testinfra's winrm backend: the whole command line
+    is the WinRS command), answered by one twin of a lab in process."""
+
+    def __init__(self, lab: Lab, twin: TwinRecord = RX_PC) -> None:
+        self.lab = lab
+        self.twin = twin
+
+    def run(self, command: str, *args: str) -> ReadResult:
+        assert not args
+        rc, out, err = execute(self.lab, self.twin, command, [], b"")
+        return ReadResult(rc, out.decode(), err.decode())

@@ -72,3 +72,28 @@ def test_status_cli_json_and_errors(state: Path, tmp_path: Path, capsys: pytest.
     assert "marche" in capsys.readouterr().err
     assert main(["status", "--state-dir", str(tmp_path / "empty")]) == 2
     assert "no journal" in capsys.readouterr().err
+
+
+def test_status_shows_retired_and_kept_rebuild_secrets_of_verified_hosts(tmp_path: Path) -> None:
+    with Journal.in_state_dir(tmp_path) as j:
+        j.start_run("r1", "arlon", "alice")
+        j.ensure_hosts(
+            [_host("DC1", 0, "directory"), _host("URG1", 1, "emergency"), _host("URG2", 1, "emergency")]
+        )
+        for name in ("DC1", "URG1", "URG2"):
+            for step in ("reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed"):
+                j.transition(name, step, run_id="r1")
+            j.transition(name, "verifying", run_id="r1")
+        j.transition("DC1", "verified", run_id="r1")
+        j.transition("URG1", "verified", run_id="r1")
+        j.set_result("DC1", "rebuild_secret", {"status": "kept", "reason": "domain controllers: DSRM only"})
+        j.set_result("URG1", "rebuild_secret", {"status": "retired", "reason": "rebuild secret retired"})
+        (arlon,) = site_status(j, "arlon")
+    assert (arlon.secrets_retired, arlon.secrets_kept) == (1, {"DC1": "domain controllers: DSRM only"})
+    text = render_text([arlon])
+    assert "rebuild secret: retired on 1 (Windows LAPS manages them), kept on 1" in text
+    assert "DC1 keeps it: domain controllers: DSRM only" in text
+    assert arlon.to_dict()["rebuild_secrets"] == {
+        "retired": 1,
+        "kept": {"DC1": "domain controllers: DSRM only"},
+    }

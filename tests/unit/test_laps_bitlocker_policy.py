@@ -13,7 +13,7 @@ import yaml
 from rebuild.bitlocker import Requirement, load_bitlocker_policy, parse_bitlocker_policy, redeploy_settings
 from rebuild.cli import main
 from rebuild.errors import ConfigError
-from rebuild.laps import load_laps_policy, parse_laps_policy
+from rebuild.laps import host_settings, load_laps_policy, parse_laps_policy
 from rebuild.model import Kind
 from rebuild.patch import load_patch_catalogue
 from rebuild.register import SMALL_REGISTER
@@ -72,6 +72,9 @@ def test_unknown_os_is_named_with_the_file() -> None:
             {"windows-11-23h2": {"minimum_ubr": 1, "unavailable": "x"}},
             "os windows-11-23h2: expected exactly one of minimum_ubr",
         ),
+        ("services", {"directory": {"unavailable": " "}}, "services directory: unavailable needs the reason"),
+        ("services", {"directory": "no"}, "services directory: expected {unavailable: why}"),
+        ("services", ["directory"], "'services' must map service keys of tiers.yml"),
     ],
 )
 def test_bad_laps_policy_names_file_and_key(key: str, value: object, message: str) -> None:
@@ -207,3 +210,21 @@ def test_redeploy_settings_carry_requirement_reason_and_method() -> None:
         ConfigError, match=r"bitlocker\.yml: host kind 'toaster' is not server or workstation"
     ):
         redeploy_settings(policy, "toaster", "radiology")
+
+
+def test_laps_host_settings_say_who_windows_laps_manages_and_why_not() -> None:
+    """What roles/redeploy/tasks/laps.yml gets through the rebuild_laps lookup, and verification."""
+    policy = load_laps_policy(LAPS)
+    pc = host_settings(policy, "windows-11-23h2", "ghal.lan", "radiology")
+    assert (pc["managed"], pc["reason"]) == (True, "")
+    assert pc["registry_values"] == policy.registry_values() and pc["registry_values"]["BackupDirectory"] == 2
+    assert pc["policy_root"] == r"HKLM:\Software\Microsoft\Windows\CurrentVersion\Policies\LAPS"
+    assert pc["events"] == {"ad_updated": 10018, "local_updated": 10020, "ad_update_failed": 10017}
+    workgroup = host_settings(policy, "windows-11-23h2", "", "radiology")
+    assert workgroup["managed"] is False and workgroup["reason"].startswith("not domain-joined")
+    dc = host_settings(policy, "windows-server-2022", "ghal.lan", "directory")
+    assert dc["managed"] is False and "DSRM" in dc["reason"]
+    old = host_settings(policy, "windows-server-2016", "ghal.lan", "radiology")
+    assert old["managed"] is False and "Windows Server 2016" in old["reason"]
+    with pytest.raises(ConfigError, match=r"OS windows-7: OS 'windows-7' has no entry"):
+        host_settings(policy, "windows-7", "ghal.lan", "radiology")

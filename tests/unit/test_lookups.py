@@ -1,6 +1,6 @@
-"""The data lookups (plugins/lookup/rebuild_bitlocker.py, rebuild_patch.py), loaded by Ansible's own
-plugin loader and run in-process: their answer, and a wrong data file or key as an error naming the
-lookup and the file, never a traceback."""
+"""The data lookups (plugins/lookup/rebuild_bitlocker.py, rebuild_patch.py, rebuild_laps.py), loaded
+by Ansible's own plugin loader and run in-process: their answer, and a wrong data file or key as an
+error naming the lookup and the file, never a traceback."""
 
 from __future__ import annotations
 
@@ -114,3 +114,18 @@ def test_bitlocker_lookup_names_itself_and_what_is_wrong(tmp_path: Path) -> None
     (data / "bitlocker.yml").write_text("encryption_method: Rot13\n")
     with pytest.raises(AnsibleError, match=r"^rebuild_bitlocker: .*bitlocker\.yml"):
         _lookup("rebuild_bitlocker", ["workstation"], service="radiology", data_dir=str(data))
+
+
+def test_laps_lookup_says_who_windows_laps_manages() -> None:
+    pc, dc = _lookup("rebuild_laps", ["windows-11-23h2"], domain="ghal.lan", service="radiology") + _lookup(
+        "rebuild_laps", ["windows-server-2022"], domain="ghal.lan", service="directory"
+    )
+    assert (pc["managed"], pc["registry_values"]["BackupDirectory"]) == (True, 2)
+    assert dc["managed"] is False and "DSRM" in dc["reason"]
+
+
+def test_laps_lookup_names_itself_and_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "laps.yml"
+    broken.write_text("os: [\n")
+    with pytest.raises(AnsibleError, match=r"^rebuild_laps: .*laps\.yml"):
+        _lookup("rebuild_laps", ["windows-11-23h2"], domain="ghal.lan", policy_file=str(broken))

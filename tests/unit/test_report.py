@@ -298,3 +298,32 @@ def test_a_broken_data_file_costs_the_labels_not_the_report(journal, tmp_path, m
         pytest.raises(RuntimeError, match="bug"),
     ):
         write_report(journal.path.parent, tmp_path / "out2", "arlon")
+
+
+def test_rebuild_secrets_retired_and_kept_are_counted_per_site_and_service(tmp_path: Path):
+    with Journal.in_state_dir(tmp_path) as j:
+        j.start_run("run-1", "arlon", "alice")
+        j.ensure_hosts(
+            [
+                host("DC01", "directory", 0, kind=Kind.SERVER),
+                host("URG-PC1", "emergency", 1),
+                host("URG-PC2", "emergency", 1),
+            ]
+        )
+        for name in ("DC01", "URG-PC1", "URG-PC2"):
+            walk(j, name, "run-1", "verifying")
+            j.transition(name, "verified", run_id="run-1")
+        j.set_result("URG-PC1", "rebuild_secret", {"status": "retired", "reason": "rebuild secret retired"})
+        j.set_result("DC01", "rebuild_secret", {"status": "kept", "reason": "domain controllers"})
+        r = make(j)  # URG-PC2: verified before retirement existed, counted in neither
+    lines = {line.service: line.counts for line in r.services}
+    assert (lines["emergency"].secret_retired, lines["emergency"].secret_kept) == (1, 0)
+    assert (lines["directory"].secret_retired, lines["directory"].secret_kept) == (0, 1)
+    assert (r.sites["arlon"].secret_retired, r.sites["arlon"].secret_kept) == (1, 1)
+    rows = {row["service"]: row for row in csv.DictReader(io.StringIO(render_csv(r)))}
+    assert (rows["emergency"]["rebuild_secret_retired"], rows["directory"]["rebuild_secret_kept"]) == (
+        "1",
+        "1",
+    )
+    html = render_html(r)
+    assert '<td class="n secret-retired">1</td><td class="n secret-kept">1</td>' in html

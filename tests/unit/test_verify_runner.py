@@ -37,6 +37,9 @@ def test_expectations_from_catalogues():
         {**HOSTVARS, "rebuild_kind": "server", "rebuild_service": "imaging"}, with_hardening=False
     )
     assert not imaging.bitlocker_required  # the policy's exception for the imaging servers
+    assert (e.laps_managed, e.laps_reason) == (True, "")  # joined Windows 11 (inventories/data/laps.yml)
+    workgroup = build_expectations({**HOSTVARS, "rebuild_domain": ""}, with_hardening=False)
+    assert not workgroup.laps_managed and workgroup.laps_reason.startswith("not domain-joined")
 
 
 def test_expectations_refuse_incomplete_inventory():
@@ -57,6 +60,7 @@ def test_suites_per_kind():
         "test_secure_boot.py",
         "test_edr.py",
         "test_bitlocker.py",
+        "test_laps.py",
     ]
     with pytest.raises(FileNotFoundError):
         suite_files("toaster")
@@ -85,8 +89,10 @@ def test_parse_junit(tmp_path: Path):
     path.write_text(JUNIT)
     tests, failures, errors, skipped, failed, skips = parse_junit(path)
     assert (tests, failures, errors, skipped) == (4, 1, 1, 1)
-    assert failed[0] == {"check": "test_defender_realtime_protection_on",
-                         "message": "Defender protection off: RealTimeProtectionEnabled is False"}
+    assert failed[0] == {
+        "check": "test_defender_realtime_protection_on",
+        "message": "Defender protection off: RealTimeProtectionEnabled is False",
+    }
     assert failed[1]["check"] == "test_domain_joined"
     assert skips[0]["check"] == "test_pre_incident_admin_password_refused"
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from rebuild.lab import directory
 from rebuild.lab.exec.psobjects import PSObj
+from rebuild.lab.exec.twin_call import host_of
 from rebuild.lab.ps import values as v
 from rebuild.lab.state import TwinState
 
@@ -35,13 +36,12 @@ NOT_JOINED = (
     "The specified domain either does not exist or could not be contacted. "
     "(Exception from HRESULT: 0x8007054B)"
 )
+# E_ACCESSDENIED: the domain was not prepared to let computers write their recovery information
+# (Microsoft Learn, Event ID 514 "BitLocker Recovery Password Backup": "The AD DS domain has not been
+# properly configured to store recovery information"; the computer object's SELF needs the right to
+# create msFVE-RecoveryInformation children). Fault `escrow_refused`.
+ESCROW_REFUSED = "Access is denied. (Exception from HRESULT: 0x80070005 (E_ACCESSDENIED))"
 COM_EXCEPTION = "System.Runtime.InteropServices.COMException"
-
-
-def _host(c: Call) -> TwinHost:
-    # Registered only in TwinHost's cmdlet table: the evaluator's host is a TwinHost (no import of
-    # twin_host here, which imports this module).
-    return cast("TwinHost", c.ev.host)
 
 
 def tpm_ready(host: TwinHost) -> bool:
@@ -108,7 +108,7 @@ def volume(state: TwinState) -> PSObj:
 
 def get_tpm(c: Call) -> list[Any]:
     """Get-Tpm (Microsoft Learn, TrustedPlatformModule/Get-Tpm)."""
-    ready = tpm_ready(_host(c))
+    ready = tpm_ready(host_of(c))
     return [
         PSObj(
             "Microsoft.Tpm.Commands.TpmObject",
@@ -132,14 +132,14 @@ def get_tpm(c: Call) -> list[Any]:
 def get_bitlocker_volume(c: Call) -> list[Any]:
     """Get-BitLockerVolume -MountPoint C: (Microsoft Learn, BitLocker/Get-BitLockerVolume)."""
     _mount_point(c)
-    return [volume(_host(c).state())]
+    return [volume(host_of(c).state())]
 
 
 def enable_bitlocker(c: Call) -> list[Any]:
     """Enable-BitLocker -MountPoint C: -EncryptionMethod M [-UsedSpaceOnly] -SkipHardwareTest
     -TpmProtector (Microsoft Learn, BitLocker/Enable-BitLocker): without a TPM the TPM protector
     cannot be added and nothing changes."""
-    host = _host(c)
+    host = host_of(c)
     _mount_point(c)
     if not v.truthy(c.bound.get("TpmProtector")):
         raise c.not_simulated("Enable-BitLocker with a key protector other than -TpmProtector")
@@ -170,7 +170,7 @@ def enable_bitlocker(c: Call) -> list[Any]:
 def add_key_protector(c: Call) -> list[Any]:
     """Add-BitLockerKeyProtector -MountPoint C: -RecoveryPasswordProtector (Microsoft Learn,
     BitLocker/Add-BitLockerKeyProtector): Windows generates the 48-digit recovery password."""
-    host = _host(c)
+    host = host_of(c)
     _mount_point(c)
     if not v.truthy(c.bound.get("RecoveryPasswordProtector")) or c.bound.get("RecoveryPassword"):
         raise c.not_simulated("Add-BitLockerKeyProtector other than -RecoveryPasswordProtector")
@@ -191,8 +191,9 @@ def add_key_protector(c: Call) -> list[Any]:
 def backup_key_protector(c: Call) -> list[Any]:
     """Backup-BitLockerKeyProtector -MountPoint C: -KeyProtectorId id (Microsoft Learn,
     BitLocker/Backup-BitLockerKeyProtector): saves a recovery password protector to AD DS, which
-    a computer outside the domain cannot reach."""
-    host = _host(c)
+    a computer outside the domain cannot reach and a directory that refuses the write (fault
+    `escrow_refused`) does not keep."""
+    host = host_of(c)
     _mount_point(c)
     wanted = v.to_string(c.bound.get("KeyProtectorId")).strip().upper()
     state = host.state()
@@ -201,6 +202,11 @@ def backup_key_protector(c: Call) -> list[Any]:
         raise c.not_simulated(f"Backup-BitLockerKeyProtector of {wanted}, not a recovery password protector")
     if not state.domain_joined:
         c.write_error(NOT_JOINED, COM_EXCEPTION, "NotSpecified", "Backup-BitLockerKeyProtector", OS_VOLUME)
+        return []
+    if host.lab.fault(host.twin.name, "escrow_refused") is not None:
+        c.write_error(
+            ESCROW_REFUSED, COM_EXCEPTION, "NotSpecified", "Backup-BitLockerKeyProtector", OS_VOLUME
+        )
         return []
     if c.whatif():
         return []

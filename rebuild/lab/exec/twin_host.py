@@ -27,6 +27,7 @@ from rebuild.lab.exec import (
     reboot,
     twin_bitlocker,
     twin_firewall,
+    twin_laps,
     twin_policy,
     twin_remoting,
     twin_security,
@@ -1617,6 +1618,12 @@ def _table() -> dict[str, Cmdlet]:
             ),
             twin_bitlocker.backup_key_protector,
             "bitlocker/backup-bitlockerkeyprotector",
+        ),
+        (_sig("Reset-LapsPassword"), twin_laps.reset_laps_password, "laps/reset-lapspassword"),
+        (
+            _sig("Get-WinEvent", Param("FilterHashtable", mandatory=True)),
+            twin_laps.get_win_event,
+            "microsoft.powershell.diagnostics/get-winevent",
         ),
     ]
     # Every other read cmdlet runs as registered (a cmdlet above wraps the read of its name).
