@@ -52,13 +52,17 @@ class Wave:
         Batches of one stage may overlap (the orchestrator pipelines them): nothing in a stage
         needs another batch of the same stage. A new stage starts where PCs follow servers
         (PCs need their servers back) and, in a tier of interdependent services
-        (`one_service_per_batch`), at each new service (DNS needs the directory back).
+        (`one_service_per_batch`), where a service needs one of the stage before (DNS needs the
+        directory back; PKI, updates, imaging and the patient record need DNS, not each other:
+        tiers.yml `needs`).
         """
         stages: list[list[list[Host]]] = []
-        previous: tuple[Kind, str] | None = None
+        previous: tuple[Kind, int] | None = None
         for batch in self.batches:
             first = batch[0]
-            key = (first.kind, first.service if self.tier.one_service_per_batch else "")
+            interdependent = self.tier.one_service_per_batch and first.kind is Kind.SERVER
+            level = self.tier.level(first.service) if interdependent else 0
+            key = (first.kind, level)
             if key != previous:
                 stages.append([])
                 previous = key
@@ -175,7 +179,9 @@ def plan_site(hosts: Iterable[Host], site: Site) -> Plan:
         # batches, in tiers.yml order: the directory is back before DNS, PKI, ...
         servers = sorted((h for h in members if h.kind is Kind.SERVER), key=order)
         if tier.one_service_per_batch:
-            keys = list(tier.services) + sorted({h.service for h in servers} - set(tier.services))
+            # by level (what they need is back), then tiers.yml order
+            keys = sorted(tier.services, key=lambda k: (tier.level(k), tier.service_rank(k)))
+            keys += sorted({h.service for h in servers} - set(tier.services))
             for key in keys:
                 batches.extend(_chunks([h for h in servers if h.service == key], site.imaging_capacity))
         else:

@@ -58,6 +58,18 @@ class Tier:
     label: str  # for people, e.g. "Shared infrastructure"
     services: dict[str, tuple[str, ...]]  # canonical key -> names registers use, in tiers.yml order
     one_service_per_batch: bool = False  # servers of interdependent services come back in turn
+    # Service key -> the services of this tier it needs back first (tiers.yml `needs`, each
+    # listed before it). None: each service needs every one listed before it.
+    needs: dict[str, tuple[str, ...]] | None = None
+
+    def level(self, key: str) -> int:
+        """How many services must come back one after the other before `key` may start: 0 for
+        a service that needs none; services of one level may come back together."""
+        if self.needs is None:
+            return self.service_rank(key) if key in self.services else len(self.services)
+        if key not in self.services:
+            return max((self.level(k) for k in self.services), default=-1) + 1  # unknown: last
+        return max((self.level(k) + 1 for k in self.needs.get(key, ())), default=0)
 
     @property
     def group_name(self) -> str:
@@ -117,6 +129,7 @@ def _parse(path: Path) -> TierTable:
                 str(entry["label"]),
                 services,
                 bool(entry.get("one_service_per_batch", False)),
+                _needs(path, str(entry["name"]), services, entry.get("needs")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ConfigError(f"{path}: tier #{n} needs id, name, label and services: {exc}") from exc
@@ -135,6 +148,31 @@ def _parse(path: Path) -> TierTable:
                 by_folded[folded] = (key, tier)
                 display.setdefault(folded, name)
     return TierTable(tuple(tiers), by_folded, display)
+
+
+def _needs(
+    path: Path, tier: str, services: dict[str, tuple[str, ...]], raw: Any
+) -> dict[str, tuple[str, ...]] | None:
+    """A tier's `needs` (service -> services it needs back first). Each needed service must be
+    listed before the one needing it: the order people read is an order that works, no cycle."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: tier {tier}: 'needs' must map a service key to a list of service keys")
+    order = list(services)
+    needs: dict[str, tuple[str, ...]] = {}
+    for key, needed in raw.items():
+        if key not in services:
+            raise ConfigError(f"{path}: tier {tier}: 'needs' names {key!r}, not a service of this tier")
+        if not isinstance(needed, list) or not all(isinstance(k, str) for k in needed):
+            raise ConfigError(f"{path}: tier {tier}: 'needs' of {key!r} must be a list of service keys")
+        for other in needed:
+            if other not in services or order.index(other) >= order.index(key):
+                raise ConfigError(
+                    f"{path}: tier {tier}: {key!r} needs {other!r}, which is not a service listed before it"
+                )
+        needs[key] = tuple(needed)
+    return needs
 
 
 @lru_cache(maxsize=8)

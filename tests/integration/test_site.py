@@ -567,6 +567,16 @@ def test_batches_pipeline_within_capacity_through_every_phase(
         # ... but no batch waits for the harden, redeploy and verify of the one before.
         assert min(spans[n][0] for n in later) < max(verified_at[n] for n in earlier)
 
+    # One restart per host: harden leaves its restart-bound settings to the domain join's restart.
+    twins = _twins(lab)
+    for name in in_order:
+        assert hosts[name].results["harden"]["restart_deferred"] is True, name
+        events = [e["event"] for e in twins[name].history]
+        since_image = events[len(events) - events[::-1].index("reimage") :]
+        restarts = [i for i, e in enumerate(since_image) if e == "reboot"]
+        assert len(restarts) == 1, (name, since_image)
+        assert since_image.index("domain_joined") < restarts[0], (name, since_image)
+
 
 def test_reimaged_hosts_keep_their_own_secret_not_the_answer_files(
     lab: Any, lab_environ: Callable[[Any], None]

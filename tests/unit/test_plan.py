@@ -105,7 +105,8 @@ def test_shared_infrastructure_comes_back_one_service_at_a_time(fleet: list[Host
 
 
 def test_stages_keep_dependencies_apart(fleet: list[Host]) -> None:
-    """Batches of one stage may overlap; a stage never mixes servers and PCs, nor (tier 0) services."""
+    """Batches of one stage may overlap; a stage never mixes servers and PCs, nor (tier 0) a
+    service with one it needs (tiers.yml `needs`): those are in an earlier stage."""
     plan = plan_site(fleet, get_site("arlon"))
     for wave in plan.waves:
         stages = wave.stages()
@@ -113,11 +114,27 @@ def test_stages_keep_dependencies_apart(fleet: list[Host]) -> None:
         for stage in stages:
             kinds = {h.kind for batch in stage for h in batch}
             assert len(kinds) == 1
-            if wave.tier.one_service_per_batch:
-                assert len({h.service for batch in stage for h in batch}) == 1
         kinds_in_order = [stage[0][0].kind for stage in stages]
         assert kinds_in_order == sorted(kinds_in_order, key=lambda k: k is not Kind.SERVER)  # servers first
-    # Tier 0: one stage per service (directory, then DNS/DHCP, ...); the big last tier: servers, then PCs.
-    assert len(plan.waves[0].stages()) == len({h.service for h in plan.waves[0].hosts})
+    wave0 = plan.waves[0]
+    assert wave0.tier.one_service_per_batch and wave0.tier.needs
+    stage_of = {
+        h.service: n for n, stage in enumerate(wave0.stages()) for b in stage for h in b if h.is_server
+    }
+    for service, needed in wave0.tier.needs.items():
+        for other in needed:
+            if service in stage_of and other in stage_of:
+                assert stage_of[other] < stage_of[service], (service, other)
+    # Tier 0 of Arlon: the directory, then DNS/DHCP, then PKI, updates, imaging and the patient
+    # record together (they need DNS, not each other); its PCs after its servers.
+    server_stages = [
+        sorted({h.service for b in stage for h in b}) for stage in wave0.stages() if stage[0][0].is_server
+    ]
+    assert server_stages[:2] == [["directory"], ["dns-dhcp"]]
+    assert set(server_stages[2]) == {h.service for h in wave0.hosts if h.is_server} - {
+        "directory",
+        "dns-dhcp",
+    }
+    assert len(server_stages) == 3
     last = plan.waves[-1].stages()
     assert len(last) == 2 and len(last[1]) > 1  # PCs' batches can be pipelined

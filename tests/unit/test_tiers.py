@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rebuild.errors import ConfigError
-from rebuild.tiers import UnknownServiceError, fold, load_tiers, match_service
+from rebuild.tiers import UnknownServiceError, fold, load_tiers, match_service, tier_table
 
 
 def test_tiers_in_priority_order() -> None:
@@ -111,3 +113,43 @@ def test_unknown_service_without_close_names_still_fails() -> None:
 
 def test_fold_ignores_case_accents_punctuation() -> None:
     assert fold("Bloc  Opératoire") == fold("bloc-operatoire") == "bloc operatoire"
+
+
+def _tiers_file(tmp_path: Path, needs: str) -> Path:
+    (tmp_path / "tiers.yml").write_text(
+        "tiers:\n  - id: 0\n    name: infra\n    label: Infra\n    one_service_per_batch: true\n"
+        "    services: {directory: [AD], dns: [DNS], pki: [PKI], wsus: [WSUS]}\n" + needs,
+        encoding="utf-8",
+    )
+    return tmp_path
+
+
+def test_needs_let_services_that_do_not_need_each_other_come_back_together(tmp_path: Path) -> None:
+    tier = tier_table(
+        _tiers_file(tmp_path, "    needs: {dns: [directory], pki: [directory], wsus: [dns]}\n")
+    ).tiers[0]
+    assert [tier.level(k) for k in ("directory", "dns", "pki", "wsus")] == [0, 1, 1, 2]
+
+
+def test_without_needs_each_service_waits_for_those_listed_before_it(tmp_path: Path) -> None:
+    tier = tier_table(_tiers_file(tmp_path, "")).tiers[0]
+    assert tier.needs is None
+    assert [tier.level(k) for k in ("directory", "dns", "pki", "wsus")] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("needs", "named"),
+    [
+        ("    needs: {dns: [pki]}\n", "'dns' needs 'pki', which is not a service listed before it"),
+        ("    needs: {dns: [dns]}\n", "'dns' needs 'dns', which is not a service listed before it"),
+        ("    needs: {dns: [ldap]}\n", "'dns' needs 'ldap'"),
+        ("    needs: {ldap: [dns]}\n", "'needs' names 'ldap', not a service of this tier"),
+        ("    needs: {dns: directory}\n", "'needs' of 'dns' must be a list"),
+        ("    needs: [dns]\n", "'needs' must map a service key"),
+    ],
+)
+def test_bad_needs_are_refused_naming_file_tier_and_service(tmp_path: Path, needs: str, named: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        tier_table(_tiers_file(tmp_path, needs))
+    assert str(tmp_path / "tiers.yml") in str(err.value) and "tier infra" in str(err.value)
+    assert named in str(err.value)
