@@ -62,6 +62,13 @@ def ssh_argv(node: ExecutionNode, known_hosts: Path, remote: list[str]) -> list[
     return [*argv, "--", node.host, shlex.join(remote)]
 
 
+def check_reachable(node: ExecutionNode) -> None:
+    """check_node with its own pinned connection: for the orchestrator, before a batch's hosts
+    are let go (an unreachable node leaves them where the journal has them)."""
+    with pinned_host_key(node) as known_hosts:
+        check_node(node, known_hosts)
+
+
 def check_node(node: ExecutionNode, known_hosts: Path) -> None:
     """Before a batch: the node answers and runs this project's version, else a RebuildError."""
     probe = [f"{node.venv}/bin/python", "-c", "import rebuild; print(rebuild.__version__)"]

@@ -615,24 +615,32 @@ def test_a_stale_image_refuses_the_site_run_naming_it(
         assert {h.phase.value for h in journal.hosts()} == {"pending"}
 
 
-def test_a_site_sent_to_an_execution_node_is_refused_before_anything_is_recorded(
+def test_a_site_whose_execution_node_is_unreachable_starts_no_batch_and_says_why(
     site_dir: Path,
     state: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Issue 17's first slice: gates, slots and secrets do not cross to a node yet, so such a
-    site stops with the reason, before a run is recorded or a host touched."""
+    """Issue 17, faults: the node is checked before each batch; one that does not answer stops
+    the run with the reason, and no host leaves where the journal had it."""
     data = tmp_path / "data"
     shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
     sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-    node = {"host": "exec-arlon", "user": "rebuild", "known_hosts": f"exec-arlon {key}"}
+    node = {"host": "exec-arlon.invalid", "user": "rebuild", "known_hosts": f"exec-arlon.invalid {key}"}
     node.update(venv="/opt/rebuild/.venv", project="/opt/rebuild")
     sites["sites"][0]["execution"] = {"node": node}
     (data / "sites.yml").write_text(yaml.safe_dump(sites), encoding="utf-8")
     monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
-    before = _runs(state)
-    _refused(capsys, 3, _site(site_dir, state), "execution node rebuild@exec-arlon:22", "Nothing was touched")
-    assert _runs(state) == before
+    err = _refused(
+        capsys,
+        2,
+        _site(site_dir, state, "--dry-run", "--limit", "ARL-URG-0001"),
+        "execution node rebuild@exec-arlon.invalid:22: unreachable",
+        "no batch was started",
+    )
+    assert "Traceback" not in err
+    with Journal(state / JOURNAL_FILE) as journal:
+        assert {h.phase.value for h in journal.hosts()} == {"pending"}
+        assert journal.runs()[-1].status == "stopped"
