@@ -40,7 +40,6 @@ from typing import IO, Any
 
 from rebuild import atomicfile, contract
 
-PID_LINE = "rebuild-worker-pid="
 REMOVED_LINE = "rebuild-node-removed="
 NOT_REMOVED_LINE = "rebuild-node-not-removed="
 STATE = "state"
@@ -126,7 +125,7 @@ def _listen(control: IO[bytes], folder: Path, worker: subprocess.Popen[bytes]) -
     _stop(worker)
 
 
-def run(folder: Path, runner: str, stdin: IO[bytes]) -> int:
+def run(folder: Path, runner: str, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     """The batch on this node, from its header to the removal of its folder; the worker's rc."""
     os.umask(0o077)
     folder.mkdir(mode=0o700)  # an existing folder is not ours: refused (FileExistsError)
@@ -148,9 +147,8 @@ def run(folder: Path, runner: str, stdin: IO[bytes]) -> int:
         worker = subprocess.Popen(
             [runner, "worker", "--private-data-dir", str(folder / JOB), "--delete"],
             stdin=subprocess.PIPE,
-            stdout=sys.stdout.buffer,  # the event stream, straight to the controller
+            stdout=stdout,  # the event stream, straight to the controller
         )
-        _say(f"{PID_LINE}{worker.pid}")
         assert worker.stdin is not None
         left = int(header["job_bytes"])
         with worker.stdin:
@@ -180,7 +178,7 @@ def main(argv: list[str]) -> int:
         _say("usage: python -m rebuild.node_agent /tmp/rebuild-worker-<random> ANSIBLE_RUNNER")
         return 2
     try:
-        return run(Path(argv[0]), argv[1], sys.stdin.buffer)
+        return run(Path(argv[0]), argv[1], sys.stdin.buffer, sys.stdout.buffer)
     except (OSError, ValueError, KeyError) as exc:
         _say(f"rebuild-node: {type(exc).__name__}: {exc}")
         return 1
