@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from rebuild import node_agent
+from rebuild import contract, node_agent
 from rebuild.childenv import child_env
 from rebuild.datadir import PROJECT_ROOT
 from rebuild.errors import RebuildError
@@ -167,7 +167,7 @@ def _run_on_node(
                     artifact_dir=str(run.artifact_dir / run.ident),
                     ident=run.ident,
                     quiet=True,
-                    event_handler=run.event_handler,
+                    event_handler=_paths_from_node(run, channel.folder),
                     status_handler=lambda data, runner_config: last_status.update(data),
                 )
                 try:
@@ -257,12 +257,34 @@ def _node_job(
         node_env[KEY_FILE_ENV] = node_agent.key_file(folder)
     job = {k: v for k, v in options.items() if k not in ("artifact_dir", "event_handler")}
     job.update(
+        extravars={**run.extravars, contract.RUN_FILES_DIR_VAR: _node_run_files(folder, run.ident)},
         project_dir=str(project),
         playbook=str(project / playbook.relative_to(PROJECT_ROOT)),
         inventory=str(inventory),  # inside the private data dir: transmitted, relative on the node
         envvars=child_env({}, **node_env),
     )
     return job
+
+
+def _node_run_files(folder: str, ident: str) -> str:
+    """The run's files on the node: in the worker's artifacts, which it streams back at its end."""
+    return f"{node_agent.job_dir(folder)}/artifacts/{ident}/run"
+
+
+def _paths_from_node(run: Playbook, folder: str) -> Callable[[Mapping[str, Any]], bool] | None:
+    """The run's event handler, with the node's paths of the streamed-back artifacts (e.g. a
+    verification's JUnit file) replaced by where they land here (`<artifact_dir>/<ident>`)."""
+    handler = run.event_handler
+    if handler is None:
+        return None
+    there = json.dumps(f"{node_agent.job_dir(folder)}/artifacts/{run.ident}")[1:-1]
+    here = json.dumps(str(run.artifact_dir / run.ident))[1:-1]
+
+    def mapped(event: Mapping[str, Any]) -> bool:
+        text = json.dumps(event)
+        return handler(json.loads(text.replace(there, here)) if there in text else event)
+
+    return mapped
 
 
 def _watch_cancel(

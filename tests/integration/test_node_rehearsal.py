@@ -6,7 +6,7 @@ through a copy of the data folder (REBUILD_DATA_DIR). One lab of Arlon, three em
 same model, each rebuilt once through all four phases:
 
 - ARL-URG-0002 locally, ARL-URG-0003 through the node: the same journal transitions and the same
-  verification results (but where its JUnit file and log were written: see docs/scale-out.md);
+  verification results, its JUnit file and log streamed back into the run's artifacts;
 - ARL-URG-0001 through the node, the ssh connection cut once its reimage has started: the host
   stays where the journal had it; the rerun re-checks it and finishes; the lab saw one reimage;
 - afterwards: nothing of the runs is left on the node, and no secret of the store (nor any
@@ -221,6 +221,10 @@ def test_a_batch_through_the_node_gives_what_a_local_batch_gives(
     assert _reimages(lab, REMOTE) == 1
     run_dir = remote.run_dir
     assert list((run_dir / "artifacts").glob("t1-b*/job_events/*.json"))  # streamed back from the node
+    with Journal.in_state_dir(lab.state_dir) as journal:
+        verified = journal.host(REMOTE).results["verify"]
+    for kept in (verified["junit"], verified["log"]):  # the evidence came back, and the journal says where
+        assert Path(kept).is_relative_to(run_dir / "artifacts") and Path(kept).exists(), kept
     assert _worker_folders() == before
     runs["before"] = before
 
