@@ -8,6 +8,7 @@ transmit), runs `ansible-runner worker --delete` through ssh and unpacks the str
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -59,10 +60,9 @@ def _node_venv(folder: Path, runner_prelude: str = "") -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutionNode]:
-    """A running sshd on 127.0.0.1 and the ExecutionNode that reaches it."""
-    home = tmp_path_factory.mktemp("node")
+@contextlib.contextmanager
+def loopback_node(home: Path) -> Iterator[ExecutionNode]:
+    """A running sshd on 127.0.0.1 (its files in `home`) and the ExecutionNode that reaches it."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "host_key")], check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "user_key")], check=True)
     shutil.copy(home / "user_key.pub", home / "authorized_keys")
@@ -102,6 +102,13 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutionNode]:
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutionNode]:
+    """The test's execution node (loopback_node)."""
+    with loopback_node(tmp_path_factory.mktemp("node")) as running:
+        yield running
 
 
 def _run(
