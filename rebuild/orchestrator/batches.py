@@ -71,7 +71,7 @@ class BatchStarter:
             hosts=[h.hostname for h in batch],
         )
         # On a node, the gates live in the batch's folder there, opened through its ssh session.
-        channel = NodeChannel() if self.node is not None else None
+        channel = NodeChannel() if self._runs_on_node else None
         gates = Path(channel.gates) if channel is not None else self.run_dir / "gates"
         to_reimage = [] if self.dry_run else [h.hostname for h in batch if work[h.hostname].wipes]
         run = BatchRun(
@@ -117,6 +117,12 @@ class BatchStarter:
         run.thread = threading.Thread(target=body, name=f"batch-{ident}", daemon=True)
         run.thread.start()
         return run
+
+    @property
+    def _runs_on_node(self) -> bool:
+        """A dry run talks to no host and keeps what it renders in the run folder: it renders
+        here even for a site on a node (whose reachability start() still checks)."""
+        return self.node is not None and not self.dry_run
 
     def _prepare(
         self, batch: list[Host], work: dict[str, HostWork]
@@ -174,7 +180,7 @@ class BatchStarter:
         if key_file is not None:  # a dry run may have none: it reads no secret
             env[KEY_FILE_ENV] = str(key_file.resolve())
         node_secrets = None
-        if self.node is not None and key_file is not None:
+        if self._runs_on_node and key_file is not None:
             node_secrets = batch_secrets(self.store, [*names, f"site-{self.site}"])
         outcome = run_playbook(
             Playbook(
@@ -191,7 +197,7 @@ class BatchStarter:
                 forks=len(names),
                 event_handler=mapper,
                 cancel_callback=lambda: interrupt.requested or self.abort.is_set() or run.cancelled.is_set(),
-                node=self.node,
+                node=self.node if self._runs_on_node else None,
                 channel=run.channel,
                 node_secrets=node_secrets,
             )
