@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -33,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
-import yaml  # noqa: E402
 
 from rebuild.errors import RebuildError  # noqa: E402
 from rebuild.execution_node import ExecutionNode  # noqa: E402
@@ -115,27 +113,13 @@ def _rehearse(lab: Any, hosts: list[str]) -> tuple[float, str]:
 
 def rehearsal(node: ExecutionNode, folder: Path, count: int) -> dict[str, Any]:
     from conftest import _running_lab
+    from test_node_over_ssh import data_with_node
 
     local_hosts, node_hosts = list(PCS[:count]), list(PCS[count : 2 * count])
     with _running_lab(folder / "lab", site="arlon") as lab:
         os.environ.update(lab.env)
         local_s, local_status = _rehearse(lab, local_hosts)
-        data = folder / "data"
-        shutil.copytree(ROOT / "inventories" / "data", data)
-        sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
-        arlon = next(s for s in sites["sites"] if s["name"] == "arlon")
-        arlon["execution"] = {
-            "node": {
-                "host": node.host,
-                "port": node.port,
-                "user": node.user,
-                "known_hosts": node.known_hosts,
-                "venv": node.venv,
-                "project": node.project,
-                "identity_file": str(node.identity_file),
-            }
-        }
-        (data / "sites.yml").write_text(yaml.safe_dump(sites), encoding="utf-8")
+        data = data_with_node(folder, "arlon", node)
         os.environ["REBUILD_DATA_DIR"] = str(data)
         try:
             node_s, node_status = _rehearse(lab, node_hosts)

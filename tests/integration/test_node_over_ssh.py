@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rebuild.errors import RebuildError
 from rebuild.execution_node import ExecutionNode
@@ -102,6 +103,21 @@ def loopback_node(home: Path) -> Iterator[ExecutionNode]:
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
+
+
+def data_with_node(folder: Path, site: str, node: ExecutionNode) -> Path:
+    """A copy of the project's data in `folder` whose sites.yml sends `site`'s batches to `node`
+    (as an operator would write it); give it as REBUILD_DATA_DIR."""
+    data = folder / "data"
+    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
+    sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
+    entry = next(s for s in sites["sites"] if s["name"] == site)
+    keys = ("host", "port", "user", "known_hosts", "venv", "project")
+    entry["execution"] = {
+        "node": {**{k: getattr(node, k) for k in keys}, "identity_file": str(node.identity_file)}
+    }
+    (data / "sites.yml").write_text(yaml.safe_dump(sites), encoding="utf-8")
+    return data
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -27,19 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from rebuild.errors import RebuildError
 from rebuild.execution_node import ExecutionNode
 from rebuild.journal import Journal, Phase
 from rebuild.orchestrator import SiteRunOptions, credentials, run_site
 from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
-from rebuild.tiers import PROJECT_ROOT
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import RunningLab, _running_lab
-from test_node_over_ssh import SSHD
+from test_node_over_ssh import SSHD, data_with_node
 from test_node_over_ssh import node as node  # the sshd fixture, used by arlon_on_node
 
 pytestmark = [
@@ -110,22 +107,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningLab]:
 @pytest.fixture
 def arlon_on_node(node: ExecutionNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ExecutionNode:
     """The project's data with Arlon's batches sent to the test's node (as an operator would write)."""
-    data = tmp_path / "data"
-    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
-    sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
-    arlon = next(s for s in sites["sites"] if s["name"] == "arlon")
-    arlon["execution"] = {
-        "node": {
-            "host": node.host,
-            "port": node.port,
-            "user": node.user,
-            "known_hosts": node.known_hosts,
-            "venv": node.venv,
-            "project": node.project,
-            "identity_file": str(node.identity_file),
-        }
-    }
-    (data / "sites.yml").write_text(yaml.safe_dump(sites), encoding="utf-8")
+    data = data_with_node(tmp_path, "arlon", node)
     monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
     return node
 
