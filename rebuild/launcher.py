@@ -177,6 +177,10 @@ def _run_on_node(
                     raise RebuildError(
                         f"{run.what}: execution node {node.label}: {type(exc).__name__}: {exc}"
                     ) from exc
+                # The stream ended: the worker and the agent finish (folder removal) on their own;
+                # closing stdin first would read as a cut session and stop a worker still exiting.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(timeout=CANCEL_GRACE_S)
             finally:
                 channel.end()
                 rc = worker.wait()
