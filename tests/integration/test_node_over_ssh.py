@@ -23,9 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
+from rebuild import contract
 from rebuild.errors import RebuildError
 from rebuild.execution_node import ExecutionNode
 from rebuild.launcher import Playbook, PlaybookOutcome, run_playbook
+from rebuild.node_ssh import NodeChannel
 from rebuild.tiers import PROJECT_ROOT
 
 SSHD = Path("/usr/sbin/sshd")
@@ -286,3 +288,31 @@ def test_a_playbook_outside_the_project_is_not_sent(node: ExecutionNode, tmp_pat
     with pytest.raises(RebuildError, match="is not in the project"):
         _run(tmp_path, node, "stray", playbook=stray)
     assert not (tmp_path / "stray" / "artifacts").exists()
+
+
+def test_gates_cross_on_the_batch_session_opened_or_cancelled(node: ExecutionNode, tmp_path: Path) -> None:
+    """A slot opened and one cancelled before the worker even runs (they wait in the channel,
+    in order): the first host goes on, the second leaves untouched with the reason."""
+    channel = NodeChannel()
+    slots = contract.slot_dir(Path(channel.gates), "t1-b001")
+    channel.open(contract.slot_file(slots, "pc-ok"))
+    channel.cancel(contract.slot_file(slots, "pc-bad"), "the site is stopping - breaker")
+    outcome, events = _run(
+        tmp_path,
+        node,
+        "gates",
+        playbook=DATA / "node-gate.yml",
+        extravars={contract.SLOT_DIR_VAR: str(slots)},
+        channel=channel,
+    )
+    results = {
+        str(e["event_data"]["host"]): e for e in events if str(e.get("event", "")).startswith("runner_on_")
+    }
+    assert results["pc-ok"]["event"] == "runner_on_ok"
+    refused = results["pc-bad"]["event_data"]["res"]
+    assert results["pc-bad"]["event"] == "runner_on_failed" and refused[contract.NOT_STARTED_KEY] is True
+    assert "the site is stopping - breaker" in refused["msg"]
+    assert outcome.status == "failed"
+    assert not Path(channel.folder).exists()
+    channel.open(contract.slot_file(slots, "late"))  # after the batch: dropped, nothing recreated
+    assert not Path(channel.folder).exists()
