@@ -10,8 +10,9 @@ dispatch's own cost (ssh, agent start, transmit, worker start, process), not a n
 1. Per batch: the node check alone (one ssh round trip running the node's python), then the
    2-host playbook of the node tests (tests/integration/data/node-smoke.yml, connection local)
    run `--repeat` times locally and through the node, alternately; medians and the difference.
-2. `--rehearsal N`: a lab of Arlon (imaging 1 s); N emergency PCs rebuilt through all four phases
-   in one batch locally, then N others through the node; wall time of each `rebuild site` run.
+2. `--rehearsal N`: a lab of Arlon (imaging 1 s); N PCs (one per tier of PAIRS) rebuilt through
+   all four phases locally, then their twins of the same tier and model through the node; wall
+   time of each `rebuild site` run.
 
 Results: bench/results/node.json (with the machine's load average at start: 2 shared cores here).
 """
@@ -39,7 +40,9 @@ from rebuild.launcher import Playbook, run_playbook  # noqa: E402
 from rebuild.node_ssh import check_reachable  # noqa: E402
 
 DATA = ROOT / "tests" / "integration" / "data"
-PCS = ("ARL-URG-0001", "ARL-URG-0002", "ARL-URG-0003", "ARL-USI-0001", "ARL-USI-0002", "ARL-MAT-0002")
+# Pairs of PCs of one tier and model: the first of each is rebuilt locally, the second through the
+# node, so both runs have the same waves and batches.
+PAIRS = (("ARL-URG-0001", "ARL-URG-0002"), ("ARL-USI-0001", "ARL-USI-0002"))
 
 
 def _smoke(folder: Path, node: ExecutionNode | None, ident: str) -> float:
@@ -115,7 +118,7 @@ def rehearsal(node: ExecutionNode, folder: Path, count: int) -> dict[str, Any]:
     from conftest import _running_lab
     from test_node_over_ssh import data_with_node
 
-    local_hosts, node_hosts = list(PCS[:count]), list(PCS[count : 2 * count])
+    local_hosts, node_hosts = [p[0] for p in PAIRS[:count]], [p[1] for p in PAIRS[:count]]
     with _running_lab(folder / "lab", site="arlon") as lab:
         os.environ.update(lab.env)
         local_s, local_status = _rehearse(lab, local_hosts)
@@ -136,12 +139,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="smoke runs each way (default 5)")
     parser.add_argument(
-        "--rehearsal", type=int, default=0, metavar="N", help=f"PCs per run (max {len(PCS) // 2})"
+        "--rehearsal", type=int, default=0, metavar="N", help=f"PCs per run (max {len(PAIRS)})"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "node.json")
     args = parser.parse_args()
-    if not 0 <= args.rehearsal <= len(PCS) // 2 or args.repeat < 1:
-        parser.error(f"--rehearsal must be 0 to {len(PCS) // 2}, --repeat at least 1")
+    if not 0 <= args.rehearsal <= len(PAIRS) or args.repeat < 1:
+        parser.error(f"--rehearsal must be 0 to {len(PAIRS)}, --repeat at least 1")
     from test_node_over_ssh import loopback_node
 
     result: dict[str, Any] = {
