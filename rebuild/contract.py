@@ -44,6 +44,9 @@ PHASE_FACTS_KEY = "facts"
 # Extravars the orchestrator passes to every batch.
 GATE_FILE_VAR = "rebuild_gate_file"
 SLOT_DIR_VAR = "rebuild_slot_dir"
+# Set by the launcher for a batch on an execution node only: where the batch writes the files the
+# run keeps (verification JUnit and logs), inside the worker's artifacts so they come back.
+RUN_FILES_DIR_VAR = "rebuild_run_files_dir"
 
 
 def phase_group(phase: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rebuild.errors import ConfigError, SafetyError
+from rebuild.errors import ConfigError
 
 # A user or host name that ssh takes as one argument and never as an option ("-oProxyCommand=...").
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
@@ -94,22 +94,3 @@ def _check_known_hosts(line: str, host: str, port: int, where: str) -> None:
     expected = host if port == 22 else f"[{host}]:{port}"
     if not fields[0].startswith("|1|") and expected not in names:
         raise ConfigError(f"{where}: known_hosts names {fields[0]!r}, not the node {expected!r}")
-
-
-# What a batch on a node still needs from the controller; docs/scale-out.md says how each will cross.
-NOT_YET_CARRIED = (
-    "the batch gate and imaging slots (rebuild_gate waits for files on the controller)",
-    "the credentials store (the rebuild_secret lookup reads the controller's state folder)",
-)
-
-
-def refuse_remote_site(site_name: str, node: ExecutionNode | None) -> None:
-    """Before anything is touched: a site set to run on a node cannot run yet (issue 17)."""
-    if node is None:
-        return
-    missing = "; ".join(NOT_YET_CARRIED)
-    raise SafetyError(
-        f"site {site_name}: sites.yml sends its batches to execution node {node.label}, but rebuild "
-        f"does not yet carry to a node: {missing}. Nothing was touched. Run it locally (remove "
-        f"'execution:' from the site in sites.yml) from a controller that reaches the site's network."
-    )

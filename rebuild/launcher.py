@@ -18,6 +18,7 @@ process here - its events reach the same event_handler, live, as a local run's.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets as pysecrets
 import shutil
@@ -31,12 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from rebuild import contract, node_agent
 from rebuild.childenv import child_env
 from rebuild.datadir import PROJECT_ROOT
 from rebuild.errors import RebuildError
 from rebuild.execution_node import ExecutionNode
-from rebuild.node_ssh import check_node, pinned_host_key, start_worker, stop_worker
-from rebuild.secrets import STATE_DIR_ENV
+from rebuild.node_ssh import NodeChannel, agent_said, check_node, pinned_host_key, start_agent
+from rebuild.secrets import KEY_FILE_ENV, STATE_DIR_ENV
 
 
 def new_run_id() -> str:
@@ -63,6 +65,18 @@ class Playbook:
     event_handler: Callable[[Mapping[str, Any]], bool] | None = None
     cancel_callback: Callable[[], bool] | None = None
     node: ExecutionNode | None = None  # None: run here; else ansible-runner worker on that node
+    # On a node: the batch's control line (its gates and slots are opened through it) and the
+    # secrets it needs, (key, {store file name: vault text}) sealed with that per-batch key.
+    channel: NodeChannel | None = None
+    node_secrets: NodeSecrets | None = None
+
+
+@dataclass(frozen=True)
+class NodeSecrets:
+    """A batch's own secret store for its node: only its entries, sealed with a key of its own."""
+
+    key: str = field(repr=False)
+    files: Mapping[str, str] = field(repr=False)  # store file name -> ansible-vault text
 
 
 @dataclass(frozen=True)
@@ -120,12 +134,14 @@ CANCEL_GRACE_S = 60  # a cancelled worker stops ansible-playbook and streams its
 def _run_on_node(
     run: Playbook, node: ExecutionNode, options: dict[str, Any], env: dict[str, str]
 ) -> PlaybookOutcome:
-    """transmit -> `ansible-runner worker` on the node -> process; the node is checked first."""
+    """transmit -> rebuild.node_agent and `ansible-runner worker` on the node -> process; the node
+    is checked first, and its run's folder must be reported removed at the end."""
     from ansible_runner.interface import init_runner
 
+    channel = run.channel or NodeChannel()
     with pinned_host_key(node) as known_hosts:
         check_node(node, known_hosts)  # unreachable or another version: no batch starts
-        job = _node_job(run, node, options, env)
+        job = _node_job(run, node, channel.folder, options, env)
         with tempfile.TemporaryFile() as packed, tempfile.TemporaryFile() as stderr:
             try:
                 init_runner(streamer="transmit", _output=packed, **job).run()
@@ -133,49 +149,84 @@ def _run_on_node(
                 raise RebuildError(
                     f"{run.what}: ansible-runner transmit failed: {type(exc).__name__}: {exc}"
                 ) from exc
-            packed.seek(0)
-            worker = start_worker(node, known_hosts, packed, stderr)
-            cancelled = threading.Event()
-            watcher = threading.Thread(
-                target=_watch_cancel, args=(run, node, known_hosts, worker, stderr, cancelled), daemon=True
-            )
-            watcher.start()
-            last_status: dict[str, Any] = {}
-            processor = init_runner(
-                streamer="process",
-                _input=worker.stdout,
-                private_data_dir=str(run.private_dir),
-                artifact_dir=str(run.artifact_dir / run.ident),
-                ident=run.ident,
-                quiet=True,
-                event_handler=run.event_handler,
-                status_handler=lambda data, runner_config: last_status.update(data),
-            )
+            worker = start_agent(node, known_hosts, channel.folder, stderr)
             try:
-                processor.run()
-            except Exception as exc:  # the stream itself broke
-                worker.kill()
-                raise RebuildError(
-                    f"{run.what}: execution node {node.label}: {type(exc).__name__}: {exc}"
-                ) from exc
+                _send_job(worker, packed, run.node_secrets)
+                assert worker.stdin is not None
+                channel.attach(worker.stdin)
+                cancelled = threading.Event()
+                watcher = threading.Thread(
+                    target=_watch_cancel, args=(run, channel, worker, cancelled), daemon=True
+                )
+                watcher.start()
+                last_status: dict[str, Any] = {}
+                processor = init_runner(
+                    streamer="process",
+                    _input=worker.stdout,
+                    private_data_dir=str(run.private_dir),
+                    artifact_dir=str(run.artifact_dir / run.ident),
+                    ident=run.ident,
+                    quiet=True,
+                    event_handler=_paths_from_node(run, channel.folder),
+                    status_handler=lambda data, runner_config: last_status.update(data),
+                )
+                try:
+                    processor.run()
+                except Exception as exc:  # the stream itself broke
+                    worker.kill()
+                    raise RebuildError(
+                        f"{run.what}: execution node {node.label}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                # The stream ended: the worker and the agent finish (folder removal) on their own;
+                # closing stdin first would read as a cut session and stop a worker still exiting.
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(timeout=CANCEL_GRACE_S)
             finally:
+                channel.end()
                 rc = worker.wait()
-            if cancelled.is_set():
-                return PlaybookOutcome("canceled", rc)
-            status = str(processor.status)
+            status = "canceled" if cancelled.is_set() else str(processor.status)
+            said = _stderr_tail(stderr)
             if status not in ("successful", "failed", "canceled", "timeout"):
-                stderr.seek(0)
-                said = stderr.read().decode("utf-8", "replace").strip().splitlines()[-3:]
                 why = last_status.get("job_explanation") or f"worker ended with status {status}"
                 raise RebuildError(
                     f"{run.what}: execution node {node.label}: {why}"
                     + (f"; ssh/worker stderr: {' | '.join(said)}" if said else "")
                 )
+            if not agent_said(stderr, node_agent.REMOVED_LINE + channel.folder):
+                raise RebuildError(
+                    f"{run.what}: execution node {node.label}: the run's folder {channel.folder} "
+                    "(its secrets and artifacts) was not reported removed; remove it on the node"
+                    + (f"; ssh/agent stderr: {' | '.join(said)}" if said else "")
+                )
             return PlaybookOutcome(status, rc)
 
 
+def _send_job(worker: subprocess.Popen[bytes], packed: IO[bytes], secrets: NodeSecrets | None) -> None:
+    """The agent's header (job size, the batch's secrets) then the packed job, on ssh's stdin:
+    never in a process argument, never in the transmitted job (so never in its artifacts)."""
+    assert worker.stdin is not None
+    size = packed.seek(0, os.SEEK_END)
+    packed.seek(0)
+    header = {
+        "job_bytes": size,
+        "key": secrets.key if secrets else None,
+        "secrets": dict(secrets.files) if secrets else {},
+    }
+    try:
+        worker.stdin.write(json.dumps(header).encode() + b"\n")
+        shutil.copyfileobj(packed, worker.stdin)
+        worker.stdin.flush()
+    except OSError:  # ssh ended early (refused, cut): the stream's end says why
+        pass
+
+
+def _stderr_tail(stderr: IO[bytes]) -> list[str]:
+    stderr.seek(0)
+    return stderr.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+
+
 def _node_job(
-    run: Playbook, node: ExecutionNode, options: dict[str, Any], env: dict[str, str]
+    run: Playbook, node: ExecutionNode, folder: str, options: dict[str, Any], env: dict[str, str]
 ) -> dict[str, Any]:
     """The transmitted job: paths as the node sees them, the same allow-listed environment.
 
@@ -200,12 +251,17 @@ def _node_job(
             f"{run.what}: cannot pack the inventory {run.inventory} for the node: {exc}"
         ) from exc
     node_env = {
-        **env,
+        **{k: v for k, v in env.items() if k != KEY_FILE_ENV},  # the controller's key stays here
         "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
         "PATH": f"{node.venv}/bin:/usr/local/bin:/usr/bin:/bin",
+        # the batch's own store, written by the agent from the session (rebuild.node_agent)
+        STATE_DIR_ENV: node_agent.state_dir(folder),
     }
+    if run.node_secrets is not None:
+        node_env[KEY_FILE_ENV] = node_agent.key_file(folder)
     job = {k: v for k, v in options.items() if k not in ("artifact_dir", "event_handler")}
     job.update(
+        extravars={**run.extravars, contract.RUN_FILES_DIR_VAR: _node_run_files(folder, run.ident)},
         project_dir=str(project),
         playbook=str(project / playbook.relative_to(PROJECT_ROOT)),
         inventory=str(inventory),  # inside the private data dir: transmitted, relative on the node
@@ -214,22 +270,38 @@ def _node_job(
     return job
 
 
+def _node_run_files(folder: str, ident: str) -> str:
+    """The run's files on the node: in the worker's artifacts, which it streams back at its end."""
+    return f"{node_agent.job_dir(folder)}/artifacts/{ident}/run"
+
+
+def _paths_from_node(run: Playbook, folder: str) -> Callable[[Mapping[str, Any]], bool] | None:
+    """The run's event handler, with the node's paths of the streamed-back artifacts (e.g. a
+    verification's JUnit file) replaced by where they land here (`<artifact_dir>/<ident>`)."""
+    handler = run.event_handler
+    if handler is None:
+        return None
+    there = json.dumps(f"{node_agent.job_dir(folder)}/artifacts/{run.ident}")[1:-1]
+    here = json.dumps(str(run.artifact_dir / run.ident))[1:-1]
+
+    def mapped(event: Mapping[str, Any]) -> bool:
+        text = json.dumps(event)
+        return handler(json.loads(text.replace(there, here)) if there in text else event)
+
+    return mapped
+
+
 def _watch_cancel(
-    run: Playbook,
-    node: ExecutionNode,
-    known_hosts: Path,
-    worker: subprocess.Popen[bytes],
-    stderr: IO[bytes],
-    cancelled: threading.Event,
+    run: Playbook, channel: NodeChannel, worker: subprocess.Popen[bytes], cancelled: threading.Event
 ) -> None:
-    """Cancel honoured on a node: the worker is told to stop and ends its stream itself; ssh is
-    ended only if it has not within CANCEL_GRACE_S (or before the worker started)."""
+    """Cancel honoured on a node: the agent is told to stop the worker, which ends its stream
+    itself; ssh is ended only if it has not within CANCEL_GRACE_S (or the agent cannot be told)."""
     if run.cancel_callback is None:
         return
     while worker.poll() is None:
         if run.cancel_callback():
             cancelled.set()
-            if stop_worker(node, known_hosts, stderr):
+            if channel.stop():
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     worker.wait(timeout=CANCEL_GRACE_S)
             if worker.poll() is None:

@@ -1,6 +1,8 @@
-"""The SSH pipe to an execution node: `ansible-runner worker` reads the job on stdin and writes
-its event stream on stdout (ansible-runner's "Remote job execution"; AWX carries the same
-stream over Receptor). rebuild.launcher packs (transmit) and unpacks (process) it.
+"""The SSH pipe to an execution node: rebuild.node_agent there runs `ansible-runner worker`, which
+reads the job and writes its event stream on stdout (ansible-runner's "Remote job execution"; AWX
+carries the same stream over Receptor). rebuild.launcher packs (transmit) and unpacks (process)
+it; the same session's stdin carries the batch's secrets and then its gates, slots and cancel
+(NodeChannel).
 
 Every connection: BatchMode (never a password prompt), the node's host key pinned from
 sites.yml in a file of this connection only (StrictHostKeyChecking=yes: an unknown or changed
@@ -10,25 +12,26 @@ or a warning cannot corrupt it (AWX's known failure with stray output on the wor
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import secrets
 import shlex
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import IO
 
 import rebuild
+from rebuild import node_agent
 from rebuild.errors import RebuildError
 from rebuild.execution_node import ExecutionNode
 
 CONNECT_TIMEOUT_S = 10
-# The worker's PID, written on its stderr first: cancelling signals exactly that process.
-_PID_LINE = "rebuild-worker-pid="
-_PID = re.compile(rb"^" + _PID_LINE.encode() + rb"(\d+)$", re.MULTILINE)
 
 
 @contextmanager
@@ -57,6 +60,13 @@ def ssh_argv(node: ExecutionNode, known_hosts: Path, remote: list[str]) -> list[
     if node.identity_file is not None:
         argv += ["-i", str(node.identity_file), "-o", "IdentitiesOnly=yes"]
     return [*argv, "--", node.host, shlex.join(remote)]
+
+
+def check_reachable(node: ExecutionNode) -> None:
+    """check_node with its own pinned connection: for the orchestrator, before a batch's hosts
+    are let go (an unreachable node leaves them where the journal has them)."""
+    with pinned_host_key(node) as known_hosts:
+        check_node(node, known_hosts)
 
 
 def check_node(node: ExecutionNode, known_hosts: Path) -> None:
@@ -88,57 +98,98 @@ def check_node(node: ExecutionNode, known_hosts: Path) -> None:
         )
 
 
-# Runs the worker on the node and stops it (SIGTERM: ansible-runner's own cancel, then --delete)
-# when the ssh session that started it is gone, e.g. the connection was cut or the controller
-# killed: without a tty sshd sends no SIGHUP, and the worker would otherwise run on. The job
-# reaches it on fd 3 (a non-interactive shell gives a background command /dev/null as stdin).
-_WORKER_SCRIPT = f"""exec 3<&0
-"$@" <&3 3<&- &
-w=$!
-echo "{_PID_LINE}$w" >&2
-session=$PPID
-( while [ -d "/proc/$session" ]; do sleep {{poll}}; done; kill -TERM "$w" ) </dev/null >/dev/null 2>&1 &
-watchdog=$!
-wait "$w"
-rc=$?
-kill "$watchdog" 2>/dev/null
-exit "$rc"
-"""
-SESSION_POLL_S = 2
-
-
-def start_worker(
-    node: ExecutionNode, known_hosts: Path, job: IO[bytes], stderr: IO[bytes]
+def start_agent(
+    node: ExecutionNode, known_hosts: Path, folder: str, stderr: IO[bytes]
 ) -> subprocess.Popen[bytes]:
-    """`ansible-runner worker --delete` on the node reading `job`; its stdout is the event stream.
-
-    The worker unpacks the job into a fresh folder of its own and deletes it when the job ends
-    (`--delete`), so the run's files, extravars included, do not stay on the node. Its PID is
-    written first on stderr, for stop_worker."""
-    folder = f"/tmp/rebuild-worker-{secrets.token_hex(8)}"
-    runner = [f"{node.venv}/bin/ansible-runner", "worker", "--private-data-dir", folder, "--delete"]
-    remote = ["sh", "-c", _WORKER_SCRIPT.format(poll=SESSION_POLL_S), "sh", *runner]
+    """rebuild.node_agent on the node for one batch: it runs `ansible-runner worker --delete` in
+    `folder` and removes the folder afterwards. Its stdin (the header, the job, then the control
+    lines) is written by the caller; its stdout is the worker's event stream; its stderr (and
+    ssh's) goes to `stderr`, never into the stream."""
+    agent = [
+        f"{node.venv}/bin/python", "-m", "rebuild.node_agent", folder, f"{node.venv}/bin/ansible-runner"
+    ]  # fmt: skip
     return subprocess.Popen(
-        ssh_argv(node, known_hosts, remote), stdin=job, stdout=subprocess.PIPE, stderr=stderr
+        ssh_argv(node, known_hosts, agent), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
     )
 
 
-def stop_worker(node: ExecutionNode, known_hosts: Path, stderr: IO[bytes]) -> bool:
-    """Cancel the worker as ansible-runner cancels a run: SIGTERM to it (its signal handler stops
-    ansible-playbook, reports `canceled` on the stream, and --delete removes its folder).
-    False when its PID is not known yet (it has not started: ending ssh is enough)."""
-    found = _PID.search(os.pread(stderr.fileno(), 4096, 0))  # pread: the file offset stays ssh's
-    if found is None:
-        return False
-    kill = ["kill", "-TERM", found.group(1).decode()]
-    try:
-        subprocess.run(
-            ssh_argv(node, known_hosts, kill),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=CONNECT_TIMEOUT_S * 3,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return True
+def agent_said(stderr: IO[bytes], line: str) -> bool:
+    """Whether the agent wrote `line` on its stderr (read without moving ssh's file offset)."""
+    size = os.fstat(stderr.fileno()).st_size
+    tail = os.pread(stderr.fileno(), 65536, max(0, size - 65536))
+    return re.search(rb"^" + re.escape(line.encode()) + rb"$", tail, re.MULTILINE) is not None
+
+
+class NodeChannel:
+    """One batch's control line to its node agent: the ssh session's stdin (rebuild.node_agent).
+
+    The gates and imaging slots of a batch on a node are files in the agent's folder, which only
+    this session can write: the folder name is random per batch (128 bits), made 0700 by the
+    agent, and no message reaches it except through this stdin. Messages sent before the agent
+    runs wait here, in order; after the session ends they are dropped (the folder is gone)."""
+
+    def __init__(self) -> None:
+        self.folder = f"/tmp/rebuild-worker-{secrets.token_hex(16)}"
+        self.gates = PurePosixPath(node_agent.gates_dir(self.folder))
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._pipe: IO[bytes] | None = None
+        self._ended = False
+
+    def open(self, path: PurePath) -> None:
+        """Create the gate or slot file `path` (under self.gates) on the node."""
+        self._send({"open": self._name(path)})
+
+    def cancel(self, path: PurePath, reason: str) -> None:
+        """Create the wait's cancel file (contract.cancel_file) with `reason` on the node."""
+        self._send({"cancel": self._name(path), "reason": reason})
+
+    def stop(self) -> bool:
+        """Cancel the run on the node; False when the agent cannot be told (not running, or gone)."""
+        with self._lock:
+            return self._pipe is not None and self._write(_line({"stop": True}))
+
+    def attach(self, pipe: IO[bytes]) -> None:
+        """The agent has its job: send what waited, then send as it comes."""
+        with self._lock:
+            self._pipe = pipe
+            for message in self._pending:
+                if not self._write(message):
+                    break
+            self._pending.clear()
+
+    def end(self) -> None:
+        """The batch is over: close the agent's stdin (a worker still running stops)."""
+        with self._lock:
+            self._ended = True
+            pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+    def _name(self, path: PurePath) -> str:
+        return PurePosixPath(path).relative_to(self.gates).as_posix()
+
+    def _send(self, message: dict[str, object]) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            if self._pipe is None:
+                self._pending.append(_line(message))
+            else:
+                self._write(_line(message))
+
+    def _write(self, data: bytes) -> bool:
+        assert self._pipe is not None
+        try:
+            self._pipe.write(data)
+            self._pipe.flush()
+        except OSError:  # the session is gone: the stream's end says so to the launcher
+            self._pipe = None
+            self._ended = True
+            return False
+        return True
+
+
+def _line(message: dict[str, object]) -> bytes:
+    return json.dumps(message).encode() + b"\n"

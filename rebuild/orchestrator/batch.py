@@ -14,6 +14,7 @@ from rebuild import atomicfile, contract
 from rebuild.hostnames import checked_hostname
 from rebuild.journal import Phase
 from rebuild.model import Host
+from rebuild.node_ssh import NodeChannel
 from rebuild.orchestrator.events import EventMapper, HostEvent
 
 
@@ -34,11 +35,13 @@ class BatchRun:
         gate: Path | None,
         slot_dir: Path | None,
         to_reimage: list[str],
+        channel: NodeChannel | None = None,
     ) -> None:
         self.ident, self.number, self.batch = ident, number, batch
         self.news = news
         self.gate = gate  # None: the batch may touch hosts as soon as it starts
         self.slot_dir = slot_dir  # None: no slot to wait for in the playbook
+        self.channel = channel  # on an execution node: gate and slot files are opened through it
         self.gate_open = False
         self.cancelled = threading.Event()  # stopped at its gate: it touched nothing
         self.waiting: list[str] = list(to_reimage)  # still without an imaging slot, in plan order
@@ -79,8 +82,7 @@ class BatchRun:
         else:
             self.mapper.begin(h.hostname for h in self.batch if h.hostname not in self.waiting)
         if self.gate is not None:
-            self.gate.parent.mkdir(parents=True, exist_ok=True)
-            self.gate.touch()
+            self._open(self.gate)
         self.gate_open = True
 
     def open_slot(self) -> None:
@@ -90,8 +92,7 @@ class BatchRun:
             host = self.waiting.pop(0)
             self.imaging.add(host)
         self.mapper.begin([host])
-        self.slot_dir.mkdir(parents=True, exist_ok=True)
-        self._slot_file(host).touch()
+        self._open(self._slot_file(host))
 
     def cancel(self, reason: str) -> None:
         """Stop what has not started. A batch still at its gate is cancelled whole (its runner is
@@ -104,8 +105,19 @@ class BatchRun:
             waiting, self.waiting = self.waiting, []
         for host in waiting:
             assert self.slot_dir is not None  # without slots nobody waits
+            if self.channel is not None:
+                self.channel.cancel(self._slot_file(host), reason)
+                continue
             self.slot_dir.mkdir(parents=True, exist_ok=True)
             atomicfile.write_text(contract.cancel_file(self._slot_file(host)), reason + "\n")
+
+    def _open(self, path: Path) -> None:
+        """Create a gate or slot file where the playbook runs: here, or on the batch's node."""
+        if self.channel is not None:
+            self.channel.open(path)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
 
     def _slot_file(self, host: str) -> Path:
         """The host's slot file; a host name that would not stay one file name is refused."""

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from rebuild import contract
+from rebuild.execution_node import ExecutionNode
 from rebuild.journal import Journal
 from rebuild.launcher import Playbook, run_playbook
 from rebuild.model import Host
+from rebuild.node_ssh import NodeChannel, check_reachable
 from rebuild.orchestrator.batch import BatchRun
 from rebuild.orchestrator.batch_inventory import BatchInventories, work_groups
-from rebuild.orchestrator.credentials import rotate_before_wipe
+from rebuild.orchestrator.credentials import batch_secrets, rotate_before_wipe
 from rebuild.orchestrator.events import EventMapper, HostEvent
 from rebuild.orchestrator.interrupt import Interrupt
 from rebuild.orchestrator.progress import Progress
@@ -43,6 +45,8 @@ class BatchStarter:
     batch_inventories: BatchInventories
     dry_run: bool
     abort: threading.Event = field(default_factory=threading.Event)  # the run is failing
+    node: ExecutionNode | None = None  # the site's execution node (sites.yml), else None: here
+    site: str = ""  # the site's key: its entry `site-<site>` in the store goes to the node
 
     def start(
         self,
@@ -56,6 +60,8 @@ class BatchStarter:
         gated: bool,
     ) -> BatchRun:
         ident = f"t{wave.tier.id}-b{number:03d}"
+        if self.node is not None:  # before its gate opens: a node that does not answer starts nothing
+            check_reachable(self.node)
         progress.emit(
             "batch_started",
             tier=wave.tier.id,
@@ -64,7 +70,9 @@ class BatchStarter:
             ident=ident,
             hosts=[h.hostname for h in batch],
         )
-        gates = self.run_dir / "gates"
+        # On a node, the gates live in the batch's folder there, opened through its ssh session.
+        channel = NodeChannel() if self._runs_on_node else None
+        gates = Path(channel.gates) if channel is not None else self.run_dir / "gates"
         to_reimage = [] if self.dry_run else [h.hostname for h in batch if work[h.hostname].wipes]
         run = BatchRun(
             ident,
@@ -74,6 +82,7 @@ class BatchStarter:
             gate=contract.gate_file(gates, ident) if gated else None,
             slot_dir=contract.slot_dir(gates, ident) if gated else None,
             to_reimage=to_reimage,
+            channel=channel,
         )
         run.before = {h.hostname: self.journal.host(h.hostname).phase for h in batch}
         # Secrets rotate here, in the orchestrator's thread, before the batch's own thread starts.
@@ -108,6 +117,12 @@ class BatchStarter:
         run.thread = threading.Thread(target=body, name=f"batch-{ident}", daemon=True)
         run.thread.start()
         return run
+
+    @property
+    def _runs_on_node(self) -> bool:
+        """A dry run talks to no host and keeps what it renders in the run folder: it renders
+        here even for a site on a node (whose reachability start() still checks)."""
+        return self.node is not None and not self.dry_run
 
     def _prepare(
         self, batch: list[Host], work: dict[str, HostWork]
@@ -164,6 +179,9 @@ class BatchStarter:
         key_file = self.store.key_path()
         if key_file is not None:  # a dry run may have none: it reads no secret
             env[KEY_FILE_ENV] = str(key_file.resolve())
+        node_secrets = None
+        if self._runs_on_node and key_file is not None:
+            node_secrets = batch_secrets(self.store, [*names, f"site-{self.site}"])
         outcome = run_playbook(
             Playbook(
                 what=f"batch {ident}",
@@ -179,6 +197,9 @@ class BatchStarter:
                 forks=len(names),
                 event_handler=mapper,
                 cancel_callback=lambda: interrupt.requested or self.abort.is_set() or run.cancelled.is_set(),
+                node=self.node if self._runs_on_node else None,
+                channel=run.channel,
+                node_secrets=node_secrets,
             )
         )
         if outcome.status not in ("canceled", "timeout") and not self.dry_run:

@@ -6,11 +6,15 @@ from its environment (rebuild.launcher.child_env).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+from ansible.constants import DEFAULT_VAULT_ID_MATCH
+from ansible.parsing.vault import VaultLib, VaultSecret
 
 from rebuild.errors import ConfigError
+from rebuild.launcher import NodeSecrets
 from rebuild.orchestrator.resume import HostWork
-from rebuild.secrets import SecretStore
+from rebuild.secrets import SecretStore, generate_secret
 from rebuild.sites import Site
 
 # Credentials an operator may give through the environment; imported into the encrypted store
@@ -75,3 +79,19 @@ def check_domain_join(
             "REBUILD_DOMAIN_JOIN_USER and REBUILD_DOMAIN_JOIN_PASSWORD (imported into the store "
             "at the start of the run). Nothing was wiped."
         )
+
+
+def batch_secrets(store: SecretStore, entries: Iterable[str]) -> NodeSecrets:
+    """What a batch on an execution node may read: every secret of `entries` (its hosts and its
+    site), re-sealed with a new key of its own, in the store's file form. The controller's store
+    and key never leave the controller; the node's copy lives as long as the batch."""
+    key = generate_secret(48)
+    sealer = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(key.encode()))])
+    wanted = set(entries)
+    files: dict[str, str] = {}
+    for path in sorted(store.directory.glob("*.vault")):
+        entry, name = path.name.split(".")[:2]
+        value = store.get(entry, name) if entry in wanted else None
+        if value is not None:
+            files[path.name] = sealer.encrypt(value.encode()).decode()
+    return NodeSecrets(key=key, files=files)

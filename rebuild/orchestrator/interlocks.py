@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from rebuild.errors import SafetyError
-from rebuild.execution_node import refuse_remote_site
 from rebuild.journal import Journal, journal_holds_site
 from rebuild.model import Host, Kind
 from rebuild.orchestrator.resume import HostWork
@@ -30,14 +29,13 @@ from rebuild.statedir import other_journals
 
 def site_for_run(name: str, capacity: int | None) -> Site:
     """The one site of the run, named exactly by its key; `--capacity` may only lower its
-    imaging capacity. A site sent to an execution node is refused until its gates, slots and
-    secrets can cross to the node (docs/scale-out.md)."""
+    imaging capacity. A site whose sites.yml entry names an execution node runs its batches
+    there (docs/scale-out.md): that node is checked before each batch, not here."""
     site = get_site(name)
     if site.name != name:
         raise SafetyError(
             f"site {name!r}: give the site's key {site.name!r} (one site per run, named exactly)"
         )
-    refuse_remote_site(site.name, site.execution)
     if capacity is None:
         return site
     if not 1 <= capacity <= site.imaging_capacity:

@@ -105,6 +105,8 @@ class SiteRun:
             batch_inventories=batch_inventories,
             dry_run=o.dry_run,
             abort=self._abort,
+            node=site.execution,
+            site=site.name,
         )
         self.journal.ensure_hosts([h for h in hosts if h.site == site.name])
         forced = {n.upper() for n in o.force_hosts}
@@ -198,6 +200,7 @@ class SiteRun:
             key_file=self.store.key_path(),
             overrides=self.o.override_gates,
             dry_run=self.o.dry_run,
+            node=self.site.execution,
         )
         progress.emit(
             "run_started",

@@ -22,9 +22,11 @@ from typing import Any
 
 from rebuild.datadir import data_file
 from rebuild.errors import ConfigError, OptionError
+from rebuild.execution_node import ExecutionNode
 from rebuild.journal import Journal, Phase
 from rebuild.launcher import Playbook, run_playbook
 from rebuild.model import Host
+from rebuild.orchestrator.credentials import batch_secrets
 from rebuild.orchestrator.resume import HostWork, host_work
 from rebuild.plan import Plan
 from rebuild.yamlfile import load_yaml
@@ -340,9 +342,11 @@ def read_directory(
     state_dir: Path,
     run_dir: Path,
     key_file: Path | None,
+    node: ExecutionNode | None = None,
 ) -> list[DirectoryReading]:
-    """One playbook run (rebuild.launcher) of playbooks/tier0_gates.yml limited to `servers`."""
-    from rebuild.secrets import KEY_FILE_ENV
+    """One playbook run (rebuild.launcher) of playbooks/tier0_gates.yml limited to `servers`, on
+    the site's execution node when it has one (with the site's credentials only)."""
+    from rebuild.secrets import KEY_FILE_ENV, SecretStore
 
     collector = _Collector()
     run_playbook(
@@ -358,6 +362,12 @@ def read_directory(
             extravars={"rebuild_gate_accounts": list(accounts), "rebuild_gate_site": site},
             env={KEY_FILE_ENV: str(key_file.resolve())} if key_file is not None else {},
             event_handler=collector,
+            node=node,
+            node_secrets=(
+                batch_secrets(SecretStore(state_dir, key_file=key_file), [f"site-{site}"])
+                if node is not None and key_file is not None
+                else None
+            ),
         )
     )
     return [collector.readings.get(s) or DirectoryReading(s, error="no answer") for s in servers]
@@ -382,6 +392,7 @@ class GateCheck:
     key_file: Path | None
     overrides: Mapping[str, str]
     dry_run: bool = False
+    node: ExecutionNode | None = None  # the site's execution node: the directory is read from there
     config: GateConfig | None = None
     checked: bool = False
 
@@ -446,6 +457,7 @@ def check_before_wave(
             state_dir=check.state_dir,
             run_dir=check.run_dir,
             key_file=check.key_file,
+            node=check.node,
         )
         if servers
         else []

@@ -8,6 +8,7 @@ transmit), runs `ansible-runner worker --delete` through ssh and unpacks the str
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from rebuild import contract
 from rebuild.errors import RebuildError
 from rebuild.execution_node import ExecutionNode
 from rebuild.launcher import Playbook, PlaybookOutcome, run_playbook
+from rebuild.node_ssh import NodeChannel
 from rebuild.tiers import PROJECT_ROOT
 
 SSHD = Path("/usr/sbin/sshd")
@@ -59,10 +63,9 @@ def _node_venv(folder: Path, runner_prelude: str = "") -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutionNode]:
-    """A running sshd on 127.0.0.1 and the ExecutionNode that reaches it."""
-    home = tmp_path_factory.mktemp("node")
+@contextlib.contextmanager
+def loopback_node(home: Path) -> Iterator[ExecutionNode]:
+    """A running sshd on 127.0.0.1 (its files in `home`) and the ExecutionNode that reaches it."""
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "host_key")], check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "user_key")], check=True)
     shutil.copy(home / "user_key.pub", home / "authorized_keys")
@@ -102,6 +105,28 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutionNode]:
     finally:
         sshd.terminate()
         sshd.wait(timeout=10)
+
+
+def data_with_node(folder: Path, site: str, node: ExecutionNode) -> Path:
+    """A copy of the project's data in `folder` whose sites.yml sends `site`'s batches to `node`
+    (as an operator would write it); give it as REBUILD_DATA_DIR."""
+    data = folder / "data"
+    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
+    sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
+    entry = next(s for s in sites["sites"] if s["name"] == site)
+    keys = ("host", "port", "user", "known_hosts", "venv", "project")
+    entry["execution"] = {
+        "node": {**{k: getattr(node, k) for k in keys}, "identity_file": str(node.identity_file)}
+    }
+    (data / "sites.yml").write_text(yaml.safe_dump(sites), encoding="utf-8")
+    return data
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutionNode]:
+    """The test's execution node (loopback_node)."""
+    with loopback_node(tmp_path_factory.mktemp("node")) as running:
+        yield running
 
 
 def _run(
@@ -263,3 +288,31 @@ def test_a_playbook_outside_the_project_is_not_sent(node: ExecutionNode, tmp_pat
     with pytest.raises(RebuildError, match="is not in the project"):
         _run(tmp_path, node, "stray", playbook=stray)
     assert not (tmp_path / "stray" / "artifacts").exists()
+
+
+def test_gates_cross_on_the_batch_session_opened_or_cancelled(node: ExecutionNode, tmp_path: Path) -> None:
+    """A slot opened and one cancelled before the worker even runs (they wait in the channel,
+    in order): the first host goes on, the second leaves untouched with the reason."""
+    channel = NodeChannel()
+    slots = contract.slot_dir(Path(channel.gates), "t1-b001")
+    channel.open(contract.slot_file(slots, "pc-ok"))
+    channel.cancel(contract.slot_file(slots, "pc-bad"), "the site is stopping - breaker")
+    outcome, events = _run(
+        tmp_path,
+        node,
+        "gates",
+        playbook=DATA / "node-gate.yml",
+        extravars={contract.SLOT_DIR_VAR: str(slots)},
+        channel=channel,
+    )
+    results = {
+        str(e["event_data"]["host"]): e for e in events if str(e.get("event", "")).startswith("runner_on_")
+    }
+    assert results["pc-ok"]["event"] == "runner_on_ok"
+    refused = results["pc-bad"]["event_data"]["res"]
+    assert results["pc-bad"]["event"] == "runner_on_failed" and refused[contract.NOT_STARTED_KEY] is True
+    assert "the site is stopping - breaker" in refused["msg"]
+    assert outcome.status == "failed"
+    assert not Path(channel.folder).exists()
+    channel.open(contract.slot_file(slots, "late"))  # after the batch: dropped, nothing recreated
+    assert not Path(channel.folder).exists()

@@ -20,7 +20,7 @@ from rebuild.cli import build_parser, main
 from rebuild.errors import ConfigError, SafetyError, StateError
 from rebuild.inventory import load_inventory_hosts
 from rebuild.journal import JOURNAL_FILE, Journal
-from rebuild.orchestrator import SiteRunOptions, run_site
+from rebuild.orchestrator import SiteRunOptions, batches, run_site
 from rebuild.orchestrator.interlocks import select_hosts
 from rebuild.orchestrator.progress import HostLogs
 from rebuild.register import SMALL_REGISTER
@@ -625,24 +625,50 @@ def test_a_stale_image_refuses_the_site_run_naming_it(
         assert {h.phase.value for h in journal.hosts()} == {"pending"}
 
 
-def test_a_site_sent_to_an_execution_node_is_refused_before_anything_is_recorded(
+def _arlon_on_a_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project's data with Arlon sent to an execution node that does not exist."""
+    data = tmp_path / "data"
+    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
+    sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    node = {"host": "exec-arlon.invalid", "user": "rebuild", "known_hosts": f"exec-arlon.invalid {key}"}
+    node.update(venv="/opt/rebuild/.venv", project="/opt/rebuild")
+    sites["sites"][0]["execution"] = {"node": node}
+    (data / "sites.yml").write_text(yaml.safe_dump(sites), encoding="utf-8")
+    monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
+
+
+def test_a_dry_run_of_a_site_on_a_node_renders_on_the_controller(
+    site_dir: Path, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run talks to no host: what it renders stays in the run folder, nothing goes to the
+    node (here one that answers the check but could run nothing)."""
+    _arlon_on_a_node(tmp_path, monkeypatch)
+    checked: list[str] = []
+    monkeypatch.setattr(batches, "check_reachable", lambda node: checked.append(node.label))
+    assert main(_site(site_dir, state, "--dry-run", "--limit", "ARL-URG-0001")) == 0
+    assert checked == ["rebuild@exec-arlon.invalid:22"]
+    assert [p.name for p in state.glob("runs/*/boot/unattend/*")] != []
+
+
+def test_a_site_whose_execution_node_is_unreachable_starts_no_batch_and_says_why(
     site_dir: Path,
     state: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Issue 17's first slice: gates, slots and secrets do not cross to a node yet, so such a
-    site stops with the reason, before a run is recorded or a host touched."""
-    data = tmp_path / "data"
-    shutil.copytree(PROJECT_ROOT / "inventories" / "data", data)
-    sites = yaml.safe_load((data / "sites.yml").read_text(encoding="utf-8"))
-    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
-    node = {"host": "exec-arlon", "user": "rebuild", "known_hosts": f"exec-arlon {key}"}
-    node.update(venv="/opt/rebuild/.venv", project="/opt/rebuild")
-    sites["sites"][0]["execution"] = {"node": node}
-    (data / "sites.yml").write_text(yaml.safe_dump(sites), encoding="utf-8")
-    monkeypatch.setenv("REBUILD_DATA_DIR", str(data))
-    before = _runs(state)
-    _refused(capsys, 3, _site(site_dir, state), "execution node rebuild@exec-arlon:22", "Nothing was touched")
-    assert _runs(state) == before
+    """Issue 17, faults: the node is checked before each batch; one that does not answer stops
+    the run with the reason, and no host leaves where the journal had it."""
+    _arlon_on_a_node(tmp_path, monkeypatch)
+    err = _refused(
+        capsys,
+        2,
+        _site(site_dir, state, "--dry-run", "--limit", "ARL-URG-0001"),
+        "execution node rebuild@exec-arlon.invalid:22: unreachable",
+        "no batch was started",
+    )
+    assert "Traceback" not in err
+    with Journal(state / JOURNAL_FILE) as journal:
+        assert {h.phase.value for h in journal.hosts()} == {"pending"}
+        assert journal.runs()[-1].status == "stopped"
