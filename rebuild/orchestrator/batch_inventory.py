@@ -44,6 +44,7 @@ def work_groups(
             groups[phase_group(phase)].append(host)
     return groups
 
+
 # Set again by Ansible for the file it reads; copying them would point at the site inventory.
 _PER_SOURCE_VARS = frozenset({"inventory_file", "inventory_dir"})
 _VARS_DIRS = ("group_vars", "host_vars")

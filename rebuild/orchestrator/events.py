@@ -183,4 +183,3 @@ class EventMapper:
 def _role_phase(data: Mapping[str, Any]) -> str:
     role = str(data.get("role", "") or "")
     return role if role in WORK_PHASES else ""
-

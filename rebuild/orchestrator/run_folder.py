@@ -37,8 +37,7 @@ def rendered_summary(run_dir: Path, work: dict[str, HostWork], failed: dict[str,
     entries = len(list(boot.glob("mac-*.ipxe"))) if boot.is_dir() else 0
     answers = len(list((boot / "unattend").glob("*.xml"))) if boot.is_dir() else 0
     text = (
-        f"rendered {entries} boot entries and {answers} answer files "
-        f"of {wanted} hosts to wipe into {boot}"
+        f"rendered {entries} boot entries and {answers} answer files of {wanted} hosts to wipe into {boot}"
         if entries or answers
         else f"nothing rendered ({wanted} hosts to wipe)"
     )

@@ -93,7 +93,9 @@ def test_a_host_caught_mid_phase_is_restarted_as_a_re_check(journal: Journal) ->
 def test_a_host_let_go_at_its_imaging_slot_is_left_untouched(journal: Journal) -> None:
     seen: list[tuple[str, str]] = []
     m = EventMapper(
-        journal, "r1", phases={"PC1": ["reimage"], "PC2": ["reimage"]},
+        journal,
+        "r1",
+        phases={"PC1": ["reimage"], "PC2": ["reimage"]},
         on_host_event=lambda e: seen.append((e.host, e.kind)),
     )
     m.begin(["PC1"])  # PC1 got a slot; PC2 is still waiting for one when the site stops
@@ -318,8 +320,9 @@ def test_breaker_counts_what_is_known_of_running_batches_before_starting_another
     # A second batch still running: 10 of its hosts are past reimaging, 3 of them failed.
     running = {"P1": "reimage | wait for WinRM: timeout", "P2": "reimage | wait: x", "P3": "reimage | y"}
     assert b.check_in_flight(10, running) is None  # 3 of 30
-    trip = b.check_in_flight(10, {**running, "P4": "reimage | z", "P5": "reimage | z", "P6": "reimage | z",
-                                  "P7": "reimage | z"})
+    trip = b.check_in_flight(
+        10, {**running, "P4": "reimage | z", "P5": "reimage | z", "P6": "reimage | z", "P7": "reimage | z"}
+    )
     assert trip is not None and (trip.failed, trip.processed) == (7, 30)
     # Looking ahead records nothing: the finished batches alone are still fine.
     assert (b.processed, b.failures) == (20, {})

@@ -77,7 +77,7 @@ def _run_executor_script(lab: Lab, twin: TwinRecord, request: ExecRequest) -> Ou
         if not is_dir(state, parent):
             return _err(
                 'Exception calling "Create" with "1" argument(s): '
-                f'"Could not find a part of the path \'{path}\'."'
+                f"\"Could not find a part of the path '{path}'.\""
             )
         try:
             text = data.decode("utf-8")

@@ -48,6 +48,9 @@ def test_room_printer_added(host):
 
 
 def test_domain_joined(host):
-    join = host.ansible("microsoft.ad.membership", "dns_domain_name=ghal.lan state=domain "
-                        "domain_admin_user=unused domain_admin_password=unused", check=True)
+    join = host.ansible(
+        "microsoft.ad.membership",
+        "dns_domain_name=ghal.lan state=domain domain_admin_user=unused domain_admin_password=unused",
+        check=True,
+    )
     assert join["changed"] is False

@@ -31,8 +31,12 @@ def test_junit_all_checks_passed(host):
     assert int(suite.get("tests")) >= 40
     assert suite.get("failures") == "0" and suite.get("errors") == "0"
     names = [c.get("name") for c in root.iter("testcase")]
-    for check in ("test_image_id_is_the_catalogue_clean_image", "test_defender_realtime_protection_on",
-                  "test_domain_joined", "test_pre_incident_admin_password_refused"):
+    for check in (
+        "test_image_id_is_the_catalogue_clean_image",
+        "test_defender_realtime_protection_on",
+        "test_domain_joined",
+        "test_pre_incident_admin_password_refused",
+    ):
         assert check in names
     ran = [c for c in root.iter("testcase") if c.get("name") == "test_pre_incident_admin_password_refused"]
     assert ran and ran[0].find("skipped") is None
