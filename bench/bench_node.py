@@ -2,6 +2,7 @@
 
     python bench/bench_node.py                     # per-batch overhead only (about 1 min)
     python bench/bench_node.py --rehearsal 2       # plus N Arlon PCs rebuilt locally, then N through the node
+    python bench/bench_node.py --whole-site        # plus the small Arlon register, locally then via the node
 
 The node is Debian's sshd on loopback started here (tests/integration/test_node_over_ssh.py's
 loopback_node), with this checkout's virtualenv as the node's environment: the figures are the
@@ -13,6 +14,10 @@ dispatch's own cost (ssh, agent start, transmit, worker start, process), not a n
 2. `--rehearsal N`: a lab of Arlon (imaging 1 s); N PCs (one per tier of PAIRS) rebuilt through
    all four phases locally, then their twins of the same tier and model through the node; wall
    time of each `rebuild site` run.
+
+3. `--whole-site`: the README's rehearsal register (27 Arlon machines), all four phases, in a fresh
+   lab each way: once locally, once with every batch on the node. Both runs override the tier-0
+   gates the same way, so the difference is the dispatch.
 
 Results: bench/results/node.json (with the machine's load average at start: 2 shared cores here).
 """
@@ -36,6 +41,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from rebuild.errors import RebuildError  # noqa: E402
 from rebuild.execution_node import ExecutionNode  # noqa: E402
+from rebuild.journal import Journal, Phase  # noqa: E402
 from rebuild.launcher import Playbook, run_playbook  # noqa: E402
 from rebuild.node_ssh import check_reachable  # noqa: E402
 
@@ -88,6 +94,7 @@ def per_batch(node: ExecutionNode, folder: Path, repeat: int) -> dict[str, Any]:
 
 
 def _rehearse(lab: Any, hosts: list[str]) -> tuple[float, str]:
+    """`rebuild site arlon` on `hosts` (all of the lab's Arlon machines when empty)."""
     from rebuild.orchestrator import SiteRunOptions, run_site
     from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
 
@@ -135,11 +142,42 @@ def rehearsal(node: ExecutionNode, folder: Path, count: int) -> dict[str, Any]:
     }
 
 
+def whole_site(node: ExecutionNode, folder: Path) -> dict[str, Any]:
+    from conftest import _running_lab
+    from test_node_over_ssh import data_with_node
+
+    runs: dict[str, Any] = {}
+    for where in ("local", "node"):
+        with _running_lab(folder / f"lab-{where}", site="arlon") as lab:
+            os.environ.update(lab.env)
+            if where == "node":
+                os.environ["REBUILD_DATA_DIR"] = str(data_with_node(folder, "arlon", node))
+            try:
+                wall, status = _rehearse(lab, [])
+            finally:
+                os.environ.pop("REBUILD_DATA_DIR", None)
+            with Journal.in_state_dir(lab.state_dir) as journal:
+                phases = [h.phase for h in journal.hosts("arlon")]
+        runs[where] = {
+            "wall_s": round(wall, 1),
+            "status": status,
+            "hosts": len(phases),
+            "verified": sum(p is Phase.VERIFIED for p in phases),
+        }
+    runs["node_over_local"] = round(runs["node"]["wall_s"] / runs["local"]["wall_s"], 2)
+    return runs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="smoke runs each way (default 5)")
     parser.add_argument(
         "--rehearsal", type=int, default=0, metavar="N", help=f"PCs per run (max {len(PAIRS)})"
+    )
+    parser.add_argument(
+        "--whole-site",
+        action="store_true",
+        help="the small Arlon register, locally then via the node",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "node.json")
     args = parser.parse_args()
@@ -159,6 +197,8 @@ def main() -> int:
             result["per_batch"] = per_batch(node, folder, args.repeat)
             if args.rehearsal:
                 result["rehearsal"] = rehearsal(node, folder, args.rehearsal)
+            if args.whole_site:
+                result["whole_site"] = whole_site(node, folder)
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
