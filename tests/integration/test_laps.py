@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
 ROTATED, REFUSED = "ARL-URG-0001", "ARL-URG-0002"  # Windows 11 23H2 PCs
 DC = "ARL-DC02"  # a domain controller (virtual): Windows LAPS does not manage it (laps.yml services)
+KEPT = "ARL-URG-0003"  # LAPS-managed, but the inventory keeps its rebuild secret (host_vars)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +36,11 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory):
     base = tmp_path_factory.mktemp("laps-lab")
     with _running_lab(base / "lab", site="arlon") as lab:
         lab.client.set_fault(REFUSED, "laps_rotation_fails")
+        host_vars = lab.inventory("arlon").parent / "host_vars"
+        host_vars.mkdir(exist_ok=True)
+        (host_vars / f"{KEPT}.yml").write_text("rebuild_retire_rebuild_secret: false\n")
         proc = subprocess.run(
-            rehearsal_site_argv(lab, [DC, ROTATED, REFUSED], "LAPS test: the directory is not part of it"),
+            rehearsal_site_argv(lab, [DC, ROTATED, REFUSED, KEPT], "LAPS test: no directory server in it"),
             env={**os.environ, **lab.env},
             capture_output=True,
             text=True,
@@ -79,7 +83,7 @@ def test_pc_whose_rotation_is_refused_is_held_back_and_counted(rehearsal, tmp_pa
     from conftest import service_report
 
     emergency, html = service_report(lab, tmp_path / "report", "emergency")
-    assert (emergency["back"], emergency["held_back_laps"]) == ("1", "1")
+    assert (emergency["back"], emergency["held_back_laps"]) == ("2", "1")  # ROTATED and KEPT back
     assert "Held back: local admin not under Windows LAPS" in html
 
 
@@ -99,7 +103,7 @@ def test_verified_laps_managed_pc_has_its_rebuild_secret_retired(rehearsal, tmp_
     from conftest import service_report
 
     emergency, _html = service_report(lab, tmp_path / "report", "emergency")
-    assert (emergency["rebuild_secret_retired"], emergency["rebuild_secret_kept"]) == ("1", "0")
+    assert (emergency["rebuild_secret_retired"], emergency["rebuild_secret_kept"]) == ("1", "1")  # KEPT
 
 
 def test_held_back_pc_keeps_rb_admin_and_its_secret(rehearsal):
@@ -122,3 +126,17 @@ def test_domain_controller_keeps_rb_admin_and_its_secret_and_says_why(rehearsal,
     assert host.results["verify"]["rebuild_secret"]["disabled"] is False
     assert lab.client.twin(DC)["users"]["rb-admin"]["enabled"] is True
     assert lab.store().get(DC) is not None
+
+
+def test_inventory_can_keep_the_rebuild_secret_of_a_laps_managed_host(rehearsal):
+    """rebuild_retire_rebuild_secret: false (host_vars of the site inventory) keeps rb-admin and its
+    secret on a verified, LAPS-rotated PC, and the journal says the inventory kept it."""
+    lab, proc = rehearsal
+    with Journal.in_state_dir(lab.state_dir) as j:
+        host = j.host(KEPT)
+    assert host.phase is Phase.VERIFIED, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert host.results["redeploy"]["laps"]["rotation"] == "confirmed by the LAPS event log"
+    record = host.results["rebuild_secret"]
+    assert record["status"] == "kept" and "rebuild_retire_rebuild_secret: false" in record["reason"]
+    assert lab.client.twin(KEPT)["users"]["rb-admin"]["enabled"] is True
+    assert lab.store().get(KEPT) is not None
