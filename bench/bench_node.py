@@ -95,29 +95,12 @@ def per_batch(node: ExecutionNode, folder: Path, repeat: int) -> dict[str, Any]:
 
 def _rehearse(lab: Any, hosts: list[str]) -> tuple[float, str]:
     """`rebuild site arlon` on `hosts` (all of the lab's Arlon machines when empty)."""
-    from rebuild.orchestrator import SiteRunOptions, run_site
-    from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
+    from conftest import rehearsal_site_options
+
+    from rebuild.orchestrator import run_site
 
     started = time.monotonic()
-    result = run_site(
-        SiteRunOptions(
-            site="arlon",
-            inventory=lab.inventory("arlon"),
-            state_dir=lab.state_dir,
-            operator="bench",
-            yes=True,
-            json=True,
-            rehearsal=True,
-            new_journal=True,
-            playbook=DEFAULT_PLAYBOOK,
-            limit=tuple(hosts),
-            say=lambda text: None,
-            override_gates={
-                gate: "bench: no directory server in it"
-                for gate in ("krbtgt-reset-twice", "admin-accounts-rotated")
-            },
-        )
-    )
+    result = run_site(rehearsal_site_options(lab, hosts, "bench: no directory server in it"))
     return time.monotonic() - started, result.status
 
 

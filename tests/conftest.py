@@ -169,9 +169,14 @@ def lab_prefix() -> Iterator[str]:
         lock.close()
 
 
+# The tier-0 gates a rehearsal of a few PCs overrides: no directory server is rebuilt in it.
+TIER0_GATES = ("krbtgt-reset-twice", "admin-accounts-rotated")
+
+
 def rehearsal_site_argv(lab: RunningLab, hosts: list[str], why: str) -> list[str]:
     """`rebuild site arlon` as a rehearsal of just `hosts` (PCs that rejoin the domain with no
     directory server rebuilt in the test: the tier-0 gates are overridden, with `why` as reason)."""
+    gates = [arg for gate in TIER0_GATES for arg in ("--override-gate", gate)]
     return [
         sys.executable,
         "-m",
@@ -188,13 +193,32 @@ def rehearsal_site_argv(lab: RunningLab, hosts: list[str], why: str) -> list[str
         "--limit",
         ",".join(hosts),
         "--json",
-        "--override-gate",
-        "krbtgt-reset-twice",
-        "--override-gate",
-        "admin-accounts-rotated",
+        *gates,
         "--reason",
         why,
     ]
+
+
+def rehearsal_site_options(lab: RunningLab, hosts: list[str], why: str) -> Any:
+    """The same run as `rehearsal_site_argv`, for `run_site` in this process (SiteRunOptions);
+    no hosts means every Arlon machine of the lab."""
+    from rebuild.orchestrator import SiteRunOptions
+    from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
+
+    return SiteRunOptions(
+        site="arlon",
+        inventory=lab.inventory("arlon"),
+        state_dir=lab.state_dir,
+        operator="test-operator",
+        yes=True,
+        json=True,
+        rehearsal=True,
+        new_journal=True,
+        playbook=DEFAULT_PLAYBOOK,
+        limit=tuple(hosts),
+        say=lambda text: None,
+        override_gates={gate: why for gate in TIER0_GATES},
+    )
 
 
 def service_report(lab: RunningLab, out: Path, service: str) -> tuple[dict[str, str], str]:

@@ -30,12 +30,11 @@ import pytest
 from rebuild.errors import RebuildError
 from rebuild.execution_node import ExecutionNode
 from rebuild.journal import Journal, Phase
-from rebuild.orchestrator import SiteRunOptions, credentials, run_site
-from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
+from rebuild.orchestrator import credentials, run_site
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import RunningLab, _running_lab
+from conftest import RunningLab, _running_lab, rehearsal_site_options
 from test_node_over_ssh import SSHD, data_with_node
 from test_node_over_ssh import node as node  # the sshd fixture, used by arlon_on_node
 
@@ -48,7 +47,6 @@ pytestmark = [
 
 # Windows 11 23H2 PCs of the emergencies; the first two in offices without a printer queue.
 LOCAL, REMOTE, CUT = "ARL-URG-0002", "ARL-URG-0003", "ARL-URG-0001"
-GATES = ("krbtgt-reset-twice", "admin-accounts-rotated")  # no directory server in these runs
 
 
 def _worker_folders() -> set[Path]:
@@ -113,22 +111,7 @@ def arlon_on_node(node: ExecutionNode, tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def _rehearse(lab: RunningLab, host: str) -> Any:
-    return run_site(
-        SiteRunOptions(
-            site="arlon",
-            inventory=lab.inventory("arlon"),
-            state_dir=lab.state_dir,
-            operator="test-operator",
-            yes=True,
-            json=True,
-            rehearsal=True,
-            new_journal=True,
-            playbook=DEFAULT_PLAYBOOK,
-            limit=(host,),
-            say=lambda text: None,
-            override_gates={gate: "node test: the directory is not part of it" for gate in GATES},
-        )
-    )
+    return run_site(rehearsal_site_options(lab, [host], "node test: the directory is not part of it"))
 
 
 def _secret_values(lab: RunningLab) -> set[str]:

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import rehearsal_site_options
 
 from rebuild.journal import Journal, Phase
 from rebuild.lab.state import StateStore
-from rebuild.orchestrator import SiteRunOptions, run_site
-from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
+from rebuild.orchestrator import run_site
 from rebuild.report import write_report
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -106,26 +106,8 @@ def test_a_rehearsal_batch_leaks_no_secret_and_joins_with_the_documented_credent
     }.items():
         monkeypatch.setenv(var, value)
 
-    result = run_site(
-        SiteRunOptions(
-            site="arlon",
-            inventory=lab.inventory("arlon"),
-            state_dir=lab.state_dir,
-            operator="test-operator",
-            yes=True,
-            json=True,
-            rehearsal=True,
-            new_journal=True,
-            playbook=DEFAULT_PLAYBOOK,
-            limit=(HOST,),
-            say=lambda text: None,
-            # the PC rejoins the domain with no directory server rebuilt in this test
-            override_gates={
-                gate: "secrets test: the directory is not part of it"
-                for gate in ("krbtgt-reset-twice", "admin-accounts-rotated")
-            },
-        )
-    )
+    # the PC rejoins the domain with no directory server rebuilt in this test
+    result = run_site(rehearsal_site_options(lab, [HOST], "secrets test: the directory is not part of it"))
     assert result.status == "completed", (result.status, result.reason, result.failed)
     with Journal.in_state_dir(lab.state_dir) as journal:
         record = journal.host(HOST)
