@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from rebuild.journal import Journal
-from rebuild.model import Host, Kind, Platform
+from rebuild.model import Host, Kind
 from rebuild.report import write_report
+from tests.hosts import register_host
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -104,17 +105,7 @@ class DevTools:
 
 
 def host(name: str, service: str, tier: int, kind: Kind = Kind.WORKSTATION) -> Host:
-    return Host(
-        hostname=name,
-        asset_tag=name,
-        kind=kind,
-        platform=Platform.PHYSICAL,
-        os="windows-11-23h2",
-        site="arlon",
-        service=service,
-        service_label=service,
-        tier=tier,
-    )
+    return register_host(name, kind=kind, service=service, tier=tier)
 
 
 @pytest.fixture()

@@ -10,27 +10,18 @@ import pytest
 from rebuild.childenv import child_env
 from rebuild.errors import ConfigError, SafetyError
 from rebuild.journal import Journal, Phase
-from rebuild.model import Host, Kind, Platform
+from rebuild.model import Host
 from rebuild.orchestrator.breaker import Breaker
 from rebuild.orchestrator.events import EventMapper, failure_message
 from rebuild.orchestrator.interlocks import confirm_site, select_hosts
 from rebuild.orchestrator.resume import host_work, playbook_phases
+from tests.hosts import register_host
 
 ALL = ("reimage", "harden", "redeploy", "verify")
 
 
 def _host(name: str, site: str = "arlon", tier: int = 1) -> Host:
-    return Host(
-        hostname=name,
-        asset_tag="A",
-        kind=Kind.WORKSTATION,
-        platform=Platform.PHYSICAL,
-        os="windows-11-23h2",
-        site=site,
-        service="emergency",
-        service_label="Urgences",
-        tier=tier,
-    )
+    return register_host(name, asset_tag="A", site=site, service_label="Urgences", tier=tier)
 
 
 def _ev(kind: str, host: str, task: str, res: dict[str, Any] | None = None, **data: Any) -> dict[str, Any]:

@@ -44,21 +44,11 @@ def test_the_table_allows_exactly_the_documented_moves(force: bool) -> None:
 
 
 def test_the_journal_refuses_a_move_the_table_does_not_name(tmp_path: Path) -> None:
-    from rebuild.model import Host, Kind, Platform
+    from tests.hosts import register_host
 
     j = journal.Journal.in_state_dir(tmp_path)
     j.start_run("r1", "arlon", "op")
-    host = Host(
-        hostname="PC1",
-        asset_tag="A",
-        kind=Kind.WORKSTATION,
-        platform=Platform.PHYSICAL,
-        os="windows-11-23h2",
-        site="arlon",
-        service="emergency",
-        service_label="Urgences",
-        tier=1,
-    )
+    host = register_host("PC1", asset_tag="A", service_label="Urgences")
     j.ensure_hosts([host])
     with pytest.raises(journal.IllegalTransition, match="pending -> hardening"):
         j.transition("PC1", Phase.HARDENING, run_id="r1")

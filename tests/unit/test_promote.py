@@ -12,24 +12,15 @@ import pytest
 
 from rebuild.errors import ConfigError
 from rebuild.journal import Journal
-from rebuild.model import Host, Kind, Platform
+from rebuild.model import Host
 from rebuild.promote import PromotionConfig, load_config, promote_verified
+from tests.hosts import register_host
 
 STEPS = ["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying"]
 
 
 def mk(name: str) -> Host:
-    return Host(
-        hostname=name,
-        asset_tag=name,
-        kind=Kind.WORKSTATION,
-        platform=Platform.PHYSICAL,
-        os="windows-11-23h2",
-        site="arlon",
-        service="emergency",
-        service_label="Urgences",
-        tier=1,
-    )
+    return register_host(name, service_label="Urgences")
 
 
 @pytest.fixture()

@@ -16,26 +16,17 @@ import pytest
 from rebuild.cli import report as report_cli
 from rebuild.errors import ConfigError
 from rebuild.journal import Journal, Phase
-from rebuild.model import Host, Kind, Platform
+from rebuild.model import Host, Kind
 from rebuild.report import build_report, write_report
 from rebuild.report.model import Status, format_duration, status_of
 from rebuild.report.render import render_csv, render_html, render_json, render_problems_csv
+from tests.hosts import register_host
 
 PATH = ["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying"]
 
 
 def host(name: str, service: str, tier: int, site: str = "arlon", kind: Kind = Kind.WORKSTATION) -> Host:
-    return Host(
-        hostname=name,
-        asset_tag=name,
-        kind=kind,
-        platform=Platform.PHYSICAL,
-        os="windows-11-23h2",
-        site=site,
-        service=service,
-        service_label=service,
-        tier=tier,
-    )
+    return register_host(name, kind=kind, site=site, service=service, tier=tier)
 
 
 def walk(j: Journal, name: str, run: str, until: str) -> None:

@@ -11,28 +11,19 @@ import pytest
 
 from rebuild.errors import ConfigError
 from rebuild.journal import Journal
-from rebuild.model import Host, Kind, Platform
+from rebuild.model import Host
 from rebuild.orchestrator.credentials import rotate_before_wipe
 from rebuild.promote import PromotionConfig, promote_verified
 from rebuild.secret_retirement import REBUILD_SECRETS, retire_rebuild_secrets
 from rebuild.secrets import SecretStore
+from tests.hosts import register_host
 
 STEPS = ["reimaging", "reimaged", "hardening", "hardened", "redeploying", "redeployed", "verifying"]
 DC_REASON = "Windows LAPS does not manage this host: domain controllers: LAPS manages only the DSRM password"
 
 
 def _host(name: str, service: str = "emergency") -> Host:
-    return Host(
-        hostname=name,
-        asset_tag=name,
-        kind=Kind.WORKSTATION,
-        platform=Platform.PHYSICAL,
-        os="windows-11-23h2",
-        site="arlon",
-        service=service,
-        service_label=service,
-        tier=1,
-    )
+    return register_host(name, service=service)
 
 
 @pytest.fixture()
