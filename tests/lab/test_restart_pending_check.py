@@ -7,43 +7,21 @@ the key tells them apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 from test_baseline_module import HOST, PENDING_KEY, TEST_KEY, call, restart_bound_control
 from test_baseline_module import lab as lab
-from twins import ps
+from twins import ReadHost, ps
 
 from rebuild.lab.context import Lab
-from rebuild.lab.exec import execute
 from rebuild.verify.conditions import conditions_of
 from rebuild.verify.suites import test_hardening as hardening_suite
 from rebuild.verify.windows import WindowsReads
 
 
-@dataclass
-class Result:
-    rc: int
-    stdout: str
-    stderr: str
-
-
-class Host:
-    """testinfra's winrm backend sends the whole command line as the WinRS command."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-
-    def run(self, command: str, *args: str) -> Result:
-        assert not args
-        rc, out, err = execute(self.lab, self.lab.twins[HOST], command, [], b"")
-        return Result(rc, out.decode(), err.decode())
-
-
 def restart_check(lab: Lab) -> str | None:
     """The check's failure message, or None when it passes (fresh reads, as a new verification)."""
     try:
-        hardening_suite.test_restart_bound_hardening_in_effect(WindowsReads(Host(lab)))
+        hardening_suite.test_restart_bound_hardening_in_effect(WindowsReads(ReadHost(lab, lab.twins[HOST])))
     except AssertionError as exc:
         return str(exc)
     return None
