@@ -61,6 +61,9 @@ FAULTS: dict[str, dict[str, tuple[type, bool]]] = {
     # read by Reset-LapsPassword (rebuild/lab/exec/twin_laps.py): the directory refuses the new LAPS
     # password (event 10017), the managed account keeps its password
     "laps_rotation_fails": {},
+    # read by shutdown.exe /r (rebuild/lab/exec/reboot.py): the next restart request is refused
+    # (Access is denied.(5)) and nothing restarts; spent by that refusal
+    "restart_refused_once": {},
 }
 
 

@@ -17,6 +17,7 @@ CHECK_CONDITIONS: dict[str, str] = {
     "test_bitlocker": "bitlocker",
     "test_bitlocker_escrowed": "bitlocker",
     "test_laps": "laps",
+    "test_restart_bound_hardening_in_effect": "restart_pending",
 }
 
 CONDITION_LABELS: dict[str, str] = {
@@ -25,6 +26,7 @@ CONDITION_LABELS: dict[str, str] = {
     "edr_onboarded": "EDR not onboarded",
     "bitlocker": "not BitLocker-protected or key not escrowed",
     "laps": "local admin not under Windows LAPS",
+    "restart_pending": "hardening waits for a restart",
 }
 
 

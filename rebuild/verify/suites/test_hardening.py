@@ -4,6 +4,12 @@ The controls are the harden baseline compiled for this host (same data, same com
 the harden phase, exceptions honoured). Setting types read here: registry, service,
 optional feature, firewall profile, Defender status; controls holding other types are
 also audited by the harden phase and listed in the results as not re-verified here.
+
+Restart-bound controls (LSA protection, Credential Guard, feature removal) have their registry
+values set before Windows enforces them at the next boot: their values alone do not show them in
+effect. The harden module lists them in a volatile key that Windows discards at the next restart
+(RegCreateKeyEx REG_OPTION_VOLATILE), so a host where that key is still present has not restarted
+since harden set them (condition `restart_pending`).
 """
 
 # mypy: disable-error-code="no-untyped-def"
@@ -13,7 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rebuild.verify.windows import WindowsReads
+from rebuild.verify.windows import WindowsReads, as_list
+
+# Written by plugins/modules/win_rebuild_baseline.ps1 (value Controls: the control ids).
+RESTART_PENDING_KEY = r"HKLM:\SOFTWARE\GHAL\Rebuild\Harden\RestartPending"
 
 _START = {"0": "boot", "1": "system", "2": "automatic", "3": "manual", "4": "disabled"}
 _STATUS = {"1": "stopped", "4": "running"}
@@ -133,3 +142,13 @@ CHECKS = {
 def test_control_compliant(win: WindowsReads, control):
     problems = [p for s in control["settings"] if (p := CHECKS[s["type"]](win, s))]
     assert not problems, f"{control['id']} {control['title']}: " + "; ".join(problems)
+
+
+def test_restart_bound_hardening_in_effect(win: WindowsReads):
+    pending = win.registry_key(RESTART_PENDING_KEY)
+    controls = ", ".join(str(c) for c in as_list(_value(pending, "Controls"))) or "its controls"
+    assert pending is None, (
+        "restart-bound hardening not in effect: the host has not restarted since harden set "
+        f"{controls} ({RESTART_PENDING_KEY}, a volatile key Windows discards at restart, is still "
+        "there); restart the host, then verify it again"
+    )
