@@ -172,7 +172,8 @@ class StateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS twin (name TEXT PRIMARY KEY, state TEXT NOT NULL)")
-        self._decoded: dict[str, bytes] = {}  # name -> pickle of TwinState.from_json(its row)
+        # name -> (TwinState.from_json(its row), the same pickled): what peek shares and get copies
+        self._decoded: dict[str, tuple[TwinState, bytes]] = {}
         self._data_version = self._db_version()
 
     def _db_version(self) -> int:
@@ -211,17 +212,29 @@ class StateStore:
 
     def get(self, name: str) -> TwinState | None:
         with self._lock:
-            self._drop_if_changed_elsewhere()
-            kept = self._decoded.get(name)
-            if kept is None:
-                row = self._db.execute("SELECT state FROM twin WHERE name = ?", (name,)).fetchone()
-                if row is None:
-                    return None
-                decoded = TwinState.from_json(row[0])
-                self._decoded[name] = pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL)
-                return decoded
-        state: TwinState = pickle.loads(kept)
+            kept = self._kept(name)
+        if kept is None:
+            return None
+        state: TwinState = pickle.loads(kept[1])
         return state
+
+    def peek(self, name: str) -> TwinState | None:
+        """The twin's state as the database holds it, shared with every other `peek`: READ ONLY,
+        never change it (for the WinRM transport's checks on every request; `get` for anything else)."""
+        with self._lock:
+            kept = self._kept(name)
+        return kept[0] if kept is not None else None
+
+    def _kept(self, name: str) -> tuple[TwinState, bytes] | None:
+        self._drop_if_changed_elsewhere()
+        kept = self._decoded.get(name)
+        if kept is None:
+            row = self._db.execute("SELECT state FROM twin WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            decoded = TwinState.from_json(row[0])
+            kept = self._decoded[name] = (decoded, pickle.dumps(decoded, protocol=pickle.HIGHEST_PROTOCOL))
+        return kept
 
     def items(self) -> Iterator[tuple[str, TwinState]]:
         with self._lock:

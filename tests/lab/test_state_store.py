@@ -93,6 +93,29 @@ def test_a_write_by_another_connection_is_seen(store: StateStore, tmp_path: Path
     assert seen is not None and seen.users["rb-admin"].password == "set-from-outside"
 
 
+def test_peek_shares_one_state_until_the_twin_is_written(store: StateStore, tmp_path: Path) -> None:
+    shared = store.peek(HOST)
+    assert shared is not None and store.peek(HOST) is shared
+    assert store.get(HOST) is not shared  # get never hands out the shared object
+    state = store.get(HOST)
+    assert state is not None
+    state.phase = "off"
+    store.put(HOST, state)
+    after = store.peek(HOST)
+    assert after is not None and after is not shared and after.phase == "off"
+    other = StateStore(tmp_path / "twins.sqlite")
+    try:
+        outside = other.get(HOST)
+        assert outside is not None
+        outside.phase = "clean"
+        other.put(HOST, outside)
+    finally:
+        other.close()
+    seen = store.peek(HOST)
+    assert seen is not None and seen.phase == "clean"
+    assert store.peek("NO-SUCH-TWIN") is None
+
+
 def test_a_changed_script_is_parsed_again() -> None:
     first = parser.parse("$a = 1\n$a", "cached.ps1")
     assert parser.parse("$a = 1\n$a", "cached.ps1") is first  # same name and content: the same tree
