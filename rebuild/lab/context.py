@@ -77,6 +77,13 @@ class Lab:
             raise KeyError(f"no twin named {name!r} in this lab")
         return found
 
+    def peek(self, name: str) -> TwinState:
+        """The twin's state, shared and READ ONLY (StateStore.peek): never change what it returns."""
+        found = self.store.peek(name)
+        if found is None:
+            raise KeyError(f"no twin named {name!r} in this lab")
+        return found
+
     def save(self, name: str, state: TwinState) -> None:
         with self._lock:
             self.store.put(name, state)

@@ -241,8 +241,9 @@ class WinRMServer:
     # -- one TCP connection ------------------------------------------------------------------
 
     def _live_state(self, twin: TwinRecord, https: bool = False) -> TwinState | None:
-        """The twin's state if it is running Windows with WinRM up, else None (refuse the client)."""
-        state = self.lab.state(twin.name)
+        """The twin's state if it is running Windows with WinRM up, else None (refuse the client).
+        READ ONLY (Lab.peek: twice per request, it must not cost a copy of the twin)."""
+        state = self.lab.peek(twin.name)
         if state.phase not in LIVE_PHASES:
             return None
         service = next((s for n, s in state.services.items() if n.lower() == "winrm"), None)
