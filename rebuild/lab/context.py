@@ -48,7 +48,7 @@ class LabConfig:
     redfish_port: int = 0
     imaging_seconds: float = 5.0  # how long a reimage takes before WinRM answers again
     # How long after the request a physical server's BMC lands a power change (Redfish reset,
-    # power on/off). None: sushy-tools' fake driver's own random 1-11 s per change (the default);
+    # power on/off). None: sushy-tools' fake driver's own random delay, up to 11 s per change (the default);
     # a whole number of seconds (0 or more) instead: rebuild/lab/sushy_fixed_delay.py.
     bmc_power_seconds: int | None = None
     shell_quota: int = 5  # WinRS MaxShellsPerUser, as on Windows' default-ish low setting

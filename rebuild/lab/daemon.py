@@ -77,7 +77,7 @@ class DaemonOptions:
     imaging_seconds: float
     http_port: int = 5985
     https_port: int = 5986
-    bmc_power_seconds: int | None = None  # None: the emulator's random 1-11 s (LabConfig)
+    bmc_power_seconds: int | None = None  # None: the emulator's random, up to 11 s (LabConfig)
 
 
 class LabDaemon:

@@ -307,7 +307,7 @@ class RedfishBmcs:
         delay = self.lab.config.bmc_power_seconds
         emulator = (
             [str(exe) if exe.exists() else "sushy-emulator"]
-            if delay is None  # the fake driver's own random 1-11 s per power change
+            if delay is None  # the fake driver's own random delay, up to 11 s per power change
             else [sys.executable, "-m", "rebuild.lab.sushy_fixed_delay", str(delay)]
         )
         command = [

@@ -1,5 +1,5 @@
 """sushy-emulator whose fake driver lands every power change a set number of seconds after the
-request, instead of its own random 1-11 s (the lab's `bmc_power_seconds`).
+request, instead of its own random delay of up to 11 s (the lab's `bmc_power_seconds`).
 
 sushy-tools' fake driver (sushy_tools/emulator/resources/systems/fakedriver.py, set_power_state)
 stands for a BMC whose power actions are not immediate: it sets `apply_time = int(now) +
@@ -33,6 +33,11 @@ def main(argv: list[str]) -> int:
     seconds = int(argv[1])
     if seconds < 0:
         raise SystemExit(f"BMC power seconds must be 0 or more, not {seconds}")
+    if not hasattr(fakedriver, "random"):  # another sushy-tools: fail loudly, never run unset
+        raise SystemExit(
+            "the rebuild lab (a simulation) cannot set bmc_power_seconds with this sushy-tools: its "
+            "fake driver draws no random power delay (sushy_tools...fakedriver has no `random`)"
+        )
     fakedriver.random = _FixedDelay(seconds)
     sys.argv = ["sushy-emulator", *argv[2:]]
     return int(emulator.main() or 0)
