@@ -13,6 +13,7 @@ from typing import Any
 from ansible.module_utils.common.text.converters import to_text
 
 from rebuild.ansible_action import RebuildAction
+from rebuild.polling import poll_waits
 from rebuild.verify.https_setup_error import read_https_setup_error
 from rebuild.verify.windows import STAMP_KEY, image_stamp_script
 
@@ -73,7 +74,11 @@ class ActionModule(RebuildAction):
         expected_sha = str(args["sha256"]).lower()
         key = str(args.get("stamp_key") or STAMP_KEY)
         timeout = int(args.get("timeout", 3600))
-        sleep = max(1, int(args.get("sleep", 5)))
+        # Short looks first (a host back a moment after one is seen at once), up to `sleep` apart.
+        try:
+            waits = poll_waits(float(args.get("first_sleep", 0.25)), float(args.get("sleep", 5)))
+        except (TypeError, ValueError) as exc:
+            return {"failed": True, "msg": f"rebuild_image_check: first_sleep and sleep: {exc}"}
         must_match = bool(args.get("must_match", True))
         https_grace = int(args.get("https_grace", 600))
         http_port = int(args.get("http_port", 5985))
@@ -111,6 +116,7 @@ class ActionModule(RebuildAction):
                     break
             else:
                 http_only_since = None
+            sleep = next(waits)
             if time.monotonic() + sleep > deadline:
                 break
             time.sleep(sleep)

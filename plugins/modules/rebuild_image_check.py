@@ -12,7 +12,9 @@ description:
   - Repeats, until C(timeout), one read of the rebuild stamp through the task's connection - which uses
     the host's new credential - a single PowerShell pipeline (C(Get-ItemProperty) on C(stamp_key) |
     C(ConvertTo-Json)), the read verification makes too. A host that is still installing, still on its
-    old disk (old credential) or unreachable is retried after C(sleep).
+    old disk (old credential) or unreachable is retried, first after C(first_sleep), then each wait
+    1.25 times the one before, up to C(sleep) apart (a host back a moment after a look is seen at once;
+    a long install costs no more looks than every C(sleep) seconds, plus a few in its first seconds).
   - One command per attempt does both jobs of C(wait_for_connection) + a stamp read, and no module is
     built and sent (the exec wrapper and its module_utils, per host) - it is what keeps a fleet's
     reimaging cheap on the controller.
@@ -38,9 +40,13 @@ options:
     type: int
     default: 3600
   sleep:
-    description: Seconds between attempts.
-    type: int
+    description: Longest wait between two attempts (seconds).
+    type: float
     default: 5
+  first_sleep:
+    description: Wait before the second attempt (seconds); each next one is 1.25 times longer, up to C(sleep).
+    type: float
+    default: 0.25
   must_match:
     description: Fail unless the host answered with the expected image.
     type: bool

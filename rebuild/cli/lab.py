@@ -14,6 +14,21 @@ from rebuild.cli.options import name_arg
 
 _LAB_DIR_HELP = "the lab's folder (default $REBUILD_LAB_DIR or .lab)"
 _REGISTER_HELP = "asset register (default: the bundled inventories/example/register.csv)"
+_BMC_HELP = (
+    "seconds a simulated server BMC takes to land a power change (default: the emulator's random "
+    "up to 11 s per change; 0: at once)"
+)
+
+
+def _bmc_seconds(text: str) -> int:
+    """--bmc-power-seconds: a whole number of seconds, 0 or more (the emulator counts whole seconds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +40,7 @@ def register(subparsers: Any) -> None:
     up.add_argument("--register", type=Path, help=_REGISTER_HELP)
     up.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     up.add_argument("--imaging-seconds", type=float, default=5.0, help="how long a simulated reimage takes")
+    up.add_argument("--bmc-power-seconds", type=_bmc_seconds, help=_BMC_HELP)
     up.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
     up.add_argument("--http-port", type=int, default=5985, help=argparse.SUPPRESS)
     up.add_argument("--https-port", type=int, default=5986, help=argparse.SUPPRESS)
@@ -63,6 +79,7 @@ def register(subparsers: Any) -> None:
     rehearse.add_argument(
         "--imaging-seconds", type=float, default=2.0, help="how long a simulated reimage takes"
     )
+    rehearse.add_argument("--bmc-power-seconds", type=_bmc_seconds, help=_BMC_HELP)
     rehearse.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
     rehearse.add_argument(
         "--stop-lab", action="store_true", help="stop the lab afterwards (default: keep it up)"
@@ -94,6 +111,7 @@ def _up(args: argparse.Namespace) -> int:
         args.imaging_seconds,
         args.http_port,
         args.https_port,
+        args.bmc_power_seconds,
     )
     info = daemon.up(options)
     print(daemon.BANNER)
@@ -169,6 +187,7 @@ def _rehearse(args: argparse.Namespace) -> int:
             register=_register(args),
             lab_dir=_lab_dir(args),
             imaging_seconds=args.imaging_seconds,
+            bmc_power_seconds=args.bmc_power_seconds,
             address_prefix=args.address_prefix,
             keep_lab=not args.stop_lab,
             json=args.json,

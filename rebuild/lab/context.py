@@ -47,6 +47,10 @@ class LabConfig:
     hypervisor_port: int = 0
     redfish_port: int = 0
     imaging_seconds: float = 5.0  # how long a reimage takes before WinRM answers again
+    # How long after the request a physical server's BMC lands a power change (Redfish reset,
+    # power on/off). None: sushy-tools' fake driver's own random delay, up to 11 s per change (the default);
+    # a whole number of seconds (0 or more) instead: rebuild/lab/sushy_fixed_delay.py.
+    bmc_power_seconds: int | None = None
     shell_quota: int = 5  # WinRS MaxShellsPerUser, as on Windows' default-ish low setting
     # The simulated domain controller's account allowed to join computers (microsoft.ad.membership twin);
     # set at `lab up` and seeded into the product's secret store as each site's domain_join_* secrets.
@@ -56,6 +60,20 @@ class LabConfig:
     # services start, seeded into the product's secret store as each site's image_share_* secrets.
     image_share_user: str = "rebuild-image-reader"
     image_share_password: str = field(default="", repr=False)
+
+    def simulated_durations(self) -> dict[str, str]:
+        """What this lab's simulated hardware takes, said plainly (a rehearsal's output and the
+        bench name the ones a run set: docs/lab.md, "Simulated durations")."""
+        return {
+            "imaging": f"{self.imaging_seconds:g} s",
+            "bmc_power": (
+                "sushy-tools fake driver: up to 11 s, random per change"
+                if self.bmc_power_seconds is None
+                else f"{self.bmc_power_seconds} s"
+            ),
+            "restart": "the shutdown /t notice, then back at once",
+            "wake_on_lan, hypervisor power": "at once",
+        }
 
 
 @dataclass

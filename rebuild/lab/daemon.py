@@ -77,6 +77,7 @@ class DaemonOptions:
     imaging_seconds: float
     http_port: int = 5985
     https_port: int = 5986
+    bmc_power_seconds: int | None = None  # None: the emulator's random, up to 11 s (LabConfig)
 
 
 class LabDaemon:
@@ -100,6 +101,7 @@ class LabDaemon:
             winrm_http_port=opts.http_port,
             winrm_https_port=opts.https_port,
             imaging_seconds=opts.imaging_seconds,
+            bmc_power_seconds=opts.bmc_power_seconds,
             domain_admin_user=fleet.DOMAIN_JOIN_USER,
             domain_admin_password=generate_secret(),
         )
@@ -139,6 +141,7 @@ class LabDaemon:
             "ca_bundle": str(ca.bundle_path),
             "ready": False,
             "simulated": True,
+            "simulated_durations": config.simulated_durations(),
         }
         _write_info(lab_dir, info)
         # Seeding ~6 ms per vault file: after the listeners are up, still before "ready".
@@ -363,6 +366,8 @@ def up(options: DaemonOptions, timeout: float = 300.0) -> dict[str, Any]:
     ]
     if options.site:
         argv += ["--site", options.site]
+    if options.bmc_power_seconds is not None:
+        argv += ["--bmc-power-seconds", str(options.bmc_power_seconds)]
     log_path = lab_dir / "daemon.log"
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
@@ -438,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--imaging-seconds", type=float, default=5.0)
     parser.add_argument("--http-port", type=int, default=5985)
     parser.add_argument("--https-port", type=int, default=5986)
+    parser.add_argument("--bmc-power-seconds", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = DaemonOptions(
@@ -448,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
         args.imaging_seconds,
         args.http_port,
         args.https_port,
+        args.bmc_power_seconds,
     )
     daemon = LabDaemon(options)
     try:

@@ -24,7 +24,8 @@ bmc_password), where the reimage role reads them.
 
 A watcher receives the fake driver's external notifications (it PUTs the system on every
 change) and drives the emulator's clock: power changes land only when a system is read
-after its random 1-11 s delay, so the watcher reads it then. A transition to On boots the
+after its random 1-11 s delay (or the lab's `bmc_power_seconds`, when set:
+rebuild/lab/sushy_fixed_delay.py), so the watcher reads it then. A transition to On boots the
 twin: from the network when a PXE override is armed (then the boot server decides), else
 from its disk. A reset without an override therefore never reimages.
 """
@@ -303,8 +304,14 @@ class RedfishBmcs:
         self.sushy_port = _free_port()
         config = self._write_config()
         exe = Path(sys.executable).with_name("sushy-emulator")
+        delay = self.lab.config.bmc_power_seconds
+        emulator = (
+            [str(exe) if exe.exists() else "sushy-emulator"]
+            if delay is None  # the fake driver's own random delay, up to 11 s per power change
+            else [sys.executable, "-m", "rebuild.lab.sushy_fixed_delay", str(delay)]
+        )
         command = [
-            str(exe) if exe.exists() else "sushy-emulator",
+            *emulator,
             "--config",
             str(config),
             "--fake",

@@ -24,6 +24,7 @@ class RehearsalOptions:
     register: Path
     lab_dir: Path
     imaging_seconds: float = 2.0
+    bmc_power_seconds: int | None = None  # None: the emulator's random up to 11 s per change
     address_prefix: str = "127.20"
     keep_lab: bool = True  # leave the twins up so the operator can look at them afterwards
     json: bool = False
@@ -48,11 +49,14 @@ def rehearse(options: RehearsalOptions, say: Callable[[str], None] = print) -> R
             site=options.site,
             address_prefix=options.address_prefix,
             imaging_seconds=options.imaging_seconds,
+            bmc_power_seconds=options.bmc_power_seconds,
         )
     )
     inventory = Path(info["inventory"][options.site])
     state_dir = Path(info["state_dir"])
     say(f"lab up: {info['twins']} twins of {options.site} in {info['seconds_to_ready']} s; rebuilding them")
+    durations = "; ".join(f"{what} {took}" for what, took in info["simulated_durations"].items())
+    say(f"simulated durations (SIMULATED hardware, not measured): {durations}")
     try:
         result = run_site(
             SiteRunOptions(

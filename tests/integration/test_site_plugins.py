@@ -183,6 +183,25 @@ def _image_check_over_https(address: str, extra: str) -> dict[str, object]:
     )
 
 
+def test_image_check_looks_again_soon_then_up_to_sleep_apart(lab_prefix: str) -> None:
+    """Issue 15: a host back a moment after a look is not left idle for a whole `sleep`: the looks
+    start `first_sleep` apart and grow to `sleep`. Nothing listens at the address: every look
+    fails at once, and the deadline decides how many there were."""
+    address = f"{lab_prefix}.0.10"
+    growing = _image_check_over_https(address, "timeout=3 sleep=2 first_sleep=0.25")
+    fixed = _image_check_over_https(address, "timeout=3 sleep=2 first_sleep=2")
+    assert "no answer with the new credential within 3 s" in str(growing["msg"])
+    assert int(str(growing["attempts"])) >= 4  # 0, 0.25, 0.56, 0.95, 1.44, 2.05, 2.81 s
+    assert int(str(fixed["attempts"])) == 2  # 0 and 2 s: the old fixed poll
+
+
+@pytest.mark.parametrize("waits", ["first_sleep=0", "sleep=-1", "first_sleep=soon"])
+def test_image_check_refuses_waits_that_are_not_positive_seconds(lab_prefix: str, waits: str) -> None:
+    result = _image_check_over_https(f"{lab_prefix}.0.11", f"timeout=3 {waits}")
+    assert result["_failed"] and "rebuild_image_check: first_sleep and sleep:" in str(result["msg"])
+    assert "attempts" not in result  # refused before any look at the host
+
+
 def test_image_check_fails_early_when_winrm_answers_on_http_only(lab_prefix: str) -> None:
     """Issue 12 item 8: a host whose first logon could not make its HTTPS listener keeps HTTP
     (the listener is removed only once HTTPS works); the check says so after `https_grace`
@@ -217,4 +236,4 @@ def test_image_check_fails_early_when_winrm_answers_on_http_only(lab_prefix: str
     assert result["winrm_https_missing"] is True and result["back"] is False
     assert "HTTPS listener refuses connections for 2 s" in str(result["msg"])
     assert "WinRMHttpsError" in str(result["msg"])
-    assert int(str(result["attempts"])) < 30  # ended by the grace (1 s apart), not the 600 s timeout
+    assert int(str(result["attempts"])) < 30  # ended by the grace, not the 600 s timeout

@@ -200,3 +200,24 @@ def test_pxe_override_without_uefi_mode_boots_the_disk_and_bad_values_are_refuse
     )
     assert any("Legacy-mode" in str(e.get("reason")) for e in events(lab, SRV, "boot_override"))
     assert lab.state(SRV).phase == Phase.COMPROMISED and not events(lab, SRV, "reimage")
+
+
+def test_bmc_power_seconds_sets_when_every_power_change_lands(tmp_path: Path) -> None:
+    """Issue 15: the emulator's random power delay (up to 11 s) is lab timing configuration a
+    rehearsal may set; with `bmc_power_seconds` both servers' resets land that long after the
+    request (the fake driver counts whole seconds: between N-1 and N s, plus the watcher's read)."""
+    lab = make_lab(tmp_path)
+    lab.config.bmc_power_seconds = 2
+    assert lab.config.simulated_durations()["bmc_power"] == "2 s"
+    svc = reimage.start(lab)
+    try:
+        for name in (SRV, OTHER):
+            reset(svc, lab, name)
+        for name in (SRV, OTHER):
+            boot = wait_for(lambda name=name: events(lab, name, "boot"), 20, f"{name} boots")[-1]
+            requested = events(lab, name, "reset")[-1]
+            assert 1.0 <= boot["at"] - requested["at"] <= 2.8, (name, boot["at"] - requested["at"])
+            assert boot["source"] == "disk"  # nothing else changed: no override, its own disk
+    finally:
+        svc.stop()
+        lab.store.close()
