@@ -79,7 +79,13 @@ def register(subparsers: Any) -> None:
     rehearse.add_argument(
         "--imaging-seconds", type=float, default=2.0, help="how long a simulated reimage takes"
     )
-    rehearse.add_argument("--bmc-power-seconds", type=_bmc_seconds, help=_BMC_HELP)
+    rehearse.add_argument(
+        "--bmc-power-seconds",
+        type=_bmc_seconds,
+        default=1,
+        help="seconds a simulated server BMC takes to land a power change (rehearsal default 1 s, "
+        "shortened like imaging; `lab up` keeps the emulator's random up to 11 s; 0: at once)",
+    )
     rehearse.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
     rehearse.add_argument(
         "--stop-lab", action="store_true", help="stop the lab afterwards (default: keep it up)"

@@ -24,7 +24,7 @@ class RehearsalOptions:
     register: Path
     lab_dir: Path
     imaging_seconds: float = 2.0
-    bmc_power_seconds: int | None = None  # None: the emulator's random up to 11 s per change
+    bmc_power_seconds: int | None = 1  # shortened like imaging; None: the emulator's random up to 11 s
     address_prefix: str = "127.20"
     keep_lab: bool = True  # leave the twins up so the operator can look at them afterwards
     json: bool = False
