@@ -11,6 +11,7 @@ rehearsal (lab) may use a key of its own, created beside its throw-away store.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import stat
@@ -27,6 +28,14 @@ KEY_FILE_ENV = "REBUILD_VAULT_PASSWORD_FILE"
 STATE_DIR_ENV = "REBUILD_STATE_DIR"
 # Windows' complexity rules need every class; exclude characters that break XML or quoting.
 _ALPHABET = string.ascii_letters + string.digits + "-_.!#%+=:"
+
+# Secrets a remembering store (SecretStore(remember=True)) decrypted in this process, keyed by a
+# digest of the vault key and the sealed file: a rotated secret is a new sealed text (new salt), so
+# it is decrypted again, and another key never finds a value. For Ansible's short-lived workers,
+# which template a host's connection password twice per task (connection options, then the play
+# context); each decryption is a PBKDF2 key derivation (ansible-vault format 1.1).
+_REMEMBERED: dict[bytes, str] = {}
+_REMEMBER_MAX = 64
 
 
 class Redacted(str):
@@ -95,10 +104,16 @@ class SecretStore:
     """Encrypted per-host secrets under `<state_dir>/secrets`."""
 
     def __init__(
-        self, state_dir: Path | None = None, key_file: Path | None = None, *, rehearsal: bool = False
+        self,
+        state_dir: Path | None = None,
+        key_file: Path | None = None,
+        *,
+        rehearsal: bool = False,
+        remember: bool = False,
     ) -> None:
         """The key is `key_file`, else $REBUILD_VAULT_PASSWORD_FILE; a rehearsal without either
-        uses (and creates on first need) `<state_dir>/vault-password`."""
+        uses (and creates on first need) `<state_dir>/vault-password`. `remember`: decrypt each
+        sealed secret once per process (the rebuild_secret lookup in Ansible's workers)."""
         self.state_dir = state_dir if state_dir is not None else default_state_dir()
         self.directory = self.state_dir / "secrets"
         env_key = os.environ.get(KEY_FILE_ENV)
@@ -107,6 +122,8 @@ class SecretStore:
         if self._create_key:
             self._key_file = self.state_dir / "vault-password"
         self._vault: VaultLib | None = None
+        self._key_digest = b""
+        self._remember = remember
 
     def key_path(self) -> Path | None:
         """The key file's path (not checked), or None when none is configured."""
@@ -139,6 +156,7 @@ class SecretStore:
             if not key:
                 raise ConfigError(f"vault key {self.key_file} ({KEY_FILE_ENV}) is empty; {KEY_HOWTO}")
             self._vault = VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(key))])
+            self._key_digest = hashlib.sha256(key).digest()
         return self._vault
 
     def _path(self, host: str, name: str) -> Path:
@@ -152,7 +170,15 @@ class SecretStore:
             return None
         vault = self._lib()  # a missing or unsafe key says so itself
         try:
-            return Redacted(vault.decrypt(path.read_bytes()).decode())
+            sealed = path.read_bytes()
+            if not self._remember:
+                return Redacted(vault.decrypt(sealed).decode())
+            seen = hashlib.sha256(self._key_digest + sealed).digest()
+            if seen not in _REMEMBERED:
+                if len(_REMEMBERED) >= _REMEMBER_MAX:
+                    _REMEMBERED.clear()
+                _REMEMBERED[seen] = vault.decrypt(sealed).decode()
+            return Redacted(_REMEMBERED[seen])
         except Exception as exc:  # wrong key or damaged file: say which, never the content
             raise ConfigError(
                 f"cannot decrypt secret {name} of {host} ({path}) with the vault key {self.key_file}: "

@@ -93,6 +93,38 @@ def test_a_private_key_of_the_user_works_and_the_store_holds_no_clear_text(tmp_p
     assert b"Cl3ar-Text-Marker!" not in stored and stored.startswith(b"$ANSIBLE_VAULT")
 
 
+def test_a_remembering_store_decrypts_a_secret_once_and_a_rotated_one_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup's store (Ansible workers): the same sealed secret is decrypted once per process;
+    a rotated secret (new sealed text) is read anew, and a plain store never remembers."""
+    from ansible.parsing.vault import VaultLib
+
+    decrypted: list[bytes] = []
+    real_decrypt = VaultLib.decrypt
+    monkeypatch.setattr(
+        VaultLib, "decrypt", lambda self, data, **kw: decrypted.append(data) or real_decrypt(self, data, **kw)
+    )
+    key = _key(tmp_path / "vault.key")
+    SecretStore(tmp_path / "state", key_file=key).put("ARL-PC-0001", "first-Value-1!")
+    remembering = [SecretStore(tmp_path / "state", key_file=key, remember=True) for _ in range(3)]
+    assert [store.get("ARL-PC-0001") for store in remembering] == ["first-Value-1!"] * 3
+    assert len(decrypted) == 1
+    remembering[0].rotate("ARL-PC-0001")  # the reimage replaces it: a new sealed text
+    rotated = remembering[1].get("ARL-PC-0001")
+    assert rotated not in (None, "first-Value-1!") and len(decrypted) == 2
+    plain = SecretStore(tmp_path / "state", key_file=key)
+    assert plain.get("ARL-PC-0001") == plain.get("ARL-PC-0001") == rotated and len(decrypted) == 4
+
+
+def test_a_remembered_secret_is_never_served_to_another_key(tmp_path: Path) -> None:
+    SecretStore(tmp_path / "state", key_file=_key(tmp_path / "a.key", content="one")).put("H", "v")
+    assert SecretStore(tmp_path / "state", key_file=tmp_path / "a.key", remember=True).get("H") == "v"
+    other = _key(tmp_path / "b.key", content="two")
+    with pytest.raises(ConfigError, match="wrong key"):
+        SecretStore(tmp_path / "state", key_file=other, remember=True).get("H")
+
+
 def test_a_wrong_key_is_found_before_a_run_naming_the_key(tmp_path: Path) -> None:
     SecretStore(tmp_path / "state", key_file=_key(tmp_path / "a.key", content="one")).put("H", "v")
     other = _key(tmp_path / "b.key", content="two")
