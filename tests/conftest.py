@@ -98,7 +98,11 @@ class RunningLab:
 
 @contextlib.contextmanager
 def _running_lab(
-    directory: Path, register: Path | None = None, site: str | None = None, imaging_seconds: float = 1.0
+    directory: Path,
+    register: Path | None = None,
+    site: str | None = None,
+    imaging_seconds: float = 1.0,
+    bmc_power_seconds: int | None = None,
 ) -> Iterator[RunningLab]:
     for attempt in range(3):
         prefix, lock = claim_prefix()
@@ -108,6 +112,7 @@ def _running_lab(
             site=site,
             address_prefix=prefix,
             imaging_seconds=imaging_seconds,
+            bmc_power_seconds=bmc_power_seconds,
         )
         try:
             info = daemon.up(options, timeout=180)
