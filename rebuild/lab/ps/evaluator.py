@@ -304,9 +304,9 @@ class Evaluator:
             return self.script.name if self.script else "<script>"
         return self.script.where(node)
 
-    def text(self, node: Node) -> str:
-        assert self.script is not None
-        return self.script.text(node)
+    @staticmethod
+    def text(node: Node) -> str:
+        return node.text
 
     def not_simulated(self, what: str, node: Node | None) -> NotSimulated:
         return NotSimulated(what, self.where(node))
@@ -472,14 +472,10 @@ class Evaluator:
         return False
 
     def _statements(self, node: Node) -> list[Node]:
-        # A pure function of the tree: kept with the parsed script (py-tree-sitter builds new child
-        # lists on every access).
-        if self.script is None:
-            return self._statements_of(node)
-        key = ("statements", node.id, node.start_byte, node.end_byte)
-        found = self.script.memo.get(key)
+        # A pure function of the tree: kept with the parsed script's node.
+        found = node.memo.get("statements")
         if found is None:
-            found = self.script.memo[key] = self._statements_of(node)
+            found = node.memo["statements"] = self._statements_of(node)
         return list(found)
 
     def _statements_of(self, node: Node) -> list[Node]:
@@ -997,13 +993,10 @@ class Evaluator:
         """The single expression/statement a pipeline consists of, or its pipeline_chain."""
         if node.type != "pipeline":
             return node
-        if self.script is None:
-            return self._pipeline_inner_of(node)
-        key = ("pipeline", node.id, node.start_byte, node.end_byte)
-        memo = self.script.memo
-        if key not in memo:
-            memo[key] = self._pipeline_inner_of(node)
-        found: Node | None = memo[key]
+        memo = node.memo
+        if "pipeline" not in memo:
+            memo["pipeline"] = self._pipeline_inner_of(node)
+        found: Node | None = memo["pipeline"]
         return found
 
     def _pipeline_inner_of(self, node: Node) -> Node | None:
@@ -1415,14 +1408,12 @@ class Evaluator:
     def expression(self, node: Node) -> Any:
         # The grammar wraps a plain value in a chain of one-child precedence nodes: follow the chain
         # once per node and remember where it ends (per parsed script, so every twin's run reuses it).
-        cache = self.script.resolved if self.script is not None else {}
-        key = (node.id, node.start_byte, node.end_byte)
-        hit = cache.get(key)
+        hit = node.memo.get("expression")
         if hit is None:
             hit = self._resolve_expression(node)
             if hit[1] == "const":
                 hit = (getattr(self, "_x_" + hit[0].type)(hit[0]), "const")
-            cache[key] = hit
+            node.memo["expression"] = hit
         target, kind = hit
         if kind == "const":
             return target  # the literal's value, computed once
