@@ -12,7 +12,9 @@ unless `-ErrorAction`/`$ErrorActionPreference` says otherwise, and becomes termi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from rebuild.lab.exec.psobjects import PSObj
@@ -189,6 +191,14 @@ def _strip_scope(name: str) -> tuple[str, str]:
     return "", name
 
 
+@lru_cache(maxsize=4096)
+def _variable_name(name: str) -> tuple[str, str, str]:
+    """A variable's scope prefix, its name as written, and its lookup key (case-insensitive):
+    a pure function of the name, derived once per name rather than on every read."""
+    prefix, bare = _strip_scope(name)
+    return prefix, bare, bare.lower()
+
+
 _BINARY_PRECEDENCE_TYPES = {
     "logical_expression",
     "bitwise_expression",
@@ -314,12 +324,19 @@ class Evaluator:
     # --- variables ---
 
     def get_var(self, name: str, node: Node | None = None) -> Any:
-        prefix, bare = _strip_scope(name)
-        key = bare.lower()
+        prefix, bare, key = _variable_name(name)
+        if not prefix:  # the common case, first: the current scope, then its parents
+            scope: Scope | None = self.scope
+            while scope is not None:
+                found = scope.vars.get(key, _UNSET)
+                if found is not _UNSET:
+                    return found
+                scope = scope.parent
+            return self._unset_var(bare, key, node)
         if prefix == "env":
             return self.host.env().get(next((k for k in self.host.env() if k.lower() == key), ""), None)
-        if prefix in ("script", "global", "local", "private", ""):
-            scope: Scope | None = self.global_scope if prefix == "global" else self.scope
+        if prefix in ("script", "global", "local", "private"):
+            scope = self.global_scope if prefix == "global" else self.scope
             if prefix == "script":
                 scope = self._script_scope()
             while scope is not None:
@@ -328,22 +345,25 @@ class Evaluator:
                 if prefix == "local":
                     break
                 scope = scope.parent
-            if self.strict >= 1 and key not in ("_", "input", "matches"):
-                raise PSRuntimeError(
-                    ErrorRecord(
-                        f"The variable '${bare}' cannot be retrieved because it has not been set.",
-                        "System.Management.Automation.RuntimeException",
-                        category="InvalidOperation",
-                        error_id="VariableIsUndefined",
-                        where=self.where(node),
-                    )
-                )
-            return None
+            return self._unset_var(bare, key, node)
         raise self.not_simulated(f"the variable drive '{prefix}:'", node)
 
+    def _unset_var(self, bare: str, key: str, node: Node | None) -> Any:
+        """Reading a variable no scope holds: $null, or an error under Set-StrictMode."""
+        if self.strict >= 1 and key not in ("_", "input", "matches"):
+            raise PSRuntimeError(
+                ErrorRecord(
+                    f"The variable '${bare}' cannot be retrieved because it has not been set.",
+                    "System.Management.Automation.RuntimeException",
+                    category="InvalidOperation",
+                    error_id="VariableIsUndefined",
+                    where=self.where(node),
+                )
+            )
+        return None
+
     def set_var(self, name: str, value: Any, node: Node | None = None) -> None:
-        prefix, bare = _strip_scope(name)
-        key = bare.lower()
+        prefix, bare, key = _variable_name(name)
         if key in ("true", "false", "null") and not prefix:
             if key == "null":
                 return  # $null = ... discards
@@ -1408,29 +1428,38 @@ class Evaluator:
     def expression(self, node: Node) -> Any:
         # The grammar wraps a plain value in a chain of one-child precedence nodes: follow the chain
         # once per node and remember where it ends (per parsed script, so every twin's run reuses it).
+        # The evaluating function is chosen then too (a table by node type, not a lookup by name).
         hit = node.memo.get("expression")
         if hit is None:
-            hit = self._resolve_expression(node)
-            if hit[1] == "const":
-                hit = (getattr(self, "_x_" + hit[0].type)(hit[0]), "const")
+            target, kind = self._resolve_expression(node)
+            if kind == "const":
+                hit = (None, _EXPRESSIONS[target.type](self, target))  # the literal's value, once
+            elif kind == "method":
+                hit = (_EXPRESSIONS[target.type], target)
+            elif kind == "array":
+                hit = (Evaluator._array_items, target)
+            elif kind == "binary":
+                hit = (Evaluator._binary_node, target)
+            else:
+                hit = (Evaluator._unknown_expression, target)
             node.memo["expression"] = hit
-        target, kind = hit
-        if kind == "const":
-            return target  # the literal's value, computed once
-        if kind == "method":
-            return getattr(self, "_x_" + target.type)(target)
-        if kind == "array":
-            return [self.expression(k) for k in target.named_children]
-        if kind == "binary":
-            return self._binary_node(target)
-        raise self.not_simulated(f"the expression '{target.type}' ({self.text(target)[:40]})", target)
+        fn, target = hit
+        if fn is None:
+            return target
+        return fn(self, target)
+
+    def _array_items(self, node: Node) -> list[Any]:
+        return [self.expression(k) for k in node.named_children]
+
+    def _unknown_expression(self, node: Node) -> Any:
+        raise self.not_simulated(f"the expression '{node.type}' ({self.text(node)[:40]})", node)
 
     def _resolve_expression(self, node: Node) -> tuple[Any, str]:
         while True:
             t = node.type
             if t in _CONSTANT_TYPES:
                 return node, "const"
-            if hasattr(self, "_x_" + t):
+            if t in _EXPRESSIONS:
                 return node, "method"
             if not (
                 t in _BINARY_PRECEDENCE_TYPES
@@ -1756,3 +1785,9 @@ class Evaluator:
         if text.startswith("[") and text.endswith("]"):
             text = text[1:-1].strip()
         return self._builtins.resolve_type(self, text, node)
+
+
+# How each expression node type evaluates: `Evaluator._x_<node type>`, looked up once per node.
+_EXPRESSIONS: dict[str, Callable[[Evaluator, Node], Any]] = {
+    name.removeprefix("_x_"): fn for name, fn in vars(Evaluator).items() if name.startswith("_x_")
+}
