@@ -546,23 +546,32 @@ class Evaluator:
             raise self.not_simulated(f"the statement '{t}'", node)
 
     def if_statement(self, node: Node, out: list[Any]) -> None:
+        branches, otherwise = node.memo.get("if") or self._if_parts(node)
+        for cond, block in branches:
+            if v.truthy(self.pipeline_value(cond)):
+                self.block(block, out)
+                return
+        if otherwise is not None:
+            self.block(otherwise, out)
+
+    @staticmethod
+    def _if_parts(node: Node) -> tuple[list[tuple[Node, Node]], Node | None]:
+        """The (condition, block) of `if` and each `elseif` in order, and the `else` block: read
+        from the tree once per node."""
         cond = node.child_by_field_name("condition")
         blocks = [c for c in node.children if c.type == "statement_block"]
         assert cond is not None
-        if v.truthy(self.pipeline_value(cond)):
-            self.block(blocks[0], out)
-            return
+        branches = [(cond, blocks[0])]
         elifs = node.child_by_field_name("elseif_clauses")
         if elifs is not None:
             for clause in elifs.named_children:
                 c = clause.child_by_field_name("condition")
                 assert c is not None
-                if v.truthy(self.pipeline_value(c)):
-                    self.block(next(x for x in clause.children if x.type == "statement_block"), out)
-                    return
+                branches.append((c, next(x for x in clause.children if x.type == "statement_block")))
         els = node.child_by_field_name("else_clause")
-        if els is not None:
-            self.block(next(x for x in els.children if x.type == "statement_block"), out)
+        otherwise = next(x for x in els.children if x.type == "statement_block") if els is not None else None
+        parts = node.memo["if"] = (branches, otherwise)
+        return parts
 
     def _loop_body(self, body: Node, out: list[Any]) -> bool:
         """Run a loop body; False when `break` ended the loop."""
@@ -1564,12 +1573,17 @@ class Evaluator:
         return v.collapse(out)
 
     def _x_variable(self, node: Node) -> Any:
-        text = self.text(node)
-        if text.startswith("${") and text.endswith("}"):
-            return self.get_var(text[2:-1], node)
-        if text.startswith("@"):
-            raise self.not_simulated("splatting outside a command", node)
-        return self.get_var(text[1:], node)
+        name = node.memo.get("variable")
+        if name is None:
+            text = self.text(node)
+            if text.startswith("${") and text.endswith("}"):
+                name = text[2:-1]
+            elif text.startswith("@"):
+                raise self.not_simulated("splatting outside a command", node)
+            else:
+                name = text[1:]
+            node.memo["variable"] = name  # the name as written, read once per node
+        return self.get_var(name, node)
 
     def _x_braced_variable(self, node: Node) -> Any:
         return self.get_var(self.text(node)[2:-1], node)
