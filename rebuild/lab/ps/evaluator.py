@@ -111,7 +111,14 @@ WINDOWS_CMDLET = re.compile(
 )
 
 # Literals whose value depends only on their text (strings and numbers are immutable in Python).
-_CONSTANT_TYPES = {"verbatim_string_characters", "integer_literal", "real_literal"}
+_CONSTANT_TYPES = {
+    "verbatim_string_characters",
+    "verbatim_here_string_characters",
+    "integer_literal",
+    "real_literal",
+}
+# Expandable strings with nothing to expand ("text", @"..."@ without $): their text alone.
+_EXPANDABLE_TYPES = {"expandable_string_literal", "expandable_here_string_literal"}
 
 # Programs every Windows installation has: calling one the lab does not simulate fails loudly
 # instead of pretending the program does not exist.
@@ -1131,6 +1138,7 @@ class Evaluator:
         self.assign_to(target, value)
 
     def assign_to(self, target: Node, value: Any) -> None:
+        target = target.memo.get("assign") or self._assign_target(target)
         t = target.type
         if t == "variable":
             self.set_var(self.text(target)[1:], value, target)
@@ -1172,9 +1180,6 @@ class Evaluator:
                 obj[i] = value
                 return
             raise self.not_simulated(f"index assignment on {type(obj).__name__}", target)
-        if t == "array_literal_expression" and len(target.named_children) == 1:
-            self.assign_to(target.named_children[0], value)
-            return
         if t == "array_literal_expression":
             targets = [c for c in target.named_children]
             items = v.as_list(value)
@@ -1185,10 +1190,21 @@ class Evaluator:
                 else:
                     self.assign_to(tn, items[i] if i < len(items) else None)
             return
-        if t in _BINARY_PRECEDENCE_TYPES or t == "unary_expression":
-            self.assign_to(target.named_children[0], value)
-            return
         raise self.not_simulated(f"assignment to {t}", target)
+
+    @staticmethod
+    def _assign_target(node: Node) -> Node:
+        """What an assignment writes to, under the grammar's one-child wrappers (precedence
+        expressions, unary, a one-element array literal), followed once per node."""
+        target = node
+        while True:
+            t = target.type
+            wrapper = t in _BINARY_PRECEDENCE_TYPES or t == "unary_expression"
+            if not (wrapper or (t == "array_literal_expression" and len(target.named_children) == 1)):
+                break
+            target = target.named_children[0]
+        node.memo["assign"] = target
+        return target
 
     def set_member(self, obj: Any, name: str, value: Any, node: Node) -> None:
         if isinstance(obj, Hashtable):
@@ -1468,6 +1484,10 @@ class Evaluator:
             t = node.type
             if t in _CONSTANT_TYPES:
                 return node, "const"
+            if t == "string_literal" and node.named_children:
+                kid = node.named_children[0]
+                if kid.type in _CONSTANT_TYPES or (kid.type in _EXPANDABLE_TYPES and not kid.named_children):
+                    return node, "const"
             if t in _EXPRESSIONS:
                 return node, "method"
             if not (
