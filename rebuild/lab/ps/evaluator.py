@@ -1082,23 +1082,31 @@ class Evaluator:
             self.statement(inner, out)
             return out
         value = self.expression(inner)
-        if value is None and self._unwrap(inner).type == "invokation_expression":
+        kind = inner.memo.get("writes")
+        if kind is None:
+            kind = inner.memo["writes"] = self._expression_statement_kind(inner)
+        if value is None and kind == "method":
             return []  # a method called as a statement: void methods write nothing (not $null)
-        while inner.child_count == 1 and (
-            inner.type in _BINARY_PRECEDENCE_TYPES
-            or inner.type in ("unary_expression", "array_literal_expression")
-        ):
-            inner = inner.children[0]
-        if inner.type == "expression_with_unary_operator" and self.text(inner.children[0]) in ("++", "--"):
+        if kind == "step":
             return []
-        if inner.type in (
+        return self._unroll(value)
+
+    def _expression_statement_kind(self, inner: Node) -> str:
+        """What an expression used as a statement writes: `step` (`$i++`, `++$i`: nothing), `method`
+        (a method call: nothing when it returns void) or `value`."""
+        node = self._unwrap(inner)
+        if node.type == "invokation_expression":
+            return "method"
+        if node.type == "expression_with_unary_operator" and self.text(node.children[0]) in ("++", "--"):
+            return "step"
+        if node.type in (
             "post_increment_expression",
             "post_decrement_expression",
             "pre_increment_expression",
             "pre_decrement_expression",
         ):
-            return []
-        return self._unroll(value)
+            return "step"
+        return "value"
 
     @staticmethod
     def _unwrap(node: Node) -> Node:
@@ -1154,7 +1162,7 @@ class Evaluator:
                 target.named_children[1], self.cast(value, self.type_name(target.named_children[0]), target)
             )
             return
-        if t == "member_access" and any(c.type == "::" for c in target.children):
+        if t == "member_access" and self._is_static(target):
             tref = self.type_name(target.named_children[0])
             self.host.static_set(self, tref.name, self._member_name(target), value, target)
             return
@@ -1763,14 +1771,26 @@ class Evaluator:
         return self._x_expression_with_unary_operator(node)
 
     def _member_name(self, node: Node) -> str:
-        mn = next(c for c in node.named_children if c.type == "member_name")
-        inner = mn.named_children[0] if mn.named_children else mn
-        if inner.type == "simple_name":
-            return self.text(inner)
-        return v.to_string(self.expression(inner))
+        found = node.memo.get("member")
+        if found is None:
+            mn = next(c for c in node.named_children if c.type == "member_name")
+            inner = mn.named_children[0] if mn.named_children else mn
+            # A plain name is its text; anything else (`$o.$name`) is evaluated on every access.
+            found = node.memo["member"] = self.text(inner) if inner.type == "simple_name" else inner
+        if isinstance(found, str):
+            return found
+        return v.to_string(self.expression(found))
+
+    @staticmethod
+    def _is_static(node: Node) -> bool:
+        """`[Type]::Member` rather than `$obj.Member`: read once per node."""
+        found = node.memo.get("static")
+        if found is None:
+            found = node.memo["static"] = any(c.type == "::" for c in node.children)
+        return bool(found)
 
     def _x_member_access(self, node: Node) -> Any:
-        static = any(c.type == "::" for c in node.children)
+        static = self._is_static(node)
         name = self._member_name(node)
         target_node = node.named_children[0]
         if static:
@@ -1780,7 +1800,7 @@ class Evaluator:
         return self._builtins.get_member(self, obj, name, node)
 
     def _x_invokation_expression(self, node: Node) -> Any:
-        static = any(c.type == "::" for c in node.children)
+        static = self._is_static(node)
         name = self._member_name(node)
         arg_list = next(c for c in node.named_children if c.type == "argument_list")
         args = self._call_args(arg_list)
@@ -1793,7 +1813,7 @@ class Evaluator:
     def _invoke_member(self, member: Node, arg_list: Node) -> Any:
         name = self._member_name(member)
         args = self._call_args(arg_list)
-        if any(c.type == "::" for c in member.children):
+        if self._is_static(member):
             return self.host_static(self.type_name(member.named_children[0]), name, args, member)
         return self._builtins.call_method(self, self.expression(member.named_children[0]), name, args, member)
 
