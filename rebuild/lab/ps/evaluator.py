@@ -638,29 +638,17 @@ class Evaluator:
     def switch_statement(self, node: Node, out: list[Any]) -> None:
         """about_Switch: each input item is tested against every clause; `break` leaves the
         switch, `continue` moves to the next item; `default` runs when nothing matched."""
-        flags = {
-            self.text(p).lower()
-            for p in node.named_children
-            if p.type == "switch_parameters"
-            for p in p.named_children
-        }
+        flags, subject_node, clauses = node.memo.get("switch") or self._switch_parts(node)
         for f in flags - {"-wildcard", "-regex", "-exact", "-casesensitive"}:
             raise self.not_simulated(f"switch {f}", node)
-        cond = next(c for c in node.named_children if c.type == "switch_condition")
-        subject = self.pipeline_value(next(c for c in cond.named_children if c.type == "pipeline"))
-        body = next(c for c in node.named_children if c.type == "switch_body")
-        clauses_node = next((c for c in body.named_children if c.type == "switch_clauses"), None)
-        clauses = clauses_node.named_children if clauses_node is not None else []
+        subject = self.pipeline_value(subject_node)
         case = "-casesensitive" in flags
         items = v.as_list(subject) if v.is_collection(subject) else [subject]
         for item in items:
             matched = False
             try:
                 default: Node | None = None
-                for clause in clauses:
-                    cnode = next(c for c in clause.named_children if c.type == "switch_clause_condition")
-                    block = next(c for c in clause.named_children if c.type == "statement_block")
-                    ctext = self.text(cnode).strip()
+                for cnode, block, ctext in clauses:
                     if ctext.lower() == "default":
                         default = block
                         continue
@@ -675,6 +663,28 @@ class Evaluator:
                 continue
             except _Break:
                 break
+
+    @staticmethod
+    def _switch_parts(node: Node) -> tuple[set[str], Node, list[tuple[Node, Node, str]]]:
+        """A switch's flags, its subject pipeline and its clauses (condition, block, condition
+        text): read from the tree once per node."""
+        flags = {
+            p.text.lower()
+            for p in node.named_children
+            if p.type == "switch_parameters"
+            for p in p.named_children
+        }
+        cond = next(c for c in node.named_children if c.type == "switch_condition")
+        subject = next(c for c in cond.named_children if c.type == "pipeline")
+        body = next(c for c in node.named_children if c.type == "switch_body")
+        clauses_node = next((c for c in body.named_children if c.type == "switch_clauses"), None)
+        clauses = []
+        for clause in clauses_node.named_children if clauses_node is not None else []:
+            cnode = next(c for c in clause.named_children if c.type == "switch_clause_condition")
+            block = next(c for c in clause.named_children if c.type == "statement_block")
+            clauses.append((cnode, block, cnode.text.strip()))
+        parts = node.memo["switch"] = (flags, subject, clauses)
+        return parts
 
     def _switch_literal(self, cnode: Node, ctext: str) -> Any:
         """A clause condition the grammar leaves as text: a quoted string, a number or a bare word."""
@@ -914,16 +924,12 @@ class Evaluator:
                 value = self.convert_param(value, type_name, p, fn, p.name in bound)
                 self.scope.vars[p.name.lower()] = value
             self.scope.vars["psboundparameters"] = psbound
-            body = next((c for c in fn.body.named_children if c.type == "script_block_body"), None)
+            body, named, blocks = fn.body.memo.get("function_body") or self._function_body(fn.body)
             if body is None:
                 return out
-            named = next((c for c in body.named_children if c.type == "named_block_list"), None)
             if named is None:
                 self._run_body(body, out)
                 return out
-            blocks = {
-                self.text(b.named_children[0]).lower(): b.named_children[1] for b in named.named_children
-            }
             unknown = set(blocks) - {"begin", "process", "end"}
             if unknown:
                 raise self.not_simulated(f"the named block {sorted(unknown)[0]}", named)
@@ -942,6 +948,26 @@ class Evaluator:
         finally:
             self.scope = caller_scope
             self.script = caller_script
+
+    @staticmethod
+    def _function_body(
+        script_block: Node,
+    ) -> tuple[Node | None, Node | None, dict[str, Node]]:
+        """A function's body, its named block list (`begin`/`process`/`end`) and those blocks by
+        lower-case name: read from the tree once per function."""
+        body = next((c for c in script_block.named_children if c.type == "script_block_body"), None)
+        named = (
+            next((c for c in body.named_children if c.type == "named_block_list"), None)
+            if body is not None
+            else None
+        )
+        blocks = (
+            {b.named_children[0].text.lower(): b.named_children[1] for b in named.named_children}
+            if named is not None
+            else {}
+        )
+        parts = script_block.memo["function_body"] = (body, named, blocks)
+        return parts
 
     def _run_body(self, node: Node, out: list[Any]) -> None:
         try:
