@@ -458,11 +458,8 @@ class Evaluator:
 
     def _statement_list_with_traps(self, node: Node, out: list[Any]) -> None:
         """Run a program/statement list, honouring `trap` statements declared in it."""
-        stmts = self._statements(node)
-        traps = [s for s in stmts if s.type == "trap_statement"]
+        stmts, traps = node.memo.get("statements") or self._statements(node)
         for s in stmts:
-            if s.type == "trap_statement":
-                continue
             try:
                 self.statement(s, out)
             except PSRuntimeError as e:
@@ -498,12 +495,14 @@ class Evaluator:
             return True
         return False
 
-    def _statements(self, node: Node) -> list[Node]:
-        # A pure function of the tree: kept with the parsed script's node.
-        found = node.memo.get("statements")
-        if found is None:
-            found = node.memo["statements"] = self._statements_of(node)
-        return list(found)
+    def _statements(self, node: Node) -> tuple[list[Node], list[Node]]:
+        """The statements to run and the `trap` statements of a block: read once per node."""
+        every = self._statements_of(node)
+        found = node.memo["statements"] = (
+            [s for s in every if s.type != "trap_statement"],
+            [s for s in every if s.type == "trap_statement"],
+        )
+        return found
 
     def _statements_of(self, node: Node) -> list[Node]:
         if node.type in ("program", "statement_block", "script_block_body", "script_block"):
@@ -520,7 +519,8 @@ class Evaluator:
         self._statement_list_with_traps(node, out)
 
     def statement(self, node: Node, out: list[Any]) -> None:
-        self.cover(node)
+        if self.coverage is not None:
+            self.cover(node)
         t = node.type
         if t == "pipeline":
             self._last_failed = False
