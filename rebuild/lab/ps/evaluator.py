@@ -1546,9 +1546,11 @@ class Evaluator:
             return node, "unknown"
 
     def _binary_node(self, node: Node) -> Any:
-        kids = node.children
-        left_node, op_node, right_node = kids[0], kids[1], kids[2]
-        op = self.text(op_node).strip().lower()
+        parts = node.memo.get("binary")
+        if parts is None:  # the operands and the operator (lower case), read once per node
+            kids = node.children
+            parts = node.memo["binary"] = (kids[0], self.text(kids[1]).strip().lower(), kids[2])
+        left_node, op, right_node = parts
         if op in ("-and", "-or"):
             left = v.truthy(self.expression(left_node))
             if op == "-and" and not left:
