@@ -9,6 +9,7 @@ string or an array; `-f` is .NET composite formatting. Every member not listed h
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -226,9 +227,10 @@ def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
 # --- operators ---------------------------------------------------------------------------------
 
 
-def binary(ev: Evaluator, op: str, left: Any, right: Any, node: Node) -> Any:
-    case = False  # about_Comparison_Operators: case-insensitive unless the c prefix says otherwise
-    base = op
+@functools.lru_cache(maxsize=256)
+def _operator(op: str) -> tuple[str, bool]:
+    """An operator without its case prefix, and whether it is case-sensitive:
+    about_Comparison_Operators, case-insensitive unless the c prefix says otherwise."""
     if op.startswith(("-c", "-i")) and op[2:] in (
         "eq",
         "ne",
@@ -247,8 +249,12 @@ def binary(ev: Evaluator, op: str, left: Any, right: Any, node: Node) -> Any:
         "replace",
         "split",
     ):
-        base = "-" + op[2:]
-        case = op.startswith("-c")
+        return "-" + op[2:], op.startswith("-c")
+    return op, False
+
+
+def binary(ev: Evaluator, op: str, left: Any, right: Any, node: Node) -> Any:
+    base, case = _operator(op)
     if base in ("-eq", "-ne", "-gt", "-ge", "-lt", "-le", "-like", "-notlike", "-match", "-notmatch"):
         if isinstance(left, list):  # about_Comparison_Operators: a collection on the left filters
             return [x for x in left if _scalar_compare(ev, base, x, right, case)]
@@ -996,8 +1002,6 @@ def _select_object(c: Call) -> list[Any]:
 
 
 def _sort_key(c: Call, props: list[Any]) -> Any:
-    import functools
-
     def cmp(a: Any, b: Any) -> int:
         for p in props or [None]:
             x = a if p is None else _property_value(c, a, p)

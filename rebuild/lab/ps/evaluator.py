@@ -12,7 +12,9 @@ unless `-ErrorAction`/`$ErrorActionPreference` says otherwise, and becomes termi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from rebuild.lab.exec.psobjects import PSObj
@@ -109,7 +111,14 @@ WINDOWS_CMDLET = re.compile(
 )
 
 # Literals whose value depends only on their text (strings and numbers are immutable in Python).
-_CONSTANT_TYPES = {"verbatim_string_characters", "integer_literal", "real_literal"}
+_CONSTANT_TYPES = {
+    "verbatim_string_characters",
+    "verbatim_here_string_characters",
+    "integer_literal",
+    "real_literal",
+}
+# Expandable strings with nothing to expand ("text", @"..."@ without $): their text alone.
+_EXPANDABLE_TYPES = {"expandable_string_literal", "expandable_here_string_literal"}
 
 # Programs every Windows installation has: calling one the lab does not simulate fails loudly
 # instead of pretending the program does not exist.
@@ -187,6 +196,14 @@ def _strip_scope(name: str) -> tuple[str, str]:
         prefix, rest = name.split(":", 1)
         return prefix.lower(), rest
     return "", name
+
+
+@lru_cache(maxsize=4096)
+def _variable_name(name: str) -> tuple[str, str, str]:
+    """A variable's scope prefix, its name as written, and its lookup key (case-insensitive):
+    a pure function of the name, derived once per name rather than on every read."""
+    prefix, bare = _strip_scope(name)
+    return prefix, bare, bare.lower()
 
 
 _BINARY_PRECEDENCE_TYPES = {
@@ -304,9 +321,9 @@ class Evaluator:
             return self.script.name if self.script else "<script>"
         return self.script.where(node)
 
-    def text(self, node: Node) -> str:
-        assert self.script is not None
-        return self.script.text(node)
+    @staticmethod
+    def text(node: Node) -> str:
+        return node.text
 
     def not_simulated(self, what: str, node: Node | None) -> NotSimulated:
         return NotSimulated(what, self.where(node))
@@ -314,12 +331,19 @@ class Evaluator:
     # --- variables ---
 
     def get_var(self, name: str, node: Node | None = None) -> Any:
-        prefix, bare = _strip_scope(name)
-        key = bare.lower()
+        prefix, bare, key = _variable_name(name)
+        if not prefix:  # the common case, first: the current scope, then its parents
+            scope: Scope | None = self.scope
+            while scope is not None:
+                found = scope.vars.get(key, _UNSET)
+                if found is not _UNSET:
+                    return found
+                scope = scope.parent
+            return self._unset_var(bare, key, node)
         if prefix == "env":
             return self.host.env().get(next((k for k in self.host.env() if k.lower() == key), ""), None)
-        if prefix in ("script", "global", "local", "private", ""):
-            scope: Scope | None = self.global_scope if prefix == "global" else self.scope
+        if prefix in ("script", "global", "local", "private"):
+            scope = self.global_scope if prefix == "global" else self.scope
             if prefix == "script":
                 scope = self._script_scope()
             while scope is not None:
@@ -328,22 +352,25 @@ class Evaluator:
                 if prefix == "local":
                     break
                 scope = scope.parent
-            if self.strict >= 1 and key not in ("_", "input", "matches"):
-                raise PSRuntimeError(
-                    ErrorRecord(
-                        f"The variable '${bare}' cannot be retrieved because it has not been set.",
-                        "System.Management.Automation.RuntimeException",
-                        category="InvalidOperation",
-                        error_id="VariableIsUndefined",
-                        where=self.where(node),
-                    )
-                )
-            return None
+            return self._unset_var(bare, key, node)
         raise self.not_simulated(f"the variable drive '{prefix}:'", node)
 
+    def _unset_var(self, bare: str, key: str, node: Node | None) -> Any:
+        """Reading a variable no scope holds: $null, or an error under Set-StrictMode."""
+        if self.strict >= 1 and key not in ("_", "input", "matches"):
+            raise PSRuntimeError(
+                ErrorRecord(
+                    f"The variable '${bare}' cannot be retrieved because it has not been set.",
+                    "System.Management.Automation.RuntimeException",
+                    category="InvalidOperation",
+                    error_id="VariableIsUndefined",
+                    where=self.where(node),
+                )
+            )
+        return None
+
     def set_var(self, name: str, value: Any, node: Node | None = None) -> None:
-        prefix, bare = _strip_scope(name)
-        key = bare.lower()
+        prefix, bare, key = _variable_name(name)
         if key in ("true", "false", "null") and not prefix:
             if key == "null":
                 return  # $null = ... discards
@@ -431,11 +458,8 @@ class Evaluator:
 
     def _statement_list_with_traps(self, node: Node, out: list[Any]) -> None:
         """Run a program/statement list, honouring `trap` statements declared in it."""
-        stmts = self._statements(node)
-        traps = [s for s in stmts if s.type == "trap_statement"]
+        stmts, traps = node.memo.get("statements") or self._statements(node)
         for s in stmts:
-            if s.type == "trap_statement":
-                continue
             try:
                 self.statement(s, out)
             except PSRuntimeError as e:
@@ -471,16 +495,14 @@ class Evaluator:
             return True
         return False
 
-    def _statements(self, node: Node) -> list[Node]:
-        # A pure function of the tree: kept with the parsed script (py-tree-sitter builds new child
-        # lists on every access).
-        if self.script is None:
-            return self._statements_of(node)
-        key = ("statements", node.id, node.start_byte, node.end_byte)
-        found = self.script.memo.get(key)
-        if found is None:
-            found = self.script.memo[key] = self._statements_of(node)
-        return list(found)
+    def _statements(self, node: Node) -> tuple[list[Node], list[Node]]:
+        """The statements to run and the `trap` statements of a block: read once per node."""
+        every = self._statements_of(node)
+        found = node.memo["statements"] = (
+            [s for s in every if s.type != "trap_statement"],
+            [s for s in every if s.type == "trap_statement"],
+        )
+        return found
 
     def _statements_of(self, node: Node) -> list[Node]:
         if node.type in ("program", "statement_block", "script_block_body", "script_block"):
@@ -497,7 +519,8 @@ class Evaluator:
         self._statement_list_with_traps(node, out)
 
     def statement(self, node: Node, out: list[Any]) -> None:
-        self.cover(node)
+        if self.coverage is not None:
+            self.cover(node)
         t = node.type
         if t == "pipeline":
             self._last_failed = False
@@ -530,23 +553,32 @@ class Evaluator:
             raise self.not_simulated(f"the statement '{t}'", node)
 
     def if_statement(self, node: Node, out: list[Any]) -> None:
+        branches, otherwise = node.memo.get("if") or self._if_parts(node)
+        for cond, block in branches:
+            if v.truthy(self.pipeline_value(cond)):
+                self.block(block, out)
+                return
+        if otherwise is not None:
+            self.block(otherwise, out)
+
+    @staticmethod
+    def _if_parts(node: Node) -> tuple[list[tuple[Node, Node]], Node | None]:
+        """The (condition, block) of `if` and each `elseif` in order, and the `else` block: read
+        from the tree once per node."""
         cond = node.child_by_field_name("condition")
         blocks = [c for c in node.children if c.type == "statement_block"]
         assert cond is not None
-        if v.truthy(self.pipeline_value(cond)):
-            self.block(blocks[0], out)
-            return
+        branches = [(cond, blocks[0])]
         elifs = node.child_by_field_name("elseif_clauses")
         if elifs is not None:
             for clause in elifs.named_children:
                 c = clause.child_by_field_name("condition")
                 assert c is not None
-                if v.truthy(self.pipeline_value(c)):
-                    self.block(next(x for x in clause.children if x.type == "statement_block"), out)
-                    return
+                branches.append((c, next(x for x in clause.children if x.type == "statement_block")))
         els = node.child_by_field_name("else_clause")
-        if els is not None:
-            self.block(next(x for x in els.children if x.type == "statement_block"), out)
+        otherwise = next(x for x in els.children if x.type == "statement_block") if els is not None else None
+        parts = node.memo["if"] = (branches, otherwise)
+        return parts
 
     def _loop_body(self, body: Node, out: list[Any]) -> bool:
         """Run a loop body; False when `break` ended the loop."""
@@ -606,29 +638,17 @@ class Evaluator:
     def switch_statement(self, node: Node, out: list[Any]) -> None:
         """about_Switch: each input item is tested against every clause; `break` leaves the
         switch, `continue` moves to the next item; `default` runs when nothing matched."""
-        flags = {
-            self.text(p).lower()
-            for p in node.named_children
-            if p.type == "switch_parameters"
-            for p in p.named_children
-        }
+        flags, subject_node, clauses = node.memo.get("switch") or self._switch_parts(node)
         for f in flags - {"-wildcard", "-regex", "-exact", "-casesensitive"}:
             raise self.not_simulated(f"switch {f}", node)
-        cond = next(c for c in node.named_children if c.type == "switch_condition")
-        subject = self.pipeline_value(next(c for c in cond.named_children if c.type == "pipeline"))
-        body = next(c for c in node.named_children if c.type == "switch_body")
-        clauses_node = next((c for c in body.named_children if c.type == "switch_clauses"), None)
-        clauses = clauses_node.named_children if clauses_node is not None else []
+        subject = self.pipeline_value(subject_node)
         case = "-casesensitive" in flags
         items = v.as_list(subject) if v.is_collection(subject) else [subject]
         for item in items:
             matched = False
             try:
                 default: Node | None = None
-                for clause in clauses:
-                    cnode = next(c for c in clause.named_children if c.type == "switch_clause_condition")
-                    block = next(c for c in clause.named_children if c.type == "statement_block")
-                    ctext = self.text(cnode).strip()
+                for cnode, block, ctext in clauses:
                     if ctext.lower() == "default":
                         default = block
                         continue
@@ -643,6 +663,28 @@ class Evaluator:
                 continue
             except _Break:
                 break
+
+    @staticmethod
+    def _switch_parts(node: Node) -> tuple[set[str], Node, list[tuple[Node, Node, str]]]:
+        """A switch's flags, its subject pipeline and its clauses (condition, block, condition
+        text): read from the tree once per node."""
+        flags = {
+            p.text.lower()
+            for p in node.named_children
+            if p.type == "switch_parameters"
+            for p in p.named_children
+        }
+        cond = next(c for c in node.named_children if c.type == "switch_condition")
+        subject = next(c for c in cond.named_children if c.type == "pipeline")
+        body = next(c for c in node.named_children if c.type == "switch_body")
+        clauses_node = next((c for c in body.named_children if c.type == "switch_clauses"), None)
+        clauses = []
+        for clause in clauses_node.named_children if clauses_node is not None else []:
+            cnode = next(c for c in clause.named_children if c.type == "switch_clause_condition")
+            block = next(c for c in clause.named_children if c.type == "statement_block")
+            clauses.append((cnode, block, cnode.text.strip()))
+        parts = node.memo["switch"] = (flags, subject, clauses)
+        return parts
 
     def _switch_literal(self, cnode: Node, ctext: str) -> Any:
         """A clause condition the grammar leaves as text: a quoted string, a number or a bare word."""
@@ -882,16 +924,12 @@ class Evaluator:
                 value = self.convert_param(value, type_name, p, fn, p.name in bound)
                 self.scope.vars[p.name.lower()] = value
             self.scope.vars["psboundparameters"] = psbound
-            body = next((c for c in fn.body.named_children if c.type == "script_block_body"), None)
+            body, named, blocks = fn.body.memo.get("function_body") or self._function_body(fn.body)
             if body is None:
                 return out
-            named = next((c for c in body.named_children if c.type == "named_block_list"), None)
             if named is None:
                 self._run_body(body, out)
                 return out
-            blocks = {
-                self.text(b.named_children[0]).lower(): b.named_children[1] for b in named.named_children
-            }
             unknown = set(blocks) - {"begin", "process", "end"}
             if unknown:
                 raise self.not_simulated(f"the named block {sorted(unknown)[0]}", named)
@@ -910,6 +948,26 @@ class Evaluator:
         finally:
             self.scope = caller_scope
             self.script = caller_script
+
+    @staticmethod
+    def _function_body(
+        script_block: Node,
+    ) -> tuple[Node | None, Node | None, dict[str, Node]]:
+        """A function's body, its named block list (`begin`/`process`/`end`) and those blocks by
+        lower-case name: read from the tree once per function."""
+        body = next((c for c in script_block.named_children if c.type == "script_block_body"), None)
+        named = (
+            next((c for c in body.named_children if c.type == "named_block_list"), None)
+            if body is not None
+            else None
+        )
+        blocks = (
+            {b.named_children[0].text.lower(): b.named_children[1] for b in named.named_children}
+            if named is not None
+            else {}
+        )
+        parts = script_block.memo["function_body"] = (body, named, blocks)
+        return parts
 
     def _run_body(self, node: Node, out: list[Any]) -> None:
         try:
@@ -997,13 +1055,10 @@ class Evaluator:
         """The single expression/statement a pipeline consists of, or its pipeline_chain."""
         if node.type != "pipeline":
             return node
-        if self.script is None:
-            return self._pipeline_inner_of(node)
-        key = ("pipeline", node.id, node.start_byte, node.end_byte)
-        memo = self.script.memo
-        if key not in memo:
-            memo[key] = self._pipeline_inner_of(node)
-        found: Node | None = memo[key]
+        memo = node.memo
+        if "pipeline" not in memo:
+            memo["pipeline"] = self._pipeline_inner_of(node)
+        found: Node | None = memo["pipeline"]
         return found
 
     def _pipeline_inner_of(self, node: Node) -> Node | None:
@@ -1053,23 +1108,31 @@ class Evaluator:
             self.statement(inner, out)
             return out
         value = self.expression(inner)
-        if value is None and self._unwrap(inner).type == "invokation_expression":
+        kind = inner.memo.get("writes")
+        if kind is None:
+            kind = inner.memo["writes"] = self._expression_statement_kind(inner)
+        if value is None and kind == "method":
             return []  # a method called as a statement: void methods write nothing (not $null)
-        while inner.child_count == 1 and (
-            inner.type in _BINARY_PRECEDENCE_TYPES
-            or inner.type in ("unary_expression", "array_literal_expression")
-        ):
-            inner = inner.children[0]
-        if inner.type == "expression_with_unary_operator" and self.text(inner.children[0]) in ("++", "--"):
+        if kind == "step":
             return []
-        if inner.type in (
+        return self._unroll(value)
+
+    def _expression_statement_kind(self, inner: Node) -> str:
+        """What an expression used as a statement writes: `step` (`$i++`, `++$i`: nothing), `method`
+        (a method call: nothing when it returns void) or `value`."""
+        node = self._unwrap(inner)
+        if node.type == "invokation_expression":
+            return "method"
+        if node.type == "expression_with_unary_operator" and self.text(node.children[0]) in ("++", "--"):
+            return "step"
+        if node.type in (
             "post_increment_expression",
             "post_decrement_expression",
             "pre_increment_expression",
             "pre_decrement_expression",
         ):
-            return []
-        return self._unroll(value)
+            return "step"
+        return "value"
 
     @staticmethod
     def _unwrap(node: Node) -> Node:
@@ -1109,6 +1172,7 @@ class Evaluator:
         self.assign_to(target, value)
 
     def assign_to(self, target: Node, value: Any) -> None:
+        target = target.memo.get("assign") or self._assign_target(target)
         t = target.type
         if t == "variable":
             self.set_var(self.text(target)[1:], value, target)
@@ -1124,7 +1188,7 @@ class Evaluator:
                 target.named_children[1], self.cast(value, self.type_name(target.named_children[0]), target)
             )
             return
-        if t == "member_access" and any(c.type == "::" for c in target.children):
+        if t == "member_access" and self._is_static(target):
             tref = self.type_name(target.named_children[0])
             self.host.static_set(self, tref.name, self._member_name(target), value, target)
             return
@@ -1150,9 +1214,6 @@ class Evaluator:
                 obj[i] = value
                 return
             raise self.not_simulated(f"index assignment on {type(obj).__name__}", target)
-        if t == "array_literal_expression" and len(target.named_children) == 1:
-            self.assign_to(target.named_children[0], value)
-            return
         if t == "array_literal_expression":
             targets = [c for c in target.named_children]
             items = v.as_list(value)
@@ -1163,10 +1224,21 @@ class Evaluator:
                 else:
                     self.assign_to(tn, items[i] if i < len(items) else None)
             return
-        if t in _BINARY_PRECEDENCE_TYPES or t == "unary_expression":
-            self.assign_to(target.named_children[0], value)
-            return
         raise self.not_simulated(f"assignment to {t}", target)
+
+    @staticmethod
+    def _assign_target(node: Node) -> Node:
+        """What an assignment writes to, under the grammar's one-child wrappers (precedence
+        expressions, unary, a one-element array literal), followed once per node."""
+        target = node
+        while True:
+            t = target.type
+            wrapper = t in _BINARY_PRECEDENCE_TYPES or t == "unary_expression"
+            if not (wrapper or (t == "array_literal_expression" and len(target.named_children) == 1)):
+                break
+            target = target.named_children[0]
+        node.memo["assign"] = target
+        return target
 
     def set_member(self, obj: Any, name: str, value: Any, node: Node) -> None:
         if isinstance(obj, Hashtable):
@@ -1415,31 +1487,42 @@ class Evaluator:
     def expression(self, node: Node) -> Any:
         # The grammar wraps a plain value in a chain of one-child precedence nodes: follow the chain
         # once per node and remember where it ends (per parsed script, so every twin's run reuses it).
-        cache = self.script.resolved if self.script is not None else {}
-        key = (node.id, node.start_byte, node.end_byte)
-        hit = cache.get(key)
+        # The evaluating function is chosen then too (a table by node type, not a lookup by name).
+        hit = node.memo.get("expression")
         if hit is None:
-            hit = self._resolve_expression(node)
-            if hit[1] == "const":
-                hit = (getattr(self, "_x_" + hit[0].type)(hit[0]), "const")
-            cache[key] = hit
-        target, kind = hit
-        if kind == "const":
-            return target  # the literal's value, computed once
-        if kind == "method":
-            return getattr(self, "_x_" + target.type)(target)
-        if kind == "array":
-            return [self.expression(k) for k in target.named_children]
-        if kind == "binary":
-            return self._binary_node(target)
-        raise self.not_simulated(f"the expression '{target.type}' ({self.text(target)[:40]})", target)
+            target, kind = self._resolve_expression(node)
+            if kind == "const":
+                hit = (None, _EXPRESSIONS[target.type](self, target))  # the literal's value, once
+            elif kind == "method":
+                hit = (_EXPRESSIONS[target.type], target)
+            elif kind == "array":
+                hit = (Evaluator._array_items, target)
+            elif kind == "binary":
+                hit = (Evaluator._binary_node, target)
+            else:
+                hit = (Evaluator._unknown_expression, target)
+            node.memo["expression"] = hit
+        fn, target = hit
+        if fn is None:
+            return target
+        return fn(self, target)
+
+    def _array_items(self, node: Node) -> list[Any]:
+        return [self.expression(k) for k in node.named_children]
+
+    def _unknown_expression(self, node: Node) -> Any:
+        raise self.not_simulated(f"the expression '{node.type}' ({self.text(node)[:40]})", node)
 
     def _resolve_expression(self, node: Node) -> tuple[Any, str]:
         while True:
             t = node.type
             if t in _CONSTANT_TYPES:
                 return node, "const"
-            if hasattr(self, "_x_" + t):
+            if t == "string_literal" and node.named_children:
+                kid = node.named_children[0]
+                if kid.type in _CONSTANT_TYPES or (kid.type in _EXPANDABLE_TYPES and not kid.named_children):
+                    return node, "const"
+            if t in _EXPRESSIONS:
                 return node, "method"
             if not (
                 t in _BINARY_PRECEDENCE_TYPES
@@ -1463,9 +1546,11 @@ class Evaluator:
             return node, "unknown"
 
     def _binary_node(self, node: Node) -> Any:
-        kids = node.children
-        left_node, op_node, right_node = kids[0], kids[1], kids[2]
-        op = self.text(op_node).strip().lower()
+        parts = node.memo.get("binary")
+        if parts is None:  # the operands and the operator (lower case), read once per node
+            kids = node.children
+            parts = node.memo["binary"] = (kids[0], self.text(kids[1]).strip().lower(), kids[2])
+        left_node, op, right_node = parts
         if op in ("-and", "-or"):
             left = v.truthy(self.expression(left_node))
             if op == "-and" and not left:
@@ -1544,12 +1629,17 @@ class Evaluator:
         return v.collapse(out)
 
     def _x_variable(self, node: Node) -> Any:
-        text = self.text(node)
-        if text.startswith("${") and text.endswith("}"):
-            return self.get_var(text[2:-1], node)
-        if text.startswith("@"):
-            raise self.not_simulated("splatting outside a command", node)
-        return self.get_var(text[1:], node)
+        name = node.memo.get("variable")
+        if name is None:
+            text = self.text(node)
+            if text.startswith("${") and text.endswith("}"):
+                name = text[2:-1]
+            elif text.startswith("@"):
+                raise self.not_simulated("splatting outside a command", node)
+            else:
+                name = text[1:]
+            node.memo["variable"] = name  # the name as written, read once per node
+        return self.get_var(name, node)
 
     def _x_braced_variable(self, node: Node) -> Any:
         return self.get_var(self.text(node)[2:-1], node)
@@ -1709,14 +1799,26 @@ class Evaluator:
         return self._x_expression_with_unary_operator(node)
 
     def _member_name(self, node: Node) -> str:
-        mn = next(c for c in node.named_children if c.type == "member_name")
-        inner = mn.named_children[0] if mn.named_children else mn
-        if inner.type == "simple_name":
-            return self.text(inner)
-        return v.to_string(self.expression(inner))
+        found = node.memo.get("member")
+        if found is None:
+            mn = next(c for c in node.named_children if c.type == "member_name")
+            inner = mn.named_children[0] if mn.named_children else mn
+            # A plain name is its text; anything else (`$o.$name`) is evaluated on every access.
+            found = node.memo["member"] = self.text(inner) if inner.type == "simple_name" else inner
+        if isinstance(found, str):
+            return found
+        return v.to_string(self.expression(found))
+
+    @staticmethod
+    def _is_static(node: Node) -> bool:
+        """`[Type]::Member` rather than `$obj.Member`: read once per node."""
+        found = node.memo.get("static")
+        if found is None:
+            found = node.memo["static"] = any(c.type == "::" for c in node.children)
+        return bool(found)
 
     def _x_member_access(self, node: Node) -> Any:
-        static = any(c.type == "::" for c in node.children)
+        static = self._is_static(node)
         name = self._member_name(node)
         target_node = node.named_children[0]
         if static:
@@ -1726,7 +1828,7 @@ class Evaluator:
         return self._builtins.get_member(self, obj, name, node)
 
     def _x_invokation_expression(self, node: Node) -> Any:
-        static = any(c.type == "::" for c in node.children)
+        static = self._is_static(node)
         name = self._member_name(node)
         arg_list = next(c for c in node.named_children if c.type == "argument_list")
         args = self._call_args(arg_list)
@@ -1739,7 +1841,7 @@ class Evaluator:
     def _invoke_member(self, member: Node, arg_list: Node) -> Any:
         name = self._member_name(member)
         args = self._call_args(arg_list)
-        if any(c.type == "::" for c in member.children):
+        if self._is_static(member):
             return self.host_static(self.type_name(member.named_children[0]), name, args, member)
         return self._builtins.call_method(self, self.expression(member.named_children[0]), name, args, member)
 
@@ -1765,3 +1867,9 @@ class Evaluator:
         if text.startswith("[") and text.endswith("]"):
             text = text[1:-1].strip()
         return self._builtins.resolve_type(self, text, node)
+
+
+# How each expression node type evaluates: `Evaluator._x_<node type>`, looked up once per node.
+_EXPRESSIONS: dict[str, Callable[[Evaluator, Node], Any]] = {
+    name.removeprefix("_x_"): fn for name, fn in vars(Evaluator).items() if name.startswith("_x_")
+}

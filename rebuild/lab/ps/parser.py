@@ -1,7 +1,11 @@
 """Parse PowerShell with the real grammar (tree-sitter-powershell) and refuse what 5.1 refuses.
 
 Trees are cached by script name and content, so the lab parses each product script once per
-process however many twins run it. Syntax PowerShell 5.1 does not have fails as a parse error:
+process however many twins run it. Each tree is converted once into plain Python nodes (`Node`:
+type, children, fields, text, position), so evaluation never crosses into tree-sitter's C objects,
+which build new Python objects on every attribute access.
+
+Syntax PowerShell 5.1 does not have fails as a parse error:
 the grammar accepts some PowerShell 7 syntax (`&&`/`||` pipeline chains) and rejects the rest
 (`??`, `?.`, `? :` appear as ERROR nodes), and both are reported the same way.
 """
@@ -20,7 +24,79 @@ import tree_sitter_powershell
 
 from rebuild.lab.ps.errors import PSParseError
 
-Node = tree_sitter.Node
+
+class Node:
+    """One syntax node of a parsed script, as plain Python data (the subset of tree_sitter.Node
+    the lab reads, same names). `memo` holds facts the evaluator derives from the node alone."""
+
+    __slots__ = (
+        "children",
+        "end_byte",
+        "fields",
+        "is_missing",
+        "is_named",
+        "memo",
+        "named_children",
+        "parent",
+        "start_byte",
+        "start_point",
+        "text",
+        "type",
+    )
+
+    def __init__(self, ts: tree_sitter.Node, parent: Node | None, source: bytes) -> None:
+        self.type: str = ts.type
+        self.children: list[Node] = []
+        self.named_children: list[Node] = []
+        self.fields: dict[str, Node] = {}
+        self.parent = parent
+        self.start_byte: int = ts.start_byte
+        self.end_byte: int = ts.end_byte
+        self.start_point: tuple[int, int] = (ts.start_point[0], ts.start_point[1])
+        self.is_named: bool = ts.is_named
+        self.is_missing: bool = ts.is_missing
+        self.text: str = source[self.start_byte : self.end_byte].decode("utf-8", "replace")
+        self.memo: dict[str, Any] = {}
+
+    @property
+    def child_count(self) -> int:
+        return len(self.children)
+
+    def child_by_field_name(self, name: str) -> Node | None:
+        return self.fields.get(name)
+
+    def __repr__(self) -> str:
+        return f"<Node {self.type} {self.start_point[0] + 1}:{self.start_point[1] + 1}>"
+
+
+def _convert(tree: tree_sitter.Tree, source: bytes) -> Node:
+    """The tree as plain nodes, walked once with a cursor (no recursion: deep scripts are fine)."""
+    cursor = tree.walk()
+    root = Node(cursor.node, None, source)  # type: ignore[arg-type]
+    current = root
+
+    def add(parent: Node) -> Node:
+        node = Node(cursor.node, parent, source)  # type: ignore[arg-type]
+        parent.children.append(node)
+        if node.is_named:
+            parent.named_children.append(node)
+        field_name = cursor.field_name
+        if field_name is not None:
+            parent.fields.setdefault(field_name, node)  # child_by_field_name: the first such child
+        return node
+
+    while True:
+        if cursor.goto_first_child():
+            current = add(current)
+            continue
+        while not cursor.goto_next_sibling():
+            if not cursor.goto_parent():
+                return root
+            assert current.parent is not None
+            current = current.parent
+        assert current.parent is not None
+        current = add(current.parent)
+
 
 # PowerShell 7 tokens that Windows PowerShell 5.1's parser does not know.
 _PS7_TOKENS = {"&&": "the pipeline chain operator '&&'", "||": "the pipeline chain operator '||'"}
@@ -32,28 +108,14 @@ class Script:
 
     name: str
     source: bytes
-    tree: tree_sitter.Tree
+    root: Node
     statements: list[int] = field(default_factory=list)  # start bytes of every statement
-    # Expression nodes -> (the node the one-child wrapper chain ends at, how to evaluate it).
-    resolved: dict[tuple[int, int, int], tuple[Any, str]] = field(default_factory=dict)
-    texts: dict[tuple[int, int], str] = field(default_factory=dict)  # source text by byte range
-    memo: dict[tuple[str, int, int, int], Any] = field(
-        default_factory=dict
-    )  # tree facts the evaluator derives
-
-    @property
-    def root(self) -> Node:
-        return self.tree.root_node
 
     def where(self, node: Node) -> str:
         return f"{self.name}:{node.start_point[0] + 1}"
 
     def text(self, node: Node) -> str:
-        key = (node.start_byte, node.end_byte)
-        found = self.texts.get(key)
-        if found is None:
-            found = self.texts[key] = self.source[key[0] : key[1]].decode("utf-8", "replace")
-        return found
+        return node.text
 
 
 @lru_cache(maxsize=1)
@@ -76,8 +138,7 @@ def parse(source: str | bytes, name: str = "<script>") -> Script:
         cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        tree = _parser().parse(data)
-        script = Script(name, data, tree)
+        script = Script(name, data, _convert(_parser().parse(data), data))
         _check_51(script)
         script.statements = sorted(_statement_starts(script.root))
         if len(_CACHE) > 256:
@@ -130,7 +191,11 @@ def _bareword_list_gap(script: Script, node: Node) -> bool:
     (about_Parsing, argument mode); the grammar gives `Name`, a MISSING separator, `,Status`, which
     the evaluator joins back into the array."""
     sep = node.parent
-    following = sep.next_sibling if sep is not None and sep.type == "command_argument_sep" else None
+    following = None
+    if sep is not None and sep.type == "command_argument_sep" and sep.parent is not None:
+        siblings = sep.parent.children
+        after = [i + 1 for i, c in enumerate(siblings) if c is sep]
+        following = siblings[after[0]] if after and after[0] < len(siblings) else None
     return (
         following is not None and following.type == "generic_token" and script.text(following).startswith(",")
     )

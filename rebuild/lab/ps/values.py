@@ -187,6 +187,8 @@ def truthy(value: Any) -> bool:
 
 def to_string(value: Any, ofs: str = " ") -> str:
     """How PowerShell turns a value into a string (casts, string expansion, -join)."""
+    if type(value) is str:  # the common case, first
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
