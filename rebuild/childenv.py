@@ -36,6 +36,7 @@ ALLOWED: dict[str, str] = {
     "REBUILD_VAULT_PASSWORD_FILE": "the vault key file's path, for the rebuild_secret lookup",
     "REBUILD_DATA_DIR": "the project data (sites, tiers, catalogues) the plugins read",
     "REBUILD_RUN_DIR": "where rebuild_verify writes its logs and JUnit XML",
+    "REBUILD_VERIFY_SOCKET": "the site run's verification server's socket path (the secret goes over it)",
     # Ansible settings rebuild sets or relies on
     "ANSIBLE_CONFIG": "the project's ansible.cfg (plugin paths, roles, no diffs)",
     "ANSIBLE_FORKS": "one fork per host of the batch",
