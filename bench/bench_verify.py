@@ -30,8 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import _running_lab, rehearsal_site_argv  # noqa: E402
 from verify_request import keep_admin, verify_request  # noqa: E402
 
-from rebuild.childenv import child_env  # noqa: E402
-from rebuild.verify.runner import SUITES, pytest_args, run_verification  # noqa: E402
+from rebuild.verify.runner import SUITES, pytest_args, pytest_env, run_verification  # noqa: E402
 from rebuild.verify.server import running_server  # noqa: E402
 
 HOST = "ARL-URG-0002"
@@ -69,7 +68,7 @@ def _pytest_cpu(kind: str, config: bytes, extra: list[str]) -> float:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         pass_fds=(read_fd,),
-        env=child_env(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+        env=pytest_env(),
         cwd=str(SUITES),
     )
     os.close(read_fd)
@@ -119,7 +118,7 @@ def main() -> int:
                     "-c",
                     "import pytest, testinfra.host, winrm.protocol, rebuild.verify.plugin",
                 ],
-                env=child_env(os.environ, PYTHONDONTWRITEBYTECODE="1"),
+                env=pytest_env(),
                 cwd=str(SUITES),
                 check=True,
             )

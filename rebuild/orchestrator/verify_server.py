@@ -24,7 +24,7 @@ def verification_server(
     with contextlib.ExitStack() as stack:
         try:
             batches.verify_socket = stack.enter_context(running_server(run_dir))
-        except RebuildError as exc:  # verification still runs, at the cost of a Python per host
+        except (RebuildError, OSError) as exc:  # verification still runs, with a Python per host
             say(f"{exc}; each host is verified by a new Python process")
         try:
             yield

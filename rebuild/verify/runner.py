@@ -137,14 +137,19 @@ def parse_junit(path: Path) -> tuple[int, int, int, int, list[dict[str, str]], l
     return tests, failures, errors, skipped, failed, skips
 
 
-def pytest_args(kind: str, host: str, junit: Path | None, config_fd: int) -> list[str]:
-    """pytest's arguments for one host, the same in a server's fork and a new Python.
+def pytest_env() -> dict[str, str]:
+    """The environment of the verification's pytest, the same for a new Python and the server.
 
-    No plugin is autoloaded from the environment (a plugin installed beside rebuild, such as
-    pytest-randomly, would change what runs): only rebuild's own plugin, named here."""
+    No plugin is autoloaded from the virtualenv (one installed beside rebuild, such as
+    pytest-randomly, would change what runs): only rebuild's own plugin, named in pytest_args.
+    (The variable works in every supported pytest; `--disable-plugin-autoload` needs 8.4.)"""
+    return child_env(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+
+
+def pytest_args(kind: str, host: str, junit: Path | None, config_fd: int) -> list[str]:
+    """pytest's arguments for one host, the same in a server's fork and a new Python."""
     return [
         *[str(f) for f in suite_files(kind)],
-        "--disable-plugin-autoload",
         "-p",
         "rebuild.verify.plugin",
         f"--rebuild-config-fd={config_fd}",
@@ -172,14 +177,13 @@ def _run_subprocess(kind: str, host: str, junit: Path, config: bytes, timeout_s:
     """`python -m pytest` for one host, killed on its deadline."""
     read_fd, write_fd = os.pipe()
     argv = [sys.executable, "-m", "pytest", *pytest_args(kind, host, junit, read_fd)]
-    env = child_env(os.environ, PYTHONDONTWRITEBYTECODE="1")  # the allow-list: no credential
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         pass_fds=(read_fd,),
-        env=env,
+        env=pytest_env(),  # the allow-list: no credential
         cwd=str(SUITES),
     )
     os.close(read_fd)

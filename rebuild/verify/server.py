@@ -46,10 +46,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from rebuild.childenv import child_env
 from rebuild.errors import RebuildError
 from rebuild.verify.client import recv_frame, send_frame
-from rebuild.verify.runner import SUITES, pytest_args, suite_files
+from rebuild.verify.runner import SUITES, pytest_args, pytest_env, suite_files
 
 _REQUEST_READ_S = 10.0  # a client sends its request at once; a silent one is dropped
 CHILD_LOST_SERVER = 70  # a child's exit code when its server is gone
@@ -322,8 +321,8 @@ def running_server(run_dir: Path) -> Iterator[Path]:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
-            env=child_env(os.environ, PYTHONDONTWRITEBYTECODE="1"),
-            cwd=str(SUITES),  # as the subprocess path's pytest
+            env=pytest_env(),  # its forks inherit it: the same as the subprocess path's pytest
+            cwd=str(SUITES),
         )
     try:
         _wait_listening(proc, log_path)
