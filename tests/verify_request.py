@@ -14,20 +14,7 @@ from ansible.vars.manager import VariableManager
 
 from rebuild.lab.state import StateStore
 from rebuild.verify import Expectations, VerifyTarget, build_expectations
-
-HOSTVARS = (
-    "inventory_hostname",
-    "group_names",
-    "rebuild_kind",
-    "rebuild_service",
-    "rebuild_os",
-    "rebuild_site",
-    "rebuild_location",
-    "rebuild_applications",
-    "rebuild_image_catalogue",
-    "rebuild_domain",
-    "rebuild_local_admin_name",
-)
+from rebuild.verify.expect import HOSTVARS
 
 
 def keep_admin(lab: Any, *hosts: str) -> None:

@@ -30,20 +30,7 @@ from rebuild.patch import load_patch_catalogue
 from rebuild.secrets import SecretStore
 from rebuild.verify import VerifyTarget, build_expectations, run_verification
 from rebuild.verify.client import SOCKET_ENV
-
-_HOSTVARS = (
-    "inventory_hostname",
-    "group_names",
-    "rebuild_kind",
-    "rebuild_service",
-    "rebuild_os",
-    "rebuild_site",
-    "rebuild_location",
-    "rebuild_applications",
-    "rebuild_image_catalogue",
-    "rebuild_domain",
-    "rebuild_local_admin_name",
-)
+from rebuild.verify.expect import HOSTVARS
 
 
 class ActionModule(RebuildAction):
@@ -96,7 +83,7 @@ class ActionModule(RebuildAction):
         if self._task.check_mode:
             result.update(skipped=True, msg="verification reads the host; nothing to do in check mode")
             return result
-        hostvars = {k: self._templar.template(task_vars[k]) for k in _HOSTVARS if k in task_vars}
+        hostvars = {k: self._templar.template(task_vars[k]) for k in HOSTVARS if k in task_vars}
         run_dir = Path(str(args.get("run_dir") or os.environ.get("REBUILD_RUN_DIR") or "state/runs/adhoc"))
         try:
             target, password = self._target(host, task_vars)

@@ -1,8 +1,9 @@
 """A warm verification server: pytest, testinfra, pywinrm and the suites imported once per site
 run, one forked child per host.
 
-Starting `python -m pytest` per host cost ~1.2 CPU s on the controller: interpreter start,
-imports, plugin discovery and assertion-rewriting the suites, before the first check. The site
+Starting `python -m pytest` per host cost ~0.4 of its ~0.9 CPU s on the controller before the
+first check (interpreter start, imports, plugin set-up, assertion-rewriting and collecting the
+suites; docs/site-run.md, bench/bench_verify.py). The site
 run starts this server once (rebuild.orchestrator.verify_server); it imports everything and
 collects both kinds' suites once (`--collect-only`, so the suite modules sit in sys.modules
 already assertion-rewritten by pytest's own hook), then serves requests on a unix socket in a

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from verify_processes import verify_server_pids
 
 from rebuild.journal import Journal, Phase
 from rebuild.verify.runner import VerifyResult, run_verification
@@ -28,20 +29,6 @@ from rebuild.verify.server import running_server
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
 CLEAN, DRIFTED = "ARL-URG-0002", "ARL-URG-0001"
-
-
-def server_processes(needle: str) -> list[int]:
-    """Processes running rebuild.verify.server whose command line contains `needle`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"rebuild.verify.server" in cmdline and needle.encode() in cmdline:
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +83,7 @@ def test_site_run_verifies_through_its_server_and_stops_it(rehearsal: tuple[Any,
     assert stdout and not [text for text in stdout if "verified by a new Python process" in text]
     assert log.rstrip().endswith("stopped")
     # Stopped with the run: no server process left, its socket folder gone.
-    assert not server_processes(str(run_dir)) and not (run_dir / "verify-server").exists()
+    assert not verify_server_pids(str(run_dir)) and not (run_dir / "verify-server").exists()
 
 
 @pytest.mark.parametrize("host", [CLEAN, DRIFTED])
@@ -170,7 +157,7 @@ def test_a_server_gone_leaves_verification_to_a_new_python(
     lab, _ = rehearsal
     target, expect, password, previous = request(lab, CLEAN)
     with running_server(tmp_path / "run") as socket:
-        (pid,) = server_processes(str(socket))
+        (pid,) = verify_server_pids(str(socket))
         os.kill(pid, signal.SIGKILL)  # a crash: its socket file stays, nobody listens
         notices: list[str] = []
         result = run_verification(
@@ -194,7 +181,7 @@ def test_no_secret_in_the_servers_argv_environment_log_or_junit(
     target, expect, password, previous = request(lab, DRIFTED)
     assert password and previous and password != previous
     with running_server(tmp_path / "run") as socket:
-        (pid,) = server_processes(str(socket))
+        (pid,) = verify_server_pids(str(socket))
         result = run_verification(
             target, expect, password=password, previous_password=previous, run_dir=tmp_path / "run",
             server=socket,

@@ -13,6 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from test_verify_runner import HOSTVARS as RADIOLOGY_PC
+from verify_processes import verify_server_pids
 
 from rebuild.orchestrator.verify_server import verification_server
 from rebuild.verify.client import (
@@ -23,19 +25,6 @@ from rebuild.verify.client import (
     verify_through_server,
 )
 from rebuild.verify.server import running_server
-
-
-def server_pids(needle: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"rebuild.verify.server" in cmdline and needle.encode() in cmdline:
-                found.append(int(entry.name))
-    return found
 
 
 def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
@@ -82,7 +71,7 @@ def test_a_bad_request_is_refused_and_the_server_goes_on(tmp_path: Path) -> None
             send_frame(conn, b"not json")
             assert b"bad request" in recv_frame(conn)
         log = (tmp_path / "run" / "verify" / "server.log").read_text()
-        assert log.count("request refused") == 2 and server_pids(str(path))
+        assert log.count("request refused") == 2 and verify_server_pids(str(path))
 
 
 def test_a_client_that_hangs_up_has_its_child_killed(tmp_path: Path) -> None:
@@ -91,18 +80,7 @@ def test_a_client_that_hangs_up_has_its_child_killed(tmp_path: Path) -> None:
 
     from rebuild.verify import VerifyTarget, build_expectations
 
-    expect = build_expectations(
-        {
-            "inventory_hostname": "ARL-RAD-0001",
-            "rebuild_kind": "workstation",
-            "rebuild_service": "radiology",
-            "rebuild_os": "windows-11-23h2",
-            "rebuild_site": "arlon",
-            "rebuild_domain": "ghal.lan",
-            "group_names": ["site_arlon"],
-        },
-        with_hardening=False,
-    )
+    expect = build_expectations(RADIOLOGY_PC, with_hardening=False)
     # Nothing listens on port 1: the checks retry their reads for a while.
     target = VerifyTarget(host="ARL-RAD-0001", address="127.0.0.1", port=1, scheme="http")
     config = {"target": target.__dict__, "password": "pw", "expect": expect.to_dict()}
@@ -125,10 +103,10 @@ def test_the_run_hook_stops_the_server_however_the_run_ends(tmp_path: Path, endi
     batches = SimpleNamespace(verify_socket=None)
     with pytest.raises(ending), verification_server(tmp_path, batches, wanted=True, say=print):  # type: ignore[arg-type]
         path = batches.verify_socket
-        assert path is not None and server_pids(str(path))
+        assert path is not None and verify_server_pids(str(path))
         raise ending("stop")
     assert batches.verify_socket is None
-    assert not server_pids(str(path)) and not path.parent.exists()
+    assert not verify_server_pids(str(path)) and not path.parent.exists()
     assert (tmp_path / "verify" / "server.log").read_text().rstrip().endswith("stopped")
 
 
