@@ -115,3 +115,32 @@ def test_no_server_for_a_run_that_does_not_verify_here(tmp_path: Path) -> None:
     with verification_server(tmp_path, batches, wanted=False, say=print):  # type: ignore[arg-type]
         assert batches.verify_socket is None
     assert not (tmp_path / "verify").exists()
+
+
+def test_the_server_stops_when_its_site_run_is_killed(tmp_path: Path) -> None:
+    """kill -9 of `rebuild site` runs no cleanup: the server sees its stdin close and exits."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "import pathlib, sys, time\n"
+        "from rebuild.verify.server import running_server\n"
+        "with running_server(pathlib.Path(sys.argv[1])) as path:\n"
+        "    print(path, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    run = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert run.stdout is not None
+        path = run.stdout.readline().strip()
+        assert len(verify_server_pids(path)) == 1
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        wait_for(lambda: not verify_server_pids(path), "the server outlived its site run")
+        assert (tmp_path / "run" / "verify" / "server.log").read_text().rstrip().endswith("stopped")
+    finally:
+        run.kill()
+        run.wait()
