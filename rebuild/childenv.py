@@ -31,11 +31,13 @@ ALLOWED: dict[str, str] = {
     "LC_COLLATE": "locale (see LANG)",
     "PYTHONPATH": "where the rebuild package is found when it is not installed in the virtualenv",
     "PYTHONDONTWRITEBYTECODE": "the verification's pytest leaves no .pyc in the suites",
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "the verification's pytest loads rebuild's plugin only",
     # rebuild's own paths (never a secret: the vault key file is named, its content is not passed)
     "REBUILD_STATE_DIR": "the state directory the lookup and action plugins read",
     "REBUILD_VAULT_PASSWORD_FILE": "the vault key file's path, for the rebuild_secret lookup",
     "REBUILD_DATA_DIR": "the project data (sites, tiers, catalogues) the plugins read",
     "REBUILD_RUN_DIR": "where rebuild_verify writes its logs and JUnit XML",
+    "REBUILD_VERIFY_SOCKET": "the site run's verification server's socket path (the secret goes over it)",
     # Ansible settings rebuild sets or relies on
     "ANSIBLE_CONFIG": "the project's ansible.cfg (plugin paths, roles, no diffs)",
     "ANSIBLE_FORKS": "one fork per host of the batch",

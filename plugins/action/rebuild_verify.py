@@ -1,6 +1,8 @@
 """Action plugin rebuild_verify: run the testinfra verification suites against this host.
 
-Runs on the controller (nothing is sent to the host but the suites' WinRM reads). Connection
+Runs on the controller (nothing is sent to the host but the suites' WinRM reads): in a fork of
+the site run's verification server when REBUILD_VERIFY_SOCKET names one, else in a new Python
+(ad-hoc runs, molecule, a batch on an execution node) - the same result either way. Connection
 details and the local admin secret are taken from the host's WinRM connection options - what
 Ansible itself connects with - so no secret is ever a task argument or part of the result;
 the task needs no no_log and its failure details (the failing checks) reach the journal.
@@ -27,20 +29,8 @@ from rebuild.iocs import load_indicators
 from rebuild.patch import load_patch_catalogue
 from rebuild.secrets import SecretStore
 from rebuild.verify import VerifyTarget, build_expectations, run_verification
-
-_HOSTVARS = (
-    "inventory_hostname",
-    "group_names",
-    "rebuild_kind",
-    "rebuild_service",
-    "rebuild_os",
-    "rebuild_site",
-    "rebuild_location",
-    "rebuild_applications",
-    "rebuild_image_catalogue",
-    "rebuild_domain",
-    "rebuild_local_admin_name",
-)
+from rebuild.verify.client import SOCKET_ENV
+from rebuild.verify.expect import HOSTVARS
 
 
 class ActionModule(RebuildAction):
@@ -93,7 +83,7 @@ class ActionModule(RebuildAction):
         if self._task.check_mode:
             result.update(skipped=True, msg="verification reads the host; nothing to do in check mode")
             return result
-        hostvars = {k: self._templar.template(task_vars[k]) for k in _HOSTVARS if k in task_vars}
+        hostvars = {k: self._templar.template(task_vars[k]) for k in HOSTVARS if k in task_vars}
         run_dir = Path(str(args.get("run_dir") or os.environ.get("REBUILD_RUN_DIR") or "state/runs/adhoc"))
         try:
             target, password = self._target(host, task_vars)
@@ -105,6 +95,8 @@ class ActionModule(RebuildAction):
             previous = SecretStore(state_dir).get(
                 host, str(args.get("previous_secret_name") or "local_admin_previous")
             )
+            server = os.environ.get(SOCKET_ENV)  # set by a site run (rebuild.verify.server)
+            notices: list[str] = []
             outcome = run_verification(
                 target,
                 expectations,
@@ -112,7 +104,11 @@ class ActionModule(RebuildAction):
                 previous_password=str(previous or ""),
                 run_dir=run_dir,
                 timeout_s=float(args.get("timeout", 900)),
+                server=Path(server) if server else None,
+                notices=notices,
             )
+            if notices:  # the server was gone: the host was verified all the same, by a new Python
+                result["warnings"] = notices
         except RebuildError as exc:
             raise AnsibleActionFail(f"rebuild_verify: {exc}") from None
         blob = outcome.to_dict()

@@ -13,6 +13,9 @@ description:
   - Connection details and the local admin secret come from the host's WinRM connection options, so no
     secret is a task argument or part of the result; the failing checks may reach the journal.
   - When a check fails, the task fails with C(rebuild_quarantine=true) (the host is quarantined).
+  - In a site run the suites run in a fork of the run's warm verification server (environment variable
+    C(REBUILD_VERIFY_SOCKET), set by C(rebuild site)); elsewhere, or when that server cannot be reached,
+    in a new Python process, with the same result (a warning then says why).
 options:
   run_dir:
     description: Where JUnit (C(junit/<host>.xml)) and logs (C(verify/<host>.log)) go.

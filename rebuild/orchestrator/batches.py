@@ -29,6 +29,7 @@ from rebuild.orchestrator.repair import fail_unfinished
 from rebuild.orchestrator.resume import HostWork
 from rebuild.plan import Wave
 from rebuild.secrets import KEY_FILE_ENV, SecretStore
+from rebuild.verify.client import SOCKET_ENV
 
 
 @dataclass
@@ -47,6 +48,7 @@ class BatchStarter:
     abort: threading.Event = field(default_factory=threading.Event)  # the run is failing
     node: ExecutionNode | None = None  # the site's execution node (sites.yml), else None: here
     site: str = ""  # the site's key: its entry `site-<site>` in the store goes to the node
+    verify_socket: Path | None = None  # the run's verification server (verify_server.py), if any
 
     def start(
         self,
@@ -176,6 +178,8 @@ class BatchStarter:
             # The batch inventory is always YAML written by us: no other plugin to load and try.
             "ANSIBLE_INVENTORY_ENABLED": "ansible.builtin.yaml",
         }
+        if self.verify_socket is not None and not self._runs_on_node:
+            env[SOCKET_ENV] = str(self.verify_socket)
         key_file = self.store.key_path()
         if key_file is not None:  # a dry run may have none: it reads no secret
             env[KEY_FILE_ENV] = str(key_file.resolve())

@@ -44,6 +44,7 @@ from rebuild.orchestrator.progress import HostLogs, JsonProgress, Progress, Rich
 from rebuild.orchestrator.resume import HostWork, host_work, playbook_gated, playbook_phases
 from rebuild.orchestrator.run_folder import rendered_summary, write_run_files
 from rebuild.orchestrator.sitelock import site_lock
+from rebuild.orchestrator.verify_server import verification_server
 from rebuild.orchestrator.waves import WaveRunner
 from rebuild.plan import Plan, plan_site
 from rebuild.promote import load_config as load_promotion_config
@@ -216,7 +217,11 @@ class SiteRun:
             tier0_gates.preflight(
                 gates, [(w.tier.id, tier0_gates.rejoining(w.hosts, work)) for w in plan.waves]
             )
-            with Interrupt() as interrupt:
+            here = not self.o.dry_run and self.site.execution is None and "verify" in self.available
+            with (
+                Interrupt() as interrupt,
+                verification_server(self.run_dir, self._batches, wanted=here, say=self.o.say),
+            ):
                 waves = WaveRunner(
                     options=self.o,
                     site=self.site,

@@ -3,7 +3,9 @@
     expect   what a host must show (image, applications, IOC list, hardening) - built on the controller
     windows  the few PowerShell reads the suites use (standard Windows cmdlets, JSON out)
     suites/  pytest-testinfra suites, product code: common checks, per kind, per service
-    runner   run the suites against one host over WinRM in a subprocess; JUnit per host; results
+    runner   run the suites against one host over WinRM in a child process; JUnit per host; results
+    server   the site run's warm verification server: one fork per host instead of a new Python
+    client   its client and wire format
 
 Credentials reach the pytest process through a private pipe, never argv, environment,
 logs, JUnit or run artifacts.

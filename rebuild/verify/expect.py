@@ -132,6 +132,22 @@ def _hardening(
     return verified, left, admins
 
 
+# The host variables build_expectations reads (rebuild_verify hands over these, templated).
+HOSTVARS = (
+    "inventory_hostname",
+    "group_names",
+    "rebuild_kind",
+    "rebuild_service",
+    "rebuild_os",
+    "rebuild_site",
+    "rebuild_location",
+    "rebuild_applications",
+    "rebuild_image_catalogue",
+    "rebuild_domain",
+    "rebuild_local_admin_name",
+)
+
+
 def build_expectations(
     hostvars: Mapping[str, Any],
     *,

@@ -1,11 +1,14 @@
 """Run the verification suites against one host and turn the outcome into journal results.
 
 pytest runs in a child process (isolation: one host's failures or imports never leak into
-the next, and a hung host can be killed on a deadline). Its configuration - target,
-credentials, expectations - goes through an inherited pipe named by file descriptor, so the
-secret is never in argv (visible to every local user via /proc), the environment, a file,
-the log or the JUnit XML. Both outputs are still scanned for the secret before they are
-kept, as a last guard.
+the next, and a hung host can be killed on a deadline): a fork of the site run's warm
+verification server when there is one (rebuild.verify.server: no interpreter start, imports or
+suite collection per host), else a new `python -m pytest`. Both run pytest with the same
+arguments (pytest_args), so they give the same JUnit and the same result. Its configuration -
+target, credentials, expectations - goes through an inherited pipe named by file descriptor
+(from the server's socket, for a fork), so the secret is never in argv (visible to every local
+user via /proc), the environment, a file, the log or the JUnit XML. Both outputs are still
+scanned for the secret before they are kept, as a last guard.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from defusedxml.ElementTree import parse as parse_xml  # host text lands in this XML: no entities
 
 from rebuild.childenv import child_env
+from rebuild.verify.client import ChildOutcome, ServerUnavailable, verify_through_server
 from rebuild.verify.conditions import conditions_of
 from rebuild.verify.expect import Expectations
 
@@ -133,52 +137,33 @@ def parse_junit(path: Path) -> tuple[int, int, int, int, list[dict[str, str]], l
     return tests, failures, errors, skipped, failed, skips
 
 
-def run_verification(
-    target: VerifyTarget,
-    expectations: Expectations,
-    *,
-    password: str,
-    run_dir: Path,
-    previous_password: str = "",
-    timeout_s: float = 900.0,
-) -> VerifyResult:
-    """Verify one host; JUnit at <run_dir>/junit/<host>.xml, log at <run_dir>/verify/<host>.log."""
-    if not password:
-        raise ValueError(f"host {target.host}: no local admin secret to connect with")
-    junit = run_dir / "junit" / f"{target.host}.xml"
-    log = run_dir / "verify" / f"{target.host}.log"
-    junit.parent.mkdir(parents=True, exist_ok=True)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    config = json.dumps(
-        {
-            "target": asdict(target),
-            "password": password,
-            "previous_password": previous_password,
-            "expect": expectations.to_dict(),
-        }
-    ).encode()
-    read_fd, write_fd = os.pipe()
-    argv = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *[str(f) for f in suite_files(expectations.kind)],
-        "-p",
-        "no:pytest11.testinfra",
+def pytest_env() -> dict[str, str]:
+    """The environment of the verification's pytest, the same for a new Python and the server.
+
+    No plugin is autoloaded from the virtualenv (one installed beside rebuild, such as
+    pytest-randomly, would change what runs): only rebuild's own plugin, named in pytest_args.
+    (The variable works in every supported pytest; `--disable-plugin-autoload` needs 8.4.)"""
+    return child_env(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+
+
+def pytest_args(kind: str, host: str, junit: Path | None, config_fd: int) -> list[str]:
+    """pytest's arguments for one host, the same in a server's fork and a new Python."""
+    return [
+        *[str(f) for f in suite_files(kind)],
         "-p",
         "rebuild.verify.plugin",
-        f"--rebuild-config-fd={read_fd}",
+        f"--rebuild-config-fd={config_fd}",
         "-c",
         os.devnull,
         "--rootdir",
         str(SUITES),
         "-p",
         "no:cacheprovider",
-        f"--junitxml={junit}",
+        *([f"--junitxml={junit}"] if junit is not None else []),
         "-o",
         "junit_family=xunit2",
         "-o",
-        f"junit_suite_name=verify-{target.host}",
+        f"junit_suite_name=verify-{host}",
         "-q",
         "--no-header",
         "-rfE",
@@ -186,15 +171,19 @@ def run_verification(
         "-o",
         "console_output_style=classic",
     ]
-    env = child_env(os.environ, PYTHONDONTWRITEBYTECODE="1")  # the allow-list: no credential
-    started = time.monotonic()
+
+
+def _run_subprocess(kind: str, host: str, junit: Path, config: bytes, timeout_s: float) -> ChildOutcome:
+    """`python -m pytest` for one host, killed on its deadline."""
+    read_fd, write_fd = os.pipe()
+    argv = [sys.executable, "-m", "pytest", *pytest_args(kind, host, junit, read_fd)]
     proc = subprocess.Popen(
         argv,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         pass_fds=(read_fd,),
-        env=env,
+        env=pytest_env(),  # the allow-list: no credential
         cwd=str(SUITES),
     )
     os.close(read_fd)
@@ -214,9 +203,58 @@ def run_verification(
         output, _ = proc.communicate()
         timed_out = True
     feeder.join(timeout=5)
+    return ChildOutcome(None if timed_out else proc.returncode, output, timed_out)
+
+
+def run_verification(
+    target: VerifyTarget,
+    expectations: Expectations,
+    *,
+    password: str,
+    run_dir: Path,
+    previous_password: str = "",
+    timeout_s: float = 900.0,
+    server: Path | None = None,
+    notices: list[str] | None = None,
+) -> VerifyResult:
+    """Verify one host; JUnit at <run_dir>/junit/<host>.xml, log at <run_dir>/verify/<host>.log.
+
+    `server`: the socket of the site run's verification server. When it cannot be reached (or
+    dies mid-host), the host is verified by a new Python instead, with the same result, and
+    `notices` gets a line saying why."""
+    if not password:
+        raise ValueError(f"host {target.host}: no local admin secret to connect with")
+    junit = run_dir / "junit" / f"{target.host}.xml"
+    log = run_dir / "verify" / f"{target.host}.log"
+    junit.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    junit.unlink(missing_ok=True)  # only this verification's own JUnit may be read below
+    config = {
+        "target": asdict(target),
+        "password": password,
+        "previous_password": previous_password,
+        "expect": expectations.to_dict(),
+    }
+    kind = expectations.kind
+    suite_files(kind)  # a missing suite is said here, before any process starts
+    started = time.monotonic()
+    outcome: ChildOutcome | None = None
+    if server is not None:
+        try:
+            outcome = verify_through_server(
+                server, host=target.host, kind=kind, junit=junit, timeout_s=timeout_s, config=config
+            )
+        except ServerUnavailable as exc:
+            if notices is not None:
+                notices.append(f"{target.host}: {exc}; verified by a new Python process instead")
+            junit.unlink(missing_ok=True)
+    if outcome is None:
+        remaining = max(timeout_s - (time.monotonic() - started), 1.0)
+        outcome = _run_subprocess(kind, target.host, junit, json.dumps(config).encode(), remaining)
+    del config
     duration = time.monotonic() - started
     secrets = [password, previous_password]
-    text, hit_log = _scrub(output.decode("utf-8", "replace"), secrets)
+    text, hit_log = _scrub(outcome.output.decode("utf-8", "replace"), secrets)
     log.write_text(text, encoding="utf-8")
     hit_junit = False
     if junit.exists():
@@ -228,13 +266,13 @@ def run_verification(
         tests = failures = skipped = 0
         errors = 1
         failed, skips = [], []
-    if timed_out:
+    if outcome.timed_out:
         failed.append({"check": "verification", "message": f"did not finish within {timeout_s:g} s"})
         errors += 1
-    elif not junit.exists() or (proc.returncode not in (0, 1) and not failed):
+    elif not junit.exists() or (outcome.returncode not in (0, 1) and not failed):
         tail = text.strip().splitlines()[-1:] or ["no output"]
         failed.append(
-            {"check": "verification", "message": f"pytest exited {proc.returncode}: {tail[0][:300]}"}
+            {"check": "verification", "message": f"pytest exited {outcome.returncode}: {tail[0][:300]}"}
         )
     return VerifyResult(
         host=target.host,

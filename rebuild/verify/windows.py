@@ -315,13 +315,17 @@ class WindowsReads:
         )
 
     def registry_key(self, path: str) -> dict[str, Any] | None:
-        """All values of one key, or None when the key does not exist."""
-        if not self.json(f"Test-Path -Path {ps_quote(path)} | ConvertTo-Json -Compress"):
-            return None
+        """All values of one key, or None when the key does not exist.
+
+        One command (a WinRM round-trip set per read is most of a verification's cost): nothing
+        printed when the key is missing, `{}` for a key without values (Get-ItemProperty then
+        returns no object)."""
+        quoted = ps_quote(path)
         found: dict[str, Any] | None = self.json(
-            f"Get-ItemProperty -Path {ps_quote(path)} | ConvertTo-Json -Compress"
+            f"if (Test-Path -Path {quoted}) {{ $values = Get-ItemProperty -Path {quoted}; "
+            "if ($null -eq $values) { '{}' } else { $values | ConvertTo-Json -Compress } }"
         )
-        return found or {}
+        return found
 
     def optional_feature(self, name: str) -> dict[str, Any] | None:
         found: dict[str, Any] | None = self.json(

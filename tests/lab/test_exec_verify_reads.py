@@ -147,3 +147,15 @@ def test_every_registered_read_cmdlet_is_served_by_the_twin_host() -> None:
         read_cmdlet("Get-Service", "microsoft.powershell.management/get-service")(
             READ_CMDLETS["Get-Service"].read
         )
+
+
+def test_a_registry_key_is_read_in_one_command(reads: WindowsReads) -> None:
+    """registry_key sends one command whatever the key: values, an empty key ({}), none (None)."""
+    lab = reads.host.lab  # type: ignore[attr-defined]
+    lab.update(TWIN.name, lambda state: state.registry.__setitem__(r"HKLM:\SOFTWARE\GHAL\Empty", {}))
+    before = reads.commands
+    assert reads.registry_key(r"HKLM:\SOFTWARE\GHAL\Empty") == {}
+    assert reads.registry_key(r"HKLM:\SOFTWARE\NoSuchKey") is None
+    smb = reads.registry_key(r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters")
+    assert smb is not None and smb["SMB1"] == 1
+    assert reads.commands - before == 3
