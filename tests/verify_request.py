@@ -36,7 +36,9 @@ def verify_request(lab: Any, site: str, host: str) -> tuple[VerifyTarget, Expect
     hostvars = {k: templar.template(variables[k]) for k in HOSTVARS if k in variables}
     twins = StateStore(Path(lab.lab_dir) / "twins.sqlite")
     try:
-        password = str(dict(twins.items())[host].users["rb-admin"].password)
+        state = twins.get(host)  # this twin only (items() would decode every twin of the lab)
+        assert state is not None, f"no twin {host} in the lab"
+        password = str(state.users["rb-admin"].password)
     finally:
         twins.close()
     previous = lab.store().get(host, "local_admin_previous") or ""

@@ -10,12 +10,13 @@ rb-admin (host_vars: rebuild_retire_rebuild_secret: false) so they can be verifi
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,16 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, A
         yield lab, proc
 
 
-def request(lab: Any, host: str) -> tuple[Any, Any, str, str]:
+def request(lab: Any, host: str) -> tuple[Callable[..., VerifyResult], str, str]:
+    """run_verification of `host` as rebuild_verify would call it (target, expectations and both
+    passwords bound; run_dir, server, timeout and notices left to each test), and both passwords."""
     from verify_request import verify_request
 
-    return verify_request(lab, "arlon", host)
+    target, expect, password, previous = verify_request(lab, "arlon", host)
+    verify = functools.partial(
+        run_verification, target, expect, password=password, previous_password=previous
+    )
+    return verify, password, previous
 
 
 def comparable(result: VerifyResult) -> dict[str, Any]:
@@ -91,19 +98,11 @@ def test_server_and_new_python_give_the_same_result(
     rehearsal: tuple[Any, Any], tmp_path: Path, host: str
 ) -> None:
     lab, _ = rehearsal
-    target, expect, password, previous = request(lab, host)
+    run, _, _ = request(lab, host)
 
     def verify(run_dir: Path, server: Path | None) -> VerifyResult:
         notices: list[str] = []
-        result = run_verification(
-            target,
-            expect,
-            password=password,
-            previous_password=previous,
-            run_dir=run_dir,
-            server=server,
-            notices=notices,
-        )
+        result = run(run_dir=run_dir, server=server, notices=notices)
         assert not notices
         return result
 
@@ -124,28 +123,17 @@ def test_hung_host_is_killed_on_its_deadline_through_the_server(
     rehearsal: tuple[Any, Any], tmp_path: Path
 ) -> None:
     lab, _ = rehearsal
-    target, expect, password, previous = request(lab, CLEAN)
+    verify, _, _ = request(lab, CLEAN)
     lab.client.set_fault(CLEAN, "slow_host", delay=120)
     try:
         with running_server(tmp_path / "run") as socket:
-            result = run_verification(
-                target,
-                expect,
-                password=password,
-                previous_password=previous,
-                run_dir=tmp_path / "run",
-                timeout_s=4,
-                server=socket,
-            )
+            result = verify(run_dir=tmp_path / "run", timeout_s=4, server=socket)
             assert not result.passed and result.duration_s < 30
             assert {"check": "verification", "message": "did not finish within 4 s"} in result.failed_checks
             log = (tmp_path / "run" / "verify" / "server.log").read_text()
             assert re.search(rf"{CLEAN}: killing pid \d+: past its deadline", log)
             lab.client.clear_fault(CLEAN)
-            again = run_verification(  # the server serves the next host as before
-                target, expect, password=password, previous_password=previous, run_dir=tmp_path / "run",
-                server=socket,
-            )  # fmt: skip
+            again = verify(run_dir=tmp_path / "run", server=socket)  # it serves the next host as before
             assert again.passed
     finally:
         lab.client.clear_fault(CLEAN)
@@ -155,20 +143,12 @@ def test_a_server_gone_leaves_verification_to_a_new_python(
     rehearsal: tuple[Any, Any], tmp_path: Path
 ) -> None:
     lab, _ = rehearsal
-    target, expect, password, previous = request(lab, CLEAN)
+    verify, _, _ = request(lab, CLEAN)
     with running_server(tmp_path / "run") as socket:
         (pid,) = verify_server_pids(str(socket))
         os.kill(pid, signal.SIGKILL)  # a crash: its socket file stays, nobody listens
         notices: list[str] = []
-        result = run_verification(
-            target,
-            expect,
-            password=password,
-            previous_password=previous,
-            run_dir=tmp_path / "run",
-            server=socket,
-            notices=notices,
-        )
+        result = verify(run_dir=tmp_path / "run", server=socket, notices=notices)
     assert result.passed and result.tests >= 40
     assert len(notices) == 1 and notices[0].startswith(f"{CLEAN}: verification server at {socket}")
     assert notices[0].endswith("verified by a new Python process instead")
@@ -178,14 +158,11 @@ def test_no_secret_in_the_servers_argv_environment_log_or_junit(
     rehearsal: tuple[Any, Any], tmp_path: Path
 ) -> None:
     lab, _ = rehearsal
-    target, expect, password, previous = request(lab, DRIFTED)
+    verify, password, previous = request(lab, DRIFTED)
     assert password and previous and password != previous
     with running_server(tmp_path / "run") as socket:
         (pid,) = verify_server_pids(str(socket))
-        result = run_verification(
-            target, expect, password=password, previous_password=previous, run_dir=tmp_path / "run",
-            server=socket,
-        )  # fmt: skip
+        result = verify(run_dir=tmp_path / "run", server=socket)
         exposed = [Path(f"/proc/{pid}/cmdline").read_bytes(), Path(f"/proc/{pid}/environ").read_bytes()]
     assert result.tests >= 40 and not result.redacted
     exposed += [p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()]

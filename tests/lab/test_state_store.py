@@ -11,29 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from rebuild.lab.context import TwinRecord
 from rebuild.lab.images import compromised_state
 from rebuild.lab.ps import parser
 from rebuild.lab.ps.errors import PSParseError
 from rebuild.lab.state import StateStore, TwinState
+from tests.lab.twins import PC
 
-HOST = "ARL-PC-0001"
-RECORD = TwinRecord(
-    name=HOST,
-    address="127.79.0.2",
-    mac="aa:bb:cc:00:00:09",
-    kind="workstation",
-    platform="virtual",
-    site="arlon",
-    os="windows-11-23h2",
-    service="emergency",
-)
+HOST = PC.name
 
 
 @pytest.fixture()
 def store(tmp_path: Path) -> StateStore:
     store = StateStore(tmp_path / "twins.sqlite")
-    store.put(HOST, compromised_state(RECORD, "pre-incident-Pw1"))
+    store.put(HOST, compromised_state(PC, "pre-incident-Pw1"))
     return store
 
 
