@@ -17,7 +17,9 @@ name: rebuild_secret_preload
 short_description: Decrypt each host's rebuild secrets once, before Ansible forks its task workers
 description:
   - Returns no variables. For each inventory host Ansible asks about, decrypts the host's secrets
-    in rebuild's encrypted store (the store and key the C(rebuild_secret) lookup uses by default,
+    and those of its site (store entry C(site-<rebuild_site>), when the host variable
+    C(rebuild_site) is a plain name) in rebuild's encrypted store (the store and key the
+    C(rebuild_secret) lookup uses by default,
     C($REBUILD_STATE_DIR/secrets) and C($REBUILD_VAULT_PASSWORD_FILE)) and keeps them in the
     memory of this process only, so that task workers forked afterwards read them without an
     ansible-vault key derivation each.
@@ -43,11 +45,16 @@ class VarsModule(BaseVarsPlugin):
         self._store: Any = None
 
     def get_vars(self, loader: Any, path: str, entities: Any, cache: bool = True) -> dict[str, Any]:
-        hosts = [entity.name for entity in entities if isinstance(entity, Host)]
+        hosts = [entity for entity in entities if isinstance(entity, Host)]
         if hosts:
             store = self._secret_store()
             for host in hosts:
-                store.preload(host)
+                store.preload(host.name)
+                # Its site's shared secrets (entry site-<rebuild_site>: image share, domain join),
+                # when the inventory names the site plainly (not a template).
+                site = host.vars.get("rebuild_site")
+                if isinstance(site, str) and site and "{" not in site:
+                    store.preload(f"site-{site}")
         return {}
 
     def _secret_store(self) -> Any:

@@ -38,10 +38,18 @@ all:
     ansible_password: "{{ lookup('rebuild_secret', inventory_hostname) }}"
   hosts:
     ARL-PC-0001:
+      rebuild_site: arlon
     ARL-PC-0002:
+      rebuild_site: arlon
 """
 
 _SHOW = {"ansible.builtin.debug": {"msg": "{{ ansible_password | hash('sha256') }}"}}
+_SHOW_SITE = {
+    "ansible.builtin.debug": {
+        "msg": "{{ lookup('rebuild_secret', 'site-' ~ rebuild_site, name='image_share_user')"
+        " | hash('sha256') }}"
+    }
+}
 _ROTATE = (
     "from pathlib import Path; from rebuild.secrets import SecretStore; "
     "SecretStore(Path('{state}')).put('ARL-PC-0001', 'Rotated-Secret-2!')"
@@ -57,6 +65,7 @@ def _run(tmp_path: Path, env_extra: dict[str, str]) -> tuple[subprocess.Complete
     store.put("ARL-PC-0001", "First-Secret-1!")
     store.put("ARL-PC-0002", "Other-Secret-2!")
     store.put("ARL-PC-0001", "Bootstrap-Secret-3!", "local_admin_bootstrap")
+    store.put("site-arlon", "Share-User-4!", "image_share_user")  # the site's, shared by its hosts
     playbook = [
         {
             "hosts": "all",
@@ -71,6 +80,7 @@ def _run(tmp_path: Path, env_extra: dict[str, str]) -> tuple[subprocess.Complete
                     "no_log": True,
                 },
                 {"name": "after rotation", **_SHOW},
+                {"name": "site secret", **_SHOW_SITE},
             ],
         }
     ]
@@ -131,10 +141,19 @@ def test_workers_never_decrypt_a_preloaded_secret_and_a_rotated_one_is_read_anew
         ("first", "ARL-PC-0002"): _sha("Other-Secret-2!"),
         ("second", "ARL-PC-0002"): _sha("Other-Secret-2!"),
         ("after rotation", "ARL-PC-0002"): _sha("Other-Secret-2!"),
+        ("site secret", "ARL-PC-0001"): _sha("Share-User-4!"),
+        ("site secret", "ARL-PC-0002"): _sha("Share-User-4!"),
     }
-    # Three hosts' secrets and the rotated one, each once, all in the main process.
-    assert decrypts == Counter({"main": 4})
-    for secret in ("First-Secret-1!", "Other-Secret-2!", "Rotated-Secret-2!", "Bootstrap-Secret-3!"):
+    # The hosts' three secrets, the site's one and the rotated one, each once, all in the main process.
+    assert decrypts == Counter({"main": 5})
+    secrets = (
+        "First-Secret-1!",
+        "Other-Secret-2!",
+        "Rotated-Secret-2!",
+        "Bootstrap-Secret-3!",
+        "Share-User-4!",
+    )
+    for secret in secrets:
         assert secret not in run.stdout + run.stderr
 
 
@@ -143,5 +162,5 @@ def test_without_the_preload_every_worker_decrypts_for_itself(tmp_path: Path) ->
     the count above sees the workers' decryptions)."""
     run, decrypts = _run(tmp_path, {"ANSIBLE_VARS_ENABLED": "host_group_vars"})
     assert _shown(run)[("after rotation", "ARL-PC-0001")] == _sha("Rotated-Secret-2!")
-    # One per task and host: three shown on two hosts, the rotation (run once) on one.
-    assert decrypts["main"] == 0 and decrypts["worker"] == 7
+    # One per task and host (four on two hosts, the rotation once) and the site secret per host.
+    assert decrypts["main"] == 0 and decrypts["worker"] == 11
