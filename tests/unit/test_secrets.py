@@ -358,3 +358,26 @@ def test_preload_decrypts_each_secret_of_the_host_once_and_skips_what_it_cannot_
     assert SecretStore(tmp_path / "state", remember=True).preload("ARL-PC-0002") == 0
     with pytest.raises(ValueError, match="remembering"):
         SecretStore(tmp_path / "state", key_file=key).preload("ARL-PC-0002")
+
+
+def test_a_remembering_store_keeps_every_secret_of_a_large_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One remembered value per secret file, however many: a batch of 100 hosts read round after
+    round (one task after another) decrypts each secret once, not once per round."""
+    from ansible.parsing.vault import VaultLib
+
+    key = _key(tmp_path / "vault.key")
+    writer = SecretStore(tmp_path / "state", key_file=key)
+    hosts = [f"ARL-PC-{n:04d}" for n in range(100)]
+    for host in hosts:
+        writer.put(host, f"Value-{host}!")
+    decrypted: list[bytes] = []
+    real_decrypt = VaultLib.decrypt
+    monkeypatch.setattr(
+        VaultLib, "decrypt", lambda self, data, **kw: decrypted.append(data) or real_decrypt(self, data, **kw)
+    )
+    store = SecretStore(tmp_path / "state", key_file=key, remember=True)
+    for _ in range(3):
+        assert [store.get(host) for host in hosts] == [f"Value-{host}!" for host in hosts]
+    assert len(decrypted) == 100
