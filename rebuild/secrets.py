@@ -35,7 +35,7 @@ _ALPHABET = string.ascii_letters + string.digits + "-_.!#%+=:"
 # finds a value. One entry per file this process read (a batch's hosts), so a large batch never
 # evicts the secrets it is using. Each decryption is a PBKDF2 key derivation (ansible-vault format
 # 1.1); Ansible's main process decrypts its batch's host secrets before it forks a task's worker
-# (the rebuild_secret_preload vars plugin), and the worker inherits them (fork, copy-on-write).
+# (the rebuild_worker_preload vars plugin), and the worker inherits them (fork, copy-on-write).
 _REMEMBERED: dict[Path, tuple[bytes, str]] = {}
 
 

@@ -68,7 +68,7 @@ class LookupModule(LookupBase):
         name = self.get_option("name")
         state_dir = self.get_option("state_dir") or os.environ.get(STATE_DIR_ENV) or "state"
         # Remembering: a worker reads the same secret twice per task, and finds those the main
-        # process decrypted before forking it (the rebuild_secret_preload vars plugin).
+        # process decrypted before forking it (the rebuild_worker_preload vars plugin).
         store = SecretStore(Path(state_dir), remember=True)
         values = []
         for term in terms:

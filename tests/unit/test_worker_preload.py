@@ -1,6 +1,7 @@
-"""The rebuild_secret_preload vars plugin: ansible-playbook's main process decrypts each host's
-secrets before it forks the task workers, so no worker derives a vault key for them; a secret
-rotated during the run is read anew; nothing secret is printed."""
+"""The rebuild_worker_preload vars plugin: ansible-playbook's main process decrypts each host's
+secrets and loads the Jinja filter/test plugins and the rebuild_secret lookup before it forks the
+task workers, so no worker derives a vault key or loads those plugins again; a secret rotated
+during the run is read anew; nothing secret is printed."""
 
 from __future__ import annotations
 
@@ -16,16 +17,25 @@ from rebuild.secrets import SecretStore
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# ansible-playbook, unchanged, with ansible-vault's decrypt counted per process (main or worker).
+# ansible-playbook, unchanged, with ansible-vault's decryptions and the plugin files the Jinja
+# filter/test and lookup loaders execute logged per process (main or worker).
 _COUNTING_PLAYBOOK = """
 import os, sys
 from ansible.parsing.vault import VaultLib
-real, main_pid = VaultLib.decrypt, os.getpid()
-def counting(self, vaulttext, **kwargs):
-    with open(os.environ["DECRYPT_LOG"], "a") as log:
-        log.write("main\\n" if os.getpid() == main_pid else "worker\\n")
-    return real(self, vaulttext, **kwargs)
-VaultLib.decrypt = counting
+from ansible.plugins.loader import PluginLoader
+main_pid = os.getpid()
+def log(what):
+    with open(os.environ["DECRYPT_LOG"], "a") as out:
+        out.write(("main" if os.getpid() == main_pid else "worker") + " " + what + "\\n")
+real_decrypt, real_load = VaultLib.decrypt, PluginLoader._load_module_source
+def decrypt(self, vaulttext, **kwargs):
+    log("decrypt")
+    return real_decrypt(self, vaulttext, **kwargs)
+def load(self, *, python_module_name, path):
+    if self.subdir in ("filter_plugins", "test_plugins", "lookup_plugins"):
+        log("load")
+    return real_load(self, python_module_name=python_module_name, path=path)
+VaultLib.decrypt, PluginLoader._load_module_source = decrypt, load
 from ansible.cli.playbook import main
 sys.exit(main(["ansible-playbook", *sys.argv[1:]]))
 """
@@ -113,8 +123,8 @@ def _run(tmp_path: Path, env_extra: dict[str, str]) -> tuple[subprocess.Complete
         timeout=300,
         check=False,
     )
-    decrypts = Counter(log.read_text().split()) if log.exists() else Counter()
-    return run, decrypts
+    logged = Counter(log.read_text().splitlines()) if log.exists() else Counter()
+    return run, logged
 
 
 def _shown(run: subprocess.CompletedProcess[str]) -> dict[tuple[str, str], str]:
@@ -132,8 +142,10 @@ def _sha(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def test_workers_never_decrypt_a_preloaded_secret_and_a_rotated_one_is_read_anew(tmp_path: Path) -> None:
-    run, decrypts = _run(tmp_path, {})
+def test_workers_never_decrypt_a_preloaded_secret_nor_load_jinja_plugins_and_a_rotated_one_is_read_anew(
+    tmp_path: Path,
+) -> None:
+    run, logged = _run(tmp_path, {})
     assert _shown(run) == {
         ("first", "ARL-PC-0001"): _sha("First-Secret-1!"),
         ("second", "ARL-PC-0001"): _sha("First-Secret-1!"),
@@ -145,7 +157,8 @@ def test_workers_never_decrypt_a_preloaded_secret_and_a_rotated_one_is_read_anew
         ("site secret", "ARL-PC-0002"): _sha("Share-User-4!"),
     }
     # The hosts' three secrets, the site's one and the rotated one, each once, all in the main process.
-    assert decrypts == Counter({"main": 5})
+    assert logged["main decrypt"] == 5 and logged["worker decrypt"] == 0
+    assert logged["main load"] > 0 and logged["worker load"] == 0
     secrets = (
         "First-Secret-1!",
         "Other-Secret-2!",
@@ -157,10 +170,11 @@ def test_workers_never_decrypt_a_preloaded_secret_and_a_rotated_one_is_read_anew
         assert secret not in run.stdout + run.stderr
 
 
-def test_without_the_preload_every_worker_decrypts_for_itself(tmp_path: Path) -> None:
+def test_without_the_preload_every_worker_decrypts_and_loads_for_itself(tmp_path: Path) -> None:
     """The same run with only Ansible's default vars plugin: what the preload saves (and proof that
     the count above sees the workers' decryptions)."""
-    run, decrypts = _run(tmp_path, {"ANSIBLE_VARS_ENABLED": "host_group_vars"})
+    run, logged = _run(tmp_path, {"ANSIBLE_VARS_ENABLED": "host_group_vars"})
     assert _shown(run)[("after rotation", "ARL-PC-0001")] == _sha("Rotated-Secret-2!")
     # One per task and host (four on two hosts, the rotation once) and the site secret per host.
-    assert decrypts["main"] == 0 and decrypts["worker"] == 11
+    assert logged["main decrypt"] == 0 and logged["worker decrypt"] == 11
+    assert logged["worker load"] > 0
