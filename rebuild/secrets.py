@@ -29,13 +29,14 @@ STATE_DIR_ENV = "REBUILD_STATE_DIR"
 # Windows' complexity rules need every class; exclude characters that break XML or quoting.
 _ALPHABET = string.ascii_letters + string.digits + "-_.!#%+=:"
 
-# Secrets a remembering store (SecretStore(remember=True)) decrypted in this process, keyed by a
-# digest of the vault key and the sealed file: a rotated secret is a new sealed text (new salt), so
-# it is decrypted again, and another key never finds a value. For Ansible's short-lived workers,
-# which template a host's connection password twice per task (connection options, then the play
-# context); each decryption is a PBKDF2 key derivation (ansible-vault format 1.1).
-_REMEMBERED: dict[bytes, str] = {}
-_REMEMBER_MAX = 64
+# Secrets a remembering store (SecretStore(remember=True)) decrypted in this process: per secret
+# file, a digest of the vault key and the sealed text, and the value. A rotated secret is a new
+# sealed text (new salt), so it is decrypted again and replaces the old value; another key never
+# finds a value. One entry per file this process read (a batch's hosts), so a large batch never
+# evicts the secrets it is using. Each decryption is a PBKDF2 key derivation (ansible-vault format
+# 1.1); Ansible's main process decrypts its batch's host secrets before it forks a task's worker
+# (the rebuild_worker_preload vars plugin), and the worker inherits them (fork, copy-on-write).
+_REMEMBERED: dict[Path, tuple[bytes, str]] = {}
 
 
 class Redacted(str):
@@ -124,6 +125,7 @@ class SecretStore:
         self._vault: VaultLib | None = None
         self._key_digest = b""
         self._remember = remember
+        self._listing: dict[str, list[str]] | None = None
 
     def key_path(self) -> Path | None:
         """The key file's path (not checked), or None when none is configured."""
@@ -174,16 +176,45 @@ class SecretStore:
             if not self._remember:
                 return Redacted(vault.decrypt(sealed).decode())
             seen = hashlib.sha256(self._key_digest + sealed).digest()
-            if seen not in _REMEMBERED:
-                if len(_REMEMBERED) >= _REMEMBER_MAX:
-                    _REMEMBERED.clear()
-                _REMEMBERED[seen] = vault.decrypt(sealed).decode()
-            return Redacted(_REMEMBERED[seen])
+            remembered = _REMEMBERED.get(path)
+            if remembered is None or remembered[0] != seen:
+                remembered = _REMEMBERED[path] = (seen, vault.decrypt(sealed).decode())
+            return Redacted(remembered[1])
         except Exception as exc:  # wrong key or damaged file: say which, never the content
             raise ConfigError(
                 f"cannot decrypt secret {name} of {host} ({path}) with the vault key {self.key_file}: "
                 f"wrong key or damaged file ({type(exc).__name__})"
             ) from None
+
+    def preload(self, host: str) -> int:
+        """Decrypt every secret of `host` into this process's memory (a remembering store), so that
+        processes forked afterwards read them without a key derivation: Ansible's main process,
+        before it forks a task's workers. Returns how many are remembered. Best effort: a secret
+        that cannot be read now is left to the read that needs it, which names what is wrong."""
+        if not self._remember:
+            raise ValueError("preload needs a remembering store (remember=True)")
+        count = 0
+        for name in self._names().get(host, ()):
+            try:
+                count += self.get(host, name) is not None
+            except ConfigError:
+                continue
+        return count
+
+    def _names(self) -> dict[str, list[str]]:
+        """The store's secret names per host, listed once per store (secrets are created before a
+        batch starts; one made later is simply not preloaded)."""
+        if self._listing is None:
+            self._listing = {}
+            try:
+                files = sorted(os.listdir(self.directory))
+            except OSError:
+                files = []
+            for file in files:  # <host>.<name>.vault; a host name may hold dots, a name never
+                host, _, name = file.removesuffix(".vault").rpartition(".")
+                if file.endswith(".vault") and host and name:
+                    self._listing.setdefault(host, []).append(name)
+        return self._listing
 
     def put(self, host: str, value: str, name: str = "local_admin") -> None:
         sealed = self._lib().encrypt(value.encode())

@@ -67,7 +67,9 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         name = self.get_option("name")
         state_dir = self.get_option("state_dir") or os.environ.get(STATE_DIR_ENV) or "state"
-        store = SecretStore(Path(state_dir), remember=True)  # a worker reads the same secret twice per task
+        # Remembering: a worker reads the same secret twice per task, and finds those the main
+        # process decrypted before forking it (the rebuild_worker_preload vars plugin).
+        store = SecretStore(Path(state_dir), remember=True)
         values = []
         for term in terms:
             host = str(term)

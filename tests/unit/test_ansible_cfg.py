@@ -6,7 +6,14 @@ import configparser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-_PATH_SETTINGS = ("roles_path", "library", "action_plugins", "lookup_plugins", "inventory_plugins")
+_PATH_SETTINGS = (
+    "roles_path",
+    "library",
+    "action_plugins",
+    "lookup_plugins",
+    "inventory_plugins",
+    "vars_plugins",
+)
 
 
 def test_every_plugin_and_role_folder_named_exists() -> None:

@@ -25,6 +25,7 @@ PLUGIN_NAMES = {
     "module": sorted({*_names("modules"), *_names("action")}),
     "lookup": _names("lookup"),
     "inventory": _names("inventory"),
+    "vars": _names("vars"),
 }
 
 

@@ -324,3 +324,60 @@ def test_no_allowed_name_looks_like_a_credential() -> None:
     # The vault key's *path* passes (its content never does); host keys are SSH's, off for WinRM.
     names = [n for n in ALLOWED if n not in ("REBUILD_VAULT_PASSWORD_FILE", "ANSIBLE_HOST_KEY_CHECKING")]
     assert [n for n in names if any(word in n for word in credentialish)] == []
+
+
+def test_preload_decrypts_each_secret_of_the_host_once_and_skips_what_it_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The vars plugin's preload: every secret of the asked host (dotted host names too), once per
+    sealed text; nothing of other hosts; a wrong key or no key is no error here (the lookup that
+    needs the secret says what is wrong)."""
+    from ansible.parsing.vault import VaultLib
+
+    decrypted: list[bytes] = []
+    real_decrypt = VaultLib.decrypt
+    monkeypatch.setattr(
+        VaultLib, "decrypt", lambda self, data, **kw: decrypted.append(data) or real_decrypt(self, data, **kw)
+    )
+    key = _key(tmp_path / "vault.key")
+    writer = SecretStore(tmp_path / "state", key_file=key)
+    writer.put("pc1.ghal.example", "own-Value-1!")
+    writer.put("pc1.ghal.example", "boot-Value-2!", "local_admin_bootstrap")
+    writer.put("ARL-PC-0002", "other-Value-3!")
+    decrypted.clear()
+    store = SecretStore(tmp_path / "state", key_file=key, remember=True)
+    assert store.preload("pc1.ghal.example") == 2 and len(decrypted) == 2
+    assert store.preload("pc1.ghal.example") == 2 and len(decrypted) == 2  # remembered
+    assert store.get("pc1.ghal.example", "local_admin_bootstrap") == "boot-Value-2!" and len(decrypted) == 2
+    assert store.preload("ARL-NOT-THERE") == 0
+    wrong = SecretStore(
+        tmp_path / "state", key_file=_key(tmp_path / "other.key", content="two"), remember=True
+    )
+    assert wrong.preload("ARL-PC-0002") == 0
+    monkeypatch.delenv("REBUILD_VAULT_PASSWORD_FILE", raising=False)
+    assert SecretStore(tmp_path / "state", remember=True).preload("ARL-PC-0002") == 0
+    with pytest.raises(ValueError, match="remembering"):
+        SecretStore(tmp_path / "state", key_file=key).preload("ARL-PC-0002")
+
+
+def test_a_remembering_store_keeps_every_secret_of_a_large_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One remembered value per secret file, however many: a batch of 100 hosts read round after
+    round (one task after another) decrypts each secret once, not once per round."""
+    from ansible.parsing.vault import VaultLib
+
+    key = _key(tmp_path / "vault.key")
+    writer = SecretStore(tmp_path / "state", key_file=key)
+    hosts = [f"ARL-PC-{n:04d}" for n in range(100)]
+    for host in hosts:
+        writer.put(host, f"Value-{host}!")
+    decrypted: list[bytes] = []
+    real_decrypt = VaultLib.decrypt
+    monkeypatch.setattr(
+        VaultLib, "decrypt", lambda self, data, **kw: decrypted.append(data) or real_decrypt(self, data, **kw)
+    )
+    store = SecretStore(tmp_path / "state", key_file=key, remember=True)
+    for _ in range(3):
+        assert [store.get(host) for host in hosts] == [f"Value-{host}!" for host in hosts]
+    assert len(decrypted) == 100
