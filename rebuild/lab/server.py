@@ -13,9 +13,13 @@ without AllowUnencrypted, as Windows allows.
 
 A restart takes `LabConfig.restart_seconds` (docs/lab-windows-rules.md, "A restart takes time"):
 from the moment Windows goes down (the end of `shutdown /r /t N`'s notice, a boot from disk after
-power-on or reset) the twin's listeners are closed, so a client's connection is refused, and its
-open connections are reset; then they listen again. LastBootUpTime is the moment it went down
-(rebuild.lab.exec.cmdlets.boot_time): the kernel starts before the WinRM service answers.
+power-on or reset) the twin's listeners are closed and its open connections reset; then they
+listen again. A client's connect is refused meanwhile, where Windows Firewall's stealth mode would
+leave it unanswered until the client's timeout (KB 2586744): over a real restart both end as a
+failed connection, which win_reboot retries alike (ansible.windows plugin_utils/_reboot.py); an
+unanswered SYN would outlive the lab's shortened downtimes and reach the new boot instead.
+LastBootUpTime is the moment it went down (rebuild.lab.exec.cmdlets.boot_time): the kernel
+starts before the WinRM service answers (Win32_OperatingSystem).
 
 SIMULATION limits: no Kerberos/CredSSP/certificate auth, no SPNEGO-wrapped tokens, no sealing
 after Basic or over HTTPS (such bodies get a 400 saying so); no chunked bodies.
@@ -71,10 +75,11 @@ class _Endpoint:
     back_up: asyncio.TimerHandle | None = None  # when a restarting twin listens again
 
     def restart(self) -> None:
-        """Windows restarted: shells are gone and every TCP connection is reset."""
-        self.winrs.restart()
+        """Windows restarted: every TCP connection is reset and the shells are gone (in that order:
+        whoever sees the shells gone, from another thread, sees the connections reset too)."""
         for writer in list(self.writers):
             writer.transport.abort()
+        self.winrs.restart()
 
     @property
     def down(self) -> bool:
@@ -225,14 +230,17 @@ class WinRMServer:
             endpoint.back_up.cancel()
         else:
             for listener in endpoint.listeners:
-                listener.close()  # a SYN now gets a reset: the client's connect is refused
+                listener.close()  # the client's connect is refused (see the module docstring)
         endpoint.back_up = self._loop.call_later(seconds, self._come_back, endpoint)
+        # Named without "boot": a twin's boot time is when it went down (exec.cmdlets.boot_time).
+        self.lab.record(endpoint.twin.name, "winrm_stopped", reason="restarting", seconds=seconds)
 
     def _come_back(self, endpoint: _Endpoint) -> None:
         if endpoint.back_up is None:
             return
         endpoint.back_up.cancel()
         endpoint.back_up = None
+        self.lab.record(endpoint.twin.name, "winrm_listening")
         task = asyncio.ensure_future(self._listen(endpoint))
         self._reopening.add(task)
         task.add_done_callback(self._reopening.discard)

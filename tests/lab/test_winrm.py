@@ -440,8 +440,9 @@ def test_a_restart_ends_every_shell_so_leaked_shells_do_not_eat_the_quota(harnes
     with pytest.raises(WSManFaultError):
         p.open_shell()
     harness.lab.record(harness.twin.name, "reboot", delay=0, via="test")
-    deadline = time.monotonic() + 5
-    while harness.server.endpoints[harness.twin.name].winrs.shells and time.monotonic() < deadline:
+    endpoint = harness.server.endpoints[harness.twin.name]
+    deadline = time.monotonic() + 5  # until the shells are gone and the old connections closed
+    while (endpoint.winrs.shells or endpoint.writers) and time.monotonic() < deadline:
         time.sleep(0.1)
     with pytest.raises(WSManFaultError) as caught:
         p.run_command(shells[0], "hostname")
