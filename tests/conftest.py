@@ -3,8 +3,9 @@
 Fixtures (any test may use them; they start the same daemon as `rebuild lab up`):
 
 - ``lab``: a lab of the small register (inventories/example/register-small.csv), all its
-  sites, imaging 1 s, in a tmp dir, on a unique loopback prefix (127.N) and free ports
-  (WinRM stays on 5985/5986 of each twin's own address). Function scope; stopped after.
+  sites, imaging 1 s, restarts 1 s (WinRM refused meanwhile, as `rebuild lab rehearse`), in a
+  tmp dir, on a unique loopback prefix (127.N) and free ports (WinRM stays on 5985/5986 of each
+  twin's own address). Function scope; stopped after.
 - ``lab_factory(register=None, site=None, imaging_seconds=1.0)``: start more, or with other
   settings; every lab it started is stopped at the end of the test.
 - ``shared_lab``: one small-register lab for the whole session, for tests that only read.
@@ -35,8 +36,10 @@ import contextlib
 import datetime as dt
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,10 +87,22 @@ class RunningLab:
         return Path(self.info["inventory"][site])
 
     def power_on_pcs(self) -> None:
-        """Switch on the PCs containment left off: they boot their old, compromised disk."""
-        for twin in self.client.status()["twins"]:
-            if twin["phase"] == "off":
-                assert self.client.power(twin["name"], "on")["booted"] == "disk"
+        """Switch on the PCs containment left off: they boot their old, compromised disk, and answer
+        WinRM once booted (restart_seconds later), as an operator waits for the logon screen."""
+        booted = [twin["name"] for twin in self.client.status()["twins"] if twin["phase"] == "off"]
+        for name in booted:
+            assert self.client.power(name, "on")["booted"] == "disk"
+        time.sleep(float(self.info.get("restart_seconds", 0)))
+        for name in booted:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection((self.address(name), 5986), timeout=2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
 
     def address(self, host: str) -> str:
         for twin in self.client.status()["twins"]:
@@ -103,6 +118,7 @@ def _running_lab(
     site: str | None = None,
     imaging_seconds: float = 1.0,
     bmc_power_seconds: int | None = None,
+    restart_seconds: float = 1.0,  # as `rebuild lab rehearse`: restarts go through a downtime
 ) -> Iterator[RunningLab]:
     for attempt in range(3):
         prefix, lock = claim_prefix()
@@ -113,6 +129,7 @@ def _running_lab(
             address_prefix=prefix,
             imaging_seconds=imaging_seconds,
             bmc_power_seconds=bmc_power_seconds,
+            restart_seconds=restart_seconds,
         )
         try:
             info = daemon.up(options, timeout=180)

@@ -7,6 +7,7 @@ hospital) must never load the simulation (tests/unit/test_cli_imports.py).
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ from rebuild.cli.options import name_arg
 
 _LAB_DIR_HELP = "the lab's folder (default $REBUILD_LAB_DIR or .lab)"
 _REGISTER_HELP = "asset register (default: the bundled inventories/example/register.csv)"
+# `lab up`: a restart as short as a small virtual machine's, so that a client meets the listener
+# gone and win_reboot's back-off (1, 2, 4, 8 s) runs as against real hosts (docs/lab.md).
+UP_RESTART_SECONDS = 20.0
 _BMC_HELP = (
     "seconds a simulated server BMC takes to land a power change (default: the emulator's random "
     "up to 11 s per change; 0: at once)"
@@ -31,6 +35,17 @@ def _bmc_seconds(text: str) -> int:
     return value
 
 
+def _restart_seconds(text: str) -> float:
+    """--restart-seconds: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("lab", help="the SIMULATED lab: twins of the fleet on loopback")
     verbs = parser.add_subparsers(dest="lab_verb", required=True, metavar="ACTION")
@@ -41,6 +56,12 @@ def register(subparsers: Any) -> None:
     up.add_argument("--lab-dir", type=Path, help=_LAB_DIR_HELP)
     up.add_argument("--imaging-seconds", type=float, default=5.0, help="how long a simulated reimage takes")
     up.add_argument("--bmc-power-seconds", type=_bmc_seconds, help=_BMC_HELP)
+    up.add_argument(
+        "--restart-seconds",
+        type=_restart_seconds,
+        default=UP_RESTART_SECONDS,
+        help=f"seconds a restarting twin refuses WinRM (default {UP_RESTART_SECONDS:g}; 0: back at once)",
+    )
     up.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
     up.add_argument("--http-port", type=int, default=5985, help=argparse.SUPPRESS)
     up.add_argument("--https-port", type=int, default=5986, help=argparse.SUPPRESS)
@@ -86,6 +107,13 @@ def register(subparsers: Any) -> None:
         help="seconds a simulated server BMC takes to land a power change (rehearsal default 1 s, "
         "shortened like imaging; `lab up` keeps the emulator's random up to 11 s; 0: at once)",
     )
+    rehearse.add_argument(
+        "--restart-seconds",
+        type=_restart_seconds,
+        default=1.0,
+        help="seconds a restarting twin refuses WinRM (rehearsal default 1 s, shortened like imaging; "
+        f"`lab up` keeps {UP_RESTART_SECONDS:g} s; 0: back at once)",
+    )
     rehearse.add_argument("--address-prefix", default="127.20", help="twins get <prefix>.X.Y (127.N only)")
     rehearse.add_argument(
         "--stop-lab", action="store_true", help="stop the lab afterwards (default: keep it up)"
@@ -118,6 +146,7 @@ def _up(args: argparse.Namespace) -> int:
         args.http_port,
         args.https_port,
         args.bmc_power_seconds,
+        args.restart_seconds,
     )
     info = daemon.up(options)
     print(daemon.BANNER)
@@ -194,6 +223,7 @@ def _rehearse(args: argparse.Namespace) -> int:
             lab_dir=_lab_dir(args),
             imaging_seconds=args.imaging_seconds,
             bmc_power_seconds=args.bmc_power_seconds,
+            restart_seconds=args.restart_seconds,
             address_prefix=args.address_prefix,
             keep_lab=not args.stop_lab,
             json=args.json,

@@ -51,6 +51,10 @@ class LabConfig:
     # power on/off). None: sushy-tools' fake driver's own random delay, up to 11 s per change (the default);
     # a whole number of seconds (0 or more) instead: rebuild/lab/sushy_fixed_delay.py.
     bmc_power_seconds: int | None = None
+    # How long a restarting twin's WinRM listeners refuse connections: after `shutdown /r`'s notice,
+    # after a boot from disk (power on, reset). 0: back at once (in-process test labs); `lab up` and
+    # `lab rehearse` set their own defaults (docs/lab.md, "Simulated durations").
+    restart_seconds: float = 0.0
     shell_quota: int = 5  # WinRS MaxShellsPerUser, as on Windows' default-ish low setting
     # The simulated domain controller's account allowed to join computers (microsoft.ad.membership twin);
     # set at `lab up` and seeded into the product's secret store as each site's domain_join_* secrets.
@@ -71,7 +75,12 @@ class LabConfig:
                 if self.bmc_power_seconds is None
                 else f"{self.bmc_power_seconds} s"
             ),
-            "restart": "the shutdown /t notice, then back at once",
+            "restart": (
+                "the shutdown /t notice, then back at once"
+                if self.restart_seconds == 0
+                else f"WinRM refused for {self.restart_seconds:g} s after the shutdown /t notice "
+                "and after a boot from disk"
+            ),
             "wake_on_lan, hypervisor power": "at once",
         }
 

@@ -78,6 +78,7 @@ class DaemonOptions:
     http_port: int = 5985
     https_port: int = 5986
     bmc_power_seconds: int | None = None  # None: the emulator's random, up to 11 s (LabConfig)
+    restart_seconds: float = 0.0  # WinRM refused while a twin restarts; 0: back at once (LabConfig)
 
 
 class LabDaemon:
@@ -102,6 +103,7 @@ class LabDaemon:
             winrm_https_port=opts.https_port,
             imaging_seconds=opts.imaging_seconds,
             bmc_power_seconds=opts.bmc_power_seconds,
+            restart_seconds=opts.restart_seconds,
             domain_admin_user=fleet.DOMAIN_JOIN_USER,
             domain_admin_password=generate_secret(),
         )
@@ -142,6 +144,7 @@ class LabDaemon:
             "ready": False,
             "simulated": True,
             "simulated_durations": config.simulated_durations(),
+            "restart_seconds": config.restart_seconds,  # for tools that wait out a twin's restart
         }
         _write_info(lab_dir, info)
         # Seeding ~6 ms per vault file: after the listeners are up, still before "ready".
@@ -363,6 +366,8 @@ def up(options: DaemonOptions, timeout: float = 300.0) -> dict[str, Any]:
         str(options.http_port),
         "--https-port",
         str(options.https_port),
+        "--restart-seconds",
+        str(options.restart_seconds),
     ]
     if options.site:
         argv += ["--site", options.site]
@@ -444,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=5985)
     parser.add_argument("--https-port", type=int, default=5986)
     parser.add_argument("--bmc-power-seconds", type=int, default=None)
+    parser.add_argument("--restart-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = DaemonOptions(
@@ -455,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         args.http_port,
         args.https_port,
         args.bmc_power_seconds,
+        args.restart_seconds,
     )
     daemon = LabDaemon(options)
     try:

@@ -25,6 +25,9 @@ class RehearsalOptions:
     lab_dir: Path
     imaging_seconds: float = 2.0
     bmc_power_seconds: int | None = 1  # shortened like imaging; None: the emulator's random up to 11 s
+    # WinRM refused while a twin restarts, shortened like imaging: 1 s fits inside win_reboot's first
+    # back-off after the roles' post_reboot_delay (docs/site-run.md, "Timeouts and poll intervals").
+    restart_seconds: float = 1.0
     address_prefix: str = "127.20"
     keep_lab: bool = True  # leave the twins up so the operator can look at them afterwards
     json: bool = False
@@ -50,6 +53,7 @@ def rehearse(options: RehearsalOptions, say: Callable[[str], None] = print) -> R
             address_prefix=options.address_prefix,
             imaging_seconds=options.imaging_seconds,
             bmc_power_seconds=options.bmc_power_seconds,
+            restart_seconds=options.restart_seconds,
         )
     )
     inventory = Path(info["inventory"][options.site])

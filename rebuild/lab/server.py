@@ -11,6 +11,16 @@ NTLM message encryption over plain HTTP (multipart/encrypted, [MS-WSMV] 2.2.9.1.
 rebuild.lab.winrm_sealing: an NTLM-authenticated HTTP connection may send sealed messages
 without AllowUnencrypted, as Windows allows.
 
+A restart takes `LabConfig.restart_seconds` (docs/lab-windows-rules.md, "A restart takes time"):
+from the moment Windows goes down (the end of `shutdown /r /t N`'s notice, a boot from disk after
+power-on or reset) the twin's listeners are closed and its open connections reset; then they
+listen again. A client's connect is refused meanwhile, where Windows Firewall's stealth mode would
+leave it unanswered until the client's timeout (KB 2586744): over a real restart both end as a
+failed connection, which win_reboot retries alike (ansible.windows plugin_utils/_reboot.py); an
+unanswered SYN would outlive the lab's shortened downtimes and reach the new boot instead.
+LastBootUpTime is the moment it went down (rebuild.lab.exec.cmdlets.boot_time): the kernel
+starts before the WinRM service answers (Win32_OperatingSystem).
+
 SIMULATION limits: no Kerberos/CredSSP/certificate auth, no SPNEGO-wrapped tokens, no sealing
 after Basic or over HTTPS (such bodies get a 400 saying so); no chunked bodies.
 """
@@ -61,12 +71,19 @@ class _Endpoint:
     ssl_context: ssl.SSLContext | None = None
     binding: bytes | None = None  # tls-server-end-point data of the twin's certificate
     writers: set[asyncio.StreamWriter] = field(default_factory=set)  # its open TCP connections
+    listeners: list[asyncio.Server] = field(default_factory=list)  # HTTP and HTTPS, closed while down
+    back_up: asyncio.TimerHandle | None = None  # when a restarting twin listens again
 
     def restart(self) -> None:
-        """Windows restarted: shells are gone and every TCP connection is reset."""
-        self.winrs.restart()
+        """Windows restarted: every TCP connection is reset and the shells are gone (in that order:
+        whoever sees the shells gone, from another thread, sees the connections reset too)."""
         for writer in list(self.writers):
             writer.transport.abort()
+        self.winrs.restart()
+
+    @property
+    def down(self) -> bool:
+        return self.back_up is not None
 
 
 @dataclass
@@ -151,7 +168,7 @@ class WinRMServer:
         self._executor_factory = executor_factory
         self._operation_quota = operation_quota
         self._endpoints: dict[str, _Endpoint] = {}
-        self._servers: list[asyncio.Server] = []
+        self._reopening: set[asyncio.Task[None]] = set()  # listeners reopening after a restart
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[asyncio.StreamWriter] = set()
 
@@ -189,54 +206,97 @@ class WinRMServer:
         """Called from whichever thread recorded the event; shells live in the loop's thread."""
         if self._loop is None or name not in self._endpoints:
             return
-        if entry.get("event") == "reboot":  # shutdown /r /t N: the shells die N seconds later
+        endpoint = self._endpoints[name]
+        event = entry.get("event")
+        if event == "reboot":  # shutdown /r /t N: Windows goes down N seconds later
             delay = max(float(entry.get("delay", 0) or 0), 0.5)
-            self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._endpoints[name].restart)
-        elif entry.get("event") in self._RESTART_EVENTS:
-            self._loop.call_soon_threadsafe(self._endpoints[name].restart)
+            self._loop.call_soon_threadsafe(self._loop.call_later, delay, self._go_down, endpoint)
+        elif event == "boot" and entry.get("source") == "disk":  # Windows starts from its disk
+            self._loop.call_soon_threadsafe(self._go_down, endpoint)
+        elif event in self._RESTART_EVENTS:
+            self._loop.call_soon_threadsafe(endpoint.restart)
+            if event == "reimage" and entry.get("status") == "done":
+                # imaging_seconds is the whole install, its own restarts included: up now.
+                self._loop.call_soon_threadsafe(self._come_back, endpoint)
+
+    def _go_down(self, endpoint: _Endpoint) -> None:
+        """Windows is restarting: shells and connections are gone, and nothing listens on 5985/5986
+        until the WinRM service has started again, restart_seconds later (a later restart extends it)."""
+        endpoint.restart()
+        seconds = self.lab.config.restart_seconds
+        if seconds <= 0 or self._loop is None:
+            return
+        if endpoint.back_up is not None:
+            endpoint.back_up.cancel()
+        else:
+            for listener in endpoint.listeners:
+                listener.close()  # the client's connect is refused (see the module docstring)
+        endpoint.back_up = self._loop.call_later(seconds, self._come_back, endpoint)
+        # Named without "boot": a twin's boot time is when it went down (exec.cmdlets.boot_time).
+        self.lab.record(endpoint.twin.name, "winrm_stopped", reason="restarting", seconds=seconds)
+
+    def _come_back(self, endpoint: _Endpoint) -> None:
+        if endpoint.back_up is None:
+            return
+        endpoint.back_up.cancel()
+        endpoint.back_up = None
+        self.lab.record(endpoint.twin.name, "winrm_listening")
+        task = asyncio.ensure_future(self._listen(endpoint))
+        self._reopening.add(task)
+        task.add_done_callback(self._reopening.discard)
+
+    async def _listen(self, endpoint: _Endpoint) -> None:
+        """Open the twin's listeners: HTTP, and HTTPS when it has a certificate."""
+        config, twin = self.lab.config, endpoint.twin
+        endpoint.listeners = [
+            await asyncio.start_server(
+                partial(self._serve, endpoint, False),
+                host=twin.address,
+                port=config.winrm_http_port,
+                reuse_address=True,
+                limit=_MAX_HEADER,
+            )
+        ]
+        if endpoint.ssl_context is not None:
+            endpoint.listeners.append(
+                await asyncio.start_server(
+                    partial(self._serve, endpoint, True),
+                    host=twin.address,
+                    port=config.winrm_https_port,
+                    ssl=endpoint.ssl_context,
+                    reuse_address=True,
+                    limit=_MAX_HEADER,
+                    ssl_handshake_timeout=15,
+                )
+            )
 
     async def start(self, twins: list[TwinRecord] | None = None) -> None:
         """Open both listeners of every twin (or of the given ones)."""
-        config = self.lab.config
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
             self.lab._listeners.append(self._on_lab_event)
         for twin in twins if twins is not None else list(self.lab.twins.values()):
             endpoint = self._endpoint(twin)
             self._endpoints[twin.name] = endpoint
-            self._servers.append(
-                await asyncio.start_server(
-                    partial(self._serve, endpoint, False),
-                    host=twin.address,
-                    port=config.winrm_http_port,
-                    reuse_address=True,
-                    limit=_MAX_HEADER,
-                )
-            )
-            if endpoint.ssl_context is not None:
-                self._servers.append(
-                    await asyncio.start_server(
-                        partial(self._serve, endpoint, True),
-                        host=twin.address,
-                        port=config.winrm_https_port,
-                        ssl=endpoint.ssl_context,
-                        reuse_address=True,
-                        limit=_MAX_HEADER,
-                        ssl_handshake_timeout=15,
-                    )
-                )
+            await self._listen(endpoint)
 
     async def stop(self) -> None:
         if self._on_lab_event in self.lab._listeners:
             self.lab._listeners.remove(self._on_lab_event)
-        for server in self._servers:
+        for task in list(self._reopening):
+            task.cancel()
+        listeners = [listener for e in self._endpoints.values() for listener in e.listeners]
+        for endpoint in self._endpoints.values():
+            if endpoint.back_up is not None:
+                endpoint.back_up.cancel()
+                endpoint.back_up = None
+        for server in listeners:
             server.close()
         for writer in list(self._connections):
             writer.transport.abort()
-        for server in self._servers:
+        for server in listeners:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
-        self._servers.clear()
 
     # -- one TCP connection ------------------------------------------------------------------
 
