@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from rebuild.lab.exec.psobjects import PSObj
@@ -198,6 +198,31 @@ def _strip_scope(name: str) -> tuple[str, str]:
     return "", name
 
 
+# CPython 3.11 and 3.12 keep Python frames in 16 KiB chunks and free a chunk as soon as its
+# first frame returns: a loop whose calls cross a chunk's end maps and unmaps memory on every
+# call (CPython issue gh-142183, "Calls across stack chunks perform badly"; fixed in 3.13 and
+# 3.14 by keeping one spare chunk). The evaluator recurses deeply, so a script's hot loop can sit
+# on that edge: the baseline module's service allow-list loop ran ~6x slower there. A run starts
+# in a frame with _STACK_BALLAST_SLOTS unused local slots: CPython gives that frame a new 1 MiB
+# chunk (sizes double from 16 KiB), and the evaluation's frames fill its free ~480 KiB first.
+_STACK_BALLAST_SLOTS = 70_000
+
+
+@lru_cache(maxsize=1)
+def _stack_ballast() -> Callable[[Callable[[], RunResult]], RunResult]:
+    names = " = ".join(f"_{i}" for i in range(_STACK_BALLAST_SLOTS))
+    source = f"def on_own_stack_chunk(run):\n    if False:\n        {names} = None\n    return run()\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<evaluator stack ballast>", "exec"), namespace)
+    ballast: Callable[[Callable[[], RunResult]], RunResult] = namespace["on_own_stack_chunk"]
+    return ballast
+
+
+def _on_own_stack_chunk(run: Callable[[], RunResult]) -> RunResult:
+    """`run()`, its frames at the start of a large stack chunk of their own (see above)."""
+    return _stack_ballast()(run)
+
+
 @lru_cache(maxsize=4096)
 def _variable_name(name: str) -> tuple[str, str, str]:
     """A variable's scope prefix, its name as written, and its lookup key (case-insensitive):
@@ -280,6 +305,9 @@ class Evaluator:
     # --- entry points ---
 
     def run(self, source: str | bytes, name: str = "<script>", args: list[Any] | None = None) -> RunResult:
+        return _on_own_stack_chunk(partial(self._run, source, name, args))
+
+    def _run(self, source: str | bytes, name: str, args: list[Any] | None) -> RunResult:
         script = parse(source, name)
         code = 0
         out: list[Any] = []
