@@ -204,10 +204,10 @@ def _strip_scope(name: str) -> tuple[str, str]:
 # call (CPython issue gh-142183, "Calls across stack chunks perform badly"; fixed by keeping one
 # spare chunk per thread, python/cpython PR 145789, backported to 3.13). The evaluator recurses
 # deeply, so a script's hot loop can sit on that edge: the baseline module's service allow-list
-# loop ran ~6x slower there. A run starts
-# in a frame whose value stack has _STACK_BALLAST_SLOTS unused slots (never written, so never
-# touched): CPython gives that frame a new 1 MiB chunk (sizes double from 16 KiB), and the run's
-# own frames fill the ~480 KiB after it first. Costs ~20 us per run (one mmap and munmap).
+# loop ran ~6x slower there. A run starts in a frame whose value stack has _STACK_BALLAST_SLOTS
+# unused slots (never written, so never touched): CPython gives that frame a new 1 MiB chunk
+# (sizes double from 16 KiB), and the run's own frames fill the ~480 KiB after it first.
+# Costs ~20 us per run (one mmap and munmap).
 _STACK_BALLAST_SLOTS = 70_000
 
 
