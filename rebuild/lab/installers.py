@@ -13,10 +13,42 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path, PureWindowsPath
+from typing import TYPE_CHECKING
 
 from rebuild.lab.state import Service, TwinState
 
+if TYPE_CHECKING:
+    from rebuild.applications import Catalogue
+
 SIMULATED_BANNER = "SIMULATED installer - lab rehearsal only, not software"
+
+
+_CATALOGUE: dict[tuple[str, bytes], Catalogue] = {}
+
+
+def catalogue() -> Catalogue:
+    """The product's application catalogue (`rebuild.applications.load_catalogue`), the same
+    object until applications.yml or tiers.yml changes: the lab reads it on every download from
+    the share and every installer run, and parsing and validating it each time was a tenth of
+    a module run. Keyed by a digest of both files' bytes, so an edited catalogue is read anew."""
+    from rebuild.applications import CATALOGUE_FILE, load_catalogue
+    from rebuild.datadir import default_data_dir
+
+    data_dir = default_data_dir()
+    digest = hashlib.blake2b(digest_size=16)
+    for name in (CATALOGUE_FILE, "tiers.yml"):  # what load_catalogue reads
+        try:
+            digest.update((data_dir / name).read_bytes())
+        except FileNotFoundError:
+            digest.update(b"\0missing:" + name.encode())
+        digest.update(b"\0")
+    key = (str(data_dir), digest.digest())
+    found = _CATALOGUE.get(key)
+    if found is None:
+        found = load_catalogue()  # a missing or invalid catalogue fails as it always did
+        _CATALOGUE.clear()
+        _CATALOGUE[key] = found
+    return found
 
 
 def simulated_content(entry_id: str, version: str) -> bytes:

@@ -171,6 +171,9 @@ class WinRMServer:
         self._reopening: set[asyncio.Task[None]] = set()  # listeners reopening after a restart
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[asyncio.StreamWriter] = set()
+        # name -> (the peeked state it was read from, has an HTTPS listener): the answer is read
+        # again whenever the twin's state object is replaced (every write replaces it).
+        self._https_listener: dict[str, tuple[TwinState, bool]] = {}
 
     @property
     def endpoints(self) -> dict[str, _Endpoint]:
@@ -309,9 +312,19 @@ class WinRMServer:
         service = next((s for n, s in state.services.items() if n.lower() == "winrm"), None)
         if service is not None and service.state != "Running":
             return None
-        if https and not any(key.upper().endswith("\\LISTENER\\*+HTTPS") for key in state.registry):
+        if https and not self._has_https_listener(twin.name, state):
             return None  # no HTTPS listener (e.g. its certificate enrolment failed): 5986 is closed
         return state
+
+    def _has_https_listener(self, name: str, state: TwinState) -> bool:
+        """Does the twin's registry hold an HTTPS WinRM listener? Scanning every key on every
+        request cost more than the answer: it is kept until the state object changes."""
+        kept = self._https_listener.get(name)
+        if kept is not None and kept[0] is state:
+            return kept[1]
+        found = any(key.upper().endswith("\\LISTENER\\*+HTTPS") for key in state.registry)
+        self._https_listener[name] = (state, found)
+        return found
 
     async def _serve(
         self, endpoint: _Endpoint, https: bool, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -374,7 +387,9 @@ class WinRMServer:
         if request.method != "POST":
             return _response(405, "Method Not Allowed", headers=[("Allow", "POST")])
 
-        unauthorised = _response(401, "Unauthorized", headers=self._challenge_headers(state))
+        def unauthorised() -> bytes:  # built only when refused: it reads the twin's WinRM policy
+            return _response(401, "Unauthorized", headers=self._challenge_headers(state))
+
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
         user: LocalUser | None = None
@@ -408,14 +423,14 @@ class WinRMServer:
             elif conn.user is not None:
                 user = conn.user
             else:
-                return unauthorised
+                return unauthorised()
             if refused:
                 raise AuthError("injected fault winrm_auth_refused")
         except (AuthError, binascii.Error) as exc:
             conn.user = conn.ntlm = conn.sealing = None
             log.info("lab WinRM auth refused on %s: %s", twin.name, exc)
             self.lab.record(twin.name, "winrm_auth_refused", reason=str(exc))
-            return unauthorised
+            return unauthorised()
         assert user is not None
 
         if not request.body:
@@ -434,11 +449,11 @@ class WinRMServer:
             except SealingError as exc:
                 log.info("lab WinRM refused an encrypted message on %s: %s", twin.name, exc)
                 conn.user = conn.sealing = None
-                return unauthorised
+                return unauthorised()
         elif not conn.https and not service_policy(state).allow_unencrypted:
             # Windows refuses unencrypted WS-Man over HTTP unless AllowUnencrypted is set.
             conn.user = None
-            return unauthorised
+            return unauthorised()
 
         port = self.lab.config.winrm_https_port if conn.https else self.lab.config.winrm_http_port
         endpoint_url = f"{'https' if conn.https else 'http'}://{twin.address}:{port}/wsman"

@@ -381,6 +381,21 @@ def test_stopped_winrm_service_does_not_answer(harness: Harness) -> None:
         harness.session().run_cmd("hostname")
 
 
+def test_https_closes_when_its_listener_is_deleted_and_opens_when_it_is_back(harness: Harness) -> None:
+    """The transport keeps whether a twin has an HTTPS listener per state; a change to the twin
+    (Remove-Item WSMan:\\localhost\\Listener\\...) must be seen by the very next connection."""
+    assert harness.session().run_cmd("hostname").status_code == 0
+    listener = next(
+        k for k in harness.lab.state(harness.twin.name).registry if k.upper().endswith("\\*+HTTPS")
+    )
+    values = harness.lab.state(harness.twin.name).registry[listener]
+    harness.change(lambda s: s.registry.pop(listener))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        harness.session().run_cmd("hostname")
+    harness.change(lambda s: s.registry.__setitem__(listener, values))
+    assert harness.session().run_cmd("hostname").status_code == 0
+
+
 def test_channel_binding_mismatch_is_refused(harness: Harness) -> None:
     """The acceptor compares the client's CBT with this channel's certificate hash."""
     import spnego

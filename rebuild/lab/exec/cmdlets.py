@@ -147,10 +147,14 @@ def reg_canonical(path: str) -> str | None:
 def registry_view(state: TwinState) -> dict[str, dict[str, Any]]:
     """The twin's registry plus the Uninstall entries its installed applications imply."""
     view = dict(state.registry)
+    if not state.applications:
+        return view
+    present = {k.lower() for k in view}  # keys compare case-insensitively
     for name, version in state.applications.items():
         key = f"{UNINSTALL_KEYS[0]}\\{name}"
-        if not any(k.lower() == key.lower() for k in view):
+        if key.lower() not in present:
             view[key] = {"DisplayName": name, "DisplayVersion": version}
+            present.add(key.lower())
     return view
 
 

@@ -5,6 +5,8 @@ programs it runs (native.py, powershell.exe): CommandLineToArgvW's splitting, an
 
 from __future__ import annotations
 
+import re
+
 Output = tuple[int, bytes, bytes]
 
 # Programs that do not exist on Windows: cmd.exe's own error, never a lab message.
@@ -55,6 +57,12 @@ def lab_refuses(what: str) -> Output:
     return 1, b"", msg.encode()
 
 
+# Characters CommandLineToArgvW copies as they are: outside quotes, all but blanks, backslashes
+# and quotes; inside quotes, blanks too.
+_PLAIN_RUN = re.compile(r'[^ \t\\"]+')
+_QUOTED_RUN = re.compile(r'[^\\"]+')
+
+
 def split_args(text: str) -> list[str]:
     """CommandLineToArgvW: how a Windows program (powershell.exe included) splits its command line."""
     args: list[str] = []
@@ -67,6 +75,11 @@ def split_args(text: str) -> list[str]:
         buf: list[str] = []
         quoted = False
         while i < n and (quoted or text[i] not in " \t"):
+            plain = (_QUOTED_RUN if quoted else _PLAIN_RUN).match(text, i)
+            if plain is not None:  # a run of ordinary characters (a whole base64 argument) at once
+                buf.append(plain.group())
+                i = plain.end()
+                continue
             c = text[i]
             if c == "\\":
                 j = i

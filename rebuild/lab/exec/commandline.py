@@ -20,28 +20,28 @@ from rebuild.lab.exec.winenv import environment, expand
 _CMDLET_NAME = re.compile(r"^[a-z]+-[a-z]+$")
 
 
+_CMD_SPECIAL = re.compile(r'["&<>^|]')
+
+
 def split_cmd_pipeline(line: str) -> list[str] | None:
-    """Split on cmd.exe's unquoted `|`; None when the line uses cmd syntax the lab does not simulate."""
+    """Split on cmd.exe's unquoted `|`; None when the line uses cmd syntax the lab does not simulate.
+    Only the characters that mean something to cmd are visited (a command line carries a long
+    -EncodedCommand, which has none)."""
     stages: list[str] = []
-    buf: list[str] = []
+    start = 0
     quoted = False
-    i = 0
-    while i < len(line):
-        c = line[i]
+    for special in _CMD_SPECIAL.finditer(line):
+        c, i = special.group(), special.start()
         if c == '"':
             quoted = not quoted
-        elif not quoted and c in "&<>^":
-            return None
-        elif not quoted and c == "|":
-            if line[i + 1 : i + 2] == "|":
-                return None
-            stages.append("".join(buf).strip())
-            buf = []
-            i += 1
+        elif quoted:
             continue
-        buf.append(c)
-        i += 1
-    stages.append("".join(buf).strip())
+        elif c != "|" or line[i + 1 : i + 2] == "|":
+            return None  # & < > ^ or ||
+        else:
+            stages.append(line[start:i].strip())
+            start = i + 1
+    stages.append(line[start:].strip())
     return stages
 
 
@@ -53,23 +53,23 @@ def program_name(token: str) -> str:
 def run_command_line(lab: Lab, twin: TwinRecord, line: str, stdin: bytes, console: bool = False) -> Output:
     """Run `line` as cmd.exe would; `console`: in the interactive console session (the first
     logon's), not a WinRS one."""
-    state = lab.state(twin.name)
-    line = expand(line, environment(state, twin))
+    line = expand(line, environment(lab.peek(twin.name), twin))  # reads the name only: no copy
     stages = split_cmd_pipeline(line)
     if stages is None or any(not s for s in stages):
         return lab_refuses(f"this cmd.exe syntax (only simple commands and '|' into findstr): {line[:200]!r}")
     first = stages[0]
-    prog = program_name(split_args(first)[0]) if split_args(first) else ""
+    words = split_args(first)
+    prog = program_name(words[0]) if words else ""
     if prog in UNIX_ONLY or _CMDLET_NAME.match(prog):
         # cmd.exe knows no cmdlets: testinfra's host.service() sends `Get-Service ...` bare and
         # gets exactly this from a real host too.
-        return not_recognized(split_args(first)[0])
+        return not_recognized(words[0])
     if prog == "powershell":
         if len(stages) > 1:
             return lab_refuses("piping powershell output into another program")
-        return powershell_exe.run_powershell_exe(lab, twin, split_args(first)[1:], stdin)
+        return powershell_exe.run_powershell_exe(lab, twin, words[1:], stdin)
     # Programs that change the twin (reg add, shutdown) first, then the read-only ones.
-    written = twin_host.run_writing_program(lab, twin, prog, split_args(first)[1:], console)
+    written = twin_host.run_writing_program(lab, twin, prog, words[1:], console)
     rc, out, err = written if written is not None else native.run_native(lab, twin, first)
     for stage in stages[1:]:
         rc, out, err2 = native.filter_stage(stage, out)

@@ -117,7 +117,7 @@ class TwinHost(Host):
         self.session_user = session_user
         # Temporary files the script creates ([IO.Path]::GetTempFileName): lower-cased path -> bytes.
         self.scratch: dict[str, bytes] = {}
-        self._env = environment(lab.state(twin.name), twin)
+        self._env = environment(lab.peek(twin.name), twin)  # reads the name only: no copy
 
     # --- plumbing ---
 
@@ -537,10 +537,10 @@ def _get_child_item(c: Call) -> list[Any]:
 
 def _repository_file(c: Call, source: str) -> bytes | None:
     """The deployment share the lab serves: the catalogue's repository, backed by <lab_dir>/installers."""
-    from rebuild.applications import load_catalogue
+    from rebuild.lab.installers import catalogue
 
     host = _host(c)
-    root = load_catalogue().repository.rstrip("\\/")
+    root = catalogue().repository.rstrip("\\/")
     norm = source.replace("/", "\\") if source.startswith("\\\\") else source
     root_norm = root.replace("/", "\\") if root.startswith("\\\\") else root
     if not norm.lower().startswith(root_norm.lower() + ("\\" if root.startswith("\\\\") else "/")):
@@ -559,10 +559,9 @@ def _repository_file(c: Call, source: str) -> bytes | None:
 
 
 def _populate(lab: Lab) -> None:
-    from rebuild.applications import load_catalogue
-    from rebuild.lab.installers import ensure_repository
+    from rebuild.lab.installers import catalogue, ensure_repository
 
-    cat = load_catalogue()
+    cat = catalogue()
     entries = [(a.id, a.version, a.installer) for a in cat.applications.values()]
     entries += [(x.id, x.version, x.file) for x in cat.certificates.values()]
     ensure_repository(lab.config.lab_dir, entries)
@@ -1014,10 +1013,10 @@ def _start_process(c: Call) -> list[Any]:
 
 
 def _run_installer(host: TwinHost, data: bytes) -> int:
-    from rebuild.applications import load_catalogue
+    from rebuild.lab.installers import catalogue
 
     installs = _installed_by(data)
-    app = load_catalogue().applications.get(installs[0]) if installs else None
+    app = catalogue().applications.get(installs[0]) if installs else None
     if installs is None or app is None:
         return 1603
     version = installs[1]

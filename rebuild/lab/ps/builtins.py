@@ -154,6 +154,8 @@ _INT_RANGES = {
 def cast(ev: Evaluator, value: Any, tref: TypeRef, node: Node | None) -> Any:
     """Conversions of about_Type_Conversion for the types our scripts use."""
     n = tref.name
+    if n == "System.String" and type(value) is str:
+        return value  # the common case, first ($OFS joins arrays only)
     if n.endswith("[]"):
         element = TypeRef(n[:-2], tref.args)
         items = v.as_list(value) if not isinstance(value, Hashtable) else [value]
@@ -575,6 +577,8 @@ def set_member(ev: Evaluator, obj: Any, name: str, value: Any, node: Node) -> No
 
 def call_method(ev: Evaluator, obj: Any, name: str, args: list[Any], node: Node) -> Any:
     low = name.lower()
+    if type(obj) is str:  # the common case, first
+        return _string_method(ev, obj, low, args, node)
     if isinstance(obj, AnsibleModule):
         return obj.call(ev, name, args, node)
     if isinstance(obj, v.DotNetObject) and low in obj.methods:

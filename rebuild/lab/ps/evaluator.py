@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
+from types import FunctionType
 from typing import Any
 
 from rebuild.lab.exec.psobjects import PSObj
@@ -198,6 +199,29 @@ def _strip_scope(name: str) -> tuple[str, str]:
     return "", name
 
 
+# CPython 3.11 and 3.12 keep Python frames in 16 KiB chunks and free a chunk as soon as its
+# first frame returns: a loop whose calls cross a chunk's end maps and unmaps memory on every
+# call (CPython issue gh-142183, "Calls across stack chunks perform badly"; fixed by keeping one
+# spare chunk per thread, python/cpython PR 145789, backported to 3.13). The evaluator recurses
+# deeply, so a script's hot loop can sit on that edge: the baseline module's service allow-list
+# loop ran ~6x slower there. A run starts in a frame whose value stack has _STACK_BALLAST_SLOTS
+# unused slots (never written, so never touched): CPython gives that frame a new 1 MiB chunk
+# (sizes double from 16 KiB), and the run's own frames fill the ~480 KiB after it first.
+# Costs ~20 us per run (one mmap and munmap).
+_STACK_BALLAST_SLOTS = 70_000
+
+
+def _run_on_own_stack_chunk(run: Callable[[], RunResult]) -> RunResult:
+    return run()
+
+
+_on_own_stack_chunk: Callable[[Callable[[], RunResult]], RunResult] = FunctionType(
+    _run_on_own_stack_chunk.__code__.replace(co_stacksize=_STACK_BALLAST_SLOTS),
+    globals(),
+    "_on_own_stack_chunk",
+)
+
+
 @lru_cache(maxsize=4096)
 def _variable_name(name: str) -> tuple[str, str, str]:
     """A variable's scope prefix, its name as written, and its lookup key (case-insensitive):
@@ -257,6 +281,7 @@ class Evaluator:
         self._last_failed = False
         self.script: Script | None = None
         self.coverage = coverage
+        self._covering: tuple[Script, set[int]] | None = None  # (script, its set in coverage)
         self._builtins = builtins
         g = self.global_scope.vars
         g.update(
@@ -279,6 +304,9 @@ class Evaluator:
     # --- entry points ---
 
     def run(self, source: str | bytes, name: str = "<script>", args: list[Any] | None = None) -> RunResult:
+        return _on_own_stack_chunk(partial(self._run, source, name, args))
+
+    def _run(self, source: str | bytes, name: str, args: list[Any] | None) -> RunResult:
         script = parse(source, name)
         code = 0
         out: list[Any] = []
@@ -454,7 +482,10 @@ class Evaluator:
 
     def cover(self, node: Node) -> None:
         if self.coverage is not None and self.script is not None:
-            self.coverage.setdefault(self.script.name, set()).add(node.start_byte)
+            script = self.script
+            if self._covering is None or self._covering[0] is not script:  # the set, once per script
+                self._covering = (script, self.coverage.setdefault(script.name, set()))
+            self._covering[1].add(node.start_byte)
 
     def _statement_list_with_traps(self, node: Node, out: list[Any]) -> None:
         """Run a program/statement list, honouring `trap` statements declared in it."""
@@ -591,12 +622,16 @@ class Evaluator:
         return True
 
     def foreach_statement(self, node: Node, out: list[Any]) -> None:
-        var = next(c for c in node.named_children if c.type == "variable")
-        source = next(c for c in node.named_children if c.type == "pipeline")
-        body = next(c for c in node.named_children if c.type == "statement_block")
+        parts = node.memo.get("foreach")
+        if parts is None:  # the loop variable, the collection and the body: read once per node
+            var = next(c for c in node.named_children if c.type == "variable")
+            source = next(c for c in node.named_children if c.type == "pipeline")
+            body = next(c for c in node.named_children if c.type == "statement_block")
+            parts = node.memo["foreach"] = (var, var.text[1:], source, body)
+        var, name, source, body = parts
         items = v.as_list(self.pipeline_value(source))
         for item in items:
-            self.set_var(self.text(var)[1:], item, var)
+            self.set_var(name, item, var)
             if not self._loop_body(body, out):
                 break
 
@@ -1152,11 +1187,7 @@ class Evaluator:
         return [value]
 
     def assignment(self, node: Node) -> None:
-        left = node.named_children[0]
-        op = self.text(next(c for c in node.named_children if c.type == "assignement_operator")).strip()
-        value_node = node.child_by_field_name("value")
-        assert value_node is not None
-        target = left.named_children[0] if left.type == "left_assignment_expression" else left
+        op, value_node, target = node.memo.get("assignment") or self._assignment_parts(node)
         if value_node.type == "pipeline":
             value = self.pipeline_value(value_node)
         else:
@@ -1170,6 +1201,17 @@ class Evaluator:
                 raise self.not_simulated(f"the assignment operator {op}", node)
             value = self.binary(ops[op], current, value, node)
         self.assign_to(target, value)
+
+    @staticmethod
+    def _assignment_parts(node: Node) -> tuple[str, Node, Node]:
+        """The operator, value and target of an assignment: read from the tree once per node."""
+        left = node.named_children[0]
+        op = next(c for c in node.named_children if c.type == "assignement_operator").text.strip()
+        value_node = node.child_by_field_name("value")
+        assert value_node is not None
+        target = left.named_children[0] if left.type == "left_assignment_expression" else left
+        parts = node.memo["assignment"] = (op, value_node, target)
+        return parts
 
     def assign_to(self, target: Node, value: Any) -> None:
         target = target.memo.get("assign") or self._assign_target(target)
@@ -1612,7 +1654,9 @@ class Evaluator:
     def _inner_output(self, node: Node) -> list[Any]:
         """What the statements inside `$( )` or `@( )` write."""
         out: list[Any] = []
-        sl = next((c for c in node.named_children if c.type == "statement_list"), None)
+        if "inner" not in node.memo:  # the statement list, found once per node
+            node.memo["inner"] = next((c for c in node.named_children if c.type == "statement_list"), None)
+        sl: Node | None = node.memo["inner"]
         if sl is not None:
             self.block(sl, out)
         return out
@@ -1830,7 +1874,10 @@ class Evaluator:
     def _x_invokation_expression(self, node: Node) -> Any:
         static = self._is_static(node)
         name = self._member_name(node)
-        arg_list = next(c for c in node.named_children if c.type == "argument_list")
+        arg_list = node.memo.get("arg_list")
+        if arg_list is None:
+            arg_list = next(c for c in node.named_children if c.type == "argument_list")
+            node.memo["arg_list"] = arg_list
         args = self._call_args(arg_list)
         target_node = node.named_children[0]
         if static:
@@ -1846,10 +1893,12 @@ class Evaluator:
         return self._builtins.call_method(self, self.expression(member.named_children[0]), name, args, member)
 
     def _call_args(self, arg_list: Node) -> list[Any]:
-        ael = next((c for c in arg_list.named_children if c.type == "argument_expression_list"), None)
-        if ael is None:
-            return []
-        return [self.expression(a) for a in ael.named_children if a.type == "argument_expression"]
+        nodes: list[Node] | None = arg_list.memo.get("arguments")
+        if nodes is None:  # the argument expressions, found once per node
+            ael = next((c for c in arg_list.named_children if c.type == "argument_expression_list"), None)
+            nodes = [] if ael is None else [a for a in ael.named_children if a.type == "argument_expression"]
+            arg_list.memo["arguments"] = nodes
+        return [self.expression(a) for a in nodes]
 
     def host_static(self, tref: TypeRef, member: str, args: list[Any] | None, node: Node) -> Any:
         handled, value = self._builtins.static_member(self, tref, member, args, node)

@@ -37,9 +37,9 @@ def simulated_msu(kb: str, build: str, ubr: int) -> bytes:
 
 
 def _share_file(ctx: ModuleContext, url: str) -> bytes | None:
-    from rebuild.applications import load_catalogue
+    from rebuild.lab.installers import catalogue
 
-    root = load_catalogue().repository.rstrip("/")
+    root = catalogue().repository.rstrip("/")
     if not url.lower().startswith(root.lower() + "/"):
         raise ModuleFailed(
             f"the rebuild lab (a simulation) does not simulate downloads from {url}: only the "
