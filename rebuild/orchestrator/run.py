@@ -69,7 +69,7 @@ class SiteRun:
     def prepare(self) -> tuple[list[Host], dict[str, HostWork], Plan | None]:
         o = self.o
         self.site = site = site_for_run(o.site, o.imaging_capacity)
-        inventory = read_ansible_inventory(self.inventory)
+        self._read_inventory = inventory = read_ansible_inventory(self.inventory)
         hosts = hosts_of_inventory(inventory, self.inventory)
         label = f"inventory {self.inventory}"
         check_site_membership(
@@ -202,6 +202,7 @@ class SiteRun:
             overrides=self.o.override_gates,
             dry_run=self.o.dry_run,
             node=self.site.execution,
+            read_inventory=self._read_inventory,
         )
         progress.emit(
             "run_started",

@@ -106,3 +106,35 @@ def test_config_from_env_and_file(tmp_path):
     f.write_text("url: https://x\ntoken: plain\n")
     with pytest.raises(ConfigError, match="do not put the API token in a data file"):
         load_config(f, env={})
+
+
+def test_a_run_without_a_network_api_records_the_decision_without_loading_an_http_client(
+    tmp_path: Path,
+) -> None:
+    """No API configured: the decision is recorded and `requests` is never imported (a fresh
+    interpreter: this test process has imported it already)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from rebuild.journal import Journal\n"
+        "from rebuild.promote import PromotionConfig, promote_verified\n"
+        "from tests.hosts import register_host\n"
+        f"j = Journal.in_state_dir(Path({str(tmp_path)!r}))\n"
+        "j.start_run('r1', 'arlon', 'alice')\n"
+        "j.ensure_hosts([register_host('GOOD')])\n"
+        f"for step in {[*STEPS, 'verified']!r}:\n"
+        "    j.transition('GOOD', step, run_id='r1')\n"
+        "s = promote_verified(j, 'arlon', run_id='r1', operator='alice', config=PromotionConfig())\n"
+        "print(s.promoted, j.host('GOOD').results['promote']['status'], 'requests' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    ).stdout
+    assert out.split() == ["['GOOD']", "promoted", "False"]

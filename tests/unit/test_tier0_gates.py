@@ -232,3 +232,21 @@ def test_the_lab_directory_passes_the_gates_by_default_and_fails_with_the_fault(
     out = {o.gate.name: o for o in g.evaluate(config, incident, [reading], {})}
     assert out["admin-accounts-rotated"].holds, out["admin-accounts-rotated"].explain()
     assert out["krbtgt-reset-twice"].holds is not reset_once, out["krbtgt-reset-twice"].explain()
+
+
+def test_the_incident_record_comes_from_the_inventory_the_run_read_at_its_start(tmp_path: Path) -> None:
+    """The run gives the check its inventory as read at its start (its batches' inventories come
+    from it too): the incident record is taken from it, the inventory file is not read again."""
+    from rebuild.inventory import read_ansible_inventory
+
+    journal = Journal.in_state_dir(tmp_path)
+    journal.start_run("r1", "arlon", "alice")
+    check = _check(tmp_path, journal, {})
+    check.read_inventory = read_ansible_inventory(check.inventory)
+    check.inventory.write_text(json.dumps({"all": {"hosts": {"ARL-URG-0001": {}}}}))  # no record now
+    g.preflight(check, [(1, ["ARL-URG-0001"])])  # the record read at the start is there
+    closed = g.check_before_wave(check, 1, ["ARL-URG-0001"], [].append)
+    assert closed is not None and closed[0] == g.GATE_STATUS  # checked against that record
+    check.read_inventory = None  # without it, the file as it is now: no record
+    with pytest.raises(ConfigError, match=r"rebuild_incident is not set"):
+        g.preflight(check, [(1, ["ARL-URG-0001"])])
