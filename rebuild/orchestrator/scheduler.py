@@ -64,6 +64,7 @@ class WaveScheduler:
         try:
             while waiting or running:
                 if outcome is not None or self.interrupt.requested:
+                    waiting.clear()  # not started: let go untouched
                     why = outcome[1].splitlines()[0] if outcome else "interrupted by the operator"
                     for r in running:
                         r.cancel(f"the site is stopping - {why}")

@@ -32,8 +32,9 @@ WAIT_S = 20  # how long a test waits for the scheduler's thread to get somewhere
 
 class FakeBatch:
     """A batch whose hosts are reimaged the moment they get a slot (or fail there, `failing`; or
-    stay reimaging until the test frees them, `slow`); it ends by itself once every host has its slot and its redeploy gate is open, unless the
-    test ends it (`manual`: its redeploy and verify take until then)."""
+    stay reimaging until the test frees them, `slow`); it ends by itself once every host has its
+    slot and its redeploy gate is open, unless the test ends it (`manual`: its redeploy and
+    verify take until then)."""
 
     def __init__(
         self, name: str, hosts: list[str], held: bool, news: queue.Queue[Any], log: list[tuple[str, str]]
@@ -255,6 +256,17 @@ def test_a_breaker_trip_cancels_the_held_redeploy_gate() -> None:
     assert outcome is not None and outcome[0] == "stopped"
     assert ("cancel", "P") in wave.log
     assert not [e for e in wave.log if e[0] == "redeploy"]
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_a_stop_with_batches_not_yet_started_ends_the_wave_without_them(overlap: bool) -> None:
+    # One batch in flight at once: the server's batch trips the breaker when it ends, while the
+    # PCs' batch has not started; it is let go untouched (this used to wait forever).
+    wave = Wave([[["S-1"]], [["P-1"]]], depth=1, overlap=overlap)
+    wave.failing = {"S-1"}
+    outcome = wave.start().join()
+    assert outcome is not None and outcome[0] == "stopped"
+    assert "P" not in wave.batches
 
 
 def test_the_breaker_sees_the_earlier_stage_s_failures_before_a_later_slot_opens() -> None:
