@@ -258,6 +258,19 @@ def test_a_breaker_trip_cancels_the_held_redeploy_gate() -> None:
     assert not [e for e in wave.log if e[0] == "redeploy"]
 
 
+def test_an_interrupt_cancels_the_held_redeploy_gate() -> None:
+    wave = Wave([[["S-1"]], [["P-1"]]])
+    wave.manual = {"S"}
+    wave.start()
+    wave.until(lambda: ("slot", "P-1") in wave.log)
+    wave.scheduler.interrupt.requested = True  # SIGINT: the runners stop (their cancel callback)
+    wave.until(lambda: ("cancel", "P") in wave.log)
+    wave.batches["S"].end()
+    wave.join()
+    assert ("cancel", "S") in wave.log
+    assert not [e for e in wave.log if e[0] == "redeploy"]
+
+
 @pytest.mark.parametrize("overlap", [True, False])
 def test_a_stop_with_batches_not_yet_started_ends_the_wave_without_them(overlap: bool) -> None:
     # One batch in flight at once: the server's batch trips the breaker when it ends, while the
