@@ -7,9 +7,11 @@ the controller can import it too.
 - Phases: `PHASES`, in the order every host goes through them.
 - Groups of the batch inventory (`rebuild.orchestrator.batch_inventory`), one play each:
   `phase_group(p)` for the hosts that run phase p this batch, `RECHECK_GROUP` for a host caught
-  mid-reimage, `RENDER_GROUP` for a dry run.
+  mid-reimage, `RENDER_GROUP` for a dry run, `REDEPLOY_GATE_GROUP` for the hosts held at their
+  batch's redeploy gate.
 - Gates (`plugins/action/rebuild_gate.py`): the orchestrator opens a wait by creating its file
-  (`gate_file`, `slot_file`), or cancels it by creating the same path plus `CANCEL_SUFFIX`.
+  (`gate_file`, `slot_file`, `redeploy_gate_file`), or cancels it by creating the same path plus
+  `CANCEL_SUFFIX`.
 - End of a phase: each role's last task is the action `PHASE_DONE_ACTION` with `phase: <name>`
   (and the facts the journal keeps); its result carries `PHASE_DONE_KEY: <name>`, which is how the
   orchestrator recognises it in the runner event's `res` (`phase_done`), whatever the task is named.
@@ -29,6 +31,11 @@ WIPING_PHASE = "reimage"
 PHASE_GROUP_PREFIX = "rebuild_phase_"
 RECHECK_GROUP = "rebuild_recheck"
 RENDER_GROUP = "rebuild_render"
+# In a wave's later stage a batch reimages and hardens while the stage before is still being
+# redeployed and verified; its hosts that go on to these phases wait in this group's play (the
+# redeploy gate) until the orchestrator opens it: the earlier stages' services are back.
+REDEPLOY_GATE_GROUP = "rebuild_redeploy_gate"
+REDEPLOY_GATE_PHASE = "redeploy"  # the gate holds a host before its first phase from this one on
 
 # The controller-side wait (plugins/action/rebuild_gate.py) and its cancel file.
 GATE_ACTION = "rebuild_gate"
@@ -44,6 +51,7 @@ PHASE_FACTS_KEY = "facts"
 # Extravars the orchestrator passes to every batch.
 GATE_FILE_VAR = "rebuild_gate_file"
 SLOT_DIR_VAR = "rebuild_slot_dir"
+REDEPLOY_GATE_FILE_VAR = "rebuild_redeploy_gate_file"  # only for a batch held at its redeploy gate
 # Set by the launcher for a batch on an execution node only: where the batch writes the files the
 # run keeps (verification JUnit and logs), inside the worker's artifacts so they come back.
 RUN_FILES_DIR_VAR = "rebuild_run_files_dir"
@@ -58,7 +66,14 @@ def phase_group(phase: str) -> str:
 
 def all_groups() -> tuple[str, ...]:
     """Every group a batch inventory writes (empty ones too), in playbook order."""
-    return (RENDER_GROUP, RECHECK_GROUP, *(phase_group(p) for p in PHASES))
+    held = PHASES.index(REDEPLOY_GATE_PHASE)
+    return (
+        RENDER_GROUP,
+        RECHECK_GROUP,
+        *(phase_group(p) for p in PHASES[:held]),
+        REDEPLOY_GATE_GROUP,
+        *(phase_group(p) for p in PHASES[held:]),
+    )
 
 
 def gate_file(gates_dir: Path, batch: str) -> Path:
@@ -69,6 +84,11 @@ def gate_file(gates_dir: Path, batch: str) -> Path:
 def slot_dir(gates_dir: Path, batch: str) -> Path:
     """The directory of batch `batch`'s imaging slots (`rebuild_slot_dir`)."""
     return gates_dir / f"{batch}-slots"
+
+
+def redeploy_gate_file(gates_dir: Path, batch: str) -> Path:
+    """The file that lets batch `batch`'s hosts go on to redeploy (`rebuild_redeploy_gate_file`)."""
+    return gates_dir / f"{batch}-redeploy"
 
 
 def slot_file(slots: Path, host: str) -> Path:

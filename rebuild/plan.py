@@ -55,6 +55,9 @@ class Wave:
         (`one_service_per_batch`), where a service needs one of the stage before (DNS needs the
         directory back; PKI, updates, imaging and the patient record need DNS, not each other:
         tiers.yml `needs`).
+
+        Stages of one wave overlap in a site run: a stage's batches reimage and harden while the
+        stage before still runs, and redeploy once it is over (rebuild.orchestrator.scheduler).
         """
         stages: list[list[list[Host]]] = []
         previous: tuple[Kind, int] | None = None
@@ -68,6 +71,15 @@ class Wave:
                 previous = key
             stages[-1].append(batch)
         return stages
+
+    def stage_numbers(self) -> list[list[int]]:
+        """The batch numbers (from 1, as the plan shows them) of each stage."""
+        numbers: list[list[int]] = []
+        n = 0
+        for stage in self.stages():
+            numbers.append(list(range(n + 1, n + len(stage) + 1)))
+            n += len(stage)
+        return numbers
 
     @property
     def servers(self) -> int:
@@ -107,6 +119,7 @@ class Plan:
                         c.service: {"servers": c.servers, "workstations": c.workstations} for c in w.counts
                     },
                     "batches": [[h.hostname for h in batch] for batch in w.batches],
+                    "stages": w.stage_numbers(),
                 }
                 for n, w in enumerate(self.waves, 1)
             ],
@@ -140,8 +153,21 @@ class Plan:
                 names = ", ".join(h.hostname for h in batch[:6])
                 more = f", ... (+{len(batch) - 6})" if len(batch) > 6 else ""
                 lines.append(f"  batch {b:>3} ({len(batch):>3} {kind}): {names}{more}")
+            stages = wave.stage_numbers()
+            if len(stages) > 1:
+                lines.append(
+                    "  stages: "
+                    + " | ".join(_batch_range(numbers) for numbers in stages)
+                    + " (each reimages and hardens while the one before runs, redeploys once it is over)"
+                )
             lines.append("")
         return "\n".join(lines).rstrip() + "\n"
+
+
+def _batch_range(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"batch {numbers[0]}"
+    return f"batches {numbers[0]}-{numbers[-1]}"
 
 
 def _n(count: int, word: str, plural: str = "") -> str:

@@ -4,6 +4,8 @@
 Ansible's start-up (inventory, playbook, roles) overlaps that work. It then holds it twice, each
 time with one of these waits: once per batch before any host is touched (`run_once: true`), and
 once per host before its reimage, until an imaging slot is free (the site's imaging capacity).
+A batch of a wave's later stage, started while an earlier stage still runs, also waits per host
+after harden until that stage is over (its redeploy gate: docs/site-run.md).
 The orchestrator opens a wait by creating its file, only once the capacity is free and the
 circuit breaker has looked at what is known so far. It can instead cancel it by creating
 `<path>.cancel` (the site is stopping): the wait then fails with `rebuild_not_started: true`, so

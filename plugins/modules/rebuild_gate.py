@@ -12,6 +12,9 @@ description:
   - C(rebuild site) starts a batch's playbook while earlier batches are still reimaging and holds it
     with this wait twice - once per batch before any host is touched (C(run_once)), once per host before
     its reimage until an imaging slot is free.
+  - A batch of a wave's later stage, started while an earlier stage still runs, waits a third time, per
+    host after harden, until every batch of the earlier stages is over (the redeploy gate).
+  - The host that leaves a cancelled wait stays, in the journal, at the phase it last finished.
   - The orchestrator opens the wait by creating the file C(path). It cancels it by creating C(path) plus
     C(.cancel) (the site is stopping) - the wait then fails with C(rebuild_not_started=true), so the host
     leaves the playbook untouched. File names are in C(rebuild/contract.py).

@@ -1,7 +1,8 @@
 """One batch in flight: its thread, its gate and imaging slots, what its hosts became.
 
-The scheduler (scheduler.py) opens the batch's gate and its hosts' slots; the batch's thread
-runs its playbook and reports host events here (events.py -> host_event).
+The scheduler (scheduler.py) opens the batch's gate, its hosts' slots and, for a batch started
+while an earlier stage of its wave still runs, its redeploy gate; the batch's thread runs its
+playbook and reports host events here (events.py -> host_event).
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ class BatchRun:
     The orchestrator lets its hosts go twice: the batch's gate (Ansible may touch them), then,
     for each host to reimage, an imaging slot. With a gated playbook both are files the playbook
     waits for (rebuild_gate); without one, the gate is open from the start and every host to
-    reimage takes its slot then (so such a batch starts only when nothing else is reimaging)."""
+    reimage takes its slot then (so such a batch starts only when nothing else is reimaging).
+    A batch held at its redeploy gate (`redeploy_gate`) waits a third time, after harden, until
+    the earlier stages of its wave are over."""
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class BatchRun:
         slot_dir: Path | None,
         to_reimage: list[str],
         channel: NodeChannel | None = None,
+        redeploy_gate: Path | None = None,
     ) -> None:
         self.ident, self.number, self.batch = ident, number, batch
         self.news = news
@@ -43,6 +47,8 @@ class BatchRun:
         self.slot_dir = slot_dir  # None: no slot to wait for in the playbook
         self.channel = channel  # on an execution node: gate and slot files are opened through it
         self.gate_open = False
+        self.redeploy_gate = redeploy_gate  # None: nothing to wait for before redeploy
+        self.held = redeploy_gate is not None  # its redeploy gate is still closed
         self.cancelled = threading.Event()  # stopped at its gate: it touched nothing
         self.waiting: list[str] = list(to_reimage)  # still without an imaging slot, in plan order
         self.imaging: set[str] = set()  # slot taken, not yet reimaged (or failed)
@@ -55,6 +61,7 @@ class BatchRun:
         self.before: dict[str, Phase] = {}  # each host's journal phase before the batch
         self._failures: dict[str, str] = {}
         self._not_started: set[str] = set()
+        self._touched: set[str] = set()  # hosts that entered a phase in this batch
         self._lock = threading.Lock()
 
     def host_event(self, event: HostEvent) -> None:
@@ -62,8 +69,10 @@ class BatchRun:
         with self._lock:
             if event.kind in ("failed", "quarantined"):
                 self._failures.setdefault(event.host, event.message)
-            if event.kind == "not_started":
-                self._not_started.add(event.host)
+            if event.kind == "start":
+                self._touched.add(event.host)
+            if event.kind == "not_started" and event.host not in self._touched:
+                self._not_started.add(event.host)  # let go at its slot (not at the redeploy gate)
             ended = event.kind in ("failed", "quarantined", "not_started")
             if ended and event.host in self.waiting:
                 self.waiting.remove(event.host)  # it will never take its slot
@@ -94,10 +103,19 @@ class BatchRun:
         self.mapper.begin([host])
         self._open(self._slot_file(host))
 
+    def open_redeploy(self) -> None:
+        """The earlier stages of the wave are over: hosts held before redeploy go on (journal
+        first: the mapper starts the parked hosts' phase, then the file opens)."""
+        assert self.mapper is not None and self.redeploy_gate is not None
+        self.held = False
+        self.mapper.release()
+        self._open(self.redeploy_gate)
+
     def cancel(self, reason: str) -> None:
         """Stop what has not started. A batch still at its gate is cancelled whole (its runner is
         stopped; it touched nothing); in a running batch the hosts still waiting for a slot are
-        let go untouched (rebuild_gate's cancel file), and the others finish their phases."""
+        let go untouched (rebuild_gate's cancel file), the redeploy gate is cancelled (its hosts
+        stop after harden, at the phase they finished), and the others finish their phases."""
         if not self.gate_open:
             self.cancelled.set()
             return
@@ -105,11 +123,19 @@ class BatchRun:
             waiting, self.waiting = self.waiting, []
         for host in waiting:
             assert self.slot_dir is not None  # without slots nobody waits
-            if self.channel is not None:
-                self.channel.cancel(self._slot_file(host), reason)
-                continue
-            self.slot_dir.mkdir(parents=True, exist_ok=True)
-            atomicfile.write_text(contract.cancel_file(self._slot_file(host)), reason + "\n")
+            self._cancel(self._slot_file(host), reason)
+        if self.held:
+            assert self.redeploy_gate is not None
+            self.held = False  # cancelled once; it never opens
+            self._cancel(self.redeploy_gate, reason)
+
+    def _cancel(self, path: Path, reason: str) -> None:
+        """Create a wait's cancel file where the playbook runs: here, or on the batch's node."""
+        if self.channel is not None:
+            self.channel.cancel(path, reason)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomicfile.write_text(contract.cancel_file(path), reason + "\n")
 
     def _open(self, path: Path) -> None:
         """Create a gate or slot file where the playbook runs: here, or on the batch's node."""

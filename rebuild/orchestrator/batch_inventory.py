@@ -10,8 +10,9 @@ Vault-encrypted values stay encrypted (`!vault`); nothing is templated or decryp
 
 The file also says what each host does this run, as groups the plays of playbooks/site.yml
 target (`work_groups`): one group per phase it runs, `rebuild_recheck` for a host caught
-mid-reimage, `rebuild_render` for a dry run. A host outside a play's group is not in that play,
-so it costs no skipped task per host.
+mid-reimage, `rebuild_render` for a dry run, `rebuild_redeploy_gate` for a host its batch holds
+before redeploy (a batch of a wave's later stage, started while the stage before still runs).
+A host outside a play's group is not in that play, so it costs no skipped task per host.
 """
 
 from __future__ import annotations
@@ -23,18 +24,34 @@ from typing import Any
 import yaml
 
 from rebuild import atomicfile
-from rebuild.contract import PHASES, RECHECK_GROUP, RENDER_GROUP, phase_group
+from rebuild.contract import (
+    PHASES,
+    RECHECK_GROUP,
+    REDEPLOY_GATE_GROUP,
+    REDEPLOY_GATE_PHASE,
+    RENDER_GROUP,
+    phase_group,
+)
 from rebuild.errors import RebuildError
 
 
 def work_groups(
-    host_phases: Mapping[str, Sequence[str]], recheck: Sequence[str], *, dry_run: bool
+    host_phases: Mapping[str, Sequence[str]],
+    recheck: Sequence[str],
+    *,
+    dry_run: bool,
+    held: bool = False,
 ) -> dict[str, list[str]]:
     """Every work group, empty ones too (a play whose group is missing would warn, not skip).
-    A dry run puts hosts in the render group only: they are in no play that can boot them."""
+    A dry run puts hosts in the render group only: they are in no play that can boot them.
+    `held`: the batch waits at its redeploy gate; every host with a phase from redeploy on does."""
     groups: dict[str, list[str]] = {phase_group(p): [] for p in PHASES}
     groups[RECHECK_GROUP] = [] if dry_run else list(recheck)
     groups[RENDER_GROUP] = []
+    later = PHASES[PHASES.index(REDEPLOY_GATE_PHASE) :]
+    groups[REDEPLOY_GATE_GROUP] = [
+        host for host, phases in host_phases.items() if held and not dry_run and set(phases) & set(later)
+    ]
     for host, phases in host_phases.items():
         if dry_run:
             if phases:

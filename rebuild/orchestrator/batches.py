@@ -1,8 +1,9 @@
 """Starting a batch: its hosts' phases, new secrets for the wipes, its inventory, its thread.
 
 The thread runs the batch's playbook through rebuild.launcher with the batch's gate and slot
-files as extravars, feeds its events to the journal (events.EventMapper) and, once the playbook
-is over, fails the hosts it left mid-phase (repair.py).
+files (and its redeploy gate, when it is held there) as extravars, feeds its events to the
+journal (events.EventMapper) and, once the playbook is over, fails the hosts it left mid-phase
+(repair.py).
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ class BatchStarter:
         interrupt: Interrupt,
         news: queue.Queue[BatchRun],
         gated: bool,
+        held: bool = False,
     ) -> BatchRun:
+        """Start the batch's thread. `held`: an earlier stage of the wave still runs, so the
+        batch's hosts wait at its redeploy gate after harden (the scheduler opens it)."""
         ident = f"t{wave.tier.id}-b{number:03d}"
         if self.node is not None:  # before its gate opens: a node that does not answer starts nothing
             check_reachable(self.node)
@@ -85,12 +89,13 @@ class BatchStarter:
             slot_dir=contract.slot_dir(gates, ident) if gated else None,
             to_reimage=to_reimage,
             channel=channel,
+            redeploy_gate=contract.redeploy_gate_file(gates, ident) if held else None,
         )
         run.before = {h.hostname: self.journal.host(h.hostname).phase for h in batch}
         # Secrets rotate here, in the orchestrator's thread, before the batch's own thread starts.
         prepared = self._prepare(batch, work)
         run.inventory = self.batch_inventories.write(
-            ident, [h.hostname for h in batch], work_groups(*prepared, dry_run=self.dry_run)
+            ident, [h.hostname for h in batch], work_groups(*prepared, dry_run=self.dry_run, held=held)
         )
 
         def on_event(event: HostEvent) -> None:
@@ -104,6 +109,7 @@ class BatchStarter:
             force_hosts=frozenset(h.hostname for h in batch if work[h.hostname].forced),
             record_only=self.dry_run,
             on_host_event=on_event,
+            hold_from=contract.REDEPLOY_GATE_PHASE if held else "",
         )
         if not gated:
             run.open_gate()  # no gate in the playbook: it touches hosts as soon as it runs
@@ -163,6 +169,8 @@ class BatchStarter:
             extravars[contract.GATE_FILE_VAR] = str(run.gate)
         if run.slot_dir is not None:
             extravars[contract.SLOT_DIR_VAR] = str(run.slot_dir)
+        if run.redeploy_gate is not None:
+            extravars[contract.REDEPLOY_GATE_FILE_VAR] = str(run.redeploy_gate)
         if self.dry_run:
             render = self.run_dir / "boot"
             (render / "unattend").mkdir(parents=True, exist_ok=True)

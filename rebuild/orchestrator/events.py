@@ -8,17 +8,20 @@ reimage), each next phase when the one before is done. A failed or unreachable t
 ignored) fails the host in the phase it is in, with the task name and message as reason; the
 verify role asks for quarantine with `rebuild_quarantine: true`. A host the orchestrator held at
 its imaging slot and then let go (`rebuild_gate` fails it with `rebuild_not_started: true`) was
-never touched: it is not failed, and stays where the journal had it.
+never touched: it is not failed, and stays where the journal had it. A batch held at its
+redeploy gate (`hold_from`) starts its hosts' phases from redeploy on only when the orchestrator
+opens that gate (`release`), so a host let go there stays at its last finished phase.
 The mapper is pure bookkeeping over one batch, so it can be tested with plain event dicts.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rebuild.contract import NOT_STARTED_KEY, phase_done
+from rebuild.contract import NOT_STARTED_KEY, PHASES, phase_done
 from rebuild.journal import ACTIVE, WORK_PHASES, Journal, Phase
 
 _REASON_MAX = 500
@@ -66,6 +69,19 @@ class EventMapper:
     quarantined: dict[str, str] = field(default_factory=dict)
     # Held at its imaging slot and let go untouched (the site stopped): left where it was.
     not_started: dict[str, str] = field(default_factory=dict)
+    # The batch waits at its redeploy gate: a host's first phase from this one on is parked
+    # (not started in the journal) until release(), called just before the gate's file opens.
+    hold_from: str = ""
+    _parked: dict[str, str] = field(default_factory=dict)  # host -> the phase it waits to start
+    _hold_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def release(self) -> None:
+        """The redeploy gate opens: parked hosts enter their phase now, before Ansible goes on."""
+        with self._hold_lock:
+            self.hold_from = ""
+            parked, self._parked = self._parked, {}
+        for host, phase in parked.items():
+            self._start(host, phase)
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         self.handle(event)
@@ -109,7 +125,16 @@ class EventMapper:
             self._start_next(host, outcome.phase)
         return outcome
 
+    def _park(self, host: str, phase: str) -> bool:
+        with self._hold_lock:
+            if not self.hold_from or PHASES.index(phase) < PHASES.index(self.hold_from):
+                return False
+            self._parked[host] = phase
+            return True
+
     def _start(self, host: str, phase: str) -> None:
+        if self._park(host, phase):
+            return
         active, _ = WORK_PHASES[phase]
         if not self.record_only and host not in self.failed:
             current = self.journal.host(host).phase

@@ -13,7 +13,13 @@ from typing import Any
 
 import yaml
 
-from rebuild.contract import GATE_ACTION, PHASES, WIPING_PHASE
+from rebuild.contract import (
+    GATE_ACTION,
+    PHASES,
+    REDEPLOY_GATE_GROUP,
+    REDEPLOY_GATE_PHASE,
+    WIPING_PHASE,
+)
 from rebuild.errors import ConfigError
 from rebuild.journal import ACTIVE, DONE, HostRecord, Phase
 from rebuild.yamlfile import load_yaml
@@ -70,6 +76,26 @@ def playbook_gated(playbook: Path) -> bool:
     return bool(reimaging) and all(
         any(_is_gate(t) for t in p.get("pre_tasks") or []) and not p.get("tasks") for p in reimaging
     )
+
+
+def playbook_redeploy_gated(playbook: Path) -> bool:
+    """Whether the playbook can hold a batch before redeploy, so a wave's later stage may reimage
+    and harden while the one before is still redeployed and verified: a play on the redeploy gate
+    group that does nothing but wait at rebuild_gate, after every play of an earlier phase and
+    before every play of redeploy or a later phase (there is at least one)."""
+    plays = [p for p in load_yaml(playbook) or [] if isinstance(p, dict)]
+    gates = [n for n, p in enumerate(plays) if p.get("hosts") == REDEPLOY_GATE_GROUP]
+    if len(gates) != 1:
+        return False
+    gate, first_held = gates[0], PHASES.index(REDEPLOY_GATE_PHASE)
+    play = plays[gate]
+    if play.get("roles") or play.get("pre_tasks") or play.get("post_tasks") or play.get("handlers"):
+        return False
+    if not play.get("tasks") or not all(_is_gate(t) for t in play["tasks"]):
+        return False
+    phase_at = [(n, PHASES.index(r)) for n, p in enumerate(plays) for r in _role_names(p) if r in PHASES]
+    later = [n for n, phase in phase_at if phase >= first_held]
+    return bool(later) and all((n > gate) == (phase >= first_held) for n, phase in phase_at)
 
 
 def _is_gate(task: object) -> bool:

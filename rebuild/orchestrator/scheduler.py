@@ -1,10 +1,17 @@
-"""The batches of one stage of a wave, in flight at once, within the site's imaging capacity.
+"""The batches of one wave in flight, within the site's imaging capacity, stage after stage.
 
 With a gated playbook the next batch is started early, so Ansible's start-up overlaps the
 reimaging before it, and its hosts are let go in plan order as imaging slots free up (`admit`);
 without one, a batch starts only when nothing else is reimaging. The circuit breaker looks
 before each gate or slot opens (`look_ahead`) and after each batch (the caller's
 `batch_finished`). When the site stops, what has not started is let go untouched.
+
+A later stage of the wave needs the services of the stages before it (a PC needs its servers
+back) for its redeploy and verify, not for its reimage and harden. With `overlap` (the playbook
+has a redeploy gate: resume.playbook_redeploy_gated) a batch of a later stage starts in plan order
+under the same rules while the earlier stages still run; it is held at its redeploy gate
+(`held`), which opens once every batch of the earlier stages has finished and the breaker has
+looked (`release`). Without it, a stage starts only when the one before it is over.
 """
 
 from __future__ import annotations
@@ -23,43 +30,52 @@ Outcome = tuple[str, str]  # (status, reason) that ends the wave: stopped | inte
 
 
 @dataclass
-class StageScheduler:
+class WaveScheduler:
     capacity: int  # hosts reimaging at once, at most (the site's imaging capacity)
     pipeline_depth: int  # batches in flight at once
     gated: bool  # the playbook waits at rebuild_gate (resume.playbook_gated)
+    overlap: bool  # stages overlap, their later ones held at the redeploy gate (not in a dry run)
     dry_run: bool
     breaker: Breaker
     interrupt: Interrupt
-    # Starts a batch's thread; the batch reports to the queue when a slot frees or it ends.
-    start_batch: Callable[[list[Host], bool, queue.Queue[BatchRun]], BatchRun]
+    # Starts a batch's thread (batch, gated, held at its redeploy gate, queue); the batch
+    # reports to the queue when a slot frees or it ends.
+    start_batch: Callable[[list[Host], bool, bool, queue.Queue[BatchRun]], BatchRun]
     batch_finished: Callable[[BatchRun], Outcome | None]
     tripped: Callable[[Trip], Outcome]
     abort: threading.Event = field(default_factory=threading.Event)  # cancel what still runs
 
-    def run_stage(self, stage: list[list[Host]], sample: int) -> Outcome | None:
-        """Run the stage's batches; `sample` is how many hosts the breaker waits for in a wave."""
+    def run(self, stages: list[list[list[Host]]], sample: int) -> Outcome | None:
+        """Run the wave's stages; `sample` is how many hosts the breaker waits for in a wave."""
         news: queue.Queue[BatchRun] = queue.Queue()
-        waiting = list(stage)
+        waiting = [(s, batch) for s, stage in enumerate(stages) for batch in stage]
         running: list[BatchRun] = []
+        stage_of: dict[BatchRun, int] = {}
         outcome: Outcome | None = None
 
         def start(gated: bool) -> None:
-            batch = waiting.pop(0)
+            stage, batch = waiting.pop(0)
+            held = any(stage_of[r] < stage for r in running)  # an earlier stage still runs
             self.interrupt.in_batch = True
-            running.append(self.start_batch(batch, gated, news))
+            run = self.start_batch(batch, gated, held, news)
+            stage_of[run] = stage
+            running.append(run)
 
         try:
             while waiting or running:
                 if outcome is not None or self.interrupt.requested:
+                    waiting.clear()  # not started: let go untouched
                     why = outcome[1].splitlines()[0] if outcome else "interrupted by the operator"
                     for r in running:
                         r.cancel(f"the site is stopping - {why}")
                 else:
-                    trip = self.admit(running, sample)
+                    trip = self.admit(running, sample) or self.release(running, stage_of, sample)
                     if trip is not None:
                         outcome = self.tripped(trip)
                         continue
                     room = bool(waiting) and len(running) < self.pipeline_depth
+                    if room and not self.overlap:  # the next stage waits for the one before
+                        room = not any(stage_of[r] < waiting[0][0] for r in running)
                     if room and self.gated and all(r.gate_open for r in running):
                         start(gated=True)
                         continue
@@ -110,6 +126,18 @@ class StageScheduler:
                 imaging += 1
             if r.waiting:
                 break  # the batches after it queue behind its hosts
+        return None
+
+    def release(self, running: list[BatchRun], stage_of: dict[BatchRun, int], sample: int) -> Trip | None:
+        """Open the redeploy gate of each held batch whose earlier stages have all finished
+        (their batches left `running`; later ones were never started before them). The
+        breaker looks before each."""
+        for r in running:
+            if r.held and not any(stage_of[o] < stage_of[r] for o in running):
+                trip = self.look_ahead(running, sample)
+                if trip is not None:
+                    return trip
+                r.open_redeploy()
         return None
 
     def look_ahead(self, running: list[BatchRun], sample: int) -> Trip | None:

@@ -1,9 +1,13 @@
-"""One wave of a site run: its stages one after the other, and what follows each batch.
+"""One wave of a site run: its stages, and what follows each batch.
 
-Inside a stage, batches are pipelined (scheduler.py): a batch touches hosts only once the one
-before it has finished reimaging, and at most `pipeline_depth` batches are in flight. After each
-batch its failures are kept, the hosts it verified are promoted off the recovery network
-(rebuild.promote), their rebuild secrets retired where Windows LAPS took over
+The wave's batches are pipelined (scheduler.py): a batch touches hosts only once the one before
+it has its imaging slots, and at most `pipeline_depth` batches are in flight. A later stage's
+batches reimage and harden while the stage before is redeployed and verified, and wait at their
+redeploy gate until it is over (when the playbook has that gate and this is no dry run;
+otherwise the stages run one after the other). Waves never overlap: the breaker's per-wave
+sample, --confirm-each-wave and the tier-0 gates sit between them.
+After each batch its failures are kept, the hosts it verified are promoted off the recovery
+network (rebuild.promote), their rebuild secrets retired where Windows LAPS took over
 (rebuild.secret_retirement), and the circuit breaker (breaker.py) decides whether the site goes on.
 """
 
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from rebuild.journal import Journal
@@ -21,8 +26,8 @@ from rebuild.orchestrator.interlocks import confirm_site
 from rebuild.orchestrator.interrupt import Interrupt
 from rebuild.orchestrator.options import SiteRunOptions
 from rebuild.orchestrator.progress import Progress
-from rebuild.orchestrator.resume import HostWork
-from rebuild.orchestrator.scheduler import Outcome, StageScheduler
+from rebuild.orchestrator.resume import HostWork, playbook_redeploy_gated
+from rebuild.orchestrator.scheduler import Outcome, WaveScheduler
 from rebuild.plan import Wave
 from rebuild.promote import PromotionConfig, promote_verified
 from rebuild.secret_retirement import retire_rebuild_secrets
@@ -75,26 +80,29 @@ class WaveRunner:
             batches=len(wave.batches),
         )
         numbers = {id(batch): b for b, batch in enumerate(wave.batches, 1)}
-        scheduler = StageScheduler(
+        scheduler = WaveScheduler(
             capacity=self.site.imaging_capacity,
             pipeline_depth=self.options.pipeline_depth,
             gated=self.gated,
+            overlap=self.overlap,
             dry_run=self.options.dry_run,
             breaker=self.breaker,
             interrupt=self.interrupt,
-            start_batch=lambda batch, gated, news: self.batches.start(
-                wave, numbers[id(batch)], batch, work, self.progress, self.interrupt, news, gated
+            start_batch=lambda batch, gated, held, news: self.batches.start(
+                wave, numbers[id(batch)], batch, work, self.progress, self.interrupt, news, gated, held
             ),
             batch_finished=lambda run: self._batch_finished(wave, run),
             tripped=self._tripped,
             abort=self.abort,
         )
         sample = min(self.site.imaging_capacity, len(wave.hosts))
-        for stage in wave.stages():
-            outcome = scheduler.run_stage(stage, sample)
-            if outcome is not None:
-                return outcome
-        return "completed", ""
+        return scheduler.run(wave.stages(), sample) or ("completed", "")
+
+    @cached_property
+    def overlap(self) -> bool:
+        """Whether a wave's stages overlap: the batches are gated, the playbook holds hosts at a
+        redeploy gate, and this is no dry run (which renders only: its stages stay serial)."""
+        return self.gated and not self.options.dry_run and playbook_redeploy_gated(self.batches.playbook)
 
     def _batch_finished(self, wave: Wave, run: BatchRun) -> Outcome | None:
         failures, runner_status = run.outcome

@@ -242,3 +242,24 @@ def test_nothing_of_the_runs_stays_on_the_node_and_no_secret_is_in_the_artifacts
     ]
     assert leaked == []
     assert [a for a in runs["args"] if any(s in a for s in secrets)] == []
+
+
+def test_a_later_stage_waits_at_its_redeploy_gate_on_the_node_too(
+    lab: RunningLab, arlon_on_node: ExecutionNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15 through an execution node: tier 5's PC reimages while its server's stage runs,
+    and its redeploy gate, a file in the node's batch folder, is opened through the batch's ssh
+    channel once the server is verified."""
+    for var, value in lab.env.items():
+        monkeypatch.setenv(var, value)
+    server, pc = "ARL-LIS01", "ARL-LAB-0001"
+    before = _worker_folders()
+    result = run_site(rehearsal_site_options(lab, [server, pc], "node test: the directory is not part of it"))
+    assert result.status == "completed", (result.status, result.reason, result.failed)
+    with Journal.in_state_dir(lab.state_dir) as journal:
+        at: dict[tuple[str, Phase], float] = {}
+        for t in journal.transitions(run_id=result.run_id):
+            at.setdefault((t.host, t.to_phase), t.at)
+        assert journal.host(pc).phase is Phase.VERIFIED, journal.host(pc).reason
+    assert at[(pc, Phase.REIMAGING)] < at[(server, Phase.VERIFIED)] <= at[(pc, Phase.REDEPLOYING)]
+    assert _worker_folders() == before

@@ -578,6 +578,102 @@ def test_batches_pipeline_within_capacity_through_every_phase(
         assert since_image.index("domain_joined") < restarts[0], (name, since_image)
 
 
+def _entered(journal: Journal, run_id: str) -> dict[str, dict[Phase, float]]:
+    """Per host: when it first entered each phase in run `run_id`."""
+    at: dict[str, dict[Phase, float]] = {}
+    for t in journal.transitions(run_id=run_id):
+        at.setdefault(t.host, {}).setdefault(t.to_phase, t.at)
+    return at
+
+
+def _tier1(lab: Any, **kw: Any) -> SiteRunOptions:
+    """Tier 1 of the small register alone, all four phases: the emergency server ARL-URG01 (one
+    stage), then its three PCs (the next stage). Its hosts rejoin the domain with no directory
+    server rebuilt: the tier-0 gates are let go."""
+    from rebuild.orchestrator.options import DEFAULT_PLAYBOOK
+
+    options = _options(lab, playbook=DEFAULT_PLAYBOOK, tier=1, **kw)
+    options.override_gates = {
+        gate: "stage overlap test: the directory is not part of it" for gate in TIER0_GATES
+    }
+    return options
+
+
+SERVER, PCS = "ARL-URG01", ("ARL-URG-0001", "ARL-URG-0002", "ARL-URG-0003")
+
+
+@pytest.mark.timeout(900)
+def test_pcs_reimage_while_their_server_is_redeployed_and_redeploy_only_once_it_is_verified(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    """Issue 15: a wave's PC stage reimages and hardens while its server stage is redeployed and
+    verified, and waits at its redeploy gate until that stage is over; the imaging capacity (1
+    here) holds across the stages."""
+    lab_environ(lab)
+    result = run_site(_tier1(lab, imaging_capacity=1))
+    assert result.status == "completed", (result.status, result.reason, result.failed)
+    journal = Journal.in_state_dir(lab.state_dir)
+    plan = json.loads((result.run_dir / "plan.json").read_text())
+    # Capacity 1: one host per batch; the server's batch is stage 1, the PCs' three stage 2.
+    assert [wave["batches"] for wave in plan["waves"]] == [[[SERVER], *([pc] for pc in PCS)]]
+    hosts = {h.name: h for h in journal.hosts("arlon")}
+    assert all(hosts[n].phase is Phase.VERIFIED for n in (SERVER, *PCS)), [
+        (n, hosts[n].phase, hosts[n].reason) for n in (SERVER, *PCS)
+    ]
+    at = _entered(journal, result.run_id)
+    spans = _intervals(journal, {result.run_id})
+    assert _max_overlap([spans[n] for n in (SERVER, *PCS)]) <= 1  # capacity held across stages
+    assert [spans[n][0] for n in (SERVER, *PCS)] == sorted(spans[n][0] for n in (SERVER, *PCS))
+    server_redeploy, server_verified = at[SERVER][Phase.REDEPLOYING], at[SERVER][Phase.VERIFIED]
+    for pc in PCS:
+        # Servers before PCs for what needs them: no PC redeploys before its server is verified ...
+        assert at[pc][Phase.REDEPLOYING] >= server_verified, pc
+    # ... but the PCs did not wait for it to reimage: some PC reimaged while the server was
+    # redeployed or verified (serial stages would start the first PC after server_verified).
+    assert any(spans[pc][0] < server_verified and spans[pc][1] > server_redeploy for pc in PCS), (
+        spans,
+        server_redeploy,
+        server_verified,
+    )
+
+
+@pytest.mark.timeout(900)
+def test_a_site_stopping_lets_pcs_go_at_their_redeploy_gate_and_the_rerun_resumes_them(
+    lab: Any, lab_environ: Callable[[Any], None]
+) -> None:
+    """Issue 15: the server stage fails verification (re-infected right after redeploy): the
+    breaker stops the site while the PCs wait at their redeploy gate. They stop after harden,
+    untouched further, journaled as hardened (not failed); the rerun continues them at redeploy."""
+    lab_environ(lab)
+    lab.client.set_fault(SERVER, "drift_after_redeploy", changes=["defender_off"])
+    result = run_site(_tier1(lab))
+    assert result.status == "stopped", (result.status, result.reason, result.failed)
+    assert "circuit breaker" in result.reason
+    journal = Journal.in_state_dir(lab.state_dir)
+    assert journal.host(SERVER).phase is Phase.QUARANTINED
+    first = _entered(journal, result.run_id)
+    histories = _histories(lab)
+    for pc in PCS:
+        record = journal.host(pc)
+        assert record.phase is Phase.HARDENED and not record.reason, (pc, record.phase, record.reason)
+        assert Phase.REDEPLOYING not in first[pc]
+        since_image = [e["event"] for e in histories[pc]][
+            -[e["event"] for e in histories[pc]][::-1].index("reimage") :
+        ]
+        assert "domain_joined" not in since_image, (pc, since_image)  # untouched after harden
+
+    lab.client.clear_fault(SERVER, "drift_after_redeploy")
+    rerun = run_site(_tier1(lab, new_journal=False))
+    assert rerun.status == "completed", (rerun.status, rerun.reason, rerun.failed)
+    again = _entered(journal, rerun.run_id)
+    histories = _histories(lab)
+    for pc in PCS:
+        assert journal.host(pc).phase is Phase.VERIFIED, (pc, journal.host(pc).reason)
+        # resumed at redeploy: no second wipe, no second harden
+        assert min(again[pc], key=again[pc].__getitem__) is Phase.REDEPLOYING, again[pc]
+        assert sum(1 for e in histories[pc] if e["event"] == "reimage" and e.get("status") == "started") == 1
+
+
 def test_reimaged_hosts_keep_their_own_secret_not_the_answer_files(
     lab: Any, lab_environ: Callable[[Any], None]
 ) -> None:

@@ -111,9 +111,13 @@ def test_work_groups_put_each_host_in_the_plays_of_its_phases_only() -> None:
         "rebuild_phase_verify": ["PC1", "PC2"],
         "rebuild_recheck": ["PC1"],
         "rebuild_render": [],
+        "rebuild_redeploy_gate": [],  # the batch is not held before redeploy
     }
+    # Held at its redeploy gate: the hosts that go on to redeploy or verify wait there, not PC4.
+    held = work_groups({**phases, "PC4": ["reimage", "harden"]}, [], dry_run=False, held=True)
+    assert held["rebuild_redeploy_gate"] == ["PC1", "PC2"]
     # A dry run: render only - no host in a play that can boot, re-check or touch it.
-    dry = work_groups({"PC1": ["reimage"], "PC3": []}, ["PC1"], dry_run=True)
+    dry = work_groups({"PC1": ["reimage", "redeploy"], "PC3": []}, ["PC1"], dry_run=True, held=True)
     assert dry["rebuild_render"] == ["PC1"]
     assert all(not members for group, members in dry.items() if group != "rebuild_render")
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from ansible.constants import DEFAULT_VAULT_ID_MATCH
 from ansible.parsing.vault import VaultLib, VaultSecret
 
@@ -156,3 +157,23 @@ def test_a_batch_on_a_node_gets_only_its_own_secrets_sealed_with_a_key_of_its_ow
         opened_with_the_store_key = False
     assert not opened_with_the_store_key
     assert "pc1-admin" not in repr(sent)
+
+
+def test_the_agent_accepts_every_wait_file_the_orchestrator_names_and_only_those(tmp_path: Path) -> None:
+    """Batch gate, imaging slot and redeploy gate (a held batch on a node opens it through the
+    channel too): the names the channel sends are the ones the agent lets through."""
+    from rebuild import contract
+    from rebuild.node_ssh import NodeChannel
+
+    channel = NodeChannel()
+    gates = Path(channel.gates)
+    waits = (
+        contract.gate_file(gates, "t1-b002"),
+        contract.slot_file(contract.slot_dir(gates, "t1-b002"), "ARL-URG-0001"),
+        contract.redeploy_gate_file(gates, "t1-b002"),
+    )
+    for path in waits:
+        name = channel._name(path)
+        assert node_agent._gate_path(tmp_path, name) == tmp_path / node_agent.GATES / name
+    with pytest.raises(ValueError, match="refused"):
+        node_agent._gate_path(tmp_path, "t1-b002-slots/PC/../../x")

@@ -138,3 +138,10 @@ def test_stages_keep_dependencies_apart(fleet: list[Host]) -> None:
     assert len(server_stages) == 3
     last = plan.waves[-1].stages()
     assert len(last) == 2 and len(last[1]) > 1  # PCs' batches can be pipelined
+    # The plan says which batches form each stage (text and JSON), numbered as it shows batches.
+    numbers = plan.waves[-1].stage_numbers()
+    assert [len(n) for n in numbers] == [len(stage) for stage in last]
+    assert [b for n in numbers for b in n] == list(range(1, len(plan.waves[-1].batches) + 1))
+    assert plan.to_dict()["waves"][-1]["stages"] == numbers
+    last_wave_text = plan.to_text().split("\nWave ")[-1]
+    assert f" | batches {numbers[1][0]}-{numbers[1][-1]} (each reimages and hardens" in last_wave_text
