@@ -8,14 +8,20 @@ with its creation time and, for a finished task, the task's start, end and durat
 and the time ansible-runner wrote each batch's `command` file (just before it started
 ansible-playbook). Nothing is re-run and the lab is not asked anything.
 
-The critical path is walked backwards from the batch that ended last: each step takes the
-batch that ended latest before the current one started, so the path is the chain of batches
-the run waited for (the serial stages: tier-0 batches, then each wave). On that path the wall
-time splits into
-  - between batches: the orchestrator (plan, gates, journal writes, inventory) and waiting;
+The critical path is walked backwards from the batch that ended last (critical_path below):
+in a batch it follows the host that finished last; from a batch's start it goes to the batch
+that ended last before it started; from a held batch (a wave's later stage, started while the
+stage before ran, waiting at its redeploy gate) to the earlier stage's last batch, where the
+gate was waiting for it. So the path is the chain of stages the run waited for, and a held
+stage's reimage and harden are on it only for the part they took after the stage before ended.
+On that path the wall time splits into
+  - between batches: the orchestrator (plan, gates, journal writes, inventory) and waiting,
+    including a redeploy gate's opening after the stage before ended;
   - Ansible start-up: `command` written -> first job event (interpreter, collections, plugins);
-  - per task category, the critical host's task durations (the host that finished last);
-  - Ansible per-task overhead: the rest of the batch (strategy, callbacks, forks, results).
+  - per task category, the critical host's task durations;
+  - Ansible per-task overhead: the gaps between its tasks (strategy, callbacks, forks, results).
+Per stage it reports the batch, its critical host, its wall on the path and, for a held one,
+how much of its reimage and harden was hidden behind the stage before (the overlap's gain).
 Connection set-up (WinRM/NTLM/TLS) is inside each task's duration: the events do not
 separate it; bench/bench_lab.py measures it alone.
 """
@@ -102,18 +108,143 @@ def load_batches(run_dir: Path) -> list[Batch]:
     return batches
 
 
-def critical_path(batches: list[Batch]) -> list[Batch]:
-    if not batches:
-        return []
-    current = max(batches, key=lambda b: b.last_event)
-    path = [current]
-    while True:
-        before = [b for b in batches if b.last_event <= current.command_at]
-        if not before:
+BETWEEN = "between batches (orchestrator, journal, waiting)"
+STARTUP = "Ansible start-up per batch"
+OVERHEAD = "Ansible per-task overhead (strategy, callbacks, results)"
+Task = tuple[float, float, str, str]
+
+
+def is_redeploy_gate(action: str, task: str) -> bool:
+    """The task a held batch's hosts wait at until the wave's earlier stages are over."""
+    return action == "rebuild_gate" and "redeploy gate" in task.lower()
+
+
+def is_reimage_or_harden(task: str) -> bool:
+    name = task.lower()
+    return name.startswith(("reimage |", "harden |", "rebuild phase | reimage", "rebuild phase | harden"))
+
+
+def last_host(batch: Batch) -> str:
+    """The batch's critical host: the one whose last task ended last."""
+    return max(batch.tasks, key=lambda h: max(t[1] for t in batch.tasks[h]))
+
+
+def _ended_last_before(batches: list[Batch], at: float, but: Batch) -> Batch | None:
+    before = [b for b in batches if b is not but and b.last_event <= at]
+    return max(before, key=lambda b: b.last_event) if before else None
+
+
+def _walk_tasks(tasks: list[Task], cursor: float, floor: float, buckets: dict[str, float]) -> float:
+    """One host's tasks from `cursor` back to `floor` (a task across it counts its part after it):
+    each task's time in its category, the gaps between tasks as Ansible's per-task overhead.
+    Returns where the walk stopped (the earliest task start reached, never below floor)."""
+    for start, end, action, task in sorted(tasks, key=lambda t: t[0], reverse=True):
+        if end > cursor:
+            continue  # after the path's point in this host (e.g. tasks after a gate walked already)
+        if end <= floor:
             break
-        current = max(before, key=lambda b: b.last_event)
-        path.append(current)
-    return list(reversed(path))
+        buckets[OVERHEAD] += cursor - end
+        buckets[category(action, task)] += end - max(start, floor)
+        cursor = max(start, floor)
+    return cursor
+
+
+@dataclass
+class Held:
+    """Where a held batch met the wave's earlier stages at its redeploy gate."""
+
+    earlier: Batch  # the batch of the earlier stages that ended last before the gate opened
+    passed: float  # the last of the batch's hosts passed the gate (its redeploy play starts)
+    arrived_host: str  # the host that reached the gate last
+    arrived: float
+
+
+def held_at_gate(batches: list[Batch], batch: Batch) -> Held | None:
+    """The batch's redeploy gate, if it waited there for a batch that ended while it ran."""
+    gates = {
+        host: (start, end)
+        for host, tasks in batch.tasks.items()
+        for start, end, action, task in tasks
+        if is_redeploy_gate(action, task)
+    }
+    if not gates:
+        return None  # not held: a wave's first stage, or started after the earlier stages ended
+    passed = max(end for _start, end in gates.values())
+    earlier = _ended_last_before(batches, passed, batch)
+    if earlier is None or earlier.last_event <= batch.command_at:
+        return None  # nothing ended while it ran: the gate was open from the start
+    arrived_host = max(gates, key=lambda h: gates[h][0])
+    return Held(earlier, passed, arrived_host, gates[arrived_host][0])
+
+
+def critical_path(batches: list[Batch], run_start: float) -> tuple[dict[str, float], list[dict[str, object]]]:
+    """The run's critical path, walked backwards from the batch that ended last, split by kind.
+
+    In a batch the path follows its critical host (the one that finished last) task by task back
+    from the batch's end. At the batch's start it goes on through Ansible's start-up to the batch
+    that ended last before this one's `command` was written (the gap: between batches).
+
+    A held batch (a later stage of a wave, started while the stage before still ran) waited at
+    its redeploy gate for that stage instead: the path goes back to the gate, then to the batch
+    that ended last before the gate let the batch through (the earlier stage's last batch), at
+    its end E. If every host reached the gate before E, all the batch did before is off the path
+    (hidden behind the earlier stage: the overlap's gain) and the gate's part after E (the
+    orchestrator seeing the stage end, the breaker's look, the gate file, one poll) counts as
+    between batches, not as a gate cost. If a host reached it after E, that host's tasks after E
+    are on the path (the overlap's excess: reimage and harden that took longer than the earlier
+    stage's redeploy and verify), then the gate's poll; the earlier stage stays on the path up to E.
+    """
+    buckets: dict[str, float] = defaultdict(float)
+    stages: list[dict[str, object]] = []
+    batch: Batch | None = max(batches, key=lambda b: b.last_event)
+    while batch is not None:
+        host = last_host(batch)
+        held = held_at_gate(batches, batch)
+        stage: dict[str, object] = {
+            "batch": batch.name,
+            "hosts": len(batch.hosts),
+            "critical_host": host,
+            "wall_s": round(batch.last_event - batch.command_at, 1),
+        }
+        if held is None:
+            cursor = _walk_tasks(batch.tasks[host], batch.last_event, batch.command_at, buckets)
+            buckets[OVERHEAD] += max(cursor - batch.first_event, 0.0)
+            buckets[STARTUP] += batch.first_event - batch.command_at
+            before = _ended_last_before(batches, batch.command_at, batch)
+            buckets[BETWEEN] += max(batch.command_at - (before.last_event if before else run_start), 0.0)
+            stage.update(on_path_s=stage["wall_s"], startup_s=round(batch.first_event - batch.command_at, 2))
+            stages.append(stage)
+            batch = before
+            continue
+        after_gate = [t for t in batch.tasks[host] if t[0] >= held.passed]
+        cursor = _walk_tasks(after_gate, batch.last_event, held.passed, buckets)
+        buckets[OVERHEAD] += cursor - held.passed  # incl. the play's wait for the last host
+        earlier_end = held.earlier.last_event
+        if held.arrived < earlier_end:
+            buckets[BETWEEN] += held.passed - earlier_end
+        else:
+            buckets[category("rebuild_gate", "redeploy gate")] += held.passed - held.arrived
+            before_gate = [t for t in batch.tasks[held.arrived_host] if t[1] <= held.arrived]
+            cursor = _walk_tasks(before_gate, held.arrived, earlier_end, buckets)
+            buckets[OVERHEAD] += cursor - earlier_end
+        shown = held.arrived_host
+        reimage_harden = [
+            (start, end) for start, end, _a, task in batch.tasks[shown] if is_reimage_or_harden(task)
+        ]
+        total = sum(end - start for start, end in reimage_harden)
+        hidden = sum(max(min(end, earlier_end) - start, 0.0) for start, end in reimage_harden)
+        stage.update(
+            on_path_s=round(batch.last_event - earlier_end, 1),
+            startup_s=0.0,
+            held_until=held.earlier.name,
+            last_at_gate=shown,
+            reimage_harden_s=round(total, 1),
+            hidden_s=round(hidden, 1),
+            excess_s=round(total - hidden, 1),
+        )
+        stages.append(stage)
+        batch = held.earlier
+    return buckets, list(reversed(stages))
 
 
 def breakdown(run_dir: Path) -> dict[str, object]:
@@ -123,32 +254,7 @@ def breakdown(run_dir: Path) -> dict[str, object]:
     run_start = min((run_dir / "plan.json").stat().st_mtime, min(b.command_at for b in batches))
     run_end = max(b.last_event for b in batches)
     wall = run_end - run_start
-    buckets: dict[str, float] = defaultdict(float)
-    stages = []
-    previous_end = run_start
-    for batch in critical_path(batches):
-        buckets["between batches (orchestrator, journal, waiting)"] += max(
-            batch.command_at - previous_end, 0.0
-        )
-        startup = batch.first_event - batch.command_at
-        buckets["Ansible start-up per batch"] += startup
-        last_host = max(batch.tasks, key=lambda h: max(t[1] for t in batch.tasks[h]))
-        in_tasks = 0.0
-        for start, end, action, task in batch.tasks[last_host]:
-            buckets[category(action, task)] += end - start
-            in_tasks += end - start
-        span = batch.last_event - batch.first_event
-        buckets["Ansible per-task overhead (strategy, callbacks, results)"] += max(span - in_tasks, 0.0)
-        stages.append(
-            {
-                "batch": batch.name,
-                "hosts": len(batch.hosts),
-                "wall_s": round(batch.last_event - batch.command_at, 1),
-                "startup_s": round(startup, 2),
-                "critical_host": last_host,
-            }
-        )
-        previous_end = batch.last_event
+    buckets, stages = critical_path(batches, run_start)
     per_phase: dict[str, dict[str, float]] = {}
     for phase in PHASES:
         per_host: dict[str, float] = defaultdict(float)
@@ -173,6 +279,7 @@ def breakdown(run_dir: Path) -> dict[str, object]:
         "hosts": len({h for b in batches for h in b.hosts}),
         "wall_s": round(wall, 1),
         "critical_path_stages": len(stages),
+        "overlap_hidden_s": round(sum(h for s in stages if isinstance(h := s.get("hidden_s"), float)), 1),
         "critical_path_s": {k: round(v, 1) for k, v in sorted(buckets.items(), key=lambda kv: -kv[1])},
         "stages": stages,
         "phases": per_phase,
@@ -188,6 +295,21 @@ def render(result: dict[str, object]) -> str:
     ]
     for name, seconds in result["critical_path_s"].items():  # type: ignore[attr-defined]
         lines.append(f"  {seconds:7.1f} s {seconds / max(wall, 1e-9):6.1%}  {name}")
+    lines.append(
+        "stages on the critical path (wall on the path; held: reimage+harden hidden behind the "
+        f"stage before / on the path; {result['overlap_hidden_s']} s hidden in all):"
+    )
+    for stage in result["stages"]:  # type: ignore[attr-defined]
+        held = (
+            f"  held until {stage['held_until']}: {stage['reimage_harden_s']} s reimage+harden of "
+            f"{stage['last_at_gate']}, {stage['hidden_s']} s hidden, {stage['excess_s']} s on the path"
+            if "held_until" in stage
+            else ""
+        )
+        lines.append(
+            f"  {stage['batch']:10} {stage['hosts']:4} hosts  {stage['on_path_s']:6.1f} s  "
+            f"critical host {stage['critical_host']}{held}"
+        )
     lines.append("per phase (task time per host, span, throughput):")
     for phase, row in result["phases"].items():  # type: ignore[attr-defined]
         lines.append(

@@ -91,3 +91,98 @@ def test_a_batch_overlapping_another_is_not_a_stage_of_the_path(run: Path) -> No
 def test_a_directory_without_artifacts_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=str(tmp_path)):
         site_breakdown.breakdown(tmp_path)
+
+
+REDEPLOY_GATE = "rebuild | wait for the orchestrator to open this batch's redeploy gate"
+
+
+@pytest.fixture
+def wave(tmp_path: Path) -> Path:
+    """A wave's first stage: one server, command at 1 s, its batch ends at 14 s (reboot 4-14 s)."""
+    run = tmp_path / "runs" / "r2"
+    run.mkdir(parents=True)
+    (run / "plan.json").write_text("{}")
+    os.utime(run / "plan.json", (T0, T0))
+    _batch(
+        run,
+        "w1-b001",
+        1.0,
+        [
+            ("SRV", 2.0, 4.0, "rebuild_boot_trigger", "reimage | trigger | one-time network boot"),
+            ("SRV", 4.0, 14.0, "ansible.windows.win_reboot", "redeploy | reboot to complete the domain join"),
+        ],
+    )
+    return run
+
+
+def _pc_stage(run: Path, harden_until: float, gate_until: float) -> None:
+    """The wave's next stage, started at 2 s while the server's ran: reimage from 3 s, harden,
+    the redeploy gate, redeploy until 20 s."""
+    _batch(
+        run,
+        "w1-b002",
+        2.0,
+        [
+            (
+                "PC1",
+                3.0,
+                harden_until - 1.0,
+                "rebuild_boot_trigger",
+                "reimage | trigger | one-time network boot",
+            ),
+            ("PC1", harden_until - 1.0, harden_until, "rebuild_harden", "harden | apply baseline"),
+            ("PC1", harden_until, gate_until, "rebuild_gate", REDEPLOY_GATE),
+            ("PC1", gate_until, 20.0, "rebuild_apps", "redeploy | applications"),
+        ],
+    )
+
+
+def test_a_held_stage_that_hardened_before_the_stage_before_ended_is_on_the_path_only_from_its_gate(
+    wave: Path,
+) -> None:
+    _pc_stage(wave, harden_until=6.0, gate_until=14.5)  # at its gate from 6 s; opened 0.5 s after 14 s
+    result = site_breakdown.breakdown(wave)
+    assert result["wall_s"] == 20.0
+    stages = result["stages"]
+    assert [s["batch"] for s in stages] == ["w1-b001", "w1-b002"]  # type: ignore[attr-defined]
+    pcs = stages[1]  # type: ignore[index]
+    assert (pcs["held_until"], pcs["critical_host"], pcs["on_path_s"]) == ("w1-b001", "PC1", 6.0)
+    assert (pcs["reimage_harden_s"], pcs["hidden_s"], pcs["excess_s"]) == (3.0, 3.0, 0.0)
+    assert result["overlap_hidden_s"] == 3.0
+    parts = result["critical_path_s"]
+    # Its reimage, harden and 8.5 s at the gate are off the path; the gate's 0.5 s after the
+    # server's batch ended is the orchestrator opening it, not a gate cost.
+    assert "gates and slot polling" not in parts  # type: ignore[operator]
+    assert parts["between batches (orchestrator, journal, waiting)"] == 1.5  # 0->1 and 14->14.5  # type: ignore[index]
+    assert parts["boot: BMC power, WoL, PXE entry"] == 2.0  # the server's only  # type: ignore[index]
+    assert parts["module payloads on hosts"] == 5.5  # the PC's redeploy, not its harden  # type: ignore[index]
+    assert parts["reboots and their waits"] == 10.0  # type: ignore[index]
+    assert sum(parts.values()) == pytest.approx(20.0, abs=0.2)  # type: ignore[attr-defined]
+    assert "held until w1-b001" in site_breakdown.render(result)
+
+
+def test_a_held_stage_that_hardened_after_the_stage_before_ended_puts_the_excess_on_the_path(
+    wave: Path,
+) -> None:
+    _pc_stage(wave, harden_until=16.0, gate_until=16.2)  # reimage 3-15 s, harden 15-16 s: 2 s past 14 s
+    result = site_breakdown.breakdown(wave)
+    stages = result["stages"]
+    assert [s["batch"] for s in stages] == ["w1-b001", "w1-b002"]  # type: ignore[attr-defined]
+    pcs = stages[1]  # type: ignore[index]
+    assert (pcs["reimage_harden_s"], pcs["hidden_s"], pcs["excess_s"]) == (13.0, 11.0, 2.0)
+    assert pcs["on_path_s"] == 6.0
+    parts = result["critical_path_s"]
+    assert parts["boot: BMC power, WoL, PXE entry"] == 3.0  # the server's 2 s + the PC's reimage 14-15 s  # type: ignore[index]
+    assert parts["module payloads on hosts"] == 4.8  # harden 15-16 s + redeploy 16.2-20 s  # type: ignore[index]
+    assert parts["gates and slot polling"] == 0.2  # one poll of an open gate  # type: ignore[index]
+    assert parts["between batches (orchestrator, journal, waiting)"] == 1.0  # type: ignore[index]
+    assert sum(parts.values()) == pytest.approx(20.0, abs=0.2)  # type: ignore[attr-defined]
+
+
+def test_a_stage_started_after_the_stage_before_ended_is_not_held(wave: Path) -> None:
+    # Its hosts are in no gate group: no redeploy gate task; it waited for the server's batch.
+    _batch(wave, "w1-b002", 15.0, [("PC1", 16.0, 20.0, "rebuild_apps", "redeploy | applications")])
+    result = site_breakdown.breakdown(wave)
+    assert [s["batch"] for s in result["stages"]] == ["w1-b001", "w1-b002"]  # type: ignore[attr-defined]
+    assert "held_until" not in result["stages"][1]  # type: ignore[index]
+    assert result["critical_path_s"]["between batches (orchestrator, journal, waiting)"] == 2.0  # type: ignore[index]
