@@ -9,11 +9,13 @@ and the time ansible-runner wrote each batch's `command` file (just before it st
 ansible-playbook). Nothing is re-run and the lab is not asked anything.
 
 The critical path is walked backwards from the batch that ended last (critical_path below):
-in a batch it follows the host that finished last; from a batch's start it goes to the batch
-that ended last before it started; from a held batch (a wave's later stage, started while the
-stage before ran, waiting at its redeploy gate) to the earlier stage's last batch, where the
-gate was waiting for it. So the path is the chain of stages the run waited for, and a held
-stage's reimage and harden are on it only for the part they took after the stage before ended.
+in a batch it follows the host that finished last; from its wait for an imaging slot or its
+batch's gate to the host whose reimage freed the slot (or took the last slot before the gate);
+from a batch's start to the batch that ended last before it started; from a held batch (a
+wave's later stage, started while the stage before ran, waiting at its redeploy gate) to the
+earlier stage's last batch, where the gate was waiting for it. So the path is the chain of
+batches the run waited for, and a held stage's reimage and harden are on it only for the part
+they took after the stage before ended.
 On that path the wall time splits into
   - between batches: the orchestrator (plan, gates, journal writes, inventory) and waiting,
     including a redeploy gate's opening after the stage before ended;
@@ -149,6 +151,80 @@ def _walk_tasks(tasks: list[Task], cursor: float, floor: float, buckets: dict[st
     return cursor
 
 
+def _reimaged(tasks: list[Task]) -> float | None:
+    """When the host's reimage ended (its imaging slot freed): its last reimage task's end."""
+    ends = [
+        end
+        for _s, end, _a, task in tasks
+        if task.lower().startswith(("reimage |", "rebuild phase | reimage"))
+    ]
+    return max(ends) if ends else None
+
+
+def _slot_taken(tasks: list[Task]) -> float | None:
+    """When the host got its imaging slot: the end of its wait for one."""
+    ends = [
+        end for _s, end, action, task in tasks if action == "rebuild_gate" and "imaging slot" in task.lower()
+    ]
+    return max(ends) if ends else None
+
+
+Cause = tuple[Batch, str, float]
+
+
+def _cause(batches: list[Batch], batch: Batch, host: str, wait: Task) -> Cause | None:
+    """What a wait for an imaging slot or for a batch's gate waited for: the last event inside it
+    that lets it go. A slot frees when a host's reimage ends (any other host, its own batch's too:
+    free strategy); a batch's gate opens once every host of the batches before it has its slot."""
+    start, end, action, task = wait
+    name = task.lower()
+    if action != "rebuild_gate":
+        return None
+    if "imaging slot" in name:
+        event, same_batch = _reimaged, True
+    elif "this batch's gate" in name:
+        event, same_batch = _slot_taken, False
+    else:
+        return None
+    best: Cause | None = None
+    for other in batches:
+        if other is batch and not same_batch:
+            continue
+        for other_host, tasks in other.tasks.items():
+            if other is batch and other_host == host:
+                continue
+            at = event(tasks)
+            if at is not None and start < at < end and (best is None or at > best[2]):
+                best = (other, other_host, at)
+    return best
+
+
+def _walk_back(
+    batches: list[Batch], batch: Batch, host: str, cursor: float, buckets: dict[str, float]
+) -> tuple[float, Cause | None]:
+    """Like _walk_tasks down to the batch's start, but a wait for an imaging slot or the batch's
+    gate that another host let go (_cause) leaves the path to that host: its poll after the
+    release counts as gates and slot polling. Returns the time reached and the host of another
+    batch the path goes on to (None: it reached this batch's first task)."""
+    while True:
+        for wait in sorted(batch.tasks[host], key=lambda t: t[0], reverse=True):
+            start, end, action, task = wait
+            if end > cursor:
+                continue
+            buckets[OVERHEAD] += cursor - end
+            cause = _cause(batches, batch, host, wait)
+            if cause is not None:
+                buckets[category(action, task)] += end - cause[2]
+                if cause[0] is not batch:
+                    return cause[2], cause
+                host, cursor = cause[1], cause[2]
+                break  # on in the batch's host that freed the slot
+            buckets[category(action, task)] += end - start
+            cursor = start
+        else:
+            return cursor, None
+
+
 @dataclass
 class Held:
     """Where a held batch met the wave's earlier stages at its redeploy gate."""
@@ -181,8 +257,11 @@ def critical_path(batches: list[Batch], run_start: float) -> tuple[dict[str, flo
     """The run's critical path, walked backwards from the batch that ended last, split by kind.
 
     In a batch the path follows its critical host (the one that finished last) task by task back
-    from the batch's end. At the batch's start it goes on through Ansible's start-up to the batch
-    that ended last before this one's `command` was written (the gap: between batches).
+    from the batch's end. A wait for an imaging slot or the batch's gate that another host let go
+    (its reimage ended, freeing a slot; it took the last slot the gate waited for) hands the path
+    to that host at that moment (_walk_back). At the batch's start it goes on through Ansible's
+    start-up to the batch that ended last before this one's `command` was written (the gap:
+    between batches).
 
     A held batch (a later stage of a wave, started while the stage before still ran) waited at
     its redeploy gate for that stage instead: the path goes back to the gate, then to the batch
@@ -196,10 +275,12 @@ def critical_path(batches: list[Batch], run_start: float) -> tuple[dict[str, flo
     """
     buckets: dict[str, float] = defaultdict(float)
     stages: list[dict[str, object]] = []
-    batch: Batch | None = max(batches, key=lambda b: b.last_event)
+    last = max(batches, key=lambda b: b.last_event)
+    batch: Batch | None = last
+    host = last_host(last)
+    entry = last.last_event  # where the path enters the batch (walking backwards)
     while batch is not None:
-        host = last_host(batch)
-        held = held_at_gate(batches, batch)
+        held = held_at_gate(batches, batch) if entry == batch.last_event else None
         stage: dict[str, object] = {
             "batch": batch.name,
             "hosts": len(batch.hosts),
@@ -207,14 +288,24 @@ def critical_path(batches: list[Batch], run_start: float) -> tuple[dict[str, flo
             "wall_s": round(batch.last_event - batch.command_at, 1),
         }
         if held is None:
-            cursor = _walk_tasks(batch.tasks[host], batch.last_event, batch.command_at, buckets)
+            cursor, cause = _walk_back(batches, batch, host, entry, buckets)
+            if cause is not None:  # it waited for a slot or its gate: on in the batch that let it go
+                stage.update(on_path_s=round(entry - cause[2], 1), startup_s=0.0, waited_for=cause[1])
+                stages.append(stage)
+                batch, host, entry = cause
+                continue
             buckets[OVERHEAD] += max(cursor - batch.first_event, 0.0)
             buckets[STARTUP] += batch.first_event - batch.command_at
             before = _ended_last_before(batches, batch.command_at, batch)
             buckets[BETWEEN] += max(batch.command_at - (before.last_event if before else run_start), 0.0)
-            stage.update(on_path_s=stage["wall_s"], startup_s=round(batch.first_event - batch.command_at, 2))
+            stage.update(
+                on_path_s=round(entry - batch.command_at, 1),
+                startup_s=round(batch.first_event - batch.command_at, 2),
+            )
             stages.append(stage)
             batch = before
+            if before is not None:
+                host, entry = last_host(before), before.last_event
             continue
         after_gate = [t for t in batch.tasks[host] if t[0] >= held.passed]
         cursor = _walk_tasks(after_gate, batch.last_event, held.passed, buckets)
@@ -243,7 +334,7 @@ def critical_path(batches: list[Batch], run_start: float) -> tuple[dict[str, flo
             excess_s=round(total - hidden, 1),
         )
         stages.append(stage)
-        batch = held.earlier
+        batch, host, entry = held.earlier, last_host(held.earlier), held.earlier.last_event
     return buckets, list(reversed(stages))
 
 
@@ -290,7 +381,8 @@ def render(result: dict[str, object]) -> str:
     wall = float(result["wall_s"])  # type: ignore[arg-type]
     lines = [
         f"run {result['run']}: {result['hosts']} hosts, {result['batches']} batches, wall {wall:.0f} s, "
-        f"{result['critical_path_stages']} serial stages on the critical path",
+        f"{result['critical_path_stages']} batches on the critical path "
+        "(stages, and batches that waited for a slot)",
         "where the wall time went (critical path):",
     ]
     for name, seconds in result["critical_path_s"].items():  # type: ignore[attr-defined]
@@ -304,6 +396,8 @@ def render(result: dict[str, object]) -> str:
             f"  held until {stage['held_until']}: {stage['reimage_harden_s']} s reimage+harden of "
             f"{stage['last_at_gate']}, {stage['hidden_s']} s hidden, {stage['excess_s']} s on the path"
             if "held_until" in stage
+            else f"  (waited for an imaging slot or its gate: {stage['waited_for']})"
+            if "waited_for" in stage
             else ""
         )
         lines.append(

@@ -186,3 +186,51 @@ def test_a_stage_started_after_the_stage_before_ended_is_not_held(wave: Path) ->
     assert [s["batch"] for s in result["stages"]] == ["w1-b001", "w1-b002"]  # type: ignore[attr-defined]
     assert "held_until" not in result["stages"][1]  # type: ignore[index]
     assert result["critical_path_s"]["between batches (orchestrator, journal, waiting)"] == 2.0  # type: ignore[index]
+
+
+def test_a_batch_that_waited_for_an_imaging_slot_goes_on_through_the_host_that_freed_it(
+    tmp_path: Path,
+) -> None:
+    # Imaging capacity 1, two pipelined batches of one stage: PC2's batch starts while PC1's
+    # runs, and PC2 waits for the slot until PC1 is reimaged (5 s).
+    run = tmp_path / "runs" / "r3"
+    run.mkdir(parents=True)
+    (run / "plan.json").write_text("{}")
+    os.utime(run / "plan.json", (T0, T0))
+    slot = "rebuild | wait for an imaging slot"
+    batch_gate = "rebuild | wait for the orchestrator to open this batch's gate"
+    _batch(
+        run,
+        "w1-b001",
+        0.5,
+        [
+            ("PC1", 1.5, 1.6, "rebuild_gate", batch_gate),
+            ("PC1", 1.6, 1.7, "rebuild_gate", slot),
+            ("PC1", 1.7, 5.0, "rebuild_boot_trigger", "reimage | trigger | one-time network boot"),
+            ("PC1", 5.0, 7.0, "rebuild_harden", "harden | apply baseline"),
+            ("PC1", 7.0, 9.0, "rebuild_apps", "redeploy | applications"),
+        ],
+    )
+    _batch(
+        run,
+        "w1-b002",
+        0.8,
+        [
+            ("PC2", 1.5, 1.55, "rebuild_gate", batch_gate),
+            ("PC2", 1.6, 5.3, "rebuild_gate", slot),
+            ("PC2", 5.3, 8.0, "rebuild_boot_trigger", "reimage | trigger | one-time network boot"),
+            ("PC2", 8.0, 9.0, "rebuild_harden", "harden | apply baseline"),
+            ("PC2", 9.0, 12.0, "rebuild_apps", "redeploy | applications"),
+        ],
+    )
+    result = site_breakdown.breakdown(run)
+    stages = result["stages"]
+    assert [(s["batch"], s["on_path_s"]) for s in stages] == [("w1-b001", 4.5), ("w1-b002", 7.0)]  # type: ignore[attr-defined]
+    assert stages[1]["waited_for"] == "PC1"  # type: ignore[index]
+    parts = result["critical_path_s"]
+    # The slot wait until PC1 was reimaged is PC1's reimage on the path, not slot polling.
+    assert parts["boot: BMC power, WoL, PXE entry"] == 6.0  # PC1 1.7-5.0, PC2 5.3-8.0  # type: ignore[index]
+    assert parts["gates and slot polling"] == 0.5  # PC2's 0.3 s after the slot freed, PC1's own two  # type: ignore[index]
+    assert parts["module payloads on hosts"] == 4.0  # PC2's harden and redeploy  # type: ignore[index]
+    assert sum(parts.values()) == pytest.approx(12.0, abs=0.2)  # type: ignore[attr-defined]
+    assert "waited for an imaging slot or its gate: PC1" in site_breakdown.render(result)
