@@ -234,3 +234,32 @@ def test_a_batch_that_waited_for_an_imaging_slot_goes_on_through_the_host_that_f
     assert parts["module payloads on hosts"] == 4.0  # PC2's harden and redeploy  # type: ignore[index]
     assert sum(parts.values()) == pytest.approx(12.0, abs=0.2)  # type: ignore[attr-defined]
     assert "waited for an imaging slot or its gate: PC1" in site_breakdown.render(result)
+
+
+def test_in_a_held_batch_the_host_that_reached_the_gate_last_carries_the_excess(wave: Path) -> None:
+    # PC1 waits at the gate from 6 s; PC2 reaches it at 15 s, 1 s after the server's batch ended;
+    # the redeploy play starts once both passed it (15.2 s); PC1 finishes last.
+    _batch(
+        wave,
+        "w1-b002",
+        2.0,
+        [
+            ("PC1", 3.0, 5.0, "rebuild_boot_trigger", "reimage | trigger | one-time network boot"),
+            ("PC1", 5.0, 6.0, "rebuild_harden", "harden | apply baseline"),
+            ("PC1", 6.0, 14.4, "rebuild_gate", REDEPLOY_GATE),
+            ("PC1", 15.3, 20.0, "rebuild_apps", "redeploy | applications"),
+            ("PC2", 3.0, 14.5, "rebuild_boot_trigger", "reimage | trigger | one-time network boot"),
+            ("PC2", 14.5, 15.0, "rebuild_harden", "harden | apply baseline"),
+            ("PC2", 15.0, 15.2, "rebuild_gate", REDEPLOY_GATE),
+            ("PC2", 15.3, 19.0, "rebuild_apps", "redeploy | applications"),
+        ],
+    )
+    result = site_breakdown.breakdown(wave)
+    pcs = result["stages"][1]  # type: ignore[index]
+    assert (pcs["critical_host"], pcs["last_at_gate"]) == ("PC1", "PC2")
+    assert (pcs["reimage_harden_s"], pcs["hidden_s"], pcs["excess_s"]) == (12.0, 11.0, 1.0)
+    parts = result["critical_path_s"]
+    assert parts["boot: BMC power, WoL, PXE entry"] == 2.5  # the server's 2 s, PC2's reimage 14-14.5 s  # type: ignore[index]
+    assert parts["module payloads on hosts"] == 5.2  # PC2's harden 14.5-15 s, PC1's redeploy  # type: ignore[index]
+    assert parts["gates and slot polling"] == 0.2  # PC2's poll of the open gate  # type: ignore[index]
+    assert sum(parts.values()) == pytest.approx(20.0, abs=0.2)  # type: ignore[attr-defined]
