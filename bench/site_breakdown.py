@@ -235,8 +235,28 @@ class Held:
     arrived: float
 
 
-def held_at_gate(batches: list[Batch], batch: Batch) -> Held | None:
-    """The batch's redeploy gate, if it waited there for a batch that ended while it ran."""
+def earlier_stages(plan: object) -> dict[str, set[str]]:
+    """Per batch (its artifacts' name, `t<tier>-b<number>`), the batches of its wave's earlier
+    stages, from the run's plan.json (`waves[].stages`: batch numbers per stage). Empty when the
+    plan does not say (then a held batch's gate is taken to wait for any batch)."""
+    earlier: dict[str, set[str]] = {}
+    waves = plan.get("waves") if isinstance(plan, dict) else None
+    for wave in waves if isinstance(waves, list) else []:
+        stages = wave.get("stages") if isinstance(wave, dict) else None
+        if not isinstance(stages, list):
+            continue
+        before: set[str] = set()
+        for stage in stages:
+            names = {f"t{wave.get('tier')}-b{number:03d}" for number in stage if isinstance(number, int)}
+            for name in names:
+                earlier[name] = set(before)
+            before |= names
+    return earlier
+
+
+def held_at_gate(batches: list[Batch], batch: Batch, earlier_of: dict[str, set[str]]) -> Held | None:
+    """The batch's redeploy gate, if it waited there for a batch of the earlier stages (per the
+    plan, when it says) that ended while it ran."""
     gates = {
         host: (start, end)
         for host, tasks in batch.tasks.items()
@@ -246,14 +266,18 @@ def held_at_gate(batches: list[Batch], batch: Batch) -> Held | None:
     if not gates:
         return None  # not held: a wave's first stage, or started after the earlier stages ended
     passed = max(end for _start, end in gates.values())
-    earlier = _ended_last_before(batches, passed, batch)
+    allowed = earlier_of.get(batch.name)
+    candidates = batches if allowed is None else [b for b in batches if b.name in allowed]
+    earlier = _ended_last_before(candidates, passed, batch)
     if earlier is None or earlier.last_event <= batch.command_at:
         return None  # nothing ended while it ran: the gate was open from the start
     arrived_host = max(gates, key=lambda h: gates[h][0])
     return Held(earlier, passed, arrived_host, gates[arrived_host][0])
 
 
-def critical_path(batches: list[Batch], run_start: float) -> tuple[dict[str, float], list[dict[str, object]]]:
+def critical_path(
+    batches: list[Batch], run_start: float, earlier_of: dict[str, set[str]] | None = None
+) -> tuple[dict[str, float], list[dict[str, object]]]:
     """The run's critical path, walked backwards from the batch that ended last, split by kind.
 
     In a batch the path follows its critical host (the one that finished last) task by task back
@@ -280,7 +304,7 @@ def critical_path(batches: list[Batch], run_start: float) -> tuple[dict[str, flo
     host = last_host(last)
     entry = last.last_event  # where the path enters the batch (walking backwards)
     while batch is not None:
-        held = held_at_gate(batches, batch) if entry == batch.last_event else None
+        held = held_at_gate(batches, batch, earlier_of or {}) if entry == batch.last_event else None
         stage: dict[str, object] = {
             "batch": batch.name,
             "hosts": len(batch.hosts),
@@ -345,7 +369,11 @@ def breakdown(run_dir: Path) -> dict[str, object]:
     run_start = min((run_dir / "plan.json").stat().st_mtime, min(b.command_at for b in batches))
     run_end = max(b.last_event for b in batches)
     wall = run_end - run_start
-    buckets, stages = critical_path(batches, run_start)
+    try:
+        plan: object = json.loads((run_dir / "plan.json").read_text())
+    except (OSError, ValueError):
+        plan = {}
+    buckets, stages = critical_path(batches, run_start, earlier_stages(plan))
     per_phase: dict[str, dict[str, float]] = {}
     for phase in PHASES:
         per_host: dict[str, float] = defaultdict(float)

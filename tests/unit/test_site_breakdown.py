@@ -263,3 +263,31 @@ def test_in_a_held_batch_the_host_that_reached_the_gate_last_carries_the_excess(
     assert parts["module payloads on hosts"] == 5.2  # PC2's harden 14.5-15 s, PC1's redeploy  # type: ignore[index]
     assert parts["gates and slot polling"] == 0.2  # PC2's poll of the open gate  # type: ignore[index]
     assert sum(parts.values()) == pytest.approx(20.0, abs=0.2)  # type: ignore[attr-defined]
+
+
+def test_a_held_batch_waited_for_the_earlier_stages_of_its_wave_as_the_plan_says(tmp_path: Path) -> None:
+    # Tier 1: the server's batch (stage 1), then two PC batches (stage 2). PC3's batch failed in
+    # harden and ended at 14.2 s, after the server's (14 s) and before PC2's gate let it go
+    # (14.5 s): PC2's batch waited for the server's, not for PC3's.
+    run = tmp_path / "runs" / "r4"
+    run.mkdir(parents=True)
+    plan = {"waves": [{"wave": 1, "tier": 1, "stages": [[1], [2, 3]]}]}
+    (run / "plan.json").write_text(json.dumps(plan))
+    os.utime(run / "plan.json", (T0, T0))
+    _batch(run, "t1-b001", 1.0, [("SRV", 2.0, 14.0, "ansible.windows.win_reboot", "redeploy | reboot")])
+    _batch(
+        run,
+        "t1-b002",
+        2.0,
+        [
+            ("PC2", 3.0, 6.0, "rebuild_harden", "harden | apply baseline"),
+            ("PC2", 6.0, 14.5, "rebuild_gate", REDEPLOY_GATE),
+            ("PC2", 14.5, 20.0, "rebuild_apps", "redeploy | applications"),
+        ],
+    )
+    _batch(run, "t1-b003", 2.5, [("PC3", 3.0, 14.2, "rebuild_harden", "harden | apply baseline")])
+    result = site_breakdown.breakdown(run)
+    stages = result["stages"]
+    assert [s["batch"] for s in stages] == ["t1-b001", "t1-b002"]  # type: ignore[attr-defined]
+    assert stages[1]["held_until"] == "t1-b001"  # type: ignore[index]
+    assert result["critical_path_s"]["between batches (orchestrator, journal, waiting)"] == 1.5  # type: ignore[index]
