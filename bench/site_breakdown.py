@@ -10,7 +10,7 @@ ansible-playbook). Nothing is re-run and the lab is not asked anything.
 
 The critical path is walked backwards from the batch that ended last (critical_path below):
 in a batch it follows the host that finished last; from its wait for an imaging slot or its
-batch's gate to the host whose reimage freed the slot (or took the last slot before the gate);
+batch's gate to the host whose reimage freed the (last) slot it needed;
 from a batch's start to the batch that ended last before it started; from a held batch (a
 wave's later stage, started while the stage before ran, waiting at its redeploy gate) to the
 earlier stage's last batch, where the gate was waiting for it. So the path is the chain of
@@ -161,29 +161,23 @@ def _reimaged(tasks: list[Task]) -> float | None:
     return max(ends) if ends else None
 
 
-def _slot_taken(tasks: list[Task]) -> float | None:
-    """When the host got its imaging slot: the end of its wait for one."""
-    ends = [
-        end for _s, end, action, task in tasks if action == "rebuild_gate" and "imaging slot" in task.lower()
-    ]
-    return max(ends) if ends else None
-
-
 Cause = tuple[Batch, str, float]
 
 
 def _cause(batches: list[Batch], batch: Batch, host: str, wait: Task) -> Cause | None:
-    """What a wait for an imaging slot or for a batch's gate waited for: the last event inside it
-    that lets it go. A slot frees when a host's reimage ends (any other host, its own batch's too:
-    free strategy); a batch's gate opens once every host of the batches before it has its slot."""
+    """What a wait for an imaging slot or for a batch's gate waited for: the last slot freed
+    inside it, i.e. the last reimage of another host that ended inside it (its own batch's too
+    for a slot: free strategy). A batch's gate opens once every host of the batches before it
+    has its slot: when capacity is short, at the moment a reimage frees the last one they need
+    (the hosts' own slot waits end a poll later, often after the gate's, so they cannot date it)."""
     start, end, action, task = wait
     name = task.lower()
     if action != "rebuild_gate":
         return None
     if "imaging slot" in name:
-        event, same_batch = _reimaged, True
+        same_batch = True
     elif "this batch's gate" in name:
-        event, same_batch = _slot_taken, False
+        same_batch = False
     else:
         return None
     best: Cause | None = None
@@ -193,7 +187,7 @@ def _cause(batches: list[Batch], batch: Batch, host: str, wait: Task) -> Cause |
         for other_host, tasks in other.tasks.items():
             if other is batch and other_host == host:
                 continue
-            at = event(tasks)
+            at = _reimaged(tasks)
             if at is not None and start < at < end and (best is None or at > best[2]):
                 best = (other, other_host, at)
     return best
@@ -282,7 +276,7 @@ def critical_path(
 
     In a batch the path follows its critical host (the one that finished last) task by task back
     from the batch's end. A wait for an imaging slot or the batch's gate that another host let go
-    (its reimage ended, freeing a slot; it took the last slot the gate waited for) hands the path
+    (its reimage ended, freeing the slot it or the batches before it needed) hands the path
     to that host at that moment (_walk_back). At the batch's start it goes on through Ansible's
     start-up to the batch that ended last before this one's `command` was written (the gap:
     between batches).

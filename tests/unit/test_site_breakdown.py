@@ -188,11 +188,13 @@ def test_a_stage_started_after_the_stage_before_ended_is_not_held(wave: Path) ->
     assert result["critical_path_s"]["between batches (orchestrator, journal, waiting)"] == 2.0  # type: ignore[index]
 
 
+@pytest.mark.parametrize("waited_at", ["imaging slot", "batch gate"])
 def test_a_batch_that_waited_for_an_imaging_slot_goes_on_through_the_host_that_freed_it(
-    tmp_path: Path,
+    tmp_path: Path, waited_at: str
 ) -> None:
     # Imaging capacity 1, two pipelined batches of one stage: PC2's batch starts while PC1's
-    # runs, and PC2 waits for the slot until PC1 is reimaged (5 s).
+    # runs, and PC2 waits for the slot (or at its batch's gate, for PC1's slot) until PC1 is
+    # reimaged (5 s).
     run = tmp_path / "runs" / "r3"
     run.mkdir(parents=True)
     (run / "plan.json").write_text("{}")
@@ -216,8 +218,14 @@ def test_a_batch_that_waited_for_an_imaging_slot_goes_on_through_the_host_that_f
         "w1-b002",
         0.8,
         [
-            ("PC2", 1.5, 1.55, "rebuild_gate", batch_gate),
-            ("PC2", 1.6, 5.3, "rebuild_gate", slot),
+            *(
+                [("PC2", 1.5, 1.55, "rebuild_gate", batch_gate), ("PC2", 1.6, 5.3, "rebuild_gate", slot)]
+                if waited_at == "imaging slot"
+                else [
+                    ("PC2", 1.5, 5.25, "rebuild_gate", batch_gate),
+                    ("PC2", 5.25, 5.3, "rebuild_gate", slot),
+                ]
+            ),
             ("PC2", 5.3, 8.0, "rebuild_boot_trigger", "reimage | trigger | one-time network boot"),
             ("PC2", 8.0, 9.0, "rebuild_harden", "harden | apply baseline"),
             ("PC2", 9.0, 12.0, "rebuild_apps", "redeploy | applications"),
