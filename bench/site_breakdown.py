@@ -10,13 +10,12 @@ ansible-playbook). Nothing is re-run and the lab is not asked anything.
 
 The critical path is walked backwards from the batch that ended last (critical_path below):
 in a batch it follows the host that finished last; from its wait for an imaging slot or its
-batch's gate to the host whose reimage freed the (last) slot it needed;
-from a batch's start to the batch that ended last before it started; from a held batch (a
-wave's later stage, started while the stage before ran, waiting at its redeploy gate) to the
-earlier stage's last batch, where the gate was waiting for it. So the path is the chain of
-batches the run waited for, and a held stage's reimage and harden are on it only for the part
-they took after the stage before ended.
-On that path the wall time splits into
+batch's gate to the host whose reimage freed the (last) slot it needed; from a batch's start to
+the batch that ended last before it started; from a held batch (a wave's later stage, started
+while the stage before ran, waiting at its redeploy gate) to the earlier stage's last batch,
+where the gate was waiting for it. So the path is the chain of batches the run waited for, and
+a held stage's reimage and harden are on it only for the part they took after the stage before
+ended. On that path the wall time splits into
   - between batches: the orchestrator (plan, gates, journal writes, inventory) and waiting,
     including a redeploy gate's opening after the stage before ended;
   - Ansible start-up: `command` written -> first job event (interpreter, collections, plugins);
