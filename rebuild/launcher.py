@@ -79,6 +79,24 @@ class NodeSecrets:
     files: Mapping[str, str] = field(repr=False)  # store file name -> ansible-vault text
 
 
+# ansible_runner's package __init__ binds `ansible_runner.plugins` to its plugin dict only at its
+# end, after an entry-points scan; until then the name is the ansible_runner.plugins submodule its
+# runner module imported. A second batch thread importing ansible_runner.interface meanwhile finds
+# that module already loaded and goes on with the half-initialised package: Runner.run() then
+# fails with "TypeError: 'module' object is not iterable" (seen once, a held batch starting
+# while the first one imported). One thread imports the whole package; the others wait for it.
+_RUNNER_IMPORT = threading.Lock()
+
+
+def _init_runner() -> Any:
+    """ansible_runner's init_runner, its package completely imported (imported only when a
+    playbook runs, so that `rebuild --help` stays fast)."""
+    with _RUNNER_IMPORT:
+        import ansible_runner  # noqa: F401  the package, to its end
+        from ansible_runner.interface import init_runner
+    return init_runner
+
+
 @dataclass(frozen=True)
 class PlaybookOutcome:
     status: str  # ansible-runner's: successful | failed | canceled | timeout
@@ -87,8 +105,7 @@ class PlaybookOutcome:
 
 def run_playbook(run: Playbook) -> PlaybookOutcome:
     """Run the playbook to its end (or its cancel); returns ansible-runner's status and rc."""
-    from ansible_runner.interface import init_runner  # only here: `rebuild --help` stays fast
-
+    init_runner = _init_runner()
     env = {
         STATE_DIR_ENV: str(run.state_dir),
         "ANSIBLE_CONFIG": str(PROJECT_ROOT / "ansible.cfg"),
@@ -136,7 +153,7 @@ def _run_on_node(
 ) -> PlaybookOutcome:
     """transmit -> rebuild.node_agent and `ansible-runner worker` on the node -> process; the node
     is checked first, and its run's folder must be reported removed at the end."""
-    from ansible_runner.interface import init_runner
+    init_runner = _init_runner()
 
     channel = run.channel or NodeChannel()
     with pinned_host_key(node) as known_hosts:
