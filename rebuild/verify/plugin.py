@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from rebuild.verify.expect import Expectations
+from rebuild.verify.registry_keys import registry_keys_read
 from rebuild.verify.windows import WindowsReads
 
 _CONFIG = pytest.StashKey[dict[str, Any]]()
@@ -126,5 +127,8 @@ def windows_host(target: dict[str, Any], credentials: Credentials) -> Iterator[A
 
 
 @pytest.fixture(scope="session")
-def win(windows_host: Any) -> WindowsReads:
-    return WindowsReads(windows_host)
+def win(windows_host: Any, expect: Expectations) -> WindowsReads:
+    """The host's reads; the registry keys the suites will read are fetched together at the first."""
+    reads = WindowsReads(windows_host)
+    reads.plan_registry_keys(registry_keys_read(expect))
+    return reads

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -122,6 +123,73 @@ def parse_date(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def registry_key_script(path: str) -> str:
+    """One key's values as JSON, nothing when it is missing, `{}` when it has no values."""
+    quoted = ps_quote(path)
+    return (
+        f"if (Test-Path -Path {quoted}) {{ $values = Get-ItemProperty -Path {quoted}; "
+        "if ($null -eq $values) { '{}' } else { $values | ConvertTo-Json -Compress } }"
+    )
+
+
+# WinRS runs its command line through cmd.exe, whose command line is at most 8191 characters
+# (Microsoft Learn, "Command prompt (Cmd.exe) command-line string limitation"); a margin is kept.
+MAX_COMMAND_LINE = 8000
+
+
+def registry_batch_script(paths: Sequence[str]) -> str:
+    """Several keys in one command. Each key's values are converted exactly as its own read
+    converts them (`registry_key_script`: ConvertTo-Json's default -Depth 2, Microsoft Learn
+    ConvertTo-Json) and carried as a string, so a batched answer is the same JSON; the wrapper
+    holds only strings (depth 1). A key that fails to read is caught with Windows' message and
+    does not stop the others."""
+    listed = ",".join(ps_quote(p) for p in paths)
+    return (
+        f"@(foreach ($p in @({listed})) {{ try {{ $j = $null\n"
+        "if (Test-Path -Path $p) { $v = Get-ItemProperty -Path $p -ErrorAction Stop\n"
+        "if ($null -eq $v) { $j = '{}' } else { $j = $v | ConvertTo-Json -Compress } }\n"
+        "[pscustomobject]@{P = $p; J = $j; E = $null} }\n"
+        "catch { [pscustomobject]@{P = $p; J = $null; E = $_.Exception.Message} } }) "
+        "| ConvertTo-Json -Compress -Depth 2"
+    )
+
+
+def registry_batches(paths: Sequence[str]) -> list[list[str]]:
+    """The paths in order, cut so that no command line exceeds MAX_COMMAND_LINE. A path too long
+    to go in any batch is left out: its own read sends it."""
+    batches: list[list[str]] = []
+    current: list[str] = []
+    for path in paths:
+        if len(encoded(registry_batch_script([*current, path]))) <= MAX_COMMAND_LINE:
+            current.append(path)
+        elif len(encoded(registry_batch_script([path]))) <= MAX_COMMAND_LINE:
+            batches.append(current)
+            current = [path]
+    if current:
+        batches.append(current)
+    return [b for b in batches if b]
+
+
+def parse_registry_batch(paths: Sequence[str], result: CommandResult) -> dict[str, Any]:
+    """Each path's values (what its own read gives) or the ReadError of its read. Raises
+    ValueError when the batch itself failed or its answer does not name every path once."""
+    if result.rc != 0:
+        raise ValueError(f"rc {result.rc}: {result.stderr.strip()[:200]}")
+    rows = as_list(json.loads(result.stdout.strip() or "null"))
+    answers: dict[str, Any] = {}
+    for row in rows:
+        if not isinstance(row, dict) or row.get("P") not in paths or row["P"] in answers:
+            raise ValueError(f"unexpected row {str(row)[:200]}")
+        path, text, error = row["P"], row.get("J"), row.get("E")
+        if error is not None:
+            answers[path] = ReadError(f"reading registry key {path} failed on the host: {str(error)[:400]}")
+        else:
+            answers[path] = json.loads(text) if text else None
+    if len(answers) != len(set(paths)):
+        raise ValueError(f"{len(answers)} answers for {len(set(paths))} keys")
+    return answers
+
+
 class WindowsReads:
     """Cached reads of one host."""
 
@@ -133,6 +201,9 @@ class WindowsReads:
     def __init__(self, host: HostLike) -> None:
         self.host = host
         self._cache: dict[str, Any] = {}
+        self._planned: dict[str, None] = {}  # registry keys to read in batches, in order
+        self._registry: dict[str, Any] = {}  # a batched key's values, or the ReadError of its read
+        self.batch_failures: list[str] = []  # batched reads that failed whole (their keys read one by one)
         self.commands = 0  # WinRM commands sent (each is one shell round trip set)
         self.retries = 0
 
@@ -314,18 +385,44 @@ class WindowsReads:
             )
         )
 
-    def registry_key(self, path: str) -> dict[str, Any] | None:
-        """All values of one key, or None when the key does not exist.
+    def plan_registry_keys(self, paths: Iterable[str]) -> None:
+        """The keys this host's checks will read: the first `registry_key` of one of them reads
+        all of them in as few commands as the command line allows (`registry_batches`)."""
+        for path in paths:
+            if path not in self._registry:
+                self._planned.setdefault(path, None)
 
-        One command (a WinRM round-trip set per read is most of a verification's cost): nothing
-        printed when the key is missing, `{}` for a key without values (Get-ItemProperty then
-        returns no object)."""
-        quoted = ps_quote(path)
-        found: dict[str, Any] | None = self.json(
-            f"if (Test-Path -Path {quoted}) {{ $values = Get-ItemProperty -Path {quoted}; "
-            "if ($null -eq $values) { '{}' } else { $values | ConvertTo-Json -Compress } }"
-        )
+    def registry_key(self, path: str) -> dict[str, Any] | None:
+        """All values of one key (a dict, or a list for a wildcard path matching several keys), or
+        None when the key does not exist.
+
+        A planned key is answered from the batched read; any other, or one whose batch failed, by
+        one command of its own (a WinRM round-trip set per read is most of a verification's
+        cost): nothing printed when the key is missing, `{}` for a key without values
+        (Get-ItemProperty then returns no object)."""
+        if path in self._planned:
+            self._read_planned_keys()
+        if path in self._registry:
+            answer = self._registry[path]
+            if isinstance(answer, ReadError):
+                raise answer
+            found: dict[str, Any] | None = answer
+            return found
+        found = self.json(registry_key_script(path))
         return found
+
+    def _read_planned_keys(self) -> None:
+        """One command per batch; a batch that fails as a whole leaves its keys to their own
+        reads, so nothing is lost but the saving."""
+        planned, self._planned = list(self._planned), {}
+        for batch in registry_batches(planned):
+            try:
+                result = self._run(encoded(registry_batch_script(batch)))
+                answers = parse_registry_batch(batch, result)
+            except Exception as exc:  # transport error after retries, or an answer not understood
+                self.batch_failures.append(f"{len(batch)} key(s): {str(exc)[:200]}")
+                continue
+            self._registry.update(answers)
 
     def optional_feature(self, name: str) -> dict[str, Any] | None:
         found: dict[str, Any] | None = self.json(

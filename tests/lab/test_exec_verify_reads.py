@@ -159,3 +159,54 @@ def test_a_registry_key_is_read_in_one_command(reads: WindowsReads) -> None:
     smb = reads.registry_key(r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters")
     assert smb is not None and smb["SMB1"] == 1
     assert reads.commands - before == 3
+
+
+def test_registry_keys_read_together_answer_as_their_own_reads(reads: WindowsReads) -> None:
+    """The batched read runs on the twin as Windows PowerShell 5.1 would (one command) and each key
+    gets what its own read gets: values with their PS* properties, {} for a key without values,
+    None for a missing key, a list for a wildcard path matching several keys."""
+    lab = reads.host.lab  # type: ignore[attr-defined]
+    keys = {r"HKLM:\SOFTWARE\GHAL\Empty": {}, r"HKLM:\SOFTWARE\GHAL\Nics\A": {"NetbiosOptions": 2},
+            r"HKLM:\SOFTWARE\GHAL\Nics\B": {"NetbiosOptions": 0}}  # fmt: skip
+    lab.update(TWIN.name, lambda state: state.registry.update(keys))
+    paths = [
+        r"HKLM:\SOFTWARE\GHAL\Empty",
+        r"HKLM:\SOFTWARE\NoSuchKey",
+        r"HKLM:\SYSTEM\CurrentControlSet\Services\LanmanServer\Parameters",
+        r"HKLM:\SOFTWARE\GHAL\Nics\*",
+        r"HKLM:\SOFTWARE\It's Quoted",
+    ]
+    own = WindowsReads(reads.host)
+    expected = {path: own.registry_key(path) for path in paths}
+    assert expected[paths[0]] == {} and expected[paths[1]] is None and expected[paths[4]] is None
+    assert (
+        expected[paths[2]] is not None and expected[paths[2]]["SMB1"] == 1 and "PSPath" in expected[paths[2]]
+    )
+    assert [k["NetbiosOptions"] for k in expected[paths[3]]] == [2, 0]  # type: ignore[union-attr]
+    reads.plan_registry_keys(paths)
+    before = reads.commands
+    assert {path: reads.registry_key(path) for path in paths} == expected
+    assert reads.commands - before == 1 and not reads.batch_failures
+
+
+def test_a_hosts_baseline_keys_are_read_in_a_few_commands(reads: WindowsReads) -> None:
+    """All the registry keys the suites read for the twin, on the twin: as many commands as batches
+    (each within cmd.exe's command line), the same answers as one command per key."""
+    from rebuild.verify.expect import build_expectations
+    from rebuild.verify.registry_keys import registry_keys_read
+    from rebuild.verify.windows import MAX_COMMAND_LINE, encoded, registry_batch_script, registry_batches
+
+    expect = build_expectations(
+        {"inventory_hostname": TWIN.name, "rebuild_kind": TWIN.kind, "rebuild_service": TWIN.service,
+         "rebuild_os": TWIN.os, "rebuild_site": TWIN.site, "rebuild_domain": "ghal.lan"}
+    )  # fmt: skip
+    paths = registry_keys_read(expect)
+    batches = registry_batches(paths)
+    assert len(paths) > 30 and 1 < len(batches) < 5
+    assert all(len(encoded(registry_batch_script(b))) <= MAX_COMMAND_LINE for b in batches)
+    own = WindowsReads(reads.host)
+    expected = {path: own.registry_key(path) for path in paths}
+    reads.plan_registry_keys(paths)
+    before = reads.commands
+    assert {path: reads.registry_key(path) for path in paths} == expected
+    assert reads.commands - before == len(batches) and not reads.batch_failures

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rebuild.verify.registry_keys import RESTART_PENDING_KEY
 from rebuild.verify.windows import WindowsReads, as_list
-
-# Written by plugins/modules/win_rebuild_baseline.ps1 (value Controls: the control ids).
-RESTART_PENDING_KEY = r"HKLM:\SOFTWARE\GHAL\Rebuild\Harden\RestartPending"
 
 _START = {"0": "boot", "1": "system", "2": "automatic", "3": "manual", "4": "disabled"}
 _STATUS = {"1": "stopped", "4": "running"}

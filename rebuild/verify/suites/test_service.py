@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
+from rebuild.verify.registry_keys import PRINTER_KEY
 from rebuild.verify.windows import WindowsReads
 
 CERT_KEY = "HKLM:\\SOFTWARE\\Microsoft\\SystemCertificates\\{store}\\Certificates\\{thumb}"
-PRINTER_KEY = "HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Print\\Printers\\{name}"
 
 
 def test_application_at_catalogue_version(win: WindowsReads, application):
