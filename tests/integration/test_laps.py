@@ -20,6 +20,7 @@ import pytest
 
 from rebuild.journal import Journal, Phase
 from rebuild.lab import directory
+from rebuild.lab.auth import GP_STATE_KEY
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -67,6 +68,20 @@ def test_joined_pc_is_laps_managed_rotated_and_verified(rehearsal):
     assert twin["laps"]["managed_account"] == "ghal-localadm"  # the built-in Administrator, renamed
     assert directory.laps_expiration(directory.load(lab.lab_dir), ROTATED) is not None
     assert host.results["promote"]["status"] == "promoted"
+
+
+def test_verified_pc_says_in_the_journal_which_ou_its_computer_object_is_in(rehearsal):
+    """The verify done marker's computer_ou: the lab's inventory configures no production OU, so
+    the object stays in the staging OU redeploy joined it to, where the twin's own Group Policy
+    state puts it; the directory team reads that from the journal, not from a log line."""
+    lab, _ = rehearsal
+    with Journal.in_state_dir(lab.state_dir) as j:
+        where = j.host(ROTATED).results["verify"]["computer_ou"]
+    assert where["moved"] is False
+    assert where["ou"].startswith("OU=Rebuild Staging,"), where
+    assert "staging OU" in where["note"]
+    computer_dn = lab.client.twin(ROTATED)["registry"][GP_STATE_KEY]["Distinguished-Name"]
+    assert computer_dn.lower().endswith("," + where["ou"].lower()), (computer_dn, where)
 
 
 def test_pc_whose_rotation_is_refused_is_held_back_and_counted(rehearsal, tmp_path):
