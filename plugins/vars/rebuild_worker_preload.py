@@ -34,6 +34,12 @@ description:
     does nothing, and the C(rebuild_secret) lookup that needs the secret reports the problem.
   - Enabled in the project's C(ansible.cfg) (C(vars_plugins_enabled)); runs in the default
     C(demand) stage (when tasks ask for variables).
+# Options, if only the shared `stage` one: Ansible records a plugin's configuration definition only
+# when its documentation declares options, and re-parses the DOCUMENTATION of one that declares none
+# at every vars_loader.get() (PluginLoader._load_config_defs), i.e. at every task and host: 13 %
+# of ansible-playbook's main-process CPU in a 5-host batch (py-spy), before this.
+extends_documentation_fragment:
+  - vars_plugin_staging
 """
 
 import os
