@@ -67,28 +67,33 @@ def read_records(path: Path) -> list[Exited]:
     return out
 
 
-def kind_chains(records: list[Exited], root: int) -> dict[str, tuple[int, float]]:
-    """Processes that descend from `root`, summed by their chain of kinds ("comm", "+fork" for a
-    fork that did not exec), root first. A pid reused during the run is matched to the process
-    that had it last, which the ordering by exit makes the nearest one."""
+def descendants(records: list[Exited], root: int) -> list[tuple[Exited, list[Exited]]]:
+    """Each process that descends from `root` (root included), with its ancestry from itself up
+    to root. A pid reused during the run is matched to the process that had it last, which the
+    ordering by exit makes the nearest one; a chain that loops or leaves the records is not one."""
     by_pid = {r.pid: r for r in records}
-    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    out = []
     for r in records:
-        chain, seen, cur = [], set(), r
-        while True:
-            chain.append(cur.comm + (" +fork" if cur.forked else ""))
-            if cur.pid == root:
-                break
+        chain, cur = [r], r
+        while cur.pid != root:
             parent = by_pid.get(cur.ppid)
-            if parent is None or parent.pid in seen:
-                chain = []
+            if parent is None or parent in chain:
                 break
-            seen.add(cur.pid)
+            chain.append(parent)
             cur = parent
-        if chain:
-            key = " > ".join(reversed(chain))
-            totals[key][0] += 1
-            totals[key][1] += r.cpu_s
+        else:
+            out.append((r, chain))
+    return out
+
+
+def kind_chains(records: list[Exited], root: int) -> dict[str, tuple[int, float]]:
+    """CPU of the processes under `root`, summed by their chain of kinds ("comm", "+fork" for a
+    fork that did not exec), root first."""
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    for r, chain in descendants(records, root):
+        key = " > ".join(p.comm + (" +fork" if p.forked else "") for p in reversed(chain))
+        totals[key][0] += 1
+        totals[key][1] += r.cpu_s
     return {k: (int(v[0]), v[1]) for k, v in totals.items()}
 
 
@@ -132,21 +137,9 @@ def main() -> int:
         if cpu / max(total, 1e-9) >= 0.002:
             print(f"{count:9d}  {cpu / per:15.3f}  {cpu / max(total, 1e-9):5.1%}  {key}")
     if args.per_process:
-        mine = {r.pid for r in records if _descends(r, root, {x.pid: x for x in records})}
-        cpus = [r.cpu_s for r in records if r.pid in mine and r.comm == args.per_process and not r.forked]
+        cpus = [r.cpu_s for r, _ in descendants(records, root) if r.comm == args.per_process and not r.forked]
         print(f"{args.per_process} (not forked): {len(cpus)} processes, CPU s each: {sorted(cpus)}")
     return 0
-
-
-def _descends(r: Exited, root: int, by_pid: dict[int, Exited]) -> bool:
-    seen = set()
-    while r.pid != root:
-        parent = by_pid.get(r.ppid)
-        if parent is None or r.pid in seen:
-            return False
-        seen.add(r.pid)
-        r = parent
-    return True
 
 
 def _root_pid(records: list[Exited]) -> int:
